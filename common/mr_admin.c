@@ -1,0 +1,143 @@
+/*
+ * Admin HTTP routes on evhttp. Rendering reads only atomics and callbacks
+ * that are safe from the admin thread, so the daemon's own loop is never
+ * blocked by a scrape.
+ */
+#include "mr_admin.h"
+#include "mr_alloc.h"
+#include "mr_config.h"
+#include "mr_metrics.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/thread.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+
+typedef struct admin_routes {
+    mr_admin_ready_cb ready;
+    void *ud;
+} admin_routes;
+
+static void reply(struct evhttp_request *req, int code, const char *ctype, const char *body,
+                  size_t len)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Content-Type", ctype);
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, body, len);
+    evhttp_send_reply(req, code, code == 200 ? "OK" : "Service Unavailable", b);
+    evbuffer_free(b);
+}
+
+static void on_healthz(struct evhttp_request *req, void *arg)
+{
+    reply(req, 200, "application/json", "{\"status\":\"ok\"}\n", 16);
+}
+
+static void on_readyz(struct evhttp_request *req, void *arg)
+{
+    admin_routes *r = arg;
+    mr_buf detail = MR_BUF_INIT, body = MR_BUF_INIT;
+    bool ok = r->ready ? r->ready(r->ud, &detail) : true;
+    mr_buf_printf(&body, "{\"ready\":%s,\"detail\":%s}\n", ok ? "true" : "false",
+                  detail.len ? detail.data : "{}");
+    reply(req, ok ? 200 : 503, "application/json", body.data, body.len);
+    mr_buf_free(&detail);
+    mr_buf_free(&body);
+}
+
+static void on_metrics(struct evhttp_request *req, void *arg)
+{
+    mr_buf body = MR_BUF_INIT;
+    mr_metrics_render(&body);
+    reply(req, 200, "text/plain; version=0.0.4", body.data ? body.data : "", body.len);
+    mr_buf_free(&body);
+}
+
+void mr_admin_attach(struct evhttp *http, mr_admin_ready_cb ready, void *ud)
+{
+    /* Leaked on purpose: routes live as long as the evhttp, which lives as long as the process. */
+    admin_routes *r = mr_calloc(1, sizeof *r);
+    r->ready = ready;
+    r->ud = ud;
+    evhttp_set_cb(http, "/healthz", on_healthz, r);
+    evhttp_set_cb(http, "/readyz", on_readyz, r);
+    evhttp_set_cb(http, "/metrics", on_metrics, r);
+}
+
+struct mr_admin_thread {
+    struct event_base *base;
+    struct evhttp *http;
+    pthread_t thread;
+    int port;
+};
+
+static void *admin_main(void *arg)
+{
+    mr_admin_thread *a = arg;
+    event_base_dispatch(a->base);
+    return NULL;
+}
+
+mr_admin_thread *mr_admin_thread_start(const char *listen, mr_admin_ready_cb ready, void *ud,
+                                       char *err, size_t errlen)
+{
+    char host[256];
+    int port;
+    if (mr_parse_hostport(listen, host, sizeof host, &port) != 0) {
+        snprintf(err, errlen, "admin listen address \"%s\" is not host:port", listen);
+        return NULL;
+    }
+    evthread_use_pthreads();
+    mr_admin_thread *a = mr_calloc(1, sizeof *a);
+    a->base = event_base_new();
+    a->http = evhttp_new(a->base);
+    evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+    evhttp_set_max_headers_size(a->http, 8192);
+    evhttp_set_max_body_size(a->http, 0);
+    evhttp_set_timeout(a->http, 10);
+    struct evhttp_bound_socket *s = evhttp_bind_socket_with_handle(a->http, host[0] ? host : "0.0.0.0", (ev_uint16_t)port);
+    if (!s) {
+        snprintf(err, errlen, "cannot bind admin address %s", listen);
+        goto err;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(evhttp_bound_socket_get_fd(s), (struct sockaddr *)&ss, &sl) == 0)
+        a->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                 : ((struct sockaddr_in *)&ss)->sin_port);
+    mr_admin_attach(a->http, ready, ud);
+    if (pthread_create(&a->thread, NULL, admin_main, a) != 0) {
+        snprintf(err, errlen, "cannot start the admin thread");
+        goto err;
+    }
+    return a;
+err:
+    evhttp_free(a->http);
+    event_base_free(a->base);
+    free(a);
+    return NULL;
+}
+
+int mr_admin_thread_port(mr_admin_thread *a)
+{
+    return a->port;
+}
+
+void mr_admin_thread_stop(mr_admin_thread *a)
+{
+    if (!a)
+        return;
+    event_base_loopbreak(a->base);
+    pthread_join(a->thread, NULL);
+    evhttp_free(a->http);
+    event_base_free(a->base);
+    free(a);
+}

@@ -1,0 +1,129 @@
+/*
+ * The client protocol: JSON text frames over WebSocket (docs/protocol.md).
+ * Parsing turns one frame into a typed mr_frame; serialisers build the
+ * server's frames into an mr_buf.
+ */
+#ifndef MR_PROTO_H
+#define MR_PROTO_H
+
+#include "mr_buf.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MR_ROOM_MAX      128
+#define MR_MID_MAX       64
+#define MR_REQ_ID_MAX    64
+#define MR_MSG_ID_LEN    32 /* hex characters */
+
+/* WebSocket close codes used by the relay (see docs/protocol.md). */
+enum {
+    MR_CLOSE_NORMAL = 1000,
+    MR_CLOSE_GOING_AWAY = 1001,
+    MR_CLOSE_UNSUPPORTED = 1003, /* binary frame */
+    MR_CLOSE_POLICY = 1008,
+    MR_CLOSE_TOO_BIG = 1009,
+    MR_CLOSE_INTERNAL = 1011,
+    MR_CLOSE_RESTART = 1012, /* drain: reconnect elsewhere */
+    MR_CLOSE_AUTH_FAILED = 4001,
+    MR_CLOSE_HELLO_TIMEOUT = 4002,
+    MR_CLOSE_SLOW_CONSUMER = 4008,
+    MR_CLOSE_PROTOCOL = 4009, /* too many invalid frames */
+    MR_CLOSE_TOKEN_EXPIRED = 4010,
+    MR_CLOSE_RATE_LIMIT = 4029
+};
+
+/* Error codes carried by error frames. Keep in step with mr_proto_error_name(). */
+typedef enum {
+    MR_ERR_BAD_JSON = 0,
+    MR_ERR_BAD_FRAME,
+    MR_ERR_UNKNOWN_TYPE,
+    MR_ERR_NOT_AUTHENTICATED,
+    MR_ERR_ALREADY_AUTHENTICATED,
+    MR_ERR_AUTH_FAILED,
+    MR_ERR_INVALID_ROOM,
+    MR_ERR_FORBIDDEN,
+    MR_ERR_NOT_JOINED,
+    MR_ERR_TOO_MANY_ROOMS,
+    MR_ERR_RATE_LIMITED,
+    MR_ERR_UNAVAILABLE,
+    MR_ERR_INTERNAL,
+    MR_ERR_COUNT
+} mr_error_code;
+
+const char *mr_proto_error_name(mr_error_code code);
+/** True when retrying the same request later may succeed. */
+bool mr_proto_error_retryable(mr_error_code code);
+
+typedef enum {
+    MR_FRAME_HELLO,
+    MR_FRAME_JOIN,
+    MR_FRAME_LEAVE,
+    MR_FRAME_PUBLISH,
+    MR_FRAME_PRESENCE,
+    MR_FRAME_PING
+} mr_frame_type;
+
+typedef struct mr_frame {
+    mr_frame_type type;
+    json_t *root;     /* owns everything below */
+    json_t *id;       /* request id (string or integer) or NULL */
+    const char *room; /* join, leave, publish, presence */
+    size_t room_len;
+    const char *token; /* hello */
+    size_t token_len;
+    const char *mid; /* publish: client message id, or NULL */
+    size_t mid_len;
+    json_t *data; /* publish payload: any JSON value */
+    bool has_since;
+    int64_t since; /* join: last seq seen */
+} mr_frame;
+
+typedef struct mr_proto_err {
+    mr_error_code code;
+    char message[160];
+    json_t *id; /* the request id when it could be read (borrowed from the frame), else NULL */
+} mr_proto_err;
+
+/**
+ * Parse one text frame. Returns 0 and fills `f` (release with
+ * mr_frame_free) or -1 and fills `err` (release with mr_proto_err_free).
+ */
+int mr_proto_parse(const char *buf, size_t len, mr_frame *f, mr_proto_err *err);
+void mr_frame_free(mr_frame *f);
+void mr_proto_err_free(mr_proto_err *err);
+
+/** Room names: 1..128 bytes of [A-Za-z0-9_-] (safe as a NATS subject token). */
+bool mr_room_valid(const char *room, size_t len);
+
+/** Message identity: hex of the first 16 bytes of SHA-256(room NUL sender NUL mid). */
+void mr_msg_id(const char *room, size_t room_len, const char *sender, const char *mid,
+               size_t mid_len, char out[MR_MSG_ID_LEN + 1]);
+
+/* Serialisers. `id` is the request id to echo (may be NULL). Each appends one frame. */
+void mr_proto_error_frame(mr_buf *b, json_t *id, mr_error_code code, const char *message);
+void mr_proto_pong(mr_buf *b, json_t *id, int64_t now_ms);
+void mr_proto_joined(mr_buf *b, json_t *id, const char *room);
+void mr_proto_left(mr_buf *b, json_t *id, const char *room);
+void mr_proto_ack(mr_buf *b, json_t *id, const char *room, const char *msg_id, const char *mid,
+                  size_t mid_len);
+
+/** Fields of a `message` frame (also the envelope sent over NATS). */
+typedef struct mr_envelope {
+    const char *room;
+    size_t room_len;
+    const char *msg_id;
+    const char *from;
+    const char *mid;
+    size_t mid_len;
+    const char *region;
+    const char *node;
+    int64_t ts_ms;
+    json_t *data;
+} mr_envelope;
+
+void mr_proto_message(mr_buf *b, const mr_envelope *e);
+
+#endif

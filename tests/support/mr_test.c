@@ -1,0 +1,464 @@
+/*
+ * Test support. Everything here blocks with explicit deadlines: tests poll
+ * for a condition until a time limit rather than sleeping a fixed time.
+ */
+#include "mr_test.h"
+
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+int64_t mr_test_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int mr_test_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &sl) < 0)
+        ck_abort_msg("cannot find a free port: %s", strerror(errno));
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+char *mr_test_tmpdir(const char *tag)
+{
+    const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    char tmpl[512];
+    snprintf(tmpl, sizeof tmpl, "%s/meridian-%s-XXXXXX", base, tag);
+    char *d = mkdtemp(tmpl);
+    ck_assert_msg(d != NULL, "mkdtemp: %s", strerror(errno));
+    chmod(d, 0777);
+    return strdup(d);
+}
+
+int mr_test_write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    fputs(text, f);
+    return fclose(f) == 0 ? 0 : -1;
+}
+
+pid_t mr_test_spawn(char *const argv[], const char *logpath)
+{
+    int errpipe[2];
+    ck_assert(pipe2(errpipe, O_CLOEXEC) == 0);
+    pid_t pid = fork();
+    ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        /* Servers must not outlive a crashed test. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int fd = open(logpath ? logpath : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull >= 0)
+            dup2(devnull, 0);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execvp(argv[0], argv);
+        int e = errno;
+        ssize_t w = write(errpipe[1], &e, sizeof e);
+        (void)w;
+        _exit(127);
+    }
+    close(errpipe[1]);
+    int e = 0;
+    ssize_t r = read(errpipe[0], &e, sizeof e);
+    close(errpipe[0]);
+    ck_assert_msg(r <= 0, "cannot start %s: %s (run scripts/deps)", argv[0], strerror(e));
+    return pid;
+}
+
+int mr_test_wait_exit(pid_t pid, int timeout_ms)
+{
+    int64_t deadline = mr_test_now_ms() + timeout_ms;
+    int status;
+    while (mr_test_now_ms() < deadline) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid)
+            return status;
+        if (r < 0)
+            return -1;
+        struct timespec ts = {0, 5 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return -1;
+}
+
+int mr_test_stop(pid_t pid, int sig, int timeout_ms)
+{
+    if (pid <= 0)
+        return -1;
+    kill(pid, sig);
+    int st = mr_test_wait_exit(pid, timeout_ms);
+    if (st == -1) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &st, 0);
+    }
+    return st;
+}
+
+bool mr_test_alive(pid_t pid)
+{
+    int status;
+    return waitpid(pid, &status, WNOHANG) == 0;
+}
+
+static int tcp_connect(const char *host, int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, host, &sa.sin_addr);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        close(fd);
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+}
+
+int mr_test_wait_port(const char *host, int port, int timeout_ms)
+{
+    int64_t deadline = mr_test_now_ms() + timeout_ms;
+    while (mr_test_now_ms() < deadline) {
+        int fd = tcp_connect(host, port);
+        if (fd >= 0) {
+            close(fd);
+            return 0;
+        }
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return -1;
+}
+
+static int read_all(int fd, char **out, int timeout_ms)
+{
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    int64_t deadline = mr_test_now_ms() + timeout_ms;
+    for (;;) {
+        struct pollfd p = {fd, POLLIN, 0};
+        int left = (int)(deadline - mr_test_now_ms());
+        if (left <= 0 || poll(&p, 1, left) <= 0)
+            break;
+        if (len + 1024 > cap)
+            buf = realloc(buf, cap *= 2);
+        ssize_t n = read(fd, buf + len, cap - len - 1);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    *out = buf;
+    return (int)len;
+}
+
+int mr_test_http_get(const char *host, int port, const char *path, char **body)
+{
+    *body = NULL;
+    int fd = tcp_connect(host, port);
+    if (fd < 0)
+        return -1;
+    char req[1024];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, host);
+    if (write(fd, req, (size_t)n) != n) {
+        close(fd);
+        return -1;
+    }
+    char *resp;
+    read_all(fd, &resp, 5000);
+    close(fd);
+    int status = -1;
+    if (sscanf(resp, "HTTP/%*d.%*d %d", &status) != 1)
+        status = -1;
+    char *b = strstr(resp, "\r\n\r\n");
+    *body = strdup(b ? b + 4 : "");
+    free(resp);
+    return status;
+}
+
+static void nats_spawn(mr_test_nats *n, bool jetstream)
+{
+    char port[16];
+    snprintf(port, sizeof port, "%d", n->port);
+    char *argv[12];
+    int i = 0;
+    argv[i++] = "nats-server";
+    argv[i++] = "-a";
+    argv[i++] = "127.0.0.1";
+    argv[i++] = "-p";
+    argv[i++] = port;
+    if (jetstream) {
+        argv[i++] = "-js";
+        argv[i++] = "-sd";
+        argv[i++] = n->dir;
+    }
+    argv[i] = NULL;
+    n->pid = mr_test_spawn(argv, n->log);
+    ck_assert_msg(mr_test_wait_port("127.0.0.1", n->port, 10000) == 0,
+                  "nats-server did not start; see %s", n->log);
+}
+
+void mr_test_nats_start(mr_test_nats *n, bool jetstream)
+{
+    memset(n, 0, sizeof *n);
+    n->port = mr_test_free_port();
+    n->dir = mr_test_tmpdir("nats");
+    snprintf(n->url, sizeof n->url, "nats://127.0.0.1:%d", n->port);
+    snprintf(n->log, sizeof n->log, "%s/nats.log", n->dir);
+    nats_spawn(n, jetstream);
+}
+
+void mr_test_nats_restart(mr_test_nats *n)
+{
+    nats_spawn(n, true);
+}
+
+void mr_test_nats_stop(mr_test_nats *n)
+{
+    if (n->pid > 0)
+        mr_test_stop(n->pid, SIGTERM, 5000);
+    n->pid = 0;
+}
+
+/* ---- raw WebSocket client ---- */
+
+int mr_ws_connect(mr_ws *ws, const char *host, int port, const char *extra_headers)
+{
+    memset(ws, 0, sizeof *ws);
+    ws->fd = tcp_connect(host, port);
+    if (ws->fd < 0)
+        return -1;
+    char req[2048];
+    int n = snprintf(req, sizeof req,
+                     "GET / HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                     "%s\r\n",
+                     host, port, extra_headers ? extra_headers : "");
+    if (write(ws->fd, req, (size_t)n) != n)
+        return -1;
+    /* Read the response head byte by byte so no frame bytes are swallowed. */
+    char head[4096];
+    size_t hl = 0;
+    int64_t deadline = mr_test_now_ms() + 5000;
+    while (hl < sizeof head - 1) {
+        struct pollfd p = {ws->fd, POLLIN, 0};
+        int left = (int)(deadline - mr_test_now_ms());
+        if (left <= 0 || poll(&p, 1, left) <= 0)
+            return -1;
+        ssize_t r = read(ws->fd, head + hl, 1);
+        if (r <= 0)
+            return -1;
+        hl++;
+        if (hl >= 4 && memcmp(head + hl - 4, "\r\n\r\n", 4) == 0)
+            break;
+    }
+    head[hl] = '\0';
+    int status = -1;
+    if (sscanf(head, "HTTP/1.1 %d", &status) != 1)
+        return -1;
+    return status;
+}
+
+int mr_ws_send_frame(mr_ws *ws, int opcode, const void *payload, size_t len)
+{
+    size_t hl = 2;
+    unsigned char hdr[14];
+    hdr[0] = (unsigned char)(0x80 | opcode);
+    if (len < 126) {
+        hdr[1] = (unsigned char)(0x80 | len);
+    } else if (len < 65536) {
+        hdr[1] = 0x80 | 126;
+        hdr[2] = (unsigned char)(len >> 8);
+        hdr[3] = (unsigned char)len;
+        hl = 4;
+    } else {
+        hdr[1] = 0x80 | 127;
+        for (int i = 0; i < 8; i++)
+            hdr[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+        hl = 10;
+    }
+    unsigned char mask[4] = {0x12, 0x34, 0x56, 0x78};
+    memcpy(hdr + hl, mask, 4);
+    hl += 4;
+    unsigned char *buf = malloc(hl + len);
+    memcpy(buf, hdr, hl);
+    for (size_t i = 0; i < len; i++)
+        buf[hl + i] = ((const unsigned char *)payload)[i] ^ mask[i & 3];
+    size_t off = 0;
+    while (off < hl + len) {
+        ssize_t w = write(ws->fd, buf + off, hl + len - off);
+        if (w <= 0) {
+            if (w < 0 && errno == EINTR)
+                continue;
+            free(buf);
+            return -1;
+        }
+        off += (size_t)w;
+    }
+    free(buf);
+    return 0;
+}
+
+int mr_ws_send_text(mr_ws *ws, const char *text)
+{
+    return mr_ws_send_frame(ws, 1, text, strlen(text));
+}
+
+/* Ensure `need` bytes are buffered; returns 0, -1 on time-out, -2 on EOF. */
+static int fill(mr_ws *ws, size_t need, int64_t deadline)
+{
+    while (ws->rlen < need) {
+        if (ws->rcap < need + 4096) {
+            ws->rcap = need + 65536;
+            ws->rbuf = realloc(ws->rbuf, ws->rcap);
+        }
+        struct pollfd p = {ws->fd, POLLIN, 0};
+        int left = (int)(deadline - mr_test_now_ms());
+        if (left <= 0)
+            return -1;
+        int pr = poll(&p, 1, left);
+        if (pr == 0)
+            return -1;
+        if (pr < 0)
+            continue;
+        ssize_t r = read(ws->fd, ws->rbuf + ws->rlen, ws->rcap - ws->rlen);
+        if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN))
+            return -2;
+        if (r > 0)
+            ws->rlen += (size_t)r;
+    }
+    return 0;
+}
+
+int mr_ws_recv(mr_ws *ws, int timeout_ms, char **out, size_t *len, int *close_code)
+{
+    int64_t deadline = mr_test_now_ms() + timeout_ms;
+    *out = NULL;
+    for (;;) {
+        int r = fill(ws, 2, deadline);
+        if (r < 0)
+            return r;
+        unsigned char *h = (unsigned char *)ws->rbuf;
+        int opcode = h[0] & 0x0f;
+        size_t plen = h[1] & 0x7f, hl = 2;
+        if (plen == 126) {
+            if ((r = fill(ws, 4, deadline)) < 0)
+                return r;
+            h = (unsigned char *)ws->rbuf;
+            plen = (size_t)h[2] << 8 | h[3];
+            hl = 4;
+        } else if (plen == 127) {
+            if ((r = fill(ws, 10, deadline)) < 0)
+                return r;
+            h = (unsigned char *)ws->rbuf;
+            plen = 0;
+            for (int i = 0; i < 8; i++)
+                plen = plen << 8 | h[2 + i];
+            hl = 10;
+        }
+        if ((r = fill(ws, hl + plen, deadline)) < 0)
+            return r;
+        char *payload = malloc(plen + 1);
+        memcpy(payload, ws->rbuf + hl, plen);
+        payload[plen] = '\0';
+        memmove(ws->rbuf, ws->rbuf + hl + plen, ws->rlen - hl - plen);
+        ws->rlen -= hl + plen;
+        if (opcode == 9) { /* ping: answer and keep reading */
+            mr_ws_send_frame(ws, 10, payload, plen);
+            free(payload);
+            continue;
+        }
+        if (opcode == 10) {
+            free(payload);
+            continue;
+        }
+        if (opcode == 8 && close_code)
+            *close_code = plen >= 2 ? ((unsigned char)payload[0] << 8 | (unsigned char)payload[1])
+                                    : 1005;
+        *out = payload;
+        if (len)
+            *len = plen;
+        return opcode;
+    }
+}
+
+char *mr_ws_expect(mr_ws *ws, const char *needle, int timeout_ms)
+{
+    int64_t deadline = mr_test_now_ms() + timeout_ms;
+    for (;;) {
+        int left = (int)(deadline - mr_test_now_ms());
+        if (left <= 0)
+            return NULL;
+        char *p;
+        int cc = 0;
+        int op = mr_ws_recv(ws, left, &p, NULL, &cc);
+        if (op < 0)
+            return NULL;
+        if (op == 8) {
+            free(p);
+            return NULL;
+        }
+        if (strstr(p, needle))
+            return p;
+        free(p);
+    }
+}
+
+int mr_ws_wait_close(mr_ws *ws, int timeout_ms)
+{
+    int64_t deadline = mr_test_now_ms() + timeout_ms;
+    for (;;) {
+        int left = (int)(deadline - mr_test_now_ms());
+        if (left <= 0)
+            return -1;
+        char *p;
+        int cc = 0;
+        int op = mr_ws_recv(ws, left, &p, NULL, &cc);
+        if (op == -1)
+            return -1;
+        if (op == -2)
+            return 1006;
+        free(p);
+        if (op == 8)
+            return cc;
+    }
+}
+
+void mr_ws_close(mr_ws *ws)
+{
+    if (ws->fd >= 0)
+        close(ws->fd);
+    ws->fd = -1;
+    free(ws->rbuf);
+    ws->rbuf = NULL;
+}
