@@ -662,6 +662,7 @@ export class MeridianClient extends Emitter {
   }
 
   _onWelcome(f) {
+    if (this._authenticated) return; // one welcome per connection
     if (this._connectTimer) { this._clearTimeout(this._connectTimer); this._connectTimer = null; }
     this._authenticated = true;
     this._attempt = 0;
