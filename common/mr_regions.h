@@ -1,5 +1,5 @@
 /*
- * The regions file (regions/*.json, documented field by field in
+ * The regions file (regions/NAME.json, documented field by field in
  * regions/README.md): the single source of truth for DNS names, region
  * geography, failover order, relay endpoints and NATS topology. It is read
  * here, validated completely on load, and exposed as read-only structs owned
