@@ -227,6 +227,8 @@ export declare class MeridianClient {
   lastSeq(room: string): number | null;
   members(room: string): Member[];
   publish<T extends Json = Json>(room: string, data: T, options?: { mid?: string }): Promise<PublishAck>;
+  /** A fresh client message id; pass it as publish(..., { mid }) to know it up front. */
+  newMid(): string;
   presence(room: string): Promise<Member[]>;
   ping(): Promise<number>;
 }

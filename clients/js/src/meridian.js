@@ -331,12 +331,15 @@ export class MeridianClient extends Emitter {
         reject(new MeridianError('bad_frame', 'data is required', { final: true }));
         return;
       }
-      const mid = options.mid || `${this._midPrefix}-${++this._midCounter}`;
+      const mid = options.mid || this.newMid();
       const entry = { room, data, mid, resolve, reject, sentOn: null, id: null, timer: null, retries: 0 };
       this._outbox.push(entry);
       this._flushRoom(room);
     });
   }
+
+  /** A new client message id (prefix-counter), for apps that want to know the mid before publishing. */
+  newMid() { return `${this._midPrefix}-${++this._midCounter}`; }
 
   /** Number of publishes waiting for their `ack`. */
   get outboxSize() { return this._outbox.length; }
