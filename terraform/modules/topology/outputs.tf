@@ -1,0 +1,99 @@
+output "problems" {
+  description = "Problems found in the regions file, as \"FILE: FIELD: PROBLEM\" (empty when valid)."
+  value       = local.problems
+}
+
+output "regions" {
+  description = "Per region (by name): fqdn, geo, failover order, relays (with tls/admin_port), NATS servers and URLs, stream name, control and healthcheck (null when absent)."
+  value       = local.regions
+
+  precondition {
+    condition     = !var.enforce || local.valid
+    error_message = "The regions file is invalid:\n  ${join("\n  ", local.problems)}"
+  }
+}
+
+output "region_names" {
+  description = "Region names in file order."
+  value       = [for r in local.ok_regions : r.name]
+}
+
+output "zone" {
+  description = "DNS zone with its trailing dot, as in the file."
+  value       = local.zone
+}
+
+output "zone_name" {
+  description = "DNS zone without the trailing dot (as cloud providers name zones)."
+  value       = local.zone_name
+}
+
+output "ttl" {
+  description = "TTL of every Meridian record."
+  value       = local.ttl
+}
+
+output "ws_fqdn" {
+  description = "The geo-routed WebSocket name."
+  value       = "${local.ws_name}.${local.zone}"
+}
+
+output "api_fqdn" {
+  description = "The control plane API name."
+  value       = "${local.api_name}.${local.zone}"
+}
+
+output "default_region" {
+  description = "Region whose answer clients outside every geography get."
+  value       = local.default_region
+}
+
+output "nameservers" {
+  description = "Authoritative servers of the zone: name, address, port."
+  value       = [for ns in local.nameservers : { name = ns.name, address = ns.address, port = try(ns.port, 53) } if local.valid]
+}
+
+output "relay_port" {
+  description = "The one public WebSocket port of every relay endpoint."
+  value       = local.relay_port
+}
+
+output "nats_servers" {
+  description = "Per NATS server name: region, host, ports, cluster (name, port, routes), gateway (name, port, gateways), jetstream."
+  value       = local.nats_servers
+}
+
+output "nats_conf" {
+  description = "Per NATS server name: the rendered nats-server config file."
+  value       = local.nats_conf
+}
+
+output "dns" {
+  description = "DNS answers with every region healthy: geo (per region: continents, countries, cidrs, addresses), default (clients outside every geography), all (fail-open), regions (fqdn => addresses), api (control addresses), lua (PowerDNS LUA record content per type)."
+  value = {
+    zone    = local.zone
+    ttl     = local.ttl
+    ws_fqdn = "${local.ws_name}.${local.zone}"
+    geo     = local.dns_geo
+    default = local.dns_default
+    all     = local.dns_all
+    regions = { for name, fqdn in local.region_fqdn : fqdn => local.relay_addresses[name] }
+    api     = local.api_addresses
+    lua     = local.lua_records
+  }
+}
+
+output "relay_config" {
+  description = "Per region: meridian-relay config (node_id is added per host)."
+  value       = local.relay_config
+}
+
+output "control_config" {
+  description = "Per region with a control section: meridian-control config without postgres (added by the caller)."
+  value       = local.control_config
+}
+
+output "healthcheck_config" {
+  description = "Per region with a healthcheck section: meridian-healthcheck config."
+  value       = local.healthcheck_config
+}

@@ -1,0 +1,95 @@
+# The repository's local three-region topology (regions/local.json) must be
+# valid and give the answers regions/README.md describes.
+
+variables {
+  regions_file = "../../../regions/local.json"
+}
+
+run "local_topology" {
+  command = plan
+
+  assert {
+    condition     = output.problems == []
+    error_message = "regions/local.json has problems: ${join("; ", output.problems)}"
+  }
+  assert {
+    condition     = output.region_names == ["eu-west", "us-east", "ap-south"]
+    error_message = "regions are not eu-west, us-east, ap-south in file order"
+  }
+  assert {
+    condition     = output.ws_fqdn == "ws.meridian.test." && output.api_fqdn == "api.meridian.test." && output.zone_name == "meridian.test"
+    error_message = "DNS names are wrong"
+  }
+  assert {
+    condition     = output.regions["eu-west"].fqdn == "eu-west.ws.meridian.test."
+    error_message = "region_name template was not applied"
+  }
+  assert {
+    condition     = output.regions["us-east"].failover_order == ["us-east", "eu-west", "ap-south"]
+    error_message = "failover order must start with the region itself"
+  }
+  assert {
+    condition     = output.regions["ap-south"].stream == "MERIDIAN_AP_SOUTH"
+    error_message = "stream name must be MERIDIAN_<REGION> upper-cased"
+  }
+  # Healthy case: each geography answers its own region's relays.
+  assert {
+    condition = alltrue([for g in output.dns.geo :
+    g.addresses == output.regions[g.region].relay_addresses])
+    error_message = "a geography does not answer its own region's relays"
+  }
+  assert {
+    condition     = output.dns.default == ["127.1.0.1", "127.1.0.2"]
+    error_message = "clients outside every geography must get default_region (eu-west)"
+  }
+  assert {
+    condition     = length(output.dns.all) == 6 && output.dns.api == ["127.1.0.20", "127.2.0.20", "127.3.0.20"]
+    error_message = "fail-open answer or api answer is wrong"
+  }
+  assert {
+    condition     = output.dns.regions["us-east.ws.meridian.test."] == ["127.2.0.1", "127.2.0.2"]
+    error_message = "region names must answer their own relays"
+  }
+  assert {
+    condition     = output.dns.lua["A"] == "A \"view({{{'127.1.0.0/16'}, {'127.1.0.1', '127.1.0.2'}}, {{'127.2.0.0/16'}, {'127.2.0.1', '127.2.0.2'}}, {{'127.3.0.0/16'}, {'127.3.0.1', '127.3.0.2'}}, {{'0.0.0.0/0', '::/0'}, {'127.1.0.1', '127.1.0.2'}}})\""
+    error_message = "PowerDNS LUA record: ${output.dns.lua["A"]}"
+  }
+  # NATS: one cluster per region, a one-node region routes to itself, every
+  # server knows every region's gateway.
+  assert {
+    condition     = output.nats_servers["eu-west-nats-1"].cluster.routes == ["nats-route://127.1.0.10:17201"]
+    error_message = "a one-node region must route to itself"
+  }
+  assert {
+    condition = alltrue([for s in output.nats_servers :
+    s.cluster.name == s.region && s.gateway.name == s.region && length(s.gateway.gateways) == 3])
+    error_message = "cluster and gateway must be named after the region and list every region"
+  }
+  assert {
+    condition     = strcontains(output.nats_conf["us-east-nats-1"], "{ name: \"ap-south\", urls: [\"nats://127.3.0.10:17202\"] }")
+    error_message = "rendered nats-server config lacks the ap-south gateway"
+  }
+  assert {
+    condition     = output.relay_config["eu-west"].nats == ["nats://127.1.0.10:17200"] && output.relay_config["eu-west"].listen == "0.0.0.0:17100" && output.relay_config["eu-west"].admin_listen == "0.0.0.0:17110"
+    error_message = "relay config is not derived from the regions file"
+  }
+  assert {
+    condition     = output.control_config["ap-south"].http_listen == "0.0.0.0:17300" && length(output.control_config["ap-south"].regions) == 3
+    error_message = "control config is not derived from the regions file"
+  }
+  assert {
+    condition     = output.healthcheck_config["us-east"].listen == "0.0.0.0:17400"
+    error_message = "healthcheck config is not derived from the regions file"
+  }
+}
+
+run "relay_listen_port_override" {
+  command = plan
+  variables {
+    relay_listen_port = 8080
+  }
+  assert {
+    condition     = output.relay_config["us-east"].listen == "0.0.0.0:8080" && output.relay_port == 17100
+    error_message = "relay_listen_port must change the relay's listen port, not the public port"
+  }
+}
