@@ -1,0 +1,105 @@
+// Smoke test of the demo page's script in a DOM (jsdom) against a scripted
+// WebSocket peer speaking docs/protocol.md over a real socket (ws). It checks
+// the page's wiring: auto-start from ?token=, state display, presence list,
+// sending, region and seq of messages, and resume after a drop. A real
+// browser against real relays is the end-to-end suite's job.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { createRequire } from 'node:module';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const require = createRequire(join(root, 'package.json'));
+let haveDeps = true;
+try { require.resolve('jsdom'); require.resolve('ws'); } catch { haveDeps = false; }
+
+async function waitFor(cond, what, ms = 5000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = cond();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+test('demo page: connect, presence, send, region and seq, resume', { skip: !haveDeps && 'dev dependencies missing: run `npm ci` in clients/js' }, async () => {
+  const { JSDOM } = await import('jsdom');
+  const { WebSocketServer } = await import('ws');
+
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await new Promise((r) => wss.on('listening', r));
+  const { port } = wss.address();
+  const joins = [];
+  let seq = 0;
+  let sockets = [];
+  wss.on('connection', (sock) => {
+    sockets.push(sock);
+    const send = (o) => sock.send(JSON.stringify(o));
+    sock.on('message', (raw) => {
+      const f = JSON.parse(raw.toString());
+      if (f.type === 'hello') send({ type: 'welcome', id: f.id, region: 'us-east', node: 'relay-7', session: 's', user: 'alice', heartbeat: 25 });
+      if (f.type === 'join') {
+        joins.push(f);
+        send({ type: 'joined', id: f.id, room: f.room, ...(f.since !== undefined ? { recovered: true } : {}) });
+      }
+      if (f.type === 'presence') send({ type: 'presence', id: f.id, room: f.room, members: [{ user: 'alice', sessions: 1 }, { user: 'bob', sessions: 2 }] });
+      if (f.type === 'publish') {
+        const msgId = f.mid.padEnd(32, '0').slice(0, 32);
+        send({ type: 'message', room: f.room, msg_id: msgId, from: 'alice', mid: f.mid, region: 'us-east', node: 'relay-7', ts: Date.now(), data: f.data });
+        send({ type: 'ack', id: f.id, room: f.room, msg_id: msgId, mid: f.mid });
+        send({ type: 'commit', room: f.room, msg_id: msgId, seq: ++seq });
+      }
+    });
+  });
+
+  const html = readFileSync(join(root, 'demo', 'index.html'), 'utf8');
+  const dom = new JSDOM(html, { url: `http://127.0.0.1:${port}/?token=tok&name=Alice&room=general` });
+  const saved = {};
+  for (const k of ['document', 'location', 'localStorage']) {
+    saved[k] = Object.getOwnPropertyDescriptor(globalThis, k);
+    Object.defineProperty(globalThis, k, { value: dom.window[k], configurable: true, writable: true });
+  }
+  const doc = dom.window.document;
+  const $ = (id) => doc.getElementById(id);
+  try {
+    await import(pathToFileURL(join(root, 'demo', 'app.js')).href + '?t=' + Date.now());
+    await waitFor(() => $('status').dataset.state === 'connected', 'connected state');
+    assert.equal($('url').value, `ws://127.0.0.1:${port}/`, 'relay URL defaults to the page origin');
+    assert.ok($('login').hidden && !$('chat').hidden);
+    assert.match($('region').textContent, /us-east/);
+    await waitFor(() => $('members').children.length === 2, 'presence list');
+    assert.deepEqual([...$('members').children].map((li) => li.textContent), ['alice', 'bob (2)']);
+    assert.equal(joins[0].room, 'general');
+
+    $('text').value = 'hello <b>world</b>';
+    $('composer').dispatchEvent(new dom.window.Event('submit', { cancelable: true }));
+    const li = await waitFor(() => [...$('messages').children].find((x) => /#1/.test(x.textContent)), 'committed message');
+    assert.equal(li.querySelector('.badge').textContent, 'us-east');
+    assert.equal(li.querySelector('.text').textContent, 'hello <b>world</b>', 'text, not HTML');
+    assert.equal(li.querySelector('b'), null);
+    assert.match(li.querySelector('.who').textContent, /Alice \(alice\)/);
+    assert.equal($('messages').children.length, 1, 'own message shown once');
+
+    // Drop the connection: the page shows it, the SDK resumes from seq 1.
+    for (const s of sockets) s.terminate();
+    sockets = [];
+    await waitFor(() => $('status').dataset.state === 'reconnecting', 'reconnecting state');
+    await waitFor(() => $('status').dataset.state === 'connected', 'connected again', 10000);
+    await waitFor(() => joins.length === 2, 'rejoin');
+    assert.equal(joins[1].since, 1);
+    await waitFor(() => /resumed after #1/.test($('resume-info').textContent), 'resume info');
+    assert.ok($('log').children.length >= 4);
+  } finally {
+    $('leave').click();
+    for (const [k, d] of Object.entries(saved)) {
+      if (d) Object.defineProperty(globalThis, k, d);
+      else delete globalThis[k];
+    }
+    for (const s of wss.clients) s.terminate();
+    await new Promise((r) => wss.close(r));
+    dom.window.close();
+  }
+});
