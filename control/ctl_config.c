@@ -1,0 +1,330 @@
+/*
+ * Configuration loading. The file is read with mr_cfg so every error names
+ * its key; unknown keys are rejected (a typo must not silently fall back to
+ * a default). Flags are applied by main between ctl_config_load() and
+ * ctl_config_finish(), which validates the merged result.
+ */
+#include "ctl_config.h"
+#include "mr_alloc.h"
+#include "mr_config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void ctl_config_init(ctl_config *c)
+{
+    memset(c, 0, sizeof *c);
+    char host[256] = "control";
+    if (gethostname(host, sizeof host - 1) != 0)
+        snprintf(host, sizeof host, "control");
+    c->node = mr_strdup(host);
+    c->http_listen = mr_strdup("127.0.0.1:8480");
+    c->admin_listen = mr_strdup("127.0.0.1:8481");
+    c->hsts_max_age = 31536000;
+    c->http_max_body = 64 * 1024;
+    c->batch_max_messages = 1000;
+    c->batch_max_wait_ms = 50;
+    c->ack_wait_ms = 30000;
+    c->max_ack_pending = 20000;
+    mr_stream_config_init(&c->stream);
+    c->retention_days = 30;
+    c->partition_interval = mr_strdup("day");
+    c->partitions_ahead = 3;
+    c->history_workers = 2;
+    c->log_level = mr_strdup("info");
+}
+
+void ctl_config_set(char **slot, const char *value)
+{
+    free(*slot);
+    *slot = value ? mr_strdup(value) : NULL;
+}
+
+static void list_free(char **list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(list[i]);
+    free(list);
+}
+
+static void list_push(char ***list, size_t *n, const char *s, size_t len)
+{
+    *list = mr_realloc(*list, (*n + 1) * sizeof **list);
+    (*list)[(*n)++] = mr_strndup(s, len);
+}
+
+void ctl_config_set_list(char ***list, size_t *n, const char *value)
+{
+    list_free(*list, *n);
+    *list = NULL;
+    *n = 0;
+    for (const char *p = value; *p;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len > 0)
+            list_push(list, n, p, len);
+        p += len + (comma ? 1 : 0);
+    }
+}
+
+/* Copy a JSON array of strings (already type-checked by mr_cfg) into a list. */
+static void list_from_json(char ***list, size_t *n, json_t *arr)
+{
+    if (!arr)
+        return;
+    list_free(*list, *n);
+    *list = NULL;
+    *n = 0;
+    size_t i;
+    json_t *e;
+    json_array_foreach(arr, i, e) list_push(list, n, json_string_value(e), json_string_length(e));
+}
+
+static void str_from_json(mr_cfg *m, json_t *obj, const char *path, const char *key, char **slot)
+{
+    const char *v = mr_cfg_str(m, obj, path, key, NULL);
+    if (v)
+        ctl_config_set(slot, v);
+}
+
+bool ctl_region_valid(const char *region)
+{
+    size_t n = strlen(region);
+    if (n == 0 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = region[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-'))
+            return false;
+    }
+    return true;
+}
+
+int ctl_config_load(ctl_config *c, const char *path, char *err, size_t errlen)
+{
+    mr_cfg m = {.file = path};
+    json_t *root = mr_cfg_load(&m, path);
+    if (!root) {
+        snprintf(err, errlen, "%s", m.err);
+        return -1;
+    }
+    static const char *const top[] = {"region",
+                                      "regions",
+                                      "node",
+                                      "nats",
+                                      "postgres",
+                                      "http_listen",
+                                      "admin_listen",
+                                      "api_keys",
+                                      "api_keys_file",
+                                      "tls",
+                                      "http",
+                                      "batch",
+                                      "consumer",
+                                      "stream",
+                                      "retention_days",
+                                      "partition_interval",
+                                      "partitions_ahead",
+                                      "history_workers",
+                                      "log_level",
+                                      NULL};
+    mr_cfg_check_keys(&m, root, "", top);
+    str_from_json(&m, root, "", "region", &c->region);
+    list_from_json(&c->regions, &c->nregions, mr_cfg_str_array(&m, root, "", "regions"));
+    str_from_json(&m, root, "", "node", &c->node);
+    /* "nats" is an array of URLs; a single URL string is accepted too for convenience. */
+    json_t *nats = json_object_get(root, "nats");
+    if (json_is_string(nats))
+        ctl_config_set_list(&c->nats_urls, &c->nnats, json_string_value(nats));
+    else
+        list_from_json(&c->nats_urls, &c->nnats, mr_cfg_str_array(&m, root, "", "nats"));
+    str_from_json(&m, root, "", "postgres", &c->postgres);
+    str_from_json(&m, root, "", "http_listen", &c->http_listen);
+    str_from_json(&m, root, "", "admin_listen", &c->admin_listen);
+    list_from_json(&c->api_keys, &c->napi_keys, mr_cfg_str_array(&m, root, "", "api_keys"));
+    str_from_json(&m, root, "", "api_keys_file", &c->api_keys_file);
+    str_from_json(&m, root, "", "log_level", &c->log_level);
+
+    json_t *tls = mr_cfg_obj(&m, root, "", "tls");
+    static const char *const tls_keys[] = {"cert", "key", "hsts_max_age", NULL};
+    mr_cfg_check_keys(&m, tls, "tls", tls_keys);
+    str_from_json(&m, tls, "tls", "cert", &c->tls_cert);
+    str_from_json(&m, tls, "tls", "key", &c->tls_key);
+    c->hsts_max_age = mr_cfg_int(&m, tls, "tls", "hsts_max_age", c->hsts_max_age, 0, 1LL << 31);
+
+    json_t *http = mr_cfg_obj(&m, root, "", "http");
+    static const char *const http_keys[] = {"max_body", NULL};
+    mr_cfg_check_keys(&m, http, "http", http_keys);
+    c->http_max_body = mr_cfg_int(&m, http, "http", "max_body", c->http_max_body, 256, 1 << 20);
+
+    json_t *batch = mr_cfg_obj(&m, root, "", "batch");
+    static const char *const batch_keys[] = {"max_messages", "max_wait_ms", NULL};
+    mr_cfg_check_keys(&m, batch, "batch", batch_keys);
+    c->batch_max_messages =
+        (int)mr_cfg_int(&m, batch, "batch", "max_messages", c->batch_max_messages, 1, 10000);
+    c->batch_max_wait_ms =
+        (int)mr_cfg_int(&m, batch, "batch", "max_wait_ms", c->batch_max_wait_ms, 1, 60000);
+
+    json_t *cons = mr_cfg_obj(&m, root, "", "consumer");
+    static const char *const cons_keys[] = {"ack_wait_ms", "max_ack_pending", NULL};
+    mr_cfg_check_keys(&m, cons, "consumer", cons_keys);
+    c->ack_wait_ms = mr_cfg_int(&m, cons, "consumer", "ack_wait_ms", c->ack_wait_ms, 500, 3600000);
+    c->max_ack_pending =
+        mr_cfg_int(&m, cons, "consumer", "max_ack_pending", c->max_ack_pending, 1, 1000000);
+
+    json_t *st = mr_cfg_obj(&m, root, "", "stream");
+    static const char *const st_keys[] = {"max_age_s", "max_bytes", "duplicate_window_s",
+                                          "replicas",  "placement", NULL};
+    mr_cfg_check_keys(&m, st, "stream", st_keys);
+    c->stream.max_age_s =
+        mr_cfg_int(&m, st, "stream", "max_age_s", c->stream.max_age_s, 0, 10LL * 365 * 86400);
+    c->stream.max_bytes =
+        mr_cfg_int(&m, st, "stream", "max_bytes", c->stream.max_bytes, 0, INT64_MAX / 2);
+    c->stream.duplicate_window_s = mr_cfg_int(&m, st, "stream", "duplicate_window_s",
+                                              c->stream.duplicate_window_s, 1, 7 * 86400);
+    c->stream.replicas = (int)mr_cfg_int(&m, st, "stream", "replicas", c->stream.replicas, 1, 5);
+    str_from_json(&m, st, "stream", "placement", &c->stream_placement);
+
+    c->retention_days =
+        (int)mr_cfg_int(&m, root, "", "retention_days", c->retention_days, 1, 36500);
+    str_from_json(&m, root, "", "partition_interval", &c->partition_interval);
+    c->partitions_ahead =
+        (int)mr_cfg_int(&m, root, "", "partitions_ahead", c->partitions_ahead, 1, 100);
+    c->history_workers =
+        (int)mr_cfg_int(&m, root, "", "history_workers", c->history_workers, 1, 32);
+    json_decref(root);
+    if (mr_cfg_failed(&m)) {
+        snprintf(err, errlen, "%s", m.err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Read one API key per line; blank lines and lines starting with '#' are skipped. */
+static int load_keys_file(ctl_config *c, char *err, size_t errlen)
+{
+    FILE *f = fopen(c->api_keys_file, "r");
+    if (!f) {
+        snprintf(err, errlen, "api_keys_file %s: %s", c->api_keys_file, strerror(errno));
+        return -1;
+    }
+    char line[1024];
+    int lineno = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        size_t n = strcspn(line, "\r\n");
+        if (line[n] == '\0' && !feof(f)) {
+            snprintf(err, errlen, "api_keys_file %s:%d: line too long", c->api_keys_file, lineno);
+            fclose(f);
+            return -1;
+        }
+        line[n] = '\0';
+        char *p = line;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        size_t len = strlen(p);
+        while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+            p[--len] = '\0';
+        if (len == 0 || p[0] == '#')
+            continue;
+        list_push(&c->api_keys, &c->napi_keys, p, len);
+    }
+    fclose(f);
+    return 0;
+}
+
+int ctl_config_finish(ctl_config *c, char *err, size_t errlen)
+{
+    if (!c->region || !ctl_region_valid(c->region)) {
+        snprintf(err, errlen, "region: required, [a-z0-9-] 1..64 bytes");
+        return -1;
+    }
+    if (c->nregions == 0)
+        ctl_config_set_list(&c->regions, &c->nregions, c->region);
+    for (size_t i = 0; i < c->nregions; i++) {
+        if (!ctl_region_valid(c->regions[i])) {
+            snprintf(err, errlen, "regions[%zu]: \"%s\" is not a valid region name", i,
+                     c->regions[i]);
+            return -1;
+        }
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(c->regions[i], c->regions[j]) == 0) {
+                snprintf(err, errlen, "regions: \"%s\" listed twice", c->regions[i]);
+                return -1;
+            }
+    }
+    if (c->nnats == 0)
+        ctl_config_set_list(&c->nats_urls, &c->nnats, "nats://127.0.0.1:4222");
+    if (!c->postgres || !c->postgres[0]) {
+        snprintf(err, errlen, "postgres: required (a libpq connection string)");
+        return -1;
+    }
+    char host[256];
+    int port;
+    if (mr_parse_hostport(c->http_listen, host, sizeof host, &port) != 0) {
+        snprintf(err, errlen, "http_listen: \"%s\" is not host:port", c->http_listen);
+        return -1;
+    }
+    if (mr_parse_hostport(c->admin_listen, host, sizeof host, &port) != 0) {
+        snprintf(err, errlen, "admin_listen: \"%s\" is not host:port", c->admin_listen);
+        return -1;
+    }
+    if (!!c->tls_cert != !!c->tls_key) {
+        snprintf(err, errlen, "tls: cert and key must be given together");
+        return -1;
+    }
+    if (c->partition_interval == NULL || !ctl_config_interval_sql(c)) {
+        snprintf(err, errlen, "partition_interval: must be \"hour\", \"day\" or \"week\"");
+        return -1;
+    }
+    if (c->api_keys_file && load_keys_file(c, err, errlen) != 0)
+        return -1;
+    if (c->napi_keys == 0) {
+        snprintf(err, errlen, "api_keys: at least one key is required (api_keys or api_keys_file)");
+        return -1;
+    }
+    for (size_t i = 0; i < c->napi_keys; i++)
+        if (strlen(c->api_keys[i]) < 16) {
+            snprintf(err, errlen, "api_keys[%zu]: keys must be at least 16 characters", i);
+            return -1;
+        }
+    if (!c->node || !c->node[0] || strlen(c->node) > 128) {
+        snprintf(err, errlen, "node: must be 1..128 bytes");
+        return -1;
+    }
+    c->stream.placement = c->stream_placement;
+    return 0;
+}
+
+const char *ctl_config_interval_sql(const ctl_config *c)
+{
+    if (strcmp(c->partition_interval, "hour") == 0)
+        return "1 hour";
+    if (strcmp(c->partition_interval, "day") == 0)
+        return "1 day";
+    if (strcmp(c->partition_interval, "week") == 0)
+        return "7 days";
+    return NULL;
+}
+
+void ctl_config_free(ctl_config *c)
+{
+    free(c->region);
+    list_free(c->regions, c->nregions);
+    free(c->node);
+    list_free(c->nats_urls, c->nnats);
+    free(c->postgres);
+    free(c->http_listen);
+    free(c->admin_listen);
+    list_free(c->api_keys, c->napi_keys);
+    free(c->api_keys_file);
+    free(c->tls_cert);
+    free(c->tls_key);
+    free(c->stream_placement);
+    free(c->partition_interval);
+    free(c->log_level);
+    memset(c, 0, sizeof *c);
+}

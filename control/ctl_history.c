@@ -1,0 +1,287 @@
+/*
+ * History queries. Both forms use the primary key (room, seq, stored_at) of
+ * the partitioned messages table: "after" reads ascending from a seq,
+ * "before" reads descending below a seq and reverses the page, so paging
+ * backwards costs the same as paging forwards. One row more than asked is
+ * read to know whether there is more. Stored envelopes have no "seq"; it is
+ * spliced in here, as for commits.
+ *
+ * The NATS service runs in a queue group, so each request is answered by one
+ * control instance; the NATS callback only parses and queues, the worker
+ * pool does the query and the reply.
+ */
+#include "ctl_history.h"
+#include "mr_alloc.h"
+#include "mr_log.h"
+#include "mr_metrics.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static mr_metric m_requests =
+    MR_COUNTER("meridian_control_history_requests_total", "History requests over NATS");
+static mr_metric m_errors =
+    MR_COUNTER("meridian_control_history_errors_total", "History requests answered with an error");
+
+void ctl_history_metrics_register(void)
+{
+    mr_metric_register(&m_requests);
+    mr_metric_register(&m_errors);
+}
+
+const char *ctl_history_status_code(ctl_history_status s)
+{
+    switch (s) {
+    case CTL_HIST_OK:
+        return "ok";
+    case CTL_HIST_BAD_REQUEST:
+        return "bad_request";
+    case CTL_HIST_UNAVAILABLE:
+        return "unavailable";
+    default:
+        return "internal";
+    }
+}
+
+void ctl_history_error_json(mr_buf *out, const char *code, const char *message)
+{
+    mr_buf_printf(out, "{\"error\":{\"code\":\"%s\",\"message\":", code);
+    mr_buf_json_str(out, message, strlen(message));
+    mr_buf_puts(out, "}}");
+}
+
+/* Read an optional non-negative integer member. */
+static int opt_int(json_t *o, const char *key, int64_t *v, int64_t min, int64_t max, char *err,
+                   size_t errlen)
+{
+    json_t *j = json_object_get(o, key);
+    if (!j)
+        return 0;
+    if (!json_is_integer(j) || json_integer_value(j) < min || json_integer_value(j) > max) {
+        snprintf(err, errlen, "\"%s\" must be an integer between %lld and %lld", key,
+                 (long long)min, (long long)max);
+        return -1;
+    }
+    *v = json_integer_value(j);
+    return 0;
+}
+
+int ctl_history_parse_request(const char *data, size_t len, ctl_history_query *q, char *err,
+                              size_t errlen)
+{
+    q->after = 0;
+    q->before = 0;
+    q->limit = CTL_HISTORY_LIMIT_DEFAULT;
+    if (len == 0)
+        return 0; /* an empty body means "from the start, default limit" */
+    json_error_t jerr;
+    json_t *o = json_loadb(data, len, 0, &jerr);
+    if (!o || !json_is_object(o)) {
+        snprintf(err, errlen, "request must be a JSON object");
+        json_decref(o);
+        return -1;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(o, key, v)
+    {
+        if (strcmp(key, "after") != 0 && strcmp(key, "limit") != 0 && strcmp(key, "before") != 0) {
+            snprintf(err, errlen, "unknown member \"%.64s\"", key);
+            json_decref(o);
+            return -1;
+        }
+    }
+    int64_t limit = q->limit;
+    int rc = opt_int(o, "after", &q->after, 0, INT64_MAX - 1, err, errlen);
+    if (rc == 0)
+        rc = opt_int(o, "before", &q->before, 1, INT64_MAX, err, errlen);
+    if (rc == 0)
+        rc = opt_int(o, "limit", &limit, 1, CTL_HISTORY_LIMIT_MAX, err, errlen);
+    q->limit = (int)limit;
+    json_decref(o);
+    return rc;
+}
+
+static void append_envelope(mr_buf *out, const char *env, const char *seq)
+{
+    size_t n = strlen(env);
+    if (n < 2 || env[n - 1] != '}') {
+        mr_buf_puts(out, "null"); /* never happens: ingest stores compact objects */
+        return;
+    }
+    mr_buf_append(out, env, n - 1);
+    mr_buf_printf(out, ",\"seq\":%s}", seq);
+}
+
+ctl_history_status ctl_history_run(PGconn *db, const ctl_history_query *q, mr_buf *out, char *err,
+                                   size_t errlen)
+{
+    if (!db) {
+        snprintf(err, errlen, "history store unavailable");
+        return CTL_HIST_UNAVAILABLE;
+    }
+    char after[24], before[24], limit[16];
+    snprintf(after, sizeof after, "%lld", (long long)q->after);
+    snprintf(before, sizeof before, "%lld", (long long)q->before);
+    snprintf(limit, sizeof limit, "%d", q->limit + 1);
+    const char *params[4] = {q->room, after, before, limit};
+    /*
+     * last_seq comes from the same snapshot as the page (one statement), so
+     * a reply never claims a last_seq lower than a seq it contains.
+     */
+    const char *sql_after =
+        "SELECT seq, envelope, (SELECT last_seq FROM rooms WHERE room = $1) FROM messages"
+        " WHERE room = $1 AND seq > $2::bigint AND ($3::bigint = 0 OR seq < $3::bigint)"
+        " ORDER BY seq LIMIT $4::int";
+    const char *sql_before =
+        "SELECT seq, envelope, (SELECT last_seq FROM rooms WHERE room = $1) FROM messages"
+        " WHERE room = $1 AND seq > $2::bigint AND seq < $3::bigint"
+        " ORDER BY seq DESC LIMIT $4::int";
+    const char *sql_last = "SELECT last_seq FROM rooms WHERE room = $1";
+    bool backwards = q->before > 0;
+    PGresult *r =
+        PQexecParams(db, backwards ? sql_before : sql_after, 4, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        snprintf(err, errlen, "query failed: %s", PQerrorMessage(db));
+        mr_log_warn("history %s: %s", q->room, err);
+        PQclear(r);
+        return PQstatus(db) == CONNECTION_OK ? CTL_HIST_INTERNAL : CTL_HIST_UNAVAILABLE;
+    }
+    int rows = PQntuples(r);
+    bool more = rows > q->limit;
+    int shown = more ? q->limit : rows;
+    const char *last = NULL;
+    PGresult *lr = NULL;
+    if (rows > 0 && !PQgetisnull(r, 0, 2)) {
+        last = PQgetvalue(r, 0, 2);
+    } else {
+        const char *p1[1] = {q->room};
+        lr = PQexecParams(db, sql_last, 1, NULL, p1, NULL, NULL, 0);
+        if (PQresultStatus(lr) == PGRES_TUPLES_OK && PQntuples(lr) == 1)
+            last = PQgetvalue(lr, 0, 0);
+        else if (PQresultStatus(lr) != PGRES_TUPLES_OK) {
+            snprintf(err, errlen, "query failed: %s", PQerrorMessage(db));
+            PQclear(lr);
+            PQclear(r);
+            return PQstatus(db) == CONNECTION_OK ? CTL_HIST_INTERNAL : CTL_HIST_UNAVAILABLE;
+        }
+    }
+    mr_buf_puts(out, "{\"room\":");
+    mr_buf_json_str(out, q->room, strlen(q->room));
+    mr_buf_puts(out, ",\"messages\":[");
+    for (int i = 0; i < shown; i++) {
+        int row = backwards ? shown - 1 - i : i;
+        if (i)
+            mr_buf_putc(out, ',');
+        append_envelope(out, PQgetvalue(r, row, 1), PQgetvalue(r, row, 0));
+    }
+    mr_buf_printf(out, "],\"more\":%s,\"last_seq\":%s}", more ? "true" : "false",
+                  last ? last : "0");
+    PQclear(lr);
+    PQclear(r);
+    return CTL_HIST_OK;
+}
+
+/* ---- NATS request-reply service ---- */
+
+struct ctl_history_service {
+    natsConnection *nc;
+    natsSubscription *sub;
+    ctl_pool *pool;
+};
+
+typedef struct nats_job {
+    natsConnection *nc;
+    char *reply;
+    ctl_history_query q;
+} nats_job;
+
+static void reply_error(natsConnection *nc, const char *reply, const char *code, const char *msg)
+{
+    mr_buf b = MR_BUF_INIT;
+    ctl_history_error_json(&b, code, msg);
+    natsConnection_Publish(nc, reply, b.data, (int)b.len);
+    mr_buf_free(&b);
+    mr_metric_inc(&m_errors);
+}
+
+static void run_nats_job(void *arg, PGconn *db)
+{
+    nats_job *j = arg;
+    mr_buf b = MR_BUF_INIT;
+    char err[256];
+    ctl_history_status s = ctl_history_run(db, &j->q, &b, err, sizeof err);
+    if (s == CTL_HIST_OK)
+        natsConnection_Publish(j->nc, j->reply, b.data, (int)b.len);
+    else
+        reply_error(j->nc, j->reply, ctl_history_status_code(s), err);
+    mr_buf_free(&b);
+    free(j->reply);
+    free(j);
+}
+
+static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    ctl_history_service *svc = closure;
+    mr_metric_inc(&m_requests);
+    const char *reply = natsMsg_GetReply(msg);
+    if (!reply || !reply[0]) {
+        natsMsg_Destroy(msg); /* nobody to answer */
+        return;
+    }
+    const char *subj = natsMsg_GetSubject(msg);
+    const char *room = subj + strlen("meridian.history.");
+    char err[160];
+    nats_job *j = mr_calloc(1, sizeof *j);
+    if (!mr_room_valid(room, strlen(room))) {
+        reply_error(nc, reply, "bad_request", "invalid room name");
+        goto fail;
+    }
+    if (ctl_history_parse_request(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), &j->q,
+                                  err, sizeof err) != 0) {
+        reply_error(nc, reply, "bad_request", err);
+        goto fail;
+    }
+    memcpy(j->q.room, room, strlen(room) + 1);
+    j->nc = nc;
+    j->reply = mr_strdup(reply);
+    if (ctl_pool_submit(svc->pool, run_nats_job, j) != 0) {
+        reply_error(nc, reply, "unavailable", "too many pending history requests");
+        free(j->reply);
+        goto fail;
+    }
+    natsMsg_Destroy(msg);
+    return;
+fail:
+    free(j);
+    natsMsg_Destroy(msg);
+}
+
+ctl_history_service *ctl_history_service_start(natsConnection *nc, ctl_pool *pool, char *err,
+                                               size_t errlen)
+{
+    ctl_history_service *svc = mr_calloc(1, sizeof *svc);
+    svc->nc = nc;
+    svc->pool = pool;
+    natsStatus s = natsConnection_QueueSubscribe(&svc->sub, nc, "meridian.history.*",
+                                                 "meridian-control", on_request, svc);
+    if (s != NATS_OK) {
+        snprintf(err, errlen, "subscribe meridian.history.*: %s", natsStatus_GetText(s));
+        free(svc);
+        return NULL;
+    }
+    return svc;
+}
+
+void ctl_history_service_stop(ctl_history_service *svc)
+{
+    if (!svc)
+        return;
+    /* Drain so that no callback still runs on `svc` once it is freed. */
+    if (natsSubscription_Drain(svc->sub) == NATS_OK)
+        natsSubscription_WaitForDrainCompletion(svc->sub, 5000);
+    natsSubscription_Destroy(svc->sub);
+    free(svc);
+}

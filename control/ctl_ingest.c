@@ -1,0 +1,546 @@
+/*
+ * Ingest: one thread per region stream.
+ *
+ * The thread owns its NATS pull subscription and its PostgreSQL session and
+ * runs a simple loop: fetch up to batch.max_messages (waiting at most
+ * batch.max_wait_ms), validate each message, call meridian_ingest() once
+ * for the whole batch (one statement, hence one transaction, which assigns
+ * per-room sequence numbers and skips identities already stored), publish
+ * one meridian.commit.<room> per message, and only then ack the stream
+ * messages.
+ *
+ * Why this order gives exactly-once history: a message is acked only after
+ * its row is committed, so a crash at any point leaves it unacked and
+ * JetStream redelivers it after consumer.ack_wait_ms; the redelivered copy
+ * finds its identity row and gets the seq stored the first time, so the
+ * commit republished is identical. Several control instances share the
+ * durable consumer; meridian_ingest() locks the batch's room rows before
+ * looking identities up, so two instances never number the same message.
+ *
+ * When PostgreSQL is unreachable the thread keeps the batch it holds,
+ * reconnects with exponential backoff (libpq tries every host of a
+ * multi-host conninfo), and does not fetch more: the backlog stays in the
+ * stream, which is what the stream is for.
+ */
+#include "ctl_ingest.h"
+#include "ctl_db.h"
+#include "mr_alloc.h"
+#include "mr_log.h"
+#include "mr_metrics.h"
+#include "mr_proto.h"
+#include "mr_stream.h"
+#include "mr_time.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BACKOFF_MIN_MS    100
+#define BACKOFF_MAX_MS    5000
+#define MAINTAIN_EVERY_MS (10 * 60 * 1000)
+
+static mr_metric m_stored = MR_COUNTER("meridian_control_messages_stored_total",
+                                       "Messages written to PostgreSQL for the first time");
+static mr_metric m_dups = MR_COUNTER("meridian_control_messages_duplicate_total",
+                                     "Messages whose identity was already stored (redeliveries)");
+static mr_metric m_poison = MR_COUNTER("meridian_control_messages_rejected_total",
+                                       "Stream messages rejected as malformed (terminated)");
+static mr_metric m_batches =
+    MR_COUNTER("meridian_control_batches_total", "Batches committed to PostgreSQL");
+static mr_metric m_db_errors =
+    MR_COUNTER("meridian_control_db_errors_total", "Failed batch transactions (retried)");
+static mr_metric m_reconnects =
+    MR_COUNTER("meridian_control_db_reconnects_total", "PostgreSQL sessions opened by ingest");
+static mr_metric m_batch_time = MR_HISTOGRAM("meridian_control_batch_seconds",
+                                             "Time to write one batch to PostgreSQL", NULL, 0);
+static mr_metric m_commit_latency =
+    MR_HISTOGRAM("meridian_control_commit_latency_seconds",
+                 "From the relay's timestamp to the commit publication", NULL, 0);
+
+void ctl_ingest_metrics_register(void)
+{
+    m_batch_time.bounds = m_commit_latency.bounds = mr_latency_buckets;
+    m_batch_time.nbounds = m_commit_latency.nbounds = mr_latency_buckets_n;
+    mr_metric_register(&m_stored);
+    mr_metric_register(&m_dups);
+    mr_metric_register(&m_poison);
+    mr_metric_register(&m_batches);
+    mr_metric_register(&m_db_errors);
+    mr_metric_register(&m_reconnects);
+    mr_metric_register(&m_batch_time);
+    mr_metric_register(&m_commit_latency);
+}
+
+struct ctl_ingest {
+    const ctl_config *cfg;
+    natsConnection *nc;
+    char region[80];
+    char stream[MR_STREAM_NAME_MAX];
+    char subjects[MR_STREAM_NAME_MAX];
+    bool maintain;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool stop; /* under mu */
+    _Atomic bool stream_ok, sub_ok, db_ok;
+    jsCtx *js;
+    natsSubscription *sub;
+    PGconn *db;
+    int64_t next_maintain_ms;
+    uint64_t commits; /* batches committed by this thread, for the test crash hook */
+    uint64_t kill_after;
+};
+
+/* One validated message of a batch. */
+typedef struct item {
+    natsMsg *msg;
+    char room[MR_ROOM_MAX + 1];
+    char msg_id[MR_MSG_ID_LEN + 1];
+    char *env; /* compact JSON object, no "seq" */
+    int64_t ts_ms;
+    int64_t seq;
+} item;
+
+/* Sleep up to `ms`, returning early (true) when stop is requested. */
+static bool nap(ctl_ingest *in, int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&in->mu);
+    while (!in->stop && pthread_cond_timedwait(&in->cv, &in->mu, &ts) == 0)
+        ;
+    bool stop = in->stop;
+    pthread_mutex_unlock(&in->mu);
+    return stop;
+}
+
+static bool stopping(ctl_ingest *in)
+{
+    pthread_mutex_lock(&in->mu);
+    bool s = in->stop;
+    pthread_mutex_unlock(&in->mu);
+    return s;
+}
+
+static int64_t backoff_next(int64_t cur)
+{
+    int64_t n = cur * 2;
+    return n > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : n;
+}
+
+/* Set up JetStream, the stream and the pull subscription. Returns 0 when all are in place. */
+static int setup_nats(ctl_ingest *in)
+{
+    natsStatus s;
+    if (!in->js) {
+        s = natsConnection_JetStream(&in->js, in->nc, NULL);
+        if (s != NATS_OK) {
+            mr_log_warn("ingest %s: jetstream context: %s", in->region, natsStatus_GetText(s));
+            return -1;
+        }
+    }
+    if (!atomic_load(&in->stream_ok)) {
+        char err[256];
+        if (mr_stream_ensure(in->js, in->region, &in->cfg->stream, err, sizeof err) != 0) {
+            mr_log_warn("ingest %s: %s", in->region, err);
+            return -1;
+        }
+        atomic_store(&in->stream_ok, true);
+        mr_log_info("ingest %s: stream %s ready", in->region, in->stream);
+    }
+    if (!in->sub) {
+        jsSubOptions so;
+        jsSubOptions_Init(&so);
+        so.Stream = in->stream;
+        so.ManualAck = true;
+        so.Config.AckPolicy = js_AckExplicit;
+        so.Config.AckWait = in->cfg->ack_wait_ms * 1000000LL;
+        so.Config.MaxAckPending = in->cfg->max_ack_pending;
+        so.Config.MaxDeliver = -1;
+        so.Config.DeliverPolicy = js_DeliverAll;
+        jsErrCode jerr = 0;
+        s = js_PullSubscribe(&in->sub, in->js, in->subjects, CTL_INGEST_DURABLE, NULL, &so, &jerr);
+        if (s != NATS_OK) {
+            mr_log_warn("ingest %s: pull subscribe: %s (jetstream error %d)", in->region,
+                        natsStatus_GetText(s), (int)jerr);
+            in->sub = NULL;
+            return -1;
+        }
+        atomic_store(&in->sub_ok, true);
+        mr_log_info("ingest %s: durable consumer %s bound", in->region, CTL_INGEST_DURABLE);
+    }
+    return 0;
+}
+
+static void db_close(ctl_ingest *in)
+{
+    if (in->db)
+        PQfinish(in->db);
+    in->db = NULL;
+    atomic_store(&in->db_ok, false);
+}
+
+/* Connect to PostgreSQL, retrying with backoff until it works or stop is requested. */
+static bool db_connect(ctl_ingest *in)
+{
+    int64_t backoff = BACKOFF_MIN_MS;
+    char app[128];
+    snprintf(app, sizeof app, "meridian-control/ingest/%s", in->region);
+    while (!in->db) {
+        char err[512];
+        in->db = ctl_db_open(in->cfg->postgres, app, err, sizeof err);
+        if (in->db) {
+            mr_metric_inc(&m_reconnects);
+            atomic_store(&in->db_ok, true);
+            mr_log_info("ingest %s: connected to PostgreSQL (schema version %d)", in->region,
+                        ctl_db_schema_version());
+            in->next_maintain_ms = 0;
+            return true;
+        }
+        mr_log_warn("ingest %s: PostgreSQL: %s; retrying in %lld ms", in->region, err,
+                    (long long)backoff);
+        if (nap(in, backoff))
+            return false;
+        backoff = backoff_next(backoff);
+    }
+    return true;
+}
+
+static void maintain(ctl_ingest *in)
+{
+    int64_t now = mr_now_us() / 1000;
+    if (!in->maintain || now < in->next_maintain_ms)
+        return;
+    char err[512];
+    int dropped =
+        ctl_db_maintain(in->db, ctl_config_interval_sql(in->cfg), in->cfg->partitions_ahead,
+                        in->cfg->retention_days, err, sizeof err);
+    if (dropped < 0) {
+        mr_log_warn("partition maintenance: %s", err);
+        in->next_maintain_ms = now + 60000;
+        return;
+    }
+    if (dropped > 0)
+        mr_log_info("partition maintenance: dropped %d expired partitions", dropped);
+    in->next_maintain_ms = now + MAINTAIN_EVERY_MS;
+}
+
+static bool is_hex_id(const char *s, size_t n)
+{
+    if (n != MR_MSG_ID_LEN)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+/*
+ * Validate one stream message and fill `it`. The envelope is re-serialised
+ * compactly without any "seq" member, so that adding the seq later is a
+ * plain splice and a forged seq from a publisher never reaches history.
+ */
+static int parse_item(ctl_ingest *in, natsMsg *msg, item *it, char *why, size_t whylen)
+{
+    const char *subj = natsMsg_GetSubject(msg);
+    size_t plen = strlen("meridian.msg.") + strlen(in->region) + 1;
+    if (strncmp(subj, "meridian.msg.", 13) != 0 ||
+        strncmp(subj + 13, in->region, strlen(in->region)) != 0 || subj[plen - 1] != '.') {
+        snprintf(why, whylen, "unexpected subject");
+        return -1;
+    }
+    const char *room = subj + plen;
+    size_t room_len = strlen(room);
+    if (!mr_room_valid(room, room_len)) {
+        snprintf(why, whylen, "invalid room in subject");
+        return -1;
+    }
+    json_error_t jerr;
+    json_t *o = json_loadb(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), 0, &jerr);
+    if (!o || !json_is_object(o)) {
+        snprintf(why, whylen, "payload is not a JSON object");
+        json_decref(o);
+        return -1;
+    }
+    json_t *jroom = json_object_get(o, "room");
+    json_t *jid = json_object_get(o, "msg_id");
+    json_t *jts = json_object_get(o, "ts");
+    if (!json_is_string(jroom) || json_string_length(jroom) != room_len ||
+        memcmp(json_string_value(jroom), room, room_len) != 0) {
+        snprintf(why, whylen, "\"room\" does not match the subject");
+        json_decref(o);
+        return -1;
+    }
+    if (!json_is_string(jid) || !is_hex_id(json_string_value(jid), json_string_length(jid))) {
+        snprintf(why, whylen, "\"msg_id\" must be 32 lower-case hex digits");
+        json_decref(o);
+        return -1;
+    }
+    memcpy(it->room, room, room_len + 1);
+    memcpy(it->msg_id, json_string_value(jid), MR_MSG_ID_LEN + 1);
+    it->ts_ms = json_is_integer(jts) ? json_integer_value(jts) : 0;
+    json_object_del(o, "seq");
+    it->env = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (!it->env) {
+        snprintf(why, whylen, "cannot serialise");
+        return -1;
+    }
+    it->msg = msg;
+    it->seq = 0;
+    return 0;
+}
+
+/* Append `s` as an element of a PostgreSQL text-format array literal. */
+static void array_elem(mr_buf *b, const char *s)
+{
+    if (b->len > 1)
+        mr_buf_putc(b, ',');
+    mr_buf_putc(b, '"');
+    for (const char *p = s; *p; p++) {
+        const char *q = p;
+        while (*q && *q != '"' && *q != '\\')
+            q++;
+        mr_buf_append(b, p, (size_t)(q - p));
+        if (!*q)
+            break;
+        mr_buf_putc(b, '\\');
+        mr_buf_putc(b, *q);
+        p = q;
+    }
+    mr_buf_putc(b, '"');
+}
+
+/*
+ * Write the batch. Returns 0 with every item's seq set, or -1 after a
+ * failure (already logged and counted).
+ */
+static int write_batch(ctl_ingest *in, item *items, size_t n, int64_t *fresh_out)
+{
+    mr_buf rooms = MR_BUF_INIT, ids = MR_BUF_INIT, envs = MR_BUF_INIT;
+    mr_buf_putc(&rooms, '{');
+    mr_buf_putc(&ids, '{');
+    mr_buf_putc(&envs, '{');
+    for (size_t i = 0; i < n; i++) {
+        array_elem(&rooms, items[i].room);
+        array_elem(&ids, items[i].msg_id);
+        array_elem(&envs, items[i].env);
+    }
+    mr_buf_putc(&rooms, '}');
+    mr_buf_putc(&ids, '}');
+    mr_buf_putc(&envs, '}');
+    const char *params[3] = {rooms.data, ids.data, envs.data};
+    int64_t t0 = mr_now_us();
+    PGresult *r = PQexecParams(in->db,
+                               "SELECT ord, seq, fresh FROM meridian_ingest($1::text[], "
+                               "$2::text[], $3::text[])",
+                               3, NULL, params, NULL, NULL, 0);
+    int rc = -1;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && (size_t)PQntuples(r) == n) {
+        int64_t fresh = 0;
+        rc = 0;
+        for (int row = 0; row < PQntuples(r); row++) {
+            long long ord = atoll(PQgetvalue(r, row, 0));
+            if (ord < 1 || (size_t)ord > n || PQgetisnull(r, row, 1)) {
+                rc = -1;
+                break;
+            }
+            items[ord - 1].seq = atoll(PQgetvalue(r, row, 1));
+            if (PQgetvalue(r, row, 2)[0] == 't')
+                fresh++;
+        }
+        *fresh_out = fresh;
+        if (rc != 0)
+            mr_log_error("ingest %s: meridian_ingest returned an inconsistent result", in->region);
+    } else {
+        mr_log_warn("ingest %s: batch of %zu failed: %s", in->region, n,
+                    PQresultErrorMessage(r)[0] ? PQresultErrorMessage(r) : PQerrorMessage(in->db));
+    }
+    PQclear(r);
+    mr_metric_observe_us(&m_batch_time, (uint64_t)(mr_now_us() - t0));
+    mr_buf_free(&rooms);
+    mr_buf_free(&ids);
+    mr_buf_free(&envs);
+    if (rc != 0)
+        mr_metric_inc(&m_db_errors);
+    return rc;
+}
+
+/* Publish meridian.commit.<room> for every item, in batch (hence per-room seq) order. */
+static void publish_commits(ctl_ingest *in, item *items, size_t n)
+{
+    mr_buf b = MR_BUF_INIT;
+    char subj[32 + MR_ROOM_MAX];
+    int64_t now = mr_wall_ms();
+    for (size_t i = 0; i < n; i++) {
+        item *it = &items[i];
+        mr_buf_reset(&b);
+        mr_buf_printf(&b, "{\"room\":\"%s\",\"msg_id\":\"%s\",\"seq\":%lld,\"message\":", it->room,
+                      it->msg_id, (long long)it->seq);
+        size_t el = strlen(it->env);
+        mr_buf_append(&b, it->env, el - 1); /* drop the closing brace */
+        mr_buf_printf(&b, ",\"seq\":%lld}}", (long long)it->seq);
+        snprintf(subj, sizeof subj, "meridian.commit.%s", it->room);
+        natsStatus s = natsConnection_Publish(in->nc, subj, b.data, (int)b.len);
+        if (s != NATS_OK)
+            mr_log_warn("ingest %s: publish %s: %s", in->region, subj, natsStatus_GetText(s));
+        if (it->ts_ms > 0 && now >= it->ts_ms)
+            mr_metric_observe_us(&m_commit_latency, (uint64_t)(now - it->ts_ms) * 1000);
+    }
+    mr_buf_free(&b);
+}
+
+/* Process one fetched batch to the end (committed and acked) or until stop. */
+static void process_batch(ctl_ingest *in, natsMsgList *list)
+{
+    item *items = mr_calloc((size_t)list->Count, sizeof *items);
+    size_t n = 0;
+    for (int i = 0; i < list->Count; i++) {
+        char why[128];
+        if (parse_item(in, list->Msgs[i], &items[n], why, sizeof why) == 0) {
+            n++;
+            continue;
+        }
+        /*
+         * A malformed message can never be stored; redelivering it forever
+         * would only block the consumer, so it is terminated (and logged).
+         */
+        mr_log_warn("ingest %s: rejecting stream message on %s: %s", in->region,
+                    natsMsg_GetSubject(list->Msgs[i]), why);
+        mr_metric_inc(&m_poison);
+        natsMsg_Term(list->Msgs[i], NULL);
+    }
+    if (n == 0)
+        goto out;
+
+    int64_t backoff = BACKOFF_MIN_MS, fresh = 0;
+    for (;;) {
+        if (!in->db && !db_connect(in))
+            goto out; /* stopping: the batch stays unacked and will be redelivered */
+        if (write_batch(in, items, n, &fresh) == 0)
+            break;
+        if (ctl_db_lost(in->db)) {
+            mr_log_warn("ingest %s: lost the PostgreSQL session; reconnecting", in->region);
+            db_close(in);
+            continue;
+        }
+        /* A live session with a failed statement: a deadlock or serialisation error. */
+        if (nap(in, backoff))
+            goto out;
+        backoff = backoff_next(backoff);
+    }
+    in->commits++;
+    mr_metric_inc(&m_batches);
+    mr_metric_add(&m_stored, fresh);
+    mr_metric_add(&m_dups, (int64_t)n - fresh);
+    if (in->kill_after && in->commits == in->kill_after) {
+        /* Test hook (see docs/control.md): die between the commit and the ack. */
+        mr_log_warn("ingest %s: MERIDIAN_CONTROL_TEST_KILL_AFTER_COMMIT reached; SIGKILL",
+                    in->region);
+        raise(SIGKILL);
+    }
+    publish_commits(in, items, n);
+    for (size_t i = 0; i < n; i++)
+        natsMsg_Ack(items[i].msg, NULL);
+out:
+    for (size_t i = 0; i < n; i++)
+        free(items[i].env);
+    free(items);
+}
+
+static void *ingest_main(void *arg)
+{
+    ctl_ingest *in = arg;
+    int64_t backoff = BACKOFF_MIN_MS;
+    while (!stopping(in)) {
+        if (setup_nats(in) != 0) {
+            if (nap(in, backoff))
+                break;
+            backoff = backoff_next(backoff);
+            continue;
+        }
+        /* Connect before fetching: while the database is away the backlog stays in the stream. */
+        if (!in->db && !db_connect(in))
+            break;
+        maintain(in);
+        backoff = BACKOFF_MIN_MS;
+        natsMsgList list = {0};
+        int wait = in->cfg->batch_max_wait_ms < 1000 ? in->cfg->batch_max_wait_ms : 1000;
+        jsErrCode jerr = 0;
+        natsStatus s =
+            natsSubscription_Fetch(&list, in->sub, in->cfg->batch_max_messages, wait, &jerr);
+        if (s == NATS_OK && list.Count > 0)
+            process_batch(in, &list);
+        natsMsgList_Destroy(&list);
+        if (s != NATS_OK && s != NATS_TIMEOUT) {
+            mr_log_debug("ingest %s: fetch: %s", in->region, natsStatus_GetText(s));
+            if (nap(in, 200))
+                break;
+        }
+    }
+    db_close(in);
+    return NULL;
+}
+
+ctl_ingest *ctl_ingest_start(const ctl_config *cfg, natsConnection *nc, const char *region,
+                             bool maintain)
+{
+    ctl_ingest *in = mr_calloc(1, sizeof *in);
+    in->cfg = cfg;
+    in->nc = nc;
+    in->maintain = maintain;
+    snprintf(in->region, sizeof in->region, "%s", region);
+    mr_stream_name(region, in->stream, sizeof in->stream);
+    mr_stream_subjects(region, in->subjects, sizeof in->subjects);
+    const char *k = getenv("MERIDIAN_CONTROL_TEST_KILL_AFTER_COMMIT");
+    in->kill_after = k ? strtoull(k, NULL, 10) : 0;
+    pthread_mutex_init(&in->mu, NULL);
+    pthread_cond_init(&in->cv, NULL);
+    if (pthread_create(&in->thread, NULL, ingest_main, in) != 0) {
+        mr_log_error("ingest %s: cannot start thread", region);
+        abort();
+    }
+    return in;
+}
+
+void ctl_ingest_stop(ctl_ingest *in)
+{
+    if (!in)
+        return;
+    pthread_mutex_lock(&in->mu);
+    in->stop = true;
+    pthread_cond_broadcast(&in->cv);
+    pthread_mutex_unlock(&in->mu);
+    pthread_join(in->thread, NULL);
+    /* Unsubscribing would delete nothing (the consumer is durable); just release it. */
+    if (in->sub)
+        natsSubscription_Destroy(in->sub);
+    if (in->js)
+        jsCtx_Destroy(in->js);
+    pthread_mutex_destroy(&in->mu);
+    pthread_cond_destroy(&in->cv);
+    free(in);
+}
+
+bool ctl_ingest_ready(ctl_ingest *in)
+{
+    return atomic_load(&in->stream_ok) && atomic_load(&in->sub_ok) && atomic_load(&in->db_ok);
+}
+
+void ctl_ingest_describe(ctl_ingest *in, mr_buf *out)
+{
+    mr_buf_printf(out, "\"%s\":{\"stream\":\"%s\",\"consumer\":%s,\"postgres\":\"%s\"}", in->region,
+                  atomic_load(&in->stream_ok) ? "ok" : "pending",
+                  atomic_load(&in->sub_ok) ? "\"bound\"" : "\"pending\"",
+                  atomic_load(&in->db_ok) ? "connected" : "disconnected");
+}

@@ -1,0 +1,40 @@
+/*
+ * Persistence of one region's stream: a durable pull consumer whose batches
+ * are written to PostgreSQL in one transaction (sequencing happens there),
+ * then announced on meridian.commit.<room>, then acknowledged.
+ */
+#ifndef CTL_INGEST_H
+#define CTL_INGEST_H
+
+#include "ctl_config.h"
+#include "mr_buf.h"
+
+#include <nats/nats.h>
+#include <stdbool.h>
+
+/** Durable consumer name shared by every control instance on each region stream. */
+#define CTL_INGEST_DURABLE "meridian-control"
+
+typedef struct ctl_ingest ctl_ingest;
+
+/**
+ * Start the ingest thread for `region`. `maintain` makes this thread also
+ * run partition maintenance (one thread per process does). `cfg` and `nc`
+ * must outlive the ingest.
+ */
+ctl_ingest *ctl_ingest_start(const ctl_config *cfg, natsConnection *nc, const char *region,
+                             bool maintain);
+
+/** Ask the thread to finish its current batch, join it and free everything. */
+void ctl_ingest_stop(ctl_ingest *in);
+
+/** True once the stream is ensured, the consumer bound and the database connected. */
+bool ctl_ingest_ready(ctl_ingest *in);
+
+/** Append "\"<region>\":{...}" describing the state (for /readyz). Thread-safe. */
+void ctl_ingest_describe(ctl_ingest *in, mr_buf *out);
+
+/** Register the ingest metrics (once per process, before starting). */
+void ctl_ingest_metrics_register(void);
+
+#endif

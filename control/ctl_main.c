@@ -1,0 +1,332 @@
+/*
+ * meridian-control: the control plane daemon.
+ *
+ * Threads: the main thread runs the libevent loop (HTTP API, admin
+ * endpoints, signals); one ingest thread per region stream persists
+ * messages (ctl_ingest.c); a pool of history workers, each with its own
+ * PostgreSQL session, answers history requests from NATS and HTTP; a small
+ * pool publishes API messages and waits for their PubAcks. The loop itself
+ * never blocks on PostgreSQL or NATS.
+ */
+#include "ctl_config.h"
+#include "ctl_db.h"
+#include "ctl_history.h"
+#include "ctl_http.h"
+#include "ctl_ingest.h"
+#include "ctl_pool.h"
+#include "mr_admin.h"
+#include "mr_alloc.h"
+#include "mr_config.h"
+#include "mr_log.h"
+#include "mr_metrics.h"
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/thread.h>
+#include <getopt.h>
+#include <nats/nats.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static mr_metric m_schema =
+    MR_GAUGE("meridian_control_schema_version", "Database schema version applied");
+static mr_metric m_nats_up =
+    MR_GAUGE("meridian_control_nats_connected", "1 while connected to NATS");
+static mr_metric m_ready = MR_GAUGE("meridian_control_ready", "1 while /readyz reports ready");
+
+typedef struct ctl_state {
+    ctl_config cfg;
+    natsConnection *nc;
+    ctl_ingest **ingest;
+    size_t ningest;
+} ctl_state;
+
+static void usage(FILE *f)
+{
+    fprintf(f, "Usage: meridian-control [options]\n"
+               "Persists region streams to PostgreSQL, serves history and the publish API.\n\n"
+               "  --config FILE        JSON configuration (see docs/control.md)\n"
+               "  --nats URLS          NATS server URLs, comma-separated\n"
+               "  --postgres CONNINFO  libpq connection string or URI (multi-host allowed)\n"
+               "  --http-listen H:P    HTTP API address\n"
+               "  --admin-listen H:P   /healthz, /readyz and /metrics address\n"
+               "  --region NAME        own region (API publishes go to its stream)\n"
+               "  --regions LIST       regions whose streams to persist, comma-separated\n"
+               "  --log-level LEVEL    error, warn, info or debug\n"
+               "  --check              validate the configuration and exit\n"
+               "  --version            print the version and exit\n"
+               "  --help               this text\n");
+}
+
+static bool ready_cb(void *ud, mr_buf *detail)
+{
+    ctl_state *st = ud;
+    bool nats_ok = natsConnection_Status(st->nc) == NATS_CONN_STATUS_CONNECTED;
+    bool ok = nats_ok && ctl_db_schema_version() > 0;
+    mr_buf_printf(detail, "{\"nats\":\"%s\",\"schema_version\":%d,\"regions\":{",
+                  nats_ok ? "connected" : "disconnected", ctl_db_schema_version());
+    for (size_t i = 0; i < st->ningest; i++) {
+        if (i)
+            mr_buf_putc(detail, ',');
+        ctl_ingest_describe(st->ingest[i], detail);
+        ok = ok && ctl_ingest_ready(st->ingest[i]);
+    }
+    mr_buf_puts(detail, "}}");
+    mr_metric_set(&m_nats_up, nats_ok);
+    mr_metric_set(&m_schema, ctl_db_schema_version());
+    mr_metric_set(&m_ready, ok);
+    return ok;
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    mr_log_info("signal %d: shutting down", (int)sig);
+    event_base_loopexit(arg, NULL);
+}
+
+static void on_nats_disconnected(natsConnection *nc, void *closure)
+{
+    mr_metric_set(&m_nats_up, 0);
+    mr_log_warn("NATS disconnected; reconnecting");
+}
+
+static void on_nats_reconnected(natsConnection *nc, void *closure)
+{
+    mr_metric_set(&m_nats_up, 1);
+    mr_log_info("NATS reconnected");
+}
+
+static int nats_connect(ctl_state *st, char *err, size_t errlen)
+{
+    natsOptions *o = NULL;
+    natsStatus s = natsOptions_Create(&o);
+    if (s == NATS_OK)
+        s = natsOptions_SetServers(o, (const char **)st->cfg.nats_urls, (int)st->cfg.nnats);
+    if (s == NATS_OK)
+        s = natsOptions_SetName(o, "meridian-control");
+    /* Never give up: the stream keeps the backlog while NATS is away. */
+    if (s == NATS_OK)
+        s = natsOptions_SetMaxReconnect(o, -1);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectWait(o, 250);
+    if (s == NATS_OK)
+        s = natsOptions_SetRetryOnFailedConnect(o, true, NULL, NULL);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectBufSize(o, 64 * 1024 * 1024);
+    if (s == NATS_OK)
+        s = natsOptions_SetDisconnectedCB(o, on_nats_disconnected, NULL);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectedCB(o, on_nats_reconnected, NULL);
+    if (s == NATS_OK) {
+        s = natsConnection_Connect(&st->nc, o);
+        if (s == NATS_NOT_YET_CONNECTED) {
+            mr_log_warn("NATS not reachable yet; connecting in the background");
+            s = NATS_OK;
+        }
+    }
+    natsOptions_Destroy(o);
+    if (s != NATS_OK) {
+        snprintf(err, errlen, "NATS: %s", natsStatus_GetText(s));
+        return -1;
+    }
+    return 0;
+}
+
+enum {
+    OPT_CONFIG = 256,
+    OPT_NATS,
+    OPT_POSTGRES,
+    OPT_HTTP,
+    OPT_ADMIN,
+    OPT_REGION,
+    OPT_REGIONS,
+    OPT_LOG,
+    OPT_CHECK,
+    OPT_VERSION,
+    OPT_HELP
+};
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {{"config", required_argument, NULL, OPT_CONFIG},
+                                         {"nats", required_argument, NULL, OPT_NATS},
+                                         {"postgres", required_argument, NULL, OPT_POSTGRES},
+                                         {"http-listen", required_argument, NULL, OPT_HTTP},
+                                         {"admin-listen", required_argument, NULL, OPT_ADMIN},
+                                         {"region", required_argument, NULL, OPT_REGION},
+                                         {"regions", required_argument, NULL, OPT_REGIONS},
+                                         {"log-level", required_argument, NULL, OPT_LOG},
+                                         {"check", no_argument, NULL, OPT_CHECK},
+                                         {"version", no_argument, NULL, OPT_VERSION},
+                                         {"help", no_argument, NULL, OPT_HELP},
+                                         {NULL, 0, NULL, 0}};
+    static ctl_state st;
+    ctl_config *cfg = &st.cfg;
+    ctl_config_init(cfg);
+    const char *config = NULL;
+    const char *flag_nats = NULL, *flag_pg = NULL, *flag_http = NULL, *flag_admin = NULL,
+               *flag_region = NULL, *flag_regions = NULL, *flag_log = NULL;
+    bool check = false;
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_CONFIG:
+            config = optarg;
+            break;
+        case OPT_NATS:
+            flag_nats = optarg;
+            break;
+        case OPT_POSTGRES:
+            flag_pg = optarg;
+            break;
+        case OPT_HTTP:
+            flag_http = optarg;
+            break;
+        case OPT_ADMIN:
+            flag_admin = optarg;
+            break;
+        case OPT_REGION:
+            flag_region = optarg;
+            break;
+        case OPT_REGIONS:
+            flag_regions = optarg;
+            break;
+        case OPT_LOG:
+            flag_log = optarg;
+            break;
+        case OPT_CHECK:
+            check = true;
+            break;
+        case OPT_VERSION:
+            printf("meridian-control %s\n", MERIDIAN_VERSION);
+            return 0;
+        case OPT_HELP:
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "meridian-control: unexpected argument \"%s\"\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    char err[640];
+    if (config && ctl_config_load(cfg, config, err, sizeof err) != 0) {
+        fprintf(stderr, "meridian-control: %s\n", err);
+        return 1;
+    }
+    if (flag_nats)
+        ctl_config_set_list(&cfg->nats_urls, &cfg->nnats, flag_nats);
+    if (flag_pg)
+        ctl_config_set(&cfg->postgres, flag_pg);
+    if (flag_http)
+        ctl_config_set(&cfg->http_listen, flag_http);
+    if (flag_admin)
+        ctl_config_set(&cfg->admin_listen, flag_admin);
+    if (flag_region)
+        ctl_config_set(&cfg->region, flag_region);
+    if (flag_regions)
+        ctl_config_set_list(&cfg->regions, &cfg->nregions, flag_regions);
+    if (flag_log)
+        ctl_config_set(&cfg->log_level, flag_log);
+    int level = mr_log_level_parse(cfg->log_level);
+    if (level < 0) {
+        fprintf(stderr, "meridian-control: log_level: \"%s\" is not error, warn, info or debug\n",
+                cfg->log_level);
+        return 1;
+    }
+    if (ctl_config_finish(cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "meridian-control: %s%s%s\n", config ? config : "", config ? ": " : "",
+                err);
+        return 1;
+    }
+    if (check) {
+        printf("configuration OK\n");
+        ctl_config_free(cfg);
+        return 0;
+    }
+    mr_log_init("control", (mr_log_level)level);
+    signal(SIGPIPE, SIG_IGN);
+
+    /* libevent must know about threads before the base exists: workers post replies to it. */
+    evthread_use_pthreads();
+    struct event_base *base = event_base_new();
+    mr_metric_register(&m_schema);
+    mr_metric_register(&m_nats_up);
+    mr_metric_register(&m_ready);
+    ctl_ingest_metrics_register();
+    ctl_history_metrics_register();
+    ctl_http_metrics_register();
+
+    int rc = 1;
+    ctl_pool *db_pool = NULL, *pub_pool = NULL;
+    ctl_history_service *hist = NULL;
+    ctl_http *http = NULL;
+    struct evhttp *admin = NULL;
+    if (nats_connect(&st, err, sizeof err) != 0) {
+        mr_log_error("%s", err);
+        goto out;
+    }
+    st.ningest = cfg->nregions;
+    st.ingest = mr_calloc(st.ningest, sizeof *st.ingest);
+    for (size_t i = 0; i < st.ningest; i++)
+        st.ingest[i] = ctl_ingest_start(cfg, st.nc, cfg->regions[i], i == 0);
+    db_pool = ctl_pool_start(cfg->history_workers, cfg->postgres, "history", 10000);
+    pub_pool = ctl_pool_start(2, NULL, "publish", 10000);
+    hist = ctl_history_service_start(st.nc, db_pool, err, sizeof err);
+    if (!hist) {
+        mr_log_error("%s", err);
+        goto out;
+    }
+    http = ctl_http_start(base, cfg, db_pool, pub_pool, st.nc, err, sizeof err);
+    if (!http) {
+        mr_log_error("%s", err);
+        goto out;
+    }
+    admin = evhttp_new(base);
+    mr_admin_attach(admin, ready_cb, &st);
+    char host[256];
+    int port;
+    mr_parse_hostport(cfg->admin_listen, host, sizeof host, &port);
+    if (!evhttp_bind_socket_with_handle(admin, host[0] ? host : "0.0.0.0", (uint16_t)port)) {
+        mr_log_error("admin_listen %s: cannot bind", cfg->admin_listen);
+        goto out;
+    }
+    struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, base);
+    struct event *sigint = evsignal_new(base, SIGINT, on_signal, base);
+    event_add(sigterm, NULL);
+    event_add(sigint, NULL);
+    mr_log_info("meridian-control %s: region %s, %zu region stream(s), admin on %s",
+                MERIDIAN_VERSION, cfg->region, cfg->nregions, cfg->admin_listen);
+    event_base_dispatch(base);
+    event_free(sigterm);
+    event_free(sigint);
+    rc = 0;
+out:
+    /* Order matters: producers of work stop before the pools, the pools before HTTP. */
+    for (size_t i = 0; i < st.ningest; i++)
+        ctl_ingest_stop(st.ingest[i]);
+    free(st.ingest);
+    ctl_history_service_stop(hist);
+    ctl_pool_stop(db_pool);
+    ctl_pool_stop(pub_pool);
+    ctl_http_stop(http);
+    if (admin)
+        evhttp_free(admin);
+    /* Run the completions the pools posted, which free their jobs. */
+    event_base_loop(base, EVLOOP_NONBLOCK);
+    if (st.nc) {
+        natsConnection_FlushTimeout(st.nc, 2000);
+        natsConnection_Destroy(st.nc);
+    }
+    event_base_free(base);
+    ctl_config_free(cfg);
+    nats_Close();
+    mr_log_info("stopped");
+    return rc;
+}
