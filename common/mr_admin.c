@@ -103,7 +103,8 @@ mr_admin_thread *mr_admin_thread_start(const char *listen, mr_admin_ready_cb rea
     evhttp_set_max_headers_size(a->http, 8192);
     evhttp_set_max_body_size(a->http, 0);
     evhttp_set_timeout(a->http, 10);
-    struct evhttp_bound_socket *s = evhttp_bind_socket_with_handle(a->http, host[0] ? host : "0.0.0.0", (ev_uint16_t)port);
+    struct evhttp_bound_socket *s =
+        evhttp_bind_socket_with_handle(a->http, host[0] ? host : "0.0.0.0", (ev_uint16_t)port);
     if (!s) {
         snprintf(err, errlen, "cannot bind admin address %s", listen);
         goto err;

@@ -71,11 +71,21 @@ void mr_buf_json_str(mr_buf *b, const char *s, size_t n)
         mr_buf_append(b, s + start, i - start);
         start = i + 1;
         switch (c) {
-        case '"': mr_buf_puts(b, "\\\""); break;
-        case '\\': mr_buf_puts(b, "\\\\"); break;
-        case '\n': mr_buf_puts(b, "\\n"); break;
-        case '\r': mr_buf_puts(b, "\\r"); break;
-        case '\t': mr_buf_puts(b, "\\t"); break;
+        case '"':
+            mr_buf_puts(b, "\\\"");
+            break;
+        case '\\':
+            mr_buf_puts(b, "\\\\");
+            break;
+        case '\n':
+            mr_buf_puts(b, "\\n");
+            break;
+        case '\r':
+            mr_buf_puts(b, "\\r");
+            break;
+        case '\t':
+            mr_buf_puts(b, "\\t");
+            break;
         default: {
             char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
             mr_buf_append(b, u, 6);

@@ -11,7 +11,10 @@ typedef struct mr_buf {
     size_t cap;
 } mr_buf;
 
-#define MR_BUF_INIT {NULL, 0, 0}
+#define MR_BUF_INIT                                                                                \
+    {                                                                                              \
+        NULL, 0, 0                                                                                 \
+    }
 
 /** Make room for at least `extra` more bytes. */
 void mr_buf_reserve(mr_buf *b, size_t extra);

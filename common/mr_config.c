@@ -51,8 +51,7 @@ static void key_path(char *out, size_t n, const char *path, const char *key)
         snprintf(out, n, "%s", key);
 }
 
-const char *mr_cfg_str(mr_cfg *c, json_t *obj, const char *path, const char *key,
-                       const char *def)
+const char *mr_cfg_str(mr_cfg *c, json_t *obj, const char *path, const char *key, const char *def)
 {
     json_t *v = obj ? json_object_get(obj, key) : NULL;
     if (!v || json_is_null(v))
@@ -87,8 +86,8 @@ int64_t mr_cfg_int(mr_cfg *c, json_t *obj, const char *path, const char *key, in
     return x;
 }
 
-double mr_cfg_num(mr_cfg *c, json_t *obj, const char *path, const char *key, double def,
-                  double min, double max)
+double mr_cfg_num(mr_cfg *c, json_t *obj, const char *path, const char *key, double def, double min,
+                  double max)
 {
     json_t *v = obj ? json_object_get(obj, key) : NULL;
     if (!v || json_is_null(v))

@@ -29,12 +29,11 @@ bool mr_cfg_failed(const mr_cfg *c);
  * that holds `key` ("" at top level) and is only used for messages. On a type
  * or range error the default is returned and the error recorded.
  */
-const char *mr_cfg_str(mr_cfg *c, json_t *obj, const char *path, const char *key,
-                       const char *def);
+const char *mr_cfg_str(mr_cfg *c, json_t *obj, const char *path, const char *key, const char *def);
 int64_t mr_cfg_int(mr_cfg *c, json_t *obj, const char *path, const char *key, int64_t def,
                    int64_t min, int64_t max);
-double mr_cfg_num(mr_cfg *c, json_t *obj, const char *path, const char *key, double def,
-                  double min, double max);
+double mr_cfg_num(mr_cfg *c, json_t *obj, const char *path, const char *key, double def, double min,
+                  double max);
 bool mr_cfg_bool(mr_cfg *c, json_t *obj, const char *path, const char *key, bool def);
 /** Object member, or NULL when absent; an error when present but not an object. */
 json_t *mr_cfg_obj(mr_cfg *c, json_t *obj, const char *path, const char *key);

@@ -215,15 +215,24 @@ void mr_jwt_claims_free(mr_jwt_claims *c)
 const char *mr_jwt_status_str(mr_jwt_status s)
 {
     switch (s) {
-    case MR_JWT_OK: return "ok";
-    case MR_JWT_MALFORMED: return "token is malformed";
-    case MR_JWT_BAD_ALG: return "token algorithm must be HS256";
-    case MR_JWT_BAD_SIGNATURE: return "token signature is invalid";
-    case MR_JWT_EXPIRED: return "token is expired or has no exp";
-    case MR_JWT_NOT_YET_VALID: return "token is not valid yet (nbf)";
-    case MR_JWT_BAD_ISSUER: return "token issuer is not accepted";
-    case MR_JWT_BAD_AUDIENCE: return "token audience is not accepted";
-    case MR_JWT_BAD_CLAIMS: return "token claims are invalid (sub, rooms)";
+    case MR_JWT_OK:
+        return "ok";
+    case MR_JWT_MALFORMED:
+        return "token is malformed";
+    case MR_JWT_BAD_ALG:
+        return "token algorithm must be HS256";
+    case MR_JWT_BAD_SIGNATURE:
+        return "token signature is invalid";
+    case MR_JWT_EXPIRED:
+        return "token is expired or has no exp";
+    case MR_JWT_NOT_YET_VALID:
+        return "token is not valid yet (nbf)";
+    case MR_JWT_BAD_ISSUER:
+        return "token issuer is not accepted";
+    case MR_JWT_BAD_AUDIENCE:
+        return "token audience is not accepted";
+    case MR_JWT_BAD_CLAIMS:
+        return "token claims are invalid (sub, rooms)";
     }
     return "unknown token error";
 }

@@ -61,8 +61,9 @@ void mr_log(mr_log_level level, const char *fmt, ...)
         gettimeofday(&tv, NULL);
         gmtime_r(&tv.tv_sec, &tm);
         n = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
-        n += (size_t)snprintf(line + n, sizeof line - n, ".%03dZ %-5s %s: ",
-                              (int)(tv.tv_usec / 1000), level_names[level], log_component);
+        n += (size_t)snprintf(line + n, sizeof line - n,
+                              ".%03dZ %-5s %s: ", (int)(tv.tv_usec / 1000), level_names[level],
+                              log_component);
     }
     va_list ap;
     va_start(ap, fmt);

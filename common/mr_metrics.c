@@ -7,9 +7,8 @@
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static mr_metric *registry_head, *registry_tail;
 
-const double mr_latency_buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                     0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5,
-                                     5,      10};
+const double mr_latency_buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                     0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
 const size_t mr_latency_buckets_n = sizeof mr_latency_buckets / sizeof mr_latency_buckets[0];
 
 void mr_metric_register(mr_metric *m)

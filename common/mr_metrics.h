@@ -31,13 +31,29 @@ typedef struct mr_metric {
     struct mr_metric *next;
 } mr_metric;
 
-#define MR_COUNTER(n, h)          {.name = n, .help = h, .kind = MR_METRIC_COUNTER}
-#define MR_COUNTER_L(n, h, l)     {.name = n, .help = h, .labels = l, .kind = MR_METRIC_COUNTER}
-#define MR_GAUGE(n, h)            {.name = n, .help = h, .kind = MR_METRIC_GAUGE}
-#define MR_GAUGE_L(n, h, l)       {.name = n, .help = h, .labels = l, .kind = MR_METRIC_GAUGE}
-#define MR_HISTOGRAM(n, h, b, nb) {.name = n, .help = h, .kind = MR_METRIC_HISTOGRAM, .bounds = b, .nbounds = nb}
+#define MR_COUNTER(n, h)                                                                           \
+    {                                                                                              \
+        .name = n, .help = h, .kind = MR_METRIC_COUNTER                                            \
+    }
+#define MR_COUNTER_L(n, h, l)                                                                      \
+    {                                                                                              \
+        .name = n, .help = h, .labels = l, .kind = MR_METRIC_COUNTER                               \
+    }
+#define MR_GAUGE(n, h)                                                                             \
+    {                                                                                              \
+        .name = n, .help = h, .kind = MR_METRIC_GAUGE                                              \
+    }
+#define MR_GAUGE_L(n, h, l)                                                                        \
+    {                                                                                              \
+        .name = n, .help = h, .labels = l, .kind = MR_METRIC_GAUGE                                 \
+    }
+#define MR_HISTOGRAM(n, h, b, nb)                                                                  \
+    {                                                                                              \
+        .name = n, .help = h, .kind = MR_METRIC_HISTOGRAM, .bounds = b, .nbounds = nb              \
+    }
 
-/** Add a metric to the process registry. Metrics sharing a name must be registered consecutively. */
+/** Add a metric to the process registry. Metrics sharing a name must be registered consecutively.
+ */
 void mr_metric_register(mr_metric *m);
 static inline void mr_metric_add(mr_metric *m, int64_t d)
 {

@@ -121,10 +121,11 @@ int mr_proto_parse(const char *buf, size_t len, mr_frame *f, mr_proto_err *err)
     }
     json_t *id = json_object_get(root, "id");
     if (id) {
-        bool ok = (json_is_string(id) && json_string_length(id) <= MR_REQ_ID_MAX) ||
-                  json_is_integer(id);
+        bool ok =
+            (json_is_string(id) && json_string_length(id) <= MR_REQ_ID_MAX) || json_is_integer(id);
         if (!ok) {
-            fail(err, MR_ERR_BAD_FRAME, "field \"id\" must be a string of at most 64 bytes or an integer");
+            fail(err, MR_ERR_BAD_FRAME,
+                 "field \"id\" must be a string of at most 64 bytes or an integer");
             goto err;
         }
         f->id = id;

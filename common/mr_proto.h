@@ -13,10 +13,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MR_ROOM_MAX      128
-#define MR_MID_MAX       64
-#define MR_REQ_ID_MAX    64
-#define MR_MSG_ID_LEN    32 /* hex characters */
+#define MR_ROOM_MAX   128
+#define MR_MID_MAX    64
+#define MR_REQ_ID_MAX 64
+#define MR_MSG_ID_LEN 32 /* hex characters */
 
 /* WebSocket close codes used by the relay (see docs/protocol.md). */
 enum {

@@ -259,11 +259,12 @@ int mr_ws_connect(mr_ws *ws, const char *host, int port, const char *extra_heade
     if (ws->fd < 0)
         return -1;
     char req[2048];
-    int n = snprintf(req, sizeof req,
-                     "GET / HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-                     "%s\r\n",
-                     host, port, extra_headers ? extra_headers : "");
+    int n =
+        snprintf(req, sizeof req,
+                 "GET / HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                 "%s\r\n",
+                 host, port, extra_headers ? extra_headers : "");
     if (write(ws->fd, req, (size_t)n) != n)
         return -1;
     /* Read the response head byte by byte so no frame bytes are swallowed. */
@@ -403,8 +404,8 @@ int mr_ws_recv(mr_ws *ws, int timeout_ms, char **out, size_t *len, int *close_co
             continue;
         }
         if (opcode == 8 && close_code)
-            *close_code = plen >= 2 ? ((unsigned char)payload[0] << 8 | (unsigned char)payload[1])
-                                    : 1005;
+            *close_code =
+                plen >= 2 ? ((unsigned char)payload[0] << 8 | (unsigned char)payload[1]) : 1005;
         *out = payload;
         if (len)
             *len = plen;

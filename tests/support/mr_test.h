@@ -61,9 +61,11 @@ typedef struct mr_ws {
     size_t rlen, rcap;
 } mr_ws;
 
-/** Connect and upgrade. `extra_headers` ("Origin: x\r\n"...) may be NULL. Returns the HTTP status (101 on success) or -1. */
+/** Connect and upgrade. `extra_headers` ("Origin: x\r\n"...) may be NULL. Returns the HTTP status
+ * (101 on success) or -1. */
 int mr_ws_connect(mr_ws *ws, const char *host, int port, const char *extra_headers);
-/** Send one frame with the given opcode (1 text, 2 binary, 8 close, 9 ping), masked as a client must. */
+/** Send one frame with the given opcode (1 text, 2 binary, 8 close, 9 ping), masked as a client
+ * must. */
 int mr_ws_send_frame(mr_ws *ws, int opcode, const void *payload, size_t len);
 int mr_ws_send_text(mr_ws *ws, const char *text);
 /**

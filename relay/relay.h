@@ -1,0 +1,42 @@
+/*
+ * The relay process state shared by its modules. Everything here belongs to
+ * the lws service thread, except the fields marked atomic, which the admin
+ * and signal threads read or set.
+ */
+#ifndef RELAY_H
+#define RELAY_H
+
+#include "mr_jwt.h"
+#include "mr_map.h"
+#include "relay_config.h"
+#include "relay_nats.h"
+#include "relay_room.h"
+
+#include <libwebsockets.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+struct relay_session;
+
+typedef struct relay {
+    relay_config *cfg;
+    struct lws_context *lws;
+    struct lws_vhost *vhost;
+    relay_nats *nats;
+    relay_rooms rooms;
+    mr_map ip_counts;               /* client IP -> (intptr_t) open WebSocket sessions */
+    struct relay_session *sessions; /* every open session, for drain */
+    size_t session_count;
+    mr_jwt_params jwt;
+    lws_retry_bo_t retry;
+    uint64_t next_session_id;
+
+    _Atomic bool draining; /* set by the signal thread on SIGTERM */
+    _Atomic bool stopping; /* set when the process should exit now */
+    bool drain_started;    /* lws thread: reconnect frames sent */
+    int64_t drain_deadline_us;
+    bool closing_all;
+    lws_sorted_usec_list_t drain_sul;
+} relay;
+
+#endif

@@ -1,0 +1,302 @@
+/*
+ * Relay configuration. Defaults first, then the JSON file, then flags; the
+ * final validation reports the first problem with the key it concerns.
+ * Every key is documented in docs/relay.md.
+ */
+#include "relay_config.h"
+#include "mr_alloc.h"
+#include "mr_config.h"
+#include "mr_log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void relay_config_set_str(char **slot, const char *value)
+{
+    free(*slot);
+    *slot = value ? mr_strdup(value) : NULL;
+}
+
+void relay_config_defaults(relay_config *c)
+{
+    memset(c, 0, sizeof *c);
+    relay_config_set_str(&c->region, "local");
+    relay_config_set_str(&c->node_id, "relay-1");
+    relay_config_set_str(&c->listen, "127.0.0.1:8080");
+    relay_config_set_str(&c->admin_listen, "127.0.0.1:9090");
+    relay_config_set_nats(c, "nats://127.0.0.1:4222");
+    c->leeway_s = 5;
+    c->hsts_max_age = 31536000;
+    c->limits = (relay_limits){
+        .max_message_bytes = 65536,
+        .publish_rate = 50,
+        .publish_burst = 100,
+        .rate_limit_strikes = 100,
+        .max_rooms_per_connection = 100,
+        .max_connections_per_ip = 1000,
+        .max_outbound_bytes = 1048576,
+        .handshake_timeout_ms = 10000,
+        .ping_interval_s = 25,
+        .idle_timeout_s = 60,
+        .max_bad_frames = 20,
+        .dedup_window = 1024,
+    };
+    c->drain_grace_ms = 10000;
+    relay_config_set_str(&c->log_level, "info");
+    c->workers = 1;
+}
+
+void relay_config_set_nats(relay_config *c, const char *csv)
+{
+    for (size_t i = 0; i < c->nats_count; i++)
+        free(c->nats_urls[i]);
+    free(c->nats_urls);
+    c->nats_urls = NULL;
+    c->nats_count = 0;
+    const char *p = csv;
+    while (*p) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (n) {
+            c->nats_urls = mr_realloc(c->nats_urls, (c->nats_count + 1) * sizeof(char *));
+            c->nats_urls[c->nats_count++] = mr_strndup(p, n);
+        }
+        p += n + (end ? 1 : 0);
+    }
+}
+
+static void copy_str_array(json_t *arr, char ***out, size_t *count)
+{
+    for (size_t i = 0; i < *count; i++)
+        free((*out)[i]);
+    free(*out);
+    *out = NULL;
+    *count = 0;
+    if (!arr)
+        return;
+    *count = json_array_size(arr);
+    *out = mr_calloc(*count ? *count : 1, sizeof(char *));
+    for (size_t i = 0; i < *count; i++)
+        (*out)[i] = mr_strdup(json_string_value(json_array_get(arr, i)));
+}
+
+static int read_secret_file(relay_config *c, mr_cfg *cfg, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        mr_cfg_error(cfg, "auth.secret_file", "cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    unsigned char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        n--;
+    if (n == 0) {
+        mr_cfg_error(cfg, "auth.secret_file", "%s is empty", path);
+        return -1;
+    }
+    free(c->secret);
+    c->secret = mr_malloc(n);
+    memcpy(c->secret, buf, n);
+    c->secret_len = n;
+    return 0;
+}
+
+static const char *const top_keys[] = {
+    "region", "node_id", "listen",         "admin_listen", "nats",      "auth",    "tls",
+    "limits", "origins", "drain_grace_ms", "static_dir",   "log_level", "workers", NULL};
+static const char *const auth_keys[] = {"secret",   "secret_file", "issuer",
+                                        "audience", "leeway_s",    NULL};
+static const char *const tls_keys[] = {"cert", "key", "hsts_max_age", NULL};
+static const char *const limit_keys[] = {"max_message_bytes",
+                                         "publish_rate",
+                                         "publish_burst",
+                                         "rate_limit_strikes",
+                                         "max_rooms_per_connection",
+                                         "max_connections_per_ip",
+                                         "max_outbound_bytes",
+                                         "handshake_timeout_ms",
+                                         "ping_interval_s",
+                                         "idle_timeout_s",
+                                         "max_bad_frames",
+                                         "dedup_window",
+                                         NULL};
+
+static void set_from(mr_cfg *cfg, json_t *o, const char *path, const char *key, char **slot)
+{
+    const char *v = mr_cfg_str(cfg, o, path, key, NULL);
+    if (v)
+        relay_config_set_str(slot, v);
+}
+
+int relay_config_load(relay_config *c, const char *path, char *err, size_t errlen)
+{
+    mr_cfg cfg = {.file = path};
+    json_t *root = mr_cfg_load(&cfg, path);
+    if (!root) {
+        snprintf(err, errlen, "%s", cfg.err);
+        return -1;
+    }
+    mr_cfg_check_keys(&cfg, root, "", top_keys);
+    set_from(&cfg, root, "", "region", &c->region);
+    set_from(&cfg, root, "", "node_id", &c->node_id);
+    set_from(&cfg, root, "", "listen", &c->listen);
+    set_from(&cfg, root, "", "admin_listen", &c->admin_listen);
+    set_from(&cfg, root, "", "static_dir", &c->static_dir);
+    set_from(&cfg, root, "", "log_level", &c->log_level);
+    json_t *nats = mr_cfg_str_array(&cfg, root, "", "nats");
+    if (nats) {
+        if (json_array_size(nats) == 0)
+            mr_cfg_error(&cfg, "nats", "must list at least one URL");
+        else
+            copy_str_array(nats, &c->nats_urls, &c->nats_count);
+    }
+    json_t *origins = mr_cfg_str_array(&cfg, root, "", "origins");
+    if (origins)
+        copy_str_array(origins, &c->origins, &c->origin_count);
+    c->drain_grace_ms = mr_cfg_int(&cfg, root, "", "drain_grace_ms", c->drain_grace_ms, 0, 3600000);
+    c->workers = mr_cfg_int(&cfg, root, "", "workers", c->workers, 1, 64);
+
+    json_t *auth = mr_cfg_obj(&cfg, root, "", "auth");
+    mr_cfg_check_keys(&cfg, auth, "auth", auth_keys);
+    const char *secret = mr_cfg_str(&cfg, auth, "auth", "secret", NULL);
+    const char *secret_file = mr_cfg_str(&cfg, auth, "auth", "secret_file", NULL);
+    if (secret && secret_file)
+        mr_cfg_error(&cfg, "auth", "set either secret or secret_file, not both");
+    if (secret) {
+        free(c->secret);
+        c->secret = (unsigned char *)mr_strdup(secret);
+        c->secret_len = strlen(secret);
+    } else if (secret_file) {
+        read_secret_file(c, &cfg, secret_file);
+    }
+    set_from(&cfg, auth, "auth", "issuer", &c->issuer);
+    set_from(&cfg, auth, "auth", "audience", &c->audience);
+    c->leeway_s = mr_cfg_int(&cfg, auth, "auth", "leeway_s", c->leeway_s, 0, 3600);
+
+    json_t *tls = mr_cfg_obj(&cfg, root, "", "tls");
+    mr_cfg_check_keys(&cfg, tls, "tls", tls_keys);
+    set_from(&cfg, tls, "tls", "cert", &c->tls_cert);
+    set_from(&cfg, tls, "tls", "key", &c->tls_key);
+    c->hsts_max_age = mr_cfg_int(&cfg, tls, "tls", "hsts_max_age", c->hsts_max_age, 0, 63072000);
+    if (tls && (!c->tls_cert != !c->tls_key))
+        mr_cfg_error(&cfg, "tls", "cert and key must be given together");
+
+    json_t *lim = mr_cfg_obj(&cfg, root, "", "limits");
+    mr_cfg_check_keys(&cfg, lim, "limits", limit_keys);
+    relay_limits *l = &c->limits;
+    const char *lp = "limits";
+    l->max_message_bytes =
+        mr_cfg_int(&cfg, lim, lp, "max_message_bytes", l->max_message_bytes, 256, 16 << 20);
+    l->publish_rate = mr_cfg_num(&cfg, lim, lp, "publish_rate", l->publish_rate, 0.001, 1e7);
+    l->publish_burst = mr_cfg_num(&cfg, lim, lp, "publish_burst", l->publish_burst, 1, 1e7);
+    l->rate_limit_strikes =
+        mr_cfg_int(&cfg, lim, lp, "rate_limit_strikes", l->rate_limit_strikes, 1, 1000000);
+    l->max_rooms_per_connection = mr_cfg_int(&cfg, lim, lp, "max_rooms_per_connection",
+                                             l->max_rooms_per_connection, 1, 100000);
+    l->max_connections_per_ip =
+        mr_cfg_int(&cfg, lim, lp, "max_connections_per_ip", l->max_connections_per_ip, 0, 10000000);
+    l->max_outbound_bytes = mr_cfg_int(&cfg, lim, lp, "max_outbound_bytes", l->max_outbound_bytes,
+                                       4096, (int64_t)1 << 32);
+    l->handshake_timeout_ms =
+        mr_cfg_int(&cfg, lim, lp, "handshake_timeout_ms", l->handshake_timeout_ms, 100, 600000);
+    l->ping_interval_s = mr_cfg_int(&cfg, lim, lp, "ping_interval_s", l->ping_interval_s, 1, 3600);
+    l->idle_timeout_s = mr_cfg_int(&cfg, lim, lp, "idle_timeout_s", l->idle_timeout_s, 2, 7200);
+    l->max_bad_frames = mr_cfg_int(&cfg, lim, lp, "max_bad_frames", l->max_bad_frames, 1, 1000000);
+    l->dedup_window = mr_cfg_int(&cfg, lim, lp, "dedup_window", l->dedup_window, 16, 1 << 20);
+
+    json_decref(root);
+    if (mr_cfg_failed(&cfg)) {
+        snprintf(err, errlen, "%s", cfg.err);
+        return -1;
+    }
+    return 0;
+}
+
+static bool token_safe(const char *s)
+{
+    if (!*s || strlen(s) > 64)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '-' || *s == '_'))
+            return false;
+    return true;
+}
+
+int relay_config_validate(const relay_config *c, char *err, size_t errlen)
+{
+    char host[256];
+    int port;
+    if (!c->secret || c->secret_len == 0) {
+        snprintf(err, errlen,
+                 "auth.secret: a token secret is required (auth.secret or auth.secret_file)");
+        return -1;
+    }
+    if (c->secret_len < 16)
+        mr_log_warn("auth.secret is shorter than 16 bytes; use a long random secret in production");
+    if (!token_safe(c->region)) {
+        snprintf(err, errlen, "region: \"%s\" must be 1-64 characters of A-Z a-z 0-9 _ -",
+                 c->region);
+        return -1;
+    }
+    if (!token_safe(c->node_id)) {
+        snprintf(err, errlen, "node_id: \"%s\" must be 1-64 characters of A-Z a-z 0-9 _ -",
+                 c->node_id);
+        return -1;
+    }
+    if (mr_parse_hostport(c->listen, host, sizeof host, &port) != 0) {
+        snprintf(err, errlen, "listen: \"%s\" is not host:port", c->listen);
+        return -1;
+    }
+    if (mr_parse_hostport(c->admin_listen, host, sizeof host, &port) != 0) {
+        snprintf(err, errlen, "admin_listen: \"%s\" is not host:port", c->admin_listen);
+        return -1;
+    }
+    if (c->nats_count == 0) {
+        snprintf(err, errlen, "nats: at least one NATS URL is required");
+        return -1;
+    }
+    for (size_t i = 0; i < c->nats_count; i++) {
+        if (strncmp(c->nats_urls[i], "nats://", 7) != 0 &&
+            strncmp(c->nats_urls[i], "tls://", 6) != 0) {
+            snprintf(err, errlen, "nats: \"%s\" must start with nats:// or tls://",
+                     c->nats_urls[i]);
+            return -1;
+        }
+    }
+    if (c->limits.idle_timeout_s <= c->limits.ping_interval_s) {
+        snprintf(err, errlen, "limits.idle_timeout_s: must be greater than limits.ping_interval_s");
+        return -1;
+    }
+    if (mr_log_level_parse(c->log_level) < 0) {
+        snprintf(err, errlen, "log_level: \"%s\" must be error, warn, info or debug", c->log_level);
+        return -1;
+    }
+    return 0;
+}
+
+void relay_config_free(relay_config *c)
+{
+    free(c->region);
+    free(c->node_id);
+    free(c->listen);
+    free(c->admin_listen);
+    for (size_t i = 0; i < c->nats_count; i++)
+        free(c->nats_urls[i]);
+    free(c->nats_urls);
+    free(c->secret);
+    free(c->issuer);
+    free(c->audience);
+    free(c->tls_cert);
+    free(c->tls_key);
+    for (size_t i = 0; i < c->origin_count; i++)
+        free(c->origins[i]);
+    free(c->origins);
+    free(c->static_dir);
+    free(c->log_level);
+    memset(c, 0, sizeof *c);
+}

@@ -1,0 +1,65 @@
+/* The relay's configuration: JSON file plus command-line overrides. */
+#ifndef RELAY_CONFIG_H
+#define RELAY_CONFIG_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct relay_limits {
+    int64_t max_message_bytes;
+    double publish_rate;
+    double publish_burst;
+    int64_t rate_limit_strikes;
+    int64_t max_rooms_per_connection;
+    int64_t max_connections_per_ip; /* 0: unlimited */
+    int64_t max_outbound_bytes;
+    int64_t handshake_timeout_ms;
+    int64_t ping_interval_s;
+    int64_t idle_timeout_s;
+    int64_t max_bad_frames;
+    int64_t dedup_window; /* recent message ids remembered per room */
+} relay_limits;
+
+typedef struct relay_config {
+    char *region;
+    char *node_id;
+    char *listen;       /* host:port of the WebSocket server */
+    char *admin_listen; /* host:port of the admin HTTP server */
+    char **nats_urls;
+    size_t nats_count;
+    /* auth */
+    unsigned char *secret;
+    size_t secret_len;
+    char *issuer;
+    char *audience;
+    int64_t leeway_s;
+    /* tls */
+    char *tls_cert;
+    char *tls_key;
+    int64_t hsts_max_age;
+    relay_limits limits;
+    char **origins;
+    size_t origin_count;
+    int64_t drain_grace_ms;
+    char *static_dir;
+    char *log_level;
+    int64_t workers; /* reserved: processes sharing the listen port */
+} relay_config;
+
+/** Fill `c` with the documented defaults. */
+void relay_config_defaults(relay_config *c);
+/**
+ * Apply a JSON config file on top of `c`. Returns 0, or -1 with a message
+ * naming the file, the key and the reason in `err`.
+ */
+int relay_config_load(relay_config *c, const char *path, char *err, size_t errlen);
+/** Final checks after files and flags are applied (secret present, addresses parse). */
+int relay_config_validate(const relay_config *c, char *err, size_t errlen);
+/** Replace the NATS URL list from a comma-separated string. */
+void relay_config_set_nats(relay_config *c, const char *csv);
+void relay_config_set_str(char **slot, const char *value);
+void relay_config_free(relay_config *c);
+
+#endif

@@ -1,0 +1,216 @@
+/*
+ * meridian-relay: command line, configuration, threads and shutdown.
+ *
+ * Signals are blocked in every thread and taken by one signal thread with
+ * sigwait(): SIGTERM starts a drain, a second SIGTERM or SIGINT stops at
+ * once. The thread only sets atomics and wakes the lws loop, so no lws call
+ * is made from a signal handler.
+ */
+#include "mr_admin.h"
+#include "mr_alloc.h"
+#include "mr_log.h"
+#include "mr_metrics.h"
+#include "relay.h"
+#include "relay_config.h"
+#include "relay_metrics.h"
+#include "relay_server.h"
+
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+    "Usage: meridian-relay [--config FILE] [options]\n"
+    "\n"
+    "Regional Meridian relay: holds client WebSockets, authenticates them, fans\n"
+    "messages out to room members and exchanges them with other relays over NATS.\n"
+    "\n"
+    "Options (override the config file; every key is documented in docs/relay.md):\n"
+    "  -c, --config FILE        JSON configuration file\n"
+    "  -l, --listen HOST:PORT   WebSocket listen address (default 127.0.0.1:8080)\n"
+    "  -a, --admin-listen HOST:PORT\n"
+    "                           admin HTTP address: /healthz /readyz /metrics\n"
+    "                           (default 127.0.0.1:9090)\n"
+    "  -n, --nats URL[,URL...]  NATS server URLs (default nats://127.0.0.1:4222)\n"
+    "  -r, --region NAME        region name (default local)\n"
+    "  -i, --node-id ID         this relay's id within the region (default relay-1)\n"
+    "      --log-level LEVEL    error, warn, info or debug (default info)\n"
+    "      --check              validate the configuration and exit\n"
+    "  -V, --version            print the version and exit\n"
+    "  -h, --help               print this help and exit\n"
+    "\n"
+    "Signals: SIGTERM drains (clients get a reconnect frame, then close 1012 after\n"
+    "drain_grace_ms); a second SIGTERM or SIGINT stops at once.\n";
+
+typedef struct signal_ctx {
+    relay *r;
+    sigset_t set;
+} signal_ctx;
+
+static void *signal_main(void *arg)
+{
+    signal_ctx *sc = arg;
+    for (;;) {
+        int sig;
+        if (sigwait(&sc->set, &sig) != 0)
+            continue;
+        if (sig == SIGTERM && !atomic_load(&sc->r->draining)) {
+            mr_log_info("SIGTERM: draining");
+            atomic_store(&sc->r->draining, true);
+        } else {
+            mr_log_info("%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+            atomic_store(&sc->r->stopping, true);
+        }
+        relay_server_wake(sc->r);
+    }
+    return NULL;
+}
+
+static bool relay_ready(void *ud, mr_buf *detail)
+{
+    relay *r = ud;
+    bool nats = relay_nats_connected(r->nats);
+    bool draining = atomic_load(&r->draining);
+    mr_buf_printf(detail, "{\"nats\":\"%s\",\"draining\":%s}", nats ? "connected" : "disconnected",
+                  draining ? "true" : "false");
+    return nats && !draining;
+}
+
+int main(int argc, char **argv)
+{
+    enum { OPT_LOG_LEVEL = 1000, OPT_CHECK };
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"listen", required_argument, NULL, 'l'},
+                                         {"admin-listen", required_argument, NULL, 'a'},
+                                         {"nats", required_argument, NULL, 'n'},
+                                         {"region", required_argument, NULL, 'r'},
+                                         {"node-id", required_argument, NULL, 'i'},
+                                         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+                                         {"check", no_argument, NULL, OPT_CHECK},
+                                         {"version", no_argument, NULL, 'V'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+
+    relay_config cfg;
+    relay_config_defaults(&cfg);
+    mr_log_init("relay", MR_LOG_INFO);
+    char err[600];
+    bool check_only = false;
+
+    /* The config file is applied first so that flags override it wherever they appear. */
+    for (int i = 1; i < argc; i++) {
+        const char *path = NULL;
+        if ((strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "-c") == 0) && i + 1 < argc)
+            path = argv[i + 1];
+        else if (strncmp(argv[i], "--config=", 9) == 0)
+            path = argv[i] + 9;
+        if (path && relay_config_load(&cfg, path, err, sizeof err) != 0) {
+            fprintf(stderr, "meridian-relay: %s\n", err);
+            return 2;
+        }
+    }
+    int c;
+    while ((c = getopt_long(argc, argv, "c:l:a:n:r:i:Vh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            break;
+        case 'l':
+            relay_config_set_str(&cfg.listen, optarg);
+            break;
+        case 'a':
+            relay_config_set_str(&cfg.admin_listen, optarg);
+            break;
+        case 'n':
+            relay_config_set_nats(&cfg, optarg);
+            break;
+        case 'r':
+            relay_config_set_str(&cfg.region, optarg);
+            break;
+        case 'i':
+            relay_config_set_str(&cfg.node_id, optarg);
+            break;
+        case OPT_LOG_LEVEL:
+            relay_config_set_str(&cfg.log_level, optarg);
+            break;
+        case OPT_CHECK:
+            check_only = true;
+            break;
+        case 'V':
+            printf("meridian-relay %s\n", MERIDIAN_VERSION);
+            return 0;
+        case 'h':
+            fputs(usage, stdout);
+            return 0;
+        default:
+            fputs(usage, stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "meridian-relay: unexpected argument \"%s\"\n%s", argv[optind], usage);
+        return 2;
+    }
+    if (relay_config_validate(&cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "meridian-relay: %s\n", err);
+        return 2;
+    }
+    if (check_only) {
+        printf("meridian-relay: configuration ok\n");
+        relay_config_free(&cfg);
+        return 0;
+    }
+    mr_log_set_level((mr_log_level)mr_log_level_parse(cfg.log_level));
+
+    /* Block signals before any thread starts so that they all inherit the mask. */
+    signal_ctx sc;
+    sigemptyset(&sc.set);
+    sigaddset(&sc.set, SIGTERM);
+    sigaddset(&sc.set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sc.set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    relay r;
+    memset(&r, 0, sizeof r);
+    r.cfg = &cfg;
+    relay_rooms_init(&r.rooms, (uint32_t)cfg.limits.dedup_window);
+    mr_map_init(&r.ip_counts);
+    r.jwt = (mr_jwt_params){.secret = cfg.secret,
+                            .secret_len = cfg.secret_len,
+                            .issuer = cfg.issuer,
+                            .audience = cfg.audience,
+                            .leeway_s = cfg.leeway_s};
+    relay_metrics_register();
+
+    int rc = 1;
+    mr_admin_thread *admin = NULL;
+    if (relay_server_start(&r, err, sizeof err) != 0) {
+        mr_log_error("%s", err);
+        goto out;
+    }
+    admin = mr_admin_thread_start(cfg.admin_listen, relay_ready, &r, err, sizeof err);
+    if (!admin) {
+        mr_log_error("%s", err);
+        goto out;
+    }
+    sc.r = &r;
+    pthread_t sig_thread;
+    pthread_create(&sig_thread, NULL, signal_main, &sc);
+    pthread_detach(sig_thread);
+
+    mr_log_info("meridian-relay %s: region %s, node %s, WebSocket on %s (port %d)%s, admin on %s",
+                MERIDIAN_VERSION, cfg.region, cfg.node_id, cfg.listen, relay_server_port(&r),
+                cfg.tls_cert ? " with TLS" : "", cfg.admin_listen);
+    relay_server_run(&r);
+    mr_log_info("stopped: %zu sessions open at exit", r.session_count);
+    rc = 0;
+out:
+    mr_admin_thread_stop(admin);
+    relay_server_stop(&r);
+    relay_rooms_free(&r.rooms);
+    mr_map_free(&r.ip_counts, NULL);
+    relay_config_free(&cfg);
+    return rc;
+}

@@ -1,0 +1,64 @@
+/* Relay metric definitions. Error counters carry the protocol error code as a label. */
+#include "relay_metrics.h"
+
+#include <stdio.h>
+
+relay_metrics relay_m = {
+    .connections = MR_GAUGE("meridian_relay_connections", "Open client WebSocket connections."),
+    .rooms = MR_GAUGE("meridian_relay_rooms", "Rooms with at least one member on this relay."),
+    .nats_connected =
+        MR_GAUGE("meridian_relay_nats_connected", "1 when the NATS connection is up."),
+    .draining = MR_GAUGE("meridian_relay_draining", "1 while the relay drains."),
+    .connections_total =
+        MR_COUNTER("meridian_relay_connections_total", "Client connections accepted."),
+    .frames_in = MR_COUNTER("meridian_relay_frames_in_total", "Frames received from clients."),
+    .frames_out = MR_COUNTER("meridian_relay_frames_out_total", "Frames written to clients."),
+    .bytes_in = MR_COUNTER("meridian_relay_bytes_in_total", "Payload bytes received from clients."),
+    .bytes_out = MR_COUNTER("meridian_relay_bytes_out_total", "Payload bytes written to clients."),
+    .publishes = MR_COUNTER("meridian_relay_publishes_total", "Publishes accepted from clients."),
+    .acks = MR_COUNTER("meridian_relay_acks_total", "Publish acks sent to clients."),
+    .deliveries = MR_COUNTER("meridian_relay_deliveries_total", "Messages queued to members."),
+    .duplicates_dropped = MR_COUNTER("meridian_relay_duplicates_dropped_total",
+                                     "Fast-path messages dropped as duplicates by identity."),
+    .slow_consumer_closes = MR_COUNTER("meridian_relay_slow_consumer_closes_total",
+                                       "Connections closed because their outbound queue was full."),
+    .auth_failures =
+        MR_COUNTER("meridian_relay_auth_failures_total", "Hello frames with a bad token."),
+    .rejected_upgrades = MR_COUNTER("meridian_relay_rejected_upgrades_total",
+                                    "WebSocket upgrades refused (origin, per-IP limit, draining)."),
+    .publish_ack_latency =
+        MR_HISTOGRAM("meridian_relay_publish_ack_seconds", "Time from a publish frame to its ack.",
+                     mr_latency_buckets, 16),
+};
+
+void relay_metrics_register(void)
+{
+    static char labels[MR_ERR_COUNT][48];
+    mr_metric *plain[] = {&relay_m.connections,
+                          &relay_m.rooms,
+                          &relay_m.nats_connected,
+                          &relay_m.draining,
+                          &relay_m.connections_total,
+                          &relay_m.frames_in,
+                          &relay_m.frames_out,
+                          &relay_m.bytes_in,
+                          &relay_m.bytes_out,
+                          &relay_m.publishes,
+                          &relay_m.acks,
+                          &relay_m.deliveries,
+                          &relay_m.duplicates_dropped,
+                          &relay_m.slow_consumer_closes,
+                          &relay_m.auth_failures,
+                          &relay_m.rejected_upgrades};
+    for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++)
+        mr_metric_register(plain[i]);
+    for (int i = 0; i < MR_ERR_COUNT; i++) {
+        snprintf(labels[i], sizeof labels[i], "code=\"%s\"", mr_proto_error_name((mr_error_code)i));
+        relay_m.errors[i].name = "meridian_relay_errors_total";
+        relay_m.errors[i].help = "Error frames sent, by code.";
+        relay_m.errors[i].labels = labels[i];
+        relay_m.errors[i].kind = MR_METRIC_COUNTER;
+        mr_metric_register(&relay_m.errors[i]);
+    }
+    mr_metric_register(&relay_m.publish_ack_latency);
+}

@@ -1,0 +1,22 @@
+/* The relay's Prometheus metrics (names documented in docs/relay.md). */
+#ifndef RELAY_METRICS_H
+#define RELAY_METRICS_H
+
+#include "mr_metrics.h"
+#include "mr_proto.h"
+
+typedef struct relay_metrics {
+    mr_metric connections, rooms, nats_connected, draining;
+    mr_metric connections_total, frames_in, frames_out, bytes_in, bytes_out;
+    mr_metric publishes, acks, deliveries, duplicates_dropped;
+    mr_metric slow_consumer_closes, auth_failures, rejected_upgrades;
+    mr_metric errors[MR_ERR_COUNT];
+    mr_metric publish_ack_latency;
+} relay_metrics;
+
+extern relay_metrics relay_m;
+
+/** Register every relay metric with the process registry (once). */
+void relay_metrics_register(void);
+
+#endif

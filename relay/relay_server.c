@@ -1,0 +1,276 @@
+/*
+ * The relay's WebSocket server on libwebsockets.
+ *
+ * lws owns the main thread and its service loop (the Debian build has no
+ * external-loop support). Other threads talk to it only through
+ * lws_cancel_service(), which makes lws call LWS_CALLBACK_EVENT_WAIT_CANCELLED
+ * on the service thread: there we take queued NATS messages and act on
+ * drain or stop requests.
+ *
+ * Upgrades are vetted in LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION (Origin
+ * allowlist, per-IP limit, drain). We deliberately do not handle
+ * LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: lws 4.1 has a use-after-free on that
+ * path (CVE-2025-11677).
+ */
+#include "relay_server.h"
+#include "mr_alloc.h"
+#include "mr_config.h"
+#include "mr_log.h"
+#include "mr_time.h"
+#include "relay_metrics.h"
+#include "relay_session.h"
+
+#include <openssl/ssl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static relay *the_relay;
+
+static void take_inbound(relay *r)
+{
+    relay_inbound *in = relay_nats_take(r->nats);
+    while (in) {
+        relay_inbound *next = in->next;
+        relay_deliver_nats(r, in->msg);
+        natsMsg_Destroy(in->msg);
+        free(in);
+        in = next;
+    }
+    mr_metric_set(&relay_m.nats_connected, relay_nats_connected(r->nats));
+}
+
+static void close_all(relay *r, int code, const char *reason)
+{
+    for (relay_session *s = r->sessions; s; s = s->next)
+        relay_session_close(s, code, reason);
+}
+
+static void drain_timer_cb(lws_sorted_usec_list_t *sul)
+{
+    relay *r = lws_container_of(sul, relay, drain_sul);
+    if (!r->closing_all) {
+        mr_log_info("drain: grace period over; closing %zu sessions with 1012", r->session_count);
+        r->closing_all = true;
+        close_all(r, MR_CLOSE_RESTART, "relay restarting");
+        /* Give the close handshakes a moment, then stop regardless. */
+        lws_sul_schedule(r->lws, 0, &r->drain_sul, drain_timer_cb, 2 * LWS_US_PER_SEC);
+        return;
+    }
+    atomic_store(&r->stopping, true);
+}
+
+static void start_drain(relay *r)
+{
+    r->drain_started = true;
+    mr_metric_set(&relay_m.draining, 1);
+    mr_log_info("drain: asking %zu sessions to reconnect; closing in %lld ms", r->session_count,
+                (long long)r->cfg->drain_grace_ms);
+    static const char frame[] = "{\"type\":\"reconnect\",\"reason\":\"draining\",\"urls\":[]}";
+    relay_out *o = relay_out_new(frame, sizeof frame - 1);
+    for (relay_session *s = r->sessions; s; s = s->next) {
+        relay_session_send(s, o);
+        s->reconnect_sent = true;
+    }
+    relay_out_unref(o);
+    lws_sul_schedule(r->lws, 0, &r->drain_sul, drain_timer_cb,
+                     (lws_usec_t)r->cfg->drain_grace_ms * 1000);
+}
+
+static int filter_upgrade(relay *r, struct lws *wsi)
+{
+    if (atomic_load(&r->draining)) {
+        mr_metric_inc(&relay_m.rejected_upgrades);
+        return 1;
+    }
+    if (r->cfg->origin_count) {
+        char origin[512];
+        int n = lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN);
+        if (n > 0) {
+            bool ok = false;
+            for (size_t i = 0; i < r->cfg->origin_count && !ok; i++)
+                ok = strcmp(origin, r->cfg->origins[i]) == 0;
+            if (!ok) {
+                mr_log_info("refused upgrade from origin %s", origin);
+                mr_metric_inc(&relay_m.rejected_upgrades);
+                return 1;
+            }
+        }
+    }
+    int64_t limit = r->cfg->limits.max_connections_per_ip;
+    if (limit > 0) {
+        char ip[64];
+        if (lws_get_peer_simple(wsi, ip, sizeof ip)) {
+            intptr_t n = (intptr_t)mr_map_get(&r->ip_counts, ip, strlen(ip));
+            if (n >= limit) {
+                mr_log_info("refused upgrade from %s: %ld connections already open", ip, (long)n);
+                mr_metric_inc(&relay_m.rejected_upgrades);
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+static int callback_meridian(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                             void *in, size_t len)
+{
+    relay *r = the_relay;
+    relay_session *s = user;
+    switch (reason) {
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        return filter_upgrade(r, wsi);
+    case LWS_CALLBACK_ESTABLISHED:
+        relay_session_open(r, s, wsi);
+        return 0;
+    case LWS_CALLBACK_RECEIVE:
+        return relay_session_receive(s, in, len, lws_frame_is_binary(wsi),
+                                     lws_is_final_fragment(wsi));
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return relay_session_writable(s);
+    case LWS_CALLBACK_TIMER:
+        relay_session_timer(s);
+        return 0;
+    case LWS_CALLBACK_CLOSED:
+        relay_session_closed(s);
+        return 0;
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        if (!r)
+            return 0;
+        take_inbound(r);
+        if (atomic_load(&r->draining) && !r->drain_started)
+            start_drain(r);
+        return 0;
+    default:
+        break;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+static void lws_log_emit(int level, const char *line)
+{
+    size_t n = strlen(line);
+    while (n && line[n - 1] == '\n')
+        n--;
+    mr_log(level == LLL_ERR ? MR_LOG_ERROR : MR_LOG_WARN, "lws: %.*s", (int)n, line);
+}
+
+static void wake(void *ud)
+{
+    relay *r = ud;
+    if (r->lws)
+        lws_cancel_service(r->lws);
+}
+
+int relay_server_start(relay *r, char *err, size_t errlen)
+{
+    const relay_config *c = r->cfg;
+    the_relay = r;
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
+
+    static struct lws_protocols protocols[] = {
+        {"meridian.v1", callback_meridian, sizeof(relay_session), 0, 0, NULL, 0},
+        {NULL, NULL, 0, 0, 0, NULL, 0}};
+
+    static char host[256];
+    int port;
+    mr_parse_hostport(c->listen, host, sizeof host, &port);
+
+    r->retry = (lws_retry_bo_t){
+        .secs_since_valid_ping = (uint16_t)c->limits.ping_interval_s,
+        .secs_since_valid_hangup = (uint16_t)c->limits.idle_timeout_s,
+    };
+
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.port = port;
+    info.iface = host[0] && strcmp(host, "0.0.0.0") != 0 ? host : NULL;
+    info.protocols = protocols;
+    info.gid = -1;
+    info.uid = -1;
+    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 |
+                   LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
+    info.retry_and_idle_policy = &r->retry;
+    info.timeout_secs = 10;
+    /* The relay enforces the message size itself; keep lws's per-connection buffers small. */
+    info.pt_serv_buf_size = 16384;
+    if (c->workers > 1)
+        info.options |= LWS_SERVER_OPTION_ALLOW_LISTEN_SHARE;
+
+    static struct lws_http_mount mount;
+    if (c->static_dir) {
+        memset(&mount, 0, sizeof mount);
+        mount.mountpoint = "/";
+        mount.mountpoint_len = 1;
+        mount.origin = c->static_dir;
+        mount.def = "index.html";
+        mount.origin_protocol = LWSMPRO_FILE;
+        info.mounts = &mount;
+    }
+
+    static char hsts[64];
+    static struct lws_protocol_vhost_options hsts_header;
+    if (c->tls_cert) {
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = c->tls_cert;
+        info.ssl_private_key_filepath = c->tls_key;
+        /* TLS 1.3 only: older versions are refused at the handshake. */
+        info.ssl_options_set = SSL_OP_NO_SSLv2 | SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 |
+                               SSL_OP_NO_TLSv1_1 | SSL_OP_NO_TLSv1_2;
+        snprintf(hsts, sizeof hsts, "max-age=%lld; includeSubDomains", (long long)c->hsts_max_age);
+        hsts_header.name = "strict-transport-security:";
+        hsts_header.value = hsts;
+        info.headers = &hsts_header;
+    }
+
+    r->nats = relay_nats_new(c, wake, r);
+    r->lws = lws_create_context(&info);
+    if (!r->lws) {
+        snprintf(err, errlen,
+                 "cannot start the WebSocket server on %s (address in use, or bad TLS files?)",
+                 c->listen);
+        return -1;
+    }
+    r->vhost = lws_get_vhost_by_name(r->lws, "default");
+    if (relay_nats_connect(r->nats, err, errlen) != 0)
+        return -1;
+    mr_metric_set(&relay_m.nats_connected, relay_nats_connected(r->nats));
+    return 0;
+}
+
+int relay_server_port(relay *r)
+{
+    return r->vhost ? lws_get_vhost_listen_port(r->vhost) : -1;
+}
+
+void relay_server_run(relay *r)
+{
+    while (!atomic_load(&r->stopping)) {
+        if (lws_service(r->lws, 0) < 0)
+            break;
+        /* A drain ends early once every client has gone. */
+        if (r->drain_started && r->session_count == 0)
+            break;
+    }
+}
+
+void relay_server_wake(relay *r)
+{
+    wake(r);
+}
+
+void relay_server_stop(relay *r)
+{
+    /*
+     * Close NATS first so no callback wakes a context being destroyed; then
+     * destroy the context, which closes sessions and drops their (now inert)
+     * subscriptions; then free what NATS still holds.
+     */
+    relay_nats_close(r->nats);
+    if (r->lws)
+        lws_context_destroy(r->lws);
+    r->lws = NULL;
+    relay_nats_free(r->nats);
+    r->nats = NULL;
+    the_relay = NULL;
+}

@@ -1,0 +1,233 @@
+/* JWT validation: every way a token can be wrong, and the happy path. */
+#include "mr_jwt.h"
+
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const unsigned char secret[] = "0123456789abcdef0123456789abcdef";
+#define NOW 1700000000
+
+static mr_jwt_params params(void)
+{
+    return (mr_jwt_params){.secret = secret, .secret_len = sizeof secret - 1, .leeway_s = 0};
+}
+
+static char *sign_claims(const char *json)
+{
+    json_t *c = json_loads(json, 0, NULL);
+    ck_assert_ptr_nonnull(c);
+    char *t = mr_jwt_sign(secret, sizeof secret - 1, c);
+    json_decref(c);
+    return t;
+}
+
+/* Build a token with an arbitrary header, signed with HS256 over header.payload. */
+/* header.payload with no signature part yet; the caller appends one. */
+static char *forge(const char *header, const char *payload)
+{
+    char *tok = malloc(4096);
+    size_t n = mr_b64url_encode((const unsigned char *)header, strlen(header), tok);
+    tok[n++] = '.';
+    n += mr_b64url_encode((const unsigned char *)payload, strlen(payload), tok + n);
+    tok[n] = '\0';
+    return tok;
+}
+
+static mr_jwt_status verify(const char *tok, mr_jwt_claims *out)
+{
+    mr_jwt_params p = params();
+    return mr_jwt_verify(&p, tok, strlen(tok), NOW, out);
+}
+
+START_TEST(valid_token)
+{
+    char *t =
+        sign_claims("{\"sub\":\"alice\",\"exp\":1700000100,\"rooms\":[\"general\",\"team-*\"]}");
+    mr_jwt_claims c;
+    ck_assert_int_eq(verify(t, &c), MR_JWT_OK);
+    ck_assert_str_eq(c.sub, "alice");
+    ck_assert_int_eq(c.exp, 1700000100);
+    ck_assert(mr_jwt_room_allowed(c.rooms, "general", 7));
+    ck_assert(mr_jwt_room_allowed(c.rooms, "team-blue", 9));
+    ck_assert(!mr_jwt_room_allowed(c.rooms, "team", 4));
+    ck_assert(!mr_jwt_room_allowed(c.rooms, "generalx", 8));
+    mr_jwt_claims_free(&c);
+    free(t);
+}
+END_TEST
+
+START_TEST(no_rooms_claim_allows_all)
+{
+    char *t = sign_claims("{\"sub\":\"bob\",\"exp\":1700000100}");
+    mr_jwt_claims c;
+    ck_assert_int_eq(verify(t, &c), MR_JWT_OK);
+    ck_assert_ptr_null(c.rooms);
+    ck_assert(mr_jwt_room_allowed(c.rooms, "anything", 8));
+    mr_jwt_claims_free(&c);
+    free(t);
+}
+END_TEST
+
+START_TEST(expired)
+{
+    char *t = sign_claims("{\"sub\":\"alice\",\"exp\":1699999999}");
+    mr_jwt_claims c;
+    ck_assert_int_eq(verify(t, &c), MR_JWT_EXPIRED);
+    free(t);
+    t = sign_claims("{\"sub\":\"alice\"}");
+    ck_assert_int_eq(verify(t, &c), MR_JWT_EXPIRED); /* exp is required */
+    free(t);
+}
+END_TEST
+
+START_TEST(leeway)
+{
+    char *t = sign_claims("{\"sub\":\"alice\",\"exp\":1699999999}");
+    mr_jwt_params p = params();
+    p.leeway_s = 5;
+    mr_jwt_claims c;
+    ck_assert_int_eq(mr_jwt_verify(&p, t, strlen(t), NOW, &c), MR_JWT_OK);
+    mr_jwt_claims_free(&c);
+    free(t);
+}
+END_TEST
+
+START_TEST(not_yet_valid)
+{
+    char *t = sign_claims("{\"sub\":\"alice\",\"exp\":1700000100,\"nbf\":1700000050}");
+    mr_jwt_claims c;
+    ck_assert_int_eq(verify(t, &c), MR_JWT_NOT_YET_VALID);
+    free(t);
+}
+END_TEST
+
+START_TEST(wrong_signature)
+{
+    json_t *claims = json_loads("{\"sub\":\"alice\",\"exp\":1700000100}", 0, NULL);
+    char *t = mr_jwt_sign((const unsigned char *)"another secret", 14, claims);
+    json_decref(claims);
+    mr_jwt_claims c;
+    ck_assert_int_eq(verify(t, &c), MR_JWT_BAD_SIGNATURE);
+    /* A tampered payload with the original signature. */
+    char *good = sign_claims("{\"sub\":\"alice\",\"exp\":1700000100}");
+    char *evil = sign_claims("{\"sub\":\"admin\",\"exp\":1700000100}");
+    char *sig = strrchr(good, '.');
+    char *evil_sig = strrchr(evil, '.');
+    strcpy(evil_sig, sig);
+    ck_assert_int_eq(verify(evil, &c), MR_JWT_BAD_SIGNATURE);
+    free(t);
+    free(good);
+    free(evil);
+}
+END_TEST
+
+START_TEST(alg_none_and_others)
+{
+    mr_jwt_claims c;
+    const char *payload = "{\"sub\":\"alice\",\"exp\":1700000100}";
+    char *t = forge("{\"alg\":\"none\",\"typ\":\"JWT\"}", payload);
+    size_t n = strlen(t);
+    strcpy(t + n, ".");
+    ck_assert_int_eq(verify(t, &c), MR_JWT_BAD_ALG);
+    free(t);
+    t = forge("{\"alg\":\"RS256\"}", payload);
+    strcat(t, ".c2ln");
+    ck_assert_int_eq(verify(t, &c), MR_JWT_BAD_ALG);
+    free(t);
+    t = forge("{\"alg\":\"HS512\"}", payload);
+    strcat(t, ".c2ln");
+    ck_assert_int_eq(verify(t, &c), MR_JWT_BAD_ALG);
+    free(t);
+    t = forge("{\"typ\":\"JWT\"}", payload);
+    strcat(t, ".c2ln");
+    ck_assert_int_eq(verify(t, &c), MR_JWT_BAD_ALG);
+    free(t);
+}
+END_TEST
+
+START_TEST(malformed)
+{
+    mr_jwt_claims c;
+    const char *bad[] = {
+        "", "abc", "a.b", "a.b.c.d", "!!!.???.###", "e30.e30.", "bm90IGpzb24.e30.e30"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(verify(bad[i], &c) == MR_JWT_MALFORMED ||
+                          verify(bad[i], &c) == MR_JWT_BAD_ALG,
+                      "token %s", bad[i]);
+    char huge[MR_JWT_MAX_LEN + 10];
+    memset(huge, 'a', sizeof huge - 1);
+    huge[sizeof huge - 1] = '\0';
+    ck_assert_int_eq(verify(huge, &c), MR_JWT_MALFORMED);
+}
+END_TEST
+
+START_TEST(issuer_audience)
+{
+    char *t =
+        sign_claims("{\"sub\":\"a\",\"exp\":1700000100,\"iss\":\"me\",\"aud\":[\"x\",\"relay\"]}");
+    mr_jwt_params p = params();
+    mr_jwt_claims c;
+    p.issuer = "me";
+    p.audience = "relay";
+    ck_assert_int_eq(mr_jwt_verify(&p, t, strlen(t), NOW, &c), MR_JWT_OK);
+    mr_jwt_claims_free(&c);
+    p.issuer = "other";
+    ck_assert_int_eq(mr_jwt_verify(&p, t, strlen(t), NOW, &c), MR_JWT_BAD_ISSUER);
+    p.issuer = "me";
+    p.audience = "nope";
+    ck_assert_int_eq(mr_jwt_verify(&p, t, strlen(t), NOW, &c), MR_JWT_BAD_AUDIENCE);
+    free(t);
+}
+END_TEST
+
+START_TEST(bad_claims)
+{
+    mr_jwt_claims c;
+    char *t = sign_claims("{\"exp\":1700000100}");
+    ck_assert_int_eq(verify(t, &c), MR_JWT_BAD_CLAIMS);
+    free(t);
+    t = sign_claims("{\"sub\":\"a\",\"exp\":1700000100,\"rooms\":\"general\"}");
+    ck_assert_int_eq(verify(t, &c), MR_JWT_BAD_CLAIMS);
+    free(t);
+    t = sign_claims("{\"sub\":\"\",\"exp\":1700000100}");
+    ck_assert_int_eq(verify(t, &c), MR_JWT_BAD_CLAIMS);
+    free(t);
+}
+END_TEST
+
+START_TEST(b64url_roundtrip)
+{
+    unsigned char in[64], out[96];
+    char enc[128];
+    for (size_t n = 0; n < sizeof in; n++) {
+        for (size_t i = 0; i < n; i++)
+            in[i] = (unsigned char)(i * 37 + n);
+        size_t el = mr_b64url_encode(in, n, enc);
+        ck_assert_int_eq(mr_b64url_decode(enc, el, out), (long)n);
+        ck_assert(memcmp(in, out, n) == 0);
+    }
+    ck_assert_int_eq(mr_b64url_decode("a", 1, out), -1);
+    ck_assert_int_eq(mr_b64url_decode("ab+/", 4, out), -1);
+    ck_assert_int_eq(mr_b64url_decode("QR", 2, out), -1); /* non-canonical trailing bits */
+}
+END_TEST
+
+Suite *jwt_suite(void)
+{
+    Suite *s = suite_create("jwt");
+    TCase *tc = tcase_create("verify");
+    tcase_add_test(tc, valid_token);
+    tcase_add_test(tc, no_rooms_claim_allows_all);
+    tcase_add_test(tc, expired);
+    tcase_add_test(tc, leeway);
+    tcase_add_test(tc, not_yet_valid);
+    tcase_add_test(tc, wrong_signature);
+    tcase_add_test(tc, alg_none_and_others);
+    tcase_add_test(tc, malformed);
+    tcase_add_test(tc, issuer_audience);
+    tcase_add_test(tc, bad_claims);
+    tcase_add_test(tc, b64url_roundtrip);
+    suite_add_tcase(s, tc);
+    return s;
+}

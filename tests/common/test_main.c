@@ -1,0 +1,22 @@
+/* Unit tests of the shared modules: one suite per module. */
+#include <check.h>
+#include <stdlib.h>
+
+Suite *jwt_suite(void);
+Suite *proto_suite(void);
+Suite *ratelimit_suite(void);
+Suite *config_suite(void);
+Suite *map_suite(void);
+
+int main(void)
+{
+    SRunner *sr = srunner_create(jwt_suite());
+    srunner_add_suite(sr, proto_suite());
+    srunner_add_suite(sr, ratelimit_suite());
+    srunner_add_suite(sr, config_suite());
+    srunner_add_suite(sr, map_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,719 @@
+/*
+ * Relay integration tests: a real nats-server and two real relays started
+ * per test, driven by raw WebSocket clients so that malformed input can be
+ * sent byte for byte. Every wait is a poll with a deadline.
+ */
+#include "mr_jwt.h"
+#include "mr_test.h"
+
+#include <arpa/inet.h>
+#include <check.h>
+#include <jansson.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SECRET "integration-test-secret-0123456789"
+
+typedef struct relay_proc {
+    pid_t pid;
+    int port, admin_port;
+    char cfg[600], log[600];
+} relay_proc;
+
+static mr_test_nats nats;
+static relay_proc relays[2];
+static char *tmp;
+
+static void relay_write_config(relay_proc *rp, const char *node, const char *limits,
+                               const char *extra)
+{
+    rp->port = mr_test_free_port();
+    rp->admin_port = mr_test_free_port();
+    snprintf(rp->cfg, sizeof rp->cfg, "%s/%s.json", tmp, node);
+    snprintf(rp->log, sizeof rp->log, "%s/%s.log", tmp, node);
+    char text[4096];
+    snprintf(text, sizeof text,
+             "{\"region\":\"test\",\"node_id\":\"%s\",\"listen\":\"127.0.0.1:%d\","
+             "\"admin_listen\":\"127.0.0.1:%d\",\"nats\":[\"%s\"],"
+             "\"auth\":{\"secret\":\"%s\"},\"drain_grace_ms\":700,\"log_level\":\"debug\","
+             "\"limits\":{%s%s%s}%s%s}",
+             node, rp->port, rp->admin_port, nats.url, SECRET,
+             strstr(limits, "max_connections_per_ip") ? "" : "\"max_connections_per_ip\":0",
+             limits[0] && !strstr(limits, "max_connections_per_ip") ? "," : "", limits,
+             extra[0] ? "," : "", extra);
+    ck_assert_int_eq(mr_test_write_file(rp->cfg, text), 0);
+}
+
+static void wait_ready(relay_proc *rp, int want_status, int timeout_ms)
+{
+    int64_t deadline = mr_test_now_ms() + timeout_ms;
+    int status = -1;
+    while (mr_test_now_ms() < deadline) {
+        char *body;
+        status = mr_test_http_get("127.0.0.1", rp->admin_port, "/readyz", &body);
+        free(body);
+        if (status == want_status)
+            return;
+        struct timespec ts = {0, 20 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    ck_abort_msg("relay on %d: /readyz stayed %d, wanted %d (log %s)", rp->port, status,
+                 want_status, rp->log);
+}
+
+static void relay_spawn(relay_proc *rp)
+{
+    char *argv[] = {MERIDIAN_RELAY_BIN, "--config", rp->cfg, NULL};
+    rp->pid = mr_test_spawn(argv, rp->log);
+    ck_assert_msg(mr_test_wait_port("127.0.0.1", rp->port, 10000) == 0,
+                  "relay did not listen; see %s", rp->log);
+    wait_ready(rp, 200, 10000);
+}
+
+static void start_all(const char *limits, const char *extra)
+{
+    tmp = mr_test_tmpdir("relay");
+    mr_test_nats_start(&nats, false);
+    relay_write_config(&relays[0], "relay-1", limits, extra);
+    relay_write_config(&relays[1], "relay-2", limits, extra);
+    relay_spawn(&relays[0]);
+    relay_spawn(&relays[1]);
+}
+
+static void setup(void)
+{
+    start_all("\"publish_rate\":100000,\"publish_burst\":100000,\"max_outbound_bytes\":67108864",
+              "");
+}
+
+static void teardown(void)
+{
+    for (int i = 0; i < 2; i++)
+        if (relays[i].pid > 0)
+            mr_test_stop(relays[i].pid, SIGKILL, 5000);
+    mr_test_nats_stop(&nats);
+}
+
+static char *token_for(const char *user, long exp_offset, const char *rooms)
+{
+    char claims[512];
+    snprintf(claims, sizeof claims, "{\"sub\":\"%s\",\"exp\":%ld%s%s}", user,
+             (long)time(NULL) + exp_offset, rooms ? ",\"rooms\":" : "", rooms ? rooms : "");
+    json_t *c = json_loads(claims, 0, NULL);
+    ck_assert_ptr_nonnull(c);
+    char *t = mr_jwt_sign((const unsigned char *)SECRET, strlen(SECRET), c);
+    json_decref(c);
+    return t;
+}
+
+static void connect_ws(mr_ws *ws, relay_proc *rp)
+{
+    ck_assert_int_eq(mr_ws_connect(ws, "127.0.0.1", rp->port, NULL), 101);
+}
+
+static void expect_frame(mr_ws *ws, const char *needle)
+{
+    char *f = mr_ws_expect(ws, needle, 5000);
+    ck_assert_msg(f != NULL, "no frame containing %s", needle);
+    free(f);
+}
+
+static void hello_as(mr_ws *ws, relay_proc *rp, const char *user, const char *rooms)
+{
+    connect_ws(ws, rp);
+    char *t = token_for(user, 3600, rooms);
+    char frame[2048];
+    snprintf(frame, sizeof frame, "{\"type\":\"hello\",\"id\":1,\"token\":\"%s\"}", t);
+    free(t);
+    ck_assert_int_eq(mr_ws_send_text(ws, frame), 0);
+    expect_frame(ws, "\"type\":\"welcome\"");
+}
+
+static void join(mr_ws *ws, const char *room)
+{
+    char frame[256];
+    snprintf(frame, sizeof frame, "{\"type\":\"join\",\"id\":\"j\",\"room\":\"%s\"}", room);
+    mr_ws_send_text(ws, frame);
+    expect_frame(ws, "\"type\":\"joined\"");
+}
+
+static void publish(mr_ws *ws, const char *room, const char *mid, const char *data)
+{
+    char frame[70000];
+    snprintf(frame, sizeof frame,
+             "{\"type\":\"publish\",\"id\":\"%s\",\"room\":\"%s\",\"mid\":\"%s\",\"data\":%s}", mid,
+             room, mid, data);
+    ck_assert_int_eq(mr_ws_send_text(ws, frame), 0);
+}
+
+/* Read the next text frame of type `message` or `error`, skipping acks and presence. */
+static char *next_message(mr_ws *ws, int timeout_ms)
+{
+    int64_t deadline = mr_test_now_ms() + timeout_ms;
+    for (;;) {
+        int left = (int)(deadline - mr_test_now_ms());
+        if (left <= 0)
+            return NULL;
+        char *p;
+        int cc;
+        int op = mr_ws_recv(ws, left, &p, NULL, &cc);
+        if (op < 0)
+            return NULL;
+        if (op == 8) {
+            free(p);
+            return NULL;
+        }
+        if (strstr(p, "\"type\":\"message\""))
+            return p;
+        free(p);
+    }
+}
+
+static int metric(relay_proc *rp, const char *name)
+{
+    char *body;
+    ck_assert_int_eq(mr_test_http_get("127.0.0.1", rp->admin_port, "/metrics", &body), 200);
+    char needle[200];
+    snprintf(needle, sizeof needle, "\n%s ", name);
+    char *p = strstr(body, needle);
+    int v = p ? atoi(p + strlen(needle)) : -1;
+    free(body);
+    return v;
+}
+
+START_TEST(fanout_across_relays_exactly_once)
+{
+    mr_ws a, b, c;
+    hello_as(&a, &relays[0], "alice", NULL);
+    hello_as(&b, &relays[1], "bob", NULL);
+    hello_as(&c, &relays[0], "carol", NULL);
+    join(&a, "general");
+    join(&b, "general");
+    join(&c, "general");
+    publish(&a, "general", "m-1", "{\"text\":\"hello\"}");
+    expect_frame(&a, "\"type\":\"ack\"");
+    publish(&a, "general", "m-2", "{\"text\":\"marker\"}");
+    mr_ws *members[] = {&a, &b, &c};
+    for (int i = 0; i < 3; i++) {
+        char *m = next_message(members[i], 5000);
+        ck_assert_msg(m && strstr(m, "\"text\":\"hello\"") && strstr(m, "\"from\":\"alice\"") &&
+                          strstr(m, "\"region\":\"test\"") && strstr(m, "\"node\":\"relay-1\""),
+                      "member %d got %s", i, m ? m : "nothing");
+        free(m);
+        /* The very next message must be the marker: no duplicate of the first. */
+        m = next_message(members[i], 5000);
+        ck_assert_msg(m && strstr(m, "marker"), "member %d got %s", i, m ? m : "nothing");
+        free(m);
+    }
+    mr_ws_close(&a);
+    mr_ws_close(&b);
+    mr_ws_close(&c);
+}
+END_TEST
+
+START_TEST(retried_publish_is_delivered_once)
+{
+    mr_ws a, b;
+    hello_as(&a, &relays[0], "alice", NULL);
+    hello_as(&b, &relays[1], "bob", NULL);
+    join(&a, "r");
+    join(&b, "r");
+    publish(&a, "r", "same", "1");
+    publish(&a, "r", "same", "1");
+    publish(&a, "r", "other", "2");
+    char *m = next_message(&b, 5000);
+    ck_assert(m && strstr(m, "\"mid\":\"same\""));
+    free(m);
+    m = next_message(&b, 5000);
+    ck_assert_msg(m && strstr(m, "\"mid\":\"other\""), "got %s", m ? m : "nothing");
+    free(m);
+    ck_assert_int_ge(metric(&relays[1], "meridian_relay_duplicates_dropped_total"), 1);
+    mr_ws_close(&a);
+    mr_ws_close(&b);
+}
+END_TEST
+
+START_TEST(ten_thousand_in_order)
+{
+    mr_ws a, b;
+    hello_as(&a, &relays[0], "alice", NULL);
+    hello_as(&b, &relays[1], "bob", NULL);
+    join(&a, "order");
+    join(&b, "order");
+    const int n = 10000;
+    char mid[32], data[64];
+    for (int i = 0; i < n; i++) {
+        snprintf(mid, sizeof mid, "m%d", i);
+        snprintf(data, sizeof data, "{\"n\":%d}", i);
+        publish(&a, "order", mid, data);
+    }
+    for (int i = 0; i < n; i++) {
+        char *m = next_message(&b, 10000);
+        ck_assert_msg(m != NULL, "message %d missing", i);
+        char want[64];
+        snprintf(want, sizeof want, "\"data\":{\"n\":%d}", i);
+        ck_assert_msg(strstr(m, want) != NULL, "message %d out of order: %s", i, m);
+        free(m);
+    }
+    mr_ws_close(&a);
+    mr_ws_close(&b);
+}
+END_TEST
+
+START_TEST(leave_stops_delivery)
+{
+    mr_ws a, b;
+    hello_as(&a, &relays[0], "alice", NULL);
+    hello_as(&b, &relays[1], "bob", NULL);
+    join(&a, "r");
+    join(&b, "r");
+    join(&b, "other");
+    mr_ws_send_text(&b, "{\"type\":\"leave\",\"id\":\"l\",\"room\":\"r\"}");
+    expect_frame(&b, "\"type\":\"left\"");
+    publish(&a, "r", "gone", "1");
+    expect_frame(&a, "\"mid\":\"gone\""); /* the publisher still gets it */
+    /* A message in another room proves b is reading and saw nothing from r. */
+    join(&a, "other");
+    publish(&a, "other", "still-here", "2");
+    char *m = next_message(&b, 5000);
+    ck_assert_msg(m && strstr(m, "still-here"), "got %s", m ? m : "nothing");
+    free(m);
+    mr_ws_send_text(&b, "{\"type\":\"leave\",\"id\":\"l2\",\"room\":\"r\"}");
+    expect_frame(&b, "\"code\":\"not_joined\"");
+    mr_ws_close(&a);
+    mr_ws_close(&b);
+}
+END_TEST
+
+static void expect_error_for(mr_ws *ws, const char *frame, const char *code)
+{
+    mr_ws_send_text(ws, frame);
+    char needle[128];
+    snprintf(needle, sizeof needle, "\"code\":\"%s\"", code);
+    char *f = mr_ws_expect(ws, "\"type\":\"error\"", 5000);
+    ck_assert_msg(f && strstr(f, needle), "%s: want %s, got %s", frame, code, f ? f : "nothing");
+    free(f);
+}
+
+static void expect_close(mr_ws *ws, int code)
+{
+    int got = mr_ws_wait_close(ws, 5000);
+    ck_assert_msg(got == code, "close code %d, want %d", got, code);
+    mr_ws_close(ws);
+}
+
+START_TEST(bad_input_gets_documented_errors)
+{
+    mr_ws w, bystander, other;
+    hello_as(&bystander, &relays[0], "bystander", NULL);
+    join(&bystander, "calm");
+
+    connect_ws(&w, &relays[0]);
+    expect_error_for(&w, "{\"type\":\"join\",\"id\":1,\"room\":\"r\"}", "not_authenticated");
+    expect_error_for(&w, "not json", "bad_json");
+    char *t = token_for("eve", 3600, "[\"team-*\"]");
+    char hello[2048];
+    snprintf(hello, sizeof hello, "{\"type\":\"hello\",\"token\":\"%s\"}", t);
+    free(t);
+    mr_ws_send_text(&w, hello);
+    expect_frame(&w, "welcome");
+    expect_error_for(&w, hello, "already_authenticated");
+    expect_error_for(&w, "{\"type\":\"fly\"}", "unknown_type");
+    expect_error_for(&w, "{\"room\":\"r\"}", "bad_frame");
+    expect_error_for(&w, "{\"type\":\"join\"}", "bad_frame");
+    expect_error_for(&w, "[]", "bad_frame");
+    expect_error_for(&w, "{\"type\":\"publish\",\"room\":\"team-a\"}", "bad_frame");
+    expect_error_for(&w, "{\"type\":\"join\",\"room\":\"no spaces\"}", "invalid_room");
+    expect_error_for(&w, "{\"type\":\"join\",\"room\":\"general\"}", "forbidden");
+    expect_error_for(&w, "{\"type\":\"publish\",\"room\":\"team-a\",\"data\":1}", "not_joined");
+    expect_error_for(&w, "{\"type\":\"presence\",\"room\":\"team-a\"}", "not_joined");
+    join(&w, "team-a");
+    mr_ws_send_text(&w, "{\"type\":\"ping\",\"id\":\"p\"}");
+    expect_frame(&w, "\"type\":\"pong\",\"id\":\"p\"");
+
+    /* Binary frames close with 1003. */
+    mr_ws_send_frame(&w, 2, "abc", 3);
+    expect_close(&w, 1003);
+
+    /* Oversize frames close with 1009. */
+    hello_as(&w, &relays[0], "eve", NULL);
+    size_t big = 70000;
+    char *huge = malloc(big + 64);
+    int n = snprintf(huge, big + 64, "{\"type\":\"publish\",\"room\":\"r\",\"data\":\"");
+    memset(huge + n, 'x', big);
+    strcpy(huge + n + big, "\"}");
+    mr_ws_send_text(&w, huge);
+    free(huge);
+    expect_close(&w, 1009);
+
+    /* A bad, an expired and a wrongly signed token: auth_failed, then 4001. */
+    const char *bad_tokens[3];
+    char *expired = token_for("eve", -3600, NULL);
+    bad_tokens[0] = "not-a-token";
+    bad_tokens[1] = expired;
+    bad_tokens[2] = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJldmUiLCJleHAiOjk5OTk5OTk5OTl9.";
+    for (int i = 0; i < 3; i++) {
+        connect_ws(&w, &relays[0]);
+        snprintf(hello, sizeof hello, "{\"type\":\"hello\",\"id\":7,\"token\":\"%s\"}",
+                 bad_tokens[i]);
+        expect_error_for(&w, hello, "auth_failed");
+        expect_close(&w, 4001);
+    }
+    free(expired);
+
+    /* Too many invalid frames close with 4009. */
+    hello_as(&w, &relays[0], "eve", NULL);
+    for (int i = 0; i < 25; i++)
+        mr_ws_send_text(&w, "{\"type\":\"nope\"}");
+    expect_close(&w, 4009);
+
+    /* Everyone else is still served. */
+    hello_as(&other, &relays[0], "other", NULL);
+    join(&other, "calm");
+    publish(&other, "calm", "ok", "\"still fine\"");
+    char *m = next_message(&bystander, 5000);
+    ck_assert_msg(m && strstr(m, "still fine"), "bystander got %s", m ? m : "nothing");
+    free(m);
+    ck_assert_int_ge(metric(&relays[0], "meridian_relay_auth_failures_total"), 3);
+    mr_ws_close(&bystander);
+    mr_ws_close(&other);
+}
+END_TEST
+
+static void setup_strict(void)
+{
+    start_all("\"publish_rate\":5,\"publish_burst\":5,\"rate_limit_strikes\":20,"
+              "\"handshake_timeout_ms\":400,\"max_rooms_per_connection\":2",
+              "");
+}
+
+static void setup_slow(void)
+{
+    start_all("\"publish_rate\":100000,\"publish_burst\":100000,\"max_outbound_bytes\":65536", "");
+}
+
+START_TEST(flood_is_rate_limited_then_closed)
+{
+    mr_ws w;
+    hello_as(&w, &relays[0], "flooder", NULL);
+    join(&w, "r");
+    for (int i = 0; i < 5; i++) {
+        char mid[16];
+        snprintf(mid, sizeof mid, "f%d", i);
+        publish(&w, "r", mid, "1");
+        expect_frame(&w, "\"type\":\"ack\"");
+    }
+    publish(&w, "r", "over", "1");
+    char *f = mr_ws_expect(&w, "\"type\":\"error\"", 5000);
+    ck_assert_msg(f && strstr(f, "rate_limited") && strstr(f, "\"retryable\":true"), "%s",
+                  f ? f : "-");
+    free(f);
+    for (int i = 0; i < 40; i++)
+        publish(&w, "r", "flood", "1");
+    expect_close(&w, 4029);
+}
+END_TEST
+
+START_TEST(hello_timeout_and_room_limit)
+{
+    mr_ws w;
+    connect_ws(&w, &relays[0]);
+    int64_t t0 = mr_test_now_ms();
+    expect_close(&w, 4002);
+    ck_assert_int_lt(mr_test_now_ms() - t0, 4000);
+    hello_as(&w, &relays[0], "alice", NULL);
+    join(&w, "a");
+    join(&w, "b");
+    expect_error_for(&w, "{\"type\":\"join\",\"room\":\"c\"}", "too_many_rooms");
+    mr_ws_close(&w);
+}
+END_TEST
+
+START_TEST(slow_consumer_is_cut_off)
+{
+    mr_ws pub, slow, fast;
+    hello_as(&pub, &relays[0], "pub", NULL);
+    hello_as(&slow, &relays[1], "slow", NULL);
+    hello_as(&fast, &relays[1], "fast", NULL);
+    join(&pub, "big");
+    join(&slow, "big");
+    join(&fast, "big");
+    /* 60 KB payloads: the slow member never reads, so kernel buffers fill, then its queue. */
+    char *data = malloc(61000);
+    data[0] = '"';
+    memset(data + 1, 'y', 60000);
+    strcpy(data + 60001, "\"");
+    int received = 0;
+    int64_t deadline = mr_test_now_ms() + 60000;
+    for (int i = 0; metric(&relays[1], "meridian_relay_slow_consumer_closes_total") < 1; i++) {
+        ck_assert_msg(mr_test_now_ms() < deadline, "slow consumer never cut off");
+        char mid[16];
+        snprintf(mid, sizeof mid, "b%d", i);
+        publish(&pub, "big", mid, data);
+        char *m = mr_ws_expect(&pub, "\"type\":\"ack\"", 5000);
+        ck_assert_msg(m != NULL, "publish %d not acknowledged", i);
+        free(m);
+        char *f = next_message(&fast, 5000);
+        ck_assert_msg(f != NULL, "fast member stopped receiving at %d", i);
+        free(f);
+        received++;
+    }
+    free(data);
+    /* The slow member finds a 4008 close after whatever the kernel buffered. */
+    int code = 0;
+    for (;;) {
+        char *p;
+        int op = mr_ws_recv(&slow, 5000, &p, NULL, &code);
+        ck_assert_msg(op >= 0, "no close frame for the slow consumer");
+        free(p);
+        if (op == 8)
+            break;
+    }
+    ck_assert_int_eq(code, 4008);
+    mr_ws_close(&slow);
+    /* And the fast member keeps receiving. */
+    publish(&pub, "big", "after", "\"after\"");
+    char *m = next_message(&fast, 5000);
+    ck_assert_msg(m && strstr(m, "after"), "fast member got %s", m ? m : "nothing");
+    free(m);
+    ck_assert_int_gt(received, 0);
+    mr_ws_close(&pub);
+    mr_ws_close(&fast);
+}
+END_TEST
+
+START_TEST(presence_on_this_relay)
+{
+    mr_ws a, b;
+    hello_as(&a, &relays[0], "alice", NULL);
+    hello_as(&b, &relays[0], "bob", NULL);
+    join(&a, "p");
+    join(&b, "p");
+    expect_frame(&a, "\"event\":\"join\",\"user\":\"bob\"");
+    mr_ws_send_text(&a, "{\"type\":\"presence\",\"id\":9,\"room\":\"p\"}");
+    char *f = mr_ws_expect(&a, "\"members\"", 5000);
+    ck_assert_msg(f && strstr(f, "\"user\":\"alice\"") && strstr(f, "\"user\":\"bob\""), "%s",
+                  f ? f : "-");
+    free(f);
+    mr_ws_close(&b);
+    expect_frame(&a, "\"event\":\"leave\",\"user\":\"bob\"");
+    mr_ws_close(&a);
+}
+END_TEST
+
+START_TEST(nats_restart_resumes_delivery)
+{
+    mr_ws a, b;
+    hello_as(&a, &relays[0], "alice", NULL);
+    hello_as(&b, &relays[1], "bob", NULL);
+    join(&a, "r");
+    join(&b, "r");
+    mr_test_nats_stop(&nats);
+    wait_ready(&relays[0], 503, 10000);
+    char *body;
+    ck_assert_int_eq(mr_test_http_get("127.0.0.1", relays[0].admin_port, "/readyz", &body), 503);
+    ck_assert_msg(strstr(body, "\"nats\":\"disconnected\""), "%s", body);
+    free(body);
+    publish(&a, "r", "down", "1");
+    char *f = mr_ws_expect(&a, "\"type\":\"error\"", 5000);
+    ck_assert_msg(f && strstr(f, "unavailable") && strstr(f, "\"retryable\":true"), "%s",
+                  f ? f : "-");
+    free(f);
+    mr_test_nats_restart(&nats);
+    wait_ready(&relays[0], 200, 20000);
+    wait_ready(&relays[1], 200, 20000);
+    /* Retry until the resubscription is in place on the other relay. */
+    int64_t deadline = mr_test_now_ms() + 20000;
+    char *m = NULL;
+    for (int i = 0; !m && mr_test_now_ms() < deadline; i++) {
+        char mid[16];
+        snprintf(mid, sizeof mid, "up%d", i);
+        publish(&a, "r", mid, "2");
+        m = next_message(&b, 500);
+    }
+    ck_assert_msg(m != NULL, "no delivery after NATS came back");
+    free(m);
+    mr_ws_close(&a);
+    mr_ws_close(&b);
+}
+END_TEST
+
+START_TEST(sigterm_drains)
+{
+    mr_ws a;
+    hello_as(&a, &relays[0], "alice", NULL);
+    join(&a, "r");
+    kill(relays[0].pid, SIGTERM);
+    expect_frame(&a, "\"type\":\"reconnect\"");
+    wait_ready(&relays[0], 503, 5000);
+    mr_ws late;
+    ck_assert_int_ne(mr_ws_connect(&late, "127.0.0.1", relays[0].port, NULL), 101);
+    mr_ws_close(&late);
+    expect_close(&a, 1012);
+    int st = mr_test_wait_exit(relays[0].pid, 10000);
+    ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "relay exit status %d", st);
+    relays[0].pid = 0;
+}
+END_TEST
+
+static void setup_origin(void)
+{
+    start_all("\"max_connections_per_ip\":3", "\"origins\":[\"https://chat.example\"]");
+}
+
+START_TEST(origin_allowlist_and_per_ip_limit)
+{
+    mr_ws w[4];
+    ck_assert_int_ne(
+        mr_ws_connect(&w[0], "127.0.0.1", relays[0].port, "Origin: https://evil.example\r\n"), 101);
+    mr_ws_close(&w[0]);
+    ck_assert_int_eq(
+        mr_ws_connect(&w[0], "127.0.0.1", relays[0].port, "Origin: https://chat.example\r\n"), 101);
+    ck_assert_int_eq(mr_ws_connect(&w[1], "127.0.0.1", relays[0].port, NULL), 101);
+    ck_assert_int_eq(mr_ws_connect(&w[2], "127.0.0.1", relays[0].port, NULL), 101);
+    ck_assert_int_ne(mr_ws_connect(&w[3], "127.0.0.1", relays[0].port, NULL), 101);
+    mr_ws_close(&w[3]);
+    mr_ws_close(&w[2]);
+    /* The slot frees up once the server has seen the close. */
+    int64_t deadline = mr_test_now_ms() + 5000;
+    int status = 0;
+    while (status != 101 && mr_test_now_ms() < deadline) {
+        status = mr_ws_connect(&w[2], "127.0.0.1", relays[0].port, NULL);
+        if (status != 101)
+            mr_ws_close(&w[2]);
+    }
+    ck_assert_int_eq(status, 101);
+    for (int i = 0; i < 3; i++)
+        mr_ws_close(&w[i]);
+    ck_assert_int_ge(metric(&relays[0], "meridian_relay_rejected_upgrades_total"), 2);
+}
+END_TEST
+
+static char tls_dir[512];
+
+static void setup_tls(void)
+{
+    tmp = mr_test_tmpdir("relaytls");
+    snprintf(tls_dir, sizeof tls_dir, "%s", tmp);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey rsa:2048 -nodes -keyout %s/key.pem -out %s/cert.pem "
+             "-days 2 -subj /CN=localhost >/dev/null 2>&1 && mkdir -p %s/www && echo hi > "
+             "%s/www/index.html",
+             tmp, tmp, tmp, tmp);
+    ck_assert_msg(system(cmd) == 0, "openssl could not make a certificate");
+    mr_test_nats_start(&nats, false);
+    char extra[1024];
+    snprintf(extra, sizeof extra,
+             "\"tls\":{\"cert\":\"%s/cert.pem\",\"key\":\"%s/key.pem\",\"hsts_max_age\":600},"
+             "\"static_dir\":\"%s/www\"",
+             tmp, tmp, tmp);
+    relay_write_config(&relays[0], "tls-relay", "", extra);
+    relay_spawn(&relays[0]);
+}
+
+static int tls_connect(int port, int max_version, SSL **out_ssl, SSL_CTX **out_ctx, int *out_fd)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_max_proto_version(ctx, max_version);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    SSL *ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    int rc = SSL_connect(ssl);
+    *out_ssl = ssl;
+    *out_ctx = ctx;
+    *out_fd = fd;
+    return rc;
+}
+
+START_TEST(tls13_only_with_hsts)
+{
+    SSL *ssl;
+    SSL_CTX *ctx;
+    int fd;
+    ck_assert_int_ne(tls_connect(relays[0].port, TLS1_2_VERSION, &ssl, &ctx, &fd), 1);
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    close(fd);
+    ck_assert_int_eq(tls_connect(relays[0].port, TLS1_3_VERSION, &ssl, &ctx, &fd), 1);
+    ck_assert_int_eq(SSL_version(ssl), TLS1_3_VERSION);
+    const char req[] = "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    SSL_write(ssl, req, sizeof req - 1);
+    char resp[4096];
+    int n = 0, r;
+    while (n < (int)sizeof resp - 1 && (r = SSL_read(ssl, resp + n, (int)sizeof resp - 1 - n)) > 0)
+        n += r;
+    resp[n] = '\0';
+    ck_assert_msg(strstr(resp, "200") != NULL, "%s", resp);
+    ck_assert_msg(strcasestr(resp, "strict-transport-security: max-age=600") != NULL, "%s", resp);
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    close(fd);
+}
+END_TEST
+
+static void teardown_tls(void)
+{
+    teardown();
+}
+
+int main(void)
+{
+    Suite *s = suite_create("relay_integration");
+    TCase *tc = tcase_create("two_relays");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, fanout_across_relays_exactly_once);
+    tcase_add_test(tc, retried_publish_is_delivered_once);
+    tcase_add_test(tc, ten_thousand_in_order);
+    tcase_add_test(tc, leave_stops_delivery);
+    tcase_add_test(tc, bad_input_gets_documented_errors);
+    tcase_add_test(tc, presence_on_this_relay);
+    tcase_add_test(tc, nats_restart_resumes_delivery);
+    tcase_add_test(tc, sigterm_drains);
+    suite_add_tcase(s, tc);
+
+    TCase *strict = tcase_create("strict_limits");
+    tcase_add_checked_fixture(strict, setup_strict, teardown);
+    tcase_set_timeout(strict, 120);
+    tcase_add_test(strict, flood_is_rate_limited_then_closed);
+    tcase_add_test(strict, hello_timeout_and_room_limit);
+    suite_add_tcase(s, strict);
+
+    TCase *slow = tcase_create("slow_consumer");
+    tcase_add_checked_fixture(slow, setup_slow, teardown);
+    tcase_set_timeout(slow, 120);
+    tcase_add_test(slow, slow_consumer_is_cut_off);
+    suite_add_tcase(s, slow);
+
+    TCase *origin = tcase_create("origin_and_ip_limit");
+    tcase_add_checked_fixture(origin, setup_origin, teardown);
+    tcase_set_timeout(origin, 60);
+    tcase_add_test(origin, origin_allowlist_and_per_ip_limit);
+    suite_add_tcase(s, origin);
+
+    TCase *tls = tcase_create("tls");
+    tcase_add_checked_fixture(tls, setup_tls, teardown_tls);
+    tcase_set_timeout(tls, 60);
+    tcase_add_test(tls, tls13_only_with_hsts);
+    suite_add_tcase(s, tls);
+
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

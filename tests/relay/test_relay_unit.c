@@ -1,0 +1,148 @@
+/* Relay units: configuration errors, the room table and the dedup ring. */
+#include "mr_test.h"
+#include "relay_config.h"
+#include "relay_room.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int load(const char *text, char *err, size_t errlen)
+{
+    char *dir = mr_test_tmpdir("relaycfg");
+    char path[600];
+    snprintf(path, sizeof path, "%s/relay.json", dir);
+    ck_assert_int_eq(mr_test_write_file(path, text), 0);
+    relay_config c;
+    relay_config_defaults(&c);
+    int rc = relay_config_load(&c, path, err, errlen);
+    if (rc == 0)
+        rc = relay_config_validate(&c, err, errlen);
+    relay_config_free(&c);
+    free(dir);
+    return rc;
+}
+
+static void expect_config_error(const char *text, const char *needle)
+{
+    char err[600] = "";
+    ck_assert_msg(load(text, err, sizeof err) == -1, "accepted: %s", text);
+    ck_assert_msg(strstr(err, needle) != NULL, "error \"%s\" lacks \"%s\"", err, needle);
+}
+
+START_TEST(config_ok)
+{
+    char err[600] = "";
+    ck_assert_msg(load("{\"region\":\"eu-west\",\"auth\":{\"secret\":\"0123456789abcdef\"},"
+                       "\"limits\":{\"publish_rate\":10.5}}",
+                       err, sizeof err) == 0,
+                  "%s", err);
+}
+END_TEST
+
+START_TEST(config_errors)
+{
+    expect_config_error("{}", "auth.secret: a token secret is required");
+    expect_config_error("{\"auth\":{\"secret\":\"s\"},\"limits\":{\"publish_rate\":\"x\"}}",
+                        "relay.json: limits.publish_rate: must be a number");
+    expect_config_error("{\"auth\":{\"secret\":\"s\"},\"limits\":{\"max_message_bytes\":1}}",
+                        "limits.max_message_bytes: must be between");
+    expect_config_error("{\"auth\":{\"secret\":\"s\"},\"limitz\":{}}", "limitz: unknown key");
+    expect_config_error("{\"auth\":{\"secret\":\"s\",\"secrt\":1}}", "auth.secrt: unknown key");
+    expect_config_error("{\"auth\":{\"secret\":\"s\"},\"region\":\"eu west\"}", "region:");
+    expect_config_error("{\"auth\":{\"secret\":\"s\"},\"listen\":\"nowhere\"}", "listen:");
+    expect_config_error("{\"auth\":{\"secret\":\"s\"},\"nats\":[]}", "nats: must list");
+    expect_config_error("{\"auth\":{\"secret\":\"s\"},\"nats\":[\"http://x\"]}", "nats:");
+    expect_config_error("{\"auth\":{\"secret\":\"s\"},\"nats\":\"nats://x:1\"}",
+                        "nats: must be an array");
+    expect_config_error("{\"auth\":{\"secret_file\":\"/nonexistent/secret\"}}",
+                        "auth.secret_file: cannot read");
+    expect_config_error("{\"auth\":{\"secret\":\"s\"},\"tls\":{\"cert\":\"c.pem\"}}",
+                        "tls: cert and key must be given together");
+    expect_config_error("{\"auth\":{\"secret\":\"s\"},\"limits\":{\"ping_interval_s\":30,"
+                        "\"idle_timeout_s\":20}}",
+                        "limits.idle_timeout_s");
+    expect_config_error("{\"auth\":{\"secret\":\"s\"},\"log_level\":\"loud\"}", "log_level:");
+    expect_config_error("{\"auth\":", "relay.json:1:");
+}
+END_TEST
+
+START_TEST(rooms_membership)
+{
+    relay_rooms rs;
+    relay_rooms_init(&rs, 64);
+    bool created, first;
+    int s1, s2, s3; /* only their addresses are used as session identities */
+    relay_member *m1 = relay_room_join(&rs, "r", 1, (void *)&s1, "alice", &created, &first);
+    ck_assert(created && first);
+    relay_member *m2 = relay_room_join(&rs, "r", 1, (void *)&s2, "alice", &created, &first);
+    ck_assert(!created && !first);
+    relay_member *m3 = relay_room_join(&rs, "r", 1, (void *)&s3, "bob", &created, &first);
+    ck_assert(first);
+    ck_assert_ptr_eq(relay_room_join(&rs, "r", 1, (void *)&s3, "bob", &created, &first), m3);
+    relay_room *room = relay_room_find(&rs, "r", 1);
+    ck_assert_int_eq(room->member_count, 3);
+    ck_assert_int_eq(room->users.count, 2);
+    bool last;
+    ck_assert(!relay_room_leave(&rs, m1, "alice", &last));
+    ck_assert(!last);
+    ck_assert(!relay_room_leave(&rs, m3, "bob", &last));
+    ck_assert(last);
+    ck_assert(relay_room_leave(&rs, m2, "alice", &last));
+    ck_assert(last);
+    relay_room_destroy(&rs, room);
+    ck_assert_ptr_null(relay_room_find(&rs, "r", 1));
+    relay_rooms_free(&rs);
+}
+END_TEST
+
+static void id_for(int i, char out[33])
+{
+    snprintf(out, 33, "%032x", i * 2654435761u);
+}
+
+START_TEST(dedup_window)
+{
+    relay_dedup d = {0};
+    char id[33];
+    const uint32_t cap = 64;
+    for (int i = 0; i < 64; i++) {
+        id_for(i, id);
+        ck_assert(!relay_dedup_seen(&d, cap, id));
+    }
+    for (int i = 0; i < 64; i++) {
+        id_for(i, id);
+        ck_assert_msg(relay_dedup_seen(&d, cap, id), "id %d forgotten", i);
+    }
+    /* Push 1000 more: old ids are evicted, recent ones still remembered. */
+    for (int i = 64; i < 1064; i++) {
+        id_for(i, id);
+        ck_assert(!relay_dedup_seen(&d, cap, id));
+    }
+    for (int i = 1000; i < 1064; i++) {
+        id_for(i, id);
+        ck_assert_msg(relay_dedup_seen(&d, cap, id), "recent id %d forgotten", i);
+    }
+    id_for(3, id);
+    ck_assert(!relay_dedup_seen(&d, cap, id));
+    free(d.ids);
+    free(d.index);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("relay_unit");
+    TCase *tc = tcase_create("units");
+    tcase_add_test(tc, config_ok);
+    tcase_add_test(tc, config_errors);
+    tcase_add_test(tc, rooms_membership);
+    tcase_add_test(tc, dedup_window);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
