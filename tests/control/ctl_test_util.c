@@ -1,0 +1,150 @@
+/*
+ * Shared helpers for the control plane suites (see ctl_test_util.h). The
+ * control binary's path comes from the build (CTL_BINARY).
+ */
+#include "ctl_test_util.h"
+#include "mr_buf.h"
+#include "mr_proto.h"
+#include "mr_test.h"
+
+#include <check.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void ctl_proc_init(ctl_proc *p, const char *nats_url, const char *conninfo, const char *region,
+                   const char *regions_json, const char *extra)
+{
+    memset(p, 0, sizeof *p);
+    p->dir = mr_test_tmpdir("ctl");
+    p->http_port = mr_test_free_port();
+    p->admin_port = mr_test_free_port();
+    snprintf(p->cfg, sizeof p->cfg, "%s/control.json", p->dir);
+    snprintf(p->log, sizeof p->log, "%s/control.log", p->dir);
+    char text[4096];
+    snprintf(text, sizeof text,
+             "{\"region\":\"%s\",\"regions\":%s,\"nats\":[\"%s\"],\"postgres\":\"%s\","
+             "\"http_listen\":\"127.0.0.1:%d\",\"admin_listen\":\"127.0.0.1:%d\","
+             "\"api_keys\":[\"%s\"],\"log_level\":\"info\"%s%s}\n",
+             region, regions_json, nats_url, conninfo, p->http_port, p->admin_port, CTL_TEST_KEY,
+             extra ? "," : "", extra ? extra : "");
+    ck_assert(mr_test_write_file(p->cfg, text) == 0);
+}
+
+bool ctl_proc_wait_ready(ctl_proc *p, int timeout_ms)
+{
+    int64_t deadline = mr_test_now_ms() + timeout_ms;
+    while (mr_test_now_ms() < deadline) {
+        char *body = NULL;
+        int st = mr_test_http_get("127.0.0.1", p->admin_port, "/readyz", &body);
+        free(body);
+        if (st == 200)
+            return true;
+        if (p->pid > 0 && !mr_test_alive(p->pid))
+            return false;
+        struct timespec ts = {0, 20 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return false;
+}
+
+void ctl_proc_start(ctl_proc *p, const char *env)
+{
+    char *argv[] = {CTL_BINARY, "--config", p->cfg, NULL};
+    char name[128] = "";
+    if (env) {
+        const char *eq = strchr(env, '=');
+        ck_assert(eq != NULL);
+        snprintf(name, sizeof name, "%.*s", (int)(eq - env), env);
+        setenv(name, eq + 1, 1);
+    }
+    p->pid = mr_test_spawn(argv, p->log);
+    if (env)
+        unsetenv(name);
+    ck_assert_msg(ctl_proc_wait_ready(p, 30000), "meridian-control not ready; see %s", p->log);
+}
+
+int ctl_proc_stop(ctl_proc *p)
+{
+    int st = mr_test_stop(p->pid, SIGTERM, 15000);
+    p->pid = 0;
+    return st;
+}
+
+natsConnection *ctl_test_nats(const char *url)
+{
+    natsConnection *nc = NULL;
+    natsStatus s = natsConnection_ConnectTo(&nc, url);
+    ck_assert_msg(s == NATS_OK, "connect to %s: %s", url, natsStatus_GetText(s));
+    return nc;
+}
+
+int ctl_test_publish(jsCtx *js, const char *region, const char *room, const char *from,
+                     const char *mid, int64_t ts, bool msg_id_header, char *msg_id)
+{
+    mr_msg_id(room, strlen(room), from, mid, strlen(mid), msg_id);
+    json_t *data = json_pack("{s:s,s:I}", "text", mid, "n", (json_int_t)ts);
+    mr_envelope e = {.room = room,
+                     .room_len = strlen(room),
+                     .msg_id = msg_id,
+                     .from = from,
+                     .mid = mid,
+                     .mid_len = strlen(mid),
+                     .region = region,
+                     .node = "test-relay",
+                     .ts_ms = ts,
+                     .data = data};
+    mr_buf b = MR_BUF_INIT;
+    mr_proto_message(&b, &e);
+    json_decref(data);
+    char subj[256];
+    snprintf(subj, sizeof subj, "meridian.msg.%s.%s", region, room);
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MaxWait = 5000;
+    if (msg_id_header)
+        po.MsgId = msg_id;
+    jsPubAck *pa = NULL;
+    natsStatus s = js_Publish(&pa, js, subj, b.data, (int)b.len, &po, NULL);
+    mr_buf_free(&b);
+    if (pa)
+        jsPubAck_Destroy(pa);
+    return s == NATS_OK ? 0 : -1;
+}
+
+int64_t ctl_test_sql_int(mr_test_pg *pg, const char *sql)
+{
+    char *v = mr_test_pg_value(pg, sql);
+    if (!v)
+        return -1;
+    int64_t n = v[0] ? atoll(v) : -1;
+    free(v);
+    return n;
+}
+
+int64_t ctl_test_check_history(mr_test_pg *pg)
+{
+    /* Rooms whose seqs are not exactly 1..count: must be none. */
+    int64_t bad = ctl_test_sql_int(pg, "SELECT count(*) FROM (SELECT room FROM messages GROUP BY "
+                                       "room HAVING min(seq) <> 1 OR max(seq) <> count(*) OR "
+                                       "count(DISTINCT seq) <> count(*)) t");
+    ck_assert_int_eq(bad, 0);
+    int64_t dups = ctl_test_sql_int(pg, "SELECT count(*) - count(DISTINCT (room, msg_id)) FROM "
+                                        "messages");
+    ck_assert_int_eq(dups, 0);
+    /* The identity table and the history agree one to one. */
+    int64_t orphans = ctl_test_sql_int(pg, "SELECT count(*) FROM message_ids i LEFT JOIN messages "
+                                           "m USING (room, msg_id) WHERE m.seq IS DISTINCT FROM "
+                                           "i.seq");
+    ck_assert_int_eq(orphans, 0);
+    /* rooms.last_seq is the highest seq handed out. */
+    int64_t lag = ctl_test_sql_int(pg, "SELECT count(*) FROM rooms r WHERE last_seq <> (SELECT "
+                                       "COALESCE(max(seq),0) FROM messages m WHERE m.room = "
+                                       "r.room)");
+    ck_assert_int_eq(lag, 0);
+    return ctl_test_sql_int(pg, "SELECT count(*) FROM messages");
+}
