@@ -32,6 +32,7 @@
 
 #include <libwebsockets.h>
 #include <netdb.h>
+#include <openssl/x509.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -60,6 +61,7 @@ struct mrc_client {
     char *path;
     int port;
     bool tls;
+    bool insecure;
     int ssl_flags;
     int connect_timeout_s;
     char *hello; /* the hello frame, sent before anything else */
@@ -87,6 +89,7 @@ struct mrc_client {
     bool done;
     int peer_code;
     char peer_reason[124];
+    char tls_error[128]; /* why OpenSSL rejected the server's certificate, if it did */
     mr_buf rx;
     bool rx_overflow;
 };
@@ -335,9 +338,18 @@ static void on_connection_error(mrc_client *c, const char *why)
      * lws reports TLS failures only as text; recognise them so that callers
      * can tell a certificate problem from a refused connection.
      */
-    if (c->tls && (strcasestr(why, "ssl") || strcasestr(why, "tls") || strcasestr(why, "cert")))
+    if (c->tls_error[0] ||
+        (c->tls && (strcasestr(why, "ssl") || strcasestr(why, "tls") || strcasestr(why, "cert"))))
         code = MRC_CLOSE_TLS_FAILED;
-    snprintf(reason, sizeof reason, "cannot connect to %s:%d: %s", c->host, c->port, why);
+    if (c->tls_error[0])
+        snprintf(reason, sizeof reason,
+                 "cannot connect to %s:%d: TLS: server certificate rejected: %s", c->host, c->port,
+                 c->tls_error);
+    else if (code == MRC_CLOSE_TLS_FAILED)
+        snprintf(reason, sizeof reason, "cannot connect to %s:%d: TLS handshake failed: %s",
+                 c->host, c->port, why);
+    else
+        snprintf(reason, sizeof reason, "cannot connect to %s:%d: %s", c->host, c->port, why);
     report_close(c, code, reason);
 }
 
@@ -369,8 +381,10 @@ static int on_receive(mrc_client *c, const void *in, size_t len)
         return -1;
     }
     mr_buf_append(&c->rx, in, len);
-    if (!lws_is_final_fragment(c->wsi))
+    if (!lws_is_final_fragment(c->wsi)) {
+        mr_log_debug("mr_client: partial message, %zu bytes so far", c->rx.len);
         return 0;
+    }
     dispatch(c, c->rx.data ? c->rx.data : "", c->rx.len);
     mr_buf_reset(&c->rx);
     /* Keep the buffer from pinning the memory of one huge message forever. */
@@ -395,6 +409,17 @@ static int mrc_lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *u
         on_connection_error(c, in ? (const char *)in : NULL);
         c->done = true;
         break;
+    case LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION:
+        /*
+         * lws reports a refused certificate only as an opaque OpenSSL error
+         * code; remember OpenSSL's own words for the close reason. Returning
+         * 0 leaves the verdict to OpenSSL and the LCCSCF_ flags.
+         */
+        if (!len && user && !c->insecure) {
+            int e = X509_STORE_CTX_get_error((X509_STORE_CTX *)user);
+            snprintf(c->tls_error, sizeof c->tls_error, "%s", X509_verify_cert_error_string(e));
+        }
+        return 0;
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
         c->established = true;
         lws_callback_on_writable(wsi);
@@ -579,6 +604,7 @@ int mrc_client_new(const mrc_options *o, mrc_client **out, char *err, size_t err
         goto err;
     if (c->tls) {
         c->ssl_flags = LCCSCF_USE_SSL;
+        c->insecure = o->insecure;
         if (o->insecure)
             c->ssl_flags |= LCCSCF_ALLOW_SELFSIGNED | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK |
                             LCCSCF_ALLOW_EXPIRED | LCCSCF_ALLOW_INSECURE;
