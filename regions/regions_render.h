@@ -1,0 +1,50 @@
+/*
+ * Renderers for meridian-regions: what each region's servers need, derived
+ * from a loaded regions file. First the nats-server configuration (one
+ * cluster per region, gateways between all regions, JetStream), then a JSON
+ * summary of every URL that scripts need.
+ */
+#ifndef REGIONS_RENDER_H
+#define REGIONS_RENDER_H
+
+#include "mr_buf.h"
+#include "mr_regions.h"
+
+#include <stdbool.h>
+
+/* Options for one nats-server configuration. Strings may be NULL. */
+typedef struct regions_nats_opts {
+    size_t region;         /* index into r->regions */
+    size_t server;         /* index into that region's nats servers */
+    const char *store_dir; /* JetStream store directory (required) */
+    /*
+     * TLS between servers (routes and gateways, mutual: every server presents
+     * cert_file and verifies its peers against ca_file). All three or none.
+     */
+    const char *tls_cert;
+    const char *tls_key;
+    const char *tls_ca;
+    bool client_tls; /* also require TLS from clients (server cert only) */
+    /*
+     * Credentials. user+password are required from clients, routes and
+     * gateways alike, and written into the route and gateway URLs. A token
+     * applies to clients only: nats-server accepts no token on routes, so
+     * servers then authenticate each other by TLS alone.
+     */
+    const char *user;
+    const char *password;
+    const char *token;
+} regions_nats_opts;
+
+/**
+ * Append the nats-server configuration for one server to `out`. Returns 0,
+ * or -1 with `err` set when the options are inconsistent (TLS files given
+ * partly, both a token and a user, a password without a user...).
+ */
+int regions_render_nats(const mr_regions *r, const regions_nats_opts *o, mr_buf *out, char *err,
+                        size_t errlen);
+
+/** Append the endpoints JSON (see regions/README.md, "Endpoints") to `out`. */
+void regions_render_endpoints(const mr_regions *r, mr_buf *out);
+
+#endif

@@ -1,0 +1,515 @@
+/*
+ * Integration test of the NATS supercluster rendered from the regions file.
+ *
+ * The test copies regions/local.json with every NATS port replaced by a free
+ * one (addresses stay 127.1.0.10, 127.2.0.10, 127.3.0.10), renders the three
+ * nats-server configs with the real `meridian-regions nats-conf`, starts the
+ * three servers, polls /gatewayz until every gateway is connected both
+ * ways, and then checks with the NATS C client what Meridian relies on:
+ * a message published in eu-west reaches core subscribers in us-east and
+ * ap-south, a JetStream stream placed in eu-west acknowledges a publish that
+ * the other regions receive live, and a durable pull consumer in ap-south
+ * fetches it. The second case does the same with TLS on routes, gateways and
+ * clients (certificates generated here with the openssl CLI) and with
+ * user/password credentials, and checks that a connection without them is
+ * refused.
+ *
+ * Usage: test_regions_nats PATH-TO-meridian-regions
+ */
+#include "mr_test.h"
+
+#include <check.h>
+#include <jansson.h>
+#include <nats/nats.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef MERIDIAN_SOURCE_DIR
+#error "MERIDIAN_SOURCE_DIR must be defined by the build"
+#endif
+
+#define NREG 3
+
+static const char *regions_bin;
+
+typedef struct super {
+    char *dir;
+    char regions[600];
+    char name[NREG][32];
+    char host[NREG][32];
+    int client_port[NREG];
+    int monitor_port[NREG];
+    pid_t pid[NREG];
+    char log[NREG][700];
+    bool secure; /* TLS everywhere and user/password */
+    char ca[700], cert[700], key[700], pwfile[700];
+} super;
+
+static const char *user = "meridian";
+static const char *password = "s3cret:/@word";
+
+static void nap_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Run a helper program to completion; the test fails unless it exits 0. */
+static void run(char *const argv[], const char *log)
+{
+    pid_t pid = mr_test_spawn(argv, log);
+    int st = mr_test_wait_exit(pid, 60000);
+    if (st == -1) {
+        mr_test_stop(pid, SIGKILL, 1000);
+        ck_abort_msg("%s did not finish in 60 s; see %s", argv[0], log);
+    }
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s %s failed (status %d); see %s",
+                  argv[0], argv[1], st, log);
+}
+
+/* A copy of regions/local.json whose NATS ports are free ones. */
+static void write_regions(super *s)
+{
+    json_error_t je;
+    json_t *root = json_load_file(MERIDIAN_SOURCE_DIR "/regions/local.json", 0, &je);
+    ck_assert_msg(root != NULL, "regions/local.json: %s", je.text);
+    json_t *regs = json_object_get(root, "regions");
+    ck_assert_int_eq(json_array_size(regs), NREG);
+    for (size_t i = 0; i < NREG; i++) {
+        json_t *g = json_array_get(regs, i);
+        json_t *srv = json_array_get(json_object_get(json_object_get(g, "nats"), "servers"), 0);
+        snprintf(s->name[i], sizeof s->name[i], "%s",
+                 json_string_value(json_object_get(g, "name")));
+        snprintf(s->host[i], sizeof s->host[i], "%s",
+                 json_string_value(json_object_get(srv, "host")));
+        s->client_port[i] = mr_test_free_port();
+        s->monitor_port[i] = mr_test_free_port();
+        json_object_set_new(srv, "client_port", json_integer(s->client_port[i]));
+        json_object_set_new(srv, "cluster_port", json_integer(mr_test_free_port()));
+        json_object_set_new(srv, "gateway_port", json_integer(mr_test_free_port()));
+        json_object_set_new(srv, "monitor_port", json_integer(s->monitor_port[i]));
+    }
+    snprintf(s->regions, sizeof s->regions, "%s/regions.json", s->dir);
+    ck_assert(json_dump_file(root, s->regions, JSON_INDENT(2)) == 0);
+    json_decref(root);
+}
+
+/* A CA and one certificate for every server (IP SANs), usable as server and as client. */
+static void make_certs(super *s)
+{
+    char log[700], cakey[700], csr[700], ext[700], serial[700];
+    snprintf(log, sizeof log, "%s/openssl.log", s->dir);
+    snprintf(s->ca, sizeof s->ca, "%s/ca.pem", s->dir);
+    snprintf(cakey, sizeof cakey, "%s/ca.key", s->dir);
+    snprintf(s->cert, sizeof s->cert, "%s/server.pem", s->dir);
+    snprintf(s->key, sizeof s->key, "%s/server.key", s->dir);
+    snprintf(csr, sizeof csr, "%s/server.csr", s->dir);
+    snprintf(ext, sizeof ext, "%s/server.ext", s->dir);
+    snprintf(serial, sizeof serial, "%s/ca.srl", s->dir);
+    char text[512];
+    snprintf(text, sizeof text,
+             "basicConstraints = critical, CA:FALSE\n"
+             "keyUsage = critical, digitalSignature, keyEncipherment\n"
+             "extendedKeyUsage = serverAuth, clientAuth\n"
+             "subjectAltName = IP:%s, IP:%s, IP:%s, IP:127.0.0.1, DNS:localhost\n",
+             s->host[0], s->host[1], s->host[2]);
+    ck_assert(mr_test_write_file(ext, text) == 0);
+    char *ca_argv[] = {"openssl",
+                       "req",
+                       "-x509",
+                       "-newkey",
+                       "ec",
+                       "-pkeyopt",
+                       "ec_paramgen_curve:prime256v1",
+                       "-nodes",
+                       "-keyout",
+                       cakey,
+                       "-out",
+                       s->ca,
+                       "-days",
+                       "2",
+                       "-subj",
+                       "/CN=meridian test CA",
+                       "-addext",
+                       "basicConstraints=critical,CA:TRUE",
+                       "-addext",
+                       "keyUsage=critical,keyCertSign,cRLSign",
+                       NULL};
+    run(ca_argv, log);
+    char *req_argv[] = {"openssl",
+                        "req",
+                        "-newkey",
+                        "ec",
+                        "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1",
+                        "-nodes",
+                        "-keyout",
+                        s->key,
+                        "-out",
+                        csr,
+                        "-subj",
+                        "/CN=meridian nats",
+                        NULL};
+    run(req_argv, log);
+    char *sign_argv[] = {"openssl", "x509",   "-req",  "-in",       csr,        "-CA",
+                         s->ca,     "-CAkey", cakey,   "-CAserial", serial,     "-CAcreateserial",
+                         "-out",    s->cert,  "-days", "2",         "-extfile", ext,
+                         NULL};
+    run(sign_argv, log);
+    snprintf(s->pwfile, sizeof s->pwfile, "%s/password", s->dir);
+    snprintf(text, sizeof text, "%s\n", password);
+    ck_assert(mr_test_write_file(s->pwfile, text) == 0);
+}
+
+static void render(super *s, int i, char *conf, size_t conflen)
+{
+    char store[700], log[700];
+    snprintf(store, sizeof store, "%s/js-%s", s->dir, s->name[i]);
+    snprintf(conf, conflen, "%s/%s.conf", s->dir, s->name[i]);
+    snprintf(log, sizeof log, "%s/render.log", s->dir);
+    char *argv[32];
+    int n = 0;
+    argv[n++] = (char *)regions_bin;
+    argv[n++] = "nats-conf";
+    argv[n++] = s->regions;
+    argv[n++] = "--region";
+    argv[n++] = s->name[i];
+    argv[n++] = "--store-dir";
+    argv[n++] = store;
+    argv[n++] = "--out";
+    argv[n++] = conf;
+    if (s->secure) {
+        argv[n++] = "--tls-cert";
+        argv[n++] = s->cert;
+        argv[n++] = "--tls-key";
+        argv[n++] = s->key;
+        argv[n++] = "--tls-ca";
+        argv[n++] = s->ca;
+        argv[n++] = "--client-tls";
+        argv[n++] = "--user";
+        argv[n++] = (char *)user;
+        argv[n++] = "--password-file";
+        argv[n++] = s->pwfile;
+    }
+    argv[n] = NULL;
+    run(argv, log);
+}
+
+/* Every server sees the other regions' gateways, outbound and inbound. */
+static bool gateways_up(super *s, int i, char **why)
+{
+    char *body = NULL;
+    int st = mr_test_http_get(s->host[i], s->monitor_port[i], "/gatewayz", &body);
+    bool ok = false;
+    if (st == 200) {
+        json_t *j = json_loads(body, 0, NULL);
+        json_t *out = json_object_get(j, "outbound_gateways");
+        json_t *in = json_object_get(j, "inbound_gateways");
+        ok = json_object_size(out) == NREG - 1 && json_object_size(in) == NREG - 1;
+        /* With TLS, every gateway connection must report its TLS version. */
+        if (ok && s->secure) {
+            const char *k;
+            json_t *v;
+            json_object_foreach(out, k, v)
+            {
+                json_t *conn = json_object_get(v, "connection");
+                if (!json_is_string(json_object_get(conn, "tls_version")))
+                    ok = false;
+            }
+        }
+        json_decref(j);
+    }
+    free(*why);
+    *why = body ? body : strdup("(no answer)");
+    return ok;
+}
+
+static void super_start(super *s, bool secure)
+{
+    memset(s, 0, sizeof *s);
+    s->secure = secure;
+    s->dir = mr_test_tmpdir(secure ? "regions-nats-tls" : "regions-nats");
+    write_regions(s);
+    if (secure)
+        make_certs(s);
+    for (int i = 0; i < NREG; i++) {
+        char conf[700];
+        render(s, i, conf, sizeof conf);
+        snprintf(s->log[i], sizeof s->log[i], "%s/%s.log", s->dir, s->name[i]);
+        char *argv[] = {"nats-server", "-c", conf, NULL};
+        s->pid[i] = mr_test_spawn(argv, s->log[i]);
+    }
+    for (int i = 0; i < NREG; i++)
+        ck_assert_msg(mr_test_wait_port(s->host[i], s->client_port[i], 15000) == 0,
+                      "nats-server %s did not listen on %s:%d; see %s", s->name[i], s->host[i],
+                      s->client_port[i], s->log[i]);
+    char *why = NULL;
+    int64_t deadline = mr_test_now_ms() + 30000;
+    for (int i = 0; i < NREG; i++) {
+        while (!gateways_up(s, i, &why)) {
+            ck_assert_msg(mr_test_alive(s->pid[i]), "nats-server %s exited; see %s", s->name[i],
+                          s->log[i]);
+            ck_assert_msg(mr_test_now_ms() < deadline,
+                          "gateways of %s not all connected within 30 s: %s (see %s)", s->name[i],
+                          why, s->log[i]);
+            nap_ms(50);
+        }
+    }
+    free(why);
+}
+
+/* Stop the servers; the directory is removed only here, so a failed test leaves it to read. */
+static void super_stop(super *s)
+{
+    for (int i = 0; i < NREG; i++)
+        if (s->pid[i] > 0)
+            mr_test_stop(s->pid[i], SIGTERM, 5000);
+    char log[700];
+    snprintf(log, sizeof log, "%s.rm.log", s->dir);
+    char *argv[] = {"rm", "-rf", s->dir, NULL};
+    run(argv, log);
+    unlink(log);
+    free(s->dir);
+}
+
+/* Connect to region i; `auth` false omits the credentials (and, with TLS, still uses TLS). */
+static natsStatus connect_to(super *s, int i, bool auth, bool tls, natsConnection **nc)
+{
+    natsOptions *o = NULL;
+    ck_assert_int_eq(natsOptions_Create(&o), NATS_OK);
+    char url[128];
+    snprintf(url, sizeof url, "nats://%s:%d", s->host[i], s->client_port[i]);
+    natsOptions_SetURL(o, url);
+    natsOptions_SetTimeout(o, 5000);
+    natsOptions_SetAllowReconnect(o, false);
+    if (tls) {
+        ck_assert_int_eq(natsOptions_SetSecure(o, true), NATS_OK);
+        ck_assert_int_eq(natsOptions_LoadCATrustedCertificates(o, s->ca), NATS_OK);
+    }
+    if (auth && s->secure)
+        natsOptions_SetUserInfo(o, user, password);
+    natsStatus st = natsConnection_Connect(nc, o);
+    natsOptions_Destroy(o);
+    return st;
+}
+
+static natsConnection *connect_ok(super *s, int i)
+{
+    natsConnection *nc = NULL;
+    natsStatus st = connect_to(s, i, true, s->secure, &nc);
+    ck_assert_msg(st == NATS_OK, "connect to %s: %s (%s)", s->name[i], natsStatus_GetText(st),
+                  nats_GetLastError(NULL));
+    return nc;
+}
+
+/*
+ * Gateway interest travels asynchronously: a subscription made in region B
+ * is known to region A a moment later. Publish probes on a subject the
+ * subscribers match until each of them has seen one (bounded by a deadline),
+ * so the real messages after that need no luck.
+ */
+static void await_interest(natsConnection *pub, natsSubscription **subs, int nsubs,
+                           const char *probe_subject)
+{
+    bool seen[NREG] = {false};
+    int64_t deadline = mr_test_now_ms() + 20000;
+    int got = 0;
+    while (got < nsubs) {
+        ck_assert_msg(mr_test_now_ms() < deadline, "gateway interest did not propagate in 20 s");
+        ck_assert_int_eq(natsConnection_PublishString(pub, probe_subject, "probe"), NATS_OK);
+        ck_assert_int_eq(natsConnection_FlushTimeout(pub, 5000), NATS_OK);
+        for (int k = 0; k < nsubs; k++) {
+            natsMsg *m = NULL;
+            if (!seen[k] && natsSubscription_NextMsg(&m, subs[k], 100) == NATS_OK) {
+                seen[k] = true;
+                got++;
+                natsMsg_Destroy(m);
+            }
+        }
+    }
+    /* Drain any probes still in flight so the next reads see real messages. */
+    for (int k = 0; k < nsubs; k++) {
+        natsMsg *m = NULL;
+        for (int n = 0; n < 10000 && natsSubscription_NextMsg(&m, subs[k], 200) == NATS_OK; n++)
+            natsMsg_Destroy(m);
+    }
+}
+
+/* Core publish in eu-west, received in order in us-east and ap-south. */
+static void check_core(super *s)
+{
+    natsConnection *nc[NREG];
+    for (int i = 0; i < NREG; i++)
+        nc[i] = connect_ok(s, i);
+    natsSubscription *subs[2];
+    for (int k = 0; k < 2; k++) {
+        ck_assert_int_eq(natsConnection_SubscribeSync(&subs[k], nc[k + 1], "core.>"), NATS_OK);
+        ck_assert_int_eq(natsConnection_FlushTimeout(nc[k + 1], 5000), NATS_OK);
+    }
+    await_interest(nc[0], subs, 2, "core.probe");
+    enum { N = 50 };
+    for (int m = 0; m < N; m++) {
+        char data[32];
+        snprintf(data, sizeof data, "m%d", m);
+        ck_assert_int_eq(natsConnection_PublishString(nc[0], "core.room", data), NATS_OK);
+    }
+    ck_assert_int_eq(natsConnection_FlushTimeout(nc[0], 5000), NATS_OK);
+    for (int k = 0; k < 2; k++) {
+        for (int m = 0; m < N; m++) {
+            natsMsg *msg = NULL;
+            natsStatus st = natsSubscription_NextMsg(&msg, subs[k], 10000);
+            ck_assert_msg(st == NATS_OK, "%s: message %d of %d not received: %s", s->name[k + 1], m,
+                          N, natsStatus_GetText(st));
+            char want[32];
+            snprintf(want, sizeof want, "m%d", m);
+            ck_assert_str_eq(natsMsg_GetSubject(msg), "core.room");
+            ck_assert_int_eq(natsMsg_GetDataLength(msg), (int)strlen(want));
+            ck_assert(memcmp(natsMsg_GetData(msg), want, strlen(want)) == 0);
+            natsMsg_Destroy(msg);
+        }
+        natsSubscription_Destroy(subs[k]);
+    }
+    for (int i = 0; i < NREG; i++)
+        natsConnection_Destroy(nc[i]);
+}
+
+/*
+ * The message path of DESIGN.md: a stream per region placed in that region's
+ * cluster, the fast path through core subscriptions in other regions, and a
+ * durable pull consumer reading the stream from another region.
+ */
+static void check_jetstream(super *s)
+{
+    natsConnection *nc[NREG];
+    for (int i = 0; i < NREG; i++)
+        nc[i] = connect_ok(s, i);
+    jsCtx *js = NULL;
+    ck_assert_int_eq(natsConnection_JetStream(&js, nc[0], NULL), NATS_OK);
+
+    /* The JetStream meta leader is elected after the gateways connect: retry until it answers. */
+    jsStreamConfig cfg;
+    jsStreamConfig_Init(&cfg);
+    const char *subjects[] = {"meridian.msg.eu-west.>"};
+    cfg.Name = "MERIDIAN_EU_WEST";
+    cfg.Subjects = subjects;
+    cfg.SubjectsLen = 1;
+    cfg.Storage = js_FileStorage;
+    jsPlacement placement;
+    jsPlacement_Init(&placement);
+    placement.Cluster = "eu-west";
+    cfg.Placement = &placement;
+    int64_t deadline = mr_test_now_ms() + 30000;
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    natsStatus st;
+    while ((st = js_AddStream(&si, js, &cfg, NULL, &jerr)) != NATS_OK) {
+        ck_assert_msg(mr_test_now_ms() < deadline, "stream not created in 30 s: %s (%d) %s",
+                      natsStatus_GetText(st), (int)jerr, nats_GetLastError(NULL));
+        nap_ms(200);
+    }
+    ck_assert_ptr_nonnull(si->Cluster);
+    ck_assert_str_eq(si->Cluster->Name, "eu-west");
+    jsStreamInfo_Destroy(si);
+
+    natsSubscription *subs[2];
+    for (int k = 0; k < 2; k++) {
+        ck_assert_int_eq(natsConnection_SubscribeSync(&subs[k], nc[k + 1], "meridian.msg.*.room-1"),
+                         NATS_OK);
+        ck_assert_int_eq(natsConnection_FlushTimeout(nc[k + 1], 5000), NATS_OK);
+    }
+    /* Probes on a subject the subscribers match but the stream does not capture. */
+    await_interest(nc[0], subs, 2, "meridian.msg.probe.room-1");
+
+    const char *body = "{\"text\":\"hello from eu-west\"}";
+    jsPubAck *pa = NULL;
+    st = js_Publish(&pa, js, "meridian.msg.eu-west.room-1", body, (int)strlen(body), NULL, &jerr);
+    ck_assert_msg(st == NATS_OK, "js publish: %s (%d)", natsStatus_GetText(st), (int)jerr);
+    ck_assert_str_eq(pa->Stream, "MERIDIAN_EU_WEST");
+    ck_assert_uint_eq(pa->Sequence, 1);
+    jsPubAck_Destroy(pa);
+    for (int k = 0; k < 2; k++) {
+        natsMsg *m = NULL;
+        st = natsSubscription_NextMsg(&m, subs[k], 10000);
+        ck_assert_msg(st == NATS_OK, "%s did not get the JetStream publish live: %s",
+                      s->name[k + 1], natsStatus_GetText(st));
+        ck_assert_str_eq(natsMsg_GetSubject(m), "meridian.msg.eu-west.room-1");
+        ck_assert_int_eq(natsMsg_GetDataLength(m), (int)strlen(body));
+        natsMsg_Destroy(m);
+        natsSubscription_Destroy(subs[k]);
+    }
+
+    /* A durable pull consumer created and fetched from ap-south. */
+    jsCtx *js3 = NULL;
+    ck_assert_int_eq(natsConnection_JetStream(&js3, nc[2], NULL), NATS_OK);
+    natsSubscription *pull = NULL;
+    deadline = mr_test_now_ms() + 20000;
+    while ((st = js_PullSubscribe(&pull, js3, "meridian.msg.eu-west.>", "control-test", NULL, NULL,
+                                  &jerr)) != NATS_OK) {
+        ck_assert_msg(mr_test_now_ms() < deadline, "pull subscribe from ap-south: %s (%d) %s",
+                      natsStatus_GetText(st), (int)jerr, nats_GetLastError(NULL));
+        nap_ms(200);
+    }
+    natsMsgList list = {0};
+    st = natsSubscription_Fetch(&list, pull, 1, 10000, &jerr);
+    ck_assert_msg(st == NATS_OK, "fetch from ap-south: %s (%d)", natsStatus_GetText(st), (int)jerr);
+    ck_assert_int_eq(list.Count, 1);
+    ck_assert_int_eq(natsMsg_GetDataLength(list.Msgs[0]), (int)strlen(body));
+    ck_assert(memcmp(natsMsg_GetData(list.Msgs[0]), body, strlen(body)) == 0);
+    ck_assert_int_eq(natsMsg_Ack(list.Msgs[0], NULL), NATS_OK);
+    natsMsgList_Destroy(&list);
+    natsSubscription_Destroy(pull);
+    jsCtx_Destroy(js3);
+    jsCtx_Destroy(js);
+    for (int i = 0; i < NREG; i++)
+        natsConnection_Destroy(nc[i]);
+}
+
+START_TEST(test_plain_supercluster)
+{
+    super s;
+    super_start(&s, false);
+    check_core(&s);
+    check_jetstream(&s);
+    super_stop(&s);
+}
+END_TEST
+
+START_TEST(test_tls_credentials_supercluster)
+{
+    super s;
+    super_start(&s, true);
+    /* Without credentials, and without TLS, the servers refuse the client. */
+    natsConnection *nc = NULL;
+    ck_assert_int_ne(connect_to(&s, 1, false, true, &nc), NATS_OK);
+    nc = NULL;
+    ck_assert_int_ne(connect_to(&s, 1, true, false, &nc), NATS_OK);
+    check_core(&s);
+    check_jetstream(&s);
+    super_stop(&s);
+}
+END_TEST
+
+int main(int argc, char **argv)
+{
+    regions_bin = argc > 1 ? argv[1] : getenv("MERIDIAN_REGIONS_BIN");
+    if (!regions_bin) {
+        fprintf(stderr, "usage: %s PATH-TO-meridian-regions\n", argv[0]);
+        return EXIT_FAILURE;
+    }
+    Suite *s = suite_create("regions_nats");
+    TCase *tc = tcase_create("supercluster");
+    tcase_set_timeout(tc, 180);
+    tcase_add_test(tc, test_plain_supercluster);
+    tcase_add_test(tc, test_tls_credentials_supercluster);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
