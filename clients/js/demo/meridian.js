@@ -349,11 +349,27 @@ export class MeridianClient extends Emitter {
     if (!this._authenticated) {
       return Promise.reject(new MeridianError('disconnected', 'not connected', { retryable: true }));
     }
-    return this._request({ type: 'presence', room }).then((f) => {
+    const r0 = this._rooms.get(room);
+    // Events that arrive while the snapshot is on its way are replayed over
+    // it: the relay may answer with a snapshot older than those events.
+    if (r0 && r0.presence) r0.presenceLog = r0.presenceLog || [];
+    const p = this._request({ type: 'presence', room });
+    if (r0 && r0.presence) r0.snapshots = (r0.snapshots || 0) + 1;
+    const done = () => {
+      if (r0 && r0.presence && --r0.snapshots === 0) r0.presenceLog = null;
+    };
+    return p.then((f) => {
       const members = Array.isArray(f.members) ? f.members : [];
       const r = this._rooms.get(room);
-      if (r && r.presence) this._setMembers(r, members);
+      if (r && r === r0 && r.presence) {
+        this._setMembers(r, members, r.presenceLog || []);
+        r.presenceLog = [];
+      }
+      done();
       return members;
+    }, (err) => {
+      done();
+      throw err;
     });
   }
 
@@ -887,16 +903,22 @@ export class MeridianClient extends Emitter {
     }
     const r = this._rooms.get(f.room);
     if (r && r.presence && typeof f.user === 'string') {
-      if (f.event === 'join') r.members.set(f.user, Math.max(1, r.members.get(f.user) || 0));
-      else if (f.event === 'leave') r.members.delete(f.user);
+      this._applyPresence(r, f);
+      if (r.presenceLog) r.presenceLog.push(f);
       this.emit('members', { room: r.name, members: this.members(r.name) });
     }
     this.emit('presence', { room: f.room, event: f.event, user: f.user });
   }
 
-  _setMembers(r, list) {
+  _applyPresence(r, f) {
+    if (f.event === 'join') r.members.set(f.user, Math.max(1, r.members.get(f.user) || 0));
+    else if (f.event === 'leave') r.members.delete(f.user);
+  }
+
+  _setMembers(r, list, replay = []) {
     r.members = new Map();
     for (const m of list) if (m && typeof m.user === 'string') r.members.set(m.user, m.sessions || 1);
+    for (const f of replay) this._applyPresence(r, f);
     this.emit('members', { room: r.name, members: this.members(r.name) });
   }
 

@@ -208,6 +208,23 @@ test('presence: request, events and member list', async () => {
   ctx.client.close();
 });
 
+test('presence: events that arrive before an older snapshot reply are not lost', async () => {
+  const ctx = await joinedClient('general', { presence: true });
+  const ws = ctx.ws;
+  const req = ws.last('presence');
+  // Seen live on a real relay: bob's join event first, then a snapshot taken before it.
+  ws.deliver({ type: 'presence', room: 'general', event: 'join', user: 'bob' });
+  ws.deliver({ type: 'presence', room: 'general', event: 'leave', user: 'carol' });
+  ws.deliver({ type: 'presence', id: req.id, room: 'general', members: [{ user: 'alice', sessions: 1 }, { user: 'carol', sessions: 1 }] });
+  await flush();
+  assert.deepEqual(ctx.client.members('general').map((m) => m.user).sort(), ['alice', 'bob']);
+  // After the reply, events apply directly and the log is not kept.
+  ws.deliver({ type: 'presence', room: 'general', event: 'leave', user: 'bob' });
+  assert.deepEqual(ctx.client.members('general').map((m) => m.user), ['alice']);
+  assert.equal(ctx.client._rooms.get('general').presenceLog, null);
+  ctx.client.close();
+});
+
 test('presence on a room that is not joined rejects with the relay error', async () => {
   const ctx = await joinedClient('general');
   const p = ctx.client.presence('other');
