@@ -203,6 +203,8 @@ static const char *parse_url(const char *url, const char *s1, int d1, const char
     hp[hl] = '\0';
     if (strchr(hp, '@'))
         return "must not contain credentials";
+    if (hp[0] != '[' && strchr(hp, ':') != strrchr(hp, ':'))
+        return "must write an IPv6 host in brackets";
     bool has_port = hp[0] == '[' ? strstr(hp, "]:") != NULL : strchr(hp, ':') != NULL;
     if (has_port) {
         if (mr_parse_hostport(hp, host, hostlen, port) != 0 || *port == 0 || host[0] == '\0')
@@ -991,4 +993,12 @@ size_t mr_regions_answer(const mr_regions *r, size_t geo, const bool *healthy, c
         n++;
     }
     return n;
+}
+
+int mr_regions_url_hostport(const char *url, char *host, size_t hostlen, int *port)
+{
+    bool ws = strncmp(url, "ws", 2) == 0;
+    const char *why = ws ? parse_url(url, "ws", 80, "wss", 443, host, hostlen, port)
+                         : parse_url(url, "http", 80, "https", 443, host, hostlen, port);
+    return why ? -1 : 0;
 }

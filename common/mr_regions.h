@@ -161,4 +161,11 @@ size_t mr_regions_answer(const mr_regions *r, size_t geo, const bool *healthy, c
 /** Global index (file order across regions) of a relay, for relay_up arrays. */
 size_t mr_regions_relay_index(const mr_regions *r, const mr_relay_ep *ep);
 
+/**
+ * Host (brackets removed from IPv6) and port of a ws://, wss://, http:// or
+ * https:// URL from a loaded file (default ports 80/443). Returns 0, or -1
+ * when the URL is malformed. Daemons use it to find their listen address.
+ */
+int mr_regions_url_hostport(const char *url, char *host, size_t hostlen, int *port);
+
 #endif

@@ -5,6 +5,7 @@
  *   meridian-regions check FILE
  *   meridian-regions nats-conf FILE --region R --store-dir DIR [options]
  *   meridian-regions endpoints FILE
+ *   meridian-regions listeners FILE
  *   meridian-regions route FILE [--healthy R1,R2...]
  *
  * Every subcommand loads and validates the whole file first, so a broken
@@ -37,6 +38,8 @@ static void usage(FILE *f)
           "      nats-server config for one server of region R (--server when it has several)\n"
           "  meridian-regions endpoints FILE [--out PATH]\n"
           "      JSON of every derived URL per region (see regions/README.md)\n"
+          "  meridian-regions listeners FILE [--out PATH]\n"
+          "      one line per listening socket: KIND REGION ID HOST PORT (tab-separated)\n"
           "  meridian-regions route FILE [--healthy R1,R2,...]\n"
           "      the DNS answer for each region's geography given the healthy regions\n"
           "      (default: all healthy)\n",
@@ -275,6 +278,15 @@ static int cmd_endpoints(mr_regions *r, args *a)
     return rc;
 }
 
+static int cmd_listeners(mr_regions *r, args *a)
+{
+    mr_buf out = MR_BUF_INIT;
+    regions_render_listeners(r, &out);
+    int rc = write_out(a->out, &out, false);
+    mr_buf_free(&out);
+    return rc;
+}
+
 static int cmd_route(mr_regions *r, args *a)
 {
     bool *healthy = calloc(r->n_regions ? r->n_regions : 1, sizeof *healthy);
@@ -321,7 +333,8 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[1], *file = argv[2];
     bool known = strcmp(cmd, "check") == 0 || strcmp(cmd, "nats-conf") == 0 ||
-                 strcmp(cmd, "endpoints") == 0 || strcmp(cmd, "route") == 0;
+                 strcmp(cmd, "endpoints") == 0 || strcmp(cmd, "route") == 0 ||
+                 strcmp(cmd, "listeners") == 0;
     if (!known) {
         fprintf(stderr, "meridian-regions: unknown command \"%s\"\n", cmd);
         usage(stderr);
@@ -344,6 +357,8 @@ int main(int argc, char **argv)
         rc = cmd_nats_conf(r, &a);
     } else if (strcmp(cmd, "endpoints") == 0) {
         rc = cmd_endpoints(r, &a);
+    } else if (strcmp(cmd, "listeners") == 0) {
+        rc = cmd_listeners(r, &a);
     } else {
         rc = cmd_route(r, &a);
     }

@@ -15,6 +15,8 @@
  */
 #include "regions_render.h"
 
+#include "mr_config.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -257,4 +259,58 @@ void regions_render_endpoints(const mr_regions *r, mr_buf *b)
         mr_buf_puts(b, "}");
     }
     mr_buf_puts(b, "\n }\n}\n");
+}
+
+static void put_listener(mr_buf *b, const char *kind, const char *region, const char *id,
+                         const char *host, int port)
+{
+    mr_buf_printf(b, "%s\t%s\t%s\t%s\t%d\n", kind, region, id, host, port);
+}
+
+static void put_url_listener(mr_buf *b, const char *kind, const char *region, const char *id,
+                             const char *url)
+{
+    char host[256];
+    int port;
+    /* URLs were validated on load, so this cannot fail; skip rather than print garbage. */
+    if (url && mr_regions_url_hostport(url, host, sizeof host, &port) == 0)
+        put_listener(b, kind, region, id, host, port);
+}
+
+static void put_hostport_listener(mr_buf *b, const char *kind, const char *hostport)
+{
+    char host[256];
+    int port;
+    if (hostport && mr_parse_hostport(hostport, host, sizeof host, &port) == 0)
+        put_listener(b, kind, "-", "-", host, port);
+}
+
+void regions_render_listeners(const mr_regions *r, mr_buf *b)
+{
+    for (size_t i = 0; i < r->n_regions; i++) {
+        const mr_region *g = &r->regions[i];
+        for (size_t k = 0; k < g->n_relays; k++) {
+            const mr_relay_ep *e = &g->relays[k];
+            put_listener(b, "relay", g->name, e->id, e->address, e->port);
+            put_url_listener(b, "relay-admin", g->name, e->id, e->admin_url);
+        }
+        for (size_t k = 0; k < g->n_nats; k++) {
+            const mr_nats_server *s = &g->nats[k];
+            put_listener(b, "nats-client", g->name, s->name, s->host, s->client_port);
+            put_listener(b, "nats-cluster", g->name, s->name, s->host, s->cluster_port);
+            put_listener(b, "nats-gateway", g->name, s->name, s->host, s->gateway_port);
+            if (s->monitor_port)
+                put_listener(b, "nats-monitor", g->name, s->name, s->host, s->monitor_port);
+        }
+        if (g->has_control) {
+            put_url_listener(b, "control-api", g->name, "-", g->control_api_url);
+            put_url_listener(b, "control-admin", g->name, "-", g->control_admin_url);
+        }
+        put_url_listener(b, "healthcheck", g->name, "-", g->healthcheck_url);
+    }
+    for (size_t i = 0; i < r->n_nameservers; i++)
+        put_listener(b, "dns", "-", r->nameservers[i].name, r->nameservers[i].address,
+                     r->nameservers[i].port);
+    put_hostport_listener(b, "postgres", r->local_postgres);
+    put_hostport_listener(b, "pdns-api", r->local_pdns_api);
 }

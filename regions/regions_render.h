@@ -47,4 +47,13 @@ int regions_render_nats(const mr_regions *r, const regions_nats_opts *o, mr_buf 
 /** Append the endpoints JSON (see regions/README.md, "Endpoints") to `out`. */
 void regions_render_endpoints(const mr_regions *r, mr_buf *out);
 
+/**
+ * Append one line per listening socket the file describes, tab-separated:
+ * KIND REGION ID HOST PORT. KIND is relay, relay-admin, nats-client,
+ * nats-cluster, nats-gateway, nats-monitor, control-api, control-admin,
+ * healthcheck, dns, postgres or pdns-api; REGION and ID are "-" when they do
+ * not apply. For shell scripts, which then need no JSON parser.
+ */
+void regions_render_listeners(const mr_regions *r, mr_buf *out);
+
 #endif

@@ -314,6 +314,10 @@ static void m_health_url(json_t *r)
     json_object_set_new(json_object_get(region(r, 2), "healthcheck"), "url",
                         json_string("http://:17400"));
 }
+static void m_admin_bare_v6(json_t *r)
+{
+    json_object_set_new(relay(r, 0, 0), "admin_url", json_string("http://fd00::1:17110"));
+}
 static void m_local_bad(json_t *r)
 {
     json_object_set_new(json_object_get(r, "local"), "postgres", json_string("17432"));
@@ -394,6 +398,8 @@ static const bad_case bad_cases[] = {
     {"control address", m_control_addr, "regions[0].control", "\"address\" is required"},
     {"control url", m_control_url, "regions[0].control.api_url", "unsupported scheme"},
     {"healthcheck url", m_health_url, "regions[2].healthcheck.url", "bad host or port"},
+    {"IPv6 URL without brackets", m_admin_bare_v6, "regions[0].relays[0].admin_url",
+     "IPv6 host in brackets"},
     {"local postgres", m_local_bad, "local.postgres", "HOST:PORT"},
 };
 
@@ -513,6 +519,30 @@ START_TEST(test_minimal_file)
 }
 END_TEST
 
+START_TEST(test_url_hostport)
+{
+    char host[64];
+    int port = 0;
+    ck_assert_int_eq(mr_regions_url_hostport("ws://127.1.0.1:17100/", host, sizeof host, &port), 0);
+    ck_assert_str_eq(host, "127.1.0.1");
+    ck_assert_int_eq(port, 17100);
+    ck_assert_int_eq(mr_regions_url_hostport("wss://eu.example.com/x", host, sizeof host, &port),
+                     0);
+    ck_assert_str_eq(host, "eu.example.com");
+    ck_assert_int_eq(port, 443);
+    ck_assert_int_eq(mr_regions_url_hostport("http://[::1]", host, sizeof host, &port), 0);
+    ck_assert_str_eq(host, "::1");
+    ck_assert_int_eq(port, 80);
+    ck_assert_int_eq(mr_regions_url_hostport("https://[::1]:8443/", host, sizeof host, &port), 0);
+    ck_assert_str_eq(host, "::1");
+    ck_assert_int_eq(port, 8443);
+    ck_assert_int_eq(mr_regions_url_hostport("ftp://x/", host, sizeof host, &port), -1);
+    ck_assert_int_eq(mr_regions_url_hostport("http://x:0/", host, sizeof host, &port), -1);
+    ck_assert_int_eq(mr_regions_url_hostport("http://x:99999/", host, sizeof host, &port), -1);
+    ck_assert_int_eq(mr_regions_url_hostport("http://u:p@x/", host, sizeof host, &port), -1);
+}
+END_TEST
+
 /* ---- routing policy ---- */
 
 static mr_regions *local(void)
@@ -625,6 +655,7 @@ static Suite *regions_suite(void)
     tcase_add_test(tc, test_local_file);
     tcase_add_test(tc, test_minimal_file);
     tcase_add_test(tc, test_syntax_errors);
+    tcase_add_test(tc, test_url_hostport);
     tcase_add_loop_test(tc, test_bad, 0, (int)(sizeof bad_cases / sizeof bad_cases[0]));
     suite_add_tcase(s, tc);
     TCase *tp = tcase_create("policy");
