@@ -90,6 +90,7 @@ struct mrc_client {
     int peer_code;
     char peer_reason[124];
     char tls_error[128]; /* why OpenSSL rejected the server's certificate, if it did */
+    bool saw_reconnect;  /* the relay announced a drain */
     mr_buf rx;
     bool rx_overflow;
 };
@@ -200,6 +201,8 @@ static void dispatch(mrc_client *c, const char *text, size_t len)
     }
     int64_t id = frame_id(root);
     const mrc_callbacks *cb = &c->cb;
+    if (strcmp(type, "reconnect") == 0)
+        c->saw_reconnect = true;
     if (strcmp(type, "message") == 0 && cb->message_cb) {
         json_t *seq = json_object_get(root, "seq");
         json_t *ts = json_object_get(root, "ts");
@@ -438,6 +441,14 @@ static int mrc_lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *u
         } else {
             c->peer_code = 1005;
         }
+        /*
+         * lws 4.1 predates the registration of 1012-1014 and rewrites those
+         * codes to 1002 before we see them (newer lws accepts up to 1015).
+         * The relay never sends 1002 and closes a drained connection with
+         * 1012 after its reconnect frame, so undo the rewrite there.
+         */
+        if (c->peer_code == LWS_CLOSE_STATUS_PROTOCOL_ERR && c->saw_reconnect)
+            c->peer_code = MR_CLOSE_RESTART;
         break;
     case LWS_CALLBACK_CLIENT_CLOSED:
         on_closed(c);

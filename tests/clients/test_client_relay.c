@@ -6,7 +6,8 @@
  * large message arrives whole although lws hands it over in pieces, errors
  * carry the request id), `tail` in a child process printing what `send`
  * publishes, authentication and permission failures as clear CLI errors,
- * `tail` exiting non-zero when the relay dies, and wss:// against a relay
+ * presence events and queries, the drain's reconnect frame and close 1012,
+ * `tail` exiting non-zero when the relay dies or drains, and wss:// against a relay
  * with a self-signed certificate (--insecure, --ca-file, and refusal
  * without either).
  */
@@ -60,8 +61,8 @@ static void relay_start(bool tls)
     char cfg[2400], cfg_path[600], log[600];
     snprintf(cfg, sizeof cfg,
              "{\"region\":\"eu-west\",\"node_id\":\"relay-c\",\"listen\":\"127.0.0.1:%d\","
-             "\"admin_listen\":\"127.0.0.1:%d\",\"nats\":[\"%s\"],\"auth\":{\"secret\":\"" SECRET
-             "\"}%s}",
+             "\"admin_listen\":\"127.0.0.1:%d\",\"drain_grace_ms\":300,\"nats\":[\"%s\"],\"auth\":{"
+             "\"secret\":\"" SECRET "\"}%s}",
              relay_port, admin_port, nats.url, tls_cfg);
     snprintf(cfg_path, sizeof cfg_path, "%s/relay.json", tmpdir);
     snprintf(log, sizeof log, "%s/relay.log", tmpdir);
@@ -147,6 +148,9 @@ typedef struct tclient {
     int errors;
     int closes;
     int close_code;
+    json_t *presence; /* array of {"id","room","event","user","members"} */
+    int reconnects;
+    char reconnect_reason[64];
 } tclient;
 
 static void t_welcome(mrc_client *c, const char *user, json_t *w, void *ud)
@@ -212,6 +216,33 @@ static void t_error(mrc_client *c, int64_t id, const char *code, const char *mes
     pthread_mutex_unlock(&t->mu);
 }
 
+static void t_presence(mrc_client *c, const mrc_presence *p, void *ud)
+{
+    tclient *t = ud;
+    json_t *e = json_pack("{s:I, s:s}", "id", (json_int_t)p->id, "room", p->room);
+    if (p->event)
+        json_object_set_new(e, "event", json_string(p->event));
+    if (p->user)
+        json_object_set_new(e, "user", json_string(p->user));
+    if (p->members)
+        json_object_set(e, "members", p->members);
+    pthread_mutex_lock(&t->mu);
+    json_array_append_new(t->presence, e);
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+}
+
+static void t_reconnect(mrc_client *c, const char *reason, json_t *urls, void *ud)
+{
+    tclient *t = ud;
+    ck_assert(json_is_array(urls));
+    pthread_mutex_lock(&t->mu);
+    t->reconnects++;
+    snprintf(t->reconnect_reason, sizeof t->reconnect_reason, "%s", reason);
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+}
+
 static void t_close(mrc_client *c, int code, const char *reason, void *ud)
 {
     tclient *t = ud;
@@ -228,6 +259,7 @@ static void t_open(tclient *t, const char *sub)
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->cv, NULL);
     t->messages = json_array();
+    t->presence = json_array();
     char *tok = mint(sub);
     mrc_options o = {.url = url,
                      .token = tok,
@@ -237,6 +269,8 @@ static void t_open(tclient *t, const char *sub)
                             .ack_cb = t_ack,
                             .message_cb = t_message,
                             .error_cb = t_error,
+                            .presence_cb = t_presence,
+                            .reconnect_cb = t_reconnect,
                             .close_cb = t_close},
                      .user_data = t};
     char err[256];
@@ -249,6 +283,7 @@ static void t_free(tclient *t)
     mrc_client_free(t->c);
     ck_assert_int_eq(t->closes, 1);
     json_decref(t->messages);
+    json_decref(t->presence);
 }
 
 /* Wait until `cond` holds (evaluated with t->mu held) or the deadline passes. */
@@ -413,6 +448,7 @@ START_TEST(library_bad_token_closes_4001)
     pthread_mutex_init(&a.mu, NULL);
     pthread_cond_init(&a.cv, NULL);
     a.messages = json_array();
+    a.presence = json_array();
     mrc_options o = {.url = url,
                      .token = "not.a.token",
                      .cb = {.error_cb = t_error, .close_cb = t_close},
@@ -422,6 +458,66 @@ START_TEST(library_bad_token_closes_4001)
     ck_assert_int_eq(a.close_code, 4001);
     ck_assert_int_ge(a.errors, 1);
     ck_assert_str_eq(a.err_codes[0], "auth_failed");
+    t_free(&a);
+}
+END_TEST
+
+/* The first presence entry matching event/user (event NULL: a reply to request `id`). */
+static json_t *find_presence(tclient *t, const char *event, const char *user, int64_t id)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(t->presence, i, e)
+    {
+        const char *ev = json_string_value(json_object_get(e, "event"));
+        const char *us = json_string_value(json_object_get(e, "user"));
+        if (event && ev && strcmp(ev, event) == 0 && us && strcmp(us, user) == 0)
+            return e;
+        if (!event && !ev && json_integer_value(json_object_get(e, "id")) == id)
+            return e;
+    }
+    return NULL;
+}
+
+START_TEST(library_presence_events_and_query)
+{
+    tclient a, b;
+    t_open(&a, "alice");
+    mrc_join(a.c, "lobby", -1);
+    ck_assert(T_WAIT(&a, a.joined == 1, 10000));
+    t_open(&b, "bob");
+    mrc_join(b.c, "lobby", -1);
+    ck_assert(T_WAIT(&b, b.joined == 1, 10000));
+    ck_assert_msg(T_WAIT(&a, find_presence(&a, "join", "bob", -1) != NULL, 10000),
+                  "alice saw no presence join for bob");
+    int64_t id = mrc_presence_query(a.c, "lobby");
+    ck_assert_int_gt(id, 0);
+    ck_assert_msg(T_WAIT(&a, find_presence(&a, NULL, NULL, id) != NULL, 10000),
+                  "no presence reply");
+    pthread_mutex_lock(&a.mu);
+    json_t *reply = find_presence(&a, NULL, NULL, id);
+    json_t *members = json_object_get(reply, "members");
+    ck_assert_int_eq(json_array_size(members), 2);
+    pthread_mutex_unlock(&a.mu);
+    ck_assert(mrc_leave(b.c, "lobby") > 0);
+    ck_assert_msg(T_WAIT(&a, find_presence(&a, "leave", "bob", -1) != NULL, 10000),
+                  "alice saw no presence leave for bob");
+    t_free(&b);
+    t_free(&a);
+}
+END_TEST
+
+START_TEST(library_drain_reconnect_then_1012)
+{
+    tclient a;
+    t_open(&a, "alice");
+    mrc_join(a.c, "general", -1);
+    ck_assert(T_WAIT(&a, a.joined == 1, 10000));
+    kill(relay_pid, SIGTERM);
+    ck_assert_msg(T_WAIT(&a, a.reconnects == 1, 10000), "no reconnect frame");
+    ck_assert_str_eq(a.reconnect_reason, "draining");
+    ck_assert_msg(T_WAIT(&a, a.closes == 1, 10000), "no close after the drain");
+    ck_assert_int_eq(a.close_code, 1012);
     t_free(&a);
 }
 END_TEST
@@ -582,6 +678,23 @@ START_TEST(cli_tail_exits_nonzero_when_relay_dies)
 }
 END_TEST
 
+START_TEST(cli_tail_exits_nonzero_on_drain)
+{
+    const char *tail_args[] = {"tail",  "--url", url,       "--secret", SECRET,
+                               "--sub", "w",     "general", NULL};
+    cli_proc tail;
+    cli_start(&tail, tmpdir, "tail-drain", tail_args);
+    ck_assert(cli_wait_output(&tail, true, "joined general", 15000));
+    kill(relay_pid, SIGTERM);
+    int rc = cli_wait(&tail, 15000);
+    ck_assert_msg(rc == 3, "tail exit %d", rc);
+    char *err = cli_err(&tail);
+    ck_assert_msg(strstr(err, "reconnect"), "%s", err);
+    ck_assert_msg(strstr(err, "meridian-cli: connection closed: 1012"), "%s", err);
+    free(err);
+}
+END_TEST
+
 /* ---- wss:// ---- */
 
 START_TEST(tls_insecure_and_ca_file)
@@ -634,6 +747,8 @@ static Suite *client_relay_suite(void)
     tcase_add_test(lib, library_large_message_reassembled);
     tcase_add_test(lib, library_errors_carry_request_id);
     tcase_add_test(lib, library_bad_token_closes_4001);
+    tcase_add_test(lib, library_presence_events_and_query);
+    tcase_add_test(lib, library_drain_reconnect_then_1012);
     suite_add_tcase(s, lib);
     TCase *cli = tcase_create("cli");
     tcase_add_checked_fixture(cli, setup_ws, teardown);
@@ -642,6 +757,7 @@ static Suite *client_relay_suite(void)
     tcase_add_test(cli, cli_tail_count_exits_zero);
     tcase_add_test(cli, cli_auth_and_permission_errors);
     tcase_add_test(cli, cli_tail_exits_nonzero_when_relay_dies);
+    tcase_add_test(cli, cli_tail_exits_nonzero_on_drain);
     suite_add_tcase(s, cli);
     TCase *tls = tcase_create("tls");
     tcase_add_checked_fixture(tls, setup_wss, teardown);
