@@ -30,7 +30,15 @@ struct relay_nats {
     pthread_mutex_t lock;
     relay_inbound *head, *tail;
     _Atomic bool connected;
+    bool closing; /* under lock: no more wake-ups once set */
 };
+
+/* Wake the lws thread unless shutdown has begun (the lws context may be gone then). */
+static void wake_locked(relay_nats *n)
+{
+    if (!n->closing)
+        n->wake(n->wake_ud);
+}
 
 static void on_message(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
@@ -45,9 +53,9 @@ static void on_message(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
     else
         n->head = in;
     n->tail = in;
-    pthread_mutex_unlock(&n->lock);
     if (was_empty)
-        n->wake(n->wake_ud);
+        wake_locked(n);
+    pthread_mutex_unlock(&n->lock);
 }
 
 static void on_disconnected(natsConnection *nc, void *closure)
@@ -55,7 +63,9 @@ static void on_disconnected(natsConnection *nc, void *closure)
     relay_nats *n = closure;
     if (atomic_exchange(&n->connected, false))
         mr_log_warn("nats: disconnected; reconnecting in the background");
-    n->wake(n->wake_ud);
+    pthread_mutex_lock(&n->lock);
+    wake_locked(n);
+    pthread_mutex_unlock(&n->lock);
 }
 
 static void on_connected(natsConnection *nc, void *closure)
@@ -65,7 +75,9 @@ static void on_connected(natsConnection *nc, void *closure)
     natsConnection_GetConnectedUrl(nc, url, sizeof url);
     atomic_store(&n->connected, true);
     mr_log_info("nats: connected to %s", url);
-    n->wake(n->wake_ud);
+    pthread_mutex_lock(&n->lock);
+    wake_locked(n);
+    pthread_mutex_unlock(&n->lock);
 }
 
 relay_nats *relay_nats_new(const relay_config *cfg, relay_nats_wake_cb wake, void *ud)
@@ -189,7 +201,12 @@ relay_inbound *relay_nats_take(relay_nats *n)
 
 void relay_nats_close(relay_nats *n)
 {
-    if (n && n->conn)
+    if (!n)
+        return;
+    pthread_mutex_lock(&n->lock);
+    n->closing = true;
+    pthread_mutex_unlock(&n->lock);
+    if (n->conn)
         natsConnection_Close(n->conn);
 }
 
@@ -197,11 +214,14 @@ void relay_nats_free(relay_nats *n)
 {
     if (!n)
         return;
-    if (n->conn) {
-        natsConnection_Close(n->conn);
-        natsConnection_Destroy(n->conn);
-    }
+    relay_nats_close(n);
+    natsConnection_Destroy(n->conn);
     natsOptions_Destroy(n->opts);
+    /*
+     * libnats runs connection callbacks on threads of its own that may still
+     * be about to use `n`; wait for the library to wind down before freeing.
+     */
+    nats_CloseAndWait(5000);
     relay_inbound *in = relay_nats_take(n);
     while (in) {
         relay_inbound *next = in->next;
