@@ -1,0 +1,86 @@
+/*
+ * DNS answers and the providers that publish them. A plan holds, for each
+ * region's geography, the relay addresses DNS should answer; a provider
+ * (PowerDNS, Route 53, dry-run: one file each behind hc_dns_ops) writes a
+ * plan asynchronously on the agent's loop.
+ */
+#ifndef HC_DNS_H
+#define HC_DNS_H
+
+#include "mr_buf.h"
+#include "mr_config.h"
+#include "mr_regions.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct event_base;
+
+typedef struct hc_dns_plan {
+    const mr_regions *regions;
+    size_t n;        /* = regions->n_regions */
+    int *route;      /* per geography: index of the answering region, or MR_REGIONS_FAIL_OPEN */
+    char ***addrs;   /* per geography: sorted addresses (owned) */
+    size_t *n_addrs; /* per geography */
+    char *text;      /* canonical one-line form: "eu-west=127.1.0.1,127.1.0.2 us-east=..." */
+} hc_dns_plan;
+
+/**
+ * Build the plan for region health `healthy` and relay health `relay_up`
+ * (either may be NULL for "all up"), following mr_regions_answer().
+ */
+void hc_dns_plan_build(hc_dns_plan *p, const mr_regions *r, const bool *healthy,
+                       const bool *relay_up);
+void hc_dns_plan_free(hc_dns_plan *p);
+bool hc_dns_plan_equal(const hc_dns_plan *a, const hc_dns_plan *b);
+/** Deep copy. */
+void hc_dns_plan_copy(hc_dns_plan *dst, const hc_dns_plan *src);
+/** Append the plan as a JSON object {"eu-west":["127.1.0.1",...],...}. */
+void hc_dns_plan_json(const hc_dns_plan *p, mr_buf *out);
+
+/** Completion of a write: rc 0 on success, else -1 with a message. */
+typedef void (*hc_dns_done_cb)(int rc, const char *err, void *ud);
+
+typedef struct hc_dns_provider hc_dns_provider;
+
+typedef struct hc_dns_ops {
+    const char *name;
+    /**
+     * Publish `plan`. Returns 0 and calls `cb` exactly once later, or returns
+     * -1 with `err` filled and never calls `cb`.
+     */
+    int (*write)(hc_dns_provider *p, const hc_dns_plan *plan, hc_dns_done_cb cb, void *ud,
+                 char *err, size_t errlen);
+    void (*destroy)(hc_dns_provider *p);
+} hc_dns_ops;
+
+struct hc_dns_provider {
+    const hc_dns_ops *ops;
+    struct event_base *base;
+    const mr_regions *regions;
+    int timeout_ms;
+};
+
+/**
+ * Create the provider named by conf.type ("powerdns", "route53", "dry-run"),
+ * reading its settings from `conf` (config path "dns"). Returns NULL with the
+ * error recorded in `c`.
+ */
+hc_dns_provider *hc_dns_new(struct event_base *base, const mr_regions *r, mr_cfg *c, json_t *conf);
+void hc_dns_free(hc_dns_provider *p);
+
+/* Backends, one file each. */
+hc_dns_provider *hc_dns_pdns_new(struct event_base *base, const mr_regions *r, mr_cfg *c,
+                                 json_t *conf);
+hc_dns_provider *hc_dns_route53_new(struct event_base *base, const mr_regions *r, mr_cfg *c,
+                                    json_t *conf);
+hc_dns_provider *hc_dns_dryrun_new(struct event_base *base, const mr_regions *r, mr_cfg *c,
+                                   json_t *conf);
+
+/** The PowerDNS LUA record content for a plan (exposed for tests). */
+void hc_dns_pdns_lua(const hc_dns_plan *p, mr_buf *out);
+/** The Route 53 ChangeResourceRecordSets body for a plan (exposed for tests). */
+void hc_dns_route53_body(const hc_dns_plan *p, const char *comment, mr_buf *out);
+
+#endif

@@ -1,0 +1,84 @@
+/*
+ * meridian-healthcheck: one agent per region. Reads its configuration and
+ * the regions file, then runs the agent (hc_agent.c) on a libevent loop
+ * until SIGTERM or SIGINT.
+ */
+#include "hc_agent.h"
+#include "mr_log.h"
+
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    mr_log_info("signal %d: stopping", (int)sig);
+    event_base_loopexit(arg, NULL);
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: meridian-healthcheck --config FILE [--listen HOST:PORT]\n"
+               "  see docs/healthcheck.md for the configuration file\n");
+}
+
+int main(int argc, char **argv)
+{
+    const char *config = NULL, *listen = NULL;
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"listen", required_argument, NULL, 'l'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "c:l:h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'c':
+            config = optarg;
+            break;
+        case 'l':
+            listen = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!config) {
+        usage(stderr);
+        return 2;
+    }
+    mr_log_init("healthcheck", MR_LOG_INFO);
+    signal(SIGPIPE, SIG_IGN);
+    evthread_use_pthreads();
+    struct event_base *base = event_base_new();
+    char err[1024];
+    hc_agent *a = hc_agent_new(base, config, listen, err, sizeof err);
+    if (!a) {
+        mr_log_error("%s", err);
+        event_base_free(base);
+        return 2;
+    }
+    if (hc_agent_start(a, err, sizeof err) != 0) {
+        mr_log_error("%s", err);
+        hc_agent_free(a);
+        event_base_free(base);
+        return 1;
+    }
+    struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, base);
+    struct event *sigint = evsignal_new(base, SIGINT, on_signal, base);
+    event_add(sigterm, NULL);
+    event_add(sigint, NULL);
+    event_base_dispatch(base);
+    event_free(sigterm);
+    event_free(sigint);
+    hc_agent_free(a);
+    event_base_free(base);
+    return 0;
+}
