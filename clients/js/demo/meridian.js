@@ -216,6 +216,9 @@ export class MeridianClient extends Emitter {
     this._lastRx = 0;
     this._nextKind = null; // reconnect kind decided by a reconnect frame
     this._tokenPromise = null;
+    this._tokenAt = null;
+    this._openEpoch = 0;
+    this._onOnline = null;
 
     this._rooms = new Map(); // room -> room state
     this._requests = new Map(); // request id -> {resolve, reject, type, room}
@@ -233,6 +236,7 @@ export class MeridianClient extends Emitter {
     });
     if (!this._wanted) {
       this._wanted = true;
+      this._watchOnline(true);
       this._open(State.CONNECTING, 'connect');
     }
     return p;
@@ -241,6 +245,8 @@ export class MeridianClient extends Emitter {
   /** Close for good: pending publishes and joins are rejected. */
   close(reason = 'closed') {
     this._wanted = false;
+    this._openEpoch++;
+    this._watchOnline(false);
     this._clearTimers();
     const err = new MeridianError('closed', 'client closed', { final: true });
     this._failAll(err);
@@ -400,18 +406,31 @@ export class MeridianClient extends Emitter {
     return url;
   }
 
+  // How long before the token's exp to fetch a new one: the configured
+  // margin, but at most half the token's lifetime (short-lived tokens must
+  // not make the client ask the provider in a loop).
+  _refreshDelay() {
+    const exp = tokenExpiry(this._token);
+    if (exp === null) return null;
+    const remaining = exp * 1000 - this._now();
+    const lifetime = exp * 1000 - (this._tokenAt ?? this._now());
+    const margin = Math.min(this._refreshMargin, Math.max(0, lifetime / 2));
+    return remaining - margin;
+  }
+
   async _getToken(force) {
     if (!this._tokenProvider) return this._token;
-    const exp = tokenExpiry(this._token);
-    const fresh = this._token && !force &&
-      (exp === null || exp * 1000 - this._now() > this._refreshMargin);
-    if (fresh) return this._token;
+    if (this._token && !force) {
+      const d = this._refreshDelay();
+      if (d === null || d > 0) return this._token;
+    }
     if (!this._tokenPromise) {
       this._tokenPromise = Promise.resolve()
         .then(() => this._tokenProvider())
         .then((t) => {
           if (typeof t !== 'string' || !t) throw new MeridianError('bad_token', 'token provider returned no token');
           this._token = t;
+          this._tokenAt = this._now();
           this._scheduleRefresh();
           return t;
         })
@@ -426,17 +445,21 @@ export class MeridianClient extends Emitter {
     if (this._refreshTimer) this._clearTimeout(this._refreshTimer);
     this._refreshTimer = null;
     if (!this._tokenProvider) return;
-    const exp = tokenExpiry(this._token);
-    if (exp === null) return;
-    const delay = Math.max(0, exp * 1000 - this._now() - this._refreshMargin);
+    const d = this._refreshDelay();
+    if (d === null) return;
+    // Timers overflow past 2^31-1 ms; never refresh more than once a second.
+    const delay = Math.min(Math.max(1000, d), 0x7fffffff);
     this._refreshTimer = this._setTimeout(() => {
       this._refreshTimer = null;
-      if (this._wanted) this._getToken(true).catch((e) => this.emit('error', e));
+      if (!this._wanted) return;
+      if (this._refreshDelay() > 0) this._scheduleRefresh(); // woke early (long timer)
+      else this._getToken(true).catch((e) => this.emit('error', e));
     }, delay);
   }
 
   async _open(state, reason) {
     if (!this._wanted) return;
+    const epoch = ++this._openEpoch;
     const url = this._nextUrl();
     this._setState(state, reason, { url, attempt: this._attempt, phase: 'attempt' });
     let token;
@@ -449,7 +472,7 @@ export class MeridianClient extends Emitter {
       WS = this._WebSocket || await defaultWebSocket();
       token = await this._getToken(force);
     } catch (err) {
-      if (!this._wanted) return;
+      if (!this._wanted || epoch !== this._openEpoch) return;
       const e = err instanceof MeridianError ? err : new MeridianError('token_error', String(err && err.message || err), { retryable: true });
       this.emit('error', e);
       if (e.code === 'no_websocket') {
@@ -460,7 +483,7 @@ export class MeridianClient extends Emitter {
       this._scheduleReconnect('backoff', e.code);
       return;
     }
-    if (!this._wanted) return;
+    if (!this._wanted || epoch !== this._openEpoch) return; // closed or superseded meanwhile
     this._usedToken = token;
     let ws;
     try {
@@ -538,10 +561,29 @@ export class MeridianClient extends Emitter {
 
   _fatal(err) {
     this._wanted = false;
+    this._watchOnline(false);
     this._clearTimers();
     this.emit('error', err);
     this._failAll(err);
     this._setState(State.DISCONNECTED, err.code, { final: true });
+  }
+
+  // Browsers: when the network comes back, skip the rest of the backoff.
+  _watchOnline(on) {
+    const target = globalThis.window && typeof globalThis.window.addEventListener === 'function' ? globalThis.window : null;
+    if (!target) return;
+    if (on && !this._onOnline) {
+      this._onOnline = () => {
+        if (!this._wanted || !this._reconnectTimer) return;
+        this._clearTimeout(this._reconnectTimer);
+        this._reconnectTimer = null;
+        this._open(State.RECONNECTING, 'online');
+      };
+      target.addEventListener('online', this._onOnline);
+    } else if (!on && this._onOnline) {
+      target.removeEventListener('online', this._onOnline);
+      this._onOnline = null;
+    }
   }
 
   _scheduleReconnect(kind, reason) {
@@ -875,6 +917,13 @@ export class MeridianClient extends Emitter {
     if (r.lastSeq === null) r.lastSeq = seq - 1; // first seq after a fresh join
     if (seq <= r.lastSeq) return;
     r.pending.set(seq, { msg_id: msgId, message: entry.message });
+    if (r.pending.size > this._dedupSize) {
+      // A hole that does not fill: give up on it rather than buffer forever.
+      const first = Math.min(...r.pending.keys());
+      const after = r.lastSeq;
+      r.lastSeq = first - 1;
+      this.emit('gap', { room: r.name, after, last_seq: first - 1 });
+    }
     this._drainOrdered(r);
   }
 

@@ -296,3 +296,68 @@ test('close() stops reconnecting; connect() again rejoins rooms', async () => {
   assert.equal(ws.last('join').room, 'general');
   ctx.client.close();
 });
+
+test('token refresh: far-off exp does not overflow timers, short-lived tokens do not loop', async () => {
+  const start = 1_764_300_000_000;
+  let n = 0;
+  const ctx = setup({ token: () => { n++; return makeToken('a', Math.floor(start / 1000) + 10 * 365 * 86400); } });
+  ctx.client.connect();
+  await accept(ctx);
+  await ctx.clock.tick(60_000);
+  assert.equal(n, 1, '10-year token: asked once');
+  assert.ok(ctx.clock.pendingDelays().every((d) => d <= 0x7fffffff));
+  ctx.client.close();
+
+  let m = 0;
+  const ctx2 = setup({
+    tokenRefreshMargin: 30_000,
+    token: () => { m++; return makeToken('a', Math.floor(ctx2.clock.now() / 1000) + 20); },
+  });
+  ctx2.client.connect();
+  await accept(ctx2);
+  assert.equal(m, 1);
+  await ctx2.clock.tick(9_000);
+  assert.equal(m, 1, 'not before half of a 20 s lifetime');
+  await ctx2.clock.tick(1_000);
+  assert.equal(m, 2);
+  await ctx2.clock.tick(30_000);
+  assert.ok(m <= 6, `about one call per half-life, got ${m}`);
+  ctx2.client.close();
+});
+
+test('close() then connect() while the token provider is pending opens one socket', async () => {
+  let release;
+  const gate = new Promise((r) => { release = r; });
+  const ctx = setup({ token: () => gate.then(() => makeToken('a', 9e9)) });
+  ctx.client.connect().catch(() => {});
+  await flush();
+  ctx.client.close();
+  ctx.client.connect().catch(() => {});
+  release();
+  await flush();
+  assert.equal(ctx.sockets().length, 1);
+  ctx.client.close();
+});
+
+test('browser online event skips the remaining backoff', async () => {
+  const target = new EventTarget();
+  globalThis.window = target;
+  try {
+    const ctx = setup({ backoff: { initial: 60_000, max: 60_000 } });
+    ctx.client.connect();
+    await accept(ctx);
+    ctx.current().serverClose(1006);
+    await flush();
+    assert.equal(ctx.sockets().length, 1);
+    target.dispatchEvent(new Event('online'));
+    await flush();
+    assert.equal(ctx.sockets().length, 2);
+    assert.equal(ctx.of('state').at(-1).reason, 'online');
+    ctx.client.close();
+    target.dispatchEvent(new Event('online'));
+    await flush();
+    assert.equal(ctx.sockets().length, 2, 'listener removed by close()');
+  } finally {
+    delete globalThis.window;
+  }
+});

@@ -245,3 +245,17 @@ test('garbage and unknown frames are ignored', async () => {
   assert.equal(ctx.of('message').length, 0);
   ctx.client.close();
 });
+
+test('ordering: a hole that never fills is skipped (gap) instead of buffering forever', async () => {
+  const ctx = setup({ dedupSize: 5 });
+  ctx.client.connect();
+  const ws = await accept(ctx);
+  ctx.client.join('general');
+  await flush();
+  await answerJoins(ws, { last_seq: 0 });
+  for (let s = 2; s <= 7; s++) ws.deliver(msg('general', 'm' + s, { seq: s }));
+  assert.deepEqual(ctx.of('gap'), [{ room: 'general', after: 0, last_seq: 1 }]);
+  assert.deepEqual(ctx.of('ordered').map((o) => o.seq), [2, 3, 4, 5, 6, 7]);
+  assert.equal(ctx.client.lastSeq('general'), 7);
+  ctx.client.close();
+});
