@@ -117,17 +117,21 @@ locals {
   dns_all       = flatten([for r in local.ok_regions : local.relay_addresses[r.name]])
   api_addresses = flatten([for r in local.ok_regions : r.control == null ? [] : [r.control.address]])
 
-  # The same policy as one PowerDNS LUA record per address family:
-  # view() picks the first entry whose networks contain the client address
-  # (or its ECS subnet); the last entry is everyone else.
-  lua_view = { for fam in ["A", "AAAA"] : fam => join(", ", concat(
+  # The same policy as the PowerDNS LUA record the health agent writes
+  # (healthcheck/hc_dns_pdns.c, hc_dns_pdns_lua): netmask() tests the client
+  # address or its ECS subnet against each geography's CIDRs in file order;
+  # everyone else gets the default region. Byte for byte the agent's healthy
+  # case, so the agent's first write changes nothing. (view() is not used: it
+  # answers one random address of the set.)
+  lua_record = join("", concat(
+    ["A \";"],
     [for g in local.dns_geo :
-      "{{${join(", ", [for c in g.cidrs : "'${c}'"])}}, {${join(", ", [for a in g.addresses : "'${a}'" if strcontains(a, ":") == (fam == "AAAA")])}}}"
-      if length(g.cidrs) > 0 && length([for a in g.addresses : a if strcontains(a, ":") == (fam == "AAAA")]) > 0
+      "if netmask({${join(",", [for c in g.cidrs : "'${c}'"])}}) then return {${join(",", [for a in g.addresses : "'${a}'"])}} end "
+      if length(g.cidrs) > 0
     ],
-    ["{{'0.0.0.0/0', '::/0'}, {${join(", ", [for a in(length([for a in local.dns_default : a if strcontains(a, ":") == (fam == "AAAA")]) > 0 ? local.dns_default : local.dns_all) : "'${a}'" if strcontains(a, ":") == (fam == "AAAA")])}}}"],
-  )) }
-  lua_records = { for fam, v in local.lua_view : fam => "${fam} \"view({${v}})\"" if length([for a in local.dns_all : a if strcontains(a, ":") == (fam == "AAAA")]) > 0 }
+    ["return {${join(",", [for a in local.dns_default : "'${a}'"])}}\""],
+  ))
+  lua_records = local.valid ? { A = local.lua_record } : {}
 
   # Daemon configs per region. Host-specific keys (node ids) and secrets are
   # added on the host; secrets are referenced by file, never inlined.
@@ -148,10 +152,15 @@ locals {
     api_keys_file = "${var.config_dir}/api_keys"
     log_level     = "info"
   } if r.control != null }
+  # probe.secret must be the relays' token secret: the agent has no
+  # secret_file yet, so hosts substitute __TOKEN_SECRET__ from the file.
   healthcheck_config = { for r in local.ok_regions : r.name => {
-    region    = r.name
-    regions   = "${var.config_dir}/regions.json"
-    listen    = "0.0.0.0:${local.url_parts[r.healthcheck.url].port}"
-    log_level = "info"
+    region       = r.name
+    regions_file = "${var.config_dir}/regions.json"
+    listen       = "0.0.0.0:${local.url_parts[r.healthcheck.url].port}"
+    nats         = local.nats_client_urls[r.name]
+    probe        = { secret = "__TOKEN_SECRET__" }
+    dns          = { type = "dry-run" }
+    log_level    = "info"
   } if r.healthcheck != null }
 }

@@ -94,6 +94,6 @@ output "control_config" {
 }
 
 output "healthcheck_config" {
-  description = "Per region with a healthcheck section: meridian-healthcheck config."
+  description = "Per region with a healthcheck section: meridian-healthcheck config (dns provider dry-run until the caller sets one; probe.secret is the placeholder __TOKEN_SECRET__)."
   value       = local.healthcheck_config
 }

@@ -33,8 +33,8 @@ run "fixture_is_valid" {
     error_message = "name server port defaults to 53"
   }
   assert {
-    condition     = output.dns.lua["AAAA"] == "AAAA \"view({{{'10.1.0.0/16', 'fd00:1::/32'}, {'2001:db8:1::1'}}, {{'0.0.0.0/0', '::/0'}, {'2001:db8:1::1'}}})\""
-    error_message = "AAAA LUA record: ${output.dns.lua["AAAA"]}"
+    condition     = output.dns.lua["A"] == "A \";if netmask({'10.1.0.0/16','fd00:1::/32'}) then return {'198.51.100.1','198.51.100.2','2001:db8:1::1'} end if netmask({'10.2.0.0/16'}) then return {'203.0.113.1'} end return {'203.0.113.1'}\""
+    error_message = "LUA record: ${output.dns.lua["A"]}"
   }
   assert {
     condition     = output.regions["eu"].relays[0].tls && output.regions["eu"].relays[1].ws_path == "/ws" && output.regions["eu"].relays[0].admin_port == 9443

@@ -1,0 +1,13 @@
+terraform {
+  required_version = ">= 1.9.0"
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = ">= 5.30"
+    }
+    powerdns = {
+      source  = "pan-net/powerdns"
+      version = ">= 1.5"
+    }
+  }
+}

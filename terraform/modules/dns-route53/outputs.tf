@@ -1,0 +1,16 @@
+output "zone_id" {
+  value = local.zone_id
+}
+
+output "region_health_check_ids" {
+  description = "Calculated Route 53 health check per region (empty when health_checks is false)."
+  value       = { for name, h in aws_route53_health_check.region : name => h.id }
+}
+
+output "ws_record_ids" {
+  description = "Geolocation records of the ws name, by region/kind/code/type, plus the defaults."
+  value = merge(
+    { for k, r in aws_route53_record.ws_geo : k => r.id },
+    { for k, r in aws_route53_record.ws_default : "default/${k}" => r.id },
+  )
+}

@@ -1,0 +1,118 @@
+# One Meridian region on AWS:
+#   - relays: launch template + auto scaling group behind a network load
+#     balancer whose per-AZ Elastic IPs are the region's relay endpoints in the
+#     regions file (relays[i].address), so DNS answers stable addresses while
+#     instances come and go;
+#   - NATS: one instance per nats.servers[] entry, on the fixed private
+#     address the regions file gives it (cluster routes and gateways dial it);
+#   - control plane and health agent: one instance each when the regions file
+#     gives the region a control / healthcheck section;
+#   - security groups that open only what each part needs.
+# cloud-init installs the Meridian packages and writes the configs the
+# topology module derives from the regions file; secrets come from SSM.
+
+locals {
+  r         = var.topology.regions[var.region]
+  relays    = local.r.relays
+  relay_ids = [for x in local.relays : x.id]
+  # One admin port per region (the relays' admin_url port; the balancer maps it).
+  admin_port        = local.relays[0].admin_port
+  ws_port           = local.r.relay_port
+  nats              = { for s in local.r.nats_servers : s.name => var.topology.nats_servers[s.name] }
+  nats_client_ports = distinct([for s in local.r.nats_servers : tostring(s.client_port)])
+
+  other_nats_hosts = distinct(flatten([for name, reg in var.topology.regions :
+  [for s in reg.nats_servers : s.host] if name != var.region]))
+  other_nats_gateway_ports = distinct(flatten([for name, reg in var.topology.regions :
+  [for s in reg.nats_servers : s.gateway_port] if name != var.region]))
+
+  name = "${var.name_prefix}-${var.region}"
+  tags = merge(var.tags, { "meridian:region" = var.region })
+
+  ssm_parameters = compact([
+    var.token_secret_parameter,
+    var.api_keys_parameter,
+    var.postgres_parameter,
+    try(var.tls_ssm_parameters.cert, null),
+    try(var.tls_ssm_parameters.key, null),
+  ])
+}
+
+data "aws_region" "current" {}
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
+
+data "aws_ami" "debian12" {
+  count       = var.ami_id == null ? 1 : 0
+  most_recent = true
+  owners      = ["136693071363"] # Debian cloud team
+  filter {
+    name   = "name"
+    values = ["debian-12-amd64-*"]
+  }
+  filter {
+    name   = "architecture"
+    values = ["x86_64"]
+  }
+}
+
+locals {
+  ami_id = var.ami_id != null ? var.ami_id : data.aws_ami.debian12[0].id
+}
+
+# The relay endpoints of the regions file are Elastic IPs allocated by the
+# operator beforehand (they are in the regions file, which is written first).
+data "aws_eip" "relay" {
+  for_each  = { for x in local.relays : x.id => x }
+  public_ip = each.value.address
+}
+
+# ---------------------------------------------------------------- IAM
+
+data "aws_iam_policy_document" "assume_ec2" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["ec2.amazonaws.com"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "read_secrets" {
+  statement {
+    sid     = "ReadMeridianSecrets"
+    actions = ["ssm:GetParameter"]
+    resources = [for p in local.ssm_parameters :
+    "arn:${data.aws_partition.current.partition}:ssm:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:parameter/${trimprefix(p, "/")}"]
+  }
+  statement {
+    sid       = "DecryptMeridianSecrets"
+    actions   = ["kms:Decrypt"]
+    resources = [var.kms_key_arn != null ? var.kms_key_arn : "arn:${data.aws_partition.current.partition}:kms:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:alias/aws/ssm"]
+  }
+}
+
+resource "aws_iam_role" "node" {
+  name_prefix        = "${local.name}-"
+  assume_role_policy = data.aws_iam_policy_document.assume_ec2.json
+  tags               = local.tags
+}
+
+resource "aws_iam_role_policy" "read_secrets" {
+  name   = "meridian-secrets"
+  role   = aws_iam_role.node.id
+  policy = data.aws_iam_policy_document.read_secrets.json
+}
+
+# Session Manager instead of SSH.
+resource "aws_iam_role_policy_attachment" "ssm_core" {
+  role       = aws_iam_role.node.name
+  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"
+}
+
+resource "aws_iam_instance_profile" "node" {
+  name_prefix = "${local.name}-"
+  role        = aws_iam_role.node.name
+  tags        = local.tags
+}
