@@ -160,8 +160,13 @@ int hc_http_request(struct event_base *base, const char *method, const char *url
     evhttp_add_header(h, "Connection", "close");
     for (size_t i = 0; headers && headers[i] && headers[i + 1]; i += 2)
         evhttp_add_header(h, headers[i], headers[i + 1]);
-    if (body && body_len)
+    if (body && body_len) {
+        /* evhttp adds Content-Length for POST and PUT only; PATCH needs it too. */
+        char cl[32];
+        snprintf(cl, sizeof cl, "%zu", body_len);
+        evhttp_add_header(h, "Content-Length", cl);
         evbuffer_add(evhttp_request_get_output_buffer(req), body, body_len);
+    }
     if (evhttp_make_request(c->conn, req, cmd, path) != 0) {
         snprintf(err, errlen, "cannot send %s %s", method, url);
         evhttp_connection_free(c->conn);

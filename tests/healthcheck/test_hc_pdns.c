@@ -1,0 +1,239 @@
+/*
+ * The PowerDNS provider and c-ares verification against a real pdns_server
+ * (gsqlite3 backend, HTTP API, LUA records) started by the test: writes
+ * create the zone, answers depend on the querying source address, a changed
+ * plan is served, and API failures (wrong key, broken backend, a server that
+ * never answers) come back as clear errors within the time-out.
+ */
+#include "hc_dns.h"
+#include "hc_verify.h"
+#include "mr_buf.h"
+#include "mr_regions.h"
+#include "mr_test.h"
+#include "mr_test_pdns.h"
+#include "mr_time.h"
+
+#include <arpa/inet.h>
+#include <check.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define FIXTURE(name) MERIDIAN_HC_TEST_DIR "/fixtures/" name
+
+static mr_test_pdns pdns;
+static struct event_base *base;
+static mr_regions *regions;
+
+static void setup(void)
+{
+    mr_test_pdns_start(&pdns);
+    base = event_base_new();
+    char err[512];
+    regions = mr_regions_load(FIXTURE("regions3.json"), err, sizeof err);
+    ck_assert_msg(regions != NULL, "%s", err);
+}
+
+static void teardown(void)
+{
+    mr_regions_free(regions);
+    event_base_free(base);
+    mr_test_pdns_stop(&pdns);
+}
+
+typedef struct result {
+    bool done;
+    int rc;
+    char err[512];
+    bool ok;
+    double seconds;
+    char detail[512];
+} result;
+
+static void on_write(int rc, const char *err, void *ud)
+{
+    result *r = ud;
+    r->done = true;
+    r->rc = rc;
+    snprintf(r->err, sizeof r->err, "%s", err ? err : "");
+}
+
+static void on_verify(bool ok, double seconds, const char *detail, void *ud)
+{
+    result *r = ud;
+    r->done = true;
+    r->ok = ok;
+    r->seconds = seconds;
+    snprintf(r->detail, sizeof r->detail, "%s", detail);
+}
+
+/* Run the loop until *done or the deadline; loops are bounded by time. */
+static void run_until(bool *done, int timeout_ms)
+{
+    int64_t deadline = mr_test_now_ms() + timeout_ms;
+    while (!*done && mr_test_now_ms() < deadline)
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK), usleep(1000);
+}
+
+static hc_dns_provider *provider(const char *api_url, const char *key, int timeout_ms)
+{
+    char conf[512];
+    snprintf(conf, sizeof conf,
+             "{\"type\":\"powerdns\",\"api_url\":\"%s\",\"api_key\":\"%s\",\"timeout_ms\":%d}",
+             api_url, key, timeout_ms);
+    json_t *j = json_loads(conf, 0, NULL);
+    mr_cfg c = {.file = "test"};
+    hc_dns_provider *p = hc_dns_new(base, regions, &c, j);
+    json_decref(j);
+    ck_assert_msg(p != NULL, "%s", c.err);
+    return p;
+}
+
+static result write_plan(hc_dns_provider *p, const bool *healthy)
+{
+    hc_dns_plan plan;
+    hc_dns_plan_build(&plan, regions, healthy, NULL);
+    result r = {0};
+    char err[512];
+    ck_assert_int_eq(p->ops->write(p, &plan, on_write, &r, err, sizeof err), 0);
+    run_until(&r.done, 10000);
+    ck_assert_msg(r.done, "write did not complete");
+    hc_dns_plan_free(&plan);
+    return r;
+}
+
+static result query(const char *source)
+{
+    result r = {0};
+    char err[256];
+    ck_assert_ptr_nonnull(hc_verify_query(base, "127.0.0.1", pdns.dns_port, source,
+                                          "ws.meridian.test.", 3000, on_verify, &r, err,
+                                          sizeof err));
+    run_until(&r.done, 5000);
+    ck_assert(r.done);
+    return r;
+}
+
+START_TEST(pdns_write_and_answers_by_source)
+{
+    ck_assert_int_eq(hc_verify_global_init(), 0);
+    hc_dns_provider *p = provider(pdns.api_url, pdns.api_key, 3000);
+    bool all[3] = {true, true, true};
+    result w = write_plan(p, all);
+    ck_assert_msg(w.rc == 0, "first write (creates the zone): %s", w.err);
+    ck_assert_str_eq(query("127.1.0.53").detail, "127.1.0.1,127.1.0.2");
+    ck_assert_str_eq(query("127.2.0.53").detail, "127.2.0.1");
+    ck_assert_str_eq(query("127.3.0.53").detail, "127.3.0.1");
+    /* Outside every geography: the default region (eu-west). */
+    ck_assert_str_eq(query("127.9.0.53").detail, "127.1.0.1,127.1.0.2");
+
+    /* eu-west dies: its clients move to us-east; verification sees it served. */
+    int64_t t0 = mr_now_us();
+    bool eu_down[3] = {false, true, true};
+    w = write_plan(p, eu_down);
+    ck_assert_msg(w.rc == 0, "%s", w.err);
+    char *expect[] = {"127.2.0.1"};
+    result v = {0};
+    char err[256];
+    ck_assert_ptr_nonnull(hc_verify_start(base, "127.0.0.1", pdns.dns_port, "127.1.0.53",
+                                          "ws.meridian.test.", expect, 1, t0, 5000, on_verify, &v,
+                                          err, sizeof err));
+    run_until(&v.done, 8000);
+    ck_assert_msg(v.ok, "not served: %s", v.detail);
+    fprintf(stderr, "pdns: write to served answer: %.3f s\n", v.seconds);
+    ck_assert(v.seconds < 2.0);
+
+    /* Verification of an answer that never comes times out cleanly. */
+    char *wrong[] = {"127.8.8.8"};
+    result nv = {0};
+    ck_assert_ptr_nonnull(hc_verify_start(base, "127.0.0.1", pdns.dns_port, "127.1.0.53",
+                                          "ws.meridian.test.", wrong, 1, mr_now_us(), 600,
+                                          on_verify, &nv, err, sizeof err));
+    run_until(&nv.done, 5000);
+    ck_assert(nv.done && !nv.ok);
+    ck_assert_str_eq(nv.detail, "127.2.0.1");
+    hc_dns_free(p);
+}
+END_TEST
+
+START_TEST(pdns_wrong_key_is_a_clear_error)
+{
+    hc_dns_provider *p = provider(pdns.api_url, "not-the-key", 3000);
+    bool all[3] = {true, true, true};
+    result w = write_plan(p, all);
+    ck_assert_int_eq(w.rc, -1);
+    ck_assert_msg(strstr(w.err, "HTTP 401"), "error was: %s", w.err);
+    hc_dns_free(p);
+}
+END_TEST
+
+START_TEST(pdns_broken_backend_is_a_clear_error)
+{
+    hc_dns_provider *p = provider(pdns.api_url, pdns.api_key, 3000);
+    bool all[3] = {true, true, true};
+    result w = write_plan(p, all);
+    ck_assert_msg(w.rc == 0, "%s", w.err);
+    /* Break the real server's database under it: it answers 5xx (or 422). */
+    char db[600];
+    snprintf(db, sizeof db, "%s/pdns.sqlite3", pdns.dir);
+    char *argv[] = {"sqlite3", db, "DROP TABLE records;", NULL};
+    pid_t pid = mr_test_spawn(argv, pdns.log);
+    ck_assert(mr_test_wait_exit(pid, 10000) != -1);
+    bool eu_down[3] = {false, true, true};
+    w = write_plan(p, eu_down);
+    ck_assert_int_eq(w.rc, -1);
+    ck_assert_msg(strstr(w.err, "HTTP 5") || strstr(w.err, "HTTP 422"), "error was: %s", w.err);
+    hc_dns_free(p);
+}
+END_TEST
+
+START_TEST(pdns_hanging_api_times_out)
+{
+    /* A listener that accepts (the kernel does) but never answers. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(listen(fd, 8), 0);
+    getsockname(fd, (struct sockaddr *)&sa, &sl);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", ntohs(sa.sin_port));
+    hc_dns_provider *p = provider(url, "k", 500);
+    bool all[3] = {true, true, true};
+    int64_t t0 = mr_test_now_ms();
+    result w = write_plan(p, all);
+    int64_t took = mr_test_now_ms() - t0;
+    ck_assert_int_eq(w.rc, -1);
+    ck_assert_msg(took >= 400 && took < 3000, "took %lld ms", (long long)took);
+    ck_assert_msg(strstr(w.err, "no response"), "error was: %s", w.err);
+    /* Nothing listening at all: refused, at once. */
+    close(fd);
+    hc_dns_free(p);
+    p = provider(url, "k", 500);
+    w = write_plan(p, all);
+    ck_assert_int_eq(w.rc, -1);
+    hc_dns_free(p);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("healthcheck-pdns");
+    TCase *tc = tcase_create("pdns");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, pdns_write_and_answers_by_source);
+    tcase_add_test(tc, pdns_wrong_key_is_a_clear_error);
+    tcase_add_test(tc, pdns_broken_backend_is_a_clear_error);
+    tcase_add_test(tc, pdns_hanging_api_times_out);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
