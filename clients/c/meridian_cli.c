@@ -779,6 +779,8 @@ static int cmd_send(int argc, char **argv)
         if (pthread_cond_timedwait(&s.cv, &s.mu, &deadline) != 0)
             break;
     bool acked = s.acked;
+    /* Decide before closing: our own close must not be mistaken for the relay's. */
+    bool timed_out = !s.acked && !s.failed && !s.closed;
     pthread_mutex_unlock(&s.mu);
     if (acked) {
         printf("%s\n", s.msg_id);
@@ -787,9 +789,14 @@ static int cmd_send(int argc, char **argv)
     session_close(&s);
     if (acked)
         return 0;
-    char what[160];
-    snprintf(what, sizeof what, "no ack for mid %s within %lld ms", mid, o.timeout_ms);
-    return session_failure(&s, what);
+    if (timed_out) {
+        if (s.welcomed)
+            die_line("no ack for mid %s within %lld ms", mid, o.timeout_ms);
+        else
+            die_line("could not connect and log in within %lld ms", o.timeout_ms);
+        return EXIT_FAIL;
+    }
+    return session_failure(&s, "connection ended");
 }
 
 int main(int argc, char **argv)

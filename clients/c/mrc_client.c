@@ -409,7 +409,17 @@ static int mrc_lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *u
         on_wakeup(c);
         break;
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-        on_connection_error(c, in ? (const char *)in : NULL);
+        if (in && strstr((const char *)in, "not 101")) {
+            /* lws's "HS: ws upgrade response not 101" hides the useful part: the status. */
+            char why[160];
+            snprintf(why, sizeof why,
+                     "the server refused the WebSocket upgrade (HTTP %u): wrong port or path, "
+                     "Origin not allowed, or the relay is draining or full",
+                     lws_http_client_http_response(wsi));
+            on_connection_error(c, why);
+        } else {
+            on_connection_error(c, in ? (const char *)in : NULL);
+        }
         c->done = true;
         break;
     case LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION:

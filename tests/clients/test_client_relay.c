@@ -695,6 +695,33 @@ START_TEST(cli_tail_exits_nonzero_on_drain)
 }
 END_TEST
 
+START_TEST(cli_send_errors_nats_down_and_wrong_port)
+{
+    char *out, *err;
+    /* Not a WebSocket endpoint (the admin HTTP port): the HTTP status is named. */
+    char admin_url[64];
+    snprintf(admin_url, sizeof admin_url, "ws://127.0.0.1:%d/", admin_port);
+    const char *wrong[] = {"send",  "--url", admin_url, "--secret", SECRET,
+                           "--sub", "a",     "general", "hi",       NULL};
+    int rc = cli_run(tmpdir, "wrong-port", wrong, 20000, &out, &err);
+    ck_assert_msg(rc == 1, "exit %d: %s", rc, err);
+    ck_assert_msg(strstr(err, "refused the WebSocket upgrade (HTTP 404)"), "%s", err);
+    free(out);
+    free(err);
+
+    /* Without NATS the relay cannot accept a publish: a retryable error, exit 1. */
+    mr_test_nats_stop(&nats);
+    const char *send_args[] = {"send",  "--url", url,       "--secret", SECRET,
+                               "--sub", "a",     "general", "hi",       NULL};
+    rc = cli_run(tmpdir, "nats-down", send_args, 20000, &out, &err);
+    ck_assert_msg(rc == 1, "exit %d: %s", rc, err);
+    ck_assert_msg(strstr(err, "meridian-cli: relay refused the request: unavailable"), "%s", err);
+    ck_assert_int_eq(cli_count_lines(err), 1);
+    free(out);
+    free(err);
+}
+END_TEST
+
 /* ---- wss:// ---- */
 
 START_TEST(tls_insecure_and_ca_file)
@@ -758,6 +785,7 @@ static Suite *client_relay_suite(void)
     tcase_add_test(cli, cli_auth_and_permission_errors);
     tcase_add_test(cli, cli_tail_exits_nonzero_when_relay_dies);
     tcase_add_test(cli, cli_tail_exits_nonzero_on_drain);
+    tcase_add_test(cli, cli_send_errors_nats_down_and_wrong_port);
     suite_add_tcase(s, cli);
     TCase *tls = tcase_create("tls");
     tcase_add_checked_fixture(tls, setup_wss, teardown);
