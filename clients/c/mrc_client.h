@@ -87,9 +87,8 @@ typedef struct mrc_callbacks {
     void (*frame_cb)(mrc_client *c, const char *type, json_t *frame, void *ud);
     /**
      * Called exactly once per successful mrc_client_new(), last of all: the
-     * connection failed or closed. `code` is the WebSocket close code (1000
-     * normal, 4001 auth failed... or MRC_CLOSE_*); `reason` a readable text,
-     * never NULL.
+     * connection failed or closed. Requests still queued are dropped. `code` is the WebSocket close
+     * code (1000 normal, 4001 auth failed... or MRC_CLOSE_*); `reason` a readable text, never NULL.
      */
     void (*close_cb)(mrc_client *c, int code, const char *reason, void *ud);
 } mrc_callbacks;
