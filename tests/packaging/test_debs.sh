@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Build the .deb packages of a build tree with CPack (into a temporary
+# directory, the build tree's binaries as they are), then, like an install:
+#   - each expected package exists, with its name, version, Depends (library
+#     dependencies from dpkg-shlibdeps, meridian-common for daemons), conffiles
+#     and maintainer scripts;
+#   - all packages unpack into one scratch root, meridian-init-secrets (what
+#     postinst runs) prepares its secrets;
+#   - every binary in it answers --version; every daemon accepts its shipped
+#     default config with --check (paths under /etc/meridian pointed into the
+#     scratch root) and rejects a broken one;
+#   - the shipped regions file passes `meridian-regions check`.
+set -euo pipefail
+build=${1:?usage: test_debs.sh BUILD_DIR CPACK COMPONENTS VERSION}
+cpack=${2:?}
+IFS=, read -r -a comps <<< "${3:?}"
+version=${4:?}
+
+for tool in "$cpack" dpkg-deb dpkg-shlibdeps; do
+    command -v "$tool" >/dev/null || { echo "FAIL: $tool is missing (apt-get install cmake dpkg-dev)"; exit 1; }
+done
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail=0
+pass=0
+ok() { pass=$((pass + 1)); }
+bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
+
+if ! "$cpack" --config "$build/CPackConfig.cmake" -G DEB -B "$tmp/pkgs" > "$tmp/cpack.log" 2>&1; then
+    cat "$tmp/cpack.log"
+    echo "FAIL: cpack"
+    exit 1
+fi
+
+root=$tmp/root
+mkdir -p "$root"
+for c in "${comps[@]}"; do
+    deb=$tmp/pkgs/meridian-${c}_${version}-1_amd64.deb
+    if [ ! -f "$deb" ]; then
+        bad "package meridian-$c was not built (have: $(cd "$tmp/pkgs" && ls -- *.deb | tr '\n' ' '))"
+        continue
+    fi
+    ok
+    [ "$(dpkg-deb -f "$deb" Package)" = "meridian-$c" ] && ok || bad "$deb: wrong Package"
+    [ "$(dpkg-deb -f "$deb" Version)" = "$version-1" ] && ok || bad "$deb: wrong Version"
+    depends=$(dpkg-deb -f "$deb" Depends)
+    ctrl=$tmp/ctrl-$c
+    dpkg-deb -e "$deb" "$ctrl"
+    case $c in
+    relay | control | healthcheck)
+        [[ $depends == *"meridian-common (= $version-1)"* ]] && ok || bad "meridian-$c Depends lacks meridian-common: $depends"
+        [[ $depends == *libc6* ]] && ok || bad "meridian-$c Depends lacks shared library dependencies: $depends"
+        grep -qx "/etc/meridian/$c.json" "$ctrl/conffiles" && ok || bad "meridian-$c: /etc/meridian/$c.json is not a conffile"
+        for s in postinst prerm postrm; do
+            [ -x "$ctrl/$s" ] && ok || bad "meridian-$c has no executable $s"
+        done
+        dpkg-deb -c "$deb" | grep -q "lib/systemd/system/meridian-$c.service$" && ok || bad "meridian-$c ships no systemd unit"
+        ;;
+    common)
+        [[ $depends == *adduser* ]] && ok || bad "meridian-common must depend on adduser: $depends"
+        grep -qx /etc/meridian/regions.json "$ctrl/conffiles" && ok || bad "meridian-common: regions.json is not a conffile"
+        grep -q 'adduser --system' "$ctrl/postinst" && ok || bad "meridian-common postinst does not create the user"
+        ;;
+    esac
+    dpkg-deb -x "$deb" "$root"
+done
+
+# What meridian-common's postinst does to a fresh /etc/meridian.
+if [ -x "$root/usr/lib/meridian/meridian-init-secrets" ]; then
+    "$root/usr/lib/meridian/meridian-init-secrets" --root "$root" && ok || bad "meridian-init-secrets failed"
+    [ -s "$root/etc/meridian/token.secret" ] && [ "$(stat -c %a "$root/etc/meridian/token.secret")" = 640 ] && ok ||
+        bad "token.secret missing or not mode 0640"
+else
+    bad "meridian-common lacks /usr/lib/meridian/meridian-init-secrets"
+fi
+
+bins=("$root"/usr/bin/*)
+[ -e "${bins[0]}" ] || { bad "no binaries in the packages"; bins=(); }
+for b in "${bins[@]}"; do
+    name=$(basename "$b")
+    if out=$("$b" --version 2>&1) && [[ $out == *"$version"* ]]; then ok; else bad "$name --version: exit $?, output: $out"; fi
+done
+
+# A config copied out of the root with /etc/meridian pointing into the root.
+rooted() { sed "s#/etc/meridian/#$root/etc/meridian/#g" "$1" > "$2"; }
+for c in relay control healthcheck; do
+    bin=$root/usr/bin/meridian-$c
+    [ -x "$bin" ] || continue
+    cfg=$root/etc/meridian/$c.json
+    if [ ! -f "$cfg" ]; then bad "meridian-$c ships no /etc/meridian/$c.json"; continue; fi
+    rooted "$cfg" "$tmp/$c.json"
+    if out=$("$bin" --check --config "$tmp/$c.json" 2>&1); then ok; else bad "meridian-$c --check rejects its default config: $out"; fi
+    # A config the daemon must refuse: an unknown key.
+    sed '0,/{/s//{"no_such_key": 1,/' "$tmp/$c.json" > "$tmp/$c-bad.json"
+    if "$bin" --check --config "$tmp/$c-bad.json" > "$tmp/out" 2>&1; then
+        bad "meridian-$c --check accepts an unknown key"
+    else
+        grep -q no_such_key "$tmp/out" && ok || bad "meridian-$c --check does not name the bad key: $(cat "$tmp/out")"
+    fi
+done
+
+if [ -x "$root/usr/bin/meridian-regions" ]; then
+    if out=$("$root/usr/bin/meridian-regions" check "$root/etc/meridian/regions.json" 2>&1); then ok; else bad "meridian-regions check of the shipped regions.json: $out"; fi
+fi
+
+echo "packaging debs: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
