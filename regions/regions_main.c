@@ -298,9 +298,10 @@ static int cmd_route(mr_regions *r, args *a)
         for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
             int i = mr_regions_find(r, t);
             if (i < 0) {
+                fail("--healthy: no region named \"%s\"", t);
                 free(list);
                 free(healthy);
-                return fail("--healthy: no region named \"%s\"", t);
+                return 1;
             }
             healthy[i] = true;
         }

@@ -1,0 +1,232 @@
+/*
+ * Tests of the meridian-regions program itself: exit codes, messages, and
+ * what each subcommand prints, run as a child process on regions/local.json
+ * and on broken copies of it.
+ *
+ * Usage: test_regions_cli PATH-TO-meridian-regions
+ */
+#include "mr_test.h"
+
+#include <check.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef MERIDIAN_SOURCE_DIR
+#error "MERIDIAN_SOURCE_DIR must be defined by the build"
+#endif
+#define LOCAL_JSON MERIDIAN_SOURCE_DIR "/regions/local.json"
+
+static const char *regions_bin;
+static char *dir;
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    size_t r = fread(s, 1, (size_t)n, f);
+    s[r] = '\0';
+    fclose(f);
+    return s;
+}
+
+/* Run meridian-regions with `args` (NULL-terminated); returns its exit code, output in *out. */
+static int run(char **out, const char *const *args)
+{
+    char *argv[32];
+    int n = 0;
+    argv[n++] = (char *)regions_bin;
+    for (; *args && n < 31; args++)
+        argv[n++] = (char *)*args;
+    argv[n] = NULL;
+    char log[600];
+    snprintf(log, sizeof log, "%s/out.log", dir);
+    unlink(log);
+    pid_t pid = mr_test_spawn(argv, log);
+    int st = mr_test_wait_exit(pid, 20000);
+    if (st == -1) {
+        mr_test_stop(pid, SIGKILL, 1000);
+        ck_abort_msg("meridian-regions did not exit within 20 s");
+    }
+    ck_assert_msg(WIFEXITED(st), "meridian-regions died (status %d)", st);
+    *out = slurp(log);
+    return WEXITSTATUS(st);
+}
+
+static void setup(void)
+{
+    dir = mr_test_tmpdir("regions-cli");
+}
+
+static void teardown(void)
+{
+    char *argv[] = {"rm", "-rf", dir, NULL};
+    pid_t pid = mr_test_spawn(argv, NULL);
+    mr_test_wait_exit(pid, 20000);
+    free(dir);
+}
+
+START_TEST(test_check)
+{
+    char *out;
+    ck_assert_int_eq(run(&out, (const char *[]){"check", LOCAL_JSON, NULL}), 0);
+    ck_assert_msg(strstr(out, "ok: 3 regions, 6 relays, 3 NATS servers, zone meridian.test."), "%s",
+                  out);
+    free(out);
+
+    /* A broken copy: the message names the file, the field and the problem. */
+    json_t *root = json_load_file(LOCAL_JSON, 0, NULL);
+    ck_assert_ptr_nonnull(root);
+    json_t *r0 = json_array_get(json_object_get(root, "regions"), 0);
+    json_object_set_new(r0, "failover", json_pack("[s]", "us-wst"));
+    char bad[600];
+    snprintf(bad, sizeof bad, "%s/bad.json", dir);
+    ck_assert(json_dump_file(root, bad, 0) == 0);
+    json_decref(root);
+    ck_assert_int_eq(run(&out, (const char *[]){"check", bad, NULL}), 1);
+    char want[700];
+    snprintf(want, sizeof want, "%s: regions[0].failover[0]: unknown region \"us-wst\"", bad);
+    ck_assert_msg(strstr(out, want), "%s", out);
+    free(out);
+
+    ck_assert_int_eq(run(&out, (const char *[]){"frob", LOCAL_JSON, NULL}), 2);
+    ck_assert_msg(strstr(out, "unknown command"), "%s", out);
+    free(out);
+}
+END_TEST
+
+START_TEST(test_nats_conf)
+{
+    char conf[600], pw[600], store[600];
+    snprintf(conf, sizeof conf, "%s/eu.conf", dir);
+    snprintf(pw, sizeof pw, "%s/pw", dir);
+    snprintf(store, sizeof store, "%s/js", dir);
+    ck_assert(mr_test_write_file(pw, "p@ss\n") == 0);
+    char *out;
+    ck_assert_int_eq(run(&out, (const char *[]){"nats-conf", LOCAL_JSON, "--region", "eu-west",
+                                                "--store-dir", store, "--user", "u",
+                                                "--password-file", pw, "--out", conf, NULL}),
+                     0);
+    free(out);
+    struct stat sb;
+    ck_assert_int_eq(stat(conf, &sb), 0);
+    ck_assert_int_eq(sb.st_mode & 0777, 0600); /* it holds credentials */
+    char *c = slurp(conf);
+    static const char *const want[] = {
+        "server_name: \"eu-west-nats-1\"",
+        "host: \"127.1.0.10\"\nport: 17200\n",
+        "http_port: 17203",
+        "cluster {\n  name: \"eu-west\"\n  host: \"127.1.0.10\"\n  port: 17201\n",
+        "\"nats-route://u:p%40ss@127.1.0.10:17201\"",
+        "gateway {\n  name: \"eu-west\"\n  host: \"127.1.0.10\"\n  port: 17202\n",
+        "{name: \"us-east\", urls: [\"nats://u:p%40ss@127.2.0.10:17202\"]}",
+        "{name: \"ap-south\", urls: [\"nats://u:p%40ss@127.3.0.10:17202\"]}",
+        "password: \"p@ss\"",
+        "jetstream {\n  store_dir: ",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        ck_assert_msg(strstr(c, want[i]), "config lacks %s:\n%s", want[i], c);
+    ck_assert_msg(!strstr(c, "tls {"), "no TLS was asked for:\n%s", c);
+    free(c);
+
+    /* Inconsistent options are refused with a reason. */
+    static const struct {
+        const char *args[16];
+        const char *msg;
+    } bad[] = {
+        {{"nats-conf", LOCAL_JSON, "--region", "eu-west", NULL}, "--store-dir is required"},
+        {{"nats-conf", LOCAL_JSON, "--store-dir", "x", NULL}, "needs --region"},
+        {{"nats-conf", LOCAL_JSON, "--region", "mars", "--store-dir", "x", NULL},
+         "no region named \"mars\""},
+        {{"nats-conf", LOCAL_JSON, "--region", "eu-west", "--store-dir", "x", "--tls-cert", "c",
+          NULL},
+         "go together"},
+        {{"nats-conf", LOCAL_JSON, "--region", "eu-west", "--store-dir", "x", "--user", "u", NULL},
+         "--user and --password go together"},
+        {{"nats-conf", LOCAL_JSON, "--region", "eu-west", "--store-dir", "x", "--token", "t",
+          "--user", "u", "--password", "p", NULL},
+         "not both"},
+        {{"nats-conf", LOCAL_JSON, "--region", "eu-west", "--store-dir", "x", "--client-tls", NULL},
+         "--client-tls needs"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ck_assert_int_eq(run(&out, bad[i].args), 1);
+        ck_assert_msg(strstr(out, bad[i].msg), "case %zu: %s", i, out);
+        free(out);
+    }
+}
+END_TEST
+
+START_TEST(test_route_endpoints_listeners)
+{
+    char *out;
+    ck_assert_int_eq(
+        run(&out, (const char *[]){"route", LOCAL_JSON, "--healthy", "ap-south,us-east", NULL}), 0);
+    ck_assert_msg(strstr(out, "eu-west (default) -> us-east: 127.2.0.1 127.2.0.2\n"), "%s", out);
+    ck_assert_msg(strstr(out, "ap-south -> ap-south: 127.3.0.1 127.3.0.2\n"), "%s", out);
+    free(out);
+    ck_assert_int_eq(run(&out, (const char *[]){"route", LOCAL_JSON, "--healthy", "", NULL}), 0);
+    ck_assert_msg(strstr(out, "us-east -> fail-open: 127.1.0.1 127.1.0.2 127.2.0.1 127.2.0.2 "
+                              "127.3.0.1 127.3.0.2\n"),
+                  "%s", out);
+    free(out);
+    ck_assert_int_eq(run(&out, (const char *[]){"route", LOCAL_JSON, "--healthy", "mars", NULL}),
+                     1);
+    free(out);
+
+    ck_assert_int_eq(run(&out, (const char *[]){"endpoints", LOCAL_JSON, NULL}), 0);
+    json_error_t je;
+    json_t *j = json_loads(out, 0, &je);
+    ck_assert_msg(j != NULL, "endpoints is not JSON: %s\n%s", je.text, out);
+    json_t *us = json_object_get(json_object_get(j, "regions"), "us-east");
+    ck_assert_str_eq(json_string_value(json_array_get(json_object_get(us, "nats_client_urls"), 0)),
+                     "nats://127.2.0.10:17200");
+    ck_assert_str_eq(json_string_value(json_object_get(us, "fqdn")), "us-east.ws.meridian.test.");
+    ck_assert_str_eq(json_string_value(json_object_get(j, "ws_fqdn")), "ws.meridian.test.");
+    ck_assert_int_eq(json_array_size(json_object_get(us, "relays")), 2);
+    json_decref(j);
+    free(out);
+
+    ck_assert_int_eq(run(&out, (const char *[]){"listeners", LOCAL_JSON, NULL}), 0);
+    int lines = 0;
+    for (char *p = out; *p; p++)
+        lines += *p == '\n';
+    /* 3 regions x (2 relays x 2 + 4 NATS + 2 control + 1 agent) + DNS, PostgreSQL, PowerDNS API */
+    ck_assert_int_eq(lines, 3 * 11 + 3);
+    ck_assert_msg(strstr(out, "nats-gateway\tap-south\tap-south-nats-1\t127.3.0.10\t17202\n"), "%s",
+                  out);
+    ck_assert_msg(strstr(out, "relay-admin\teu-west\teu-west-2\t127.1.0.2\t17110\n"), "%s", out);
+    free(out);
+}
+END_TEST
+
+int main(int argc, char **argv)
+{
+    regions_bin = argc > 1 ? argv[1] : getenv("MERIDIAN_REGIONS_BIN");
+    if (!regions_bin) {
+        fprintf(stderr, "usage: %s PATH-TO-meridian-regions\n", argv[0]);
+        return EXIT_FAILURE;
+    }
+    Suite *s = suite_create("regions_cli");
+    TCase *tc = tcase_create("cli");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_check);
+    tcase_add_test(tc, test_nats_conf);
+    tcase_add_test(tc, test_route_endpoints_listeners);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
