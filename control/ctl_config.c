@@ -27,6 +27,7 @@ void ctl_config_init(ctl_config *c)
     c->http_max_body = 64 * 1024;
     c->batch_max_messages = 1000;
     c->batch_max_wait_ms = 50;
+    c->batch_lanes = 2;
     c->ack_wait_ms = 30000;
     c->max_ack_pending = 20000;
     mr_stream_config_init(&c->stream);
@@ -161,12 +162,13 @@ int ctl_config_load(ctl_config *c, const char *path, char *err, size_t errlen)
     c->http_max_body = mr_cfg_int(&m, http, "http", "max_body", c->http_max_body, 256, 1 << 20);
 
     json_t *batch = mr_cfg_obj(&m, root, "", "batch");
-    static const char *const batch_keys[] = {"max_messages", "max_wait_ms", NULL};
+    static const char *const batch_keys[] = {"max_messages", "max_wait_ms", "lanes", NULL};
     mr_cfg_check_keys(&m, batch, "batch", batch_keys);
     c->batch_max_messages =
         (int)mr_cfg_int(&m, batch, "batch", "max_messages", c->batch_max_messages, 1, 10000);
     c->batch_max_wait_ms =
         (int)mr_cfg_int(&m, batch, "batch", "max_wait_ms", c->batch_max_wait_ms, 1, 60000);
+    c->batch_lanes = (int)mr_cfg_int(&m, batch, "batch", "lanes", c->batch_lanes, 1, 16);
 
     json_t *cons = mr_cfg_obj(&m, root, "", "consumer");
     static const char *const cons_keys[] = {"ack_wait_ms", "max_ack_pending", NULL};

@@ -31,6 +31,7 @@ typedef struct ctl_config {
     int64_t http_max_body;
     int batch_max_messages;
     int batch_max_wait_ms;
+    int batch_lanes; /* parallel database sessions per region stream */
     int64_t ack_wait_ms;
     int64_t max_ack_pending;
     char *stream_placement; /* owned storage behind stream.placement */

@@ -1,13 +1,21 @@
 /*
  * Ingest: one thread per region stream.
  *
- * The thread owns its NATS pull subscription and its PostgreSQL session and
- * runs a simple loop: fetch up to batch.max_messages (waiting at most
- * batch.max_wait_ms), validate each message, call meridian_ingest() once
- * for the whole batch (one statement, hence one transaction, which assigns
- * per-room sequence numbers and skips identities already stored), publish
- * one meridian.commit.<room> per message, and only then ack the stream
- * messages.
+ * A fetcher thread owns the NATS pull subscription: it fetches up to
+ * batch.max_messages (waiting at most batch.max_wait_ms), validates each
+ * message and splits the batch into lanes by a hash of the room. Each lane
+ * is a thread with its own PostgreSQL session: it calls meridian_ingest()
+ * once for its part of the batch (one statement, hence one transaction,
+ * which assigns per-room sequence numbers and skips identities already
+ * stored), publishes one meridian.commit.<room> per message, and only then
+ * acks the stream messages.
+ *
+ * Lanes exist because one PostgreSQL session runs on one core: two lanes
+ * write disjoint sets of rooms in parallel without contending for room
+ * locks, and a room always maps to the same lane, whose queue is FIFO, so
+ * each room's messages are numbered in stream order. The fetcher keeps at
+ * most two batches queued per lane, which bounds memory and overlaps
+ * fetching and validation with the database work.
  *
  * Why this order gives exactly-once history: a message is acked only after
  * its row is committed, so a crash at any point leaves it unacked and
@@ -17,10 +25,11 @@
  * durable consumer; meridian_ingest() locks the batch's room rows before
  * looking identities up, so two instances never number the same message.
  *
- * When PostgreSQL is unreachable the thread keeps the batch it holds,
+ * When PostgreSQL is unreachable a lane keeps the batch it holds and
  * reconnects with exponential backoff (libpq tries every host of a
- * multi-host conninfo), and does not fetch more: the backlog stays in the
- * stream, which is what the stream is for.
+ * multi-host conninfo); the fetcher stops fetching while any lane is
+ * disconnected or full: the backlog stays in the stream, which is what the
+ * stream is for.
  */
 #include "ctl_ingest.h"
 #include "ctl_db.h"
@@ -42,6 +51,7 @@
 #define BACKOFF_MIN_MS    100
 #define BACKOFF_MAX_MS    5000
 #define MAINTAIN_EVERY_MS (10 * 60 * 1000)
+#define LANE_QUEUE_MAX    2
 
 static mr_metric m_stored = MR_COUNTER("meridian_control_messages_stored_total",
                                        "Messages written to PostgreSQL for the first time");
@@ -75,6 +85,34 @@ void ctl_ingest_metrics_register(void)
     mr_metric_register(&m_commit_latency);
 }
 
+/* One validated message of a batch. */
+typedef struct item {
+    natsMsg *msg;
+    char room[MR_ROOM_MAX + 1];
+    char msg_id[MR_MSG_ID_LEN + 1];
+    char *env; /* JSON object without "seq", ending with '}' */
+    int64_t ts_ms;
+    int64_t seq;
+} item;
+
+/* A lane's share of one fetched batch, in stream order. */
+typedef struct batch {
+    item *items;
+    size_t n;
+    struct batch *next;
+} batch;
+
+typedef struct lane {
+    struct ctl_ingest *in;
+    int index;
+    pthread_t thread;
+    PGconn *db;
+    _Atomic bool db_ok;
+    batch *head, *tail; /* under in->mu */
+    int depth;
+    int64_t next_maintain_ms;
+} lane;
+
 struct ctl_ingest {
     const ctl_config *cfg;
     natsConnection *nc;
@@ -82,28 +120,18 @@ struct ctl_ingest {
     char stream[MR_STREAM_NAME_MAX];
     char subjects[MR_STREAM_NAME_MAX];
     bool maintain;
-    pthread_t thread;
+    pthread_t thread; /* the fetcher */
     pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool stop; /* under mu */
-    _Atomic bool stream_ok, sub_ok, db_ok;
+    pthread_cond_t cv; /* any change of stop or of a lane queue */
+    bool stop;         /* under mu */
+    _Atomic bool stream_ok, sub_ok;
     jsCtx *js;
     natsSubscription *sub;
-    PGconn *db;
-    int64_t next_maintain_ms;
-    uint64_t commits; /* batches committed by this thread, for the test crash hook */
+    lane *lanes;
+    int nlanes;
+    _Atomic uint64_t commits; /* transactions committed, for the test crash hook */
     uint64_t kill_after;
 };
-
-/* One validated message of a batch. */
-typedef struct item {
-    natsMsg *msg;
-    char room[MR_ROOM_MAX + 1];
-    char msg_id[MR_MSG_ID_LEN + 1];
-    char *env; /* compact JSON object, no "seq" */
-    int64_t ts_ms;
-    int64_t seq;
-} item;
 
 /* Sleep up to `ms`, returning early (true) when stop is requested. */
 static bool nap(ctl_ingest *in, int64_t ms)
@@ -182,32 +210,33 @@ static int setup_nats(ctl_ingest *in)
     return 0;
 }
 
-static void db_close(ctl_ingest *in)
+static void db_close(lane *l)
 {
-    if (in->db)
-        PQfinish(in->db);
-    in->db = NULL;
-    atomic_store(&in->db_ok, false);
+    if (l->db)
+        PQfinish(l->db);
+    l->db = NULL;
+    atomic_store(&l->db_ok, false);
 }
 
 /* Connect to PostgreSQL, retrying with backoff until it works or stop is requested. */
-static bool db_connect(ctl_ingest *in)
+static bool db_connect(lane *l)
 {
+    ctl_ingest *in = l->in;
     int64_t backoff = BACKOFF_MIN_MS;
     char app[128];
-    snprintf(app, sizeof app, "meridian-control/ingest/%s", in->region);
-    while (!in->db) {
+    snprintf(app, sizeof app, "meridian-control/ingest/%s/%d", in->region, l->index);
+    while (!l->db) {
         char err[512];
-        in->db = ctl_db_open(in->cfg->postgres, app, err, sizeof err);
-        if (in->db) {
+        l->db = ctl_db_open(in->cfg->postgres, app, err, sizeof err);
+        if (l->db) {
             mr_metric_inc(&m_reconnects);
-            atomic_store(&in->db_ok, true);
-            mr_log_info("ingest %s: connected to PostgreSQL (schema version %d)", in->region,
-                        ctl_db_schema_version());
-            in->next_maintain_ms = 0;
+            atomic_store(&l->db_ok, true);
+            mr_log_info("ingest %s/%d: connected to PostgreSQL (schema version %d)", in->region,
+                        l->index, ctl_db_schema_version());
+            l->next_maintain_ms = 0;
             return true;
         }
-        mr_log_warn("ingest %s: PostgreSQL: %s; retrying in %lld ms", in->region, err,
+        mr_log_warn("ingest %s/%d: PostgreSQL: %s; retrying in %lld ms", in->region, l->index, err,
                     (long long)backoff);
         if (nap(in, backoff))
             return false;
@@ -216,23 +245,24 @@ static bool db_connect(ctl_ingest *in)
     return true;
 }
 
-static void maintain(ctl_ingest *in)
+static void maintain(lane *l)
 {
+    ctl_ingest *in = l->in;
     int64_t now = mr_now_us() / 1000;
-    if (!in->maintain || now < in->next_maintain_ms)
+    if (!in->maintain || l->index != 0 || now < l->next_maintain_ms)
         return;
     char err[512];
     int dropped =
-        ctl_db_maintain(in->db, ctl_config_interval_sql(in->cfg), in->cfg->partitions_ahead,
+        ctl_db_maintain(l->db, ctl_config_interval_sql(in->cfg), in->cfg->partitions_ahead,
                         in->cfg->retention_days, err, sizeof err);
     if (dropped < 0) {
         mr_log_warn("partition maintenance: %s", err);
-        in->next_maintain_ms = now + 60000;
+        l->next_maintain_ms = now + 60000;
         return;
     }
     if (dropped > 0)
         mr_log_info("partition maintenance: dropped %d expired partitions", dropped);
-    in->next_maintain_ms = now + MAINTAIN_EVERY_MS;
+    l->next_maintain_ms = now + MAINTAIN_EVERY_MS;
 }
 
 static bool is_hex_id(const char *s, size_t n)
@@ -246,16 +276,19 @@ static bool is_hex_id(const char *s, size_t n)
 }
 
 /*
- * Validate one stream message and fill `it`. The envelope is re-serialised
- * compactly without any "seq" member, so that adding the seq later is a
- * plain splice and a forged seq from a publisher never reaches history.
+ * Validate one stream message and fill `it`. The payload is parsed in full
+ * (history must only ever hold valid JSON) but stored as received when it
+ * has no "seq" member, which is the normal case and saves re-serialising;
+ * otherwise it is re-serialised without it, so that adding the seq later
+ * is a plain splice and a forged seq from a publisher never reaches
+ * history.
  */
 static int parse_item(ctl_ingest *in, natsMsg *msg, item *it, char *why, size_t whylen)
 {
     const char *subj = natsMsg_GetSubject(msg);
-    size_t plen = strlen("meridian.msg.") + strlen(in->region) + 1;
-    if (strncmp(subj, "meridian.msg.", 13) != 0 ||
-        strncmp(subj + 13, in->region, strlen(in->region)) != 0 || subj[plen - 1] != '.') {
+    size_t rlen = strlen(in->region), plen = 13 + rlen + 1;
+    if (strncmp(subj, "meridian.msg.", 13) != 0 || strncmp(subj + 13, in->region, rlen) != 0 ||
+        subj[plen - 1] != '.') {
         snprintf(why, whylen, "unexpected subject");
         return -1;
     }
@@ -265,8 +298,10 @@ static int parse_item(ctl_ingest *in, natsMsg *msg, item *it, char *why, size_t 
         snprintf(why, whylen, "invalid room in subject");
         return -1;
     }
+    const char *data = natsMsg_GetData(msg);
+    size_t len = (size_t)natsMsg_GetDataLength(msg);
     json_error_t jerr;
-    json_t *o = json_loadb(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), 0, &jerr);
+    json_t *o = json_loadb(data, len, 0, &jerr);
     if (!o || !json_is_object(o)) {
         snprintf(why, whylen, "payload is not a JSON object");
         json_decref(o);
@@ -289,8 +324,15 @@ static int parse_item(ctl_ingest *in, natsMsg *msg, item *it, char *why, size_t 
     memcpy(it->room, room, room_len + 1);
     memcpy(it->msg_id, json_string_value(jid), MR_MSG_ID_LEN + 1);
     it->ts_ms = json_is_integer(jts) ? json_integer_value(jts) : 0;
-    json_object_del(o, "seq");
-    it->env = json_dumps(o, JSON_COMPACT);
+    while (len > 0 && (data[len - 1] == ' ' || data[len - 1] == '\n' || data[len - 1] == '\r' ||
+                       data[len - 1] == '\t'))
+        len--;
+    if (!json_object_get(o, "seq") && memchr(data, '\0', len) == NULL) {
+        it->env = mr_strndup(data, len); /* an object, so it ends with '}' */
+    } else {
+        json_object_del(o, "seq");
+        it->env = json_dumps(o, JSON_COMPACT);
+    }
     json_decref(o);
     if (!it->env) {
         snprintf(why, whylen, "cannot serialise");
@@ -325,8 +367,11 @@ static void array_elem(mr_buf *b, const char *s)
  * Write the batch. Returns 0 with every item's seq set, or -1 after a
  * failure (already logged and counted).
  */
-static int write_batch(ctl_ingest *in, item *items, size_t n, int64_t *fresh_out)
+static int write_batch(lane *l, batch *bt, int64_t *fresh_out)
 {
+    ctl_ingest *in = l->in;
+    item *items = bt->items;
+    size_t n = bt->n;
     mr_buf rooms = MR_BUF_INIT, ids = MR_BUF_INIT, envs = MR_BUF_INIT;
     mr_buf_putc(&rooms, '{');
     mr_buf_putc(&ids, '{');
@@ -341,7 +386,7 @@ static int write_batch(ctl_ingest *in, item *items, size_t n, int64_t *fresh_out
     mr_buf_putc(&envs, '}');
     const char *params[3] = {rooms.data, ids.data, envs.data};
     int64_t t0 = mr_now_us();
-    PGresult *r = PQexecParams(in->db,
+    PGresult *r = PQexecParams(l->db,
                                "SELECT ord, seq, fresh FROM meridian_ingest($1::text[], "
                                "$2::text[], $3::text[])",
                                3, NULL, params, NULL, NULL, 0);
@@ -363,8 +408,8 @@ static int write_batch(ctl_ingest *in, item *items, size_t n, int64_t *fresh_out
         if (rc != 0)
             mr_log_error("ingest %s: meridian_ingest returned an inconsistent result", in->region);
     } else {
-        mr_log_warn("ingest %s: batch of %zu failed: %s", in->region, n,
-                    PQresultErrorMessage(r)[0] ? PQresultErrorMessage(r) : PQerrorMessage(in->db));
+        mr_log_warn("ingest %s/%d: batch of %zu failed: %s", in->region, l->index, n,
+                    PQresultErrorMessage(r)[0] ? PQresultErrorMessage(r) : PQerrorMessage(l->db));
     }
     PQclear(r);
     mr_metric_observe_us(&m_batch_time, (uint64_t)(mr_now_us() - t0));
@@ -400,65 +445,180 @@ static void publish_commits(ctl_ingest *in, item *items, size_t n)
     mr_buf_free(&b);
 }
 
-/* Process one fetched batch to the end (committed and acked) or until stop. */
-static void process_batch(ctl_ingest *in, natsMsgList *list)
+/* Release a batch; its messages are destroyed (acked or not). */
+static void batch_free(batch *bt)
 {
-    item *items = mr_calloc((size_t)list->Count, sizeof *items);
-    size_t n = 0;
-    for (int i = 0; i < list->Count; i++) {
-        char why[128];
-        if (parse_item(in, list->Msgs[i], &items[n], why, sizeof why) == 0) {
-            n++;
-            continue;
-        }
-        /*
-         * A malformed message can never be stored; redelivering it forever
-         * would only block the consumer, so it is terminated (and logged).
-         */
-        mr_log_warn("ingest %s: rejecting stream message on %s: %s", in->region,
-                    natsMsg_GetSubject(list->Msgs[i]), why);
-        mr_metric_inc(&m_poison);
-        natsMsg_Term(list->Msgs[i], NULL);
+    for (size_t i = 0; i < bt->n; i++) {
+        free(bt->items[i].env);
+        natsMsg_Destroy(bt->items[i].msg);
     }
-    if (n == 0)
-        goto out;
+    free(bt->items);
+    free(bt);
+}
 
-    int64_t backoff = BACKOFF_MIN_MS, fresh = 0;
+/* Write one batch to the end (committed and acked) or until stop. */
+static void lane_process(lane *l, batch *bt)
+{
+    ctl_ingest *in = l->in;
+    int64_t t0 = mr_now_us(), backoff = BACKOFF_MIN_MS, fresh = 0;
     for (;;) {
-        if (!in->db && !db_connect(in))
-            goto out; /* stopping: the batch stays unacked and will be redelivered */
-        if (write_batch(in, items, n, &fresh) == 0)
+        if (!l->db && !db_connect(l))
+            return; /* stopping: the batch stays unacked and will be redelivered */
+        if (write_batch(l, bt, &fresh) == 0)
             break;
-        if (ctl_db_lost(in->db)) {
-            mr_log_warn("ingest %s: lost the PostgreSQL session; reconnecting", in->region);
-            db_close(in);
+        if (ctl_db_lost(l->db)) {
+            mr_log_warn("ingest %s/%d: lost the PostgreSQL session; reconnecting", in->region,
+                        l->index);
+            db_close(l);
             continue;
         }
         /* A live session with a failed statement: a deadlock or serialisation error. */
         if (nap(in, backoff))
-            goto out;
+            return;
         backoff = backoff_next(backoff);
     }
-    in->commits++;
+    int64_t t1 = mr_now_us();
+    uint64_t commits = atomic_fetch_add(&in->commits, 1) + 1;
     mr_metric_inc(&m_batches);
     mr_metric_add(&m_stored, fresh);
-    mr_metric_add(&m_dups, (int64_t)n - fresh);
-    if (in->kill_after && in->commits == in->kill_after) {
+    mr_metric_add(&m_dups, (int64_t)bt->n - fresh);
+    if (in->kill_after && commits == in->kill_after) {
         /* Test hook (see docs/control.md): die between the commit and the ack. */
         mr_log_warn("ingest %s: MERIDIAN_CONTROL_TEST_KILL_AFTER_COMMIT reached; SIGKILL",
                     in->region);
         raise(SIGKILL);
     }
-    publish_commits(in, items, n);
-    for (size_t i = 0; i < n; i++)
-        natsMsg_Ack(items[i].msg, NULL);
-out:
-    for (size_t i = 0; i < n; i++)
-        free(items[i].env);
-    free(items);
+    publish_commits(in, bt->items, bt->n);
+    for (size_t i = 0; i < bt->n; i++)
+        natsMsg_Ack(bt->items[i].msg, NULL);
+    mr_log_debug("ingest %s/%d: %zu messages: database %lld us, commits and acks %lld us",
+                 in->region, l->index, bt->n, (long long)(t1 - t0), (long long)(mr_now_us() - t1));
 }
 
-static void *ingest_main(void *arg)
+static void *lane_main(void *arg)
+{
+    lane *l = arg;
+    ctl_ingest *in = l->in;
+    for (;;) {
+        /* Connect before work arrives, so readiness and the fetcher see the session. */
+        if (!l->db && !db_connect(l))
+            break;
+        maintain(l);
+        pthread_mutex_lock(&in->mu);
+        while (!in->stop && !l->head)
+            pthread_cond_wait(&in->cv, &in->mu);
+        if (in->stop) {
+            pthread_mutex_unlock(&in->mu);
+            break;
+        }
+        batch *bt = l->head;
+        l->head = bt->next;
+        if (!l->head)
+            l->tail = NULL;
+        pthread_mutex_unlock(&in->mu);
+        lane_process(l, bt);
+        batch_free(bt);
+        pthread_mutex_lock(&in->mu);
+        l->depth--;
+        pthread_cond_broadcast(&in->cv);
+        pthread_mutex_unlock(&in->mu);
+    }
+    /* Batches still queued are dropped unacked: JetStream redelivers them. */
+    pthread_mutex_lock(&in->mu);
+    while (l->head) {
+        batch *bt = l->head;
+        l->head = bt->next;
+        batch_free(bt);
+    }
+    l->tail = NULL;
+    pthread_mutex_unlock(&in->mu);
+    db_close(l);
+    return NULL;
+}
+
+static uint32_t room_hash(const char *s)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 16777619u;
+    return h;
+}
+
+/* Wait until every lane is connected and has room for one more batch. False on stop. */
+static bool lanes_accepting(ctl_ingest *in)
+{
+    for (;;) {
+        bool ok = true;
+        pthread_mutex_lock(&in->mu);
+        for (int i = 0; i < in->nlanes; i++)
+            if (in->lanes[i].depth >= LANE_QUEUE_MAX || !atomic_load(&in->lanes[i].db_ok))
+                ok = false;
+        bool stop = in->stop;
+        if (!ok && !stop) {
+            /* Woken by a lane finishing a batch; the time-out covers reconnects. */
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 100 * 1000000;
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
+            pthread_cond_timedwait(&in->cv, &in->mu, &ts);
+        }
+        pthread_mutex_unlock(&in->mu);
+        if (stop)
+            return false;
+        if (ok)
+            return true;
+    }
+}
+
+/* Validate a fetched batch and hand each lane its share. Takes the messages from `list`. */
+static void dispatch(ctl_ingest *in, natsMsgList *list)
+{
+    batch **parts = mr_calloc((size_t)in->nlanes, sizeof *parts);
+    for (int i = 0; i < list->Count; i++) {
+        natsMsg *msg = list->Msgs[i];
+        list->Msgs[i] = NULL;
+        item it;
+        char why[128];
+        if (parse_item(in, msg, &it, why, sizeof why) != 0) {
+            /*
+             * A malformed message can never be stored; redelivering it
+             * forever would only block the consumer, so it is terminated.
+             */
+            mr_log_warn("ingest %s: rejecting stream message on %s: %s", in->region,
+                        natsMsg_GetSubject(msg), why);
+            mr_metric_inc(&m_poison);
+            natsMsg_Term(msg, NULL);
+            natsMsg_Destroy(msg);
+            continue;
+        }
+        int k = (int)(room_hash(it.room) % (uint32_t)in->nlanes);
+        if (!parts[k]) {
+            parts[k] = mr_calloc(1, sizeof **parts);
+            parts[k]->items = mr_malloc((size_t)list->Count * sizeof(item));
+        }
+        parts[k]->items[parts[k]->n++] = it;
+    }
+    pthread_mutex_lock(&in->mu);
+    for (int k = 0; k < in->nlanes; k++) {
+        if (!parts[k])
+            continue;
+        lane *l = &in->lanes[k];
+        if (l->tail)
+            l->tail->next = parts[k];
+        else
+            l->head = parts[k];
+        l->tail = parts[k];
+        l->depth++;
+    }
+    pthread_cond_broadcast(&in->cv);
+    pthread_mutex_unlock(&in->mu);
+    free(parts);
+}
+
+static void *fetch_main(void *arg)
 {
     ctl_ingest *in = arg;
     int64_t backoff = BACKOFF_MIN_MS;
@@ -469,18 +629,17 @@ static void *ingest_main(void *arg)
             backoff = backoff_next(backoff);
             continue;
         }
-        /* Connect before fetching: while the database is away the backlog stays in the stream. */
-        if (!in->db && !db_connect(in))
-            break;
-        maintain(in);
         backoff = BACKOFF_MIN_MS;
+        /* Fetch only what the lanes can write now: otherwise the backlog stays in the stream. */
+        if (!lanes_accepting(in))
+            break;
         natsMsgList list = {0};
         int wait = in->cfg->batch_max_wait_ms < 1000 ? in->cfg->batch_max_wait_ms : 1000;
         jsErrCode jerr = 0;
         natsStatus s =
             natsSubscription_Fetch(&list, in->sub, in->cfg->batch_max_messages, wait, &jerr);
         if (s == NATS_OK && list.Count > 0)
-            process_batch(in, &list);
+            dispatch(in, &list);
         natsMsgList_Destroy(&list);
         if (s != NATS_OK && s != NATS_TIMEOUT) {
             mr_log_debug("ingest %s: fetch: %s", in->region, natsStatus_GetText(s));
@@ -488,7 +647,6 @@ static void *ingest_main(void *arg)
                 break;
         }
     }
-    db_close(in);
     return NULL;
 }
 
@@ -506,7 +664,17 @@ ctl_ingest *ctl_ingest_start(const ctl_config *cfg, natsConnection *nc, const ch
     in->kill_after = k ? strtoull(k, NULL, 10) : 0;
     pthread_mutex_init(&in->mu, NULL);
     pthread_cond_init(&in->cv, NULL);
-    if (pthread_create(&in->thread, NULL, ingest_main, in) != 0) {
+    in->nlanes = cfg->batch_lanes;
+    in->lanes = mr_calloc((size_t)in->nlanes, sizeof *in->lanes);
+    for (int i = 0; i < in->nlanes; i++) {
+        in->lanes[i].in = in;
+        in->lanes[i].index = i;
+        if (pthread_create(&in->lanes[i].thread, NULL, lane_main, &in->lanes[i]) != 0) {
+            mr_log_error("ingest %s: cannot start a lane thread", region);
+            abort();
+        }
+    }
+    if (pthread_create(&in->thread, NULL, fetch_main, in) != 0) {
         mr_log_error("ingest %s: cannot start thread", region);
         abort();
     }
@@ -522,6 +690,9 @@ void ctl_ingest_stop(ctl_ingest *in)
     pthread_cond_broadcast(&in->cv);
     pthread_mutex_unlock(&in->mu);
     pthread_join(in->thread, NULL);
+    for (int i = 0; i < in->nlanes; i++)
+        pthread_join(in->lanes[i].thread, NULL);
+    free(in->lanes);
     /* Unsubscribing would delete nothing (the consumer is durable); just release it. */
     if (in->sub)
         natsSubscription_Destroy(in->sub);
@@ -532,15 +703,23 @@ void ctl_ingest_stop(ctl_ingest *in)
     free(in);
 }
 
+static bool lanes_connected(ctl_ingest *in)
+{
+    for (int i = 0; i < in->nlanes; i++)
+        if (!atomic_load(&in->lanes[i].db_ok))
+            return false;
+    return true;
+}
+
 bool ctl_ingest_ready(ctl_ingest *in)
 {
-    return atomic_load(&in->stream_ok) && atomic_load(&in->sub_ok) && atomic_load(&in->db_ok);
+    return atomic_load(&in->stream_ok) && atomic_load(&in->sub_ok) && lanes_connected(in);
 }
 
 void ctl_ingest_describe(ctl_ingest *in, mr_buf *out)
 {
-    mr_buf_printf(out, "\"%s\":{\"stream\":\"%s\",\"consumer\":%s,\"postgres\":\"%s\"}", in->region,
-                  atomic_load(&in->stream_ok) ? "ok" : "pending",
-                  atomic_load(&in->sub_ok) ? "\"bound\"" : "\"pending\"",
-                  atomic_load(&in->db_ok) ? "connected" : "disconnected");
+    mr_buf_printf(out, "\"%s\":{\"stream\":\"%s\",\"consumer\":\"%s\",\"postgres\":\"%s\"}",
+                  in->region, atomic_load(&in->stream_ok) ? "ok" : "pending",
+                  atomic_load(&in->sub_ok) ? "bound" : "pending",
+                  lanes_connected(in) ? "connected" : "disconnected");
 }

@@ -14,13 +14,13 @@
 --              serves history reads by room and seq range.
 
 CREATE TABLE rooms (
-    room     text PRIMARY KEY,
+    room     text COLLATE "C" PRIMARY KEY,
     last_seq bigint NOT NULL DEFAULT 0
 );
 
 CREATE TABLE message_ids (
-    room      text        NOT NULL,
-    msg_id    text        NOT NULL,
+    room      text COLLATE "C" NOT NULL,
+    msg_id    uuid        NOT NULL,
     seq       bigint      NOT NULL,
     stored_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (room, msg_id)
@@ -30,9 +30,9 @@ CREATE TABLE message_ids (
 CREATE INDEX message_ids_stored_at ON message_ids USING brin (stored_at);
 
 CREATE TABLE messages (
-    room      text        NOT NULL,
+    room      text COLLATE "C" NOT NULL,
     seq       bigint      NOT NULL,
-    msg_id    text        NOT NULL,
+    msg_id    uuid        NOT NULL,
     stored_at timestamptz NOT NULL DEFAULT now(),
     envelope  text        NOT NULL,
     PRIMARY KEY (room, seq, stored_at)
@@ -64,7 +64,7 @@ BEGIN
     RETURN QUERY
     WITH inp AS (
         SELECT t.room, t.msg_id, t.env, t.ord
-        FROM unnest(p_rooms, p_ids, p_envs) WITH ORDINALITY AS t(room, msg_id, env, ord)
+        FROM unnest(p_rooms, p_ids::uuid[], p_envs) WITH ORDINALITY AS t(room, msg_id, env, ord)
     ), firsts AS (
         SELECT DISTINCT ON (i.room, i.msg_id) i.room, i.msg_id, i.env, i.ord
         FROM inp i ORDER BY i.room, i.msg_id, i.ord

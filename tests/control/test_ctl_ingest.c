@@ -344,7 +344,7 @@ START_TEST(test_pg_outage_no_loss)
     mr_buf_puts(&arr, "SELECT count(*) FROM messages WHERE msg_id = ANY('{");
     for (size_t i = 0; i < p.nacked; i++)
         mr_buf_printf(&arr, "%s%s", i ? "," : "", p.acked[i]);
-    mr_buf_puts(&arr, "}'::text[])");
+    mr_buf_puts(&arr, "}'::uuid[])");
     ck_assert_int_eq(ctl_test_sql_int(&pg, arr.data), (int64_t)p.nacked);
     mr_buf_free(&arr);
     free(p.acked);
