@@ -30,6 +30,11 @@ typedef struct relay {
     mr_jwt_params jwt;
     lws_retry_bo_t retry;
     uint64_t next_session_id;
+    mr_map sessions_by_id; /* decimal session id -> relay_session* (for late replies) */
+    mr_map pending_pubs;   /* "%p" of the natsMsg -> relay_pending* (JetStream acks) */
+    mr_map resumes;        /* decimal request id -> relay_resume* (history fetches) */
+    uint64_t next_request_id;
+    lws_sorted_usec_list_t housekeeping_sul;
 
     _Atomic bool draining; /* set by the signal thread on SIGTERM */
     _Atomic bool stopping; /* set when the process should exit now */

@@ -46,6 +46,15 @@ void relay_config_defaults(relay_config *c)
     c->drain_grace_ms = 10000;
     relay_config_set_str(&c->log_level, "info");
     c->workers = 1;
+    c->jetstream = true;
+    c->publish_ack_timeout_ms = 5000;
+    c->publish_retries = 2;
+    c->stream_max_age_s = 7 * 24 * 3600;
+    c->stream_max_bytes = (int64_t)10 << 30;
+    c->stream_duplicate_window_s = 120;
+    c->stream_replicas = 1;
+    c->resume_limit = 1000;
+    c->resume_timeout_ms = 5000;
 }
 
 void relay_config_set_nats(relay_config *c, const char *csv)
@@ -106,8 +115,13 @@ static int read_secret_file(relay_config *c, mr_cfg *cfg, const char *path)
 }
 
 static const char *const top_keys[] = {
-    "region", "node_id", "listen",         "admin_listen", "nats",      "auth",    "tls",
-    "limits", "origins", "drain_grace_ms", "static_dir",   "log_level", "workers", NULL};
+    "region",  "node_id",   "listen",  "admin_listen",   "nats",       "auth",
+    "tls",     "limits",    "origins", "drain_grace_ms", "static_dir", "log_level",
+    "workers", "jetstream", "publish", "stream",         "resume",     NULL};
+static const char *const publish_keys[] = {"ack_timeout_ms", "retries", NULL};
+static const char *const stream_keys[] = {"max_age_s", "max_bytes", "duplicate_window_s",
+                                          "replicas",  "placement", NULL};
+static const char *const resume_keys[] = {"limit", "timeout_ms", NULL};
 static const char *const auth_keys[] = {"secret",   "secret_file", "issuer",
                                         "audience", "leeway_s",    NULL};
 static const char *const tls_keys[] = {"cert", "key", "hsts_max_age", NULL};
@@ -208,6 +222,28 @@ int relay_config_load(relay_config *c, const char *path, char *err, size_t errle
     l->max_bad_frames = mr_cfg_int(&cfg, lim, lp, "max_bad_frames", l->max_bad_frames, 1, 1000000);
     l->dedup_window = mr_cfg_int(&cfg, lim, lp, "dedup_window", l->dedup_window, 16, 1 << 20);
 
+    c->jetstream = mr_cfg_bool(&cfg, root, "", "jetstream", c->jetstream);
+    json_t *pub = mr_cfg_obj(&cfg, root, "", "publish");
+    mr_cfg_check_keys(&cfg, pub, "publish", publish_keys);
+    c->publish_ack_timeout_ms =
+        mr_cfg_int(&cfg, pub, "publish", "ack_timeout_ms", c->publish_ack_timeout_ms, 100, 600000);
+    c->publish_retries = mr_cfg_int(&cfg, pub, "publish", "retries", c->publish_retries, 0, 100);
+    json_t *st = mr_cfg_obj(&cfg, root, "", "stream");
+    mr_cfg_check_keys(&cfg, st, "stream", stream_keys);
+    c->stream_max_age_s = mr_cfg_int(&cfg, st, "stream", "max_age_s", c->stream_max_age_s, 0,
+                                     (int64_t)10 * 365 * 24 * 3600);
+    c->stream_max_bytes =
+        mr_cfg_int(&cfg, st, "stream", "max_bytes", c->stream_max_bytes, 0, INT64_MAX);
+    c->stream_duplicate_window_s = mr_cfg_int(&cfg, st, "stream", "duplicate_window_s",
+                                              c->stream_duplicate_window_s, 1, 7 * 24 * 3600);
+    c->stream_replicas = mr_cfg_int(&cfg, st, "stream", "replicas", c->stream_replicas, 1, 5);
+    set_from(&cfg, st, "stream", "placement", &c->stream_placement);
+    json_t *res = mr_cfg_obj(&cfg, root, "", "resume");
+    mr_cfg_check_keys(&cfg, res, "resume", resume_keys);
+    c->resume_limit = mr_cfg_int(&cfg, res, "resume", "limit", c->resume_limit, 1, 1000);
+    c->resume_timeout_ms =
+        mr_cfg_int(&cfg, res, "resume", "timeout_ms", c->resume_timeout_ms, 100, 600000);
+
     json_decref(root);
     if (mr_cfg_failed(&cfg)) {
         snprintf(err, errlen, "%s", cfg.err);
@@ -298,5 +334,6 @@ void relay_config_free(relay_config *c)
     free(c->origins);
     free(c->static_dir);
     free(c->log_level);
+    free(c->stream_placement);
     memset(c, 0, sizeof *c);
 }

@@ -46,6 +46,18 @@ typedef struct relay_config {
     char *static_dir;
     char *log_level;
     int64_t workers; /* reserved: processes sharing the listen port */
+    /* Durability: JetStream publishes acked by the region's stream. */
+    bool jetstream;
+    int64_t publish_ack_timeout_ms;
+    int64_t publish_retries;
+    int64_t stream_max_age_s;
+    int64_t stream_max_bytes;
+    int64_t stream_duplicate_window_s;
+    int64_t stream_replicas;
+    char *stream_placement;
+    /* Resume: history fetched from the control plane on join with `since`. */
+    int64_t resume_limit;
+    int64_t resume_timeout_ms;
 } relay_config;
 
 /** Fill `c` with the documented defaults. */

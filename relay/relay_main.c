@@ -13,6 +13,8 @@
 #include "relay.h"
 #include "relay_config.h"
 #include "relay_metrics.h"
+#include "relay_publish.h"
+#include "relay_resume.h"
 #include "relay_server.h"
 
 #include <getopt.h>
@@ -73,10 +75,15 @@ static bool relay_ready(void *ud, mr_buf *detail)
 {
     relay *r = ud;
     bool nats = relay_nats_connected(r->nats);
+    bool stream = relay_nats_stream_ready(r->nats);
     bool draining = atomic_load(&r->draining);
-    mr_buf_printf(detail, "{\"nats\":\"%s\",\"draining\":%s}", nats ? "connected" : "disconnected",
+    mr_buf_printf(detail, "{\"nats\":\"%s\",\"stream\":\"%s\",\"draining\":%s}",
+                  nats ? "connected" : "disconnected",
+                  !r->cfg->jetstream ? "off"
+                  : stream           ? "ready"
+                                     : "missing",
                   draining ? "true" : "false");
-    return nats && !draining;
+    return nats && stream && !draining;
 }
 
 int main(int argc, char **argv)
@@ -177,6 +184,9 @@ int main(int argc, char **argv)
     r.cfg = &cfg;
     relay_rooms_init(&r.rooms, (uint32_t)cfg.limits.dedup_window);
     mr_map_init(&r.ip_counts);
+    mr_map_init(&r.sessions_by_id);
+    mr_map_init(&r.pending_pubs);
+    mr_map_init(&r.resumes);
     r.jwt = (mr_jwt_params){.secret = cfg.secret,
                             .secret_len = cfg.secret_len,
                             .issuer = cfg.issuer,
@@ -209,6 +219,9 @@ int main(int argc, char **argv)
 out:
     mr_admin_thread_stop(admin);
     relay_server_stop(&r);
+    relay_publish_free_all(&r);
+    relay_resume_free_all(&r);
+    mr_map_free(&r.sessions_by_id, NULL);
     relay_rooms_free(&r.rooms);
     mr_map_free(&r.ip_counts, NULL);
     relay_config_free(&cfg);

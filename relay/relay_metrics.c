@@ -20,6 +20,17 @@ relay_metrics relay_m = {
     .deliveries = MR_COUNTER("meridian_relay_deliveries_total", "Messages queued to members."),
     .duplicates_dropped = MR_COUNTER("meridian_relay_duplicates_dropped_total",
                                      "Fast-path messages dropped as duplicates by identity."),
+    .commits = MR_COUNTER("meridian_relay_commits_total", "Commit frames fanned out."),
+    .recovered_from_commit =
+        MR_COUNTER("meridian_relay_delivered_from_commit_total",
+                   "Messages first delivered from their commit (fast path missed)."),
+    .publish_retries = MR_COUNTER("meridian_relay_publish_retries_total",
+                                  "JetStream publishes retried after a timeout."),
+    .publish_failures = MR_COUNTER("meridian_relay_publish_failures_total",
+                                   "Publishes answered with unavailable after the retry budget."),
+    .resumes = MR_COUNTER("meridian_relay_resumes_total", "Joins with since (history fetched)."),
+    .resumes_incomplete = MR_COUNTER("meridian_relay_resumes_incomplete_total",
+                                     "Resumes answered with recovered=false."),
     .slow_consumer_closes = MR_COUNTER("meridian_relay_slow_consumer_closes_total",
                                        "Connections closed because their outbound queue was full."),
     .auth_failures =

@@ -14,6 +14,10 @@
 #include "relay_nats.h"
 #include "mr_alloc.h"
 #include "mr_log.h"
+#include "mr_stream.h"
+
+#include <openssl/rand.h>
+#include <time.h>
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -31,6 +35,14 @@ struct relay_nats {
     relay_inbound *head, *tail;
     _Atomic bool connected;
     bool closing; /* under lock: no more wake-ups once set */
+    jsCtx *js;
+    jsPubOptions pub_opts;
+    _Atomic bool stream_ready;
+    _Atomic bool stop_stream_thread;
+    pthread_t stream_thread;
+    bool stream_thread_started;
+    natsSubscription *inbox_sub;
+    char inbox[64];
 };
 
 /* Wake the lws thread unless shutdown has begun (the lws context may be gone then). */
@@ -40,12 +52,8 @@ static void wake_locked(relay_nats *n)
         n->wake(n->wake_ud);
 }
 
-static void on_message(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+static void push(relay_nats *n, relay_inbound *in)
 {
-    relay_nats *n = closure;
-    relay_inbound *in = mr_malloc(sizeof *in);
-    in->next = NULL;
-    in->msg = msg;
     pthread_mutex_lock(&n->lock);
     bool was_empty = n->head == NULL;
     if (n->tail)
@@ -56,6 +64,67 @@ static void on_message(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
     if (was_empty)
         wake_locked(n);
     pthread_mutex_unlock(&n->lock);
+}
+
+static void on_message(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    relay_inbound *in = mr_calloc(1, sizeof *in);
+    in->kind = RELAY_IN_MSG;
+    in->msg = msg;
+    push(closure, in);
+}
+
+/* JetStream publish outcome (a NATS thread): hand it, message included, to the lws thread. */
+static void on_puback(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+{
+    relay_inbound *in = mr_calloc(1, sizeof *in);
+    in->kind = RELAY_IN_PUBACK;
+    in->msg = msg;
+    if (pa) {
+        in->status = NATS_OK;
+        in->duplicate = pa->Duplicate;
+    } else {
+        in->status = pae && pae->Err != NATS_OK ? pae->Err : NATS_ERR;
+        snprintf(in->err, sizeof in->err, "%s",
+                 pae && pae->ErrText ? pae->ErrText : natsStatus_GetText(in->status));
+    }
+    push(closure, in);
+}
+
+/*
+ * Make sure the region's stream exists before accepting publishes. This runs
+ * on its own thread because it makes blocking JetStream API requests and must
+ * keep retrying while NATS or JetStream is not there yet.
+ */
+static void *stream_main(void *arg)
+{
+    relay_nats *n = arg;
+    const relay_config *c = n->cfg;
+    mr_stream_config sc;
+    mr_stream_config_init(&sc);
+    sc.max_age_s = c->stream_max_age_s;
+    sc.max_bytes = c->stream_max_bytes;
+    sc.duplicate_window_s = c->stream_duplicate_window_s;
+    sc.replicas = (int)c->stream_replicas;
+    sc.placement = c->stream_placement;
+    int attempts = 0;
+    while (!atomic_load(&n->stop_stream_thread)) {
+        if (relay_nats_connected(n)) {
+            char err[256];
+            if (mr_stream_ensure(n->js, c->region, &sc, err, sizeof err) == 0) {
+                char name[MR_STREAM_NAME_MAX];
+                mr_stream_name(c->region, name, sizeof name);
+                mr_log_info("jetstream: stream %s ready", name);
+                atomic_store(&n->stream_ready, true);
+                break;
+            }
+            if (attempts++ % 20 == 0)
+                mr_log_warn("jetstream: cannot ensure the region stream yet: %s", err);
+        }
+        struct timespec ts = {0, 250 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
 }
 
 static void on_disconnected(natsConnection *nc, void *closure)
@@ -126,6 +195,40 @@ int relay_nats_connect(relay_nats *n, char *err, size_t errlen)
         snprintf(err, errlen, "nats connect: %s", natsStatus_GetText(s));
         return -1;
     }
+    /* One wildcard inbox carries every reply this relay asks for. */
+    unsigned char rnd[8];
+    RAND_bytes(rnd, sizeof rnd);
+    snprintf(n->inbox, sizeof n->inbox, "_INBOX.relay%02x%02x%02x%02x%02x%02x%02x%02x.", rnd[0],
+             rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+    char wildcard[80];
+    snprintf(wildcard, sizeof wildcard, "%s*", n->inbox);
+    s = natsConnection_Subscribe(&n->inbox_sub, n->conn, wildcard, on_message, n);
+    if (s != NATS_OK) {
+        snprintf(err, errlen, "nats inbox subscription: %s", natsStatus_GetText(s));
+        return -1;
+    }
+    if (!n->cfg->jetstream) {
+        atomic_store(&n->stream_ready, true);
+        return 0;
+    }
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.PublishAsync.AckHandler = on_puback;
+    jo.PublishAsync.AckHandlerClosure = n;
+    jo.PublishAsync.MaxPending = 1 << 16;
+    jo.PublishAsync.StallWait = 50;
+    s = natsConnection_JetStream(&n->js, n->conn, &jo);
+    if (s != NATS_OK) {
+        snprintf(err, errlen, "jetstream context: %s", natsStatus_GetText(s));
+        return -1;
+    }
+    jsPubOptions_Init(&n->pub_opts);
+    n->pub_opts.MaxWait = n->cfg->publish_ack_timeout_ms;
+    if (pthread_create(&n->stream_thread, NULL, stream_main, n) != 0) {
+        snprintf(err, errlen, "cannot start the stream thread");
+        return -1;
+    }
+    n->stream_thread_started = true;
     return 0;
 }
 
@@ -134,17 +237,30 @@ bool relay_nats_connected(relay_nats *n)
     return atomic_load(&n->connected);
 }
 
-int relay_nats_subscribe(relay_nats *n, const char *room, natsSubscription **out)
+static natsStatus subscribe_one(relay_nats *n, const char *subject, natsSubscription **out)
+{
+    natsStatus s = natsConnection_Subscribe(out, n->conn, subject, on_message, n);
+    if (s == NATS_OK)
+        /* A busy lws thread must not make libnats drop messages: allow a deep backlog. */
+        s = natsSubscription_SetPendingLimits(*out, 1000000, 512 * 1024 * 1024);
+    return s;
+}
+
+int relay_nats_subscribe(relay_nats *n, const char *room, natsSubscription **out,
+                         natsSubscription **commits)
 {
     char subject[MR_ROOM_MAX + 32];
     snprintf(subject, sizeof subject, "meridian.msg.*.%s", room);
     *out = NULL;
+    *commits = NULL;
     if (!relay_nats_connected(n))
         return -1;
-    natsStatus s = natsConnection_Subscribe(out, n->conn, subject, on_message, n);
+    natsStatus s = subscribe_one(n, subject, out);
+    if (s == NATS_OK && n->cfg->jetstream) {
+        snprintf(subject, sizeof subject, "meridian.commit.%s", room);
+        s = subscribe_one(n, subject, commits);
+    }
     if (s == NATS_OK) {
-        /* A busy lws thread must not make libnats drop messages: allow a deep backlog. */
-        natsSubscription_SetPendingLimits(*out, 1000000, 512 * 1024 * 1024);
         /*
          * The member is told `joined` only once the server has the interest:
          * a round trip to the local NATS server (PING/PONG) makes sure no
@@ -154,10 +270,10 @@ int relay_nats_subscribe(relay_nats *n, const char *room, natsSubscription **out
         s = natsConnection_FlushTimeout(n->conn, 2000);
         if (s == NATS_OK)
             return 0;
-        natsSubscription_Unsubscribe(*out);
-        natsSubscription_Destroy(*out);
-        *out = NULL;
     }
+    relay_nats_unsubscribe(*out);
+    relay_nats_unsubscribe(*commits);
+    *out = *commits = NULL;
     mr_log_error("nats: subscribe %s: %s", subject, natsStatus_GetText(s));
     *out = NULL;
     return -1;
@@ -190,6 +306,39 @@ int relay_nats_publish(relay_nats *n, const char *subject, const char *msg_id, c
     return 0;
 }
 
+bool relay_nats_stream_ready(relay_nats *n)
+{
+    return atomic_load(&n->stream_ready);
+}
+
+int relay_nats_js_publish(relay_nats *n, natsMsg **msg)
+{
+    if (!relay_nats_connected(n) || !relay_nats_stream_ready(n))
+        return -1;
+    natsStatus s = js_PublishMsgAsync(n->js, msg, &n->pub_opts);
+    if (s != NATS_OK) {
+        mr_log_warn("jetstream: publish: %s", natsStatus_GetText(s));
+        return -1;
+    }
+    return 0;
+}
+
+const char *relay_nats_inbox_prefix(relay_nats *n)
+{
+    return n->inbox;
+}
+
+int relay_nats_request(relay_nats *n, const char *subject, const char *token, const char *data,
+                       size_t len)
+{
+    if (!relay_nats_connected(n))
+        return -1;
+    char reply[128];
+    snprintf(reply, sizeof reply, "%s%s", n->inbox, token);
+    natsStatus s = natsConnection_PublishRequest(n->conn, subject, reply, data, (int)len);
+    return s == NATS_OK ? 0 : -1;
+}
+
 relay_inbound *relay_nats_take(relay_nats *n)
 {
     pthread_mutex_lock(&n->lock);
@@ -215,17 +364,30 @@ void relay_nats_free(relay_nats *n)
     if (!n)
         return;
     relay_nats_close(n);
+    if (n->stream_thread_started) {
+        atomic_store(&n->stop_stream_thread, true);
+        pthread_join(n->stream_thread, NULL);
+    }
+    natsSubscription_Destroy(n->inbox_sub);
+    jsCtx_Destroy(n->js);
     natsConnection_Destroy(n->conn);
     natsOptions_Destroy(n->opts);
-    /*
-     * libnats runs connection callbacks on threads of its own that may still
-     * be about to use `n`; wait for the library to wind down before freeing.
-     */
-    nats_CloseAndWait(5000);
+    /* Queued messages must be destroyed while the library is still up. */
     relay_inbound *in = relay_nats_take(n);
     while (in) {
         relay_inbound *next = in->next;
         natsMsg_Destroy(in->msg);
+        free(in);
+        in = next;
+    }
+    /*
+     * libnats runs connection callbacks on threads of its own that may still
+     * be about to use `n`; wait for the library to wind down before freeing.
+     * Nothing is queued any more: the connection is closed and destroyed.
+     */
+    nats_CloseAndWait(5000);
+    for (in = relay_nats_take(n); in;) {
+        relay_inbound *next = in->next;
         free(in);
         in = next;
     }

@@ -12,9 +12,18 @@
 #include <nats/nats.h>
 #include <stdbool.h>
 
+typedef enum {
+    RELAY_IN_MSG,   /* a message on a subscription: fast path, commit or history reply */
+    RELAY_IN_PUBACK /* the outcome of a JetStream publish */
+} relay_inbound_kind;
+
 typedef struct relay_inbound {
     struct relay_inbound *next;
-    natsMsg *msg; /* owned: destroy after use */
+    relay_inbound_kind kind;
+    natsMsg *msg;      /* owned: destroy after use (PUBACK: the message that was published) */
+    natsStatus status; /* PUBACK: NATS_OK when the stream stored it */
+    bool duplicate;    /* PUBACK: the stream already had this Nats-Msg-Id */
+    char err[96];      /* PUBACK: the server's error text, if any */
 } relay_inbound;
 
 typedef struct relay_nats relay_nats;
@@ -29,8 +38,13 @@ relay_nats *relay_nats_new(const relay_config *cfg, relay_nats_wake_cb wake, voi
 int relay_nats_connect(relay_nats *n, char *err, size_t errlen);
 /** Whether the connection is up right now (any thread). */
 bool relay_nats_connected(relay_nats *n);
-/** Subscribe to the fast path of `room` (meridian.msg.*.<room>). */
-int relay_nats_subscribe(relay_nats *n, const char *room, natsSubscription **out);
+/**
+ * Subscribe to the fast path of `room` (meridian.msg.*.<room>) and, with
+ * JetStream, to its commits (meridian.commit.<room>). Returns once the
+ * server has both interests, or -1.
+ */
+int relay_nats_subscribe(relay_nats *n, const char *room, natsSubscription **msgs,
+                         natsSubscription **commits);
 void relay_nats_unsubscribe(natsSubscription *sub);
 /**
  * Publish `data` to `subject` with a Nats-Msg-Id header. Returns 0, or -1
@@ -38,6 +52,20 @@ void relay_nats_unsubscribe(natsSubscription *sub);
  * `unavailable`).
  */
 int relay_nats_publish(relay_nats *n, const char *subject, const char *msg_id, const char *data,
+                       size_t len);
+/** True once the region's stream exists (JetStream mode), or always in core mode. */
+bool relay_nats_stream_ready(relay_nats *n);
+/**
+ * Publish `*msg` through JetStream; the outcome arrives later as a PUBACK
+ * inbound item carrying the same message. On success the library owns the
+ * message until then and *msg is cleared. Returns 0, or -1 (the caller
+ * still owns *msg).
+ */
+int relay_nats_js_publish(relay_nats *n, natsMsg **msg);
+/** The subject prefix of this relay's reply inbox ("_INBOX.<random>."). */
+const char *relay_nats_inbox_prefix(relay_nats *n);
+/** Publish a request to `subject` whose reply comes to inbox `<prefix><token>`. */
+int relay_nats_request(relay_nats *n, const char *subject, const char *token, const char *data,
                        size_t len);
 /** Take every queued inbound message, oldest first (lws thread). */
 relay_inbound *relay_nats_take(relay_nats *n);

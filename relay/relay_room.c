@@ -9,6 +9,7 @@
  */
 #include "relay_room.h"
 #include "mr_alloc.h"
+#include "relay_out.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -96,6 +97,12 @@ bool relay_room_leave(relay_rooms *rs, relay_member *m, const char *user, bool *
     } else {
         mr_map_put(&r->users, user, ul, (void *)(n - 1));
         *last_of_user = false;
+    }
+    while (m->held) {
+        relay_held *h = m->held;
+        m->held = h->next;
+        relay_out_unref(h->out);
+        free(h);
     }
     free(m);
     return r->member_count == 0;

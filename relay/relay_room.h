@@ -16,11 +16,20 @@
 
 struct relay_session;
 
+/* A frame held back from a member while its history is being fetched. */
+typedef struct relay_held {
+    struct relay_held *next;
+    struct relay_out *out;
+    char msg_id[MR_MSG_ID_LEN + 1];
+} relay_held;
+
 typedef struct relay_member {
     struct relay_room *room;
     struct relay_session *session;
     struct relay_member *room_prev, *room_next; /* links in the room's member list */
     struct relay_member *session_next;          /* link in the session's membership list */
+    bool recovering;                            /* live frames are held until history is sent */
+    relay_held *held, *held_tail;
 } relay_member;
 
 /* Recent message ids, as a ring plus an open-addressed index into it. */
@@ -37,7 +46,8 @@ typedef struct relay_room {
     size_t member_count;
     mr_map
         users; /* user id -> (intptr_t) number of this relay's sessions of that user in the room */
-    natsSubscription *sub;
+    natsSubscription *sub;        /* fast path: meridian.msg.*.<room> */
+    natsSubscription *commit_sub; /* meridian.commit.<room> (JetStream mode) */
     relay_dedup dedup;
 } relay_room;
 

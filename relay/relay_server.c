@@ -17,7 +17,10 @@
 #include "mr_config.h"
 #include "mr_log.h"
 #include "mr_time.h"
+#include "relay_fanout.h"
 #include "relay_metrics.h"
+#include "relay_publish.h"
+#include "relay_resume.h"
 #include "relay_session.h"
 
 #include <openssl/ssl.h>
@@ -32,12 +35,23 @@ static void take_inbound(relay *r)
     relay_inbound *in = relay_nats_take(r->nats);
     while (in) {
         relay_inbound *next = in->next;
-        relay_deliver_nats(r, in->msg);
+        if (in->kind == RELAY_IN_PUBACK)
+            relay_publish_outcome(r, in);
+        else
+            relay_fanout_inbound(r, in->msg);
         natsMsg_Destroy(in->msg);
         free(in);
         in = next;
     }
     mr_metric_set(&relay_m.nats_connected, relay_nats_connected(r->nats));
+}
+
+/* Periodic work on the lws thread: history requests past their deadline. */
+static void housekeeping_cb(lws_sorted_usec_list_t *sul)
+{
+    relay *r = lws_container_of(sul, relay, housekeeping_sul);
+    relay_resume_expire(r);
+    lws_sul_schedule(r->lws, 0, &r->housekeeping_sul, housekeeping_cb, 100 * LWS_US_PER_MS);
 }
 
 static void close_all(relay *r, int code, const char *reason)
@@ -235,6 +249,7 @@ int relay_server_start(relay *r, char *err, size_t errlen)
     if (relay_nats_connect(r->nats, err, errlen) != 0)
         return -1;
     mr_metric_set(&relay_m.nats_connected, relay_nats_connected(r->nats));
+    lws_sul_schedule(r->lws, 0, &r->housekeeping_sul, housekeeping_cb, 100 * LWS_US_PER_MS);
     return 0;
 }
 

@@ -22,6 +22,8 @@
 #include "mr_proto.h"
 #include "mr_time.h"
 #include "relay_metrics.h"
+#include "relay_publish.h"
+#include "relay_resume.h"
 
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -60,6 +62,9 @@ void relay_session_open(relay *r, relay_session *s, struct lws *wsi)
     size_t il = strlen(s->ip);
     intptr_t n = (intptr_t)mr_map_get(&r->ip_counts, s->ip, il);
     mr_map_put(&r->ip_counts, s->ip, il, (void *)(n + 1));
+    char key[24];
+    snprintf(key, sizeof key, "%llu", (unsigned long long)s->id);
+    mr_map_put(&r->sessions_by_id, key, strlen(key), s);
     mr_metric_inc(&relay_m.connections);
     mr_metric_inc(&relay_m.connections_total);
     lws_set_timer_usecs(wsi, (lws_usec_t)r->cfg->limits.handshake_timeout_ms * 1000);
@@ -76,7 +81,8 @@ static void leave_membership(relay_session *s, relay_member *m)
     bool empty = relay_room_leave(&r->rooms, m, s->user, &last_of_user);
     if (empty) {
         relay_nats_unsubscribe(room->sub);
-        room->sub = NULL;
+        relay_nats_unsubscribe(room->commit_sub);
+        room->sub = room->commit_sub = NULL;
         relay_room_destroy(&r->rooms, room);
         mr_metric_add(&relay_m.rooms, -1);
     } else if (last_of_user) {
@@ -110,6 +116,9 @@ void relay_session_closed(relay_session *s)
     if (s->next)
         s->next->prev = s->prev;
     r->session_count--;
+    char key[24];
+    snprintf(key, sizeof key, "%llu", (unsigned long long)s->id);
+    mr_map_del(&r->sessions_by_id, key, strlen(key));
     size_t il = strlen(s->ip);
     intptr_t n = (intptr_t)mr_map_get(&r->ip_counts, s->ip, il);
     if (n <= 1)
@@ -329,7 +338,8 @@ static void on_join(relay_session *s, mr_frame *f)
         relay_room_join(&s->r->rooms, f->room, f->room_len, s, s->user, &created, &first_of_user);
     if (created) {
         mr_metric_inc(&relay_m.rooms);
-        if (relay_nats_subscribe(s->r->nats, m->room->name, &m->room->sub) != 0) {
+        if (relay_nats_subscribe(s->r->nats, m->room->name, &m->room->sub, &m->room->commit_sub) !=
+            0) {
             bool last;
             relay_room *room = m->room;
             relay_room_leave(&s->r->rooms, m, s->user, &last);
@@ -342,8 +352,13 @@ static void on_join(relay_session *s, mr_frame *f)
     m->session_next = s->memberships;
     s->memberships = m;
     s->room_count++;
-    mr_proto_joined(&b, f->id, m->room->name);
-    relay_session_send_buf(s, &b);
+    if (f->has_since) {
+        /* `joined` follows once the missed history is known. */
+        relay_resume_start(s->r, s, m, f->since, f->id);
+    } else {
+        mr_proto_joined(&b, f->id, m->room->name);
+        relay_session_send_buf(s, &b);
+    }
     mr_buf_free(&b);
     if (first_of_user)
         presence_event(m->room, "join", s->user, s);
@@ -447,6 +462,19 @@ static void on_publish(relay_session *s, mr_frame *f)
     mr_proto_message(&b, &env);
     char subject[MR_ROOM_MAX + 96];
     snprintf(subject, sizeof subject, "meridian.msg.%s.%s", r->cfg->region, m->room->name);
+    if (r->cfg->jetstream) {
+        /* The ack is sent when the stream has stored the message. */
+        if (relay_publish_durable(r, s, f->id, subject, m->room->name, msg_id, mid, mid_len, &b,
+                                  start) != 0) {
+            mr_buf_free(&b);
+            relay_session_error(s, f->id, MR_ERR_UNAVAILABLE,
+                                "the message bus is unavailable; retry with the same mid");
+            return;
+        }
+        mr_metric_inc(&relay_m.publishes);
+        mr_buf_free(&b);
+        return;
+    }
     if (relay_nats_publish(r->nats, subject, msg_id, b.data, b.len) != 0) {
         mr_buf_free(&b);
         relay_session_error(s, f->id, MR_ERR_UNAVAILABLE,
@@ -534,34 +562,4 @@ int relay_session_receive(relay_session *s, const void *in, size_t len, bool bin
         on_frame(s, in, len);
     }
     return 0;
-}
-
-void relay_deliver_nats(relay *r, natsMsg *msg)
-{
-    const char *subject = natsMsg_GetSubject(msg);
-    const char *room_name = strrchr(subject, '.');
-    if (!room_name)
-        return;
-    room_name++;
-    relay_room *room = relay_room_find(&r->rooms, room_name, strlen(room_name));
-    if (!room)
-        return; /* everyone left after the message was queued */
-    const char *msg_id = NULL;
-    if (natsMsgHeader_Get(msg, "Nats-Msg-Id", &msg_id) != NATS_OK || !msg_id ||
-        strlen(msg_id) != MR_MSG_ID_LEN) {
-        mr_log_warn("nats: message on %s without a valid Nats-Msg-Id; dropped", subject);
-        return;
-    }
-    if (relay_dedup_seen(&room->dedup, r->rooms.dedup_window, msg_id)) {
-        mr_metric_inc(&relay_m.duplicates_dropped);
-        return;
-    }
-    relay_out *o = relay_out_new(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg));
-    size_t n = 0;
-    for (relay_member *m = room->members; m; m = m->room_next) {
-        relay_session_send(m->session, o);
-        n++;
-    }
-    relay_out_unref(o);
-    mr_metric_add(&relay_m.deliveries, (int64_t)n);
 }

@@ -61,7 +61,4 @@ void relay_session_close(relay_session *s, int code, const char *reason);
 /** Queue an error frame, counting it. */
 void relay_session_error(relay_session *s, json_t *id, mr_error_code code, const char *message);
 
-/** Deliver a fast-path message from NATS to the room's members on this relay. */
-void relay_deliver_nats(relay *r, natsMsg *msg);
-
 #endif

@@ -1,0 +1,16 @@
+/*
+ * The receiving half of the message path: fast-path messages and commits
+ * from NATS, fanned out to the members of a room on this relay.
+ */
+#ifndef RELAY_FANOUT_H
+#define RELAY_FANOUT_H
+
+#include "relay.h"
+#include "relay_out.h"
+
+/** Dispatch one message taken from the NATS queue (lws thread). */
+void relay_fanout_inbound(relay *r, natsMsg *msg);
+/** Queue a frame for a member, or hold it while the member is recovering history. */
+void relay_member_deliver(relay_member *m, relay_out *o, const char *msg_id);
+
+#endif
