@@ -34,7 +34,7 @@ static void usage(FILE *f)
           "  meridian-regions nats-conf FILE --region R --store-dir DIR [--server NAME]\n"
           "      [--tls-cert PEM --tls-key PEM --tls-ca PEM [--client-tls]]\n"
           "      [--user U (--password P | --password-file F) | --token T | --token-file F]\n"
-          "      [--out PATH]\n"
+          "      [--listen ADDR] [--out PATH]\n"
           "      nats-server config for one server of region R (--server when it has several)\n"
           "  meridian-regions endpoints FILE [--out PATH]\n"
           "      JSON of every derived URL per region (see regions/README.md)\n"
@@ -143,6 +143,7 @@ enum {
     OPT_TOKEN_FILE,
     OPT_OUT,
     OPT_HEALTHY,
+    OPT_LISTEN,
     OPT_HELP,
 };
 
@@ -161,6 +162,7 @@ static const struct option long_opts[] = {
     {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
     {"out", required_argument, NULL, OPT_OUT},
     {"healthy", required_argument, NULL, OPT_HEALTHY},
+    {"listen", required_argument, NULL, OPT_LISTEN},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -225,6 +227,9 @@ static int parse_opts(int argc, char **argv, args *a)
             break;
         case OPT_HEALTHY:
             a->healthy = optarg;
+            break;
+        case OPT_LISTEN:
+            a->nats.listen = optarg;
             break;
         case OPT_HELP:
             usage(stdout);

@@ -58,6 +58,16 @@ static void put_hostport(mr_buf *b, const char *indent, const char *host, int po
     mr_buf_printf(b, "\n%sport: %d\n", indent, port);
 }
 
+/* Under --listen, tell peers the file's address rather than the bound one. */
+static void put_advertise(mr_buf *b, const char *indent, const char *key,
+                          const regions_nats_opts *o, const char *host, int port)
+{
+    if (!o->listen)
+        return;
+    mr_buf_printf(b, "%s%s: ", indent, key);
+    mr_buf_printf(b, strchr(host, ':') ? "\"[%s]:%d\"\n" : "\"%s:%d\"\n", host, port);
+}
+
 static void put_tls(mr_buf *b, const char *indent, const regions_nats_opts *o, bool verify)
 {
     mr_buf_printf(b, "%stls {\n%s  cert_file: ", indent, indent);
@@ -125,7 +135,9 @@ int regions_render_nats(const mr_regions *r, const regions_nats_opts *o, mr_buf 
     mr_buf_puts(out, "server_name: ");
     put_str(out, s->name);
     mr_buf_putc(out, '\n');
-    put_hostport(out, "", s->host, s->client_port);
+    const char *bind = o->listen ? o->listen : s->host;
+    put_hostport(out, "", bind, s->client_port);
+    put_advertise(out, "", "client_advertise", o, s->host, s->client_port);
     if (s->monitor_port)
         mr_buf_printf(out, "http_port: %d\n", s->monitor_port);
     if (o->user) {
@@ -141,7 +153,8 @@ int regions_render_nats(const mr_regions *r, const regions_nats_opts *o, mr_buf 
     mr_buf_puts(out, "\ncluster {\n  name: ");
     put_str(out, g->name);
     mr_buf_putc(out, '\n');
-    put_hostport(out, "  ", s->host, s->cluster_port);
+    put_hostport(out, "  ", bind, s->cluster_port);
+    put_advertise(out, "  ", "advertise", o, s->host, s->cluster_port);
     put_server_auth(out, "  ", o);
     if (ntls)
         put_tls(out, "  ", o, false); /* verify is always on for routes */
@@ -156,7 +169,8 @@ int regions_render_nats(const mr_regions *r, const regions_nats_opts *o, mr_buf 
     mr_buf_puts(out, "\ngateway {\n  name: ");
     put_str(out, g->name);
     mr_buf_putc(out, '\n');
-    put_hostport(out, "  ", s->host, s->gateway_port);
+    put_hostport(out, "  ", bind, s->gateway_port);
+    put_advertise(out, "  ", "advertise", o, s->host, s->gateway_port);
     put_server_auth(out, "  ", o);
     if (ntls)
         put_tls(out, "  ", o, true);

@@ -18,6 +18,12 @@ typedef struct regions_nats_opts {
     size_t server;         /* index into that region's nats servers */
     const char *store_dir; /* JetStream store directory (required) */
     /*
+     * Address to bind instead of the server's `host` (for example 0.0.0.0
+     * behind cloud NAT); `host` is then advertised to clients, routes and
+     * gateways.
+     */
+    const char *listen;
+    /*
      * TLS between servers (routes and gateways, mutual: every server presents
      * cert_file and verifies its peers against ca_file). All three or none.
      */

@@ -138,6 +138,24 @@ START_TEST(test_nats_conf)
     ck_assert_msg(!strstr(c, "tls {"), "no TLS was asked for:\n%s", c);
     free(c);
 
+    /* --listen binds elsewhere and advertises the file's addresses. */
+    ck_assert_int_eq(
+        run(&out, (const char *[]){"nats-conf", LOCAL_JSON, "--region", "us-east", "--store-dir",
+                                   store, "--listen", "0.0.0.0", "--out", conf, NULL}),
+        0);
+    free(out);
+    c = slurp(conf);
+    static const char *const want_listen[] = {
+        "host: \"0.0.0.0\"\nport: 17200\nclient_advertise: \"127.2.0.10:17200\"\n",
+        "  host: \"0.0.0.0\"\n  port: 17201\n  advertise: \"127.2.0.10:17201\"\n",
+        "  host: \"0.0.0.0\"\n  port: 17202\n  advertise: \"127.2.0.10:17202\"\n",
+        "\"nats-route://127.2.0.10:17201\"",
+    };
+    for (size_t i = 0; i < sizeof want_listen / sizeof want_listen[0]; i++)
+        ck_assert_msg(strstr(c, want_listen[i]), "config lacks %s:\n%s", want_listen[i], c);
+    ck_assert_msg(!strstr(c, "authorization"), "no credentials were asked for:\n%s", c);
+    free(c);
+
     /* Inconsistent options are refused with a reason. */
     static const struct {
         const char *args[16];
