@@ -15,9 +15,10 @@ locals {
     postgres = "__POSTGRES__"
   }) : null
 
+  # The drain API is guarded by the first control plane API key.
   healthcheck_config = local.has_healthcheck ? merge(var.topology.healthcheck_config[var.region], {
     dns = var.healthcheck_dns
-  }) : null
+  }, var.api_keys_parameter != null ? { api_key = "__API_KEY__" } : {}) : null
 
   # Values the configs cannot carry in plain text: substituted on the host
   # from the files fetched from SSM (python3 is in Debian's cloud images).
@@ -27,8 +28,12 @@ locals {
     def load(p):
         f = pathlib.Path(p)
         return f.read_text().strip() if f.exists() else None
+    def first_key(p):
+        keys = [l.strip() for l in (load(p) or "").splitlines() if l.strip() and not l.startswith("#")]
+        return keys[0] if keys else None
     subst = {"__POSTGRES__": load("/etc/meridian/postgres.conninfo"),
-             "__TOKEN_SECRET__": load("/etc/meridian/token.secret")}
+             "__TOKEN_SECRET__": load("/etc/meridian/token.secret"),
+             "__API_KEY__": first_key("/etc/meridian/api_keys")}
     for name in ("control.json", "healthcheck.json"):
         p = pathlib.Path("/etc/meridian") / name
         if not p.exists():
@@ -63,7 +68,7 @@ locals {
           secrets = merge(
             { "/etc/meridian/token.secret" = var.token_secret_parameter },
             role == "control" && var.postgres_parameter != null ? { "/etc/meridian/postgres.conninfo" = var.postgres_parameter } : {},
-            role == "control" && var.api_keys_parameter != null ? { "/etc/meridian/api_keys" = var.api_keys_parameter } : {},
+            var.api_keys_parameter != null ? { "/etc/meridian/api_keys" = var.api_keys_parameter } : {},
           )
           node_id_files  = ["/etc/meridian/${role}.json"]
           extra_commands = local.substitute
