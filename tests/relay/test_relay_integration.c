@@ -5,6 +5,7 @@
  */
 #include "mr_jwt.h"
 #include "mr_test.h"
+#include "mr_test_relay.h"
 
 #include <arpa/inet.h>
 #include <check.h>
@@ -20,73 +21,19 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SECRET "integration-test-secret-0123456789"
-
-typedef struct relay_proc {
-    pid_t pid;
-    int port, admin_port;
-    char cfg[600], log[600];
-} relay_proc;
-
 static mr_test_nats nats;
-static relay_proc relays[2];
+static mr_test_relay relays[2];
 static char *tmp;
-
-static void relay_write_config(relay_proc *rp, const char *node, const char *limits,
-                               const char *extra)
-{
-    rp->port = mr_test_free_port();
-    rp->admin_port = mr_test_free_port();
-    snprintf(rp->cfg, sizeof rp->cfg, "%s/%s.json", tmp, node);
-    snprintf(rp->log, sizeof rp->log, "%s/%s.log", tmp, node);
-    char text[4096];
-    snprintf(text, sizeof text,
-             "{\"region\":\"test\",\"node_id\":\"%s\",\"listen\":\"127.0.0.1:%d\","
-             "\"admin_listen\":\"127.0.0.1:%d\",\"nats\":[\"%s\"],"
-             "\"auth\":{\"secret\":\"%s\"},\"drain_grace_ms\":700,\"log_level\":\"debug\","
-             "\"limits\":{%s%s%s}%s%s}",
-             node, rp->port, rp->admin_port, nats.url, SECRET,
-             strstr(limits, "max_connections_per_ip") ? "" : "\"max_connections_per_ip\":0",
-             limits[0] && !strstr(limits, "max_connections_per_ip") ? "," : "", limits,
-             extra[0] ? "," : "", extra);
-    ck_assert_int_eq(mr_test_write_file(rp->cfg, text), 0);
-}
-
-static void wait_ready(relay_proc *rp, int want_status, int timeout_ms)
-{
-    int64_t deadline = mr_test_now_ms() + timeout_ms;
-    int status = -1;
-    while (mr_test_now_ms() < deadline) {
-        char *body;
-        status = mr_test_http_get("127.0.0.1", rp->admin_port, "/readyz", &body);
-        free(body);
-        if (status == want_status)
-            return;
-        struct timespec ts = {0, 20 * 1000000};
-        nanosleep(&ts, NULL);
-    }
-    ck_abort_msg("relay on %d: /readyz stayed %d, wanted %d (log %s)", rp->port, status,
-                 want_status, rp->log);
-}
-
-static void relay_spawn(relay_proc *rp)
-{
-    char *argv[] = {MERIDIAN_RELAY_BIN, "--config", rp->cfg, NULL};
-    rp->pid = mr_test_spawn(argv, rp->log);
-    ck_assert_msg(mr_test_wait_port("127.0.0.1", rp->port, 10000) == 0,
-                  "relay did not listen; see %s", rp->log);
-    wait_ready(rp, 200, 10000);
-}
 
 static void start_all(const char *limits, const char *extra)
 {
     tmp = mr_test_tmpdir("relay");
     /* Core-only mode (jetstream off) runs against a server without JetStream. */
     mr_test_nats_start(&nats, strstr(extra, "\"jetstream\":false") == NULL);
-    relay_write_config(&relays[0], "relay-1", limits, extra);
-    relay_write_config(&relays[1], "relay-2", limits, extra);
-    relay_spawn(&relays[0]);
-    relay_spawn(&relays[1]);
+    mr_test_relay_config(&relays[0], tmp, "test", "relay-1", nats.url, limits, extra);
+    mr_test_relay_config(&relays[1], tmp, "test", "relay-2", nats.url, limits, extra);
+    mr_test_relay_start(&relays[0], MERIDIAN_RELAY_BIN);
+    mr_test_relay_start(&relays[1], MERIDIAN_RELAY_BIN);
 }
 
 static void setup(void)
@@ -95,132 +42,40 @@ static void setup(void)
               "");
 }
 
-/*
- * Relays are stopped with SIGINT (immediate, clean shutdown) and must exit 0:
- * under ASan a leak or memory error anywhere in the run makes them exit
- * non-zero, so every test also checks the relay for leaks.
- */
+/* Relays must stop cleanly: under ASan that also proves they leaked nothing. */
 static void teardown(void)
 {
-    for (int i = 0; i < 2; i++) {
-        if (relays[i].pid <= 0)
-            continue;
-        int st = mr_test_stop(relays[i].pid, SIGINT, 20000);
-        relays[i].pid = 0;
-        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
-                      "relay %d exited with status %d; see %s", i, st, relays[i].log);
-    }
+    for (int i = 0; i < 2; i++)
+        mr_test_relay_stop_clean(&relays[i]);
     mr_test_nats_stop(&nats);
 }
 
-static char *token_for(const char *user, long exp_offset, const char *rooms)
-{
-    char claims[512];
-    snprintf(claims, sizeof claims, "{\"sub\":\"%s\",\"exp\":%ld%s%s}", user,
-             (long)time(NULL) + exp_offset, rooms ? ",\"rooms\":" : "", rooms ? rooms : "");
-    json_t *c = json_loads(claims, 0, NULL);
-    ck_assert_ptr_nonnull(c);
-    char *t = mr_jwt_sign((const unsigned char *)SECRET, strlen(SECRET), c);
-    json_decref(c);
-    return t;
-}
-
-static void connect_ws(mr_ws *ws, relay_proc *rp)
+static void connect_ws(mr_ws *ws, mr_test_relay *rp)
 {
     ck_assert_int_eq(mr_ws_connect(ws, "127.0.0.1", rp->port, NULL), 101);
-}
-
-static void expect_frame(mr_ws *ws, const char *needle)
-{
-    char *f = mr_ws_expect(ws, needle, 5000);
-    ck_assert_msg(f != NULL, "no frame containing %s", needle);
-    free(f);
-}
-
-static void hello_as(mr_ws *ws, relay_proc *rp, const char *user, const char *rooms)
-{
-    connect_ws(ws, rp);
-    char *t = token_for(user, 3600, rooms);
-    char frame[2048];
-    snprintf(frame, sizeof frame, "{\"type\":\"hello\",\"id\":1,\"token\":\"%s\"}", t);
-    free(t);
-    ck_assert_int_eq(mr_ws_send_text(ws, frame), 0);
-    expect_frame(ws, "\"type\":\"welcome\"");
-}
-
-static void join(mr_ws *ws, const char *room)
-{
-    char frame[256];
-    snprintf(frame, sizeof frame, "{\"type\":\"join\",\"id\":\"j\",\"room\":\"%s\"}", room);
-    mr_ws_send_text(ws, frame);
-    expect_frame(ws, "\"type\":\"joined\"");
-}
-
-static void publish(mr_ws *ws, const char *room, const char *mid, const char *data)
-{
-    char frame[70000];
-    snprintf(frame, sizeof frame,
-             "{\"type\":\"publish\",\"id\":\"%s\",\"room\":\"%s\",\"mid\":\"%s\",\"data\":%s}", mid,
-             room, mid, data);
-    ck_assert_int_eq(mr_ws_send_text(ws, frame), 0);
-}
-
-/* Read the next text frame of type `message` or `error`, skipping acks and presence. */
-static char *next_message(mr_ws *ws, int timeout_ms)
-{
-    int64_t deadline = mr_test_now_ms() + timeout_ms;
-    for (;;) {
-        int left = (int)(deadline - mr_test_now_ms());
-        if (left <= 0)
-            return NULL;
-        char *p;
-        int cc;
-        int op = mr_ws_recv(ws, left, &p, NULL, &cc);
-        if (op < 0)
-            return NULL;
-        if (op == 8) {
-            free(p);
-            return NULL;
-        }
-        if (strstr(p, "\"type\":\"message\""))
-            return p;
-        free(p);
-    }
-}
-
-static int metric(relay_proc *rp, const char *name)
-{
-    char *body;
-    ck_assert_int_eq(mr_test_http_get("127.0.0.1", rp->admin_port, "/metrics", &body), 200);
-    char needle[200];
-    snprintf(needle, sizeof needle, "\n%s ", name);
-    char *p = strstr(body, needle);
-    int v = p ? atoi(p + strlen(needle)) : -1;
-    free(body);
-    return v;
 }
 
 START_TEST(fanout_across_relays_exactly_once)
 {
     mr_ws a, b, c;
-    hello_as(&a, &relays[0], "alice", NULL);
-    hello_as(&b, &relays[1], "bob", NULL);
-    hello_as(&c, &relays[0], "carol", NULL);
-    join(&a, "general");
-    join(&b, "general");
-    join(&c, "general");
+    mr_test_hello(&a, &relays[0], "alice", NULL);
+    mr_test_hello(&b, &relays[1], "bob", NULL);
+    mr_test_hello(&c, &relays[0], "carol", NULL);
+    mr_test_join(&a, "general");
+    mr_test_join(&b, "general");
+    mr_test_join(&c, "general");
     /* The ack may come before or after the message itself, so acks are skipped here. */
-    publish(&a, "general", "m-1", "{\"text\":\"hello\"}");
-    publish(&a, "general", "m-2", "{\"text\":\"marker\"}");
+    mr_test_publish(&a, "general", "m-1", "{\"text\":\"hello\"}");
+    mr_test_publish(&a, "general", "m-2", "{\"text\":\"marker\"}");
     mr_ws *members[] = {&a, &b, &c};
     for (int i = 0; i < 3; i++) {
-        char *m = next_message(members[i], 5000);
+        char *m = mr_test_next_message(members[i], 5000);
         ck_assert_msg(m && strstr(m, "\"text\":\"hello\"") && strstr(m, "\"from\":\"alice\"") &&
                           strstr(m, "\"region\":\"test\"") && strstr(m, "\"node\":\"relay-1\""),
                       "member %d got %s", i, m ? m : "nothing");
         free(m);
         /* The very next message must be the marker: no duplicate of the first. */
-        m = next_message(members[i], 5000);
+        m = mr_test_next_message(members[i], 5000);
         ck_assert_msg(m && strstr(m, "marker"), "member %d got %s", i, m ? m : "nothing");
         free(m);
     }
@@ -233,20 +88,21 @@ END_TEST
 START_TEST(retried_publish_is_delivered_once)
 {
     mr_ws a, b;
-    hello_as(&a, &relays[0], "alice", NULL);
-    hello_as(&b, &relays[1], "bob", NULL);
-    join(&a, "r");
-    join(&b, "r");
-    publish(&a, "r", "same", "1");
-    publish(&a, "r", "same", "1");
-    publish(&a, "r", "other", "2");
-    char *m = next_message(&b, 5000);
+    mr_test_hello(&a, &relays[0], "alice", NULL);
+    mr_test_hello(&b, &relays[1], "bob", NULL);
+    mr_test_join(&a, "r");
+    mr_test_join(&b, "r");
+    mr_test_publish(&a, "r", "same", "1");
+    mr_test_publish(&a, "r", "same", "1");
+    mr_test_publish(&a, "r", "other", "2");
+    char *m = mr_test_next_message(&b, 5000);
     ck_assert(m && strstr(m, "\"mid\":\"same\""));
     free(m);
-    m = next_message(&b, 5000);
+    m = mr_test_next_message(&b, 5000);
     ck_assert_msg(m && strstr(m, "\"mid\":\"other\""), "got %s", m ? m : "nothing");
     free(m);
-    ck_assert_int_ge(metric(&relays[1], "meridian_relay_duplicates_dropped_total"), 1);
+    ck_assert_int_ge(mr_test_relay_metric(&relays[1], "meridian_relay_duplicates_dropped_total"),
+                     1);
     mr_ws_close(&a);
     mr_ws_close(&b);
 }
@@ -255,19 +111,19 @@ END_TEST
 START_TEST(ten_thousand_in_order)
 {
     mr_ws a, b;
-    hello_as(&a, &relays[0], "alice", NULL);
-    hello_as(&b, &relays[1], "bob", NULL);
-    join(&a, "order");
-    join(&b, "order");
+    mr_test_hello(&a, &relays[0], "alice", NULL);
+    mr_test_hello(&b, &relays[1], "bob", NULL);
+    mr_test_join(&a, "order");
+    mr_test_join(&b, "order");
     const int n = 10000;
     char mid[32], data[64];
     for (int i = 0; i < n; i++) {
         snprintf(mid, sizeof mid, "m%d", i);
         snprintf(data, sizeof data, "{\"n\":%d}", i);
-        publish(&a, "order", mid, data);
+        mr_test_publish(&a, "order", mid, data);
     }
     for (int i = 0; i < n; i++) {
-        char *m = next_message(&b, 10000);
+        char *m = mr_test_next_message(&b, 10000);
         ck_assert_msg(m != NULL, "message %d missing", i);
         char want[64];
         snprintf(want, sizeof want, "\"data\":{\"n\":%d}", i);
@@ -282,23 +138,23 @@ END_TEST
 START_TEST(leave_stops_delivery)
 {
     mr_ws a, b;
-    hello_as(&a, &relays[0], "alice", NULL);
-    hello_as(&b, &relays[1], "bob", NULL);
-    join(&a, "r");
-    join(&b, "r");
-    join(&b, "other");
+    mr_test_hello(&a, &relays[0], "alice", NULL);
+    mr_test_hello(&b, &relays[1], "bob", NULL);
+    mr_test_join(&a, "r");
+    mr_test_join(&b, "r");
+    mr_test_join(&b, "other");
     mr_ws_send_text(&b, "{\"type\":\"leave\",\"id\":\"l\",\"room\":\"r\"}");
-    expect_frame(&b, "\"type\":\"left\"");
-    publish(&a, "r", "gone", "1");
-    expect_frame(&a, "\"mid\":\"gone\""); /* the publisher still gets it */
+    mr_test_expect(&b, "\"type\":\"left\"");
+    mr_test_publish(&a, "r", "gone", "1");
+    mr_test_expect(&a, "\"mid\":\"gone\""); /* the publisher still gets it */
     /* A message in another room proves b is reading and saw nothing from r. */
-    join(&a, "other");
-    publish(&a, "other", "still-here", "2");
-    char *m = next_message(&b, 5000);
+    mr_test_join(&a, "other");
+    mr_test_publish(&a, "other", "still-here", "2");
+    char *m = mr_test_next_message(&b, 5000);
     ck_assert_msg(m && strstr(m, "still-here"), "got %s", m ? m : "nothing");
     free(m);
     mr_ws_send_text(&b, "{\"type\":\"leave\",\"id\":\"l2\",\"room\":\"r\"}");
-    expect_frame(&b, "\"code\":\"not_joined\"");
+    mr_test_expect(&b, "\"code\":\"not_joined\"");
     mr_ws_close(&a);
     mr_ws_close(&b);
 }
@@ -324,18 +180,18 @@ static void expect_close(mr_ws *ws, int code)
 START_TEST(bad_input_gets_documented_errors)
 {
     mr_ws w, bystander, other;
-    hello_as(&bystander, &relays[0], "bystander", NULL);
-    join(&bystander, "calm");
+    mr_test_hello(&bystander, &relays[0], "bystander", NULL);
+    mr_test_join(&bystander, "calm");
 
     connect_ws(&w, &relays[0]);
     expect_error_for(&w, "{\"type\":\"join\",\"id\":1,\"room\":\"r\"}", "not_authenticated");
     expect_error_for(&w, "not json", "bad_json");
-    char *t = token_for("eve", 3600, "[\"team-*\"]");
+    char *t = mr_test_token("eve", 3600, "[\"team-*\"]");
     char hello[2048];
     snprintf(hello, sizeof hello, "{\"type\":\"hello\",\"token\":\"%s\"}", t);
     free(t);
     mr_ws_send_text(&w, hello);
-    expect_frame(&w, "welcome");
+    mr_test_expect(&w, "welcome");
     expect_error_for(&w, hello, "already_authenticated");
     expect_error_for(&w, "{\"type\":\"fly\"}", "unknown_type");
     expect_error_for(&w, "{\"room\":\"r\"}", "bad_frame");
@@ -346,16 +202,16 @@ START_TEST(bad_input_gets_documented_errors)
     expect_error_for(&w, "{\"type\":\"join\",\"room\":\"general\"}", "forbidden");
     expect_error_for(&w, "{\"type\":\"publish\",\"room\":\"team-a\",\"data\":1}", "not_joined");
     expect_error_for(&w, "{\"type\":\"presence\",\"room\":\"team-a\"}", "not_joined");
-    join(&w, "team-a");
+    mr_test_join(&w, "team-a");
     mr_ws_send_text(&w, "{\"type\":\"ping\",\"id\":\"p\"}");
-    expect_frame(&w, "\"type\":\"pong\",\"id\":\"p\"");
+    mr_test_expect(&w, "\"type\":\"pong\",\"id\":\"p\"");
 
     /* Binary frames close with 1003. */
     mr_ws_send_frame(&w, 2, "abc", 3);
     expect_close(&w, 1003);
 
     /* Oversize frames close with 1009. */
-    hello_as(&w, &relays[0], "eve", NULL);
+    mr_test_hello(&w, &relays[0], "eve", NULL);
     size_t big = 70000;
     char *huge = malloc(big + 64);
     int n = snprintf(huge, big + 64, "{\"type\":\"publish\",\"room\":\"r\",\"data\":\"");
@@ -367,7 +223,7 @@ START_TEST(bad_input_gets_documented_errors)
 
     /* A bad, an expired and a wrongly signed token: auth_failed, then 4001. */
     const char *bad_tokens[3];
-    char *expired = token_for("eve", -3600, NULL);
+    char *expired = mr_test_token("eve", -3600, NULL);
     bad_tokens[0] = "not-a-token";
     bad_tokens[1] = expired;
     bad_tokens[2] = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJldmUiLCJleHAiOjk5OTk5OTk5OTl9.";
@@ -381,19 +237,19 @@ START_TEST(bad_input_gets_documented_errors)
     free(expired);
 
     /* Too many invalid frames close with 4009. */
-    hello_as(&w, &relays[0], "eve", NULL);
+    mr_test_hello(&w, &relays[0], "eve", NULL);
     for (int i = 0; i < 25; i++)
         mr_ws_send_text(&w, "{\"type\":\"nope\"}");
     expect_close(&w, 4009);
 
     /* Everyone else is still served. */
-    hello_as(&other, &relays[0], "other", NULL);
-    join(&other, "calm");
-    publish(&other, "calm", "ok", "\"still fine\"");
-    char *m = next_message(&bystander, 5000);
+    mr_test_hello(&other, &relays[0], "other", NULL);
+    mr_test_join(&other, "calm");
+    mr_test_publish(&other, "calm", "ok", "\"still fine\"");
+    char *m = mr_test_next_message(&bystander, 5000);
     ck_assert_msg(m && strstr(m, "still fine"), "bystander got %s", m ? m : "nothing");
     free(m);
-    ck_assert_int_ge(metric(&relays[0], "meridian_relay_auth_failures_total"), 3);
+    ck_assert_int_ge(mr_test_relay_metric(&relays[0], "meridian_relay_auth_failures_total"), 3);
     mr_ws_close(&bystander);
     mr_ws_close(&other);
 }
@@ -414,21 +270,21 @@ static void setup_slow(void)
 START_TEST(flood_is_rate_limited_then_closed)
 {
     mr_ws w;
-    hello_as(&w, &relays[0], "flooder", NULL);
-    join(&w, "r");
+    mr_test_hello(&w, &relays[0], "flooder", NULL);
+    mr_test_join(&w, "r");
     for (int i = 0; i < 5; i++) {
         char mid[16];
         snprintf(mid, sizeof mid, "f%d", i);
-        publish(&w, "r", mid, "1");
-        expect_frame(&w, "\"type\":\"ack\"");
+        mr_test_publish(&w, "r", mid, "1");
+        mr_test_expect(&w, "\"type\":\"ack\"");
     }
-    publish(&w, "r", "over", "1");
+    mr_test_publish(&w, "r", "over", "1");
     char *f = mr_ws_expect(&w, "\"type\":\"error\"", 5000);
     ck_assert_msg(f && strstr(f, "rate_limited") && strstr(f, "\"retryable\":true"), "%s",
                   f ? f : "-");
     free(f);
     for (int i = 0; i < 40; i++)
-        publish(&w, "r", "flood", "1");
+        mr_test_publish(&w, "r", "flood", "1");
     expect_close(&w, 4029);
 }
 END_TEST
@@ -440,9 +296,9 @@ START_TEST(hello_timeout_and_room_limit)
     int64_t t0 = mr_test_now_ms();
     expect_close(&w, 4002);
     ck_assert_int_lt(mr_test_now_ms() - t0, 4000);
-    hello_as(&w, &relays[0], "alice", NULL);
-    join(&w, "a");
-    join(&w, "b");
+    mr_test_hello(&w, &relays[0], "alice", NULL);
+    mr_test_join(&w, "a");
+    mr_test_join(&w, "b");
     expect_error_for(&w, "{\"type\":\"join\",\"room\":\"c\"}", "too_many_rooms");
     mr_ws_close(&w);
 }
@@ -451,12 +307,12 @@ END_TEST
 START_TEST(slow_consumer_is_cut_off)
 {
     mr_ws pub, slow, fast;
-    hello_as(&pub, &relays[0], "pub", NULL);
-    hello_as(&slow, &relays[1], "slow", NULL);
-    hello_as(&fast, &relays[1], "fast", NULL);
-    join(&pub, "big");
-    join(&slow, "big");
-    join(&fast, "big");
+    mr_test_hello(&pub, &relays[0], "pub", NULL);
+    mr_test_hello(&slow, &relays[1], "slow", NULL);
+    mr_test_hello(&fast, &relays[1], "fast", NULL);
+    mr_test_join(&pub, "big");
+    mr_test_join(&slow, "big");
+    mr_test_join(&fast, "big");
     /* 60 KB payloads: the slow member never reads, so kernel buffers fill, then its queue. */
     char *data = malloc(61000);
     data[0] = '"';
@@ -464,15 +320,16 @@ START_TEST(slow_consumer_is_cut_off)
     strcpy(data + 60001, "\"");
     int received = 0;
     int64_t deadline = mr_test_now_ms() + 60000;
-    for (int i = 0; metric(&relays[1], "meridian_relay_slow_consumer_closes_total") < 1; i++) {
+    for (int i = 0;
+         mr_test_relay_metric(&relays[1], "meridian_relay_slow_consumer_closes_total") < 1; i++) {
         ck_assert_msg(mr_test_now_ms() < deadline, "slow consumer never cut off");
         char mid[16];
         snprintf(mid, sizeof mid, "b%d", i);
-        publish(&pub, "big", mid, data);
+        mr_test_publish(&pub, "big", mid, data);
         char *m = mr_ws_expect(&pub, "\"type\":\"ack\"", 5000);
         ck_assert_msg(m != NULL, "publish %d not acknowledged", i);
         free(m);
-        char *f = next_message(&fast, 5000);
+        char *f = mr_test_next_message(&fast, 5000);
         ck_assert_msg(f != NULL, "fast member stopped receiving at %d", i);
         free(f);
         received++;
@@ -491,8 +348,8 @@ START_TEST(slow_consumer_is_cut_off)
     ck_assert_int_eq(code, 4008);
     mr_ws_close(&slow);
     /* And the fast member keeps receiving. */
-    publish(&pub, "big", "after", "\"after\"");
-    char *m = next_message(&fast, 5000);
+    mr_test_publish(&pub, "big", "after", "\"after\"");
+    char *m = mr_test_next_message(&fast, 5000);
     ck_assert_msg(m && strstr(m, "after"), "fast member got %s", m ? m : "nothing");
     free(m);
     ck_assert_int_gt(received, 0);
@@ -504,18 +361,18 @@ END_TEST
 START_TEST(presence_on_this_relay)
 {
     mr_ws a, b;
-    hello_as(&a, &relays[0], "alice", NULL);
-    hello_as(&b, &relays[0], "bob", NULL);
-    join(&a, "p");
-    join(&b, "p");
-    expect_frame(&a, "\"event\":\"join\",\"user\":\"bob\"");
+    mr_test_hello(&a, &relays[0], "alice", NULL);
+    mr_test_hello(&b, &relays[0], "bob", NULL);
+    mr_test_join(&a, "p");
+    mr_test_join(&b, "p");
+    mr_test_expect(&a, "\"event\":\"join\",\"user\":\"bob\"");
     mr_ws_send_text(&a, "{\"type\":\"presence\",\"id\":9,\"room\":\"p\"}");
     char *f = mr_ws_expect(&a, "\"members\"", 5000);
     ck_assert_msg(f && strstr(f, "\"user\":\"alice\"") && strstr(f, "\"user\":\"bob\""), "%s",
                   f ? f : "-");
     free(f);
     mr_ws_close(&b);
-    expect_frame(&a, "\"event\":\"leave\",\"user\":\"bob\"");
+    mr_test_expect(&a, "\"event\":\"leave\",\"user\":\"bob\"");
     mr_ws_close(&a);
 }
 END_TEST
@@ -523,32 +380,32 @@ END_TEST
 START_TEST(nats_restart_resumes_delivery)
 {
     mr_ws a, b;
-    hello_as(&a, &relays[0], "alice", NULL);
-    hello_as(&b, &relays[1], "bob", NULL);
-    join(&a, "r");
-    join(&b, "r");
+    mr_test_hello(&a, &relays[0], "alice", NULL);
+    mr_test_hello(&b, &relays[1], "bob", NULL);
+    mr_test_join(&a, "r");
+    mr_test_join(&b, "r");
     mr_test_nats_stop(&nats);
-    wait_ready(&relays[0], 503, 10000);
+    mr_test_relay_wait_ready(&relays[0], 503, 10000);
     char *body;
     ck_assert_int_eq(mr_test_http_get("127.0.0.1", relays[0].admin_port, "/readyz", &body), 503);
     ck_assert_msg(strstr(body, "\"nats\":\"disconnected\""), "%s", body);
     free(body);
-    publish(&a, "r", "down", "1");
+    mr_test_publish(&a, "r", "down", "1");
     char *f = mr_ws_expect(&a, "\"type\":\"error\"", 5000);
     ck_assert_msg(f && strstr(f, "unavailable") && strstr(f, "\"retryable\":true"), "%s",
                   f ? f : "-");
     free(f);
     mr_test_nats_restart(&nats);
-    wait_ready(&relays[0], 200, 20000);
-    wait_ready(&relays[1], 200, 20000);
+    mr_test_relay_wait_ready(&relays[0], 200, 20000);
+    mr_test_relay_wait_ready(&relays[1], 200, 20000);
     /* Retry until the resubscription is in place on the other relay. */
     int64_t deadline = mr_test_now_ms() + 20000;
     char *m = NULL;
     for (int i = 0; !m && mr_test_now_ms() < deadline; i++) {
         char mid[16];
         snprintf(mid, sizeof mid, "up%d", i);
-        publish(&a, "r", mid, "2");
-        m = next_message(&b, 500);
+        mr_test_publish(&a, "r", mid, "2");
+        m = mr_test_next_message(&b, 500);
     }
     ck_assert_msg(m != NULL, "no delivery after NATS came back");
     free(m);
@@ -560,11 +417,11 @@ END_TEST
 START_TEST(sigterm_drains)
 {
     mr_ws a;
-    hello_as(&a, &relays[0], "alice", NULL);
-    join(&a, "r");
+    mr_test_hello(&a, &relays[0], "alice", NULL);
+    mr_test_join(&a, "r");
     kill(relays[0].pid, SIGTERM);
-    expect_frame(&a, "\"type\":\"reconnect\"");
-    wait_ready(&relays[0], 503, 5000);
+    mr_test_expect(&a, "\"type\":\"reconnect\"");
+    mr_test_relay_wait_ready(&relays[0], 503, 5000);
     mr_ws late;
     ck_assert_int_ne(mr_ws_connect(&late, "127.0.0.1", relays[0].port, NULL), 101);
     mr_ws_close(&late);
@@ -605,7 +462,7 @@ START_TEST(origin_allowlist_and_per_ip_limit)
     ck_assert_int_eq(status, 101);
     for (int i = 0; i < 3; i++)
         mr_ws_close(&w[i]);
-    ck_assert_int_ge(metric(&relays[0], "meridian_relay_rejected_upgrades_total"), 2);
+    ck_assert_int_ge(mr_test_relay_metric(&relays[0], "meridian_relay_rejected_upgrades_total"), 2);
 }
 END_TEST
 
@@ -628,8 +485,8 @@ static void setup_tls(void)
              "\"tls\":{\"cert\":\"%s/cert.pem\",\"key\":\"%s/key.pem\",\"hsts_max_age\":600},"
              "\"static_dir\":\"%s/www\"",
              tmp, tmp, tmp);
-    relay_write_config(&relays[0], "tls-relay", "", extra);
-    relay_spawn(&relays[0]);
+    mr_test_relay_config(&relays[0], tmp, "test", "tls-relay", nats.url, "", extra);
+    mr_test_relay_start(&relays[0], MERIDIAN_RELAY_BIN);
 }
 
 static int tls_connect(int port, int max_version, SSL **out_ssl, SSL_CTX **out_ctx, int *out_fd)
