@@ -150,3 +150,20 @@ resource "powerdns_record" "r" {
 test("template variable extraction", () => {
   assert.deepEqual([...templateVariables("${a} $${b} %{ if c != null }${d}%{ endif } %{ for i, u in e }${i}${u}%{ endfor }")].sort(), ["a", "c", "d", "e"]);
 });
+
+test("render/ passes the same template arguments as modules/region-aws", async () => {
+  const mod = await parseDir(path.join(tfRoot, "modules/region-aws"));
+  const calls = [];
+  for (const s of Object.values(mod.locals).filter((v) => typeof v === "string")) {
+    for (const m of s.matchAll(/templatefile\([^,]+bootstrap\.sh\.tftpl"\s*,\s*\{([\s\S]*?)\n\s*\}\)/g)) {
+      calls.push(new Set([...m[1].matchAll(/^\s*(\w+)\s*=/gm)].map((x) => x[1])));
+    }
+  }
+  assert.ok(calls.length >= 3, `expected the relay, NATS and service calls, found ${calls.length}`);
+  const render = await parseDir(path.join(here, "render"));
+  const base = new Set(Object.keys(render.locals.base));
+  for (const c of calls) {
+    assert.deepEqual([...c].filter((k) => !base.has(k)), [], "render/main.tf lacks arguments the module passes");
+    assert.deepEqual([...base].filter((k) => !c.has(k)), [], "render/main.tf passes arguments the module does not");
+  }
+});

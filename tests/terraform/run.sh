@@ -3,13 +3,17 @@
 #   fmt       terraform fmt -check -recursive terraform/
 #   topology  terraform init -backend=false + terraform test in modules/topology
 #             (no provider: runs offline; state and plugins in a temp dir)
+#   render    renders region-aws's cloud-init bootstrap template (render/,
+#             no provider) with terraform: `terraform test` asserts on its
+#             text and `bash -n` checks every rendered script
 #   hcl       node --test check_hcl.test.mjs: static checks of the modules
 #             that need providers (installs @cdktf/hcl2json with npm ci into
 #             tests/terraform/node_modules when it is missing)
 # A missing tool (terraform, node, npm) fails the test: it never skips.
 set -euo pipefail
-mode=${1:?usage: run.sh fmt|topology|hcl SOURCE_DIR}
-src=$(cd "${2:?usage: run.sh fmt|topology|hcl SOURCE_DIR}" && pwd)
+usage="usage: run.sh fmt|topology|render|hcl SOURCE_DIR"
+mode=${1:?$usage}
+src=$(cd "${2:?$usage}" && pwd)
 here=$src/tests/terraform
 
 need() {
@@ -34,6 +38,33 @@ topology)
     cd "$src/terraform/modules/topology"
     terraform init -backend=false -input=false -no-color > "$tmp/init.log" 2>&1 || { cat "$tmp/init.log"; echo "FAIL: terraform init"; exit 1; }
     terraform test -no-color
+    ;;
+render)
+    need terraform "install terraform (scripts/deps)"
+    need python3 "install python3"
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' EXIT
+    export TF_DATA_DIR=$tmp/data TF_IN_AUTOMATION=1 TF_INPUT=0 CHECKPOINT_DISABLE=1
+    cd "$here/render"
+    terraform init -backend=false -input=false -no-color > "$tmp/init.log" 2>&1 || { cat "$tmp/init.log"; echo "FAIL: terraform init"; exit 1; }
+    terraform test -no-color
+    terraform apply -auto-approve -input=false -no-color -state="$tmp/render.tfstate" > "$tmp/apply.log" 2>&1 || { cat "$tmp/apply.log"; echo "FAIL: terraform apply (render)"; exit 1; }
+    terraform output -state="$tmp/render.tfstate" -json scripts > "$tmp/scripts.json"
+    python3 - "$tmp" <<'PY'
+import json, sys
+tmp = sys.argv[1]
+for name, text in json.load(open(f"{tmp}/scripts.json")).items():
+    open(f"{tmp}/{name}.sh", "w").write(text)
+    print(name)
+PY
+    fail=0
+    n=0
+    for f in "$tmp"/*.sh; do
+        n=$((n + 1))
+        if bash -n "$f"; then echo "bash -n $(basename "$f"): ok"; else echo "FAIL: bash -n $(basename "$f")"; fail=$((fail + 1)); fi
+    done
+    echo "rendered scripts: $((n - fail)) passed, $fail failed"
+    [ "$fail" -eq 0 ]
     ;;
 hcl)
     need node "install nodejs (scripts/deps)"
