@@ -45,6 +45,7 @@ for c in "${comps[@]}"; do
     [ "$(dpkg-deb -f "$deb" Package)" = "meridian-$c" ] && ok || bad "$deb: wrong Package"
     [ "$(dpkg-deb -f "$deb" Version)" = "$version-1" ] && ok || bad "$deb: wrong Version"
     depends=$(dpkg-deb -f "$deb" Depends)
+    contents=$(dpkg-deb -c "$deb")
     ctrl=$tmp/ctrl-$c
     dpkg-deb -e "$deb" "$ctrl"
     case $c in
@@ -55,7 +56,8 @@ for c in "${comps[@]}"; do
         for s in postinst prerm postrm; do
             [ -x "$ctrl/$s" ] && ok || bad "meridian-$c has no executable $s"
         done
-        dpkg-deb -c "$deb" | grep -q "lib/systemd/system/meridian-$c.service$" && ok || bad "meridian-$c ships no systemd unit"
+        # (no grep -q on a pipe: with pipefail an early exit is a failure)
+        [[ $contents == *"./lib/systemd/system/meridian-$c.service"* ]] && ok || bad "meridian-$c ships no systemd unit"
         ;;
     common)
         [[ $depends == *adduser* ]] && ok || bad "meridian-common must depend on adduser: $depends"
