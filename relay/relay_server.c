@@ -204,6 +204,13 @@ int relay_server_start(relay *r, char *err, size_t errlen)
     info.uid = -1;
     info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 |
                    LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
+    /*
+     * With IPv6 enabled, lws 4.1 binds an IPv6 wildcard socket even when iface
+     * names an IPv4 address; relays sharing a port on different loopback
+     * addresses need the IPv4 bind.
+     */
+    if (strchr(host, ':') == NULL)
+        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
     info.retry_and_idle_policy = &r->retry;
     info.timeout_secs = 10;
     /* The relay enforces the message size itself; keep lws's per-connection buffers small. */

@@ -182,15 +182,21 @@ static int read_all(int fd, char **out, int timeout_ms)
     return (int)len;
 }
 
-int mr_test_http_get(const char *host, int port, const char *path, char **body)
+int mr_test_http(const char *host, int port, const char *method, const char *path,
+                 const char *headers, const char *req_body, char **body)
 {
     *body = NULL;
     int fd = tcp_connect(host, port);
     if (fd < 0)
         return -1;
-    char req[1024];
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, host);
-    if (write(fd, req, (size_t)n) != n) {
+    size_t bl = req_body ? strlen(req_body) : 0;
+    size_t cap = 1024 + bl + (headers ? strlen(headers) : 0) + strlen(path);
+    char *req = malloc(cap);
+    int n = snprintf(req, cap, "%s %s HTTP/1.0\r\nHost: %s\r\n%sContent-Length: %zu\r\n\r\n%s",
+                     method, path, host, headers ? headers : "", bl, req_body ? req_body : "");
+    ssize_t w = write(fd, req, (size_t)n);
+    free(req);
+    if (w != n) {
         close(fd);
         return -1;
     }
@@ -204,6 +210,11 @@ int mr_test_http_get(const char *host, int port, const char *path, char **body)
     *body = strdup(b ? b + 4 : "");
     free(resp);
     return status;
+}
+
+int mr_test_http_get(const char *host, int port, const char *path, char **body)
+{
+    return mr_test_http(host, port, "GET", path, NULL, NULL, body);
 }
 
 static void nats_spawn(mr_test_nats *n, bool jetstream)

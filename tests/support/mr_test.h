@@ -33,6 +33,12 @@ int mr_test_wait_exit(pid_t pid, int timeout_ms);
 
 /** Poll until a TCP connect to host:port succeeds or `timeout_ms` passes. */
 int mr_test_wait_port(const char *host, int port, int timeout_ms);
+/**
+ * Blocking HTTP/1.0 request; `headers` are extra "Name: value\r\n" lines (or
+ * NULL). Returns the status (or -1) and the body in a malloc'd string.
+ */
+int mr_test_http(const char *host, int port, const char *method, const char *path,
+                 const char *headers, const char *req_body, char **body);
 /** Blocking HTTP/1.0 GET; returns the status code (or -1) and the body in a malloc'd string. */
 int mr_test_http_get(const char *host, int port, const char *path, char **body);
 

@@ -1,0 +1,375 @@
+/*
+ * The message path end to end: clients on real relays, a real nats-server
+ * with JetStream, meridian-control and a real PostgreSQL. Each test checks
+ * one of Meridian's promises: acknowledged messages are never lost, history
+ * holds each message exactly once with contiguous seqs, every member sees
+ * the same seq for a message, and resume is gap-free or says it is not.
+ */
+#include "ctl_test_util.h"
+#include "mr_test.h"
+#include "mr_test_pg.h"
+#include "mr_test_relay.h"
+
+#include <check.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+
+static char *tmp;
+static mr_test_nats nats;
+static mr_test_pg pg;
+static ctl_proc ctl;
+static mr_test_relay relays[2];
+
+static void setup(void)
+{
+    signal(SIGPIPE, SIG_IGN); /* writes to a killed relay must fail, not kill the test */
+    tmp = mr_test_tmpdir("history");
+    mr_test_nats_start(&nats, true);
+    mr_test_pg_start(&pg, false);
+    ctl_proc_init(&ctl, nats.url, pg.conninfo, "test", "[\"test\"]",
+                  "\"batch\":{\"max_messages\":200,\"max_wait_ms\":20}");
+    ctl_proc_start(&ctl, NULL);
+    const char *limits = "\"publish_rate\":100000,\"publish_burst\":100000";
+    mr_test_relay_config(&relays[0], tmp, "test", "relay-1", nats.url, limits, "");
+    /* relay-2 answers resumes with at most 5 messages, to test paging. */
+    mr_test_relay_config(&relays[1], tmp, "test", "relay-2", nats.url, limits,
+                         "\"resume\":{\"limit\":5}");
+    mr_test_relay_start(&relays[0], MERIDIAN_RELAY_BIN);
+    mr_test_relay_start(&relays[1], MERIDIAN_RELAY_BIN);
+}
+
+static void teardown(void)
+{
+    for (int i = 0; i < 2; i++)
+        mr_test_relay_stop_clean(&relays[i]);
+    ctl_proc_stop(&ctl);
+    mr_test_pg_destroy(&pg);
+    mr_test_nats_stop(&nats);
+}
+
+static int64_t room_count(const char *room)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM messages WHERE room = '%s'", room);
+    return ctl_test_sql_int(&pg, sql);
+}
+
+static void wait_room_count(const char *room, int64_t want, int timeout_ms)
+{
+    int64_t deadline = mr_test_now_ms() + timeout_ms, n = -1;
+    while (mr_test_now_ms() < deadline) {
+        n = room_count(room);
+        if (n >= want)
+            break;
+        struct timespec ts = {0, 50 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    ck_assert_msg(n == want, "room %s holds %lld messages, want %lld", room, (long long)n,
+                  (long long)want);
+}
+
+static bool in_history(const char *room, const char *msg_id)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM message_ids WHERE room = '%s' AND msg_id = '%s'::uuid", room,
+             msg_id);
+    return ctl_test_sql_int(&pg, sql) == 1;
+}
+
+/* Pull the string or integer value of `key` out of a frame. */
+static json_t *frame_json(const char *frame)
+{
+    json_t *j = json_loads(frame, 0, NULL);
+    ck_assert_msg(j != NULL, "not JSON: %s", frame);
+    return j;
+}
+
+/* Read frames until `n` messages have their seq (from a commit or a message with seq). */
+static void collect_seqs(mr_ws *ws, json_t *seqs, size_t n, int timeout_ms)
+{
+    int64_t deadline = mr_test_now_ms() + timeout_ms;
+    while (json_object_size(seqs) < n) {
+        int left = (int)(deadline - mr_test_now_ms());
+        ck_assert_msg(left > 0, "only %zu of %zu seqs seen", json_object_size(seqs), n);
+        char *p;
+        int cc;
+        int op = mr_ws_recv(ws, left, &p, NULL, &cc);
+        ck_assert_msg(op == 1, "connection ended while collecting seqs");
+        json_t *j = frame_json(p);
+        json_t *seq = json_object_get(j, "seq");
+        json_t *id = json_object_get(j, "msg_id");
+        if (json_is_integer(seq) && json_is_string(id))
+            json_object_set(seqs, json_string_value(id), seq);
+        json_decref(j);
+        free(p);
+    }
+}
+
+START_TEST(exactly_once_with_duplicates_from_two_relays)
+{
+    mr_ws a1, a2, b;
+    mr_test_hello(&a1, &relays[0], "alice", NULL);
+    mr_test_hello(&a2, &relays[1], "alice", NULL); /* same user: same identity for a mid */
+    mr_test_hello(&b, &relays[1], "bob", NULL);
+    mr_test_join(&a1, "dup");
+    mr_test_join(&a2, "dup");
+    mr_test_join(&b, "dup");
+    char mid[32];
+    for (int i = 0; i < 50; i++) {
+        snprintf(mid, sizeof mid, "m%d", i);
+        mr_test_publish(&a1, "dup", mid, "1");
+        mr_test_publish(&a1, "dup", mid, "1"); /* retried on the same relay */
+        mr_test_publish(&a2, "dup", mid, "1"); /* and through another relay */
+    }
+    wait_room_count("dup", 50, 20000);
+    /* Nothing more arrives later: count again after the members saw every commit. */
+    json_t *seen_a = json_object(), *seen_b = json_object();
+    collect_seqs(&a1, seen_a, 50, 20000);
+    collect_seqs(&b, seen_b, 50, 20000);
+    ck_assert_int_eq(ctl_test_check_history(&pg), 50);
+    ck_assert_int_eq(room_count("dup"), 50);
+    /* Every member sees the same seq for the same message. */
+    ck_assert(json_equal(seen_a, seen_b));
+    json_decref(seen_a);
+    json_decref(seen_b);
+    mr_ws_close(&a1);
+    mr_ws_close(&a2);
+    mr_ws_close(&b);
+}
+END_TEST
+
+START_TEST(retry_after_reconnect_is_stored_once)
+{
+    mr_ws a, b;
+    mr_test_hello(&a, &relays[0], "alice", NULL);
+    mr_test_hello(&b, &relays[1], "bob", NULL);
+    mr_test_join(&a, "retry");
+    mr_test_join(&b, "retry");
+    /* Publish, then drop the connection without waiting for the ack. */
+    mr_test_publish(&a, "retry", "lost-ack", "\"first try\"");
+    mr_ws_close(&a);
+    mr_test_hello(&a, &relays[1], "alice", NULL);
+    mr_test_join(&a, "retry");
+    mr_test_publish(&a, "retry", "lost-ack", "\"second try\"");
+    mr_test_expect(&a, "\"type\":\"ack\"");
+    mr_test_publish(&a, "retry", "after", "\"after\"");
+    mr_test_expect(&a, "\"mid\":\"after\"");
+    wait_room_count("retry", 2, 20000);
+    ck_assert_int_eq(ctl_test_check_history(&pg), 2);
+    /* b saw the retried message once: the next message after it is "after". */
+    char *m = mr_test_next_message(&b, 5000);
+    ck_assert_msg(m && strstr(m, "lost-ack"), "%s", m ? m : "nothing");
+    free(m);
+    m = mr_test_next_message(&b, 5000);
+    ck_assert_msg(m && strstr(m, "\"mid\":\"after\""), "%s", m ? m : "nothing");
+    free(m);
+    mr_ws_close(&a);
+    mr_ws_close(&b);
+}
+END_TEST
+
+/* Publish `n` messages to `room` as `user`, wait until all are in history. */
+static void publish_committed(mr_test_relay *rp, const char *user, const char *room, int n,
+                              int64_t total_after)
+{
+    mr_ws p;
+    mr_test_hello(&p, rp, user, NULL);
+    mr_test_join(&p, room);
+    char mid[32], data[64];
+    for (int i = 0; i < n; i++) {
+        snprintf(mid, sizeof mid, "%s-%d", user, i);
+        snprintf(data, sizeof data, "{\"i\":%d}", i);
+        mr_test_publish(&p, room, mid, data);
+    }
+    wait_room_count(room, total_after, 20000);
+    mr_ws_close(&p);
+}
+
+START_TEST(resume_delivers_exactly_the_missed_messages)
+{
+    publish_committed(&relays[0], "early", "resume", 3, 3);
+    /* The member comes back on relay-1 with since=3 after 20 more messages. */
+    publish_committed(&relays[0], "pub", "resume", 20, 23);
+    mr_ws m;
+    mr_test_hello(&m, &relays[0], "member", NULL);
+    mr_ws_send_text(&m, "{\"type\":\"join\",\"id\":\"r1\",\"room\":\"resume\",\"since\":3}");
+    char *f = mr_ws_expect(&m, "\"type\":\"joined\"", 10000);
+    ck_assert_msg(f && strstr(f, "\"recovered\":true") && strstr(f, "\"id\":\"r1\""), "%s",
+                  f ? f : "no joined");
+    free(f);
+    for (int i = 0; i < 20; i++) {
+        char *msg = mr_test_next_message(&m, 5000);
+        ck_assert_msg(msg != NULL, "history message %d missing", i);
+        json_t *j = frame_json(msg);
+        ck_assert_int_eq(json_integer_value(json_object_get(j, "seq")), 4 + i);
+        ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j, "data"), "i")), i);
+        json_decref(j);
+        free(msg);
+    }
+    /* Nothing else: a live message comes next. */
+    mr_ws live;
+    mr_test_hello(&live, &relays[0], "pub", NULL);
+    mr_test_join(&live, "resume");
+    mr_test_publish(&live, "resume", "live-1", "\"live\"");
+    char *msg = mr_test_next_message(&m, 5000);
+    ck_assert_msg(msg && strstr(msg, "live-1"), "%s", msg ? msg : "nothing");
+    free(msg);
+    mr_ws_close(&m);
+    mr_ws_close(&live);
+}
+END_TEST
+
+START_TEST(resume_past_the_limit_says_so_and_pages_over_http)
+{
+    publish_committed(&relays[0], "pub", "paged", 12, 12);
+    mr_ws m;
+    mr_test_hello(&m, &relays[1], "member", NULL); /* relay-2 resumes at most 5 */
+    mr_ws_send_text(&m, "{\"type\":\"join\",\"id\":7,\"room\":\"paged\",\"since\":2}");
+    char *f = mr_ws_expect(&m, "\"type\":\"joined\"", 10000);
+    ck_assert_ptr_nonnull(f);
+    json_t *j = frame_json(f);
+    free(f);
+    ck_assert(json_is_false(json_object_get(j, "recovered")));
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "next_after")), 7);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "last_seq")), 12);
+    json_decref(j);
+    for (int i = 0; i < 5; i++) {
+        char *msg = mr_test_next_message(&m, 5000);
+        ck_assert_msg(msg && strstr(msg, "\"seq\":"), "message %d: %s", i, msg ? msg : "none");
+        free(msg);
+    }
+    /* The rest over the control plane's HTTP API. */
+    char *body;
+    int st = mr_test_http("127.0.0.1", ctl.http_port, "GET",
+                          "/v1/rooms/paged/messages?after=7&limit=100",
+                          "Authorization: Bearer " CTL_TEST_KEY "\r\n", NULL, &body);
+    ck_assert_msg(st == 200, "status %d: %s", st, body);
+    j = frame_json(body);
+    free(body);
+    json_t *msgs = json_object_get(j, "messages");
+    ck_assert_int_eq(json_array_size(msgs), 5);
+    for (size_t i = 0; i < 5; i++)
+        ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(msgs, i), "seq")),
+                         8 + (int)i);
+    json_decref(j);
+    mr_ws_close(&m);
+}
+END_TEST
+
+/* Publish continuously; record every acked msg_id. Returns the count of acks. */
+static int publish_stream(mr_ws *ws, const char *room, int n, json_t *acked, void (*midway)(void))
+{
+    char frame[256];
+    int acks = 0;
+    for (int i = 0; i < n; i++) {
+        snprintf(frame, sizeof frame,
+                 "{\"type\":\"publish\",\"room\":\"%s\",\"mid\":\"s%d\",\"data\":\"steady\"}", room,
+                 i);
+        if (mr_ws_send_text(ws, frame) != 0)
+            break; /* the relay is gone */
+        if (i == n / 4 && midway)
+            midway();
+        /* Read whatever is there: acks and errors; a short wait keeps the pace steady. */
+        char *p;
+        int cc;
+        while (mr_ws_recv(ws, 5, &p, NULL, &cc) == 1) {
+            json_t *j = frame_json(p);
+            if (strcmp(json_string_value(json_object_get(j, "type")), "ack") == 0) {
+                json_object_set(acked, json_string_value(json_object_get(j, "msg_id")),
+                                json_true());
+                acks++;
+            }
+            json_decref(j);
+            free(p);
+        }
+    }
+    return acks;
+}
+
+static void pg_outage(void)
+{
+    mr_test_pg_stop(&pg);
+}
+
+START_TEST(no_acknowledged_message_lost_while_postgres_is_down)
+{
+    mr_ws p;
+    mr_test_hello(&p, &relays[0], "pub", NULL);
+    mr_test_join(&p, "steady");
+    json_t *acked = json_object();
+    int acks = publish_stream(&p, "steady", 200, acked, pg_outage);
+    /* Acks keep coming while PostgreSQL is down: they only need the stream. */
+    ck_assert_int_gt(acks, 150);
+    mr_test_pg_restart(&pg);
+    /* Collect the remaining acks. */
+    int64_t deadline = mr_test_now_ms() + 10000;
+    while (json_object_size(acked) < 200 && mr_test_now_ms() < deadline) {
+        char *f;
+        int cc;
+        if (mr_ws_recv(&p, 200, &f, NULL, &cc) != 1)
+            continue;
+        json_t *j = frame_json(f);
+        if (strcmp(json_string_value(json_object_get(j, "type")), "ack") == 0)
+            json_object_set(acked, json_string_value(json_object_get(j, "msg_id")), json_true());
+        json_decref(j);
+        free(f);
+    }
+    wait_room_count("steady", (int64_t)json_object_size(acked), 30000);
+    const char *id;
+    json_t *v;
+    json_object_foreach(acked, id, v) ck_assert_msg(in_history("steady", id), "acked %s lost", id);
+    ck_assert_int_eq(ctl_test_check_history(&pg), (int64_t)json_object_size(acked));
+    json_decref(acked);
+    mr_ws_close(&p);
+}
+END_TEST
+
+static void kill_relay_1(void)
+{
+    kill(relays[0].pid, SIGKILL);
+}
+
+START_TEST(relay_killed_under_load_loses_no_acknowledged_message)
+{
+    mr_ws p;
+    mr_test_hello(&p, &relays[0], "pub", NULL);
+    mr_test_join(&p, "killed");
+    json_t *acked = json_object();
+    publish_stream(&p, "killed", 400, acked, kill_relay_1);
+    mr_test_wait_exit(relays[0].pid, 5000);
+    relays[0].pid = 0;
+    ck_assert_int_gt(json_object_size(acked), 0);
+    wait_room_count("killed", (int64_t)json_object_size(acked), 20000);
+    const char *id;
+    json_t *v;
+    json_object_foreach(acked, id, v) ck_assert_msg(in_history("killed", id), "acked %s lost", id);
+    json_decref(acked);
+    mr_ws_close(&p);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("history_e2e");
+    TCase *tc = tcase_create("relays_control_postgres");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 180);
+    tcase_add_test(tc, exactly_once_with_duplicates_from_two_relays);
+    tcase_add_test(tc, retry_after_reconnect_is_stored_once);
+    tcase_add_test(tc, resume_delivers_exactly_the_missed_messages);
+    tcase_add_test(tc, resume_past_the_limit_says_so_and_pages_over_http);
+    tcase_add_test(tc, no_acknowledged_message_lost_while_postgres_is_down);
+    tcase_add_test(tc, relay_killed_under_load_loses_no_acknowledged_message);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
