@@ -6,12 +6,17 @@
 #   render    renders region-aws's cloud-init bootstrap template (render/,
 #             no provider) with terraform: `terraform test` asserts on its
 #             text and `bash -n` checks every rendered script
+#   crosscheck REGIONS_BIN: for each regions file of the repository, the C
+#             loader (meridian-regions check) and the topology module agree
+#             it is valid, give the same healthy-case answer per geography
+#             (meridian-regions route), and nats-server -t accepts every
+#             rendered nats-server config
 #   hcl       node --test check_hcl.test.mjs: static checks of the modules
 #             that need providers (installs @cdktf/hcl2json with npm ci into
 #             tests/terraform/node_modules when it is missing)
 # A missing tool (terraform, node, npm) fails the test: it never skips.
 set -euo pipefail
-usage="usage: run.sh fmt|topology|render|hcl SOURCE_DIR"
+usage="usage: run.sh fmt|topology|render|crosscheck|hcl SOURCE_DIR [REGIONS_BIN]"
 mode=${1:?$usage}
 src=$(cd "${2:?$usage}" && pwd)
 here=$src/tests/terraform
@@ -65,6 +70,69 @@ PY
     done
     echo "rendered scripts: $((n - fail)) passed, $fail failed"
     [ "$fail" -eq 0 ]
+    ;;
+crosscheck)
+    need terraform "install terraform (scripts/deps)"
+    need nats-server "install nats-server (scripts/deps)"
+    need python3 "install python3"
+    regions_bin=${3:?$usage}
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' EXIT
+    export TF_DATA_DIR=$tmp/data TF_IN_AUTOMATION=1 TF_INPUT=0 CHECKPOINT_DISABLE=1
+    cd "$here/crosscheck"
+    terraform init -backend=false -input=false -no-color > "$tmp/init.log" 2>&1 || { cat "$tmp/init.log"; echo "FAIL: terraform init"; exit 1; }
+    fail=0
+    pass=0
+    for f in "$src"/regions/*.json "$src"/terraform/examples/*/regions.json \
+        "$src"/terraform/modules/topology/tests/fixtures/*.json "$src"/packaging/config/regions.json; do
+        [ -f "$f" ] || continue
+        name=${f#"$src"/}
+        if ! out=$("$regions_bin" check "$f" 2>&1); then
+            echo "FAIL: meridian-regions check $name: $out"; fail=$((fail + 1)); continue
+        fi
+        state=$tmp/$(echo "$name" | tr / _).tfstate
+        if ! terraform apply -auto-approve -input=false -no-color -state="$state" -var "regions_file=$f" > "$tmp/apply.log" 2>&1; then
+            cat "$tmp/apply.log"; echo "FAIL: topology module rejects $name"; fail=$((fail + 1)); continue
+        fi
+        terraform output -state="$state" -json > "$tmp/out.json"
+        "$regions_bin" route "$f" > "$tmp/route.txt"
+        rm -rf "$tmp/nats" && mkdir "$tmp/nats"
+        if python3 - "$tmp" "$name" <<'PY'
+import json, re, sys
+tmp, name = sys.argv[1], sys.argv[2]
+out = json.load(open(f"{tmp}/out.json"))
+geo = out["geo"]["value"]
+c_geo, c_default = {}, None
+for line in open(f"{tmp}/route.txt"):
+    m = re.match(r"^(\S+)( \(default\))? -> (\S+): (.*)$", line.strip())
+    if not m:
+        sys.exit(f"unparsed meridian-regions route line: {line!r}")
+    c_geo[m[1]] = m[4].split()
+    if m[2]:
+        c_default = m[1]
+problems = []
+if c_geo != geo:
+    problems.append(f"answers differ: meridian-regions {c_geo} terraform {geo}")
+if c_default != out["default_region"]["value"]:
+    problems.append(f"default region differs: {c_default} vs {out['default_region']['value']}")
+for server, text in out["nats_conf"]["value"].items():
+    open(f"{tmp}/nats/{server}.conf", "w").write(text)
+if problems:
+    print(f"FAIL: {name}: " + "; ".join(problems))
+    sys.exit(1)
+PY
+        then
+            pass=$((pass + 1))
+        else
+            fail=$((fail + 1))
+        fi
+        for conf in "$tmp"/nats/*.conf; do
+            [ -e "$conf" ] || continue
+            if out=$(nats-server -t -c "$conf" 2>&1); then pass=$((pass + 1)); else echo "FAIL: $name: nats-server -t $(basename "$conf"): $out"; fail=$((fail + 1)); fi
+        done
+    done
+    echo "crosscheck: $pass passed, $fail failed"
+    [ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]
     ;;
 hcl)
     need node "install nodejs (scripts/deps)"

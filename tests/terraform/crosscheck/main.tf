@@ -1,0 +1,24 @@
+# The topology module applied to one regions file, for run.sh crosscheck:
+# its answers are compared with meridian-regions (the C loader and routing
+# policy) and its rendered nats-server configs are checked by nats-server.
+
+variable "regions_file" {
+  type = string
+}
+
+module "topology" {
+  source       = "../../../terraform/modules/topology"
+  regions_file = var.regions_file
+}
+
+output "geo" {
+  value = { for g in module.topology.dns.geo : g.region => g.addresses }
+}
+
+output "default_region" {
+  value = module.topology.default_region
+}
+
+output "nats_conf" {
+  value = module.topology.nats_conf
+}
