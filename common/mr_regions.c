@@ -422,7 +422,7 @@ static void load_relay(mr_cfg *c, json_t *o, const char *p, mr_relay_ep *ep, lis
     ep->admin_url = req_str(c, o, p, "admin_url");
     if (mr_cfg_failed(c))
         return;
-    char host[256], kp[160];
+    char host[256], kp[256];
     int port;
     const char *why = parse_url(ep->ws_url, "ws", 80, "wss", 443, host, sizeof host, &port);
     snprintf(kp, sizeof kp, "%s.ws_url", p);

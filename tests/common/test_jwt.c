@@ -198,7 +198,7 @@ END_TEST
 
 START_TEST(b64url_roundtrip)
 {
-    unsigned char in[64], out[96];
+    unsigned char in[64] = {0}, out[96];
     char enc[128];
     for (size_t n = 0; n < sizeof in; n++) {
         for (size_t i = 0; i < n; i++)
