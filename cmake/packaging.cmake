@@ -40,8 +40,10 @@ endif()
 install(FILES ${MERIDIAN_PKG_DIR}/config/regions.json DESTINATION /etc/meridian COMPONENT common)
 install(PROGRAMS ${MERIDIAN_PKG_DIR}/debian/common/meridian-init-secrets
         DESTINATION lib/meridian COMPONENT common)
-install(FILES ${CMAKE_CURRENT_LIST_DIR}/../docs/operations.md ${CMAKE_CURRENT_LIST_DIR}/../regions/README.md
+install(FILES ${CMAKE_CURRENT_LIST_DIR}/../docs/operations.md
         DESTINATION share/doc/meridian-common COMPONENT common OPTIONAL)
+install(FILES ${CMAKE_CURRENT_LIST_DIR}/../regions/README.md
+        DESTINATION share/doc/meridian-common RENAME regions-file.md COMPONENT common OPTIONAL)
 set(_mr_common_conffiles "/etc/meridian/regions.json\n")
 
 foreach(_d IN LISTS _mr_daemons)
