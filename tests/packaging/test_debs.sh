@@ -73,6 +73,10 @@ if [ -x "$root/usr/lib/meridian/meridian-init-secrets" ]; then
     "$root/usr/lib/meridian/meridian-init-secrets" --root "$root" && ok || bad "meridian-init-secrets failed"
     [ -s "$root/etc/meridian/token.secret" ] && [ "$(stat -c %a "$root/etc/meridian/token.secret")" = 640 ] && ok ||
         bad "token.secret missing or not mode 0640"
+    before=$(cat "$root/etc/meridian/token.secret" "$root/etc/meridian/api_keys" | md5sum)
+    "$root/usr/lib/meridian/meridian-init-secrets" --root "$root"
+    [ "$before" = "$(cat "$root/etc/meridian/token.secret" "$root/etc/meridian/api_keys" | md5sum)" ] && ok ||
+        bad "meridian-init-secrets replaced existing secrets"
 else
     bad "meridian-common lacks /usr/lib/meridian/meridian-init-secrets"
 fi

@@ -94,7 +94,7 @@ resource "aws_lb_target_group" "ws" {
   deregistration_delay = var.drain_seconds
   # Existing WebSockets stay up while a draining relay moves its clients.
   connection_termination = false
-  preserve_client_ip     = true
+  preserve_client_ip     = "true"
 
   health_check {
     protocol            = local.relays[0].admin_tls ? "HTTPS" : "HTTP"
