@@ -86,10 +86,15 @@ data "aws_iam_policy_document" "read_secrets" {
     resources = [for p in local.ssm_parameters :
     "arn:${data.aws_partition.current.partition}:ssm:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:parameter/${trimprefix(p, "/")}"]
   }
-  statement {
-    sid       = "DecryptMeridianSecrets"
-    actions   = ["kms:Decrypt"]
-    resources = [var.kms_key_arn != null ? var.kms_key_arn : "arn:${data.aws_partition.current.partition}:kms:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:alias/aws/ssm"]
+  # Parameters encrypted with the AWS managed key (aws/ssm) need no KMS grant;
+  # a customer managed key does.
+  dynamic "statement" {
+    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+    content {
+      sid       = "DecryptMeridianSecrets"
+      actions   = ["kms:Decrypt"]
+      resources = [statement.value]
+    }
   }
 }
 

@@ -208,10 +208,10 @@ resource "aws_vpc_security_group_ingress_rule" "service_admin" {
 # talks to its peers, and writes DNS (Route 53 API or PowerDNS API over
 # HTTPS); the control plane reaches PostgreSQL. Both over these ports only.
 resource "aws_vpc_security_group_egress_rule" "service_out" {
-  for_each = toset(distinct([
+  for_each = toset(distinct(concat([
     tostring(local.ws_port), tostring(local.admin_port), "5432", "53",
     local.r.healthcheck == null ? "443" : tostring(local.r.healthcheck.port),
-  ]))
+  ], [for p in var.service_egress_ports : tostring(p)])))
   security_group_id = aws_security_group.service.id
   description       = "Probes, peers, PostgreSQL, DNS"
   cidr_ipv4         = "0.0.0.0/0"

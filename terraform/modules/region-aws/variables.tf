@@ -154,7 +154,7 @@ variable "postgres_parameter" {
 }
 
 variable "kms_key_arn" {
-  description = "KMS key of the SSM parameters; null: the AWS managed key (alias/aws/ssm)."
+  description = "Customer managed KMS key of the SSM parameters (the role gets kms:Decrypt on it); null: the AWS managed key aws/ssm, which needs no grant."
   type        = string
   default     = null
 }
@@ -218,4 +218,10 @@ variable "allow_route53_health_checks" {
   description = "Open the relay admin port on the balancer to Route 53's health checkers (the AWS managed prefix list), for modules/dns-route53's second line."
   type        = bool
   default     = true
+}
+
+variable "service_egress_ports" {
+  description = "Extra TCP ports the control plane and health agent may reach (e.g. the PowerDNS API port of the health agents' DNS provider)."
+  type        = list(number)
+  default     = []
 }
