@@ -6,17 +6,18 @@
 #   render    renders region-aws's cloud-init bootstrap template (render/,
 #             no provider) with terraform: `terraform test` asserts on its
 #             text and `bash -n` checks every rendered script
-#   crosscheck REGIONS_BIN: for each regions file of the repository, the C
-#             loader (meridian-regions check) and the topology module agree
-#             it is valid, give the same healthy-case answer per geography
-#             (meridian-regions route), and nats-server -t accepts every
-#             rendered nats-server config
+#   crosscheck REGIONS_BIN LUA_DUMP_BIN: for each regions file of the
+#             repository, the C loader (meridian-regions check) and the
+#             topology module agree it is valid, give the same healthy-case
+#             answer per geography (meridian-regions route) and the same
+#             PowerDNS LUA record as the health agent (hc_lua_dump), and
+#             nats-server -t accepts every rendered nats-server config
 #   hcl       node --test check_hcl.test.mjs: static checks of the modules
 #             that need providers (installs @cdktf/hcl2json with npm ci into
 #             tests/terraform/node_modules when it is missing)
 # A missing tool (terraform, node, npm) fails the test: it never skips.
 set -euo pipefail
-usage="usage: run.sh fmt|topology|render|crosscheck|hcl SOURCE_DIR [REGIONS_BIN]"
+usage="usage: run.sh fmt|topology|render|crosscheck|hcl SOURCE_DIR [REGIONS_BIN LUA_DUMP_BIN]"
 mode=${1:?$usage}
 src=$(cd "${2:?$usage}" && pwd)
 here=$src/tests/terraform
@@ -76,6 +77,7 @@ crosscheck)
     need nats-server "install nats-server (scripts/deps)"
     need python3 "install python3"
     regions_bin=${3:?$usage}
+    lua_bin=${4:?$usage}
     tmp=$(mktemp -d)
     trap 'rm -rf "$tmp"' EXIT
     export TF_DATA_DIR=$tmp/data TF_IN_AUTOMATION=1 TF_INPUT=0 CHECKPOINT_DISABLE=1
@@ -96,6 +98,7 @@ crosscheck)
         fi
         terraform output -state="$state" -json > "$tmp/out.json"
         "$regions_bin" route "$f" > "$tmp/route.txt"
+        "$lua_bin" "$f" > "$tmp/lua.txt"
         rm -rf "$tmp/nats" && mkdir "$tmp/nats"
         if python3 - "$tmp" "$name" <<'PY'
 import json, re, sys
@@ -113,6 +116,9 @@ for line in open(f"{tmp}/route.txt"):
 problems = []
 if c_geo != geo:
     problems.append(f"answers differ: meridian-regions {c_geo} terraform {geo}")
+agent_lua = open(f"{tmp}/lua.txt").read().rstrip("\n")
+if agent_lua != out["lua"]["value"]:
+    problems.append(f"PowerDNS LUA record differs:\n  agent:     {agent_lua}\n  terraform: {out['lua']['value']}")
 if c_default != out["default_region"]["value"]:
     problems.append(f"default region differs: {c_default} vs {out['default_region']['value']}")
 for server, text in out["nats_conf"]["value"].items():

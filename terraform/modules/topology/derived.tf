@@ -120,16 +120,16 @@ locals {
   # The same policy as the PowerDNS LUA record the health agent writes
   # (healthcheck/hc_dns_pdns.c, hc_dns_pdns_lua): netmask() tests the client
   # address or its ECS subnet against each geography's CIDRs in file order;
-  # everyone else gets the default region. Byte for byte the agent's healthy
-  # case, so the agent's first write changes nothing. (view() is not used: it
+  # everyone else gets the default region; addresses sorted (strcmp order,
+  # as the agent's plan). Byte for byte the agent's healthy case, so the agent's first write changes nothing. (view() is not used: it
   # answers one random address of the set.)
   lua_record = join("", concat(
     ["A \";"],
     [for g in local.dns_geo :
-      "if netmask({${join(",", [for c in g.cidrs : "'${c}'"])}}) then return {${join(",", [for a in g.addresses : "'${a}'"])}} end "
+      "if netmask({${join(",", [for c in g.cidrs : "'${c}'"])}}) then return {${join(",", [for a in sort(g.addresses) : "'${a}'"])}} end "
       if length(g.cidrs) > 0
     ],
-    ["return {${join(",", [for a in local.dns_default : "'${a}'"])}}\""],
+    ["return {${join(",", [for a in sort(local.dns_default) : "'${a}'"])}}\""],
   ))
   lua_records = local.valid ? { A = local.lua_record } : {}
 

@@ -22,3 +22,7 @@ output "default_region" {
 output "nats_conf" {
   value = module.topology.nats_conf
 }
+
+output "lua" {
+  value = module.topology.dns.lua["A"]
+}
