@@ -6,18 +6,19 @@
 #   render    renders region-aws's cloud-init bootstrap template (render/,
 #             no provider) with terraform: `terraform test` asserts on its
 #             text and `bash -n` checks every rendered script
-#   crosscheck REGIONS_BIN LUA_DUMP_BIN: for each regions file of the
+#   crosscheck REGIONS_BIN DNS_DUMP_BIN: for each regions file of the
 #             repository, the C loader (meridian-regions check) and the
 #             topology module agree it is valid, give the same healthy-case
-#             answer per geography (meridian-regions route) and the same
-#             PowerDNS LUA record as the health agent (hc_lua_dump), and
+#             answer per geography (meridian-regions route), the same
+#             PowerDNS LUA record and Route 53 record sets (set identifiers,
+#             locations, TTL, values) as the health agent (hc_dns_dump), and
 #             nats-server -t accepts every rendered nats-server config
 #   hcl       node --test check_hcl.test.mjs: static checks of the modules
 #             that need providers (installs @cdktf/hcl2json with npm ci into
 #             tests/terraform/node_modules when it is missing)
 # A missing tool (terraform, node, npm) fails the test: it never skips.
 set -euo pipefail
-usage="usage: run.sh fmt|topology|render|crosscheck|hcl SOURCE_DIR [REGIONS_BIN LUA_DUMP_BIN]"
+usage="usage: run.sh fmt|topology|render|crosscheck|hcl SOURCE_DIR [REGIONS_BIN DNS_DUMP_BIN]"
 mode=${1:?$usage}
 src=$(cd "${2:?$usage}" && pwd)
 here=$src/tests/terraform
@@ -77,7 +78,7 @@ crosscheck)
     need nats-server "install nats-server (scripts/deps)"
     need python3 "install python3"
     regions_bin=${3:?$usage}
-    lua_bin=${4:?$usage}
+    dns_bin=${4:?$usage}
     tmp=$(mktemp -d)
     trap 'rm -rf "$tmp"' EXIT
     export TF_DATA_DIR=$tmp/data TF_IN_AUTOMATION=1 TF_INPUT=0 CHECKPOINT_DISABLE=1
@@ -98,7 +99,8 @@ crosscheck)
         fi
         terraform output -state="$state" -json > "$tmp/out.json"
         "$regions_bin" route "$f" > "$tmp/route.txt"
-        "$lua_bin" "$f" > "$tmp/lua.txt"
+        "$dns_bin" lua "$f" > "$tmp/lua.txt"
+        "$dns_bin" route53 "$f" > "$tmp/route53.xml"
         rm -rf "$tmp/nats" && mkdir "$tmp/nats"
         if python3 - "$tmp" "$name" <<'PY'
 import json, re, sys
@@ -119,6 +121,30 @@ if c_geo != geo:
 agent_lua = open(f"{tmp}/lua.txt").read().rstrip("\n")
 if agent_lua != out["lua"]["value"]:
     problems.append(f"PowerDNS LUA record differs:\n  agent:     {agent_lua}\n  terraform: {out['lua']['value']}")
+# Route 53: the agent UPSERTs one A set per continent/country and "default";
+# terraform must create exactly those sets (same identifiers and locations)
+# or the agent's writes collide with them. The agent writes every address
+# into A sets; IPv6 relays are compared on terraform's AAAA sets instead.
+import ipaddress
+import xml.etree.ElementTree as ET
+ns = {"r": "https://route53.amazonaws.com/doc/2013-04-01/"}
+agent_sets = {}
+for rrs in ET.parse(f"{tmp}/route53.xml").getroot().iterfind(".//r:ResourceRecordSet", ns):
+    geo = rrs.find("r:GeoLocation", ns)[0]
+    values = [v.text for v in rrs.iterfind(".//r:Value", ns)]
+    agent_sets[rrs.findtext("r:SetIdentifier", namespaces=ns)] = {
+        "location": (geo.tag.split("}")[1], geo.text),
+        "ttl": int(rrs.findtext("r:TTL", namespaces=ns)),
+        "values": sorted(v for v in values if ipaddress.ip_address(v).version == 4),
+    }
+tf_sets = {}
+for set_id, rec in out["route53"]["value"].items():
+    if rec["type"] != "A":
+        continue
+    loc = ("ContinentCode", rec["continent"]) if rec["continent"] else ("CountryCode", rec["country"])
+    tf_sets[set_id] = {"location": loc, "ttl": out["ttl"]["value"], "values": sorted(rec["records"])}
+if agent_sets != tf_sets:
+    problems.append(f"Route 53 record sets differ:\n  agent:     {agent_sets}\n  terraform: {tf_sets}")
 if c_default != out["default_region"]["value"]:
     problems.append(f"default region differs: {c_default} vs {out['default_region']['value']}")
 for server, text in out["nats_conf"]["value"].items():

@@ -5,7 +5,11 @@
 #   - each region's own name: its relays;
 #   - the api name: every region's control address.
 # This is the healthy case. The health agent owns the ws records afterwards
-# (it rewrites their values), so terraform ignores changes to them.
+# (it UPSERTs their values), so terraform ignores changes to them. The set
+# identifiers are the agent's ("<region>-<code>", "default"; A records, see
+# healthcheck/hc_dns_route53.c): the agent must find and replace these sets,
+# a second set for the same location would make its writes fail. AAAA sets
+# (IPv6 relays) are terraform's only: the agent writes A records.
 #
 # Second line: each region has a calculated health check (healthy when at
 # least min_healthy_relays of its relay endpoints answer GET /readyz on the
@@ -17,23 +21,9 @@
 locals {
   t        = var.topology
   zone_id  = var.zone_id != null ? var.zone_id : data.aws_route53_zone.this[0].zone_id
-  is_v6    = { for a in local.t.dns.all : a => strcontains(a, ":") }
   families = { A = false, AAAA = true }
 
   relays = { for x in flatten([for name, r in local.t.regions : [for x in r.relays : merge(x, { region = name })]]) : x.id => x }
-
-  # (region, location kind, code, record type) for every geolocation record.
-  geo_records = merge([for g in local.t.dns.geo : merge(
-    { for pair in setproduct(g.continents, keys(local.families)) : "${g.region}/continent/${pair[0]}/${pair[1]}" => {
-      region  = g.region, continent = pair[0], country = null, type = pair[1]
-      records = [for a in g.addresses : a if local.is_v6[a] == local.families[pair[1]]]
-    } },
-    { for pair in setproduct(g.countries, keys(local.families)) : "${g.region}/country/${pair[0]}/${pair[1]}" => {
-      region  = g.region, continent = null, country = pair[0], type = pair[1]
-      records = [for a in g.addresses : a if local.is_v6[a] == local.families[pair[1]]]
-    } },
-  )]...)
-  default_records = { for type, v6 in local.families : type => [for a in local.t.dns.default : a if local.is_v6[a] == v6] }
 }
 
 data "aws_route53_zone" "this" {
@@ -61,42 +51,29 @@ resource "aws_route53_health_check" "region" {
   tags                   = merge(var.tags, { Name = "meridian-region-${each.key}", "meridian:region" = each.key })
 }
 
+# Geolocation record sets from the topology module (dns.route53), keyed by
+# the set identifiers the health agent uses; country "*" is the default.
 resource "aws_route53_record" "ws_geo" {
-  for_each       = { for k, v in local.geo_records : k => v if length(v.records) > 0 }
+  for_each       = local.t.dns.route53
   zone_id        = local.zone_id
   name           = local.t.ws_fqdn
   type           = each.value.type
   ttl            = local.t.ttl
   records        = each.value.records
-  set_identifier = replace(each.key, "/", "-")
+  set_identifier = each.key
 
   geolocation_routing_policy {
     continent = each.value.continent
     country   = each.value.country
   }
 
-  health_check_id = var.health_checks ? aws_route53_health_check.region[each.value.region].id : null
+  # The default location is the fail-open floor: no health check.
+  health_check_id = var.health_checks && each.value.country != "*" ? aws_route53_health_check.region[each.value.region].id : null
 
   lifecycle {
-    # The health agent rewrites the answers.
-    ignore_changes = [records]
-  }
-}
-
-resource "aws_route53_record" "ws_default" {
-  for_each       = { for type, recs in local.default_records : type => recs if length(recs) > 0 }
-  zone_id        = local.zone_id
-  name           = local.t.ws_fqdn
-  type           = each.key
-  ttl            = local.t.ttl
-  records        = each.value
-  set_identifier = "default-${each.key}"
-
-  geolocation_routing_policy {
-    country = "*"
-  }
-
-  lifecycle {
+    # The health agent rewrites the answers. Its UPSERTs carry no
+    # HealthCheckId, so they detach the health check; the next apply puts it
+    # back (with the agent's current answer, records being ignored).
     ignore_changes = [records]
   }
 }
@@ -106,8 +83,8 @@ resource "aws_route53_record" "region" {
     for type, v6 in local.families : "${name}/${type}" => {
       fqdn    = r.fqdn
       type    = type
-      records = [for a in r.relay_addresses : a if local.is_v6[a] == v6]
-    } if length([for a in r.relay_addresses : a if local.is_v6[a] == v6]) > 0
+      records = [for a in r.relay_addresses : a if strcontains(a, ":") == v6]
+    } if length([for a in r.relay_addresses : a if strcontains(a, ":") == v6]) > 0
   }]...)
   zone_id = local.zone_id
   name    = each.value.fqdn

@@ -8,9 +8,6 @@ output "region_health_check_ids" {
 }
 
 output "ws_record_ids" {
-  description = "Geolocation records of the ws name, by region/kind/code/type, plus the defaults."
-  value = merge(
-    { for k, r in aws_route53_record.ws_geo : k => r.id },
-    { for k, r in aws_route53_record.ws_default : "default/${k}" => r.id },
-  )
+  description = "Geolocation record sets of the ws name, by set identifier (\"<region>-<code>\", \"default\")."
+  value       = { for k, r in aws_route53_record.ws_geo : k => r.id }
 }

@@ -133,6 +133,32 @@ locals {
   ))
   lua_records = local.valid ? { A = local.lua_record } : {}
 
+  # The same healthy case as Route 53 geolocation record sets, with the set
+  # identifiers the health agent UPSERTs (healthcheck/hc_dns_route53.c):
+  # "<region>-<code>" per continent and country, "default" for the default
+  # location ("*"); A records. AAAA sets (IPv6 relays) get a "-AAAA" suffix
+  # and are terraform's only.
+  r53_families = { A = false, AAAA = true }
+  route53_geo = merge(concat(
+    [for g in local.dns_geo : {
+      for pair in setproduct(concat([for c in g.continents : ["continent", c]], [for c in g.countries : ["country", c]]), keys(local.r53_families)) :
+      (pair[1] == "A" ? "${g.region}-${pair[0][1]}" : "${g.region}-${pair[0][1]}-AAAA") => {
+        region    = g.region
+        continent = pair[0][0] == "continent" ? pair[0][1] : null
+        country   = pair[0][0] == "country" ? pair[0][1] : null
+        type      = pair[1]
+        records   = [for a in g.addresses : a if strcontains(a, ":") == local.r53_families[pair[1]]]
+      } if length([for a in g.addresses : a if strcontains(a, ":") == local.r53_families[pair[1]]]) > 0
+    }],
+    [{ for type, v6 in local.r53_families : (type == "A" ? "default" : "default-AAAA") => {
+      region    = local.default_region
+      continent = null
+      country   = "*"
+      type      = type
+      records   = [for a in local.dns_default : a if strcontains(a, ":") == v6]
+    } if length([for a in local.dns_default : a if strcontains(a, ":") == v6]) > 0 }],
+  )...)
+
   # Daemon configs per region. Host-specific keys (node ids) and secrets are
   # added on the host; secrets are referenced by file, never inlined.
   relay_config = { for r in local.ok_regions : r.name => {

@@ -69,7 +69,7 @@ output "nats_conf" {
 }
 
 output "dns" {
-  description = "DNS answers with every region healthy: geo (per region: continents, countries, cidrs, addresses), default (clients outside every geography), all (fail-open), regions (fqdn => addresses), api (control addresses), lua (PowerDNS LUA record content per type)."
+  description = "DNS answers with every region healthy: geo (per region: continents, countries, cidrs, addresses), default (clients outside every geography), all (fail-open), regions (fqdn => addresses), api (control addresses), lua (PowerDNS LUA record content per type), route53 (geolocation record sets by set identifier: region, continent or country, type, records)."
   value = {
     zone    = local.zone
     ttl     = local.ttl
@@ -80,6 +80,7 @@ output "dns" {
     regions = { for name, fqdn in local.region_fqdn : fqdn => local.relay_addresses[name] }
     api     = local.api_addresses
     lua     = local.lua_records
+    route53 = local.route53_geo
   }
 }
 

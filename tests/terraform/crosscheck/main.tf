@@ -26,3 +26,11 @@ output "nats_conf" {
 output "lua" {
   value = module.topology.dns.lua["A"]
 }
+
+output "route53" {
+  value = module.topology.dns.route53
+}
+
+output "ttl" {
+  value = module.topology.ttl
+}

@@ -54,6 +54,16 @@ run "local_topology" {
     condition     = output.dns.lua["A"] == "A \";if netmask({'127.1.0.0/16'}) then return {'127.1.0.1','127.1.0.2'} end if netmask({'127.2.0.0/16'}) then return {'127.2.0.1','127.2.0.2'} end if netmask({'127.3.0.0/16'}) then return {'127.3.0.1','127.3.0.2'} end return {'127.1.0.1','127.1.0.2'}\""
     error_message = "PowerDNS LUA record: ${output.dns.lua["A"]}"
   }
+  # Route 53: the health agent's set identifiers, one set per continent and
+  # country plus the default location.
+  assert {
+    condition     = sort(keys(output.dns.route53)) == sort(["eu-west-EU", "eu-west-AF", "eu-west-IL", "eu-west-AE", "us-east-NA", "us-east-SA", "ap-south-AS", "ap-south-OC", "default"])
+    error_message = "Route 53 set identifiers: ${join(", ", keys(output.dns.route53))}"
+  }
+  assert {
+    condition     = output.dns.route53["eu-west-IL"].country == "IL" && output.dns.route53["eu-west-IL"].continent == null && output.dns.route53["default"].country == "*" && output.dns.route53["default"].records == ["127.1.0.1", "127.1.0.2"]
+    error_message = "Route 53 locations are wrong"
+  }
   # NATS: one cluster per region, a one-node region routes to itself, every
   # server knows every region's gateway.
   assert {

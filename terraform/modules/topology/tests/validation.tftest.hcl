@@ -37,6 +37,10 @@ run "fixture_is_valid" {
     error_message = "LUA record: ${output.dns.lua["A"]}"
   }
   assert {
+    condition     = output.dns.route53["eu-EU"].records == ["198.51.100.1", "198.51.100.2"] && output.dns.route53["eu-EU-AAAA"].records == ["2001:db8:1::1"] && output.dns.route53["eu-EU-AAAA"].type == "AAAA" && !contains(keys(output.dns.route53), "default-AAAA")
+    error_message = "Route 53 sets must split address families: ${jsonencode(output.dns.route53)}"
+  }
+  assert {
     condition     = output.regions["eu"].relays[0].tls && output.regions["eu"].relays[1].ws_path == "/ws" && output.regions["eu"].relays[0].admin_port == 9443
     error_message = "relay URL parts are wrong"
   }
