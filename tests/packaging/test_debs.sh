@@ -106,6 +106,14 @@ for c in relay control healthcheck; do
     fi
 done
 
+# Every unit starts a binary and reads a config that the packages ship.
+for unit in "$root"/lib/systemd/system/meridian-*.service; do
+    [ -e "$unit" ] || continue
+    for path in $(sed -n 's/^ExecStart\(Pre\)\?=\([^ ]*\).*--config \([^ ]*\).*/\2 \3/p' "$unit"); do
+        [ -e "$root$path" ] && ok || bad "$(basename "$unit") refers to $path, which no package ships"
+    done
+done
+
 if [ -x "$root/usr/bin/meridian-regions" ]; then
     if out=$("$root/usr/bin/meridian-regions" check "$root/etc/meridian/regions.json" 2>&1); then ok; else bad "meridian-regions check of the shipped regions.json: $out"; fi
 fi
