@@ -18,6 +18,8 @@
 
 struct relay_session;
 
+#define RELAY_NODE_ID_MAX 160
+
 typedef struct relay {
     relay_config *cfg;
     struct lws_context *lws;
@@ -35,6 +37,10 @@ typedef struct relay {
     mr_map resumes;        /* decimal request id -> relay_resume* (history fetches) */
     uint64_t next_request_id;
     lws_sorted_usec_list_t housekeeping_sul;
+    char instance[RELAY_NODE_ID_MAX]; /* region/node/random: this process in presence */
+    mr_map presence_nodes;            /* other relays' instance -> last heartbeat */
+    int64_t presence_next_hb_us;
+    bool nats_was_connected; /* to notice reconnects on the lws thread */
 
     _Atomic bool draining; /* set by the signal thread on SIGTERM */
     _Atomic bool stopping; /* set when the process should exit now */

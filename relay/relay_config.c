@@ -55,6 +55,8 @@ void relay_config_defaults(relay_config *c)
     c->stream_replicas = 1;
     c->resume_limit = 1000;
     c->resume_timeout_ms = 5000;
+    c->presence_heartbeat_ms = 1000;
+    c->presence_expire_heartbeats = 3;
 }
 
 void relay_config_set_nats(relay_config *c, const char *csv)
@@ -115,9 +117,10 @@ static int read_secret_file(relay_config *c, mr_cfg *cfg, const char *path)
 }
 
 static const char *const top_keys[] = {
-    "region",  "node_id",   "listen",  "admin_listen",   "nats",       "auth",
-    "tls",     "limits",    "origins", "drain_grace_ms", "static_dir", "log_level",
-    "workers", "jetstream", "publish", "stream",         "resume",     NULL};
+    "region",  "node_id", "listen",         "admin_listen", "nats",      "auth",    "tls",
+    "limits",  "origins", "drain_grace_ms", "static_dir",   "log_level", "workers", "jetstream",
+    "publish", "stream",  "resume",         "presence",     NULL};
+static const char *const presence_keys[] = {"heartbeat_ms", "expire_heartbeats", NULL};
 static const char *const publish_keys[] = {"ack_timeout_ms", "retries", NULL};
 static const char *const stream_keys[] = {"max_age_s", "max_bytes", "duplicate_window_s",
                                           "replicas",  "placement", NULL};
@@ -243,6 +246,13 @@ int relay_config_load(relay_config *c, const char *path, char *err, size_t errle
     c->resume_limit = mr_cfg_int(&cfg, res, "resume", "limit", c->resume_limit, 1, 1000);
     c->resume_timeout_ms =
         mr_cfg_int(&cfg, res, "resume", "timeout_ms", c->resume_timeout_ms, 100, 600000);
+
+    json_t *pr = mr_cfg_obj(&cfg, root, "", "presence");
+    mr_cfg_check_keys(&cfg, pr, "presence", presence_keys);
+    c->presence_heartbeat_ms =
+        mr_cfg_int(&cfg, pr, "presence", "heartbeat_ms", c->presence_heartbeat_ms, 50, 60000);
+    c->presence_expire_heartbeats = mr_cfg_int(&cfg, pr, "presence", "expire_heartbeats",
+                                               c->presence_expire_heartbeats, 2, 100);
 
     json_decref(root);
     if (mr_cfg_failed(&cfg)) {

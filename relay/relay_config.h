@@ -58,6 +58,9 @@ typedef struct relay_config {
     /* Resume: history fetched from the control plane on join with `since`. */
     int64_t resume_limit;
     int64_t resume_timeout_ms;
+    /* Presence across relays. */
+    int64_t presence_heartbeat_ms;
+    int64_t presence_expire_heartbeats;
 } relay_config;
 
 /** Fill `c` with the documented defaults. */

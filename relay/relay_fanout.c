@@ -17,6 +17,7 @@
 #include "mr_alloc.h"
 #include "mr_log.h"
 #include "relay_metrics.h"
+#include "relay_presence.h"
 #include "relay_resume.h"
 #include "relay_session.h"
 
@@ -122,7 +123,15 @@ void relay_fanout_inbound(relay *r, natsMsg *msg)
     const char *inbox = relay_nats_inbox_prefix(r->nats);
     size_t il = strlen(inbox);
     if (strncmp(subject, inbox, il) == 0) {
-        relay_resume_reply(r, subject + il, msg);
+        const char *token = subject + il;
+        if (strncmp(token, "p.", 2) == 0)
+            relay_presence_snapshot_reply(r, token + 2, msg);
+        else
+            relay_resume_reply(r, token, msg);
+        return;
+    }
+    if (strncmp(subject, "meridian.presence.", 18) == 0) {
+        relay_presence_on_nats(r, msg);
         return;
     }
     const char *last = strrchr(subject, '.');

@@ -13,6 +13,7 @@
 #include "relay.h"
 #include "relay_config.h"
 #include "relay_metrics.h"
+#include "relay_presence.h"
 #include "relay_publish.h"
 #include "relay_resume.h"
 #include "relay_server.h"
@@ -193,6 +194,7 @@ int main(int argc, char **argv)
                             .audience = cfg.audience,
                             .leeway_s = cfg.leeway_s};
     relay_metrics_register();
+    relay_presence_init(&r);
 
     int rc = 1;
     mr_admin_thread *admin = NULL;
@@ -222,6 +224,7 @@ out:
     relay_publish_free_all(&r);
     relay_resume_free_all(&r);
     mr_map_free(&r.sessions_by_id, NULL);
+    relay_presence_free(&r);
     relay_rooms_free(&r.rooms);
     mr_map_free(&r.ip_counts, NULL);
     relay_config_free(&cfg);

@@ -42,6 +42,7 @@ struct relay_nats {
     pthread_t stream_thread;
     bool stream_thread_started;
     natsSubscription *inbox_sub;
+    natsSubscription *hb_sub;
     char inbox[64];
 };
 
@@ -55,6 +56,16 @@ static void wake_locked(relay_nats *n)
 static void push(relay_nats *n, relay_inbound *in)
 {
     pthread_mutex_lock(&n->lock);
+    if (n->closing) {
+        /*
+         * Shutting down: nobody will take this any more. Destroy it here,
+         * inside libnats's callback, while the library is certainly alive.
+         */
+        pthread_mutex_unlock(&n->lock);
+        natsMsg_Destroy(in->msg);
+        free(in);
+        return;
+    }
     bool was_empty = n->head == NULL;
     if (n->tail)
         n->tail->next = in;
@@ -201,8 +212,10 @@ int relay_nats_connect(relay_nats *n, char *err, size_t errlen)
     snprintf(n->inbox, sizeof n->inbox, "_INBOX.relay%02x%02x%02x%02x%02x%02x%02x%02x.", rnd[0],
              rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
     char wildcard[80];
-    snprintf(wildcard, sizeof wildcard, "%s*", n->inbox);
+    snprintf(wildcard, sizeof wildcard, "%s>", n->inbox);
     s = natsConnection_Subscribe(&n->inbox_sub, n->conn, wildcard, on_message, n);
+    if (s == NATS_OK)
+        s = natsConnection_Subscribe(&n->hb_sub, n->conn, "meridian.presence.hb", on_message, n);
     if (s != NATS_OK) {
         snprintf(err, errlen, "nats inbox subscription: %s", natsStatus_GetText(s));
         return -1;
@@ -247,15 +260,20 @@ static natsStatus subscribe_one(relay_nats *n, const char *subject, natsSubscrip
 }
 
 int relay_nats_subscribe(relay_nats *n, const char *room, natsSubscription **out,
-                         natsSubscription **commits)
+                         natsSubscription **commits, natsSubscription **presence)
 {
     char subject[MR_ROOM_MAX + 32];
     snprintf(subject, sizeof subject, "meridian.msg.*.%s", room);
     *out = NULL;
     *commits = NULL;
+    *presence = NULL;
     if (!relay_nats_connected(n))
         return -1;
     natsStatus s = subscribe_one(n, subject, out);
+    if (s == NATS_OK) {
+        snprintf(subject, sizeof subject, "meridian.presence.%s", room);
+        s = subscribe_one(n, subject, presence);
+    }
     if (s == NATS_OK && n->cfg->jetstream) {
         snprintf(subject, sizeof subject, "meridian.commit.%s", room);
         s = subscribe_one(n, subject, commits);
@@ -273,7 +291,8 @@ int relay_nats_subscribe(relay_nats *n, const char *room, natsSubscription **out
     }
     relay_nats_unsubscribe(*out);
     relay_nats_unsubscribe(*commits);
-    *out = *commits = NULL;
+    relay_nats_unsubscribe(*presence);
+    *out = *commits = *presence = NULL;
     mr_log_error("nats: subscribe %s: %s", subject, natsStatus_GetText(s));
     *out = NULL;
     return -1;
@@ -323,6 +342,16 @@ int relay_nats_js_publish(relay_nats *n, natsMsg **msg)
     return 0;
 }
 
+int relay_nats_publish_raw(relay_nats *n, const char *subject, const char *reply, const char *data,
+                           size_t len)
+{
+    if (!relay_nats_connected(n))
+        return -1;
+    natsStatus s = reply ? natsConnection_PublishRequest(n->conn, subject, reply, data, (int)len)
+                         : natsConnection_Publish(n->conn, subject, data, (int)len);
+    return s == NATS_OK ? 0 : -1;
+}
+
 const char *relay_nats_inbox_prefix(relay_nats *n)
 {
     return n->inbox;
@@ -348,6 +377,12 @@ relay_inbound *relay_nats_take(relay_nats *n)
     return h;
 }
 
+void relay_nats_flush(relay_nats *n)
+{
+    if (n && n->conn && relay_nats_connected(n))
+        natsConnection_FlushTimeout(n->conn, 1000);
+}
+
 void relay_nats_close(relay_nats *n)
 {
     if (!n)
@@ -369,6 +404,7 @@ void relay_nats_free(relay_nats *n)
         pthread_join(n->stream_thread, NULL);
     }
     natsSubscription_Destroy(n->inbox_sub);
+    natsSubscription_Destroy(n->hb_sub);
     jsCtx_Destroy(n->js);
     natsConnection_Destroy(n->conn);
     natsOptions_Destroy(n->opts);

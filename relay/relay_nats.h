@@ -44,7 +44,7 @@ bool relay_nats_connected(relay_nats *n);
  * server has both interests, or -1.
  */
 int relay_nats_subscribe(relay_nats *n, const char *room, natsSubscription **msgs,
-                         natsSubscription **commits);
+                         natsSubscription **commits, natsSubscription **presence);
 void relay_nats_unsubscribe(natsSubscription *sub);
 /**
  * Publish `data` to `subject` with a Nats-Msg-Id header. Returns 0, or -1
@@ -67,8 +67,13 @@ const char *relay_nats_inbox_prefix(relay_nats *n);
 /** Publish a request to `subject` whose reply comes to inbox `<prefix><token>`. */
 int relay_nats_request(relay_nats *n, const char *subject, const char *token, const char *data,
                        size_t len);
+/** Core publish without headers (presence); `reply` may be NULL. Returns 0 or -1. */
+int relay_nats_publish_raw(relay_nats *n, const char *subject, const char *reply, const char *data,
+                           size_t len);
 /** Take every queued inbound message, oldest first (lws thread). */
 relay_inbound *relay_nats_take(relay_nats *n);
+/** Send what is buffered, waiting up to a second for the server. */
+void relay_nats_flush(relay_nats *n);
 /** Close the connection: no callbacks run after this returns. */
 void relay_nats_close(relay_nats *n);
 /** Close (if needed) and free everything still queued. */

@@ -25,10 +25,22 @@ void relay_rooms_init(relay_rooms *rs, uint32_t dedup_window)
     rs->dedup_window = w;
 }
 
+typedef struct remote_entry_head {
+    char *user; /* relay_presence's entries start with the user they own */
+} remote_entry_head;
+
+static void free_remote(void *p)
+{
+    free(((remote_entry_head *)p)->user);
+    free(p);
+}
+
 static void room_free(void *p)
 {
     relay_room *r = p;
     mr_map_free(&r->users, NULL);
+    mr_map_free(&r->remote, free_remote);
+    mr_map_free(&r->remote_totals, NULL);
     free(r->dedup.ids);
     free(r->dedup.index);
     free(r);
@@ -57,6 +69,8 @@ relay_member *relay_room_join(relay_rooms *rs, const char *name, size_t len,
         r->name[len] = '\0';
         r->name_len = len;
         mr_map_init(&r->users);
+        mr_map_init(&r->remote);
+        mr_map_init(&r->remote_totals);
         mr_map_put(&rs->by_name, name, len, r);
         *created = true;
     } else {

@@ -49,6 +49,9 @@ typedef struct relay_room {
     natsSubscription *sub;        /* fast path: meridian.msg.*.<room> */
     natsSubscription *commit_sub; /* meridian.commit.<room> (JetStream mode) */
     relay_dedup dedup;
+    natsSubscription *presence_sub; /* meridian.presence.<room>: deltas and snapshot queries */
+    mr_map remote;                  /* "user\x1fnode" -> sessions that relay reported */
+    mr_map remote_totals;           /* user -> sum of its remote sessions */
 } relay_room;
 
 typedef struct relay_rooms {

@@ -19,6 +19,7 @@
 #include "mr_time.h"
 #include "relay_fanout.h"
 #include "relay_metrics.h"
+#include "relay_presence.h"
 #include "relay_publish.h"
 #include "relay_resume.h"
 #include "relay_session.h"
@@ -43,7 +44,12 @@ static void take_inbound(relay *r)
         free(in);
         in = next;
     }
-    mr_metric_set(&relay_m.nats_connected, relay_nats_connected(r->nats));
+    bool connected = relay_nats_connected(r->nats);
+    mr_metric_set(&relay_m.nats_connected, connected);
+    /* Presence deltas sent while disconnected were lost: announce everything again. */
+    if (connected && !r->nats_was_connected)
+        relay_presence_reannounce(r);
+    r->nats_was_connected = connected;
 }
 
 /* Periodic work on the lws thread: history requests past their deadline. */
@@ -51,6 +57,7 @@ static void housekeeping_cb(lws_sorted_usec_list_t *sul)
 {
     relay *r = lws_container_of(sul, relay, housekeeping_sul);
     relay_resume_expire(r);
+    relay_presence_tick(r);
     lws_sul_schedule(r->lws, 0, &r->housekeeping_sul, housekeeping_cb, 100 * LWS_US_PER_MS);
 }
 
@@ -288,6 +295,10 @@ void relay_server_stop(relay *r)
      * destroy the context, which closes sessions and drops their (now inert)
      * subscriptions; then free what NATS still holds.
      */
+    if (r->nats && r->instance[0]) {
+        relay_presence_bye(r);
+        relay_nats_flush(r->nats);
+    }
     relay_nats_close(r->nats);
     if (r->lws)
         lws_context_destroy(r->lws);

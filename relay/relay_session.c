@@ -22,6 +22,7 @@
 #include "mr_proto.h"
 #include "mr_time.h"
 #include "relay_metrics.h"
+#include "relay_presence.h"
 #include "relay_publish.h"
 #include "relay_resume.h"
 
@@ -70,9 +71,6 @@ void relay_session_open(relay *r, relay_session *s, struct lws *wsi)
     lws_set_timer_usecs(wsi, (lws_usec_t)r->cfg->limits.handshake_timeout_ms * 1000);
 }
 
-static void presence_event(relay_room *room, const char *event, const char *user,
-                           relay_session *except);
-
 static void leave_membership(relay_session *s, relay_member *m)
 {
     relay *r = s->r;
@@ -80,13 +78,15 @@ static void leave_membership(relay_session *s, relay_member *m)
     bool last_of_user;
     bool empty = relay_room_leave(&r->rooms, m, s->user, &last_of_user);
     if (empty) {
+        relay_presence_room_gone(r, room, s->user);
         relay_nats_unsubscribe(room->sub);
         relay_nats_unsubscribe(room->commit_sub);
-        room->sub = room->commit_sub = NULL;
+        relay_nats_unsubscribe(room->presence_sub);
+        room->sub = room->commit_sub = room->presence_sub = NULL;
         relay_room_destroy(&r->rooms, room);
         mr_metric_add(&relay_m.rooms, -1);
-    } else if (last_of_user) {
-        presence_event(room, "leave", s->user, s);
+    } else {
+        relay_presence_local(r, room, s->user, -1, s);
     }
 }
 
@@ -299,23 +299,6 @@ static relay_member *find_membership(relay_session *s, const char *room, size_t 
     return NULL;
 }
 
-static void presence_event(relay_room *room, const char *event, const char *user,
-                           relay_session *except)
-{
-    mr_buf b = MR_BUF_INIT;
-    mr_buf_puts(&b, "{\"type\":\"presence\",\"room\":");
-    mr_buf_json_str(&b, room->name, room->name_len);
-    mr_buf_printf(&b, ",\"event\":\"%s\",\"user\":", event);
-    mr_buf_json_str(&b, user, strlen(user));
-    mr_buf_putc(&b, '}');
-    relay_out *o = relay_out_new(b.data, b.len);
-    for (relay_member *m = room->members; m; m = m->room_next)
-        if (m->session != except)
-            relay_session_send(m->session, o);
-    relay_out_unref(o);
-    mr_buf_free(&b);
-}
-
 static void on_join(relay_session *s, mr_frame *f)
 {
     if (!mr_jwt_room_allowed(s->rooms_claim, f->room, f->room_len)) {
@@ -338,8 +321,8 @@ static void on_join(relay_session *s, mr_frame *f)
         relay_room_join(&s->r->rooms, f->room, f->room_len, s, s->user, &created, &first_of_user);
     if (created) {
         mr_metric_inc(&relay_m.rooms);
-        if (relay_nats_subscribe(s->r->nats, m->room->name, &m->room->sub, &m->room->commit_sub) !=
-            0) {
+        if (relay_nats_subscribe(s->r->nats, m->room->name, &m->room->sub, &m->room->commit_sub,
+                                 &m->room->presence_sub) != 0) {
             bool last;
             relay_room *room = m->room;
             relay_room_leave(&s->r->rooms, m, s->user, &last);
@@ -360,8 +343,10 @@ static void on_join(relay_session *s, mr_frame *f)
         relay_session_send_buf(s, &b);
     }
     mr_buf_free(&b);
-    if (first_of_user)
-        presence_event(m->room, "join", s->user, s);
+    (void)first_of_user;
+    if (created)
+        relay_presence_room_created(s->r, m->room);
+    relay_presence_local(s->r, m->room, s->user, +1, s);
 }
 
 static void on_leave(relay_session *s, mr_frame *f)
@@ -403,17 +388,9 @@ static void on_presence(relay_session *s, mr_frame *f)
     }
     mr_buf_puts(&b, ",\"room\":");
     mr_buf_json_str(&b, m->room->name, m->room->name_len);
-    mr_buf_puts(&b, ",\"members\":[");
-    size_t bucket;
-    bool first = true;
-    for (mr_map_entry *e = mr_map_first(&m->room->users, &bucket); e;
-         e = mr_map_next(&m->room->users, &bucket, e)) {
-        mr_buf_puts(&b, first ? "{\"user\":" : ",{\"user\":");
-        mr_buf_json_str(&b, e->key, e->klen);
-        mr_buf_printf(&b, ",\"sessions\":%ld}", (long)(intptr_t)e->value);
-        first = false;
-    }
-    mr_buf_puts(&b, "]}");
+    mr_buf_puts(&b, ",\"members\":");
+    relay_presence_members(m->room, &b);
+    mr_buf_puts(&b, "}");
     relay_session_send_buf(s, &b);
     mr_buf_free(&b);
 }

@@ -432,6 +432,51 @@ START_TEST(sigterm_drains)
 }
 END_TEST
 
+static void setup_presence(void)
+{
+    start_all("", "\"presence\":{\"heartbeat_ms\":200,\"expire_heartbeats\":3}");
+}
+
+START_TEST(presence_across_relays_and_no_zombies)
+{
+    mr_ws a, b, c;
+    mr_test_hello(&a, &relays[0], "alice", NULL);
+    mr_test_join(&a, "p");
+    mr_test_hello(&b, &relays[1], "bob", NULL);
+    mr_test_join(&b, "p");
+    /* alice learns that bob, on the other relay, joined; bob's snapshot lists alice. */
+    mr_test_expect(&a, "\"event\":\"join\",\"user\":\"bob\"");
+    int64_t deadline = mr_test_now_ms() + 5000;
+    bool both = false;
+    while (!both && mr_test_now_ms() < deadline) {
+        mr_ws_send_text(&b, "{\"type\":\"presence\",\"id\":3,\"room\":\"p\"}");
+        char *f = mr_ws_expect(&b, "\"members\"", 5000);
+        both = f && strstr(f, "\"user\":\"alice\"") && strstr(f, "\"user\":\"bob\"");
+        free(f);
+    }
+    ck_assert_msg(both, "bob never saw alice in presence");
+    /* A second session of bob elsewhere is not a new join; leaving one is not a leave. */
+    mr_test_hello(&c, &relays[0], "bob", NULL);
+    mr_test_join(&c, "p");
+    mr_ws_close(&c);
+    /* bob's relay dies without a word: alice sees him leave within a few heartbeats. */
+    kill(relays[1].pid, SIGKILL);
+    mr_test_wait_exit(relays[1].pid, 5000);
+    relays[1].pid = 0;
+    int64_t t0 = mr_test_now_ms();
+    char *f = mr_ws_expect(&a, "\"event\":\"leave\",\"user\":\"bob\"", 5000);
+    ck_assert_msg(f != NULL, "bob stayed a zombie member");
+    free(f);
+    ck_assert_int_lt(mr_test_now_ms() - t0, 3000);
+    mr_ws_send_text(&a, "{\"type\":\"presence\",\"id\":4,\"room\":\"p\"}");
+    f = mr_ws_expect(&a, "\"members\"", 5000);
+    ck_assert_msg(f && !strstr(f, "bob"), "%s", f ? f : "-");
+    free(f);
+    mr_ws_close(&a);
+    mr_ws_close(&b);
+}
+END_TEST
+
 static void setup_origin(void)
 {
     start_all("\"max_connections_per_ip\":3",
@@ -568,6 +613,12 @@ int main(void)
     tcase_set_timeout(slow, 120);
     tcase_add_test(slow, slow_consumer_is_cut_off);
     suite_add_tcase(s, slow);
+
+    TCase *presence = tcase_create("presence");
+    tcase_add_checked_fixture(presence, setup_presence, teardown);
+    tcase_set_timeout(presence, 60);
+    tcase_add_test(presence, presence_across_relays_and_no_zombies);
+    suite_add_tcase(s, presence);
 
     TCase *origin = tcase_create("origin_and_ip_limit");
     tcase_add_checked_fixture(origin, setup_origin, teardown);

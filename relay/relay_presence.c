@@ -1,0 +1,368 @@
+/*
+ * Presence across relays and regions.
+ *
+ * Each relay owns the truth about its own sessions. When the number of a
+ * user's sessions in a room changes on a relay, the relay publishes
+ * meridian.presence.<room> {"op":"set","node":N,"user":U,"sessions":n}
+ * (0 means gone). Relays with members in the room keep, per room, the
+ * sessions each other relay reported for each user, and tell their members
+ * when a user's total across all relays goes from 0 to some (join) or back
+ * to 0 (leave).
+ *
+ * A relay that starts watching a room asks the others for a snapshot with a
+ * request on the same subject; each relay with members there answers with
+ * its users. Every relay heartbeats on meridian.presence.hb; a relay that
+ * misses `presence.expire_heartbeats` heartbeats is considered gone and its
+ * entries are dropped everywhere, so a relay killed with SIGKILL leaves no
+ * zombie members. N is a per-process instance id, so a restarted relay
+ * never inherits its predecessor's entries.
+ *
+ * During a drain a relay does not announce its leaving sessions one by one:
+ * its clients are moving to other relays, which announce them there, and the
+ * drained relay says "bye" only as it exits. Members therefore never see a
+ * moved user disappear and come back.
+ */
+#include "relay_presence.h"
+#include "mr_alloc.h"
+#include "mr_log.h"
+#include "mr_time.h"
+#include "relay_session.h"
+
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct remote_entry {
+    char *user;
+    char node[RELAY_NODE_ID_MAX];
+    long sessions;
+} remote_entry;
+
+typedef struct node_info {
+    int64_t last_seen_us;
+} node_info;
+
+void relay_presence_init(relay *r)
+{
+    unsigned char rnd[6];
+    RAND_bytes(rnd, sizeof rnd);
+    snprintf(r->instance, sizeof r->instance, "%s/%s/%02x%02x%02x%02x%02x%02x", r->cfg->region,
+             r->cfg->node_id, rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]);
+    mr_map_init(&r->presence_nodes);
+}
+
+static void free_node(void *p)
+{
+    free(p);
+}
+
+void relay_presence_free(relay *r)
+{
+    mr_map_free(&r->presence_nodes, free_node);
+}
+
+static long remote_total(relay_room *room, const char *user)
+{
+    return (long)(intptr_t)mr_map_get(&room->remote_totals, user, strlen(user));
+}
+
+static long local_count(relay_room *room, const char *user)
+{
+    return (long)(intptr_t)mr_map_get(&room->users, user, strlen(user));
+}
+
+static void send_event(relay_room *room, const char *event, const char *user, void *except)
+{
+    mr_buf b = MR_BUF_INIT;
+    mr_buf_puts(&b, "{\"type\":\"presence\",\"room\":");
+    mr_buf_json_str(&b, room->name, room->name_len);
+    mr_buf_printf(&b, ",\"event\":\"%s\",\"user\":", event);
+    mr_buf_json_str(&b, user, strlen(user));
+    mr_buf_putc(&b, '}');
+    relay_out *o = relay_out_new(b.data, b.len);
+    for (relay_member *m = room->members; m; m = m->room_next)
+        if (m->session != except)
+            relay_session_send(m->session, o);
+    relay_out_unref(o);
+    mr_buf_free(&b);
+}
+
+/* Announce a transition of the user's total across relays. */
+static void total_changed(relay_room *room, const char *user, long before, long after, void *except)
+{
+    if (before == 0 && after > 0)
+        send_event(room, "join", user, except);
+    else if (before > 0 && after == 0)
+        send_event(room, "leave", user, except);
+}
+
+static void publish_set(relay *r, relay_room *room, const char *user, long sessions)
+{
+    mr_buf b = MR_BUF_INIT;
+    mr_buf_puts(&b, "{\"op\":\"set\",\"node\":");
+    mr_buf_json_str(&b, r->instance, strlen(r->instance));
+    mr_buf_puts(&b, ",\"user\":");
+    mr_buf_json_str(&b, user, strlen(user));
+    mr_buf_printf(&b, ",\"sessions\":%ld}", sessions);
+    char subject[MR_ROOM_MAX + 32];
+    snprintf(subject, sizeof subject, "meridian.presence.%s", room->name);
+    relay_nats_publish_raw(r->nats, subject, NULL, b.data, b.len);
+    mr_buf_free(&b);
+}
+
+void relay_presence_local(relay *r, relay_room *room, const char *user, int delta, void *except)
+{
+    long local = local_count(room, user);
+    long after = local + remote_total(room, user);
+    total_changed(room, user, after - delta, after, except);
+    /* Sessions closed by a drain are not announced: see the comment at the top. */
+    if (!r->drain_started)
+        publish_set(r, room, user, local);
+}
+
+/* Set one remote entry and keep the per-user total in step. */
+static void remote_set(relay_room *room, const char *node, const char *user, long sessions)
+{
+    char key[RELAY_NODE_ID_MAX + 300];
+    int kl = snprintf(key, sizeof key, "%s\x1f%s", user, node);
+    if (kl < 0 || (size_t)kl >= sizeof key)
+        return;
+    remote_entry *e = mr_map_get(&room->remote, key, (size_t)kl);
+    long prev = e ? e->sessions : 0;
+    long before = local_count(room, user) + remote_total(room, user);
+    if (sessions <= 0) {
+        if (e) {
+            mr_map_del(&room->remote, key, (size_t)kl);
+            free(e->user);
+            free(e);
+            e = NULL;
+        }
+        sessions = 0;
+    } else if (!e) {
+        e = mr_calloc(1, sizeof *e);
+        e->user = mr_strdup(user);
+        snprintf(e->node, sizeof e->node, "%s", node);
+        mr_map_put(&room->remote, key, (size_t)kl, e);
+    }
+    if (e && sessions > 0)
+        e->sessions = sessions;
+    long total = remote_total(room, user) + sessions - prev;
+    size_t ul = strlen(user);
+    if (total > 0)
+        mr_map_put(&room->remote_totals, user, ul, (void *)(intptr_t)total);
+    else
+        mr_map_del(&room->remote_totals, user, ul);
+    total_changed(room, user, before, local_count(room, user) + (total > 0 ? total : 0), NULL);
+}
+
+static void saw_node(relay *r, const char *node)
+{
+    size_t nl = strlen(node);
+    node_info *ni = mr_map_get(&r->presence_nodes, node, nl);
+    if (!ni) {
+        ni = mr_calloc(1, sizeof *ni);
+        mr_map_put(&r->presence_nodes, node, nl, ni);
+    }
+    ni->last_seen_us = mr_now_us();
+}
+
+static void drop_node(relay *r, const char *node)
+{
+    size_t rb;
+    for (mr_map_entry *re = mr_map_first(&r->rooms.by_name, &rb); re;
+         re = mr_map_next(&r->rooms.by_name, &rb, re)) {
+        relay_room *room = re->value;
+        /* Collect first: remote_set changes the map being walked. */
+        size_t n = 0, cap = room->remote.count;
+        char **users = cap ? mr_malloc(cap * sizeof *users) : NULL;
+        size_t b;
+        for (mr_map_entry *e = mr_map_first(&room->remote, &b); e;
+             e = mr_map_next(&room->remote, &b, e)) {
+            remote_entry *en = e->value;
+            if (strcmp(en->node, node) == 0)
+                users[n++] = mr_strdup(en->user);
+        }
+        for (size_t i = 0; i < n; i++) {
+            remote_set(room, node, users[i], 0);
+            free(users[i]);
+        }
+        free(users);
+    }
+    node_info *ni = mr_map_del(&r->presence_nodes, node, strlen(node));
+    free(ni);
+}
+
+static void answer_query(relay *r, relay_room *room, const char *reply)
+{
+    mr_buf b = MR_BUF_INIT;
+    mr_buf_puts(&b, "{\"node\":");
+    mr_buf_json_str(&b, r->instance, strlen(r->instance));
+    mr_buf_puts(&b, ",\"users\":{");
+    size_t bucket;
+    bool first = true;
+    for (mr_map_entry *e = mr_map_first(&room->users, &bucket); e;
+         e = mr_map_next(&room->users, &bucket, e)) {
+        if (!first)
+            mr_buf_putc(&b, ',');
+        mr_buf_json_str(&b, e->key, e->klen);
+        mr_buf_printf(&b, ":%ld", (long)(intptr_t)e->value);
+        first = false;
+    }
+    mr_buf_puts(&b, "}}");
+    relay_nats_publish_raw(r->nats, reply, NULL, b.data, b.len);
+    mr_buf_free(&b);
+}
+
+static void apply_snapshot(relay *r, relay_room *room, json_t *j)
+{
+    json_t *node = json_object_get(j, "node");
+    json_t *users = json_object_get(j, "users");
+    if (!json_is_string(node) || !json_is_object(users) ||
+        strcmp(json_string_value(node), r->instance) == 0)
+        return;
+    saw_node(r, json_string_value(node));
+    const char *user;
+    json_t *n;
+    mr_log_debug("presence: snapshot from %s for %s", json_string_value(node), room->name);
+    json_object_foreach(users, user, n) if (json_is_integer(n) && strlen(user) <= 256)
+        remote_set(room, json_string_value(node), user, (long)json_integer_value(n));
+}
+
+void relay_presence_on_nats(relay *r, natsMsg *msg)
+{
+    const char *subject = natsMsg_GetSubject(msg);
+    json_t *j = json_loadb(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), 0, NULL);
+    json_t *node = json_object_get(j, "node");
+    if (strcmp(subject, "meridian.presence.hb") == 0) {
+        json_t *op = json_object_get(j, "op");
+        if (json_is_string(node) && strcmp(json_string_value(node), r->instance) != 0) {
+            if (json_is_string(op) && strcmp(json_string_value(op), "bye") == 0)
+                drop_node(r, json_string_value(node));
+            else
+                saw_node(r, json_string_value(node));
+        }
+        json_decref(j);
+        return;
+    }
+    const char *room_name = subject + strlen("meridian.presence.");
+    relay_room *room = relay_room_find(&r->rooms, room_name, strlen(room_name));
+    const char *reply = natsMsg_GetReply(msg);
+    if (room && reply && reply[0]) {
+        answer_query(r, room, reply);
+    } else if (room && json_is_string(node) && strcmp(json_string_value(node), r->instance) != 0) {
+        json_t *user = json_object_get(j, "user");
+        json_t *sessions = json_object_get(j, "sessions");
+        if (json_is_string(user) && json_string_length(user) <= 256 && json_is_integer(sessions)) {
+            saw_node(r, json_string_value(node));
+            remote_set(room, json_string_value(node), json_string_value(user),
+                       (long)json_integer_value(sessions));
+        }
+    }
+    json_decref(j);
+}
+
+void relay_presence_snapshot_reply(relay *r, const char *room_name, natsMsg *msg)
+{
+    relay_room *room = relay_room_find(&r->rooms, room_name, strlen(room_name));
+    if (!room)
+        return;
+    json_t *j = json_loadb(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), 0, NULL);
+    if (json_is_object(j))
+        apply_snapshot(r, room, j);
+    json_decref(j);
+}
+
+void relay_presence_room_created(relay *r, relay_room *room)
+{
+    char subject[MR_ROOM_MAX + 32], token[MR_ROOM_MAX + 4];
+    snprintf(subject, sizeof subject, "meridian.presence.%s", room->name);
+    snprintf(token, sizeof token, "p.%s", room->name);
+    relay_nats_request(r->nats, subject, token, "{}", 2);
+}
+
+void relay_presence_room_gone(relay *r, relay_room *room, const char *user)
+{
+    /* The last local member left: tell the others, keep nothing. */
+    if (!r->drain_started)
+        publish_set(r, room, user, 0);
+}
+
+void relay_presence_members(relay_room *room, mr_buf *b)
+{
+    mr_buf_putc(b, '[');
+    bool first = true;
+    size_t bucket;
+    for (mr_map_entry *e = mr_map_first(&room->users, &bucket); e;
+         e = mr_map_next(&room->users, &bucket, e)) {
+        long total = (long)(intptr_t)e->value + remote_total(room, e->key);
+        mr_buf_puts(b, first ? "{\"user\":" : ",{\"user\":");
+        mr_buf_json_str(b, e->key, e->klen);
+        mr_buf_printf(b, ",\"sessions\":%ld}", total);
+        first = false;
+    }
+    for (mr_map_entry *e = mr_map_first(&room->remote_totals, &bucket); e;
+         e = mr_map_next(&room->remote_totals, &bucket, e)) {
+        if (local_count(room, e->key) > 0)
+            continue; /* already listed with the local sessions */
+        mr_buf_puts(b, first ? "{\"user\":" : ",{\"user\":");
+        mr_buf_json_str(b, e->key, e->klen);
+        mr_buf_printf(b, ",\"sessions\":%ld}", (long)(intptr_t)e->value);
+        first = false;
+    }
+    mr_buf_putc(b, ']');
+}
+
+void relay_presence_tick(relay *r)
+{
+    int64_t now = mr_now_us();
+    int64_t interval = r->cfg->presence_heartbeat_ms * 1000;
+    if (now >= r->presence_next_hb_us) {
+        r->presence_next_hb_us = now + interval;
+        mr_buf b = MR_BUF_INIT;
+        mr_buf_puts(&b, "{\"node\":");
+        mr_buf_json_str(&b, r->instance, strlen(r->instance));
+        mr_buf_printf(&b, ",\"interval_ms\":%lld}", (long long)r->cfg->presence_heartbeat_ms);
+        relay_nats_publish_raw(r->nats, "meridian.presence.hb", NULL, b.data, b.len);
+        mr_buf_free(&b);
+    }
+    int64_t expire = interval * r->cfg->presence_expire_heartbeats;
+    size_t bucket;
+    for (mr_map_entry *e = mr_map_first(&r->presence_nodes, &bucket); e;) {
+        node_info *ni = e->value;
+        mr_map_entry *next = mr_map_next(&r->presence_nodes, &bucket, e);
+        if (now - ni->last_seen_us > expire) {
+            mr_log_info("presence: relay %s missed its heartbeats; dropping its members", e->key);
+            char node[RELAY_NODE_ID_MAX];
+            snprintf(node, sizeof node, "%s", e->key);
+            drop_node(r, node);
+            /* drop_node changed the map: start over, the walk is short. */
+            next = mr_map_first(&r->presence_nodes, &bucket);
+        }
+        e = next;
+    }
+}
+
+void relay_presence_reannounce(relay *r)
+{
+    size_t rb;
+    for (mr_map_entry *re = mr_map_first(&r->rooms.by_name, &rb); re;
+         re = mr_map_next(&r->rooms.by_name, &rb, re)) {
+        relay_room *room = re->value;
+        size_t b;
+        for (mr_map_entry *e = mr_map_first(&room->users, &b); e;
+             e = mr_map_next(&room->users, &b, e))
+            publish_set(r, room, e->key, (long)(intptr_t)e->value);
+        relay_presence_room_created(r, room);
+    }
+}
+
+void relay_presence_bye(relay *r)
+{
+    mr_buf b = MR_BUF_INIT;
+    mr_buf_puts(&b, "{\"op\":\"bye\",\"node\":");
+    mr_buf_json_str(&b, r->instance, strlen(r->instance));
+    mr_buf_putc(&b, '}');
+    relay_nats_publish_raw(r->nats, "meridian.presence.hb", NULL, b.data, b.len);
+    mr_buf_free(&b);
+}
