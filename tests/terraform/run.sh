@@ -12,13 +12,15 @@
 #             answer per geography (meridian-regions route), the same
 #             PowerDNS LUA record and Route 53 record sets (set identifiers,
 #             locations, TTL, values) as the health agent (hc_dns_dump), and
-#             nats-server -t accepts every rendered nats-server config
+#             nats-server -t accepts every rendered nats-server config;
+#             RELAY_BIN and CONTROL_BIN accept (--check) the configs the
+#             module derives for every region
 #   hcl       node --test check_hcl.test.mjs: static checks of the modules
 #             that need providers (installs @cdktf/hcl2json with npm ci into
 #             tests/terraform/node_modules when it is missing)
 # A missing tool (terraform, node, npm) fails the test: it never skips.
 set -euo pipefail
-usage="usage: run.sh fmt|topology|render|crosscheck|hcl SOURCE_DIR [REGIONS_BIN DNS_DUMP_BIN]"
+usage="usage: run.sh fmt|topology|render|crosscheck|hcl SOURCE_DIR [REGIONS_BIN DNS_DUMP_BIN RELAY_BIN CONTROL_BIN]"
 mode=${1:?$usage}
 src=$(cd "${2:?$usage}" && pwd)
 here=$src/tests/terraform
@@ -79,8 +81,14 @@ crosscheck)
     need python3 "install python3"
     regions_bin=${3:?$usage}
     dns_bin=${4:?$usage}
+    relay_bin=${5:?$usage}
+    control_bin=${6:?$usage}
     tmp=$(mktemp -d)
     trap 'rm -rf "$tmp"' EXIT
+    # Secrets the derived configs refer to (under /etc/meridian on hosts).
+    mkdir -p "$tmp/etc"
+    head -c 48 /dev/urandom | base64 > "$tmp/etc/token.secret"
+    head -c 32 /dev/urandom | base64 > "$tmp/etc/api_keys"
     export TF_DATA_DIR=$tmp/data TF_IN_AUTOMATION=1 TF_INPUT=0 CHECKPOINT_DISABLE=1
     cd "$here/crosscheck"
     terraform init -backend=false -input=false -no-color > "$tmp/init.log" 2>&1 || { cat "$tmp/init.log"; echo "FAIL: terraform init"; exit 1; }
@@ -101,7 +109,7 @@ crosscheck)
         "$regions_bin" route "$f" > "$tmp/route.txt"
         "$dns_bin" lua "$f" > "$tmp/lua.txt"
         "$dns_bin" route53 "$f" > "$tmp/route53.xml"
-        rm -rf "$tmp/nats" && mkdir "$tmp/nats"
+        rm -rf "$tmp/nats" "$tmp/daemons" && mkdir "$tmp/nats" "$tmp/daemons"
         if python3 - "$tmp" "$name" <<'PY'
 import json, re, sys
 tmp, name = sys.argv[1], sys.argv[2]
@@ -149,6 +157,14 @@ if c_default != out["default_region"]["value"]:
     problems.append(f"default region differs: {c_default} vs {out['default_region']['value']}")
 for server, text in out["nats_conf"]["value"].items():
     open(f"{tmp}/nats/{server}.conf", "w").write(text)
+def rooted(cfg):
+    return json.loads(json.dumps(cfg).replace("/etc/meridian/", f"{tmp}/etc/"))
+for region, cfg in out["relay_config"]["value"].items():
+    cfg = rooted(cfg) | {"node_id": "i-0123456789abcdef0"}
+    json.dump(cfg, open(f"{tmp}/daemons/relay-{region}.json", "w"))
+for region, cfg in out["control_config"]["value"].items():
+    cfg = rooted(cfg) | {"node": "i-0123456789abcdef0", "postgres": "host=127.0.0.1 dbname=meridian user=meridian"}
+    json.dump(cfg, open(f"{tmp}/daemons/control-{region}.json", "w"))
 if problems:
     print(f"FAIL: {name}: " + "; ".join(problems))
     sys.exit(1)
@@ -158,6 +174,11 @@ PY
         else
             fail=$((fail + 1))
         fi
+        for conf in "$tmp"/daemons/*.json; do
+            [ -e "$conf" ] || continue
+            case $(basename "$conf") in relay-*) bin=$relay_bin ;; *) bin=$control_bin ;; esac
+            if out=$("$bin" --check --config "$conf" 2>&1); then pass=$((pass + 1)); else echo "FAIL: $name: $(basename "$bin") --check rejects the derived $(basename "$conf"): $out"; fail=$((fail + 1)); fi
+        done
         for conf in "$tmp"/nats/*.conf; do
             [ -e "$conf" ] || continue
             if out=$(nats-server -t -c "$conf" 2>&1); then pass=$((pass + 1)); else echo "FAIL: $name: nats-server -t $(basename "$conf"): $out"; fail=$((fail + 1)); fi

@@ -167,7 +167,10 @@ locals {
     admin_listen = "0.0.0.0:${local.url_parts[r.relays[0].admin_url].port}"
     nats         = local.nats_client_urls[r.name]
     auth         = { secret_file = "${var.config_dir}/token.secret" }
-    log_level    = "info"
+    # The region's stream lives in the region's NATS cluster, replicated on
+    # up to three of its servers.
+    stream    = { placement = r.name, replicas = min(3, length(r.nats_servers)) }
+    log_level = "info"
   } }
   control_config = { for r in local.ok_regions : r.name => {
     region        = r.name

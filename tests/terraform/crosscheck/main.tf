@@ -34,3 +34,11 @@ output "route53" {
 output "ttl" {
   value = module.topology.ttl
 }
+
+output "relay_config" {
+  value = module.topology.relay_config
+}
+
+output "control_config" {
+  value = module.topology.control_config
+}

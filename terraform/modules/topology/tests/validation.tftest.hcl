@@ -45,6 +45,10 @@ run "fixture_is_valid" {
     error_message = "relay URL parts are wrong"
   }
   assert {
+    condition     = output.relay_config["eu"].stream == { placement = "eu", replicas = 2 } && output.relay_config["us"].stream.replicas == 1
+    error_message = "relay stream placement/replicas: ${jsonencode(output.relay_config["eu"].stream)}"
+  }
+  assert {
     condition     = keys(output.control_config) == ["eu"] && keys(output.healthcheck_config) == ["eu"]
     error_message = "only regions with a control/healthcheck section get their configs"
   }
