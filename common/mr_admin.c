@@ -96,7 +96,8 @@ static void *admin_main(void *arg)
 }
 
 mr_admin_thread *mr_admin_thread_start(const char *listen, mr_admin_ready_cb ready, void *ud,
-                                       char *err, size_t errlen)
+                                       void (*routes)(struct evhttp *http, void *ud), char *err,
+                                       size_t errlen)
 {
     char host[256];
     int port;
@@ -108,9 +109,9 @@ mr_admin_thread *mr_admin_thread_start(const char *listen, mr_admin_ready_cb rea
     mr_admin_thread *a = mr_calloc(1, sizeof *a);
     a->base = event_base_new();
     a->http = evhttp_new(a->base);
-    evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+    evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
     evhttp_set_max_headers_size(a->http, 8192);
-    evhttp_set_max_body_size(a->http, 0);
+    evhttp_set_max_body_size(a->http, 65536);
     evhttp_set_timeout(a->http, 10);
     struct evhttp_bound_socket *s =
         evhttp_bind_socket_with_handle(a->http, host[0] ? host : "0.0.0.0", (ev_uint16_t)port);
@@ -124,6 +125,8 @@ mr_admin_thread *mr_admin_thread_start(const char *listen, mr_admin_ready_cb rea
         a->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                                  : ((struct sockaddr_in *)&ss)->sin_port);
     mr_admin_attach(a->http, ready, ud);
+    if (routes)
+        routes(a->http, ud);
     if (pthread_create(&a->thread, NULL, admin_main, a) != 0) {
         snprintf(err, errlen, "cannot start the admin thread");
         goto err;

@@ -28,10 +28,13 @@ typedef struct mr_admin_thread mr_admin_thread;
 
 /**
  * Bind `listen` ("host:port") and serve the admin routes on a new thread.
+ * `routes` (may be NULL) registers the daemon's own extra routes before the
+ * thread starts.
  * Returns NULL and fills `err` when the address cannot be bound.
  */
 mr_admin_thread *mr_admin_thread_start(const char *listen, mr_admin_ready_cb ready, void *ud,
-                                       char *err, size_t errlen);
+                                       void (*routes)(struct evhttp *http, void *ud), char *err,
+                                       size_t errlen);
 /** The port actually bound (useful with port 0). */
 int mr_admin_thread_port(mr_admin_thread *a);
 void mr_admin_thread_stop(mr_admin_thread *a);

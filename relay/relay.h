@@ -14,6 +14,7 @@
 
 #include <libwebsockets.h>
 #include <stdatomic.h>
+#include <jansson.h>
 #include <stdbool.h>
 
 struct relay_session;
@@ -44,6 +45,9 @@ typedef struct relay {
 
     _Atomic bool draining; /* set by the signal thread on SIGTERM */
     _Atomic bool stopping; /* set when the process should exit now */
+    _Atomic bool sigterm;  /* the drain came from SIGTERM: exit when done */
+    bool drain_exit;       /* lws thread: stop the process once drained */
+    json_t *drain_urls;    /* where to send clients (admin drain), or NULL for the config's */
     bool drain_started;    /* lws thread: reconnect frames sent */
     int64_t drain_deadline_us;
     bool closing_all;

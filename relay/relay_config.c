@@ -44,6 +44,7 @@ void relay_config_defaults(relay_config *c)
         .dedup_window = 1024,
     };
     c->drain_grace_ms = 10000;
+    c->drain_batch = 100;
     relay_config_set_str(&c->log_level, "info");
     c->workers = 1;
     c->jetstream = true;
@@ -117,9 +118,11 @@ static int read_secret_file(relay_config *c, mr_cfg *cfg, const char *path)
 }
 
 static const char *const top_keys[] = {
-    "region",  "node_id", "listen",         "admin_listen", "nats",      "auth",    "tls",
-    "limits",  "origins", "drain_grace_ms", "static_dir",   "log_level", "workers", "jetstream",
-    "publish", "stream",  "resume",         "presence",     NULL};
+    "region",        "node_id",   "listen",   "admin_listen", "nats",
+    "auth",          "tls",       "limits",   "origins",      "drain_grace_ms",
+    "static_dir",    "log_level", "workers",  "jetstream",    "publish",
+    "stream",        "resume",    "presence", "drain_batch",  "fallback_urls",
+    "admin_api_key", NULL};
 static const char *const presence_keys[] = {"heartbeat_ms", "expire_heartbeats", NULL};
 static const char *const publish_keys[] = {"ack_timeout_ms", "retries", NULL};
 static const char *const stream_keys[] = {"max_age_s", "max_bytes", "duplicate_window_s",
@@ -175,6 +178,11 @@ int relay_config_load(relay_config *c, const char *path, char *err, size_t errle
     if (origins)
         copy_str_array(origins, &c->origins, &c->origin_count);
     c->drain_grace_ms = mr_cfg_int(&cfg, root, "", "drain_grace_ms", c->drain_grace_ms, 0, 3600000);
+    c->drain_batch = mr_cfg_int(&cfg, root, "", "drain_batch", c->drain_batch, 1, 1000000);
+    json_t *fallback = mr_cfg_str_array(&cfg, root, "", "fallback_urls");
+    if (fallback)
+        copy_str_array(fallback, &c->fallback_urls, &c->fallback_count);
+    set_from(&cfg, root, "", "admin_api_key", &c->admin_api_key);
     c->workers = mr_cfg_int(&cfg, root, "", "workers", c->workers, 1, 64);
 
     json_t *auth = mr_cfg_obj(&cfg, root, "", "auth");
@@ -345,5 +353,9 @@ void relay_config_free(relay_config *c)
     free(c->static_dir);
     free(c->log_level);
     free(c->stream_placement);
+    for (size_t i = 0; i < c->fallback_count; i++)
+        free(c->fallback_urls[i]);
+    free(c->fallback_urls);
+    free(c->admin_api_key);
     memset(c, 0, sizeof *c);
 }

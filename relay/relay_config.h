@@ -43,6 +43,10 @@ typedef struct relay_config {
     char **origins;
     size_t origin_count;
     int64_t drain_grace_ms;
+    int64_t drain_batch;  /* reconnect frames per 100 ms during a drain */
+    char **fallback_urls; /* other regions' URLs, offered in welcome and reconnect */
+    size_t fallback_count;
+    char *admin_api_key; /* Bearer key for POST /v1/drain and /v1/undrain, or NULL */
     char *static_dir;
     char *log_level;
     int64_t workers; /* reserved: processes sharing the listen port */

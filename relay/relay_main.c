@@ -14,6 +14,7 @@
 #include "relay_config.h"
 #include "relay_metrics.h"
 #include "relay_presence.h"
+#include "relay_drain.h"
 #include "relay_publish.h"
 #include "relay_resume.h"
 #include "relay_server.h"
@@ -60,8 +61,9 @@ static void *signal_main(void *arg)
         int sig;
         if (sigwait(&sc->set, &sig) != 0)
             continue;
-        if (sig == SIGTERM && !atomic_load(&sc->r->draining)) {
+        if (sig == SIGTERM && !atomic_load(&sc->r->sigterm)) {
             mr_log_info("SIGTERM: draining");
+            atomic_store(&sc->r->sigterm, true);
             atomic_store(&sc->r->draining, true);
         } else {
             mr_log_info("%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -70,6 +72,11 @@ static void *signal_main(void *arg)
         relay_server_wake(sc->r);
     }
     return NULL;
+}
+
+static void admin_routes(struct evhttp *http, void *ud)
+{
+    relay_drain_admin_routes(http, ud);
 }
 
 static bool relay_ready(void *ud, mr_buf *detail)
@@ -202,7 +209,7 @@ int main(int argc, char **argv)
         mr_log_error("%s", err);
         goto out;
     }
-    admin = mr_admin_thread_start(cfg.admin_listen, relay_ready, &r, err, sizeof err);
+    admin = mr_admin_thread_start(cfg.admin_listen, relay_ready, &r, admin_routes, err, sizeof err);
     if (!admin) {
         mr_log_error("%s", err);
         goto out;
@@ -225,6 +232,7 @@ out:
     relay_resume_free_all(&r);
     mr_map_free(&r.sessions_by_id, NULL);
     relay_presence_free(&r);
+    relay_drain_free(&r);
     relay_rooms_free(&r.rooms);
     mr_map_free(&r.ip_counts, NULL);
     relay_config_free(&cfg);

@@ -17,6 +17,7 @@
 #include "mr_config.h"
 #include "mr_log.h"
 #include "mr_time.h"
+#include "relay_drain.h"
 #include "relay_fanout.h"
 #include "relay_metrics.h"
 #include "relay_presence.h"
@@ -58,44 +59,8 @@ static void housekeeping_cb(lws_sorted_usec_list_t *sul)
     relay *r = lws_container_of(sul, relay, housekeeping_sul);
     relay_resume_expire(r);
     relay_presence_tick(r);
+    relay_drain_tick(r);
     lws_sul_schedule(r->lws, 0, &r->housekeeping_sul, housekeeping_cb, 100 * LWS_US_PER_MS);
-}
-
-static void close_all(relay *r, int code, const char *reason)
-{
-    for (relay_session *s = r->sessions; s; s = s->next)
-        relay_session_close(s, code, reason);
-}
-
-static void drain_timer_cb(lws_sorted_usec_list_t *sul)
-{
-    relay *r = lws_container_of(sul, relay, drain_sul);
-    if (!r->closing_all) {
-        mr_log_info("drain: grace period over; closing %zu sessions with 1012", r->session_count);
-        r->closing_all = true;
-        close_all(r, MR_CLOSE_RESTART, "relay restarting");
-        /* Give the close handshakes a moment, then stop regardless. */
-        lws_sul_schedule(r->lws, 0, &r->drain_sul, drain_timer_cb, 2 * LWS_US_PER_SEC);
-        return;
-    }
-    atomic_store(&r->stopping, true);
-}
-
-static void start_drain(relay *r)
-{
-    r->drain_started = true;
-    mr_metric_set(&relay_m.draining, 1);
-    mr_log_info("drain: asking %zu sessions to reconnect; closing in %lld ms", r->session_count,
-                (long long)r->cfg->drain_grace_ms);
-    static const char frame[] = "{\"type\":\"reconnect\",\"reason\":\"draining\",\"urls\":[]}";
-    relay_out *o = relay_out_new(frame, sizeof frame - 1);
-    for (relay_session *s = r->sessions; s; s = s->next) {
-        relay_session_send(s, o);
-        s->reconnect_sent = true;
-    }
-    relay_out_unref(o);
-    lws_sul_schedule(r->lws, 0, &r->drain_sul, drain_timer_cb,
-                     (lws_usec_t)r->cfg->drain_grace_ms * 1000);
 }
 
 static int filter_upgrade(relay *r, struct lws *wsi)
@@ -159,8 +124,7 @@ static int callback_meridian(struct lws *wsi, enum lws_callback_reasons reason, 
         if (!r)
             return 0;
         take_inbound(r);
-        if (atomic_load(&r->draining) && !r->drain_started)
-            start_drain(r);
+        relay_drain_poll(r);
         return 0;
     default:
         break;
@@ -278,7 +242,7 @@ void relay_server_run(relay *r)
         if (lws_service(r->lws, 0) < 0)
             break;
         /* A drain ends early once every client has gone. */
-        if (r->drain_started && r->session_count == 0)
+        if (r->drain_started && r->drain_exit && r->session_count == 0)
             break;
     }
 }

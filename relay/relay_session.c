@@ -22,6 +22,7 @@
 #include "mr_proto.h"
 #include "mr_time.h"
 #include "relay_metrics.h"
+#include "relay_drain.h"
 #include "relay_presence.h"
 #include "relay_publish.h"
 #include "relay_resume.h"
@@ -261,6 +262,11 @@ static void send_welcome(relay_session *s, json_t *id)
                   c->limits.publish_rate, c->limits.publish_burst,
                   (long long)c->limits.max_rooms_per_connection,
                   (long long)c->limits.idle_timeout_s);
+    /* Drop the closing brace to add the fallback URLs. */
+    b.len--;
+    mr_buf_puts(&b, ",\"fallback\":");
+    relay_drain_urls_json(s->r, &b);
+    mr_buf_putc(&b, '}');
     relay_session_send_buf(s, &b);
     mr_buf_free(&b);
 }

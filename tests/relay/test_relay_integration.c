@@ -477,6 +477,62 @@ START_TEST(presence_across_relays_and_no_zombies)
 }
 END_TEST
 
+static void setup_admin_drain(void)
+{
+    start_all("\"max_connections_per_ip\":0",
+              "\"admin_api_key\":\"drain-key\",\"drain_batch\":1,"
+              "\"fallback_urls\":[\"ws://fallback.example:17100/\"]");
+}
+
+START_TEST(admin_drain_moves_clients_and_undrain_restores)
+{
+    mr_ws a, b;
+    ck_assert_int_eq(mr_ws_connect(&a, "127.0.0.1", relays[0].port, NULL), 101);
+    char *t = mr_test_token("alice", 3600, NULL);
+    char hello[2048];
+    snprintf(hello, sizeof hello, "{\"type\":\"hello\",\"token\":\"%s\"}", t);
+    free(t);
+    mr_ws_send_text(&a, hello);
+    /* welcome offers the configured fallback URLs. */
+    mr_test_expect(&a, "\"fallback\":[\"ws://fallback.example:17100/\"]");
+    mr_test_hello(&b, &relays[0], "bob", NULL);
+    char *body;
+    ck_assert_int_eq(
+        mr_test_http("127.0.0.1", relays[0].admin_port, "POST", "/v1/drain", NULL, "{}", &body),
+        401);
+    free(body);
+    ck_assert_int_eq(mr_test_http("127.0.0.1", relays[0].admin_port, "POST", "/v1/drain",
+                                  "Authorization: Bearer drain-key\r\n", "{\"urls\":", &body),
+                     400);
+    free(body);
+    ck_assert_int_eq(mr_test_http("127.0.0.1", relays[0].admin_port, "POST", "/v1/drain",
+                                  "Authorization: Bearer drain-key\r\n",
+                                  "{\"urls\":[\"ws://127.2.0.1:17100/\"]}", &body),
+                     202);
+    free(body);
+    /* Both clients are told where to go (one per batch), then closed with 1012. */
+    mr_test_expect(
+        &a, "\"type\":\"reconnect\",\"reason\":\"draining\",\"urls\":[\"ws://127.2.0.1:17100/\"]");
+    mr_test_expect(&b, "\"urls\":[\"ws://127.2.0.1:17100/\"]");
+    mr_test_relay_wait_ready(&relays[0], 503, 5000);
+    mr_ws late;
+    ck_assert_int_ne(mr_ws_connect(&late, "127.0.0.1", relays[0].port, NULL), 101);
+    mr_ws_close(&late);
+    expect_close(&a, 1012);
+    expect_close(&b, 1012);
+    /* An admin drain does not stop the process; undrain takes it back into service. */
+    ck_assert(mr_test_alive(relays[0].pid));
+    ck_assert_int_eq(mr_test_http("127.0.0.1", relays[0].admin_port, "POST", "/v1/undrain",
+                                  "Authorization: Bearer drain-key\r\n", NULL, &body),
+                     202);
+    free(body);
+    mr_test_relay_wait_ready(&relays[0], 200, 5000);
+    mr_test_hello(&a, &relays[0], "alice", NULL);
+    mr_test_join(&a, "back");
+    mr_ws_close(&a);
+}
+END_TEST
+
 static void setup_origin(void)
 {
     start_all("\"max_connections_per_ip\":3",
@@ -619,6 +675,12 @@ int main(void)
     tcase_set_timeout(presence, 60);
     tcase_add_test(presence, presence_across_relays_and_no_zombies);
     suite_add_tcase(s, presence);
+
+    TCase *drain = tcase_create("admin_drain");
+    tcase_add_checked_fixture(drain, setup_admin_drain, teardown);
+    tcase_set_timeout(drain, 60);
+    tcase_add_test(drain, admin_drain_moves_clients_and_undrain_restores);
+    suite_add_tcase(s, drain);
 
     TCase *origin = tcase_create("origin_and_ip_limit");
     tcase_add_checked_fixture(origin, setup_origin, teardown);

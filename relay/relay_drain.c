@@ -1,0 +1,232 @@
+/*
+ * Drain.
+ *
+ * Two ways in. SIGTERM drains to exit: the relay refuses new upgrades,
+ * asks every client to reconnect, closes the rest with 1012 after
+ * `drain_grace_ms`, and exits once empty. POST /v1/drain on the admin port
+ * (sent by the health agents when an operator drains the region) does the
+ * same without exiting, optionally with the URLs clients should move to;
+ * POST /v1/undrain takes the relay back into service.
+ *
+ * Reconnect frames go out `drain_batch` sessions per 100 ms tick rather than
+ * all at once, so a drained relay does not send every client to the next
+ * region in the same instant.
+ *
+ * The admin thread only records the request under a mutex and wakes the lws
+ * thread; everything else happens on the lws thread.
+ */
+#include "relay_drain.h"
+#include "mr_alloc.h"
+#include "mr_log.h"
+#include "relay_metrics.h"
+#include "relay_session.h"
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+static pthread_mutex_t request_lock = PTHREAD_MUTEX_INITIALIZER;
+static json_t *requested_urls; /* set by the admin thread, taken by the lws thread */
+static int requested;          /* 1 drain, -1 undrain, 0 nothing */
+
+static void reply(struct evhttp_request *req, int code, const char *body)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, body, strlen(body));
+    evhttp_send_reply(req, code, code < 300 ? "OK" : "Error", b);
+    evbuffer_free(b);
+}
+
+static bool authorised(struct evhttp_request *req, relay *r)
+{
+    const char *key = r->cfg->admin_api_key;
+    if (!key)
+        return true;
+    const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    size_t kl = strlen(key);
+    return h && strncmp(h, "Bearer ", 7) == 0 && strlen(h + 7) == kl &&
+           CRYPTO_memcmp(h + 7, key, kl) == 0;
+}
+
+static void on_drain(struct evhttp_request *req, void *arg)
+{
+    relay *r = arg;
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+        reply(req, 405, "{\"error\":{\"code\":\"method_not_allowed\",\"message\":\"use POST\"}}\n");
+        return;
+    }
+    if (!authorised(req, r)) {
+        reply(req, 401,
+              "{\"error\":{\"code\":\"unauthorized\",\"message\":\"bad or missing API key\"}}\n");
+        return;
+    }
+    bool drain = strcmp(evhttp_request_get_uri(req), "/v1/drain") == 0;
+    json_t *urls = NULL;
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    if (drain && len > 0) {
+        char *body = mr_malloc(len + 1);
+        evbuffer_remove(in, body, len);
+        json_t *j = json_loadb(body, len, 0, NULL);
+        free(body);
+        json_t *u = json_object_get(j, "urls");
+        bool ok = json_is_object(j) && (!u || json_is_array(u));
+        size_t i;
+        json_t *e;
+        if (u)
+            json_array_foreach(u, i, e) ok = ok && json_is_string(e) && json_string_length(e) < 512;
+        if (!ok) {
+            json_decref(j);
+            reply(req, 400,
+                  "{\"error\":{\"code\":\"bad_request\",\"message\":\"body must be "
+                  "{\\\"urls\\\":[\\\"wss://...\\\"]}\"}}\n");
+            return;
+        }
+        urls = u ? json_incref(u) : NULL;
+        json_decref(j);
+    }
+    pthread_mutex_lock(&request_lock);
+    json_decref(requested_urls);
+    requested_urls = urls;
+    requested = drain ? 1 : -1;
+    pthread_mutex_unlock(&request_lock);
+    if (drain)
+        atomic_store(&r->draining, true);
+    lws_cancel_service(r->lws);
+    reply(req, 202, drain ? "{\"draining\":true}\n" : "{\"draining\":false}\n");
+}
+
+void relay_drain_admin_routes(struct evhttp *http, relay *r)
+{
+    evhttp_set_cb(http, "/v1/drain", on_drain, r);
+    evhttp_set_cb(http, "/v1/undrain", on_drain, r);
+}
+
+void relay_drain_urls_json(relay *r, mr_buf *b)
+{
+    json_t *urls = r->drain_urls;
+    mr_buf_putc(b, '[');
+    if (urls) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(urls, i, e)
+        {
+            if (i)
+                mr_buf_putc(b, ',');
+            mr_buf_json_str(b, json_string_value(e), json_string_length(e));
+        }
+    } else {
+        for (size_t i = 0; i < r->cfg->fallback_count; i++) {
+            if (i)
+                mr_buf_putc(b, ',');
+            mr_buf_json_str(b, r->cfg->fallback_urls[i], strlen(r->cfg->fallback_urls[i]));
+        }
+    }
+    mr_buf_putc(b, ']');
+}
+
+static void close_timer_cb(lws_sorted_usec_list_t *sul)
+{
+    relay *r = lws_container_of(sul, relay, drain_sul);
+    if (!r->drain_started)
+        return; /* undrained meanwhile */
+    if (!r->closing_all) {
+        mr_log_info("drain: grace period over; closing %zu sessions with 1012", r->session_count);
+        r->closing_all = true;
+        for (relay_session *s = r->sessions; s; s = s->next)
+            relay_session_close(s, MR_CLOSE_RESTART, "relay draining");
+        if (r->drain_exit)
+            /* Give the close handshakes a moment, then stop regardless. */
+            lws_sul_schedule(r->lws, 0, &r->drain_sul, close_timer_cb, 2 * LWS_US_PER_SEC);
+        return;
+    }
+    atomic_store(&r->stopping, true);
+}
+
+static void start(relay *r, bool exit_after)
+{
+    r->drain_started = true;
+    r->drain_exit = exit_after;
+    r->closing_all = false;
+    mr_metric_set(&relay_m.draining, 1);
+    mr_log_info("drain: asking %zu sessions to reconnect, %lld per 100 ms; closing in %lld ms%s",
+                r->session_count, (long long)r->cfg->drain_batch, (long long)r->cfg->drain_grace_ms,
+                exit_after ? ", then exiting" : "");
+    for (relay_session *s = r->sessions; s; s = s->next)
+        s->reconnect_sent = false;
+    relay_drain_tick(r);
+    lws_sul_schedule(r->lws, 0, &r->drain_sul, close_timer_cb,
+                     (lws_usec_t)r->cfg->drain_grace_ms * 1000);
+}
+
+void relay_drain_poll(relay *r)
+{
+    pthread_mutex_lock(&request_lock);
+    int req = requested;
+    json_t *urls = requested_urls;
+    requested = 0;
+    requested_urls = NULL;
+    pthread_mutex_unlock(&request_lock);
+    if (req == 1) {
+        json_decref(r->drain_urls);
+        r->drain_urls = urls;
+        if (!r->drain_started)
+            start(r, false);
+        return;
+    }
+    json_decref(urls);
+    if (req == -1) {
+        mr_log_info("drain: cancelled; accepting clients again");
+        atomic_store(&r->draining, false);
+        r->drain_started = false;
+        r->closing_all = false;
+        json_decref(r->drain_urls);
+        r->drain_urls = NULL;
+        mr_metric_set(&relay_m.draining, 0);
+        lws_sul_cancel(&r->drain_sul);
+        return;
+    }
+    /* SIGTERM: drain, then exit. */
+    if (atomic_load(&r->draining) && !r->drain_started)
+        start(r, true);
+    else if (atomic_load(&r->draining) && r->drain_started && !r->drain_exit &&
+             atomic_load(&r->sigterm))
+        r->drain_exit = true;
+}
+
+void relay_drain_tick(relay *r)
+{
+    if (!r->drain_started)
+        return;
+    mr_buf b = MR_BUF_INIT;
+    mr_buf_puts(&b, "{\"type\":\"reconnect\",\"reason\":\"draining\",\"urls\":");
+    relay_drain_urls_json(r, &b);
+    mr_buf_putc(&b, '}');
+    relay_out *o = relay_out_new(b.data, b.len);
+    mr_buf_free(&b);
+    int64_t budget = r->cfg->drain_batch;
+    for (relay_session *s = r->sessions; s && budget > 0; s = s->next) {
+        if (s->reconnect_sent)
+            continue;
+        relay_session_send(s, o);
+        s->reconnect_sent = true;
+        budget--;
+    }
+    relay_out_unref(o);
+}
+
+void relay_drain_free(relay *r)
+{
+    json_decref(r->drain_urls);
+    r->drain_urls = NULL;
+    pthread_mutex_lock(&request_lock);
+    json_decref(requested_urls);
+    requested_urls = NULL;
+    pthread_mutex_unlock(&request_lock);
+}
