@@ -61,6 +61,8 @@ static void *signal_main(void *arg)
         int sig;
         if (sigwait(&sc->set, &sig) != 0)
             continue;
+        if (sig == SIGUSR2)
+            return NULL; /* main is shutting down: stop waking the lws loop */
         if (sig == SIGTERM && !atomic_load(&sc->r->sigterm)) {
             mr_log_info("SIGTERM: draining");
             atomic_store(&sc->r->sigterm, true);
@@ -184,6 +186,7 @@ int main(int argc, char **argv)
     sigemptyset(&sc.set);
     sigaddset(&sc.set, SIGTERM);
     sigaddset(&sc.set, SIGINT);
+    sigaddset(&sc.set, SIGUSR2);
     pthread_sigmask(SIG_BLOCK, &sc.set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -205,6 +208,8 @@ int main(int argc, char **argv)
 
     int rc = 1;
     mr_admin_thread *admin = NULL;
+    pthread_t sig_thread;
+    bool sig_thread_started = false;
     if (relay_server_start(&r, err, sizeof err) != 0) {
         mr_log_error("%s", err);
         goto out;
@@ -215,9 +220,8 @@ int main(int argc, char **argv)
         goto out;
     }
     sc.r = &r;
-    pthread_t sig_thread;
     pthread_create(&sig_thread, NULL, signal_main, &sc);
-    pthread_detach(sig_thread);
+    sig_thread_started = true;
 
     mr_log_info("meridian-relay %s: region %s, node %s, WebSocket on %s (port %d)%s, admin on %s",
                 MERIDIAN_VERSION, cfg.region, cfg.node_id, cfg.listen, relay_server_port(&r),
@@ -226,6 +230,11 @@ int main(int argc, char **argv)
     mr_log_info("stopped: %zu sessions open at exit", r.session_count);
     rc = 0;
 out:
+    /* No other thread may wake the lws loop once it is being destroyed. */
+    if (sig_thread_started) {
+        pthread_kill(sig_thread, SIGUSR2);
+        pthread_join(sig_thread, NULL);
+    }
     mr_admin_thread_stop(admin);
     relay_server_stop(&r);
     relay_publish_free_all(&r);
