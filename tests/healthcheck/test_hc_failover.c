@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -798,6 +799,59 @@ START_TEST(bad_input_clear_errors)
 }
 END_TEST
 
+/* ---------- the dashboard in a real browser ---------- */
+
+static bool file_has(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    char line[1024];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, needle) != NULL;
+    fclose(f);
+    return found;
+}
+
+START_TEST(dashboard_in_chromium)
+{
+    const char *dir = MERIDIAN_HC_TEST_DIR "/dashboard";
+    char modules[600];
+    snprintf(modules, sizeof modules, "%s/node_modules/playwright-core", dir);
+    ck_assert_msg(access(modules, R_OK) == 0,
+                  "playwright-core is not installed: run npm ci --prefix %s (the "
+                  "healthcheck_dashboard_deps test does)",
+                  dir);
+    start_agents_and_wait_dns();
+    const char *art = getenv("HC_ARTIFACT_DIR") ? getenv("HC_ARTIFACT_DIR") : MERIDIAN_HC_ARTIFACTS;
+    mkdir(art, 0755);
+    char url[128], script[600], log[700];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", agents[1].port);
+    snprintf(script, sizeof script, "%s/dashboard_check.mjs", dir);
+    snprintf(log, sizeof log, "%s/chromium.log", tmp);
+    char *argv[] = {"node", script, url, "eu-west", (char *)art, NULL};
+    pid_t node = mr_test_spawn(argv, log);
+    int64_t deadline = mr_test_now_ms() + 60000;
+    while (!file_has(log, "READY")) {
+        ck_assert_msg(mr_test_alive(node), "the browser check failed before READY; see %s", log);
+        ck_assert_msg(mr_test_now_ms() < deadline,
+                      "the dashboard never showed three regions up; see %s", log);
+        struct timespec ts = {0, 100 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    relay_kill(0);
+    int st = mr_test_wait_exit(node, 40000);
+    if (st == -1)
+        mr_test_stop(node, SIGKILL, 1000);
+    ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+                  "the dashboard did not turn eu-west red; see %s", log);
+    ck_assert(file_has(log, "DOWN eu-west"));
+    fprintf(stderr, "HC_DASHBOARD: screenshots in %s (dashboard-before.png, dashboard-after.png)\n",
+            art);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("healthcheck-failover");
@@ -811,6 +865,11 @@ int main(void)
     tcase_add_test(tc, dashboard_and_metrics_are_served);
     tcase_add_test(tc, bad_input_clear_errors);
     suite_add_tcase(s, tc);
+    TCase *browser = tcase_create("dashboard");
+    tcase_add_checked_fixture(browser, setup, teardown);
+    tcase_set_timeout(browser, 150);
+    tcase_add_test(browser, dashboard_in_chromium);
+    suite_add_tcase(s, browser);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
