@@ -1,6 +1,8 @@
-// Copies the SDK into demo/ so the relay can serve demo/ as one static
-// directory. `--check` exits 1 when demo/meridian.js is stale.
-import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+// The demo page imports ./meridian.js, which is a symlink to the SDK in
+// src/, so the relay serves demo/ as one static directory without a second
+// copy of the SDK. This script (re)creates the link; `--check` exits 1 when
+// demo/meridian.js is missing or is not the SDK.
+import { readFileSync, existsSync, rmSync, symlinkSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
@@ -12,11 +14,12 @@ const want = readFileSync(src, 'utf8');
 if (process.argv.includes('--check')) {
   const have = existsSync(dst) ? readFileSync(dst, 'utf8') : null;
   if (have !== want) {
-    console.error('demo/meridian.js is stale: run `npm run build:demo` in clients/js');
+    console.error('demo/meridian.js is not the SDK: run `npm run build:demo` in clients/js');
     process.exit(1);
   }
-  console.log('demo/meridian.js is up to date');
+  console.log('demo/meridian.js is the SDK');
 } else {
-  writeFileSync(dst, want);
-  console.log(`copied ${src} -> ${dst}`);
+  rmSync(dst, { force: true });
+  symlinkSync('../src/meridian.js', dst);
+  console.log(`linked ${dst} -> ../src/meridian.js`);
 }
