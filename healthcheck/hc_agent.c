@@ -665,15 +665,17 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 static char *default_source(const mr_region *g)
 {
     /* Verify from an address inside the geography: the network address plus
-     * 53, an unlikely relay address (any address of 127.0.0.0/8 can be bound
-     * on Linux; elsewhere configure verify.sources). */
+     * 53, an unlikely relay address. Only loopback geographies get a default
+     * (any 127.0.0.0/8 address can be bound on Linux); for real networks the
+     * agent host rarely owns an address in each geography, so those need
+     * verify.sources, and without one that geography is not verified. */
     for (size_t i = 0; i < g->n_cidrs; i++) {
         const mr_cidr *c = &g->cidrs[i];
-        if (c->family != 4 || c->prefix > 26)
+        if (c->family != 4 || c->prefix > 26 || c->prefix < 8 || c->addr[0] != 127)
             continue;
         uint32_t v = (uint32_t)c->addr[0] << 24 | (uint32_t)c->addr[1] << 16 |
                      (uint32_t)c->addr[2] << 8 | c->addr[3];
-        v = (v & (c->prefix ? ~0u << (32 - c->prefix) : 0)) + 53;
+        v = (v & (~0u << (32 - c->prefix))) + 53;
         struct in_addr in = {htonl(v)};
         char buf[INET_ADDRSTRLEN];
         inet_ntop(AF_INET, &in, buf, sizeof buf);
@@ -793,6 +795,10 @@ static int load_config(hc_agent *a, const char *path, const char *listen_overrid
             sources ? json_string_value(json_object_get(sources, a->regions->regions[r].name))
                     : NULL;
         a->verify_source[r] = s ? mr_strdup(s) : default_source(&a->regions->regions[r]);
+        if (!a->verify_source[r] && a->verify_enabled)
+            mr_log_warn("verify: no source address inside %s's geography (set verify.sources); "
+                        "its answers will not be checked after writes",
+                        a->regions->regions[r].name);
     }
     /* The dns object must outlive the root for the provider's construction. */
     a->dns_conf = a->dns_conf ? json_incref(a->dns_conf) : json_object();
