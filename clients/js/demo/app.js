@@ -73,6 +73,20 @@ function fillMessage(li, msg) {
   li.dataset.msgId = msg.msg_id;
 }
 
+// Committed messages are kept in seq order (the room's one order, the same on
+// every page); messages still waiting for their seq follow in arrival order.
+function placeBySeq(li, seq) {
+  li.dataset.seq = String(seq);
+  const list = $('messages');
+  let before = null;
+  for (const x of list.children) {
+    if (x === li || x.classList.contains('system')) continue;
+    const s = x.dataset.seq ? Number(x.dataset.seq) : Infinity;
+    if (s > seq) { before = x; break; }
+  }
+  if (li.parentNode !== list || li.nextSibling !== before) list.insertBefore(li, before);
+}
+
 function onMessage(msg) {
   if (msg.room !== room) return;
   let li = pendingByMid.get(msg.mid);
@@ -85,6 +99,7 @@ function onMessage(msg) {
   }
   fillMessage(li, msg);
   rendered.set(msg.msg_id, li);
+  if (msg.seq) placeBySeq(li, msg.seq);
   scrollDown();
 }
 
@@ -93,6 +108,7 @@ function onCommit(ev) {
   if (!li) return;
   const meta = li.querySelector('.meta');
   if (meta) meta.textContent = meta.textContent.replace(/live$/, '#' + ev.seq);
+  placeBySeq(li, ev.seq);
 }
 
 function renderMembers(members) {
@@ -165,6 +181,20 @@ async function start() {
     system(`cannot join ${room}: ${err.code} ${err.message}`);
   }
 }
+
+// For tests and debugging: the client, and the messages as the page shows them.
+globalThis.meridianDebug = {
+  get client() { return client; },
+  messages() {
+    return [...$('messages').children].filter((li) => !li.classList.contains('system')).map((li) => ({
+      msg_id: li.dataset.msgId || null,
+      seq: li.dataset.seq ? Number(li.dataset.seq) : null,
+      text: li.querySelector('.text')?.textContent ?? '',
+      pending: li.classList.contains('pending'),
+      failed: li.classList.contains('failed'),
+    }));
+  },
+};
 
 form.addEventListener('submit', (ev) => {
   ev.preventDefault();
