@@ -1,0 +1,113 @@
+# Shared shell helpers for bench/run and bench/smoke.sh: free ports, and
+# nats-server / meridian-relay / Node broadcaster processes in a temp dir.
+# Every process started here is recorded in BENCH_PIDS and stopped by
+# bench_cleanup, by its own pid.
+
+BENCH_PIDS=()
+
+bench_log() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+bench_port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# A free TCP port on 127.0.0.1 (racy but good enough on a quiet loopback).
+bench_free_port() {
+    local p
+    for _ in $(seq 1 200); do
+        p=$((20000 + RANDOM % 30000))
+        if bench_port_free "$p"; then
+            echo "$p"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# Wait until something listens on 127.0.0.1:$1, at most $2 seconds.
+bench_wait_port() {
+    local deadline=$((SECONDS + $2))
+    while bench_port_free "$1"; do
+        ((SECONDS < deadline)) || return 1
+        sleep 0.05
+    done
+}
+
+# HTTP GET on loopback without curl: prints the body.
+bench_http_get() {
+    local port=$1 path=$2
+    exec 5<>"/dev/tcp/127.0.0.1/$port" || return 1
+    printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$path" >&5
+    timeout 5 cat <&5 | sed '1,/^\r$/d'
+    exec 5<&-
+}
+
+bench_wait_ready() {
+    local port=$1 deadline=$((SECONDS + $2))
+    until bench_http_get "$port" /readyz 2>/dev/null | grep -q '"ready":true'; do
+        ((SECONDS < deadline)) || return 1
+        sleep 0.1
+    done
+}
+
+# bench_start_nats DIR -> sets NATS_PORT
+bench_start_nats() {
+    local dir=$1
+    NATS_PORT=$(bench_free_port)
+    mkdir -p "$dir/js"
+    nats-server -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$dir/js" >"$dir/nats.log" 2>&1 &
+    BENCH_PIDS+=($!)
+    bench_wait_port "$NATS_PORT" 10 || { bench_log "nats-server did not start ($dir/nats.log)"; return 1; }
+}
+
+# bench_relay_config FILE NODE PORT ADMIN_PORT [TLS_DIR]
+bench_relay_config() {
+    local file=$1 node=$2 port=$3 admin=$4 tls=${5:-}
+    local tls_json=""
+    if [[ -n $tls ]]; then
+        tls_json="\"tls\":{\"cert\":\"$tls/cert.pem\",\"key\":\"$tls/key.pem\"},"
+    fi
+    cat >"$file" <<JSON
+{"region":"bench","node_id":"$node","listen":"127.0.0.1:$port","admin_listen":"127.0.0.1:$admin",
+ "nats":["nats://127.0.0.1:$NATS_PORT"],"auth":{"secret":"${BENCH_SECRET:-dev-secret}"},$tls_json
+ "log_level":"warn",
+ "limits":{"max_connections_per_ip":0,"publish_rate":100000,"publish_burst":100000,
+           "max_outbound_bytes":16777216,"max_rooms_per_connection":1000,
+           "handshake_timeout_ms":60000}}
+JSON
+}
+
+# bench_start_relay RELAY_BIN DIR NODE [TLS_DIR] -> sets RELAY_PORT RELAY_ADMIN RELAY_PID
+bench_start_relay() {
+    local bin=$1 dir=$2 node=$3 tls=${4:-}
+    RELAY_PORT=$(bench_free_port)
+    RELAY_ADMIN=$(bench_free_port)
+    bench_relay_config "$dir/$node.json" "$node" "$RELAY_PORT" "$RELAY_ADMIN" "$tls"
+    "$bin" --config "$dir/$node.json" >"$dir/$node.log" 2>&1 &
+    RELAY_PID=$!
+    BENCH_PIDS+=($RELAY_PID)
+    bench_wait_port "$RELAY_PORT" 15 && bench_wait_ready "$RELAY_ADMIN" 20 ||
+        { bench_log "relay $node did not become ready ($dir/$node.log)"; return 1; }
+}
+
+bench_stop_pid() {
+    local pid=$1
+    kill "$pid" 2>/dev/null || return 0
+    for _ in $(seq 1 50); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    kill -9 "$pid" 2>/dev/null || true
+}
+
+bench_cleanup() {
+    local pid
+    for pid in "${BENCH_PIDS[@]}"; do
+        bench_stop_pid "$pid"
+    done
+    BENCH_PIDS=()
+}
+
+bench_tls_cert() {
+    local dir=$1
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -keyout "$dir/key.pem" -out "$dir/cert.pem" -days 30 -subj /CN=127.0.0.1 2>/dev/null
+}
