@@ -363,6 +363,42 @@ static void array_elem(mr_buf *b, const char *s)
     mr_buf_putc(b, '"');
 }
 
+static int cmp_identity(const void *a, const void *b, void *arg)
+{
+    const item *items = arg;
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    int c = strcmp(items[x].room, items[y].room);
+    if (c == 0)
+        c = strcmp(items[x].msg_id, items[y].msg_id);
+    if (c == 0)
+        c = x < y ? -1 : x > y;
+    return c;
+}
+
+/*
+ * For every item, the index of the first item of the batch with the same
+ * identity (itself when it is the first). The same message can sit twice
+ * in one batch (a retry the stream kept, or a redelivery); the database
+ * function takes each identity once, and the copies get the same seq.
+ */
+static size_t *first_of_identity(item *items, size_t n)
+{
+    size_t *order = mr_malloc(n * sizeof *order), *first = mr_malloc(n * sizeof *first);
+    for (size_t i = 0; i < n; i++)
+        order[i] = i;
+    qsort_r(order, n, sizeof *order, cmp_identity, items);
+    for (size_t k = 0; k < n; k++) {
+        size_t i = order[k];
+        if (k > 0 && strcmp(items[i].room, items[order[k - 1]].room) == 0 &&
+            strcmp(items[i].msg_id, items[order[k - 1]].msg_id) == 0)
+            first[i] = first[order[k - 1]];
+        else
+            first[i] = i;
+    }
+    free(order);
+    return first;
+}
+
 /*
  * Write the batch. Returns 0 with every item's seq set, or -1 after a
  * failure (already logged and counted).
@@ -372,11 +408,17 @@ static int write_batch(lane *l, batch *bt, int64_t *fresh_out)
     ctl_ingest *in = l->in;
     item *items = bt->items;
     size_t n = bt->n;
+    size_t *first = first_of_identity(items, n);
+    size_t *pos = mr_malloc(n * sizeof *pos); /* database ordinal - 1 -> item index */
+    size_t m = 0;
     mr_buf rooms = MR_BUF_INIT, ids = MR_BUF_INIT, envs = MR_BUF_INIT;
     mr_buf_putc(&rooms, '{');
     mr_buf_putc(&ids, '{');
     mr_buf_putc(&envs, '{');
     for (size_t i = 0; i < n; i++) {
+        if (first[i] != i)
+            continue;
+        pos[m++] = i;
         array_elem(&rooms, items[i].room);
         array_elem(&ids, items[i].msg_id);
         array_elem(&envs, items[i].env);
@@ -391,18 +433,25 @@ static int write_batch(lane *l, batch *bt, int64_t *fresh_out)
                                "$2::text[], $3::text[])",
                                3, NULL, params, NULL, NULL, 0);
     int rc = -1;
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && (size_t)PQntuples(r) == n) {
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && (size_t)PQntuples(r) == m) {
         int64_t fresh = 0;
         rc = 0;
+        for (size_t i = 0; i < n; i++)
+            items[i].seq = 0;
         for (int row = 0; row < PQntuples(r); row++) {
             long long ord = atoll(PQgetvalue(r, row, 0));
-            if (ord < 1 || (size_t)ord > n || PQgetisnull(r, row, 1)) {
+            if (ord < 1 || (size_t)ord > m || PQgetisnull(r, row, 1)) {
                 rc = -1;
                 break;
             }
-            items[ord - 1].seq = atoll(PQgetvalue(r, row, 1));
+            items[pos[ord - 1]].seq = atoll(PQgetvalue(r, row, 1));
             if (PQgetvalue(r, row, 2)[0] == 't')
                 fresh++;
+        }
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            items[i].seq = items[first[i]].seq;
+            if (items[i].seq < 1)
+                rc = -1;
         }
         *fresh_out = fresh;
         if (rc != 0)
@@ -416,6 +465,8 @@ static int write_batch(lane *l, batch *bt, int64_t *fresh_out)
     mr_buf_free(&rooms);
     mr_buf_free(&ids);
     mr_buf_free(&envs);
+    free(first);
+    free(pos);
     if (rc != 0)
         mr_metric_inc(&m_db_errors);
     return rc;
@@ -638,8 +689,10 @@ static void *fetch_main(void *arg)
         jsErrCode jerr = 0;
         natsStatus s =
             natsSubscription_Fetch(&list, in->sub, in->cfg->batch_max_messages, wait, &jerr);
-        if (s == NATS_OK && list.Count > 0)
+        if (s == NATS_OK && list.Count > 0) {
+            mr_log_debug("ingest %s: fetched %d", in->region, list.Count);
             dispatch(in, &list);
+        }
         natsMsgList_Destroy(&list);
         if (s != NATS_OK && s != NATS_TIMEOUT) {
             mr_log_debug("ingest %s: fetch: %s", in->region, natsStatus_GetText(s));

@@ -10,7 +10,7 @@
 set -eu
 BUILD=${1:?usage: run.sh BUILD_DIR}
 N=${N:-300000}
-RATES=${RATES:-"1000 10000"}
+RATES=${RATES-"1000 10000"}
 SECS=${SECS:-10}
 CTL=$BUILD/control/meridian-control
 BENCH=$BUILD/control/meridian-bench-ingest
@@ -66,6 +66,13 @@ sleep 0.5
 $CTL --config "$DIR/control.json" >>"$DIR/control.log" 2>&1 & CTL_PID=$!
 wait $DRAIN
 wait_ready
+# CPU time each process spent (mostly the drain): where the cost per message goes.
+cpu() { ps -o times= -p "$1" 2>/dev/null | tr -d ' ' || echo 0; }
+PG_CPU=0
+for p in $(pgrep -u postgres -f "postgres: postgres postgres 127.0.0.1" || true); do
+    PG_CPU=$((PG_CPU + $(cpu $p)))
+done
+echo "cpu seconds: meridian-control $(cpu $CTL_PID), nats-server $(cpu $NATS_PID), postgres sessions $PG_CPU"
 psql -h 127.0.0.1 -p $PG_PORT -U postgres -Atc \
     "SELECT 'rows ' || count(*) || ', distinct ids ' || count(DISTINCT msg_id) || ', rooms with gaps ' || (SELECT count(*) FROM (SELECT room FROM messages GROUP BY room HAVING max(seq) <> count(*)) g) FROM messages"
 

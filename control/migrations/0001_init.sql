@@ -42,16 +42,19 @@ CREATE TABLE messages (
 -- batch; maintenance creates partitions ahead so it normally stays empty.
 CREATE TABLE messages_default PARTITION OF messages DEFAULT;
 
--- Ingest one batch. Inputs are parallel arrays in stream order. Returns,
--- for every input position (1-based), the message's sequence number and
--- whether this call stored it (false for a message already stored, whose
--- existing seq is returned so its commit can be republished).
+-- Ingest one batch. Inputs are parallel arrays in stream order; the caller
+-- passes each (room, msg_id) at most once (it folds duplicates within a
+-- batch itself). Returns, for every input position (1-based), the
+-- message's sequence number and whether this call stored it (false for a
+-- message already stored, whose existing seq is returned so its commit can
+-- be republished identically).
 --
 -- Concurrency: the rows of the batch's rooms are locked in room order
 -- before identities are looked up, so two instances handling the same
 -- message (a redelivery racing the first delivery) serialise here and the
 -- second sees the first's identity rows; the unique key on message_ids is
--- the backstop.
+-- the backstop. Wide envelopes are not carried through the sorts: they are
+-- fetched by position only when inserted.
 CREATE FUNCTION meridian_ingest(p_rooms text[], p_ids text[], p_envs text[])
 RETURNS TABLE (ord bigint, seq bigint, fresh boolean)
 LANGUAGE plpgsql AS $fn$
@@ -63,40 +66,35 @@ BEGIN
 
     RETURN QUERY
     WITH inp AS (
-        SELECT t.room, t.msg_id, t.env, t.ord
-        FROM unnest(p_rooms, p_ids::uuid[], p_envs) WITH ORDINALITY AS t(room, msg_id, env, ord)
-    ), firsts AS (
-        SELECT DISTINCT ON (i.room, i.msg_id) i.room, i.msg_id, i.env, i.ord
-        FROM inp i ORDER BY i.room, i.msg_id, i.ord
+        SELECT t.room, t.msg_id, t.ord
+        FROM unnest(p_rooms, p_ids::uuid[]) WITH ORDINALITY AS t(room, msg_id, ord)
     ), old AS (
-        SELECT m.room, m.msg_id, m.seq
-        FROM message_ids m JOIN firsts f ON f.room = m.room AND f.msg_id = m.msg_id
+        SELECT i.ord, m.seq
+        FROM inp i JOIN message_ids m ON m.room = i.room AND m.msg_id = i.msg_id
     ), fresh_in AS (
-        SELECT f.*, row_number() OVER (PARTITION BY f.room ORDER BY f.ord) AS rn,
-               count(*) OVER (PARTITION BY f.room) AS cnt
-        FROM firsts f
-        WHERE NOT EXISTS (SELECT 1 FROM old o WHERE o.room = f.room AND o.msg_id = f.msg_id)
+        SELECT i.room, i.msg_id, i.ord,
+               row_number() OVER (PARTITION BY i.room ORDER BY i.ord) AS rn,
+               count(*) OVER (PARTITION BY i.room) AS cnt
+        FROM inp i
+        WHERE NOT EXISTS (SELECT 1 FROM old o WHERE o.ord = i.ord)
     ), bump AS (
         UPDATE rooms r SET last_seq = r.last_seq + c.cnt
         FROM (SELECT fi.room, count(*) AS cnt FROM fresh_in fi GROUP BY fi.room) c
         WHERE r.room = c.room
         RETURNING r.room, r.last_seq
     ), assigned AS (
-        SELECT fi.room, fi.msg_id, fi.env, b.last_seq - fi.cnt + fi.rn AS seq
+        SELECT fi.room, fi.msg_id, fi.ord, b.last_seq - fi.cnt + fi.rn AS seq
         FROM fresh_in fi JOIN bump b ON b.room = fi.room
     ), ins_ids AS (
         INSERT INTO message_ids (room, msg_id, seq)
         SELECT a.room, a.msg_id, a.seq FROM assigned a
     ), ins_msgs AS (
         INSERT INTO messages (room, seq, msg_id, envelope)
-        SELECT a.room, a.seq, a.msg_id, a.env FROM assigned a
+        SELECT a.room, a.seq, a.msg_id, p_envs[a.ord] FROM assigned a
     )
-    SELECT i.ord, COALESCE(a.seq, o.seq), (a.seq IS NOT NULL AND f.ord = i.ord)
-    FROM inp i
-    LEFT JOIN assigned a ON a.room = i.room AND a.msg_id = i.msg_id
-    LEFT JOIN old o ON o.room = i.room AND o.msg_id = i.msg_id
-    LEFT JOIN firsts f ON f.room = i.room AND f.msg_id = i.msg_id
-    ORDER BY i.ord;
+    SELECT a.ord, a.seq, true FROM assigned a
+    UNION ALL
+    SELECT o.ord, o.seq, false FROM old o;
 END
 $fn$;
 
