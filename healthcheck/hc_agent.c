@@ -154,6 +154,8 @@ struct hc_agent {
     bool was_holder;
 
     /* Verification of the last write. */
+    struct verify_ctx *verifies;
+    bool stopping;
     int verifies_pending;
     int verify_gen;
     double last_served_s;
@@ -272,6 +274,10 @@ static void probe_cb(const hc_probe_result *res, void *ud)
 {
     endpoint *e = ud;
     hc_agent *a = e->agent;
+    if (a->stopping) {
+        e->busy = false;
+        return;
+    }
     e->lat[e->step] = res->latency_ms;
     if (res->cert_days_left >= 0) {
         e->cert_days_left = res->cert_days_left;
@@ -387,7 +393,19 @@ typedef struct verify_ctx {
     int gen;
     size_t geo;
     char ns[64];
+    hc_verify *handle;
+    struct verify_ctx *next; /* the agent's list of running verifications */
 } verify_ctx;
+
+static void verify_unlink(hc_agent *a, verify_ctx *v)
+{
+    for (verify_ctx **p = &a->verifies; *p; p = &(*p)->next) {
+        if (*p == v) {
+            *p = v->next;
+            return;
+        }
+    }
+}
 
 static void on_verified(bool ok, double seconds, const char *detail, void *ud)
 {
@@ -413,6 +431,7 @@ static void on_verified(bool ok, double seconds, const char *detail, void *ud)
         snprintf(a->last_verify_detail, sizeof a->last_verify_detail, "%s", detail);
         a->verifies_pending--;
     }
+    verify_unlink(a, v);
     free(v);
 }
 
@@ -438,14 +457,17 @@ static void start_verification(hc_agent *a, const hc_dns_plan *before, const hc_
             v->geo = g;
             snprintf(v->ns, sizeof v->ns, "%s:%d", ns->address, ns->port);
             char err[256];
-            if (!hc_verify_start(a->base, ns->address, ns->port, a->verify_source[g],
-                                 a->regions->ws_fqdn, after->addrs[g], after->n_addrs[g],
-                                 a->decision_us, a->verify_timeout_ms, on_verified, v, err,
-                                 sizeof err)) {
+            v->handle = hc_verify_start(a->base, ns->address, ns->port, a->verify_source[g],
+                                        a->regions->ws_fqdn, after->addrs[g], after->n_addrs[g],
+                                        a->decision_us, a->verify_timeout_ms, on_verified, v, err,
+                                        sizeof err);
+            if (!v->handle) {
                 mr_log_error("DNS verification for %s: %s", a->regions->regions[g].name, err);
                 free(v);
                 continue;
             }
+            v->next = a->verifies;
+            a->verifies = v;
             a->verifies_pending++;
         }
     }
@@ -751,7 +773,9 @@ static int load_config(hc_agent *a, const char *path, const char *listen_overrid
     mr_cfg_check_keys(c, d, "drain", dkeys);
     a->drain_batch = (int)mr_cfg_int(c, d, "drain", "batch", 100, 1, 1000000);
     a->drain_interval_ms = (int)mr_cfg_int(c, d, "drain", "interval_ms", 1000, 0, 600000);
-    a->dns_conf = mr_cfg_obj(c, root, "", "dns");
+    json_t *dns = mr_cfg_obj(c, root, "", "dns");
+    /* Owned from here on: it outlives the root for the provider's construction. */
+    a->dns_conf = dns ? json_incref(dns) : json_object();
     if (!regions_file)
         mr_cfg_error(c, "regions_file", "is required");
     if (!region)
@@ -800,8 +824,6 @@ static int load_config(hc_agent *a, const char *path, const char *listen_overrid
                         "its answers will not be checked after writes",
                         a->regions->regions[r].name);
     }
-    /* The dns object must outlive the root for the provider's construction. */
-    a->dns_conf = a->dns_conf ? json_incref(a->dns_conf) : json_object();
     json_decref(root);
     a->n_items = a->regions->n_regions + a->regions->n_relays_total;
     if (a->n_items > HC_QUORUM_MAX_ITEMS) {
@@ -940,6 +962,44 @@ int hc_agent_start(hc_agent *a, char *err, size_t errlen)
                 a->provider->ops->name);
     add_event(a, "start", "agent %s started", a->agent_id);
     return 0;
+}
+
+static bool in_flight(hc_agent *a)
+{
+    if (a->writing)
+        return true;
+    for (size_t i = 0; i < a->regions->n_relays_total; i++)
+        if (a->eps[i].busy)
+            return true;
+    for (size_t r = 0; r < a->regions->n_regions; r++)
+        if (a->drain_pending[r])
+            return true;
+    return false;
+}
+
+void hc_agent_stop(hc_agent *a)
+{
+    /* Probes, provider calls and drain calls all end within their time-outs;
+     * wait for them (bounded) so nothing they own is left behind, and cancel
+     * verifications, which may run for many seconds. */
+    a->stopping = true;
+    if (a->probe_timer)
+        event_del(a->probe_timer);
+    if (a->tick_timer)
+        event_del(a->tick_timer);
+    while (a->verifies) {
+        verify_ctx *v = a->verifies;
+        a->verifies = v->next;
+        hc_verify_cancel(v->handle);
+        free(v);
+    }
+    int wait_ms = a->timeout_ms > a->provider->timeout_ms ? a->timeout_ms : a->provider->timeout_ms;
+    int64_t deadline = mr_now_us() + (int64_t)(wait_ms + 1000) * 1000;
+    while (in_flight(a) && mr_now_us() < deadline)
+        event_base_loop(a->base, EVLOOP_ONCE);
+    /* Deferred releases (connections, channels) run on the next turns. */
+    for (int i = 0; i < 3; i++)
+        event_base_loop(a->base, EVLOOP_NONBLOCK);
 }
 
 int hc_agent_port(hc_agent *a)

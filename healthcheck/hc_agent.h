@@ -24,6 +24,12 @@ hc_agent *hc_agent_new(struct event_base *base, const char *config_path,
                        const char *listen_override, char *err, size_t errlen);
 /** Bind the HTTP server, connect to NATS, start probing. Returns 0 or -1 with err. */
 int hc_agent_start(hc_agent *a, char *err, size_t errlen);
+/**
+ * Stop probing and writing; let in-flight probes and HTTP calls end (within
+ * their time-outs) and cancel verifications. Call after the loop returned
+ * and before hc_agent_free.
+ */
+void hc_agent_stop(hc_agent *a);
 /** The HTTP port actually bound. */
 int hc_agent_port(hc_agent *a);
 void hc_agent_free(hc_agent *a);

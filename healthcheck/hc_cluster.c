@@ -49,6 +49,7 @@ struct hc_cluster {
     pthread_mutex_t mu;
     pthread_cond_t cond;
     bool stopping;
+    bool closed; /* the connection's closed callback ran: no callback follows */
 
     atomic_bool connected;
     atomic_bool held;
@@ -71,6 +72,15 @@ static void on_disconnected(natsConnection *nc, void *closure)
     if (atomic_exchange(&c->connected, false))
         mr_log_warn("NATS: disconnected; this agent stops writing DNS");
     atomic_store(&c->held, false);
+}
+
+static void on_closed(natsConnection *nc, void *closure)
+{
+    hc_cluster *c = closure;
+    pthread_mutex_lock(&c->mu);
+    c->closed = true;
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->mu);
 }
 
 static void on_connected(natsConnection *nc, void *closure)
@@ -191,6 +201,26 @@ static void drains_step(hc_cluster *c)
     free(d);
 }
 
+/* libnats runs connection callbacks on its own thread, after the call that
+ * causes them returns: wait for the closed callback, the last one, before
+ * freeing what they touch (bounded, in case it never comes). */
+static void close_connection(hc_cluster *c)
+{
+    if (!c->nc)
+        return;
+    natsConnection_Close(c->nc);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 3;
+    pthread_mutex_lock(&c->mu);
+    while (!c->closed)
+        if (pthread_cond_timedwait(&c->cond, &c->mu, &ts) != 0)
+            break;
+    pthread_mutex_unlock(&c->mu);
+    natsConnection_Destroy(c->nc);
+    c->nc = NULL;
+}
+
 static void *lease_main(void *arg)
 {
     hc_cluster *c = arg;
@@ -253,6 +283,7 @@ hc_cluster *hc_cluster_start(const hc_cluster_conf *conf, hc_cluster_obs_cb cb, 
     natsOptions_SetReconnectWait(o, 250);
     natsOptions_SetDisconnectedCB(o, on_disconnected, c);
     natsOptions_SetReconnectedCB(o, on_connected, c);
+    natsOptions_SetClosedCB(o, on_closed, c);
     natsOptions_SetRetryOnFailedConnect(o, true, on_connected, c);
     natsStatus s = natsConnection_Connect(&c->nc, o);
     natsOptions_Destroy(o);
@@ -276,7 +307,7 @@ hc_cluster *hc_cluster_start(const hc_cluster_conf *conf, hc_cluster_obs_cb cb, 
     return c;
 err:
     natsSubscription_Destroy(c->sub);
-    natsConnection_Destroy(c->nc);
+    close_connection(c);
     for (size_t i = 0; i < conf->n_regions; i++)
         free(c->regions[i]);
     free(c->regions);
@@ -305,7 +336,7 @@ void hc_cluster_stop(hc_cluster *c)
     kvStore_Destroy(c->kv);
     kvStore_Destroy(c->kv_drain);
     jsCtx_Destroy(c->js);
-    natsConnection_Destroy(c->nc);
+    close_connection(c);
     for (size_t i = 0; i < c->conf.n_regions; i++)
         free(c->regions[i]);
     free(c->regions);

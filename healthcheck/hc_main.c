@@ -78,6 +78,7 @@ int main(int argc, char **argv)
     event_base_dispatch(base);
     event_free(sigterm);
     event_free(sigint);
+    hc_agent_stop(a);
     hc_agent_free(a);
     event_base_free(base);
     return 0;
