@@ -75,6 +75,16 @@ int ctl_proc_stop(ctl_proc *p)
     return st;
 }
 
+void ctl_proc_free(ctl_proc *p)
+{
+    if (!p->dir)
+        return;
+    char *argv[] = {"rm", "-rf", p->dir, NULL};
+    mr_test_wait_exit(mr_test_spawn(argv, NULL), 30000);
+    free(p->dir);
+    p->dir = NULL;
+}
+
 natsConnection *ctl_test_nats(const char *url)
 {
     natsConnection *nc = NULL;

@@ -33,6 +33,8 @@ void ctl_proc_init(ctl_proc *p, const char *nats_url, const char *conninfo, cons
 void ctl_proc_start(ctl_proc *p, const char *env);
 /** SIGTERM and reap; returns the wait status. */
 int ctl_proc_stop(ctl_proc *p);
+/** Remove the process's directory (config, log) and free it; call at the end of a passing test. */
+void ctl_proc_free(ctl_proc *p);
 /** Poll /readyz until 200 or the deadline; returns true when ready. */
 bool ctl_proc_wait_ready(ctl_proc *p, int timeout_ms);
 

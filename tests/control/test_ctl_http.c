@@ -160,6 +160,7 @@ static void teardown(void)
 {
     if (ctl.pid > 0)
         ck_assert_int_eq(ctl_proc_stop(&ctl), 0);
+    ctl_proc_free(&ctl);
     mr_test_pg_destroy(&pg);
     mr_test_nats_stop(&nats);
 }
@@ -398,7 +399,8 @@ START_TEST(test_tls13_only_with_hsts)
              "\"batch\":{\"max_wait_ms\":10},\"tls\":{\"cert\":\"%s\",\"key\":\"%s\","
              "\"hsts_max_age\":600}",
              cert, key);
-    free(ctl.dir);
+    /* The first directory keeps the certificate; it is removed at the end. */
+    ctl_proc first = {.dir = ctl.dir};
     ctl_proc_init(&ctl, nats.url, pg.conninfo, "eu-west", "[\"eu-west\"]", extra);
     ctl_proc_start(&ctl, NULL);
 
@@ -437,6 +439,8 @@ START_TEST(test_tls13_only_with_hsts)
     char *hb = NULL;
     ck_assert_int_eq(mr_test_http_get("127.0.0.1", ctl.admin_port, "/healthz", &hb), 200);
     free(hb);
+    ck_assert_int_eq(ctl_proc_stop(&ctl), 0);
+    ctl_proc_free(&first);
 }
 END_TEST
 

@@ -216,6 +216,8 @@ START_TEST(test_exactly_once_duplicates)
     ck_assert_int_eq(collector_check(&col), 300);
     ck_assert_int_eq(ctl_proc_stop(&a), 0);
     ck_assert_int_eq(ctl_proc_stop(&b), 0);
+    ctl_proc_free(&a);
+    ctl_proc_free(&b);
 }
 END_TEST
 
@@ -263,6 +265,7 @@ START_TEST(test_crash_between_commit_and_ack)
     }
     ck_assert_int_eq(collector_check(&col), 200);
     ck_assert_int_eq(ctl_proc_stop(&a), 0);
+    ctl_proc_free(&a);
 }
 END_TEST
 
@@ -349,6 +352,7 @@ START_TEST(test_pg_outage_no_loss)
     mr_buf_free(&arr);
     free(p.acked);
     ck_assert_int_eq(ctl_proc_stop(&a), 0);
+    ctl_proc_free(&a);
 }
 END_TEST
 
@@ -428,6 +432,7 @@ START_TEST(test_history_nats)
     assert_page(o, 250, 1, false, 250);
     json_decref(o);
     ck_assert_int_eq(ctl_proc_stop(&a), 0);
+    ctl_proc_free(&a);
 }
 END_TEST
 
