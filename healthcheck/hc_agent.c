@@ -724,7 +724,7 @@ static int load_config(hc_agent *a, const char *path, const char *listen_overrid
     const char *regions_file = mr_cfg_str(c, root, "", "regions_file", NULL);
     const char *region = mr_cfg_str(c, root, "", "region", NULL);
     const char *id = mr_cfg_str(c, root, "", "agent_id", NULL);
-    const char *listen = mr_cfg_str(c, root, "", "listen", "127.0.0.1:17400");
+    const char *listen = mr_cfg_str(c, root, "", "listen", NULL);
     const char *api_key = mr_cfg_str(c, root, "", "api_key", "");
     const char *level = mr_cfg_str(c, root, "", "log_level", "info");
     json_t *nats = mr_cfg_str_array(c, root, "", "nats");
@@ -806,7 +806,17 @@ static int load_config(hc_agent *a, const char *path, const char *listen_overrid
     }
     a->region_name = mr_strdup(region);
     a->agent_id = mr_strdup(id ? id : region);
-    a->listen = mr_strdup(listen_override ? listen_override : listen);
+    /* Without "listen", the agent serves where the regions file says its
+     * region's agent is (regions[].healthcheck.url), else on 127.0.0.1:17400. */
+    char from_file[300] = "127.0.0.1:17400";
+    const char *hc_url = a->regions->regions[mr_regions_find(a->regions, region)].healthcheck_url;
+    if (!listen && hc_url) {
+        int tls, port;
+        char host[256], upath[64];
+        if (hc_http_parse_url(hc_url, &tls, host, sizeof host, &port, upath, sizeof upath) == 0)
+            snprintf(from_file, sizeof from_file, "%s:%d", host, port);
+    }
+    a->listen = mr_strdup(listen_override ? listen_override : listen ? listen : from_file);
     a->api_key = mr_strdup(api_key);
     a->probe_secret = mr_strdup(secret);
     a->n_nats = json_array_size(nats);

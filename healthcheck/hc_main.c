@@ -56,6 +56,8 @@ int main(int argc, char **argv)
     }
     mr_log_init("healthcheck", MR_LOG_INFO);
     signal(SIGPIPE, SIG_IGN);
+    /* No reload yet: a hangup from a closing terminal must not kill the agent. */
+    signal(SIGHUP, SIG_IGN);
     evthread_use_pthreads();
     struct event_base *base = event_base_new();
     char err[1024];

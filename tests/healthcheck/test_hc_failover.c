@@ -522,6 +522,8 @@ START_TEST(kill_region_fails_over_and_back)
     for (int run = 0; run < runs; run++) {
         mr_ws ws;
         client_connect(&ws, relay_addr[0]);
+        int writer = holder_index(5000);
+        json_int_t writes0 = writes_of(writer);
         int64_t t_kill = wall_ms();
         relay_kill(0);
         ck_assert_int_eq(mr_ws_wait_close(&ws, 5000), 1006);
@@ -549,12 +551,16 @@ START_TEST(kill_region_fails_over_and_back)
         dns_answer(client_src[2], got, sizeof got);
         ck_assert_str_eq(got, "127.3.0.1");
         hold_answer(client_src[0], "127.2.0.1", 1500);
+        /* One decision, one write: the writer did not flap either. */
+        ck_assert_int_eq(holder_index(1000), writer);
+        ck_assert_int_eq(writes_of(writer), writes0 + 1);
         int64_t t1 = mr_test_now_ms();
         relay_start(0);
         double ready = (double)(mr_test_now_ms() - t1) / 1000.0;
         double back = wait_answer(client_src[0], "127.1.0.1", 15000);
         backs[run] = back + ready;
         hold_answer(client_src[0], "127.1.0.1", 1000);
+        ck_assert_int_eq(writes_of(writer), writes0 + 2);
         fprintf(stderr,
                 "HC_FAILOVER run %d: killed -> verdict %.3f s -> written %.3f s -> served %.3f s "
                 "-> client reconnected %.3f s (DNS poll saw it after %.3f s); relay restarted "

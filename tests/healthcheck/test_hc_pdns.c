@@ -220,6 +220,39 @@ START_TEST(pdns_hanging_api_times_out)
 }
 END_TEST
 
+START_TEST(dryrun_writes_nothing_and_succeeds)
+{
+    json_t *j = json_pack("{s:s}", "type", "dry-run");
+    mr_cfg c = {.file = "test"};
+    hc_dns_provider *p = hc_dns_new(base, regions, &c, j);
+    json_decref(j);
+    ck_assert_msg(p != NULL, "%s", c.err);
+    ck_assert_str_eq(p->ops->name, "dry-run");
+    bool all[3] = {true, true, true};
+    result w = write_plan(p, all);
+    ck_assert_int_eq(w.rc, 0);
+    hc_dns_free(p);
+    /* Nothing reached the server: the zone does not even exist. */
+    char *resp;
+    ck_assert_int_eq(mr_test_pdns_api(&pdns, "GET",
+                                      "/api/v1/servers/localhost/zones/meridian.test.", NULL,
+                                      &resp),
+                     404);
+    free(resp);
+    /* Unknown provider types and missing settings are configuration errors. */
+    j = json_pack("{s:s}", "type", "bind");
+    mr_cfg c2 = {.file = "test"};
+    ck_assert_ptr_null(hc_dns_new(base, regions, &c2, j));
+    ck_assert_ptr_nonnull(strstr(c2.err, "dns.type"));
+    json_decref(j);
+    j = json_pack("{s:s}", "type", "powerdns");
+    mr_cfg c3 = {.file = "test"};
+    ck_assert_ptr_null(hc_dns_new(base, regions, &c3, j));
+    ck_assert_ptr_nonnull(strstr(c3.err, "dns.api_url"));
+    json_decref(j);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("healthcheck-pdns");
@@ -230,6 +263,7 @@ int main(void)
     tcase_add_test(tc, pdns_wrong_key_is_a_clear_error);
     tcase_add_test(tc, pdns_broken_backend_is_a_clear_error);
     tcase_add_test(tc, pdns_hanging_api_times_out);
+    tcase_add_test(tc, dryrun_writes_nothing_and_succeeds);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
