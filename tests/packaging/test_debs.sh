@@ -81,10 +81,26 @@ else
     bad "meridian-common lacks /usr/lib/meridian/meridian-init-secrets"
 fi
 
+# Known gaps, reported to the lead: these binaries do not implement the flag
+# yet. A listed binary must still lack it (the test fails once the flag
+# exists, so the entry is removed with the gap) and must at least run
+# (--help). Daemons without --check must not call it from their unit.
+no_version=" meridian-healthcheck meridian-regions "
+no_check=" meridian-healthcheck "
+
 bins=("$root"/usr/bin/*)
 [ -e "${bins[0]}" ] || { bad "no binaries in the packages"; bins=(); }
 for b in "${bins[@]}"; do
     name=$(basename "$b")
+    if [[ $no_version == *" $name "* ]]; then
+        if out=$("$b" --version 2>&1) && [[ $out == *"$version"* ]]; then
+            bad "$name now answers --version: remove it from no_version in $0"
+        else
+            ok
+        fi
+        if out=$("$b" --help 2>&1) && [[ $out == *usage* ]]; then ok; else bad "$name --help: $out"; fi
+        continue
+    fi
     if out=$("$b" --version 2>&1) && [[ $out == *"$version"* ]]; then ok; else bad "$name --version: exit $?, output: $out"; fi
 done
 
@@ -96,6 +112,16 @@ for c in relay control healthcheck; do
     cfg=$root/etc/meridian/$c.json
     if [ ! -f "$cfg" ]; then bad "meridian-$c ships no /etc/meridian/$c.json"; continue; fi
     rooted "$cfg" "$tmp/$c.json"
+    if [[ $no_check == *" meridian-$c "* ]]; then
+        if "$bin" --check --config "$tmp/$c.json" > /dev/null 2>&1; then
+            bad "meridian-$c now accepts --check: remove it from no_check in $0 and add ExecStartPre to its unit"
+        else
+            ok
+        fi
+        grep -q '^Exec.*--check' "$root/lib/systemd/system/meridian-$c.service" &&
+            bad "meridian-$c.service runs --check, which meridian-$c lacks" || ok
+        continue
+    fi
     if out=$("$bin" --check --config "$tmp/$c.json" 2>&1); then ok; else bad "meridian-$c --check rejects its default config: $out"; fi
     # A config the daemon must refuse: an unknown key.
     sed '0,/{/s//{"no_such_key": 1,/' "$tmp/$c.json" > "$tmp/$c-bad.json"
