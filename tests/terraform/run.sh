@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/terraform/run.sh fmt|topology|hcl SOURCE_DIR
-#   fmt       terraform fmt -check -recursive terraform/
+#   fmt       terraform fmt -check -recursive terraform/ (and the test harnesses)
 #   topology  terraform init -backend=false + terraform test in modules/topology
 #             (no provider: runs offline; state and plugins in a temp dir)
 #   render    renders region-aws's cloud-init bootstrap template (render/,
@@ -32,11 +32,13 @@ need() {
 case $mode in
 fmt)
     need terraform "install terraform (scripts/deps)"
-    if ! out=$(terraform fmt -check -recursive -diff "$src/terraform" 2>&1); then
-        echo "$out"
-        echo "FAIL: terraform fmt -check -recursive terraform/ (run: terraform fmt -recursive terraform/)"
-        exit 1
-    fi
+    for d in "$src/terraform" "$here/render" "$here/crosscheck"; do
+        if ! out=$(terraform fmt -check -recursive -diff "$d" 2>&1); then
+            echo "$out"
+            echo "FAIL: terraform fmt -check -recursive ${d#"$src"/} (run: terraform fmt -recursive ${d#"$src"/})"
+            exit 1
+        fi
+    done
     echo "terraform fmt: 1 passed, 0 failed"
     ;;
 topology)
