@@ -38,16 +38,32 @@ export async function waitFor(cond, what, ms = 10000, every = 100) {
   }
 }
 
-/** A TCP port on 127.0.0.1 that was free a moment ago. */
-export function freePort() {
-  return new Promise((resolve, reject) => {
+const taken = new Set();
+
+function canListen(port) {
+  return new Promise((resolve) => {
     const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
   });
+}
+
+/**
+ * A TCP port on 127.0.0.1 that was free a moment ago, picked at random below
+ * the kernel's ephemeral range (32768-60999): the region the test kills is
+ * restarted on the same ports, and a port from the ephemeral range can be
+ * handed to some other process's connection or port-0 listener meanwhile.
+ */
+export async function freePort() {
+  for (let i = 0; i < 500; i++) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    if (taken.has(port)) continue;
+    if (await canListen(port)) {
+      taken.add(port);
+      return port;
+    }
+  }
+  throw new Error('no free port found in 20000-31999 on 127.0.0.1');
 }
 
 /** An HS256 JWT as docs/protocol.md describes (sub, exp). */

@@ -13,7 +13,7 @@
 // browser, binary or npm dependency fails the test: it never skips.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, accessSync, constants } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, accessSync, constants, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -101,6 +101,10 @@ test('two browsers in two regions chat, one region dies, both end with the same 
   const demoDir = join(repo, 'clients', 'js', 'demo');
   assert.ok(existsSync(join(demoDir, 'index.html')), `demo page missing in ${demoDir}`);
   mkdirSync(ARTIFACTS, { recursive: true });
+  // Only this run's files: drop what an earlier run left (our own names only).
+  for (const f of readdirSync(ARTIFACTS)) {
+    if (/^(\d-|failure-).*\.png$/.test(f) || f === 'logs' || f === 'conf') rmSync(join(ARTIFACTS, f), { recursive: true, force: true });
+  }
 
   const dep = new Deployment({ dir: mkdtempSync(join(tmpdir(), 'meridian-e2e-')), regions: REGIONS, bins, demoDir });
   const onExit = () => dep.killAllSync();
@@ -173,6 +177,7 @@ test('two browsers in two regions chat, one region dies, both end with the same 
     const ROUNDS = 24;
     const KILL_AT = 6;
     let killed = false;
+    let offline = 0; // Alice's messages typed while her page was not connected: they wait in the outbox
     const sender = async (page, who) => {
       for (let i = 1; i <= ROUNDS; i++) {
         const text = `${who} burst ${String(i).padStart(2, '0')}`;
@@ -183,13 +188,29 @@ test('two browsers in two regions chat, one region dies, both end with the same 
           await Promise.all([dep.stop('relay-eu-west', 'SIGKILL'), dep.stop('nats-eu-west', 'SIGKILL')]);
           killed = true;
           step(`eu-west killed (relay and nats-server, SIGKILL) after Alice's burst ${i}`);
+          // Type two messages as soon as the page notices (one evaluate: the
+          // state read and the submit happen in the same task of the page).
+          for (const k of [1, 2]) {
+            const text = `Alice offline ${k}`;
+            const state = await waitFor(() => page.evaluate((t) => {
+              const c = globalThis.meridianDebug.client;
+              if (c.state === 'connected' && c.region === 'eu-west') return null;
+              document.getElementById('text').value = t;
+              document.getElementById('composer').requestSubmit();
+              return c.state === 'connected' ? `connected to ${c.region}` : c.state;
+            }, text), 'Alice\'s page to notice that eu-west is gone', 10000, 20);
+            sent.push(text);
+            if (!state.startsWith('connected')) offline++;
+            step(`Alice typed "${text}" while her page was ${state}`);
+          }
         }
         await sleep(150);
       }
     };
     await Promise.all([sender(alice, 'Alice'), sender(bob, 'Bob')]);
     assert.ok(killed);
-    step(`both pages sent ${ROUNDS} messages each during the outage phase`);
+    step(`both pages sent ${ROUNDS} burst messages each`);
+    assert.ok(offline >= 1, 'at least one message was typed while Alice\'s page was offline (outbox path)');
 
     const moved = await waitFor(async () => {
       const s = await pageState(alice);
