@@ -12,9 +12,8 @@
 # topology module derives from the regions file; secrets come from SSM.
 
 locals {
-  r         = var.topology.regions[var.region]
-  relays    = local.r.relays
-  relay_ids = [for x in local.relays : x.id]
+  r      = var.topology.regions[var.region]
+  relays = local.r.relays
   # One admin port per region (the relays' admin_url port; the balancer maps it).
   admin_port        = local.relays[0].admin_port
   ws_port           = local.r.relay_port
@@ -28,14 +27,6 @@ locals {
 
   name = "${var.name_prefix}-${var.region}"
   tags = merge(var.tags, { "meridian:region" = var.region })
-
-  ssm_parameters = compact([
-    var.token_secret_parameter,
-    var.api_keys_parameter,
-    var.postgres_parameter,
-    try(var.tls_ssm_parameters.cert, null),
-    try(var.tls_ssm_parameters.key, null),
-  ])
 }
 
 data "aws_region" "current" {}
@@ -79,12 +70,29 @@ data "aws_iam_policy_document" "assume_ec2" {
   }
 }
 
+# One role per kind of node, each reading only the secrets it needs:
+# relays the token secret (and their TLS pair), NATS servers nothing, the
+# control plane and health agent the token secret, API keys and (control)
+# the PostgreSQL connection string.
+locals {
+  role_parameters = {
+    relay = compact([
+      var.token_secret_parameter,
+      try(var.tls_ssm_parameters.cert, null),
+      try(var.tls_ssm_parameters.key, null),
+    ])
+    nats    = []
+    service = compact([var.token_secret_parameter, var.api_keys_parameter, var.postgres_parameter])
+  }
+  parameter_arn = "arn:${data.aws_partition.current.partition}:ssm:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:parameter"
+}
+
 data "aws_iam_policy_document" "read_secrets" {
+  for_each = { for role, params in local.role_parameters : role => params if length(params) > 0 }
   statement {
-    sid     = "ReadMeridianSecrets"
-    actions = ["ssm:GetParameter"]
-    resources = [for p in local.ssm_parameters :
-    "arn:${data.aws_partition.current.partition}:ssm:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:parameter/${trimprefix(p, "/")}"]
+    sid       = "ReadMeridianSecrets"
+    actions   = ["ssm:GetParameter"]
+    resources = [for p in each.value : "${local.parameter_arn}/${trimprefix(p, "/")}"]
   }
   # Parameters encrypted with the AWS managed key (aws/ssm) need no KMS grant;
   # a customer managed key does.
@@ -99,25 +107,29 @@ data "aws_iam_policy_document" "read_secrets" {
 }
 
 resource "aws_iam_role" "node" {
-  name_prefix        = "${local.name}-"
+  for_each           = toset(keys(local.role_parameters))
+  name_prefix        = "${local.name}-${each.key}-"
   assume_role_policy = data.aws_iam_policy_document.assume_ec2.json
   tags               = local.tags
 }
 
 resource "aws_iam_role_policy" "read_secrets" {
-  name   = "meridian-secrets"
-  role   = aws_iam_role.node.id
-  policy = data.aws_iam_policy_document.read_secrets.json
+  for_each = data.aws_iam_policy_document.read_secrets
+  name     = "meridian-secrets"
+  role     = aws_iam_role.node[each.key].id
+  policy   = each.value.json
 }
 
 # Session Manager instead of SSH.
 resource "aws_iam_role_policy_attachment" "ssm_core" {
-  role       = aws_iam_role.node.name
+  for_each   = aws_iam_role.node
+  role       = each.value.name
   policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"
 }
 
 resource "aws_iam_instance_profile" "node" {
-  name_prefix = "${local.name}-"
-  role        = aws_iam_role.node.name
+  for_each    = aws_iam_role.node
+  name_prefix = "${local.name}-${each.key}-"
+  role        = each.value.name
   tags        = local.tags
 }

@@ -54,7 +54,7 @@ resource "aws_instance" "nats" {
   private_ip             = each.value.host
   key_name               = var.ssh_key_name
   vpc_security_group_ids = [aws_security_group.nats.id]
-  iam_instance_profile   = aws_iam_instance_profile.node.name
+  iam_instance_profile   = aws_iam_instance_profile.node["nats"].name
   user_data_base64       = base64encode(local.nats_user_data[each.key])
 
   metadata_options {

@@ -39,7 +39,7 @@ output "security_group_ids" {
   }
 }
 
-output "node_role_name" {
-  description = "IAM role of every instance (attach extra policies, e.g. for the health agent's DNS provider)."
-  value       = aws_iam_role.node.name
+output "node_role_names" {
+  description = "IAM roles by kind of node: relay, nats, service (attach extra policies, e.g. for the health agent's DNS provider)."
+  value       = { for k, r in aws_iam_role.node : k => r.name }
 }

@@ -168,7 +168,7 @@ resource "aws_launch_template" "relay" {
   update_default_version = true
 
   iam_instance_profile {
-    arn = aws_iam_instance_profile.node.arn
+    arn = aws_iam_instance_profile.node["relay"].arn
   }
 
   metadata_options {

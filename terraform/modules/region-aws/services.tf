@@ -97,7 +97,7 @@ resource "aws_instance" "service" {
   subnet_id              = var.service_subnet_id
   key_name               = var.ssh_key_name
   vpc_security_group_ids = [aws_security_group.service.id]
-  iam_instance_profile   = aws_iam_instance_profile.node.name
+  iam_instance_profile   = aws_iam_instance_profile.node["service"].name
   user_data_base64       = base64encode(each.value)
 
   metadata_options {
