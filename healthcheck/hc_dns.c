@@ -47,6 +47,28 @@ void hc_dns_plan_build(hc_dns_plan *p, const mr_regions *r, const bool *healthy,
             mr_buf_printf(&text, "%s%s", i ? "," : "", p->addrs[g][i]);
     }
     p->text = text.data ? text.data : mr_strdup("");
+
+    /* Region names: a region's own relays, those up (all when none is). */
+    p->own = mr_calloc(p->n ? p->n : 1, sizeof *p->own);
+    p->n_own = mr_calloc(p->n ? p->n : 1, sizeof *p->n_own);
+    mr_buf own = MR_BUF_INIT;
+    for (size_t g = 0; g < p->n; g++) {
+        const mr_region *reg = &r->regions[g];
+        size_t up = 0;
+        for (size_t i = 0; i < reg->n_relays; i++)
+            up += !relay_up || relay_up[mr_regions_relay_index(r, &reg->relays[i])];
+        p->own[g] = mr_calloc(reg->n_relays + 1, sizeof(char *));
+        size_t n = 0;
+        for (size_t i = 0; i < reg->n_relays; i++)
+            if (up == 0 || !relay_up || relay_up[mr_regions_relay_index(r, &reg->relays[i])])
+                p->own[g][n++] = mr_strdup(reg->relays[i].address);
+        qsort(p->own[g], n, sizeof(char *), str_cmp);
+        p->n_own[g] = n;
+        mr_buf_printf(&own, "%s%s=", g ? " " : "", reg->fqdn);
+        for (size_t i = 0; i < n; i++)
+            mr_buf_printf(&own, "%s%s", i ? "," : "", p->own[g][i]);
+    }
+    p->own_text = own.data ? own.data : mr_strdup("");
     free(tmp);
     free(all);
 }
@@ -60,6 +82,14 @@ void hc_dns_plan_free(hc_dns_plan *p)
     }
     free(p->addrs);
     free(p->n_addrs);
+    for (size_t g = 0; p->own && g < p->n; g++) {
+        for (size_t i = 0; i < p->n_own[g]; i++)
+            free(p->own[g][i]);
+        free(p->own[g]);
+    }
+    free(p->own);
+    free(p->n_own);
+    free(p->own_text);
     free(p->route);
     free(p->text);
     memset(p, 0, sizeof *p);
@@ -67,7 +97,8 @@ void hc_dns_plan_free(hc_dns_plan *p)
 
 bool hc_dns_plan_equal(const hc_dns_plan *a, const hc_dns_plan *b)
 {
-    return a->text && b->text && strcmp(a->text, b->text) == 0;
+    return a->text && b->text && strcmp(a->text, b->text) == 0 && a->own_text && b->own_text &&
+           strcmp(a->own_text, b->own_text) == 0;
 }
 
 void hc_dns_plan_copy(hc_dns_plan *dst, const hc_dns_plan *src)
@@ -86,6 +117,15 @@ void hc_dns_plan_copy(hc_dns_plan *dst, const hc_dns_plan *src)
             dst->addrs[g][i] = mr_strdup(src->addrs[g][i]);
     }
     dst->text = mr_strdup(src->text ? src->text : "");
+    dst->own = mr_calloc(src->n ? src->n : 1, sizeof *dst->own);
+    dst->n_own = mr_calloc(src->n ? src->n : 1, sizeof *dst->n_own);
+    for (size_t g = 0; g < src->n; g++) {
+        dst->n_own[g] = src->n_own[g];
+        dst->own[g] = mr_calloc(src->n_own[g] + 1, sizeof(char *));
+        for (size_t i = 0; i < src->n_own[g]; i++)
+            dst->own[g][i] = mr_strdup(src->own[g][i]);
+    }
+    dst->own_text = mr_strdup(src->own_text ? src->own_text : "");
 }
 
 void hc_dns_plan_json(const hc_dns_plan *p, mr_buf *out)

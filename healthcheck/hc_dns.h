@@ -24,6 +24,11 @@ typedef struct hc_dns_plan {
     char ***addrs;   /* per geography: sorted addresses (owned) */
     size_t *n_addrs; /* per geography */
     char *text;      /* canonical one-line form: "eu-west=127.1.0.1,127.1.0.2 us-east=..." */
+    /* Region names (regions[].fqdn): per region, its own relays that are up,
+     * all of them when none is (sorted, owned). */
+    char ***own;
+    size_t *n_own;
+    char *own_text; /* "eu-west.ws.meridian.test.=127.1.0.1 ..." */
 } hc_dns_plan;
 
 /**
@@ -33,6 +38,7 @@ typedef struct hc_dns_plan {
 void hc_dns_plan_build(hc_dns_plan *p, const mr_regions *r, const bool *healthy,
                        const bool *relay_up);
 void hc_dns_plan_free(hc_dns_plan *p);
+/** True when both the geo answers and the region names' answers are the same. */
 bool hc_dns_plan_equal(const hc_dns_plan *a, const hc_dns_plan *b);
 /** Deep copy. */
 void hc_dns_plan_copy(hc_dns_plan *dst, const hc_dns_plan *src);
@@ -80,7 +86,12 @@ hc_dns_provider *hc_dns_dryrun_new(struct event_base *base, const mr_regions *r,
 
 /** The PowerDNS LUA record content for a plan (exposed for tests). */
 void hc_dns_pdns_lua(const hc_dns_plan *p, mr_buf *out);
-/** The Route 53 ChangeResourceRecordSets body for a plan (exposed for tests). */
+/**
+ * The Route 53 ChangeResourceRecordSets body for a plan's geolocation record
+ * sets (exposed for tests and terraform's cross-check).
+ */
 void hc_dns_route53_body(const hc_dns_plan *p, const char *comment, mr_buf *out);
+/** The body the provider sends: the geolocation sets plus each region name's A record. */
+void hc_dns_route53_request(const hc_dns_plan *p, const char *comment, mr_buf *out);
 
 #endif

@@ -25,8 +25,8 @@ static void later(evutil_socket_t fd, short what, void *arg)
 static int dryrun_write(hc_dns_provider *p, const hc_dns_plan *plan, hc_dns_done_cb cb, void *ud,
                         char *err, size_t errlen)
 {
-    mr_log_info("dry-run: would set %s (TTL %d) to: %s", p->regions->ws_fqdn, p->regions->ttl,
-                plan->text);
+    mr_log_info("dry-run: would set %s (TTL %d) to: %s; region names: %s", p->regions->ws_fqdn,
+                p->regions->ttl, plan->text, plan->own_text);
     dryrun_done *d = mr_calloc(1, sizeof *d);
     d->cb = cb;
     d->ud = ud;

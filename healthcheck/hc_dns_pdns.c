@@ -150,6 +150,18 @@ static int pdns_write_plan(hc_dns_provider *base, const hc_dns_plan *plan, hc_dn
                   "LUA", "ttl", base->regions->ttl, "changetype", "REPLACE", "records", "content",
                   lua.data, "disabled", 0);
     json_t *root = json_pack("{s:[o]}", "rrsets", rrset);
+    /* Each region's own name: plain A records of its relays (regions/README.md). */
+    json_t *rrsets = json_object_get(root, "rrsets");
+    for (size_t g = 0; g < plan->n; g++) {
+        json_t *recs = json_array();
+        for (size_t i = 0; i < plan->n_own[g]; i++)
+            json_array_append_new(
+                recs, json_pack("{s:s, s:b}", "content", plan->own[g][i], "disabled", 0));
+        json_array_append_new(rrsets, json_pack("{s:s, s:s, s:i, s:s, s:o}", "name",
+                                                base->regions->regions[g].fqdn, "type", "A", "ttl",
+                                                base->regions->ttl, "changetype", "REPLACE",
+                                                "records", recs));
+    }
     pdns_write *w = mr_calloc(1, sizeof *w);
     w->p = p;
     w->body = json_dumps(root, JSON_COMPACT);

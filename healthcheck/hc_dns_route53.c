@@ -19,6 +19,7 @@
 #include "mr_alloc.h"
 #include "mr_log.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +52,19 @@ static void record_set(mr_buf *out, const hc_dns_plan *p, size_t g, const char *
     mr_buf_puts(out, "</ResourceRecords></ResourceRecordSet></Change>");
 }
 
+static void route53_body(const hc_dns_plan *p, const char *comment, bool region_names, mr_buf *out);
+
 void hc_dns_route53_body(const hc_dns_plan *p, const char *comment, mr_buf *out)
+{
+    route53_body(p, comment, false, out);
+}
+
+void hc_dns_route53_request(const hc_dns_plan *p, const char *comment, mr_buf *out)
+{
+    route53_body(p, comment, true, out);
+}
+
+static void route53_body(const hc_dns_plan *p, const char *comment, bool region_names, mr_buf *out)
 {
     const mr_regions *r = p->regions;
     mr_buf_puts(out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
@@ -74,6 +87,16 @@ void hc_dns_route53_body(const hc_dns_plan *p, const char *comment, mr_buf *out)
         }
     }
     record_set(out, p, r->default_region, "default", "CountryCode", "*");
+    for (size_t g = 0; region_names && g < p->n; g++) {
+        /* A region's own name: a simple record of its relays. */
+        mr_buf_printf(out,
+                      "<Change><Action>UPSERT</Action><ResourceRecordSet><Name>%s</Name>"
+                      "<Type>A</Type><TTL>%d</TTL><ResourceRecords>",
+                      r->regions[g].fqdn, r->ttl);
+        for (size_t i = 0; i < p->n_own[g]; i++)
+            mr_buf_printf(out, "<ResourceRecord><Value>%s</Value></ResourceRecord>", p->own[g][i]);
+        mr_buf_puts(out, "</ResourceRecords></ResourceRecordSet></Change>");
+    }
     mr_buf_puts(out, "</Changes></ChangeBatch></ChangeResourceRecordSetsRequest>");
 }
 
@@ -98,7 +121,7 @@ static int r53_write_plan(hc_dns_provider *base, const hc_dns_plan *plan, hc_dns
 {
     r53 *p = (r53 *)base;
     mr_buf body = MR_BUF_INIT, auth = MR_BUF_INIT;
-    hc_dns_route53_body(plan, "meridian-healthcheck", &body);
+    hc_dns_route53_request(plan, "meridian-healthcheck", &body);
     int tls, port;
     char host[256], path[1024], url[1400];
     hc_http_parse_url(p->endpoint, &tls, host, sizeof host, &port, path, sizeof path);

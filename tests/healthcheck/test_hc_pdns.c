@@ -130,6 +130,14 @@ START_TEST(pdns_write_and_answers_by_source)
     ck_assert_str_eq(query("127.3.0.53").detail, "127.3.0.1");
     /* Outside every geography: the default region (eu-west). */
     ck_assert_str_eq(query("127.9.0.53").detail, "127.1.0.1,127.1.0.2");
+    /* Region names answer the region's own relays, whoever asks. */
+    result rn = {0};
+    char rerr[256];
+    ck_assert_ptr_nonnull(hc_verify_query(base, "127.0.0.1", pdns.dns_port, "127.2.0.53",
+                                          "eu-west.ws.meridian.test.", 3000, on_verify, &rn, rerr,
+                                          sizeof rerr));
+    run_until(&rn.done, 5000);
+    ck_assert_str_eq(rn.detail, "127.1.0.1,127.1.0.2");
 
     /* eu-west dies: its clients move to us-east; verification sees it served. */
     int64_t t0 = mr_now_us();

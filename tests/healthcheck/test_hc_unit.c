@@ -193,8 +193,20 @@ START_TEST(plan_failover_and_fail_open)
     hc_dns_plan_free(&copy);
     hc_dns_plan_free(&free_me);
 
-    /* A relay that is down leaves its region's answer. */
-    bool relay_up[4] = {false, true, true, true};
+    /* A relay that is down leaves its region's answer and its region name;
+     * a region whose relays are all down keeps them all under its own name. */
+    bool relay_up[4] = {false, true, false, true};
+    bool us_down[3] = {true, false, true};
+    hc_dns_plan_build(&p, r, us_down, relay_up);
+    ck_assert_str_eq(p.own_text, "eu-west.ws.meridian.test.=127.1.0.2 "
+                                 "us-east.ws.meridian.test.=127.2.0.1 "
+                                 "ap-south.ws.meridian.test.=127.3.0.1");
+    hc_dns_plan q;
+    hc_dns_plan_build(&q, r, us_down, NULL);
+    ck_assert(!hc_dns_plan_equal(&p, &q)); /* same geo answers? no: eu-west-1 is out */
+    hc_dns_plan_free(&q);
+    hc_dns_plan_free(&p);
+    relay_up[2] = true;
     hc_dns_plan_build(&p, r, all, relay_up);
     ck_assert_str_eq(p.text, "eu-west=127.1.0.2 us-east=127.2.0.1 ap-south=127.3.0.1");
     mr_buf j = MR_BUF_INIT;
@@ -331,6 +343,19 @@ START_TEST(route53_golden_body)
         golden[--gl] = '\0';
     ck_assert_str_eq(body.data, golden);
     free(golden);
+    /* The request adds each region name's simple A record to the same batch. */
+    mr_buf req = MR_BUF_INIT;
+    hc_dns_route53_request(&p, "meridian-healthcheck", &req);
+    ck_assert_ptr_nonnull(strstr(req.data, "<Change><Action>UPSERT</Action><ResourceRecordSet>"
+                                           "<Name>eu-west.ws.meridian.test.</Name><Type>A</Type>"
+                                           "<TTL>5</TTL><ResourceRecords><ResourceRecord><Value>"
+                                           "127.1.0.1</Value></ResourceRecord><ResourceRecord>"
+                                           "<Value>127.1.0.2</Value></ResourceRecord>"));
+    ck_assert_int_eq(strncmp(req.data, body.data,
+                             body.len - strlen("</Changes></ChangeBatch>"
+                                               "</ChangeResourceRecordSetsRequest>")),
+                     0);
+    mr_buf_free(&req);
     mr_buf_free(&body);
     hc_dns_plan_free(&p);
     mr_regions_free(r);
