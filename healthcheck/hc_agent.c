@@ -115,7 +115,7 @@ struct hc_agent {
     int interval_ms, timeout_ms, publish_ms, cert_warn_days;
     bool tls_verify;
     hc_fsm_conf fsm_conf;
-    int live_ms, lease_ttl_ms, lease_renew_ms;
+    int live_ms, lease_ttl_ms, lease_renew_ms, lease_replicas;
     int verify_timeout_ms;
     bool verify_enabled;
     int drain_batch, drain_interval_ms;
@@ -756,10 +756,11 @@ static int load_config(hc_agent *a, const char *path, const char *listen_overrid
     a->live_ms = (int)mr_cfg_int(c, q, "quorum", "agent_timeout_ms", 2000, 200, 600000);
     a->publish_ms = (int)mr_cfg_int(c, q, "quorum", "publish_ms", 500, 50, 60000);
     json_t *l = mr_cfg_obj(c, root, "", "lease");
-    static const char *const lkeys[] = {"ttl_ms", "renew_ms", NULL};
+    static const char *const lkeys[] = {"ttl_ms", "renew_ms", "replicas", NULL};
     mr_cfg_check_keys(c, l, "lease", lkeys);
     a->lease_ttl_ms = (int)mr_cfg_int(c, l, "lease", "ttl_ms", 3000, 500, 600000);
     a->lease_renew_ms = (int)mr_cfg_int(c, l, "lease", "renew_ms", 1000, 100, 600000);
+    a->lease_replicas = (int)mr_cfg_int(c, l, "lease", "replicas", 1, 1, 5);
     if (!mr_cfg_failed(c) && a->lease_renew_ms * 2 > a->lease_ttl_ms)
         mr_cfg_error(c, "lease.renew_ms", "must be at most half of lease.ttl_ms");
     json_t *v = mr_cfg_obj(c, root, "", "verify");
@@ -952,6 +953,7 @@ int hc_agent_start(hc_agent *a, char *err, size_t errlen)
                           .agent_id = a->agent_id,
                           .lease_ttl_ms = a->lease_ttl_ms,
                           .lease_renew_ms = a->lease_renew_ms,
+                          .replicas = a->lease_replicas,
                           .regions = names,
                           .n_regions = a->regions->n_regions};
     a->cluster = hc_cluster_start(&cc, on_observation, a, err, errlen);

@@ -97,6 +97,7 @@ static kvStore *open_bucket(hc_cluster *c, const char *name, int64_t ttl_ms)
     kvConfig_Init(&kc);
     kc.Bucket = name;
     kc.History = 1;
+    kc.Replicas = c->conf.replicas > 0 ? c->conf.replicas : 1;
     kc.TTL =
         ttl_ms * 1000000; /* nanoseconds in libnats 3.4 (its checks say so); 0 = keep forever */
     natsStatus s = js_CreateKeyValue(&kv, c->js, &kc);

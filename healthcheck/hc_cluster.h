@@ -19,6 +19,7 @@ typedef struct hc_cluster_conf {
     const char *bucket;         /* KV bucket, default "meridian_hc" */
     int lease_ttl_ms;           /* the lease expires this long after its last renewal */
     int lease_renew_ms;         /* renewal (and drain flag refresh) period */
+    int replicas;               /* JetStream replicas of the buckets (1 = default) */
     const char *const *regions; /* region names, for drain flags */
     size_t n_regions;
 } hc_cluster_conf;
