@@ -10,6 +10,7 @@
 #include <event2/thread.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,15 +23,18 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: meridian-healthcheck --config FILE [--listen HOST:PORT]\n"
+    fprintf(f, "usage: meridian-healthcheck --config FILE [--listen HOST:PORT] [--check]\n"
+               "  --check  read the configuration and the regions file, report, exit\n"
                "  see docs/healthcheck.md for the configuration file\n");
 }
 
 int main(int argc, char **argv)
 {
     const char *config = NULL, *listen = NULL;
+    bool check = false;
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                          {"listen", required_argument, NULL, 'l'},
+                                         {"check", no_argument, NULL, 'k'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int ch;
@@ -41,6 +45,9 @@ int main(int argc, char **argv)
             break;
         case 'l':
             listen = optarg;
+            break;
+        case 'k':
+            check = true;
             break;
         case 'h':
             usage(stdout);
@@ -66,6 +73,12 @@ int main(int argc, char **argv)
         mr_log_error("%s", err);
         event_base_free(base);
         return 2;
+    }
+    if (check) {
+        printf("%s: OK\n", config);
+        hc_agent_free(a);
+        event_base_free(base);
+        return 0;
     }
     if (hc_agent_start(a, err, sizeof err) != 0) {
         mr_log_error("%s", err);
