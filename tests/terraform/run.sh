@@ -10,8 +10,9 @@
 #             repository, the C loader (meridian-regions check) and the
 #             topology module agree it is valid, give the same healthy-case
 #             answer per geography (meridian-regions route), the same
-#             PowerDNS LUA record and Route 53 record sets (set identifiers,
-#             locations, TTL, values) as the health agent (hc_dns_dump), and
+#             PowerDNS LUA record and Route 53 records (geolocation sets:
+#             set identifiers, locations, TTL, values; region names) as the
+#             health agent (hc_dns_dump), and
 #             nats-server -t accepts every rendered nats-server config;
 #             RELAY_BIN and CONTROL_BIN accept (--check) the configs the
 #             module derives for every region
@@ -138,15 +139,22 @@ if agent_lua != out["lua"]["value"]:
 import ipaddress
 import xml.etree.ElementTree as ET
 ns = {"r": "https://route53.amazonaws.com/doc/2013-04-01/"}
-agent_sets = {}
+agent_sets, agent_names = {}, {}
 for rrs in ET.parse(f"{tmp}/route53.xml").getroot().iterfind(".//r:ResourceRecordSet", ns):
-    geo = rrs.find("r:GeoLocation", ns)[0]
-    values = [v.text for v in rrs.iterfind(".//r:Value", ns)]
+    values = sorted(v.text for v in rrs.iterfind(".//r:Value", ns) if ipaddress.ip_address(v.text).version == 4)
+    ttl = int(rrs.findtext("r:TTL", namespaces=ns))
+    geo = rrs.find("r:GeoLocation", ns)
+    if geo is None:
+        # A region's own name: a simple record.
+        agent_names[rrs.findtext("r:Name", namespaces=ns)] = {"ttl": ttl, "values": values}
+        continue
     agent_sets[rrs.findtext("r:SetIdentifier", namespaces=ns)] = {
-        "location": (geo.tag.split("}")[1], geo.text),
-        "ttl": int(rrs.findtext("r:TTL", namespaces=ns)),
-        "values": sorted(v for v in values if ipaddress.ip_address(v).version == 4),
+        "location": (geo[0].tag.split("}")[1], geo[0].text), "ttl": ttl, "values": values,
     }
+tf_names = {fqdn: {"ttl": out["ttl"]["value"], "values": sorted(a for a in addrs if ":" not in a)}
+            for fqdn, addrs in out["region_names"]["value"].items()}
+if agent_names != tf_names:
+    problems.append(f"Route 53 region name records differ:\n  agent:     {agent_names}\n  terraform: {tf_names}")
 tf_sets = {}
 for set_id, rec in out["route53"]["value"].items():
     if rec["type"] != "A":

@@ -3,7 +3,8 @@
  *
  * Prints what the health agent writes for a regions file when every region
  * and relay is healthy: the PowerDNS LUA record (hc_dns_pdns_lua) or the
- * Route 53 ChangeResourceRecordSets body (hc_dns_route53_body), so that
+ * Route 53 ChangeResourceRecordSets request (hc_dns_route53_request:
+ * geolocation sets and region names), so that
  * tests/terraform/run.sh crosscheck can compare them with the records the
  * topology module gives terraform to create before any agent runs.
  */
@@ -31,7 +32,7 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "lua") == 0)
         hc_dns_pdns_lua(&plan, &out);
     else
-        hc_dns_route53_body(&plan, "crosscheck", &out);
+        hc_dns_route53_request(&plan, "crosscheck", &out);
     fwrite(out.data, 1, out.len, stdout);
     fputc('\n', stdout);
     mr_buf_free(&out);

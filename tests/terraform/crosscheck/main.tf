@@ -42,3 +42,7 @@ output "relay_config" {
 output "control_config" {
   value = module.topology.control_config
 }
+
+output "region_names" {
+  value = module.topology.dns.regions
+}
