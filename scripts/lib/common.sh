@@ -34,7 +34,7 @@ mr_state_init() {
 # subdirectory: regions/, relay/, ...), else one on PATH.
 mr_find_bin() {
     local name=$1 build=${MERIDIAN_BUILD:-$MR_ROOT/build} f
-    for f in "$build/$name" "$build"/*/"$name"; do
+    for f in "$build/$name" "$build"/*/"$name" "$build"/*/*/"$name"; do
         if [[ -f $f && -x $f ]]; then
             printf '%s\n' "$f"
             return 0
@@ -71,20 +71,37 @@ mr_spawn() {
     local name=$1
     shift
     local exe log=$MR_STATE/logs/$name.log
-    exe=$(readlink -f "$(command -v "$1")")
+    # MR_SPAWN_EXE names the program that ends up running when CMD execs
+    # another one (setpriv ... postgres), so mr_pid_of recognises it.
+    exe=$(readlink -f "${MR_SPAWN_EXE:-$(command -v "$1")}")
     printf '\n=== %s: %s\n' "$(date -u +%FT%TZ)" "$*" >>"$log"
     # The lock descriptor must not outlive this script in the daemons.
     setsid "$@" >>"$log" 2>&1 </dev/null 9>&- &
-    local pid=$!
+    local pid=$! i
     printf '%s %s\n' "$pid" "$exe" >"$MR_STATE/pids/$name.pid"
     printf '%s\n' "$name" >>"$MR_STATE/started"
+    # Until the forked shell has exec'd setsid and then the program, the pid
+    # runs some other executable and mr_pid_of would call it dead: wait
+    # (bounded) for the exec, or for an early exit.
+    for ((i = 0; i < 100; i++)); do
+        [[ $(readlink "/proc/$pid/exe" 2>/dev/null) == "$exe" ]] && return 0
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.02
+    done
 }
 
-# mr_stop NAME [TIMEOUT_S]: SIGTERM, then SIGKILL after the timeout.
+# mr_stop_signal NAME SIGNAL: stop NAME with SIGNAL instead of SIGTERM (for
+# example postgres, whose SIGTERM waits for every client to disconnect).
+mr_stop_signal() {
+    printf '%s\n' "$2" >"$MR_STATE/pids/$1.sig"
+}
+
+# mr_stop NAME [TIMEOUT_S]: SIGTERM (or its mr_stop_signal), then SIGKILL after the timeout.
 mr_stop() {
-    local name=$1 timeout=${2:-10} pid i
+    local name=$1 timeout=${2:-10} pid i sig=TERM
+    [[ -s $MR_STATE/pids/$name.sig ]] && read -r sig <"$MR_STATE/pids/$name.sig"
     if pid=$(mr_pid_of "$name"); then
-        kill -TERM "$pid" 2>/dev/null || true
+        kill -"$sig" "$pid" 2>/dev/null || true
         for ((i = 0; i < timeout * 10; i++)); do
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
@@ -94,7 +111,7 @@ mr_stop() {
             kill -KILL "$pid" 2>/dev/null || true
         fi
     fi
-    rm -f "$MR_STATE/pids/$name.pid"
+    rm -f "$MR_STATE/pids/$name.pid" "$MR_STATE/pids/$name.sig"
 }
 
 # mr_stop_all: stop every process of this state, newest first.
@@ -153,4 +170,26 @@ mr_http_get() {
         timeout 5 cat <&3
     ) || return 1
     printf '%s\n' "${resp#*$'\r\n\r\n'}"
+}
+
+# mr_http_status HOST PORT PATH: the HTTP status of a GET (000 when nothing answers).
+mr_http_status() {
+    curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://$1:$2$3" 2>/dev/null || true
+}
+
+# mr_wait_ready NAME HOST PORT [TIMEOUT_S]: poll GET /readyz on an admin
+# address until it answers 200, while process NAME is alive.
+mr_wait_ready() {
+    local name=$1 host=$2 port=$3 timeout=${4:-30} i
+    for ((i = 0; i < timeout * 5; i++)); do
+        [[ $(mr_http_status "$host" "$port" /readyz) == 200 ]] && return 0
+        mr_pid_of "$name" >/dev/null || {
+            mr_warn "$name exited; last lines of $MR_STATE/logs/$name.log:"
+            tail -n 20 "$MR_STATE/logs/$name.log" >&2
+            return 1
+        }
+        sleep 0.2
+    done
+    mr_warn "$name: http://$host:$port/readyz not 200 within ${timeout}s (see $MR_STATE/logs/$name.log)"
+    return 1
 }

@@ -51,22 +51,96 @@ nats_wait_gateways() {
     done < <(regions_listeners nats-monitor)
 }
 
+# ---- PostgreSQL: one server for the whole deployment, run as `postgres` ----
+
+postgres_bins() { echo "runuser setpriv"; }
+postgres_ports() { echo "postgres"; }
+
+# PostgreSQL refuses to run as root, so initdb and the server run as the
+# `postgres` user in a data directory inside the state; the system's own
+# clusters and services are not touched. The unix socket goes to the same
+# directory so nothing needs /run/postgresql.
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+
+# postgres_hostport: "HOST PORT" of local.postgres in the regions file.
+postgres_hostport() {
+    regions_listeners postgres | awk -F'\t' '{ print $4, $5; exit }'
+}
+
+postgres_conninfo() {
+    local host port
+    read -r host port < <(postgres_hostport)
+    printf 'host=%s port=%s user=postgres dbname=meridian\n' "$host" "$port"
+}
+
+postgres_start() {
+    local host port dir=$MR_STATE/data/postgres i pid
+    read -r host port < <(postgres_hostport)
+    [[ -n $port ]] || mr_die "the regions file has no local.postgres address"
+    [[ -x $PG_BIN/postgres ]] || mr_die "$PG_BIN/postgres not found: run scripts/deps (postgresql 15)"
+    id postgres >/dev/null 2>&1 || mr_die "no 'postgres' user: run scripts/deps (postgresql)"
+    if [[ ! -s $dir/PG_VERSION ]]; then
+        mkdir -p "$dir"
+        chown postgres: "$dir"
+        chmod 700 "$dir"
+        mr_info "  initdb into $dir"
+        runuser -u postgres -- "$PG_BIN/initdb" -D "$dir" -U postgres --auth=trust -E UTF8 \
+            >>"$MR_STATE/logs/postgres.log" 2>&1 ||
+            mr_die "initdb failed (see $MR_STATE/logs/postgres.log)"
+    fi
+    # fsync=off: a local deployment survives killed processes, not power cuts.
+    # setpriv (unlike runuser, which forks and does not pass SIGINT on) execs
+    # postgres as the `postgres` user, so the pid scripts/down signals is the
+    # postmaster itself. SIGINT is PostgreSQL's fast shutdown; SIGTERM would
+    # wait for every client to disconnect.
+    MR_SPAWN_EXE=$PG_BIN/postgres mr_spawn postgres \
+        setpriv --reuid=postgres --regid=postgres --init-groups -- \
+        "$PG_BIN/postgres" -D "$dir" -p "$port" \
+        -c "listen_addresses=$host" -c "unix_socket_directories=$dir" -c fsync=off
+    mr_stop_signal postgres INT
+    read -r pid _ <"$MR_STATE/pids/postgres.pid"
+    for ((i = 0; i < 300; i++)); do
+        "$PG_BIN/pg_isready" -q -h "$host" -p "$port" && break
+        kill -0 "$pid" 2>/dev/null || {
+            tail -n 20 "$MR_STATE/logs/postgres.log" >&2
+            mr_die "postgres exited (see $MR_STATE/logs/postgres.log)"
+        }
+        sleep 0.1
+    done
+    "$PG_BIN/pg_isready" -q -h "$host" -p "$port" ||
+        mr_die "postgres not ready on $host:$port within 30s (see $MR_STATE/logs/postgres.log)"
+    if [[ $("$PG_BIN/psql" -h "$host" -p "$port" -U postgres -XAtc \
+        "SELECT 1 FROM pg_database WHERE datname = 'meridian'") != 1 ]]; then
+        "$PG_BIN/createdb" -h "$host" -p "$port" -U postgres meridian ||
+            mr_die "createdb meridian failed"
+    fi
+}
+
 # ---- relays: meridian-relay per relay endpoint, on its region's NATS ----
 
 relay_bins() { echo "meridian-relay"; }
 relay_ports() { echo "relay relay-admin"; }
 
-relay_start() {
-    local relay_bin secret region id host port
-    relay_bin=$(mr_find_bin meridian-relay)
-    secret=$MR_STATE/conf/jwt.secret
+# The development token secret shared by every relay and the token commands.
+mr_secret_file() {
+    local secret=$MR_STATE/conf/jwt.secret
     if [[ ! -s $secret ]]; then
         (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$secret")
     fi
+    printf '%s\n' "$secret"
+}
+
+relay_start() {
+    local relay_bin secret region id host port
+    relay_bin=$(mr_find_bin meridian-relay)
+    secret=$(mr_secret_file)
     declare -A admin
     while IFS=$'\t' read -r _ _ id host port; do
         admin[$id]="$host:$port"
     done < <(regions_listeners relay-admin)
+    # Each region's stream is placed in its own NATS cluster (named after the
+    # region); the relays create it there before any control plane starts,
+    # so nothing creates it without a placement.
     while IFS=$'\t' read -r _ region id host port; do
         cat >"$MR_STATE/conf/relay-$id.json" <<EOF
 {
@@ -75,28 +149,73 @@ relay_start() {
   "listen": "$host:$port",
   "admin_listen": "${admin[$id]}",
   "nats": ["$(regions_nats_urls "$region" | sed 's/,/", "/g')"],
-  "auth": {"secret_file": "$secret"}
+  "auth": {"secret_file": "$secret"},
+  "stream": {"placement": "$region"},
+  "presence": {"heartbeat_ms": 1000, "expire_heartbeats": 3},
+  "static_dir": "$MR_ROOT/clients/js/demo",
+  "drain_grace_ms": 3000
 }
 EOF
         mr_spawn "relay-$id" "$relay_bin" --config "$MR_STATE/conf/relay-$id.json"
     done < <(regions_listeners relay)
     while IFS=$'\t' read -r _ _ id host port; do
-        mr_wait_port "relay-$id" "$host" "$port" 20
+        mr_wait_port "relay-$id" "$host" "$port" 20 || mr_die "relay-$id did not start"
+        mr_wait_ready "relay-$id" "${admin[$id]%:*}" "${admin[$id]##*:}" 30 ||
+            mr_die "relay-$id did not become ready"
+        mr_info "  relay-$id ready on ws://$host:$port/"
     done < <(regions_listeners relay)
 }
 
-# ---- not wired yet: the lead connects these once their daemons exist ----
-# postgres (local.postgres), control (control-api/control-admin per region),
-# healthcheck (one agent per region), dns (pdns_server on dns.nameservers[0]
-# with its API on local.pdns_api). Selecting them fails with a clear message.
-
-postgres_bins() { echo "runuser"; }
-postgres_ports() { echo "postgres"; }
-postgres_start() { mr_die "component 'postgres' is not wired into scripts/up yet"; }
+# ---- control plane: one meridian-control per region with a control section ----
 
 control_bins() { echo "meridian-control"; }
 control_ports() { echo "control-api control-admin"; }
-control_start() { mr_die "component 'control' is not wired into scripts/up yet"; }
+
+# One control process per region persists that region's stream through the
+# region's own NATS, so losing a region stops only the persistence of that
+# region's messages, which its stream keeps until the region returns. All of
+# them write the one PostgreSQL and any of them answers history requests.
+# They start one after the other so that only the first applies migrations.
+control_start() {
+    local bin keys region host port conninfo
+    bin=$(mr_find_bin meridian-control)
+    keys=$MR_STATE/conf/control-api.keys
+    if [[ ! -s $keys ]]; then
+        (umask 077 && od -An -tx1 -N24 /dev/urandom | tr -d ' \n' >"$keys" && echo >>"$keys")
+    fi
+    conninfo=$(postgres_conninfo)
+    declare -A apis
+    while IFS=$'\t' read -r _ region _ host port; do
+        apis[$region]="$host:$port"
+    done < <(regions_listeners control-api)
+    while IFS=$'\t' read -r _ region _ host port; do
+        [[ -n ${apis[$region]:-} ]] || continue
+        cat >"$MR_STATE/conf/control-$region.json" <<EOF
+{
+  "region": "$region",
+  "regions": ["$region"],
+  "node": "control-$region",
+  "nats": ["$(regions_nats_urls "$region" | sed 's/,/", "/g')"],
+  "postgres": "$conninfo",
+  "http_listen": "${apis[$region]}",
+  "admin_listen": "$host:$port",
+  "api_keys_file": "$keys",
+  "stream": {"placement": "$region"}
+}
+EOF
+        mr_spawn "control-$region" "$bin" --config "$MR_STATE/conf/control-$region.json"
+        mr_wait_port "control-$region" "$host" "$port" 20 || mr_die "control-$region did not start"
+        mr_wait_ready "control-$region" "$host" "$port" 30 ||
+            mr_die "control-$region did not become ready"
+        mr_info "  control-$region ready on http://${apis[$region]}"
+    done < <(regions_listeners control-admin)
+}
+
+# ---- not wired yet: health agents and PowerDNS ----
+# healthcheck (one agent per region) and dns (pdns_server on
+# dns.nameservers[0], its API on local.pdns_api) wait until
+# meridian-healthcheck reads the regions file; selecting them fails with a
+# clear message before anything starts (see scripts/up).
 
 healthcheck_bins() { echo "meridian-healthcheck"; }
 healthcheck_ports() { echo "healthcheck"; }
