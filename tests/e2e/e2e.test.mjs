@@ -67,6 +67,9 @@ async function send(page, text) {
 
 async function shot(page, name) {
   const path = join(ARTIFACTS, name);
+  // Tall enough for the whole message list (it scrolls inside the page).
+  const n = await page.evaluate(() => document.querySelectorAll('#messages li').length).catch(() => 0);
+  await page.setViewportSize({ width: 1000, height: Math.min(8000, Math.max(720, 200 + 56 * n)) });
   await page.screenshot({ path, fullPage: true });
   console.log(`screenshot: ${path}`);
   return path;
