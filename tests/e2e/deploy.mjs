@@ -13,6 +13,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 
 export const SECRET = 'e2e-test-secret-0123456789abcdef';
+export const API_KEY = 'e2e-api-key-0123456789abcdef';
 const PG_BIN = process.env.PG_BIN || '/usr/lib/postgresql/15/bin';
 
 export function sleep(ms) {
@@ -290,7 +291,7 @@ jetstream {
       postgres: this.conninfo,
       http_listen: `127.0.0.1:${r.ctlHttp}`,
       admin_listen: `127.0.0.1:${r.ctlAdmin}`,
-      api_keys: ['e2e-api-key-0123456789abcdef'],
+      api_keys: [API_KEY],
       stream: { placement: name },
       batch: { max_messages: 200, max_wait_ms: 20 },
     };
@@ -312,6 +313,19 @@ jetstream {
     for (const n of this.names) {
       this.startControl(n);
       await this.waitReady(`control-${n}`, this.regions[n].ctlAdmin);
+    }
+  }
+
+  /** Save /metrics of every live relay and control plane into logs/ (for a failure's diagnosis). */
+  async saveMetrics() {
+    for (const [name, r] of Object.entries(this.regions)) {
+      for (const [proc, port] of [[`relay-${name}`, r.relayAdmin], [`control-${name}`, r.ctlAdmin]]) {
+        if (!this.alive(proc)) continue;
+        try {
+          const { body } = await httpGet(`http://127.0.0.1:${port}/metrics`, 2000);
+          writeFileSync(join(this.dir, 'logs', `${proc}.metrics`), body);
+        } catch { /* best effort */ }
+      }
     }
   }
 

@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execFileSync } from 'node:child_process';
-import { Deployment, token, waitFor, sleep } from './deploy.mjs';
+import { Deployment, token, waitFor, sleep, API_KEY } from './deploy.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, '..', '..');
@@ -270,11 +270,20 @@ test('two browsers in two regions chat, one region dies, both end with the same 
     assert.deepEqual(seqs, seqs.map((_, i) => seqs[0] + i), 'seqs are contiguous');
     assert.ok(!a.some((m) => m.failed) && !b.some((m) => m.failed), 'no message failed');
     step(`both pages: ${a.length} messages, seqs ${seqs[0]}..${seqs[seqs.length - 1]}, same order`);
+    // History (PostgreSQL, through the control plane's HTTP API) holds the same, once each.
+    const res = await fetch(`http://127.0.0.1:${B.ctlHttp}/v1/rooms/${ROOM}/messages?after=0&limit=1000`,
+      { headers: { authorization: `Bearer ${API_KEY}` }, signal: AbortSignal.timeout(5000) });
+    assert.equal(res.status, 200, 'history API');
+    const hist = (await res.json()).messages;
+    assert.deepEqual(hist.map((m) => [m.msg_id, m.seq, m.data.text]), a.map((m) => [m.msg_id, m.seq, m.text]),
+      'history holds exactly the messages the pages show, with the same seqs');
+    step(`history API: ${hist.length} messages, the same as on the pages`);
     step(`online: Alice's page ${(await pageState(alice)).members.join(', ')}; Bob's page ${(await pageState(bob)).members.join(', ')}`);
     await shot(alice, '3-final-alice.png');
     await shot(bob, '3-final-bob.png');
     ok = true;
   } catch (err) {
+    await dep.saveMetrics();
     for (const [i, ctx] of (browser ? browser.contexts() : []).entries()) {
       for (const p of ctx.pages()) {
         try { await shot(p, `failure-page-${i}.png`); } catch { /* best effort */ }
