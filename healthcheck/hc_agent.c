@@ -151,6 +151,14 @@ struct hc_agent {
     int64_t writes_ok, writes_failed;
     char last_write_error[300];
     int64_t last_write_wall_ms;
+    int64_t last_write_ok_wall_ms; /* shared with the other agents in our view */
+    char last_write_text[600];
+    /* The latest write another agent told us about (under mu until the tick
+     * moves it into the timeline). */
+    int64_t remote_write_ts;
+    bool remote_write_pending;
+    char remote_write_agent[HC_AGENT_ID_MAX];
+    char remote_write_text[600];
     bool was_holder;
 
     /* Verification of the last write. */
@@ -337,6 +345,7 @@ static void on_observation(const char *data, size_t len, void *ud)
     const char *votes = json_string_value(json_object_get(o, "votes"));
     bool lease = json_is_true(json_object_get(o, "lease"));
     json_int_t ts = json_integer_value(json_object_get(o, "ts"));
+    json_t *w = json_object_get(o, "write");
     /* Our own view is fed directly (it must count even without NATS); a view
      * of another topology (other regions file) is ignored, loudly. */
     if (id && votes && strcmp(id, a->agent_id) != 0) {
@@ -349,6 +358,15 @@ static void on_observation(const char *data, size_t len, void *ud)
                 v[i] = char_state(votes[i]);
             pthread_mutex_lock(&a->mu);
             hc_quorum_observe(&a->quorum, id, region, lease, v, mr_now_us() / 1000, ts);
+            /* The writer's last write, so every dashboard's timeline has it. */
+            json_int_t wts = json_integer_value(json_object_get(w, "ts"));
+            const char *wtext = json_string_value(json_object_get(w, "text"));
+            if (w && wtext && wts > a->remote_write_ts) {
+                a->remote_write_ts = wts;
+                a->remote_write_pending = true;
+                snprintf(a->remote_write_agent, sizeof a->remote_write_agent, "%s", id);
+                snprintf(a->remote_write_text, sizeof a->remote_write_text, "%s", wtext);
+            }
             pthread_mutex_unlock(&a->mu);
         }
     }
@@ -380,8 +398,14 @@ static void publish_view(hc_agent *a, bool lease)
     mr_buf_json_str(&b, a->agent_id, strlen(a->agent_id));
     mr_buf_puts(&b, ",\"region\":");
     mr_buf_json_str(&b, a->region_name, strlen(a->region_name));
-    mr_buf_printf(&b, ",\"lease\":%s,\"ts\":%lld,\"votes\":\"%s\"}", lease ? "true" : "false",
+    mr_buf_printf(&b, ",\"lease\":%s,\"ts\":%lld,\"votes\":\"%s\"", lease ? "true" : "false",
                   (long long)mr_wall_ms(), votes);
+    if (lease && a->last_write_ok_wall_ms) {
+        mr_buf_printf(&b, ",\"write\":{\"ts\":%lld,\"text\":", (long long)a->last_write_ok_wall_ms);
+        mr_buf_json_str(&b, a->last_write_text, strlen(a->last_write_text));
+        mr_buf_putc(&b, '}');
+    }
+    mr_buf_putc(&b, '}');
     hc_cluster_publish(a->cluster, b.data, b.len);
     mr_buf_free(&b);
 }
@@ -498,6 +522,8 @@ static void on_written(int rc, const char *err, void *ud)
     double s = (double)(mr_now_us() - a->decision_us) / 1e6;
     mr_log_info("DNS written (%.3f s after the decision): %s", s, a->in_flight.text);
     add_event(a, "write", "DNS: %s", a->in_flight.text);
+    a->last_write_ok_wall_ms = a->last_write_wall_ms;
+    snprintf(a->last_write_text, sizeof a->last_write_text, "%s", a->in_flight.text);
     start_verification(a, a->have_written ? &a->written : NULL, &a->in_flight);
     if (a->have_written)
         hc_dns_plan_free(&a->written);
@@ -638,6 +664,10 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     memcpy(a->verdict, a->quorum.verdict, a->n_items * sizeof *a->verdict);
     memcpy(a->verdict_since, a->quorum.verdict_since_ms, a->n_items * sizeof(int64_t));
     size_t live = hc_quorum_live(&a->quorum, now_ms);
+    if (a->remote_write_pending) {
+        a->remote_write_pending = false;
+        add_event(a, "write", "%s wrote DNS: %s", a->remote_write_agent, a->remote_write_text);
+    }
     pthread_mutex_unlock(&a->mu);
     mr_metric_set(&m_live, (int64_t)live);
 

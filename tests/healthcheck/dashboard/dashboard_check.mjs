@@ -47,13 +47,14 @@ try {
   const others = await page.$$eval(".region", (cs) => cs.filter((c) => c.dataset.state === "up").length);
   if (others !== 2) fail(`expected the two other regions up, got ${others}`);
   // The DNS table sends the region's clients to the next region, and the
-  // timeline lists the transition and the DNS decision (every agent decides;
-  // only the lease holder's timeline also has the write).
+  // timeline lists the transition, the decision and the lease holder's write
+  // ("agent-X wrote DNS: ..." when another agent holds the lease).
   await page.waitForFunction((r) => {
     const row = document.querySelector(`#dns tr[data-geo="${r}"]`);
     return row && !row.children[1].textContent.includes(r) &&
       /region .* is down/.test(document.getElementById("events").textContent) &&
-      /DNS should answer/.test(document.getElementById("events").textContent);
+      /DNS should answer/.test(document.getElementById("events").textContent) &&
+      /(wrote DNS|DNS): eu-west=127\.2\.0\.1/.test(document.getElementById("events").textContent);
   }, region, { timeout: 10000, polling: 200 });
   await page.screenshot({ path: `${outDir}/dashboard-after.png`, fullPage: true });
   if (errors.length) fail("page errors: " + errors.join("; "));
