@@ -86,7 +86,7 @@ fi
 # exists, so the entry is removed with the gap) and must at least run
 # (--help). Daemons without --check must not call it from their unit.
 no_version=" meridian-healthcheck meridian-regions "
-no_check=" meridian-healthcheck "
+no_check=" "
 
 bins=("$root"/usr/bin/*)
 [ -e "${bins[0]}" ] || { bad "no binaries in the packages"; bins=(); }
