@@ -14,14 +14,14 @@
 #             set identifiers, locations, TTL, values; region names) as the
 #             health agent (hc_dns_dump), and
 #             nats-server -t accepts every rendered nats-server config;
-#             RELAY_BIN and CONTROL_BIN accept (--check) the configs the
-#             module derives for every region
+#             RELAY_BIN, CONTROL_BIN and HEALTHCHECK_BIN accept (--check) the
+#             configs the module derives for every region
 #   hcl       node --test check_hcl.test.mjs: static checks of the modules
 #             that need providers (installs @cdktf/hcl2json with npm ci into
 #             tests/terraform/node_modules when it is missing)
 # A missing tool (terraform, node, npm) fails the test: it never skips.
 set -euo pipefail
-usage="usage: run.sh fmt|topology|render|crosscheck|hcl SOURCE_DIR [REGIONS_BIN DNS_DUMP_BIN RELAY_BIN CONTROL_BIN]"
+usage="usage: run.sh fmt|topology|render|crosscheck|hcl SOURCE_DIR [REGIONS_BIN DNS_DUMP_BIN RELAY_BIN CONTROL_BIN HEALTHCHECK_BIN]"
 mode=${1:?$usage}
 src=$(cd "${2:?$usage}" && pwd)
 here=$src/tests/terraform
@@ -86,6 +86,7 @@ crosscheck)
     dns_bin=${4:?$usage}
     relay_bin=${5:?$usage}
     control_bin=${6:?$usage}
+    healthcheck_bin=${7:?$usage}
     tmp=$(mktemp -d)
     trap 'rm -rf "$tmp"' EXIT
     # Secrets the derived configs refer to (under /etc/meridian on hosts).
@@ -109,6 +110,7 @@ crosscheck)
             cat "$tmp/apply.log"; echo "FAIL: topology module rejects $name"; fail=$((fail + 1)); continue
         fi
         terraform output -state="$state" -json > "$tmp/out.json"
+        cp "$f" "$tmp/etc/regions.json" # the healthcheck config reads it
         "$regions_bin" route "$f" > "$tmp/route.txt"
         "$dns_bin" lua "$f" > "$tmp/lua.txt"
         "$dns_bin" route53 "$f" > "$tmp/route53.xml"
@@ -175,6 +177,8 @@ for region, cfg in out["relay_config"]["value"].items():
 for region, cfg in out["control_config"]["value"].items():
     cfg = rooted(cfg) | {"node": "i-0123456789abcdef0", "postgres": "host=127.0.0.1 dbname=meridian user=meridian"}
     json.dump(cfg, open(f"{tmp}/daemons/control-{region}.json", "w"))
+for region, cfg in out["healthcheck_config"]["value"].items():
+    json.dump(rooted(cfg), open(f"{tmp}/daemons/healthcheck-{region}.json", "w"))
 if problems:
     print(f"FAIL: {name}: " + "; ".join(problems))
     sys.exit(1)
@@ -186,7 +190,11 @@ PY
         fi
         for conf in "$tmp"/daemons/*.json; do
             [ -e "$conf" ] || continue
-            case $(basename "$conf") in relay-*) bin=$relay_bin ;; *) bin=$control_bin ;; esac
+            case $(basename "$conf") in
+            relay-*) bin=$relay_bin ;;
+            control-*) bin=$control_bin ;;
+            *) bin=$healthcheck_bin ;;
+            esac
             if out=$("$bin" --check --config "$conf" 2>&1); then pass=$((pass + 1)); else echo "FAIL: $name: $(basename "$bin") --check rejects the derived $(basename "$conf"): $out"; fail=$((fail + 1)); fi
         done
         for conf in "$tmp"/nats/*.conf; do

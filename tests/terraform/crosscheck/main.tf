@@ -46,3 +46,7 @@ output "control_config" {
 output "region_names" {
   value = module.topology.dns.regions
 }
+
+output "healthcheck_config" {
+  value = module.topology.healthcheck_config
+}
