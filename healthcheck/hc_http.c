@@ -79,8 +79,6 @@ static void on_done(struct evhttp_request *req, void *arg)
 {
     hc_http_call *c = arg;
     if (!req || evhttp_request_get_response_code(req) == 0) {
-        int e = req ? evhttp_request_get_response_code(req) : 0;
-        (void)e;
         c->cb(-1, NULL, 0, "no response (connection refused, reset or timed out)", c->ud);
     } else {
         struct evbuffer *in = evhttp_request_get_input_buffer(req);

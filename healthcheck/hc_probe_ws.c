@@ -6,7 +6,7 @@
  */
 #include "hc_probe.h"
 #include "mr_alloc.h"
-#include "mr_buf.h"
+#include "mr_jwt.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -15,8 +15,10 @@
 #include <string.h>
 
 typedef struct ws_state {
-    int phase; /* 0: waiting for the 101 head, 1: waiting for welcome */
-    char *hello;
+    int phase;      /* 0: waiting for the 101 head, 1: waiting for welcome */
+    char host[300]; /* Host header: host:port of ws_url */
+    char path[512]; /* request path of ws_url */
+    char hello[MR_JWT_MAX_LEN + 64];
 } ws_state;
 
 static void send_frame(hc_probe_io *io, int opcode, const char *payload, size_t len)
@@ -48,14 +50,11 @@ static void send_frame(hc_probe_io *io, int opcode, const char *payload, size_t 
 static void connected(hc_probe_io *io)
 {
     ws_state *s = io->state;
-    (void)s;
-    struct evbuffer *out = bufferevent_get_output(io->bev);
-    const char **host_path = (const char **)((ws_state *)io->state + 1);
-    evbuffer_add_printf(out,
+    evbuffer_add_printf(bufferevent_get_output(io->bev),
                         "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
                         "Connection: Upgrade\r\nSec-WebSocket-Key: bWVyaWRpYW4tcHJvYmUhIQ==\r\n"
                         "Sec-WebSocket-Version: 13\r\nUser-Agent: meridian-healthcheck\r\n\r\n",
-                        host_path[1], host_path[0]);
+                        s->path, s->host);
 }
 
 static void on_read(hc_probe_io *io)
@@ -132,33 +131,23 @@ static void on_read(hc_probe_io *io)
 static int ws_start(struct event_base *base, const hc_probe_target *t, int timeout_ms,
                     hc_probe_cb cb, void *ud, hc_probe_result *res)
 {
-    /* The state block carries the hello frame and, right after it, the Host
-     * and path strings the upgrade request needs (one allocation, freed by
-     * hc_probe.c with the io). */
-    char host[300];
-    snprintf(host, sizeof host, "%s:%d", t->host, t->port);
-    mr_buf hello = MR_BUF_INIT;
-    mr_buf_puts(&hello, "{\"type\":\"hello\",\"id\":\"probe\",\"token\":");
-    mr_buf_json_str(&hello, t->token ? t->token : "", t->token ? strlen(t->token) : 0);
-    mr_buf_putc(&hello, '}');
-    size_t hlen = strlen(host) + 1, plen = strlen(t->path) + 1;
-    ws_state *s = mr_calloc(1, sizeof *s + 2 * sizeof(char *) + hlen + plen + hello.len + 1);
-    const char **hp = (const char **)(s + 1);
-    char *strings = (char *)(hp + 2);
-    memcpy(strings, host, hlen);
-    memcpy(strings + hlen, t->path, plen);
-    memcpy(strings + hlen + plen, hello.data, hello.len + 1);
-    hp[0] = strings;
-    hp[1] = strings + hlen;
-    s->hello = strings + hlen + plen;
-    mr_buf_free(&hello);
+    size_t token_len = t->token ? strlen(t->token) : 0;
+    if (token_len > MR_JWT_MAX_LEN) {
+        snprintf(res->err, sizeof res->err, "probe token longer than %d bytes", MR_JWT_MAX_LEN);
+        return -1;
+    }
+    /* One allocation, released by hc_probe.c with the io. */
+    ws_state *s = mr_calloc(1, sizeof *s);
+    snprintf(s->host, sizeof s->host, "%s:%d", t->host, t->port);
+    snprintf(s->path, sizeof s->path, "%s", t->path && *t->path ? t->path : "/");
+    snprintf(s->hello, sizeof s->hello, "{\"type\":\"hello\",\"id\":\"probe\",\"token\":\"%s\"}",
+             t->token ? t->token : "");
     hc_probe_io *io;
-    /* The io must own the state before the connect can fail synchronously. */
-    int rc = hc_probe_io_open(&io, base, t, timeout_ms, cb, ud, connected, on_read, res);
-    if (rc != 0) {
+    if (hc_probe_io_open(&io, base, t, timeout_ms, cb, ud, connected, on_read, res) != 0) {
         free(s);
         return -1;
     }
+    /* A connect that failed at once has already been reported. */
     if (io->finished)
         free(s);
     else
