@@ -175,6 +175,7 @@ struct hc_agent {
     bool *drain_notified;
     int64_t *drain_next_us;
     int *drain_pending;
+    bool *drain_refusal_shown;
 
     event_rec events[EVENTS_LEN];
     size_t n_events, events_head;
@@ -579,8 +580,18 @@ static void on_drain_reply(int status, const char *body, size_t len, const char 
         mr_log_info("drain: relay %s accepted", d->relay);
         add_event(a, "drain", "relay %s is moving its clients away", d->relay);
     } else {
-        mr_log_warn("drain: relay %s refused the drain request: %s%d", d->relay,
-                    status < 0 ? err : "HTTP ", status < 0 ? 0 : status);
+        char why[160];
+        if (status < 0)
+            snprintf(why, sizeof why, "%s", err);
+        else
+            snprintf(why, sizeof why, "HTTP %d", status);
+        mr_log_warn("drain: relay %s refused the drain request: %s (retrying)", d->relay, why);
+        /* Once per drain in the timeline; the log has every retry. */
+        if (!a->drain_refusal_shown[d->region]) {
+            a->drain_refusal_shown[d->region] = true;
+            add_event(a, "error", "relay %s refused the drain request: %s (retrying every 2 s)",
+                      d->relay, why);
+        }
         a->drain_notified[d->region] = false;
         a->drain_next_us[d->region] = mr_now_us() + 2000000;
     }
@@ -598,6 +609,7 @@ static void maybe_notify_drains(hc_agent *a)
     for (size_t r = 0; r < a->regions->n_regions; r++) {
         if (!a->drained[r]) {
             a->drain_notified[r] = false;
+            a->drain_refusal_shown[r] = false;
             continue;
         }
         if (a->drain_notified[r] || a->drain_pending[r] || mr_now_us() < a->drain_next_us[r])
@@ -929,6 +941,7 @@ hc_agent *hc_agent_new(struct event_base *base, const char *config_path,
     a->drain_notified = mr_calloc(a->regions->n_regions, sizeof(bool));
     a->drain_next_us = mr_calloc(a->regions->n_regions, sizeof(int64_t));
     a->drain_pending = mr_calloc(a->regions->n_regions, sizeof(int));
+    a->drain_refusal_shown = mr_calloc(a->regions->n_regions, sizeof(bool));
     return a;
 err:
     hc_agent_free(a);
@@ -1078,6 +1091,7 @@ void hc_agent_free(hc_agent *a)
     free(a->drain_notified);
     free(a->drain_next_us);
     free(a->drain_pending);
+    free(a->drain_refusal_shown);
     mr_regions_free(a->regions);
     json_decref(a->dns_conf);
     free(a->listen);

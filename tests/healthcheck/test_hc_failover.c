@@ -701,6 +701,25 @@ START_TEST(drain_takes_region_out_of_dns)
     ck_assert_str_eq(json_string_value(json_object_get(eu, "verdict")), "up");
     ck_assert(json_is_true(json_object_get(eu, "drained")));
     json_decref(s);
+    /* Once the new answer is served, the writer asks eu-west's relay to move
+     * its clients (POST /v1/drain on its admin port). The relay does not
+     * implement it yet: the attempt shows in the writer's timeline either
+     * as accepted or as refused. */
+    int w = holder_index(5000);
+    int64_t deadline = mr_test_now_ms() + 10000;
+    for (;;) {
+        json_t *st = status(w);
+        char *ev = json_dumps(json_object_get(st, "events"), JSON_COMPACT);
+        json_decref(st);
+        bool asked = strstr(ev, "relay eu-west-1 is moving its clients away") ||
+                     strstr(ev, "relay eu-west-1 refused the drain request");
+        free(ev);
+        if (asked)
+            break;
+        ck_assert_msg(mr_test_now_ms() < deadline, "the writer never asked eu-west-1 to drain");
+        struct timespec ts = {0, 100 * 1000000};
+        nanosleep(&ts, NULL);
+    }
     ck_assert_int_eq(post(agents[2].port, "/v1/regions/eu-west/undrain", API_KEY, &body), 200);
     free(body);
     wait_answer(client_src[0], "127.1.0.1", 10000);
