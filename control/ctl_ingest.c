@@ -656,6 +656,11 @@ static void dispatch(ctl_ingest *in, natsMsgList *list)
     for (int k = 0; k < in->nlanes; k++) {
         if (!parts[k])
             continue;
+        if (in->stop) {
+            /* The lanes may be gone already: drop the batch unacked (it will be redelivered). */
+            batch_free(parts[k]);
+            continue;
+        }
         lane *l = &in->lanes[k];
         if (l->tail)
             l->tail->next = parts[k];
