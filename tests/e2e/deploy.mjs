@@ -82,7 +82,8 @@ async function httpGet(url, timeoutMs = 1000) {
 }
 
 export class Deployment {
-  constructor({ dir, regions, bins, demoDir }) {
+  constructor({ dir, regions, bins, demoDir, relayLimits = {} }) {
+    this.relayLimits = relayLimits;
     this.dir = dir;
     this.names = regions;
     this.bins = bins; // {relay, control, nats}
@@ -263,7 +264,7 @@ jetstream {
       auth: { secret: SECRET },
       stream: { placement: name },
       presence: { heartbeat_ms: 1000, expire_heartbeats: 3 },
-      limits: { max_connections_per_ip: 0 },
+      limits: { max_connections_per_ip: 0, ...this.relayLimits },
       static_dir: this.demoDir,
       fallback_urls: this.names.filter((n) => n !== name).map((n) => this.regions[n].wsUrl),
       drain_grace_ms: 2000,
