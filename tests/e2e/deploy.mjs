@@ -295,6 +295,9 @@ jetstream {
       api_keys: [API_KEY],
       stream: { placement: name },
       batch: { max_messages: 200, max_wait_ms: 20 },
+      // A batch in flight when its region's NATS died is redelivered after
+      // this (default 30 s): keep the test short.
+      consumer: { ack_wait_ms: 5000 },
     };
     const path = join(this.dir, 'conf', `control-${name}.json`);
     writeFileSync(path, JSON.stringify(cfg, null, 2));
