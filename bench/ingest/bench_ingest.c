@@ -92,6 +92,7 @@ static jsCtx *js_async(natsConnection *nc)
     jsOptions o;
     jsOptions_Init(&o);
     o.PublishAsync.MaxPending = 8192;
+    o.PublishAsync.StallWait = 30000; /* a loaded server may be slow to ack: wait, do not fail */
     jsCtx *js = NULL;
     if (natsConnection_JetStream(&js, nc, &o) != NATS_OK) {
         fprintf(stderr, "jetstream context failed\n");
