@@ -63,13 +63,14 @@ static int str_cmp(const void *a, const void *b)
 static void destroy_now(evutil_socket_t fd, short what, void *arg)
 {
     hc_verify *v = arg;
+    /* ares_destroy first: it closes its sockets through on_sock_state, which
+     * frees their events, and calls a pending query's callback with
+     * ARES_EDESTRUCTION (`done` is set, so it returns at once). */
+    ares_destroy(v->channel);
     for (int i = 0; i < HC_VERIFY_MAX_FDS; i++)
         if (v->fds[i].ev)
             event_free(v->fds[i].ev);
     event_free(v->tick);
-    /* ares_destroy calls the pending query callback with ARES_EDESTRUCTION;
-     * `done` is set, so it returns at once. */
-    ares_destroy(v->channel);
     for (size_t i = 0; i < v->n_expected; i++)
         free(v->expected[i]);
     free(v->expected);
