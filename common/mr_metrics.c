@@ -2,6 +2,8 @@
 #include "mr_metrics.h"
 
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -13,6 +15,11 @@ const size_t mr_latency_buckets_n = sizeof mr_latency_buckets / sizeof mr_latenc
 
 void mr_metric_register(mr_metric *m)
 {
+    if (!m->name || !m->help) {
+        /* A metric without a name is a programming error: fail at start, not at scrape. */
+        fprintf(stderr, "meridian: metric registered without a name or help text\n");
+        abort();
+    }
     pthread_mutex_lock(&registry_lock);
     m->next = NULL;
     if (registry_tail)

@@ -62,6 +62,7 @@ typedef struct relay_config {
     /* Resume: history fetched from the control plane on join with `since`. */
     int64_t resume_limit;
     int64_t resume_timeout_ms;
+    int64_t commit_repair_ms; /* fetch commits missing for this long from history (0: off) */
     /* Presence across relays. */
     int64_t presence_heartbeat_ms;
     int64_t presence_expire_heartbeats;

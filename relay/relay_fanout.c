@@ -18,6 +18,7 @@
 #include "mr_log.h"
 #include "relay_metrics.h"
 #include "relay_presence.h"
+#include "relay_repair.h"
 #include "relay_resume.h"
 #include "relay_session.h"
 
@@ -76,6 +77,7 @@ static void on_fast_path(relay *r, natsMsg *msg, const char *room_name)
         mr_metric_inc(&relay_m.duplicates_dropped);
         return;
     }
+    relay_repair_fast_path(r, room, msg_id);
     relay_out *o = relay_out_new(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg));
     mr_metric_add(&relay_m.deliveries, (int64_t)deliver_all(room, o, msg_id));
     relay_out_unref(o);
@@ -97,12 +99,18 @@ static void on_commit(relay *r, natsMsg *msg, const char *room_name)
         return;
     }
     const char *id = json_string_value(msg_id);
+    if (relay_repair_commit(r, room, id, json_integer_value(seq)))
+        relay_fanout_commit(r, room, id, json_integer_value(seq), message);
+    json_decref(c);
+}
+
+void relay_fanout_commit(relay *r, relay_room *room, const char *id, int64_t seq, json_t *message)
+{
     mr_buf b = MR_BUF_INIT;
     if (relay_dedup_seen(&room->dedup, r->rooms.dedup_window, id)) {
         mr_buf_puts(&b, "{\"type\":\"commit\",\"room\":");
         mr_buf_json_str(&b, room->name, room->name_len);
-        mr_buf_printf(&b, ",\"msg_id\":\"%s\",\"seq\":%lld}", id,
-                      (long long)json_integer_value(seq));
+        mr_buf_printf(&b, ",\"msg_id\":\"%s\",\"seq\":%lld}", id, (long long)seq);
         mr_metric_inc(&relay_m.commits);
     } else {
         char *text = json_dumps(message, JSON_COMPACT);
@@ -114,7 +122,6 @@ static void on_commit(relay *r, natsMsg *msg, const char *room_name)
     deliver_all(room, o, id);
     relay_out_unref(o);
     mr_buf_free(&b);
-    json_decref(c);
 }
 
 void relay_fanout_inbound(relay *r, natsMsg *msg)
@@ -126,6 +133,8 @@ void relay_fanout_inbound(relay *r, natsMsg *msg)
         const char *token = subject + il;
         if (strncmp(token, "p.", 2) == 0)
             relay_presence_snapshot_reply(r, token + 2, msg);
+        else if (strncmp(token, "c.", 2) == 0)
+            relay_repair_reply(r, token + 2, msg);
         else
             relay_resume_reply(r, token, msg);
         return;

@@ -10,6 +10,13 @@
 
 /** Dispatch one message taken from the NATS queue (lws thread). */
 void relay_fanout_inbound(relay *r, natsMsg *msg);
+/**
+ * Deliver the commit of (msg_id, seq) to the room: a `commit` frame when the
+ * relay delivered the message already, else the message itself (`message`
+ * is the envelope with "seq").
+ */
+void relay_fanout_commit(relay *r, relay_room *room, const char *msg_id, int64_t seq,
+                         json_t *message);
 /** Queue a frame for a member, or hold it while the member is recovering history. */
 void relay_member_deliver(relay_member *m, relay_out *o, const char *msg_id);
 

@@ -153,6 +153,11 @@ static void on_connected(natsConnection *nc, void *closure)
     relay_nats *n = closure;
     char url[256] = "";
     natsConnection_GetConnectedUrl(nc, url, sizeof url);
+    /* Never log credentials: cut user:password@ out of the URL. */
+    char *at = strchr(url, '@');
+    char *scheme = strstr(url, "://");
+    if (at && scheme && at > scheme)
+        memmove(scheme + 3, at + 1, strlen(at + 1) + 1);
     atomic_store(&n->connected, true);
     mr_log_info("nats: connected to %s", url);
     pthread_mutex_lock(&n->lock);

@@ -41,6 +41,8 @@ static void room_free(void *p)
     mr_map_free(&r->users, NULL);
     mr_map_free(&r->remote, free_remote);
     mr_map_free(&r->remote_totals, NULL);
+    if (r->repair_enabled)
+        mr_map_free(&r->awaiting, NULL);
     free(r->dedup.ids);
     free(r->dedup.index);
     free(r);

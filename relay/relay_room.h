@@ -52,6 +52,11 @@ typedef struct relay_room {
     natsSubscription *presence_sub; /* meridian.presence.<room>: deltas and snapshot queries */
     mr_map remote;                  /* "user\x1fnode" -> sessions that relay reported */
     mr_map remote_totals;           /* user -> sum of its remote sessions */
+    /* Commit repair (relay_repair.c). */
+    bool repair_enabled, seq_known, repair_inflight;
+    int64_t last_seq;
+    int64_t repair_deadline_us, repair_last_us;
+    mr_map awaiting; /* msg_id -> (intptr) ms when delivered on the fast path */
 } relay_room;
 
 typedef struct relay_rooms {

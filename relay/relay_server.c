@@ -22,6 +22,7 @@
 #include "relay_metrics.h"
 #include "relay_presence.h"
 #include "relay_publish.h"
+#include "relay_repair.h"
 #include "relay_resume.h"
 #include "relay_session.h"
 
@@ -59,6 +60,7 @@ static void housekeeping_cb(lws_sorted_usec_list_t *sul)
     relay *r = lws_container_of(sul, relay, housekeeping_sul);
     relay_resume_expire(r);
     relay_presence_tick(r);
+    relay_repair_tick(r);
     relay_drain_tick(r);
     lws_sul_schedule(r->lws, 0, &r->housekeeping_sul, housekeeping_cb, 100 * LWS_US_PER_MS);
 }

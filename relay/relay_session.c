@@ -25,6 +25,7 @@
 #include "relay_drain.h"
 #include "relay_presence.h"
 #include "relay_publish.h"
+#include "relay_repair.h"
 #include "relay_resume.h"
 
 #include <openssl/rand.h>
@@ -350,8 +351,10 @@ static void on_join(relay_session *s, mr_frame *f)
     }
     mr_buf_free(&b);
     (void)first_of_user;
-    if (created)
+    if (created) {
         relay_presence_room_created(s->r, m->room);
+        relay_repair_room_created(s->r, m->room);
+    }
     relay_presence_local(s->r, m->room, s->user, +1, s);
 }
 

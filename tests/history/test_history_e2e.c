@@ -354,6 +354,81 @@ START_TEST(relay_killed_under_load_loses_no_acknowledged_message)
 }
 END_TEST
 
+/*
+ * Lost commits: the control plane's NATS user may not publish commits, so
+ * every commit is lost on the way. Relays must notice the messages left
+ * without a commit and fetch their seqs from history.
+ */
+static mr_test_relay lossy_relay;
+
+static void setup_lost_commits(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    tmp = mr_test_tmpdir("lostcommits");
+    memset(&nats, 0, sizeof nats);
+    nats.port = mr_test_free_port();
+    nats.dir = mr_test_tmpdir("nats");
+    snprintf(nats.log, sizeof nats.log, "%s/nats.log", nats.dir);
+    char conf[1024], path[600];
+    snprintf(conf, sizeof conf,
+             "listen: 127.0.0.1:%d\njetstream { store_dir: \"%s\" }\n"
+             "authorization { users = [\n"
+             " { user: ctl, password: ctlpw, permissions: { publish: { allow: [\">\"], deny: "
+             "[\"meridian.commit.>\"] } } }\n"
+             " { user: relay, password: relaypw }\n] }\n",
+             nats.port, nats.dir);
+    snprintf(path, sizeof path, "%s/nats.conf", nats.dir);
+    ck_assert_int_eq(mr_test_write_file(path, conf), 0);
+    char *argv[] = {"nats-server", "-c", path, NULL};
+    nats.pid = mr_test_spawn(argv, nats.log);
+    ck_assert(mr_test_wait_port("127.0.0.1", nats.port, 10000) == 0);
+    mr_test_pg_start(&pg, false);
+    char url[128];
+    snprintf(url, sizeof url, "nats://ctl:ctlpw@127.0.0.1:%d", nats.port);
+    ctl_proc_init(&ctl, url, pg.conninfo, "test", "[\"test\"]", NULL);
+    ctl_proc_start(&ctl, NULL);
+    snprintf(url, sizeof url, "nats://relay:relaypw@127.0.0.1:%d", nats.port);
+    mr_test_relay_config(&lossy_relay, tmp, "test", "relay-lossy", url, "",
+                         "\"resume\":{\"commit_repair_ms\":300}");
+    mr_test_relay_start(&lossy_relay, MERIDIAN_RELAY_BIN);
+}
+
+static void teardown_lost_commits(void)
+{
+    mr_test_relay_stop_clean(&lossy_relay);
+    ctl_proc_stop(&ctl);
+    mr_test_pg_destroy(&pg);
+    mr_test_nats_stop(&nats);
+}
+
+START_TEST(lost_commits_are_repaired_from_history)
+{
+    mr_ws m, p;
+    mr_test_hello(&m, &lossy_relay, "member", NULL);
+    mr_test_join(&m, "lossy");
+    mr_test_hello(&p, &lossy_relay, "pub", NULL);
+    mr_test_join(&p, "lossy");
+    char mid[16];
+    for (int i = 0; i < 5; i++) {
+        snprintf(mid, sizeof mid, "l%d", i);
+        mr_test_publish(&p, "lossy", mid, "1");
+    }
+    json_t *seqs = json_object();
+    collect_seqs(&m, seqs, 5, 15000);
+    /* The seqs are 1..5, and they came from the repair, not from commits. */
+    const char *id;
+    json_t *v;
+    int64_t sum = 0;
+    json_object_foreach(seqs, id, v) sum += json_integer_value(v);
+    ck_assert_int_eq(sum, 15);
+    ck_assert_int_ge(mr_test_relay_metric(&lossy_relay, "meridian_relay_commits_repaired_total"),
+                     5);
+    json_decref(seqs);
+    mr_ws_close(&m);
+    mr_ws_close(&p);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("history_e2e");
@@ -367,6 +442,11 @@ int main(void)
     tcase_add_test(tc, no_acknowledged_message_lost_while_postgres_is_down);
     tcase_add_test(tc, relay_killed_under_load_loses_no_acknowledged_message);
     suite_add_tcase(s, tc);
+    TCase *lost = tcase_create("lost_commits");
+    tcase_add_checked_fixture(lost, setup_lost_commits, teardown_lost_commits);
+    tcase_set_timeout(lost, 120);
+    tcase_add_test(lost, lost_commits_are_repaired_from_history);
+    suite_add_tcase(s, lost);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

@@ -1,0 +1,33 @@
+/*
+ * Commit repair: commits travel on core NATS and can be lost (a region's
+ * NATS dying right after its control plane published them). Relays notice
+ * gaps in a room's seqs and messages left without a commit, and fetch the
+ * missing commits from history.
+ */
+#ifndef RELAY_REPAIR_H
+#define RELAY_REPAIR_H
+
+#include "relay.h"
+
+#include <nats/nats.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/** The room was just created on this relay: learn its current last seq. */
+void relay_repair_room_created(relay *r, relay_room *room);
+/** A message was delivered on the fast path: it now waits for its commit. */
+void relay_repair_fast_path(relay *r, relay_room *room, const char *msg_id);
+/**
+ * A commit for (msg_id, seq) arrived. Returns false when it is older than
+ * what the room already has (a repeat); asks for the missing range when it
+ * leaves a gap.
+ */
+bool relay_repair_commit(relay *r, relay_room *room, const char *msg_id, int64_t seq);
+/** A history reply for a repair or a baseline arrived for `room`. */
+void relay_repair_reply(relay *r, const char *room, natsMsg *msg);
+/** Periodic: repair rooms whose messages have waited too long for their commits. */
+void relay_repair_tick(relay *r);
+/** Free a room's repair state (the room is being destroyed). */
+void relay_repair_room_free(relay_room *room);
+
+#endif
