@@ -89,6 +89,9 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 static void on_nats_disconnected(natsConnection *nc, void *closure)
 {
     mr_metric_set(&m_nats_up, 0);
+    /* Closing the connection at shutdown also lands here: not worth a warning. */
+    if (natsConnection_IsClosed(nc))
+        return;
     mr_log_warn("NATS disconnected; reconnecting");
 }
 

@@ -24,7 +24,7 @@ cleanup() {
     [ -n "$PG_PID" ] && runuser -u postgres -- $PGBIN/pg_ctl -D "$DIR/pg" -m fast -w stop >/dev/null 2>&1 || true
     [ -n "$NATS_PID" ] && kill "$NATS_PID" 2>/dev/null || true
     wait 2>/dev/null || true
-    [ -n "${KEEP:-}" ] && cp "$DIR/control.log" /tmp/bench-control.log; rm -rf "$DIR"
+    [ -n "${KEEP:-}" ] && cp "$DIR/control.log" "$DIR/nats.log" /tmp/ 2>/dev/null; rm -rf "$DIR"
 }
 trap cleanup EXIT INT TERM
 
