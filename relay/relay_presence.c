@@ -72,14 +72,15 @@ static long local_count(relay_room *room, const char *user)
     return (long)(intptr_t)mr_map_get(&room->users, user, strlen(user));
 }
 
-static void send_event(relay_room *room, const char *event, const char *user, void *except)
+static void send_event(relay_room *room, const char *event, const char *user, long sessions,
+                       void *except)
 {
     mr_buf b = MR_BUF_INIT;
     mr_buf_puts(&b, "{\"type\":\"presence\",\"room\":");
     mr_buf_json_str(&b, room->name, room->name_len);
     mr_buf_printf(&b, ",\"event\":\"%s\",\"user\":", event);
     mr_buf_json_str(&b, user, strlen(user));
-    mr_buf_putc(&b, '}');
+    mr_buf_printf(&b, ",\"sessions\":%ld}", sessions);
     relay_out *o = relay_out_new(b.data, b.len);
     for (relay_member *m = room->members; m; m = m->room_next)
         if (m->session != except)
@@ -92,9 +93,12 @@ static void send_event(relay_room *room, const char *event, const char *user, vo
 static void total_changed(relay_room *room, const char *user, long before, long after, void *except)
 {
     if (before == 0 && after > 0)
-        send_event(room, "join", user, except);
+        send_event(room, "join", user, after, except);
     else if (before > 0 && after == 0)
-        send_event(room, "leave", user, except);
+        send_event(room, "leave", user, 0, except);
+    else if (before != after)
+        /* Session counts stay right too, e.g. when a dead relay's session expires. */
+        send_event(room, "update", user, after, except);
 }
 
 static void publish_set(relay *r, relay_room *room, const char *user, long sessions)

@@ -166,7 +166,7 @@ export interface Member {
 }
 
 export type PresenceEvent =
-  | { room: string; event: 'join' | 'leave'; user: string }
+  | { room: string; event: 'join' | 'update' | 'leave'; user: string; sessions?: number }
   | { room: string; members: Member[] };
 
 export interface ClientEvents {

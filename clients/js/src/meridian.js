@@ -956,11 +956,14 @@ export class MeridianClient extends Emitter {
       if (r.presenceLog) r.presenceLog.push(f);
       this.emit('members', { room: r.name, members: this.members(r.name) });
     }
-    this.emit('presence', { room: f.room, event: f.event, user: f.user });
+    this.emit('presence', { room: f.room, event: f.event, user: f.user, sessions: f.sessions });
   }
 
   _applyPresence(r, f) {
-    if (f.event === 'join') r.members.set(f.user, Math.max(1, r.members.get(f.user) || 0));
+    // Relays send the user's total session count with join and update events.
+    const n = typeof f.sessions === 'number' && f.sessions > 0 ? f.sessions : null;
+    if (f.event === 'join') r.members.set(f.user, n || Math.max(1, r.members.get(f.user) || 0));
+    else if (f.event === 'update' && n) r.members.set(f.user, n);
     else if (f.event === 'leave') r.members.delete(f.user);
   }
 
