@@ -118,7 +118,7 @@ struct hc_agent {
     int live_ms, lease_ttl_ms, lease_renew_ms, lease_replicas;
     int verify_timeout_ms;
     bool verify_enabled;
-    int drain_batch, drain_interval_ms;
+    char *relay_api_key; /* relays' admin_api_key, "" when none */
     char **nats_urls;
     size_t n_nats;
     json_t *dns_conf;
@@ -176,6 +176,8 @@ struct hc_agent {
     int64_t *drain_next_us;
     int *drain_pending;
     bool *drain_refusal_shown;
+    bool *relays_drained;    /* this agent asked the region's relays to drain */
+    int relay_calls_pending; /* every drain/undrain call in flight (for shutdown) */
 
     event_rec events[EVENTS_LEN];
     size_t n_events, events_head;
@@ -569,6 +571,8 @@ static void maybe_write(hc_agent *a)
 typedef struct drain_call {
     hc_agent *a;
     size_t region;
+    bool undrain;
+    bool tracked; /* the writer's call: counted in drain_pending, retried */
     char relay[128];
 } drain_call;
 
@@ -576,43 +580,109 @@ static void on_drain_reply(int status, const char *body, size_t len, const char 
 {
     drain_call *d = ud;
     hc_agent *a = d->a;
+    const char *what = d->undrain ? "undrain" : "drain";
     if (status >= 200 && status < 300) {
-        mr_log_info("drain: relay %s accepted", d->relay);
-        add_event(a, "drain", "relay %s is moving its clients away", d->relay);
+        mr_log_info("%s: relay %s accepted", what, d->relay);
+        if (d->undrain)
+            add_event(a, "drain", "relay %s is back in service", d->relay);
+        else
+            add_event(a, "drain", "relay %s is moving its clients away", d->relay);
     } else {
         char why[160];
         if (status < 0)
             snprintf(why, sizeof why, "%s", err);
         else
             snprintf(why, sizeof why, "HTTP %d", status);
-        mr_log_warn("drain: relay %s refused the drain request: %s (retrying)", d->relay, why);
+        mr_log_warn("%s: relay %s refused the request: %s%s", what, d->relay, why,
+                    d->tracked ? " (retrying)" : "");
         /* Once per drain in the timeline; the log has every retry. */
         if (!a->drain_refusal_shown[d->region]) {
             a->drain_refusal_shown[d->region] = true;
-            add_event(a, "error", "relay %s refused the drain request: %s (retrying every 2 s)",
-                      d->relay, why);
+            add_event(a, "error", "relay %s refused the %s request: %s%s", d->relay, what, why,
+                      d->tracked ? " (retrying every 2 s)" : "");
         }
-        a->drain_notified[d->region] = false;
-        a->drain_next_us[d->region] = mr_now_us() + 2000000;
+        if (d->tracked) {
+            if (d->undrain)
+                a->relays_drained[d->region] = true; /* try the undrain again */
+            else
+                a->drain_notified[d->region] = false;
+            a->drain_next_us[d->region] = mr_now_us() + 2000000;
+        }
     }
-    a->drain_pending[d->region]--;
+    if (d->tracked)
+        a->drain_pending[d->region]--;
+    a->relay_calls_pending--;
     free(d);
 }
 
-/* Once DNS no longer sends anyone to a drained region (written and served),
- * ask its relays to move their clients to where DNS now points them. */
+/* POST <admin_url>/v1/drain (with `body`) or /v1/undrain to every relay of
+ * region r, with the relays' admin API key when one is configured. */
+static void relay_calls(hc_agent *a, size_t r, bool undrain, const mr_buf *body, bool tracked)
+{
+    const mr_region *g = &a->regions->regions[r];
+    char auth[600] = "";
+    if (a->relay_api_key[0])
+        snprintf(auth, sizeof auth, "Bearer %s", a->relay_api_key);
+    for (size_t i = 0; i < g->n_relays; i++) {
+        char url[600], err[256];
+        size_t n = strlen(g->relays[i].admin_url);
+        snprintf(url, sizeof url, "%.*s/v1/%s",
+                 (int)(n && g->relays[i].admin_url[n - 1] == '/' ? n - 1 : n),
+                 g->relays[i].admin_url, undrain ? "undrain" : "drain");
+        drain_call *d = mr_calloc(1, sizeof *d);
+        d->a = a;
+        d->region = r;
+        d->undrain = undrain;
+        d->tracked = tracked;
+        snprintf(d->relay, sizeof d->relay, "%s", g->relays[i].id);
+        const char *hdrs[] = {"Content-Type", "application/json", auth[0] ? "Authorization" : NULL,
+                              auth, NULL};
+        if (hc_http_request(a->base, "POST", url, hdrs, body ? body->data : NULL,
+                            body ? body->len : 0, a->timeout_ms, on_drain_reply, d, err,
+                            sizeof err) != 0) {
+            mr_log_warn("%s: %s: %s", undrain ? "undrain" : "drain", g->relays[i].id, err);
+            free(d);
+            if (tracked) {
+                if (undrain)
+                    a->relays_drained[r] = true;
+                else
+                    a->drain_notified[r] = false;
+                a->drain_next_us[r] = mr_now_us() + 2000000;
+            }
+            continue;
+        }
+        if (tracked)
+            a->drain_pending[r]++;
+        a->relay_calls_pending++;
+    }
+}
+
+/*
+ * The writer's side of a drain. Once DNS no longer sends anyone to a drained
+ * region (written and served), ask its relays to move their clients to where
+ * DNS now points them. When the flag is cleared, take the relays back into
+ * service; DNS returns to them once their probes prove them healthy again
+ * (a drained relay answers /readyz with 503, so its endpoints went down).
+ */
 static void maybe_notify_drains(hc_agent *a)
 {
     if (!a->have_written || a->writing || a->verifies_pending > 0 ||
         !hc_cluster_lease_held(a->cluster))
         return;
+    int64_t now = mr_now_us();
     for (size_t r = 0; r < a->regions->n_regions; r++) {
+        if (a->drain_pending[r] || now < a->drain_next_us[r])
+            continue;
         if (!a->drained[r]) {
             a->drain_notified[r] = false;
-            a->drain_refusal_shown[r] = false;
+            if (a->relays_drained[r]) {
+                a->relays_drained[r] = false;
+                a->drain_refusal_shown[r] = false;
+                relay_calls(a, r, true, NULL, true);
+            }
             continue;
         }
-        if (a->drain_notified[r] || a->drain_pending[r] || mr_now_us() < a->drain_next_us[r])
+        if (a->drain_notified[r])
             continue;
         int target = a->written.route[r];
         if (target == (int)r)
@@ -621,9 +691,7 @@ static void maybe_notify_drains(hc_agent *a)
         mr_buf_puts(&body, "{\"urls\":[");
         size_t k = 0;
         for (size_t g = 0; g < a->regions->n_regions; g++) {
-            if (target != MR_REGIONS_FAIL_OPEN && (int)g != target)
-                continue;
-            if (g == r)
+            if (g == r || (target != MR_REGIONS_FAIL_OPEN && (int)g != target))
                 continue;
             const mr_region *t = &a->regions->regions[g];
             for (size_t i = 0; i < t->n_relays; i++) {
@@ -631,31 +699,10 @@ static void maybe_notify_drains(hc_agent *a)
                 mr_buf_json_str(&body, t->relays[i].ws_url, strlen(t->relays[i].ws_url));
             }
         }
-        mr_buf_printf(&body, "],\"batch\":%d,\"interval_ms\":%d}", a->drain_batch,
-                      a->drain_interval_ms);
+        mr_buf_puts(&body, "]}");
         a->drain_notified[r] = true;
-        const mr_region *g = &a->regions->regions[r];
-        for (size_t i = 0; i < g->n_relays; i++) {
-            char url[600], err[256];
-            size_t n = strlen(g->relays[i].admin_url);
-            snprintf(url, sizeof url, "%.*s/v1/drain",
-                     (int)(n && g->relays[i].admin_url[n - 1] == '/' ? n - 1 : n),
-                     g->relays[i].admin_url);
-            drain_call *d = mr_calloc(1, sizeof *d);
-            d->a = a;
-            d->region = r;
-            snprintf(d->relay, sizeof d->relay, "%s", g->relays[i].id);
-            const char *hdrs[] = {"Content-Type", "application/json", NULL};
-            if (hc_http_request(a->base, "POST", url, hdrs, body.data, body.len, a->timeout_ms,
-                                on_drain_reply, d, err, sizeof err) != 0) {
-                mr_log_warn("drain: %s: %s", g->relays[i].id, err);
-                free(d);
-                a->drain_notified[r] = false;
-                a->drain_next_us[r] = mr_now_us() + 2000000;
-                continue;
-            }
-            a->drain_pending[r]++;
-        }
+        a->relays_drained[r] = true;
+        relay_calls(a, r, false, &body, true);
         mr_buf_free(&body);
     }
 }
@@ -812,10 +859,9 @@ static int load_config(hc_agent *a, const char *path, const char *listen_overrid
     a->verify_timeout_ms = (int)mr_cfg_int(c, v, "verify", "timeout_ms", 30000, 100, 600000);
     json_t *sources = mr_cfg_obj(c, v, "verify", "sources");
     json_t *d = mr_cfg_obj(c, root, "", "drain");
-    static const char *const dkeys[] = {"batch", "interval_ms", NULL};
+    static const char *const dkeys[] = {"relay_api_key", NULL};
     mr_cfg_check_keys(c, d, "drain", dkeys);
-    a->drain_batch = (int)mr_cfg_int(c, d, "drain", "batch", 100, 1, 1000000);
-    a->drain_interval_ms = (int)mr_cfg_int(c, d, "drain", "interval_ms", 1000, 0, 600000);
+    const char *relay_key = mr_cfg_str(c, d, "drain", "relay_api_key", "");
     json_t *dns = mr_cfg_obj(c, root, "", "dns");
     /* Owned from here on: it outlives the root for the provider's construction. */
     a->dns_conf = dns ? json_incref(dns) : json_object();
@@ -861,6 +907,7 @@ static int load_config(hc_agent *a, const char *path, const char *listen_overrid
     }
     a->listen = mr_strdup(listen_override ? listen_override : listen ? listen : from_file);
     a->api_key = mr_strdup(api_key);
+    a->relay_api_key = mr_strdup(relay_key);
     a->probe_secret = mr_strdup(secret);
     a->n_nats = json_array_size(nats);
     a->nats_urls = mr_calloc(a->n_nats + 1, sizeof(char *));
@@ -942,6 +989,7 @@ hc_agent *hc_agent_new(struct event_base *base, const char *config_path,
     a->drain_next_us = mr_calloc(a->regions->n_regions, sizeof(int64_t));
     a->drain_pending = mr_calloc(a->regions->n_regions, sizeof(int));
     a->drain_refusal_shown = mr_calloc(a->regions->n_regions, sizeof(bool));
+    a->relays_drained = mr_calloc(a->regions->n_regions, sizeof(bool));
     return a;
 err:
     hc_agent_free(a);
@@ -1021,7 +1069,7 @@ int hc_agent_start(hc_agent *a, char *err, size_t errlen)
 
 static bool in_flight(hc_agent *a)
 {
-    if (a->writing)
+    if (a->writing || a->relay_calls_pending > 0)
         return true;
     for (size_t i = 0; i < a->regions->n_relays_total; i++)
         if (a->eps[i].busy)
@@ -1092,12 +1140,14 @@ void hc_agent_free(hc_agent *a)
     free(a->drain_next_us);
     free(a->drain_pending);
     free(a->drain_refusal_shown);
+    free(a->relays_drained);
     mr_regions_free(a->regions);
     json_decref(a->dns_conf);
     free(a->listen);
     free(a->agent_id);
     free(a->region_name);
     free(a->api_key);
+    free(a->relay_api_key);
     free(a->probe_secret);
     free(a->token);
     free(a);
@@ -1284,6 +1334,11 @@ int hc_agent_drain(hc_agent *a, const char *region, bool drained, char *err, siz
     if (hc_cluster_set_drain(a->cluster, region, drained, err, errlen) != 0)
         return -1;
     a->drained[r] = drained;
+    /* Undraining is safe in any order, so the agent that took the request
+     * tells the relays at once (the writer does too): they return to
+     * service, and DNS follows once their probes pass again. */
+    if (!drained)
+        relay_calls(a, (size_t)r, true, NULL, false);
     mr_log_info("region %s %s by operator request", region, drained ? "drained" : "undrained");
     add_event(a, "drain", "region %s %s by operator", region, drained ? "drained" : "undrained");
     return 0;
