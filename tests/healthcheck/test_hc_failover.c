@@ -8,15 +8,9 @@
  * Agent C reaches NATS through a TCP proxy owned by the test, so the test can
  * cut it off from NATS without touching the others.
  *
- * The relays' public addresses are 127.1.0.1:P, 127.2.0.1:P, 127.3.0.1:P: the
- * regions file requires one port for every relay, since DNS answers carry no
- * port. meridian-relay built on libwebsockets 4.1 binds its WebSocket port on
- * the wildcard address whatever host it is given, so three relays cannot
- * share P. Each relay therefore listens on a port of its own and a small
- * forwarder owned by the test listens on 127.r.0.1:P in front of it (admin
- * HTTP binds the given address, so /readyz goes straight to the relay). A
- * killed relay still looks dead to every probe: the forwarder's upstream
- * connect fails and it closes the connection, and /readyz is refused.
+ * Every relay listens on the same port P of its own address (127.1.0.1:P,
+ * 127.2.0.1:P, 127.3.0.1:P): the regions file requires one port for all
+ * relays, since DNS answers carry no port.
  */
 #include "hc_verify.h"
 #include "mr_buf.h"
@@ -63,11 +57,10 @@ static mr_test_nats nats;
 static mr_test_pdns pdns;
 static proc relays[NREG];
 static proc agents[NAGENT];
-static int relay_port, admin_port; /* public port (forwarders) and admin port */
-static int relay_own_port[NREG];   /* where each relay really listens */
+static int relay_port, admin_port; /* the same for every relay, on its own address */
 static char regions_path[600];
 
-/* ---------- cuttable TCP forwarders ---------- */
+/* ---------- a cuttable TCP forwarder (agent C's path to NATS) ---------- */
 
 typedef struct fwd {
     int listen_fd;
@@ -78,9 +71,9 @@ typedef struct fwd {
     pthread_t thread;
 } fwd;
 
-/* [0..NREG-1]: relays' public addresses; [NREG]: agent C's path to NATS. */
-static fwd fwds[NREG + 1];
-#define NATS_FWD (&fwds[NREG])
+/* Agent C's path to NATS. */
+static fwd nats_fwd;
+#define NATS_FWD (&nats_fwd)
 
 static void *fwd_main(void *arg)
 {
@@ -283,17 +276,15 @@ static void setup(void)
     admin_port = mr_test_free_port();
     for (int r = 0; r < NREG; r++) {
         proc *p = &relays[r];
-        relay_own_port[r] = mr_test_free_port();
-        fwd_start(&fwds[r], relay_addr[r], relay_port, relay_own_port[r]);
         snprintf(p->cfg, sizeof p->cfg, "%s/relay-%d.json", tmp, r);
         snprintf(p->log, sizeof p->log, "%s/relay-%d.log", tmp, r);
         char text[2048];
         snprintf(text, sizeof text,
-                 "{\"region\":\"%s\",\"node_id\":\"%s-1\",\"listen\":\"127.0.0.1:%d\","
+                 "{\"region\":\"%s\",\"node_id\":\"%s-1\",\"listen\":\"%s:%d\","
                  "\"admin_listen\":\"%s:%d\",\"nats\":[\"%s\"],\"auth\":{\"secret\":\"%s\"},"
                  "\"log_level\":\"warn\"}",
-                 region_names[r], region_names[r], relay_own_port[r], relay_addr[r], admin_port,
-                 nats.url, SECRET);
+                 region_names[r], region_names[r], relay_addr[r], relay_port, relay_addr[r],
+                 admin_port, nats.url, SECRET);
         ck_assert_int_eq(mr_test_write_file(p->cfg, text), 0);
         relay_start(r);
     }
@@ -318,8 +309,7 @@ static void teardown(void)
         }
     for (int r = 0; r < NREG; r++)
         relay_kill(r);
-    for (int i = 0; i <= NREG; i++)
-        fwd_stop(&fwds[i]);
+    fwd_stop(&nats_fwd);
     mr_test_pdns_stop(&pdns);
     mr_test_nats_stop(&nats);
 }
