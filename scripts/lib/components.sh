@@ -211,16 +211,112 @@ EOF
     done < <(regions_listeners control-admin)
 }
 
-# ---- not wired yet: health agents and PowerDNS ----
-# healthcheck (one agent per region) and dns (pdns_server on
-# dns.nameservers[0], its API on local.pdns_api) wait until
-# meridian-healthcheck reads the regions file; selecting them fails with a
-# clear message before anything starts (see scripts/up).
+# ---- DNS: PowerDNS (gsqlite3 backend, HTTP API, LUA records) ----
+
+dns_bins() { echo "pdns_server sqlite3"; }
+dns_ports() { echo "dns pdns-api"; }
+
+PDNS_SCHEMA=${PDNS_SCHEMA:-/usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql}
+
+# The API key the health agents write DNS with.
+dns_key_file() {
+    local key=$MR_STATE/conf/pdns.key
+    if [[ ! -s $key ]]; then
+        (umask 077 && od -An -tx1 -N16 /dev/urandom | tr -d ' \n' >"$key" && echo >>"$key")
+    fi
+    printf '%s\n' "$key"
+}
+
+# The zone itself is created by the health agent that holds the lease (on
+# its first write it gets 404 and creates it), so a fresh PowerDNS only
+# needs its schema. Every cache is off so answers change right after a write.
+dns_start() {
+    local dnshost dnsport apihost apiport dir=$MR_STATE/data/pdns cdir=$MR_STATE/conf/pdns key
+    read -r dnshost dnsport < <(regions_listeners dns | awk -F'\t' '{ print $4, $5; exit }')
+    read -r apihost apiport < <(regions_listeners pdns-api | awk -F'\t' '{ print $4, $5; exit }')
+    [[ -n $dnsport && -n $apiport ]] ||
+        mr_die "the regions file has no dns.nameservers[0] or local.pdns_api address"
+    [[ -r $PDNS_SCHEMA ]] || mr_die "$PDNS_SCHEMA missing: run scripts/deps (pdns-backend-sqlite3)"
+    key=$(dns_key_file)
+    mkdir -p "$dir" "$cdir"
+    if [[ ! -s $dir/pdns.sqlite3 ]]; then
+        sqlite3 "$dir/pdns.sqlite3" ".read $PDNS_SCHEMA" ||
+            mr_die "cannot create the PowerDNS database $dir/pdns.sqlite3"
+    fi
+    cat >"$cdir/pdns.conf" <<EOF
+launch=gsqlite3
+gsqlite3-database=$dir/pdns.sqlite3
+local-address=$dnshost
+local-port=$dnsport
+api=yes
+api-key=$(head -n 1 "$key")
+webserver=yes
+webserver-address=$apihost
+webserver-port=$apiport
+webserver-allow-from=127.0.0.0/8
+enable-lua-records=yes
+cache-ttl=0
+negquery-cache-ttl=0
+query-cache-ttl=0
+zone-cache-refresh-interval=0
+disable-syslog=yes
+daemon=no
+guardian=no
+socket-dir=$dir
+loglevel=4
+EOF
+    chmod 600 "$cdir/pdns.conf"
+    mr_spawn pdns pdns_server --config-dir="$cdir"
+    mr_wait_port pdns "$apihost" "$apiport" 20 || mr_die "pdns_server did not start"
+    mr_wait_port pdns "$dnshost" "$dnsport" 20 || mr_die "pdns_server did not listen for DNS"
+    mr_info "  PowerDNS on $dnshost:$dnsport (API http://$apihost:$apiport)"
+}
+
+# ---- health agents: one meridian-healthcheck per region ----
 
 healthcheck_bins() { echo "meridian-healthcheck"; }
 healthcheck_ports() { echo "healthcheck"; }
-healthcheck_start() { mr_die "component 'healthcheck' is not wired into scripts/up yet"; }
 
-dns_bins() { echo "pdns_server"; }
-dns_ports() { echo "dns pdns-api"; }
-dns_start() { mr_die "component 'dns' is not wired into scripts/up yet"; }
+# Each agent probes every relay, votes over NATS, and the lease holder
+# writes PowerDNS (when the dns component runs; otherwise the dry-run
+# provider only logs what it would write).
+healthcheck_start() {
+    local bin region host port dns secret apikey
+    bin=$(mr_find_bin meridian-healthcheck)
+    secret=$(head -n 1 "$(mr_secret_file)")
+    apikey=$MR_STATE/conf/healthcheck-api.key
+    if [[ ! -s $apikey ]]; then
+        (umask 077 && od -An -tx1 -N16 /dev/urandom | tr -d ' \n' >"$apikey" && echo >>"$apikey")
+    fi
+    dns='{"type": "dry-run"}'
+    if [[ -n $(mr_pid_of pdns) ]]; then
+        local apihost apiport
+        read -r apihost apiport < <(regions_listeners pdns-api | awk -F'\t' '{ print $4, $5; exit }')
+        dns="{\"type\": \"powerdns\", \"api_url\": \"http://$apihost:$apiport\", \"api_key_file\": \"$(dns_key_file)\"}"
+    fi
+    while IFS=$'\t' read -r _ region _ host port; do
+        (
+            umask 077
+            cat >"$MR_STATE/conf/healthcheck-$region.json" <<EOF
+{
+  "agent_id": "hc-$region",
+  "region": "$region",
+  "regions_file": "$MR_REGIONS",
+  "listen": "$host:$port",
+  "nats": ["$(regions_nats_urls "$region" | sed 's/,/", "/g')"],
+  "api_key": "$(head -n 1 "$apikey")",
+  "probe": {"secret": "$secret"},
+  "dns": $dns
+}
+EOF
+        )
+        mr_spawn "healthcheck-$region" "$bin" --config "$MR_STATE/conf/healthcheck-$region.json"
+    done < <(regions_listeners healthcheck)
+    while IFS=$'\t' read -r _ region _ host port; do
+        mr_wait_port "healthcheck-$region" "$host" "$port" 20 ||
+            mr_die "healthcheck-$region did not start"
+        mr_wait_ready "healthcheck-$region" "$host" "$port" 30 ||
+            mr_die "healthcheck-$region did not become ready"
+        mr_info "  healthcheck-$region ready: dashboard http://$host:$port/"
+    done < <(regions_listeners healthcheck)
+}
