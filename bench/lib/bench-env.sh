@@ -49,13 +49,14 @@ bench_wait_ready() {
     done
 }
 
-# bench_start_nats DIR -> sets NATS_PORT
+# bench_start_nats DIR -> sets NATS_PORT NATS_PID
 bench_start_nats() {
     local dir=$1
     NATS_PORT=$(bench_free_port)
     mkdir -p "$dir/js"
     nats-server -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$dir/js" >"$dir/nats.log" 2>&1 &
-    BENCH_PIDS+=($!)
+    NATS_PID=$!
+    BENCH_PIDS+=($NATS_PID)
     bench_wait_port "$NATS_PORT" 10 || { bench_log "nats-server did not start ($dir/nats.log)"; return 1; }
 }
 
