@@ -53,8 +53,9 @@ static void setup(void)
 
 static void teardown(void)
 {
-    mr_test_deploy_stop(&dep);
+    /* The control plane first, so its log ends with its own shutdown, not a lost NATS. */
     ctl_proc_stop(&ctl);
+    mr_test_deploy_stop(&dep);
     mr_test_pg_destroy(&pg);
 }
 
