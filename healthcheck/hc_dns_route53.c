@@ -125,6 +125,11 @@ static int r53_write_plan(hc_dns_provider *base, const hc_dns_plan *plan, hc_dns
     int tls, port;
     char host[256], path[1024], url[1400];
     hc_http_parse_url(p->endpoint, &tls, host, sizeof host, &port, path, sizeof path);
+    char signed_host[300];
+    if (port == (tls ? 443 : 80))
+        snprintf(signed_host, sizeof signed_host, "%s", host);
+    else
+        snprintf(signed_host, sizeof signed_host, "%s:%d", host, port);
     snprintf(path, sizeof path, "/2013-04-01/hostedzone/%s/rrset/", p->zone_id);
     snprintf(url, sizeof url, "%s%s", p->endpoint, path);
     char date[17];
@@ -132,7 +137,7 @@ static int r53_write_plan(hc_dns_provider *base, const hc_dns_plan *plan, hc_dns
     hc_sigv4_header extra[] = {{"content-type", "text/xml"}};
     hc_sigv4_req req = {.method = "POST",
                         .path = path,
-                        .host = host,
+                        .host = signed_host,
                         .headers = extra,
                         .n_headers = 1,
                         .body = body.data,
@@ -143,8 +148,8 @@ static int r53_write_plan(hc_dns_provider *base, const hc_dns_plan *plan, hc_dns
                         .access_key = p->access_key,
                         .secret_key = p->secret_key};
     hc_sigv4_sign(&req, &auth, NULL, NULL);
-    /* hc_http sends Host as host:port; SigV4 signs the bare host, which is
-     * what AWS compares for the default port, so the port must be default. */
+    /* Signed exactly as hc_http sends Host: without the port when it is the
+     * scheme's default. */
     const char *hdrs[] = {"Content-Type",  "text/xml", "X-Amz-Date", date,
                           "Authorization", auth.data,  NULL};
     r53_write *w = mr_calloc(1, sizeof *w);

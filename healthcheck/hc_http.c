@@ -152,8 +152,13 @@ int hc_http_request(struct event_base *base, const char *method, const char *url
     struct evhttp_request *req = evhttp_request_new(on_done, c);
     evhttp_request_set_error_cb(req, on_error);
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    /* The port only when it is not the scheme's default: AWS SigV4 signs
+     * the Host header exactly as sent ("route53.amazonaws.com"). */
     char hosthdr[300];
-    snprintf(hosthdr, sizeof hosthdr, "%s:%d", host, port);
+    if (port == (tls ? 443 : 80))
+        snprintf(hosthdr, sizeof hosthdr, "%s", host);
+    else
+        snprintf(hosthdr, sizeof hosthdr, "%s:%d", host, port);
     evhttp_add_header(h, "Host", hosthdr);
     evhttp_add_header(h, "Connection", "close");
     for (size_t i = 0; headers && headers[i] && headers[i + 1]; i += 2)

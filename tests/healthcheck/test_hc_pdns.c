@@ -6,6 +6,7 @@
  * never answers) come back as clear errors within the time-out.
  */
 #include "hc_dns.h"
+#include "hc_sigv4.h"
 #include "hc_verify.h"
 #include "mr_buf.h"
 #include "mr_regions.h"
@@ -17,6 +18,8 @@
 #include <check.h>
 #include <event2/event.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -261,6 +264,124 @@ START_TEST(dryrun_writes_nothing_and_succeeds)
 }
 END_TEST
 
+/* ---------- Route 53: the request as sent is the request as signed ---------- */
+
+typedef struct capture {
+    int listen_fd;
+    char req[65536];
+    size_t len;
+} capture;
+
+/* Accept one connection, read one HTTP request (head and Content-Length
+ * body), answer 200 and keep the bytes. Bounded by a 5 s deadline. */
+static void *capture_main(void *arg)
+{
+    capture *c = arg;
+    struct pollfd p = {c->listen_fd, POLLIN, 0};
+    if (poll(&p, 1, 5000) <= 0)
+        return NULL;
+    int fd = accept(c->listen_fd, NULL, NULL);
+    int64_t deadline = mr_test_now_ms() + 5000;
+    for (;;) {
+        struct pollfd q = {fd, POLLIN, 0};
+        int left = (int)(deadline - mr_test_now_ms());
+        if (left <= 0 || poll(&q, 1, left) <= 0)
+            break;
+        ssize_t r = read(fd, c->req + c->len, sizeof c->req - 1 - c->len);
+        if (r <= 0)
+            break;
+        c->len += (size_t)r;
+        c->req[c->len] = '\0';
+        char *end = strstr(c->req, "\r\n\r\n");
+        const char *cl = strcasestr(c->req, "\r\nContent-Length: ");
+        if (end && cl && c->len >= (size_t)(end + 4 - c->req) + (size_t)atoi(cl + 18))
+            break;
+    }
+    const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    ssize_t w = write(fd, ok, sizeof ok - 1);
+    (void)w;
+    close(fd);
+    return NULL;
+}
+
+static char *header(const char *req, const char *name)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\r\n%s: ", name);
+    const char *h = strcasestr(req, pat);
+    ck_assert_msg(h != NULL, "no %s header in %s", name, req);
+    h += strlen(pat);
+    return strndup(h, strcspn(h, "\r\n"));
+}
+
+START_TEST(route53_request_is_signed_as_sent)
+{
+    capture c = {.listen_fd = socket(AF_INET, SOCK_STREAM, 0)};
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    ck_assert_int_eq(bind(c.listen_fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(listen(c.listen_fd, 4), 0);
+    getsockname(c.listen_fd, (struct sockaddr *)&sa, &sl);
+    pthread_t t;
+    pthread_create(&t, NULL, capture_main, &c);
+
+    char conf[512];
+    snprintf(conf, sizeof conf,
+             "{\"type\":\"route53\",\"hosted_zone_id\":\"Z0EXAMPLE\",\"access_key_id\":"
+             "\"AKIDEXAMPLE\",\"secret_access_key\":\"wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY\","
+             "\"endpoint\":\"http://127.0.0.1:%d\",\"timeout_ms\":3000}",
+             ntohs(sa.sin_port));
+    json_t *j = json_loads(conf, 0, NULL);
+    mr_cfg cf = {.file = "test"};
+    hc_dns_provider *p = hc_dns_new(base, regions, &cf, j);
+    json_decref(j);
+    ck_assert_msg(p != NULL, "%s", cf.err);
+    bool eu_down[3] = {false, true, true};
+    result w = write_plan(p, eu_down);
+    pthread_join(t, NULL);
+    close(c.listen_fd);
+    ck_assert_msg(w.rc == 0, "%s", w.err);
+
+    ck_assert_msg(strncmp(c.req, "POST /2013-04-01/hostedzone/Z0EXAMPLE/rrset/ HTTP/1.1\r\n", 54) ==
+                      0,
+                  "%.200s", c.req);
+    char *host = header(c.req, "Host"), *date = header(c.req, "X-Amz-Date"),
+         *auth = header(c.req, "Authorization"), *ctype = header(c.req, "Content-Type");
+    const char *body = strstr(c.req, "\r\n\r\n") + 4;
+    hc_dns_plan plan;
+    hc_dns_plan_build(&plan, regions, eu_down, NULL);
+    mr_buf want = MR_BUF_INIT;
+    hc_dns_route53_request(&plan, "meridian-healthcheck", &want);
+    ck_assert_str_eq(body, want.data);
+    /* Re-sign what went over the wire: it must give the same Authorization. */
+    hc_sigv4_header extra[] = {{"content-type", ctype}};
+    hc_sigv4_req r = {.method = "POST",
+                      .path = "/2013-04-01/hostedzone/Z0EXAMPLE/rrset/",
+                      .host = host,
+                      .headers = extra,
+                      .n_headers = 1,
+                      .body = body,
+                      .body_len = strlen(body),
+                      .amz_date = date,
+                      .region = "us-east-1",
+                      .service = "route53",
+                      .access_key = "AKIDEXAMPLE",
+                      .secret_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"};
+    mr_buf again = MR_BUF_INIT;
+    hc_sigv4_sign(&r, &again, NULL, NULL);
+    ck_assert_str_eq(auth, again.data);
+    ck_assert_ptr_nonnull(strstr(auth, "SignedHeaders=content-type;host;x-amz-date"));
+    mr_buf_free(&want);
+    mr_buf_free(&again);
+    hc_dns_plan_free(&plan);
+    free(host);
+    free(date);
+    free(auth);
+    free(ctype);
+    hc_dns_free(p);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("healthcheck-pdns");
@@ -272,6 +393,7 @@ int main(void)
     tcase_add_test(tc, pdns_broken_backend_is_a_clear_error);
     tcase_add_test(tc, pdns_hanging_api_times_out);
     tcase_add_test(tc, dryrun_writes_nothing_and_succeeds);
+    tcase_add_test(tc, route53_request_is_signed_as_sent);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
