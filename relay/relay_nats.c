@@ -197,6 +197,16 @@ int relay_nats_connect(relay_nats *n, char *err, size_t errlen)
         s = natsOptions_SetReconnectedCB(n->opts, on_connected, n);
     if (s == NATS_OK)
         s = natsOptions_SetRetryOnFailedConnect(n->opts, true, on_connected, n);
+    /*
+     * One delivery thread for every subscription: libnats would otherwise
+     * start a thread per subscription (three per room), and a single thread
+     * keeps the order in which messages arrived on the connection across
+     * subscriptions, so a message's commit cannot overtake a later message.
+     */
+    if (s == NATS_OK)
+        s = natsOptions_UseGlobalMessageDelivery(n->opts, true);
+    if (s == NATS_OK)
+        s = nats_SetMessageDeliveryPoolSize(1);
     if (s != NATS_OK) {
         snprintf(err, errlen, "nats options: %s", natsStatus_GetText(s));
         return -1;
