@@ -455,8 +455,10 @@ int main(int argc, char **argv)
 
     long rss0[LG_MAX_PIDS], rss1[LG_MAX_PIDS];
     double cpu0[LG_MAX_PIDS], cpu1[LG_MAX_PIDS];
-    for (int i = 0; i < O.nserver_pids; i++)
+    for (int i = 0; i < O.nserver_pids; i++) {
         rss0[i] = read_rss_kb(O.server_pids[i]), rss1[i] = rss0[i];
+        cpu0[i] = read_cpu_s(O.server_pids[i]), cpu1[i] = cpu0[i];
+    }
 
     double budget = O.connect_timeout + O.warmup + O.duration + O.drain + O.hold + 30;
     signal(SIGALRM, on_alarm);
@@ -516,8 +518,13 @@ int main(int argc, char **argv)
                 last_prog = t;
             }
         }
-        for (int i = 0; i < O.nserver_pids; i++)
+        /* In connect mode the window is the whole run: CPU spent accepting and holding. */
+        t_meas0 = t_begin;
+        t_meas1 = now_s();
+        for (int i = 0; i < O.nserver_pids; i++) {
             rss1[i] = read_rss_kb(O.server_pids[i]);
+            cpu1[i] = read_cpu_s(O.server_pids[i]);
+        }
     } else {
         int64_t now = lg_now_us();
         SH->t_run_us = now + 200000;
