@@ -78,7 +78,7 @@ static void usage(FILE *f)
           "processes and addresses:\n"
           "  --workers W          worker processes (default: one per 18,000 connections)\n"
           "  --connect-rate R     new connections/s, all workers (20000)\n"
-          "  --inflight N         handshakes in flight per worker (512)\n"
+          "  --inflight N         handshakes in flight per worker (64)\n"
           "  --src-base ADDR      first source address (127.100.0.1)\n"
           "  --src-count N        source addresses to rotate over (64; 0 = kernel's choice)\n"
           "output:\n"
@@ -224,7 +224,7 @@ int main(int argc, char **argv)
     O.connect_timeout = 60;
     O.hold = 3;
     O.connect_rate = 20000;
-    O.inflight = 512;
+    O.inflight = 64;
     O.src_count = 64;
     O.room_prefix = "lg";
     parse_addr("127.100.0.1", &O.src_base);

@@ -92,7 +92,8 @@ bench_start_relay() {
 
 bench_stop_pid() {
     local pid=$1
-    kill "$pid" 2>/dev/null || return 0
+    # SIGINT: a relay stops at once on SIGINT but drains (10 s) on SIGTERM.
+    kill -INT "$pid" 2>/dev/null || return 0
     for _ in $(seq 1 50); do
         kill -0 "$pid" 2>/dev/null || return 0
         sleep 0.1
