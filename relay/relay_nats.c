@@ -141,9 +141,11 @@ static void *stream_main(void *arg)
 static void on_disconnected(natsConnection *nc, void *closure)
 {
     relay_nats *n = closure;
-    if (atomic_exchange(&n->connected, false))
-        mr_log_warn("nats: disconnected; reconnecting in the background");
     pthread_mutex_lock(&n->lock);
+    bool was = atomic_exchange(&n->connected, false);
+    /* Closing on purpose is not an outage worth a warning. */
+    if (was && !n->closing)
+        mr_log_warn("nats: disconnected; reconnecting in the background");
     wake_locked(n);
     pthread_mutex_unlock(&n->lock);
 }
