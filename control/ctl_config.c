@@ -26,7 +26,7 @@ void ctl_config_init(ctl_config *c)
     c->hsts_max_age = 31536000;
     c->http_max_body = 64 * 1024;
     c->batch_max_messages = 1000;
-    c->batch_max_wait_ms = 50;
+    c->batch_max_wait_ms = 20;
     c->batch_lanes = 2;
     c->ack_wait_ms = 30000;
     c->max_ack_pending = 20000;

@@ -187,16 +187,44 @@ static int setup_nats(ctl_ingest *in)
         mr_log_info("ingest %s: stream %s ready", in->region, in->stream);
     }
     if (!in->sub) {
+        /*
+         * The durable consumer is created explicitly, without a filter
+         * subject: it takes the whole stream anyway, and nats-server 2.9
+         * computes "pending" for a filtered consumer by scanning the
+         * stream, on every pull request, which made draining a large
+         * backlog quadratic. An existing consumer is bound as it is.
+         */
+        jsConsumerInfo *ci = NULL;
+        jsErrCode jerr = 0;
+        s = js_GetConsumerInfo(&ci, in->js, in->stream, CTL_INGEST_DURABLE, NULL, &jerr);
+        if (s == NATS_NOT_FOUND || jerr == JSConsumerNotFoundErr) {
+            jsConsumerConfig cc;
+            jsConsumerConfig_Init(&cc);
+            cc.Durable = CTL_INGEST_DURABLE;
+            cc.AckPolicy = js_AckExplicit;
+            cc.AckWait = in->cfg->ack_wait_ms * 1000000LL;
+            cc.MaxAckPending = in->cfg->max_ack_pending;
+            cc.MaxDeliver = -1;
+            cc.DeliverPolicy = js_DeliverAll;
+            jerr = 0;
+            s = js_AddConsumer(&ci, in->js, in->stream, &cc, NULL, &jerr);
+            /* Another instance may have created it meanwhile: bind to theirs. */
+            if (s != NATS_OK && jerr == JSConsumerNameExistErr)
+                s = NATS_OK;
+        }
+        if (ci)
+            jsConsumerInfo_Destroy(ci);
+        if (s != NATS_OK) {
+            mr_log_warn("ingest %s: consumer %s: %s (jetstream error %d)", in->region,
+                        CTL_INGEST_DURABLE, natsStatus_GetText(s), (int)jerr);
+            return -1;
+        }
         jsSubOptions so;
         jsSubOptions_Init(&so);
         so.Stream = in->stream;
+        so.Consumer = CTL_INGEST_DURABLE;
         so.ManualAck = true;
-        so.Config.AckPolicy = js_AckExplicit;
-        so.Config.AckWait = in->cfg->ack_wait_ms * 1000000LL;
-        so.Config.MaxAckPending = in->cfg->max_ack_pending;
-        so.Config.MaxDeliver = -1;
-        so.Config.DeliverPolicy = js_DeliverAll;
-        jsErrCode jerr = 0;
+        jerr = 0;
         s = js_PullSubscribe(&in->sub, in->js, in->subjects, CTL_INGEST_DURABLE, NULL, &so, &jerr);
         if (s != NATS_OK) {
             mr_log_warn("ingest %s: pull subscribe: %s (jetstream error %d)", in->region,

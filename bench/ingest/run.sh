@@ -24,7 +24,7 @@ cleanup() {
     [ -n "$PG_PID" ] && runuser -u postgres -- $PGBIN/pg_ctl -D "$DIR/pg" -m fast -w stop >/dev/null 2>&1 || true
     [ -n "$NATS_PID" ] && kill "$NATS_PID" 2>/dev/null || true
     wait 2>/dev/null || true
-    [ -n "${KEEP:-}" ] && cp "$DIR/control.log" "$DIR/nats.log" /tmp/ 2>/dev/null; rm -rf "$DIR"
+    [ -n "${KEEP:-}" ] && for f in control nats; do cp "$DIR/$f.log" "/tmp/meridian-bench-ingest-$f.log" 2>/dev/null; done; rm -rf "$DIR"
 }
 trap cleanup EXIT INT TERM
 
@@ -45,7 +45,7 @@ cat >"$DIR/control.json" <<CONF
  "postgres":"host=127.0.0.1 port=$PG_PORT user=postgres dbname=postgres",
  "http_listen":"127.0.0.1:$HTTP","admin_listen":"127.0.0.1:$ADMIN",
  "api_keys":["bench-key-0123456789"],"log_level":"${LOG_LEVEL:-warn}",
- "batch":{"max_messages":${BATCH:-2000},"max_wait_ms":${WAIT_MS:-50}},
+ "batch":{"max_messages":${BATCH:-2000},"max_wait_ms":${WAIT_MS:-10}},
  "consumer":{"max_ack_pending":50000}}
 CONF
 wait_ready() {
@@ -65,6 +65,7 @@ $BENCH --nats nats://127.0.0.1:$NATS_PORT drain "$N" & DRAIN=$!
 sleep 0.5
 $CTL --config "$DIR/control.json" >>"$DIR/control.log" 2>&1 & CTL_PID=$!
 wait $DRAIN
+kill -0 $CTL_PID 2>/dev/null || { echo "meridian-control exited during the drain:" >&2; tail -20 "$DIR/control.log" >&2; exit 1; }
 wait_ready
 # CPU time each process spent (mostly the drain): where the cost per message goes.
 cpu() { ps -o times= -p "$1" 2>/dev/null | tr -d ' ' || echo 0; }
