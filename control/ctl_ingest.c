@@ -52,6 +52,8 @@
 #define BACKOFF_MAX_MS    5000
 #define MAINTAIN_EVERY_MS (10 * 60 * 1000)
 #define LANE_QUEUE_MAX    2
+/* Fetch wait while lanes work: their finished batches are acked between fetches. */
+#define BUSY_FETCH_WAIT_MS 5
 
 static mr_metric m_stored = MR_COUNTER("meridian_control_messages_stored_total",
                                        "Messages written to PostgreSQL for the first time");
@@ -99,6 +101,7 @@ typedef struct item {
 typedef struct batch {
     item *items;
     size_t n;
+    bool committed; /* set by the lane: commits and acks are due */
     struct batch *next;
 } batch;
 
@@ -129,7 +132,8 @@ struct ctl_ingest {
     natsSubscription *sub;
     lane *lanes;
     int nlanes;
-    _Atomic uint64_t commits; /* transactions committed, for the test crash hook */
+    batch *done_head, *done_tail; /* under mu: batches back from the lanes */
+    _Atomic uint64_t commits;     /* transactions committed, for the test crash hook */
     uint64_t kill_after;
 };
 
@@ -547,7 +551,12 @@ static void batch_free(batch *bt)
     free(bt);
 }
 
-/* Write one batch to the end (committed and acked) or until stop. */
+/*
+ * Write one batch until it is committed or stop is requested; sets
+ * bt->committed. The lane does no NATS work: commits, acks and the release
+ * of the messages happen on the fetcher thread (see flush_done), so that
+ * only one thread ever touches the subscription and its messages.
+ */
 static void lane_process(lane *l, batch *bt)
 {
     ctl_ingest *in = l->in;
@@ -568,7 +577,6 @@ static void lane_process(lane *l, batch *bt)
             return;
         backoff = backoff_next(backoff);
     }
-    int64_t t1 = mr_now_us();
     uint64_t commits = atomic_fetch_add(&in->commits, 1) + 1;
     mr_metric_inc(&m_batches);
     mr_metric_add(&m_stored, fresh);
@@ -579,11 +587,44 @@ static void lane_process(lane *l, batch *bt)
                     in->region);
         raise(SIGKILL);
     }
-    publish_commits(in, bt->items, bt->n);
-    for (size_t i = 0; i < bt->n; i++)
-        natsMsg_Ack(bt->items[i].msg, NULL);
-    mr_log_debug("ingest %s/%d: %zu messages: database %lld us, commits and acks %lld us",
-                 in->region, l->index, bt->n, (long long)(t1 - t0), (long long)(mr_now_us() - t1));
+    bt->committed = true;
+    mr_log_debug("ingest %s/%d: %zu messages committed in %lld us", in->region, l->index, bt->n,
+                 (long long)(mr_now_us() - t0));
+}
+
+/* Hand a finished (or abandoned) batch back to the fetcher. Caller holds mu. */
+static void done_push(ctl_ingest *in, batch *bt)
+{
+    bt->next = NULL;
+    if (in->done_tail)
+        in->done_tail->next = bt;
+    else
+        in->done_head = bt;
+    in->done_tail = bt;
+}
+
+/*
+ * Publish the commits of the committed batches, ack their messages and
+ * release everything (fetcher thread, or the stopping thread once the others
+ * are joined). Uncommitted batches are released unacked: JetStream
+ * redelivers them.
+ */
+static void flush_done(ctl_ingest *in)
+{
+    pthread_mutex_lock(&in->mu);
+    batch *bt = in->done_head;
+    in->done_head = in->done_tail = NULL;
+    pthread_mutex_unlock(&in->mu);
+    while (bt) {
+        batch *next = bt->next;
+        if (bt->committed) {
+            publish_commits(in, bt->items, bt->n);
+            for (size_t i = 0; i < bt->n; i++)
+                natsMsg_Ack(bt->items[i].msg, NULL);
+        }
+        batch_free(bt);
+        bt = next;
+    }
 }
 
 static void *lane_main(void *arg)
@@ -608,18 +649,18 @@ static void *lane_main(void *arg)
             l->tail = NULL;
         pthread_mutex_unlock(&in->mu);
         lane_process(l, bt);
-        batch_free(bt);
         pthread_mutex_lock(&in->mu);
+        done_push(in, bt);
         l->depth--;
         pthread_cond_broadcast(&in->cv);
         pthread_mutex_unlock(&in->mu);
     }
-    /* Batches still queued are dropped unacked: JetStream redelivers them. */
+    /* Batches still queued go back uncommitted: JetStream redelivers them. */
     pthread_mutex_lock(&in->mu);
     while (l->head) {
         batch *bt = l->head;
         l->head = bt->next;
-        batch_free(bt);
+        done_push(in, bt);
     }
     l->tail = NULL;
     pthread_mutex_unlock(&in->mu);
@@ -635,17 +676,27 @@ static uint32_t room_hash(const char *s)
     return h;
 }
 
-/* Wait until every lane is connected and has room for one more batch. False on stop. */
-static bool lanes_accepting(ctl_ingest *in)
+/*
+ * Wait until every lane is connected and has room for one more batch,
+ * publishing and acking finished batches meanwhile. False on stop. `busy`
+ * tells whether a lane still has work (then a fetch must be short, or
+ * finished batches would wait for it).
+ */
+static bool lanes_accepting(ctl_ingest *in, bool *busy)
 {
     for (;;) {
+        flush_done(in);
         bool ok = true;
+        *busy = false;
         pthread_mutex_lock(&in->mu);
-        for (int i = 0; i < in->nlanes; i++)
+        for (int i = 0; i < in->nlanes; i++) {
             if (in->lanes[i].depth >= LANE_QUEUE_MAX || !atomic_load(&in->lanes[i].db_ok))
                 ok = false;
+            if (in->lanes[i].depth > 0)
+                *busy = true;
+        }
         bool stop = in->stop;
-        if (!ok && !stop) {
+        if (!ok && !stop && !in->done_head) {
             /* Woken by a lane finishing a batch; the time-out covers reconnects. */
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
@@ -727,10 +778,13 @@ static void *fetch_main(void *arg)
         }
         backoff = BACKOFF_MIN_MS;
         /* Fetch only what the lanes can write now: otherwise the backlog stays in the stream. */
-        if (!lanes_accepting(in))
+        bool busy;
+        if (!lanes_accepting(in, &busy))
             break;
         natsMsgList list = {0};
         int wait = in->cfg->batch_max_wait_ms < 1000 ? in->cfg->batch_max_wait_ms : 1000;
+        if (busy && wait > BUSY_FETCH_WAIT_MS)
+            wait = BUSY_FETCH_WAIT_MS;
         jsErrCode jerr = 0;
         natsStatus s =
             natsSubscription_Fetch(&list, in->sub, in->cfg->batch_max_messages, wait, &jerr);
@@ -790,6 +844,8 @@ void ctl_ingest_stop(ctl_ingest *in)
     pthread_join(in->thread, NULL);
     for (int i = 0; i < in->nlanes; i++)
         pthread_join(in->lanes[i].thread, NULL);
+    /* Committed batches still get their commits and acks: no needless redelivery. */
+    flush_done(in);
     free(in->lanes);
     /* Unsubscribing would delete nothing (the consumer is durable); just release it. */
     if (in->sub)
