@@ -149,6 +149,12 @@ int mr_proto_parse(const char *buf, size_t len, mr_frame *f, mr_proto_err *err)
         f->type = MR_FRAME_JOIN;
         if (get_room(root, f, err) < 0)
             goto err;
+        json_t *presence = json_object_get(root, "presence");
+        if (presence && !json_is_boolean(presence)) {
+            fail(err, MR_ERR_BAD_FRAME, "field \"presence\" must be true or false");
+            goto err;
+        }
+        f->presence = !presence || json_is_true(presence);
         json_t *since = json_object_get(root, "since");
         if (since) {
             if (!json_is_integer(since) || json_integer_value(since) < 0) {

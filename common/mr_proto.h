@@ -76,7 +76,8 @@ typedef struct mr_frame {
     size_t token_len;
     const char *mid; /* publish: client message id, or NULL */
     size_t mid_len;
-    json_t *data; /* publish payload: any JSON value */
+    json_t *data;  /* publish payload: any JSON value */
+    bool presence; /* join: receive presence events (default true) */
     bool has_since;
     int64_t since; /* join: last seq seen */
 } mr_frame;

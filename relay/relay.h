@@ -6,6 +6,7 @@
 #ifndef RELAY_H
 #define RELAY_H
 
+#include "mr_buf.h"
 #include "mr_jwt.h"
 #include "mr_map.h"
 #include "relay_config.h"
@@ -42,6 +43,7 @@ typedef struct relay {
     mr_map presence_nodes;            /* other relays' instance -> last heartbeat */
     int64_t presence_next_hb_us;
     bool nats_was_connected; /* to notice reconnects on the lws thread */
+    mr_buf write_batch;      /* scratch for coalesced writes (lws thread) */
 
     _Atomic bool draining; /* set by the signal thread on SIGTERM */
     _Atomic bool stopping; /* set when the process should exit now */

@@ -242,6 +242,7 @@ out:
     mr_map_free(&r.sessions_by_id, NULL);
     relay_presence_free(&r);
     relay_drain_free(&r);
+    mr_buf_free(&r.write_batch);
     relay_rooms_free(&r.rooms);
     mr_map_free(&r.ip_counts, NULL);
     relay_config_free(&cfg);

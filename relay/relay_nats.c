@@ -43,6 +43,7 @@ struct relay_nats {
     bool stream_thread_started;
     natsSubscription *inbox_sub;
     natsSubscription *hb_sub;
+    bool published_async; /* lws thread: js_PublishMsgAsync was called at least once */
     char inbox[64];
 };
 
@@ -351,6 +352,7 @@ int relay_nats_js_publish(relay_nats *n, natsMsg **msg)
 {
     if (!relay_nats_connected(n) || !relay_nats_stream_ready(n))
         return -1;
+    n->published_async = true;
     natsStatus s = js_PublishMsgAsync(n->js, msg, &n->pub_opts);
     if (s != NATS_OK) {
         mr_log_warn("jetstream: publish: %s", natsStatus_GetText(s));
@@ -422,6 +424,16 @@ void relay_nats_free(relay_nats *n)
     }
     natsSubscription_Destroy(n->inbox_sub);
     natsSubscription_Destroy(n->hb_sub);
+    if (n->js && n->published_async) {
+        /*
+         * Publishes still waiting for their PubAck belong to us once the
+         * connection is closed. (libnats 3.4 crashes here if nothing was
+         * ever published asynchronously, hence the flag.)
+         */
+        natsMsgList pending;
+        if (js_PublishAsyncGetPendingList(&pending, n->js) == NATS_OK)
+            natsMsgList_Destroy(&pending);
+    }
     jsCtx_Destroy(n->js);
     natsConnection_Destroy(n->conn);
     natsOptions_Destroy(n->opts);

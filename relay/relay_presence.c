@@ -83,20 +83,21 @@ static void send_event(relay_room *room, const char *event, const char *user, lo
     mr_buf_printf(&b, ",\"sessions\":%ld}", sessions);
     relay_out *o = relay_out_new(b.data, b.len);
     for (relay_member *m = room->members; m; m = m->room_next)
-        if (m->session != except)
+        if (m->session != except && m->presence_events)
             relay_session_send(m->session, o);
     relay_out_unref(o);
     mr_buf_free(&b);
 }
 
 /* Announce a transition of the user's total across relays. */
-static void total_changed(relay_room *room, const char *user, long before, long after, void *except)
+static void total_changed(relay_room *room, const char *user, long before, long after, void *except,
+                          bool updates)
 {
     if (before == 0 && after > 0)
         send_event(room, "join", user, after, except);
     else if (before > 0 && after == 0)
         send_event(room, "leave", user, 0, except);
-    else if (before != after)
+    else if (updates && before != after)
         /* Session counts stay right too, e.g. when a dead relay's session expires. */
         send_event(room, "update", user, after, except);
 }
@@ -119,7 +120,12 @@ void relay_presence_local(relay *r, relay_room *room, const char *user, int delt
 {
     long local = local_count(room, user);
     long after = local + remote_total(room, user);
-    total_changed(room, user, after - delta, after, except);
+    /*
+     * A user's extra session here is not announced as an update: in a large
+     * room every join would cost a frame per member. Counts still converge
+     * through snapshots, and remote changes (a dead relay) are announced.
+     */
+    total_changed(room, user, after - delta, after, except, false);
     /* Sessions closed by a drain are not announced: see the comment at the top. */
     if (!r->drain_started)
         publish_set(r, room, user, local);
@@ -157,7 +163,8 @@ static void remote_set(relay_room *room, const char *node, const char *user, lon
         mr_map_put(&room->remote_totals, user, ul, (void *)(intptr_t)total);
     else
         mr_map_del(&room->remote_totals, user, ul);
-    total_changed(room, user, before, local_count(room, user) + (total > 0 ? total : 0), NULL);
+    total_changed(room, user, before, local_count(room, user) + (total > 0 ? total : 0), NULL,
+                  true);
 }
 
 static void saw_node(relay *r, const char *node)

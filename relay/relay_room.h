@@ -29,6 +29,7 @@ typedef struct relay_member {
     struct relay_member *room_prev, *room_next; /* links in the room's member list */
     struct relay_member *session_next;          /* link in the session's membership list */
     bool recovering;                            /* live frames are held until history is sent */
+    bool presence_events;                       /* the member wants join/leave/update events */
     relay_held *held, *held_tail;
 } relay_member;
 

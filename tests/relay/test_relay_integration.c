@@ -283,8 +283,9 @@ START_TEST(flood_is_rate_limited_then_closed)
     ck_assert_msg(f && strstr(f, "rate_limited") && strstr(f, "\"retryable\":true"), "%s",
                   f ? f : "-");
     free(f);
+    /* The relay closes the connection part-way: later sends may fail, which is fine. */
     for (int i = 0; i < 40; i++)
-        mr_test_publish(&w, "r", "flood", "1");
+        mr_ws_send_text(&w, "{\"type\":\"publish\",\"room\":\"r\",\"mid\":\"flood\",\"data\":1}");
     expect_close(&w, 4029);
 }
 END_TEST
