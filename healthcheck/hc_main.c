@@ -24,7 +24,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: meridian-healthcheck --config FILE [--listen HOST:PORT] [--check]\n"
-               "  --check  read the configuration and the regions file, report, exit\n"
+               "  --check    read the configuration and the regions file, report, exit\n"
+               "  --version  print the version and exit\n"
                "  see docs/healthcheck.md for the configuration file\n");
 }
 
@@ -32,14 +33,16 @@ int main(int argc, char **argv)
 {
     const char *config = NULL, *listen = NULL;
     bool check = false;
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"listen", required_argument, NULL, 'l'},
-                                         {"check", no_argument, NULL, 'k'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"listen", required_argument, NULL, 'l'},
+        {"check", no_argument, NULL, 'k'},        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0}};
     int ch;
-    while ((ch = getopt_long(argc, argv, "c:l:h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "c:l:hV", opts, NULL)) != -1) {
         switch (ch) {
+        case 'V':
+            printf("meridian-healthcheck %s\n", MERIDIAN_VERSION);
+            return 0;
         case 'c':
             config = optarg;
             break;

@@ -29,6 +29,7 @@
 static void usage(FILE *f)
 {
     fputs("usage:\n"
+          "  meridian-regions --version\n"
           "  meridian-regions check FILE\n"
           "      validate FILE; prints a one-line summary, exit 1 with FILE: FIELD: PROBLEM\n"
           "  meridian-regions nats-conf FILE --region R --store-dir DIR [--server NAME]\n"
@@ -331,6 +332,10 @@ int main(int argc, char **argv)
 {
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         usage(stdout);
+        return 0;
+    }
+    if (argc >= 2 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)) {
+        printf("meridian-regions %s\n", MERIDIAN_VERSION);
         return 0;
     }
     if (argc < 3) {

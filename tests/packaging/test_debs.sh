@@ -85,7 +85,7 @@ fi
 # yet. A listed binary must still lack it (the test fails once the flag
 # exists, so the entry is removed with the gap) and must at least run
 # (--help). Daemons without --check must not call it from their unit.
-no_version=" meridian-healthcheck meridian-regions "
+no_version=" "
 no_check=" "
 
 bins=("$root"/usr/bin/*)
