@@ -12,6 +12,7 @@
 #include <jansson.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -261,6 +262,43 @@ static void setup_strict(void)
               "\"handshake_timeout_ms\":400,\"max_rooms_per_connection\":2",
               "");
 }
+
+static void setup_idle(void)
+{
+    start_all("\"ping_interval_s\":1,\"idle_timeout_s\":2", "");
+}
+
+START_TEST(idle_connection_without_pongs_is_dropped)
+{
+    mr_ws w, live;
+    mr_test_hello(&w, &relays[0], "sleepy", NULL);
+    mr_test_hello(&live, &relays[0], "awake", NULL);
+    /* Read raw bytes without answering pings, until the relay hangs up. */
+    int64_t t0 = mr_test_now_ms(), closed_at = -1;
+    while (mr_test_now_ms() - t0 < 10000) {
+        struct pollfd p = {w.fd, POLLIN, 0};
+        if (poll(&p, 1, 200) > 0) {
+            char buf[512];
+            ssize_t n = read(w.fd, buf, sizeof buf);
+            if (n <= 0) {
+                closed_at = mr_test_now_ms();
+                break;
+            }
+        }
+        /* The other client answers pings (mr_ws_recv does) and must stay. */
+        char *f;
+        int cc;
+        if (mr_ws_recv(&live, 1, &f, NULL, &cc) >= 0)
+            free(f);
+    }
+    ck_assert_msg(closed_at > 0, "the silent connection was never dropped");
+    ck_assert_int_ge(closed_at - t0, 1000);
+    mr_ws_send_text(&live, "{\"type\":\"ping\",\"id\":1}");
+    mr_test_expect(&live, "\"type\":\"pong\"");
+    mr_ws_close(&w);
+    mr_ws_close(&live);
+}
+END_TEST
 
 static void setup_slow(void)
 {
@@ -664,6 +702,12 @@ int main(void)
     tcase_add_test(strict, flood_is_rate_limited_then_closed);
     tcase_add_test(strict, hello_timeout_and_room_limit);
     suite_add_tcase(s, strict);
+
+    TCase *idle = tcase_create("idle_timeout");
+    tcase_add_checked_fixture(idle, setup_idle, teardown);
+    tcase_set_timeout(idle, 60);
+    tcase_add_test(idle, idle_connection_without_pongs_is_dropped);
+    suite_add_tcase(s, idle);
 
     TCase *slow = tcase_create("slow_consumer");
     tcase_add_checked_fixture(slow, setup_slow, teardown);
