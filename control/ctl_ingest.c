@@ -54,6 +54,9 @@
 #define LANE_QUEUE_MAX    2
 /* Fetch wait while lanes work: their finished batches are acked between fetches. */
 #define BUSY_FETCH_WAIT_MS 5
+/* Upper bound on waiting for the answer to one no-wait pull (libnats sometimes waits for it in
+ * full). */
+#define FETCH_EXPIRES_NS (250LL * 1000000)
 
 static mr_metric m_stored = MR_COUNTER("meridian_control_messages_stored_total",
                                        "Messages written to PostgreSQL for the first time");
@@ -785,19 +788,42 @@ static void *fetch_main(void *arg)
         int wait = in->cfg->batch_max_wait_ms < 1000 ? in->cfg->batch_max_wait_ms : 1000;
         if (busy && wait > BUSY_FETCH_WAIT_MS)
             wait = BUSY_FETCH_WAIT_MS;
-        jsErrCode jerr = 0;
-        natsStatus s =
-            natsSubscription_Fetch(&list, in->sub, in->cfg->batch_max_messages, wait, &jerr);
-        if (s == NATS_OK && list.Count > 0) {
-            mr_log_debug("ingest %s: fetched %d", in->region, list.Count);
+        /*
+         * No-wait pulls: the server answers at once with what it has (up to
+         * the batch) and ends the request, so the client never gives up on
+         * a request the server is still filling. libnats 3.4.1 mishandles
+         * messages that arrive for an abandoned pull (natsSubscription_Fetch
+         * after a client-side time-out): the next fetch returns more
+         * messages than its batch and writes past its own array, which
+         * corrupted the heap under load (found with ASan in bench/ingest).
+         * Expires bounds how long the client waits for the answer (libnats
+         * occasionally waits for it in full, so it is kept short). When
+         * nothing is available the thread waits `wait` ms itself before
+         * asking again.
+         */
+        jsFetchRequest fr;
+        jsFetchRequest_Init(&fr);
+        fr.Batch = in->cfg->batch_max_messages;
+        fr.NoWait = true;
+        fr.Expires = FETCH_EXPIRES_NS;
+        natsStatus s = natsSubscription_FetchRequest(&list, in->sub, &fr);
+        if (list.Count > fr.Batch) {
+            mr_log_error("ingest %s: fetch returned %d messages for a batch of %d: the NATS "
+                         "client library overran its buffer; aborting",
+                         in->region, list.Count, fr.Batch);
+            abort();
+        }
+        int got = list.Count;
+        if (s == NATS_OK && got > 0) {
+            mr_log_debug("ingest %s: fetched %d", in->region, got);
             dispatch(in, &list);
         }
         natsMsgList_Destroy(&list);
-        if (s != NATS_OK && s != NATS_TIMEOUT) {
+        if (s != NATS_OK && s != NATS_TIMEOUT && s != NATS_NOT_FOUND)
             mr_log_debug("ingest %s: fetch: %s", in->region, natsStatus_GetText(s));
-            if (nap(in, 200))
-                break;
-        }
+        if (got == 0 &&
+            nap(in, s == NATS_OK || s == NATS_TIMEOUT || s == NATS_NOT_FOUND ? wait : 200))
+            break;
     }
     return NULL;
 }
