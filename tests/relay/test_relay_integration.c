@@ -300,6 +300,23 @@ START_TEST(idle_connection_without_pongs_is_dropped)
 }
 END_TEST
 
+START_TEST(expired_token_closes_with_4010)
+{
+    mr_ws w;
+    ck_assert_int_eq(mr_ws_connect(&w, "127.0.0.1", relays[0].port, NULL), 101);
+    /* Valid for one more second; the relay allows auth.leeway_s (5 s) of skew. */
+    char *t = mr_test_token("brief", 1, NULL);
+    char hello[2048];
+    snprintf(hello, sizeof hello, "{\"type\":\"hello\",\"token\":\"%s\"}", t);
+    free(t);
+    mr_ws_send_text(&w, hello);
+    mr_test_expect(&w, "\"type\":\"welcome\"");
+    int code = mr_ws_wait_close(&w, 15000);
+    ck_assert_msg(code == 4010, "close code %d, want 4010", code);
+    mr_ws_close(&w);
+}
+END_TEST
+
 static void setup_slow(void)
 {
     start_all("\"publish_rate\":100000,\"publish_burst\":100000,\"max_outbound_bytes\":262144", "");
@@ -707,6 +724,7 @@ int main(void)
     tcase_add_checked_fixture(idle, setup_idle, teardown);
     tcase_set_timeout(idle, 60);
     tcase_add_test(idle, idle_connection_without_pongs_is_dropped);
+    tcase_add_test(idle, expired_token_closes_with_4010);
     suite_add_tcase(s, idle);
 
     TCase *slow = tcase_create("slow_consumer");
