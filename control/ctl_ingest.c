@@ -56,7 +56,7 @@
 #define BUSY_FETCH_WAIT_MS 5
 /* Upper bound on waiting for the answer to one no-wait pull (libnats sometimes waits for it in
  * full). */
-#define FETCH_EXPIRES_NS (250LL * 1000000)
+#define FETCH_EXPIRES_NS (1000LL * 1000000)
 
 static mr_metric m_stored = MR_COUNTER("meridian_control_messages_stored_total",
                                        "Messages written to PostgreSQL for the first time");
@@ -797,7 +797,11 @@ static void *fetch_main(void *arg)
          * messages than its batch and writes past its own array, which
          * corrupted the heap under load (found with ASan in bench/ingest).
          * Expires bounds how long the client waits for the answer (libnats
-         * occasionally waits for it in full, so it is kept short). When
+         * occasionally waits for it in full, so it is kept short). It is
+         * still a second, not less: a pull to another region's stream on a
+         * loaded machine can take a few hundred milliseconds, and a pull the
+         * client gave up on leaves its batch unacked until
+         * `consumer.ack_wait_ms` redelivers it. When
          * nothing is available the thread waits `wait` ms itself before
          * asking again.
          */

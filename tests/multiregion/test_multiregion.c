@@ -298,7 +298,8 @@ START_TEST(message_reaches_every_region_once_with_one_seq)
         }
     for (int p = 0; p < NP; p++)
         wait_acks(&ms[NM + p], PER, 15000);
-    wait_seqs(ms, NM + NP, NP * PER, 20000);
+    /* Long enough for one redelivery (consumer.ack_wait_ms, 30 s) on a loaded machine. */
+    wait_seqs(ms, NM + NP, NP * PER, 45000);
     /* A late duplicate would arrive right after: read a little longer. */
     pump_all_for(ms, NM + NP, 500);
     for (int i = 0; i < NM + NP; i++) {
