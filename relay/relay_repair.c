@@ -81,21 +81,22 @@ bool relay_repair_commit(relay *r, relay_room *room, const char *msg_id, int64_t
     if (!room->repair_enabled)
         return true;
     mr_map_del(&room->awaiting, msg_id, MR_MSG_ID_LEN);
-    if (!room->seq_known) {
-        room->seq_known = true;
-        room->last_seq = seq;
+    /*
+     * Commits are always delivered, even when they look old: several control
+     * threads (one per region stream) publish commits for one room, so they
+     * can arrive out of seq order, and a repeat costs a member only a
+     * duplicate `commit` it drops by msg_id. last_seq serves gap detection
+     * alone, and starts from the baseline history reply.
+     */
+    if (!room->seq_known)
         return true;
-    }
-    if (seq <= room->last_seq)
-        return false; /* a repeat, or already delivered by a repair */
     if (seq == room->last_seq + 1) {
         room->last_seq = seq;
-        return true;
+    } else if (seq > room->last_seq + 1) {
+        mr_log_debug("room %s: commit %lld after %lld; repairing the gap", room->name,
+                     (long long)seq, (long long)room->last_seq);
+        ask_missing(r, room);
     }
-    /* seq skips ahead: deliver it now, and fetch what lies between. */
-    mr_log_debug("room %s: commit %lld after %lld; repairing the gap", room->name, (long long)seq,
-                 (long long)room->last_seq);
-    ask_missing(r, room);
     return true;
 }
 

@@ -18,9 +18,9 @@ void relay_repair_room_created(relay *r, relay_room *room);
 /** A message was delivered on the fast path: it now waits for its commit. */
 void relay_repair_fast_path(relay *r, relay_room *room, const char *msg_id);
 /**
- * A commit for (msg_id, seq) arrived. Returns false when it is older than
- * what the room already has (a repeat); asks for the missing range when it
- * leaves a gap.
+ * A commit for (msg_id, seq) arrived: track the room's contiguous seq and
+ * ask for the missing range when it leaves a gap. Returns true: the commit
+ * is always delivered (commits may arrive out of seq order).
  */
 bool relay_repair_commit(relay *r, relay_room *room, const char *msg_id, int64_t seq);
 /** A history reply for a repair or a baseline arrived for `room`. */

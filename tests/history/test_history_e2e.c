@@ -32,7 +32,9 @@ static void setup(void)
     mr_test_nats_start(&nats, true);
     mr_test_pg_start(&pg, false);
     ctl_proc_init(&ctl, nats.url, pg.conninfo, "test", "[\"test\"]",
-                  "\"batch\":{\"max_messages\":200,\"max_wait_ms\":20}");
+                  "\"batch\":{\"max_messages\":200,\"max_wait_ms\":20},"
+                  /* A pull abandoned on a loaded machine is redelivered in 5 s, not 30. */
+                  "\"consumer\":{\"ack_wait_ms\":5000}");
     ctl_proc_start(&ctl, NULL);
     const char *limits = "\"publish_rate\":100000,\"publish_burst\":100000";
     mr_test_relay_config(&relays[0], tmp, "test", "relay-1", nats.url, limits, "");
@@ -100,7 +102,8 @@ static void collect_seqs(mr_ws *ws, json_t *seqs, size_t n, int timeout_ms)
         char *p;
         int cc;
         int op = mr_ws_recv(ws, left, &p, NULL, &cc);
-        ck_assert_msg(op == 1, "connection ended while collecting seqs");
+        ck_assert_msg(op == 1, "%s while collecting seqs (%zu of %zu)",
+                      op == -1 ? "time-out" : "connection ended", json_object_size(seqs), n);
         json_t *j = frame_json(p);
         json_t *seq = json_object_get(j, "seq");
         json_t *id = json_object_get(j, "msg_id");
@@ -130,8 +133,8 @@ START_TEST(exactly_once_with_duplicates_from_two_relays)
     wait_room_count("dup", 50, 20000);
     /* Nothing more arrives later: count again after the members saw every commit. */
     json_t *seen_a = json_object(), *seen_b = json_object();
-    collect_seqs(&a1, seen_a, 50, 20000);
-    collect_seqs(&b, seen_b, 50, 20000);
+    collect_seqs(&a1, seen_a, 50, 40000);
+    collect_seqs(&b, seen_b, 50, 40000);
     ck_assert_int_eq(ctl_test_check_history(&pg), 50);
     ck_assert_int_eq(room_count("dup"), 50);
     /* Every member sees the same seq for the same message. */
