@@ -47,7 +47,9 @@ static void setup(void)
     mr_test_deploy_relays(&dep, MERIDIAN_RELAY_BIN, "");
     ctl_proc_init(&ctl, dep.r[0].nats_url, pg.conninfo, dep.r[0].name,
                   "[\"eu-west\",\"us-east\",\"ap-south\"]",
-                  "\"batch\":{\"max_messages\":200,\"max_wait_ms\":20}");
+                  "\"batch\":{\"max_messages\":200,\"max_wait_ms\":20},"
+                  /* A batch stranded by a killed region comes back in 5 s, not 30. */
+                  "\"consumer\":{\"ack_wait_ms\":5000}");
     ctl_proc_start(&ctl, NULL);
 }
 
