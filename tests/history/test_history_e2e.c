@@ -435,24 +435,14 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("history_e2e");
-    TCase *tc = tcase_create("relays_control_postgres");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 180);
+    TCase *tc = mr_test_case(s, "relays_control_postgres", setup, teardown, 180);
     tcase_add_test(tc, exactly_once_with_duplicates_from_two_relays);
     tcase_add_test(tc, retry_after_reconnect_is_stored_once);
     tcase_add_test(tc, resume_delivers_exactly_the_missed_messages);
     tcase_add_test(tc, resume_past_the_limit_says_so_and_pages_over_http);
     tcase_add_test(tc, no_acknowledged_message_lost_while_postgres_is_down);
     tcase_add_test(tc, relay_killed_under_load_loses_no_acknowledged_message);
-    suite_add_tcase(s, tc);
-    TCase *lost = tcase_create("lost_commits");
-    tcase_add_checked_fixture(lost, setup_lost_commits, teardown_lost_commits);
-    tcase_set_timeout(lost, 120);
+    TCase *lost = mr_test_case(s, "lost_commits", setup_lost_commits, teardown_lost_commits, 120);
     tcase_add_test(lost, lost_commits_are_repaired_from_history);
-    suite_add_tcase(s, lost);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return mr_test_run(s);
 }

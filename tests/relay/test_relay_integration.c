@@ -700,9 +700,7 @@ static void teardown_tls(void)
 int main(void)
 {
     Suite *s = suite_create("relay_integration");
-    TCase *tc = tcase_create("two_relays");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 120);
+    TCase *tc = mr_test_case(s, "two_relays", setup, teardown, 120);
     tcase_add_test(tc, fanout_across_relays_exactly_once);
     tcase_add_test(tc, retried_publish_is_delivered_once);
     tcase_add_test(tc, ten_thousand_in_order);
@@ -711,55 +709,29 @@ int main(void)
     tcase_add_test(tc, presence_on_this_relay);
     tcase_add_test(tc, nats_restart_resumes_delivery);
     tcase_add_test(tc, sigterm_drains);
-    suite_add_tcase(s, tc);
 
-    TCase *strict = tcase_create("strict_limits");
-    tcase_add_checked_fixture(strict, setup_strict, teardown);
-    tcase_set_timeout(strict, 120);
+    TCase *strict = mr_test_case(s, "strict_limits", setup_strict, teardown, 120);
     tcase_add_test(strict, flood_is_rate_limited_then_closed);
     tcase_add_test(strict, hello_timeout_and_room_limit);
-    suite_add_tcase(s, strict);
 
-    TCase *idle = tcase_create("idle_timeout");
-    tcase_add_checked_fixture(idle, setup_idle, teardown);
-    tcase_set_timeout(idle, 60);
+    TCase *idle = mr_test_case(s, "idle_timeout", setup_idle, teardown, 60);
     tcase_add_test(idle, idle_connection_without_pongs_is_dropped);
     tcase_add_test(idle, expired_token_closes_with_4010);
-    suite_add_tcase(s, idle);
 
-    TCase *slow = tcase_create("slow_consumer");
-    tcase_add_checked_fixture(slow, setup_slow, teardown);
-    tcase_set_timeout(slow, 120);
+    TCase *slow = mr_test_case(s, "slow_consumer", setup_slow, teardown, 120);
     tcase_add_test(slow, slow_consumer_is_cut_off);
-    suite_add_tcase(s, slow);
 
-    TCase *presence = tcase_create("presence");
-    tcase_add_checked_fixture(presence, setup_presence, teardown);
-    tcase_set_timeout(presence, 60);
+    TCase *presence = mr_test_case(s, "presence", setup_presence, teardown, 60);
     tcase_add_test(presence, presence_across_relays_and_no_zombies);
-    suite_add_tcase(s, presence);
 
-    TCase *drain = tcase_create("admin_drain");
-    tcase_add_checked_fixture(drain, setup_admin_drain, teardown);
-    tcase_set_timeout(drain, 60);
+    TCase *drain = mr_test_case(s, "admin_drain", setup_admin_drain, teardown, 60);
     tcase_add_test(drain, admin_drain_moves_clients_and_undrain_restores);
-    suite_add_tcase(s, drain);
 
-    TCase *origin = tcase_create("origin_and_ip_limit");
-    tcase_add_checked_fixture(origin, setup_origin, teardown);
-    tcase_set_timeout(origin, 60);
+    TCase *origin = mr_test_case(s, "origin_and_ip_limit", setup_origin, teardown, 60);
     tcase_add_test(origin, origin_allowlist_and_per_ip_limit);
-    suite_add_tcase(s, origin);
 
-    TCase *tls = tcase_create("tls");
-    tcase_add_checked_fixture(tls, setup_tls, teardown_tls);
-    tcase_set_timeout(tls, 60);
+    TCase *tls = mr_test_case(s, "tls", setup_tls, teardown_tls, 60);
     tcase_add_test(tls, tls13_only_with_hsts);
-    suite_add_tcase(s, tls);
 
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return mr_test_run(s);
 }

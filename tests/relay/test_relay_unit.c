@@ -140,9 +140,5 @@ int main(void)
     tcase_add_test(tc, rooms_membership);
     tcase_add_test(tc, dedup_window);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return mr_test_run(s);
 }

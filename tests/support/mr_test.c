@@ -28,6 +28,26 @@ __attribute__((constructor)) static void ignore_sigpipe(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
+int mr_test_run(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+TCase *mr_test_case(Suite *s, const char *name, void (*setup)(void), void (*teardown)(void),
+                    int timeout_s)
+{
+    TCase *tc = tcase_create(name);
+    if (setup || teardown)
+        tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, timeout_s);
+    suite_add_tcase(s, tc);
+    return tc;
+}
+
 int64_t mr_test_now_ms(void)
 {
     struct timespec ts;

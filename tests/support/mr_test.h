@@ -42,6 +42,17 @@ int mr_test_http(const char *host, int port, const char *method, const char *pat
 /** Blocking HTTP/1.0 GET; returns the status code (or -1) and the body in a malloc'd string. */
 int mr_test_http_get(const char *host, int port, const char *path, char **body);
 
+struct Suite;
+struct TCase;
+/** Run every case of `s` (Check's default fork mode); returns the process exit status. */
+int mr_test_run(struct Suite *s);
+/**
+ * Add a case of one test with its own fixture (set up and torn down around
+ * the test, in the test's process) and a time-out in seconds.
+ */
+struct TCase *mr_test_case(struct Suite *s, const char *name, void (*setup)(void),
+                           void (*teardown)(void), int timeout_s);
+
 /** Monotonic milliseconds. */
 int64_t mr_test_now_ms(void);
 
