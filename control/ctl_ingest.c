@@ -54,9 +54,8 @@
 #define LANE_QUEUE_MAX    2
 /* Fetch wait while lanes work: their finished batches are acked between fetches. */
 #define BUSY_FETCH_WAIT_MS 5
-/* Upper bound on waiting for the answer to one no-wait pull (libnats sometimes waits for it in
- * full). */
-#define FETCH_EXPIRES_NS (1000LL * 1000000)
+/* How long one pull's answer is awaited before the fetcher asks again (late answers are kept). */
+#define PULL_ANSWER_WAIT_MS 1000
 
 static mr_metric m_stored = MR_COUNTER("meridian_control_messages_stored_total",
                                        "Messages written to PostgreSQL for the first time");
@@ -132,7 +131,9 @@ struct ctl_ingest {
     bool stop;         /* under mu */
     _Atomic bool stream_ok, sub_ok;
     jsCtx *js;
-    natsSubscription *sub;
+    natsSubscription *sub; /* plain subscription on `inbox`: every pull's answer lands here */
+    char inbox[64];
+    char next_subject[MR_STREAM_NAME_MAX + 64]; /* $JS.API.CONSUMER.MSG.NEXT.<stream>.<durable> */
     lane *lanes;
     int nlanes;
     batch *done_head, *done_tail; /* under mu: batches back from the lanes */
@@ -226,16 +227,29 @@ static int setup_nats(ctl_ingest *in)
                         CTL_INGEST_DURABLE, natsStatus_GetText(s), (int)jerr);
             return -1;
         }
-        jsSubOptions so;
-        jsSubOptions_Init(&so);
-        so.Stream = in->stream;
-        so.Consumer = CTL_INGEST_DURABLE;
-        so.ManualAck = true;
-        jerr = 0;
-        s = js_PullSubscribe(&in->sub, in->js, in->subjects, CTL_INGEST_DURABLE, NULL, &so, &jerr);
+        /*
+         * Pulls are sent by hand to one long-lived inbox instead of through
+         * natsSubscription_Fetch: libnats drops (and in 3.4.1 even overruns
+         * its array with) messages that answer a pull it has given up on,
+         * and a dropped message stays unacked until `consumer.ack_wait_ms`
+         * redelivers it. Here a late answer simply waits in the inbox for
+         * the next round.
+         */
+        natsInbox *inbox = NULL;
+        if (natsInbox_Create(&inbox) != NATS_OK)
+            return -1;
+        snprintf(in->inbox, sizeof in->inbox, "%s", (const char *)inbox);
+        natsInbox_Destroy(inbox);
+        snprintf(in->next_subject, sizeof in->next_subject, "$JS.API.CONSUMER.MSG.NEXT.%s.%s",
+                 in->stream, CTL_INGEST_DURABLE);
+        s = natsConnection_SubscribeSync(&in->sub, in->nc, in->inbox);
+        if (s == NATS_OK)
+            s = natsSubscription_SetPendingLimits(in->sub, -1, -1);
         if (s != NATS_OK) {
-            mr_log_warn("ingest %s: pull subscribe: %s (jetstream error %d)", in->region,
-                        natsStatus_GetText(s), (int)jerr);
+            mr_log_warn("ingest %s: subscribe to the pull inbox: %s", in->region,
+                        natsStatus_GetText(s));
+            if (in->sub)
+                natsSubscription_Destroy(in->sub);
             in->sub = NULL;
             return -1;
         }
@@ -606,6 +620,14 @@ static void done_push(ctl_ingest *in, batch *bt)
     in->done_tail = bt;
 }
 
+/* Acknowledge ("+ACK") or terminate ("+TERM") one stream message through its reply subject. */
+static void settle(ctl_ingest *in, natsMsg *msg, const char *how)
+{
+    const char *reply = natsMsg_GetReply(msg);
+    if (reply && *reply)
+        natsConnection_PublishString(in->nc, reply, how);
+}
+
 /*
  * Publish the commits of the committed batches, ack their messages and
  * release everything (fetcher thread, or the stopping thread once the others
@@ -623,7 +645,7 @@ static void flush_done(ctl_ingest *in)
         if (bt->committed) {
             publish_commits(in, bt->items, bt->n);
             for (size_t i = 0; i < bt->n; i++)
-                natsMsg_Ack(bt->items[i].msg, NULL);
+                settle(in, bt->items[i].msg, "+ACK");
         }
         batch_free(bt);
         bt = next;
@@ -718,13 +740,13 @@ static bool lanes_accepting(ctl_ingest *in, bool *busy)
     }
 }
 
-/* Validate a fetched batch and hand each lane its share. Takes the messages from `list`. */
-static void dispatch(ctl_ingest *in, natsMsgList *list)
+/* Validate a fetched batch and hand each lane its share. Takes ownership of the messages. */
+static void dispatch(ctl_ingest *in, natsMsg **msgs, int count)
 {
     batch **parts = mr_calloc((size_t)in->nlanes, sizeof *parts);
-    for (int i = 0; i < list->Count; i++) {
-        natsMsg *msg = list->Msgs[i];
-        list->Msgs[i] = NULL;
+    for (int i = 0; i < count; i++) {
+        natsMsg *msg = msgs[i];
+        msgs[i] = NULL;
         item it;
         char why[128];
         if (parse_item(in, msg, &it, why, sizeof why) != 0) {
@@ -735,14 +757,14 @@ static void dispatch(ctl_ingest *in, natsMsgList *list)
             mr_log_warn("ingest %s: rejecting stream message on %s: %s", in->region,
                         natsMsg_GetSubject(msg), why);
             mr_metric_inc(&m_poison);
-            natsMsg_Term(msg, NULL);
+            settle(in, msg, "+TERM");
             natsMsg_Destroy(msg);
             continue;
         }
         int k = (int)(room_hash(it.room) % (uint32_t)in->nlanes);
         if (!parts[k]) {
             parts[k] = mr_calloc(1, sizeof **parts);
-            parts[k]->items = mr_malloc((size_t)list->Count * sizeof(item));
+            parts[k]->items = mr_malloc((size_t)count * sizeof(item));
         }
         parts[k]->items[parts[k]->n++] = it;
     }
@@ -768,9 +790,60 @@ static void dispatch(ctl_ingest *in, natsMsgList *list)
     free(parts);
 }
 
+/* A pull's answer ends with a status message (404 no messages, 408, 409 ...); it has no $JS.ACK
+ * reply subject, which every stream message has. */
+static bool is_stream_msg(natsMsg *m)
+{
+    const char *reply = natsMsg_GetReply(m);
+    return reply && strncmp(reply, "$JS.ACK.", 8) == 0;
+}
+
+/*
+ * One round of fetching into `msgs` (room for `want`). When answers to an
+ * earlier pull are still queued in the inbox they are taken first, without
+ * asking again; otherwise a no-wait pull asks for up to `want` messages
+ * (the server answers at once with what it has) and its answer is
+ * collected until its closing status, `want` messages, or
+ * PULL_ANSWER_WAIT_MS. Whatever arrives later stays queued for the next
+ * round, so a slow answer is never lost.
+ */
+static natsStatus pull(ctl_ingest *in, natsMsg **msgs, int want, int *got)
+{
+    *got = 0;
+    int queued = 0;
+    natsSubscription_GetPending(in->sub, &queued, NULL);
+    bool asked = queued == 0;
+    if (asked) {
+        char body[64];
+        int n = snprintf(body, sizeof body, "{\"batch\":%d,\"no_wait\":true}", want);
+        natsStatus s = natsConnection_PublishRequest(in->nc, in->next_subject, in->inbox, body, n);
+        if (s != NATS_OK)
+            return s;
+    }
+    int64_t deadline = mr_now_us() / 1000 + (asked ? PULL_ANSWER_WAIT_MS : 0);
+    while (*got < want) {
+        int64_t left = deadline - mr_now_us() / 1000;
+        natsMsg *m = NULL;
+        natsStatus s = natsSubscription_NextMsg(&m, in->sub, left > 0 ? left : 1);
+        if (s == NATS_TIMEOUT)
+            break;
+        if (s != NATS_OK)
+            return s;
+        if (is_stream_msg(m)) {
+            msgs[(*got)++] = m;
+            continue;
+        }
+        natsMsg_Destroy(m);
+        if (asked)
+            break; /* the server has answered in full */
+    }
+    return NATS_OK;
+}
+
 static void *fetch_main(void *arg)
 {
     ctl_ingest *in = arg;
+    natsMsg **msgs = mr_calloc((size_t)in->cfg->batch_max_messages, sizeof *msgs);
     int64_t backoff = BACKOFF_MIN_MS;
     while (!stopping(in)) {
         if (setup_nats(in) != 0) {
@@ -784,51 +857,22 @@ static void *fetch_main(void *arg)
         bool busy;
         if (!lanes_accepting(in, &busy))
             break;
-        natsMsgList list = {0};
         int wait = in->cfg->batch_max_wait_ms < 1000 ? in->cfg->batch_max_wait_ms : 1000;
         if (busy && wait > BUSY_FETCH_WAIT_MS)
             wait = BUSY_FETCH_WAIT_MS;
-        /*
-         * No-wait pulls: the server answers at once with what it has (up to
-         * the batch) and ends the request, so the client never gives up on
-         * a request the server is still filling. libnats 3.4.1 mishandles
-         * messages that arrive for an abandoned pull (natsSubscription_Fetch
-         * after a client-side time-out): the next fetch returns more
-         * messages than its batch and writes past its own array, which
-         * corrupted the heap under load (found with ASan in bench/ingest).
-         * Expires bounds how long the client waits for the answer (libnats
-         * occasionally waits for it in full, so it is kept short). It is
-         * still a second, not less: a pull to another region's stream on a
-         * loaded machine can take a few hundred milliseconds, and a pull the
-         * client gave up on leaves its batch unacked until
-         * `consumer.ack_wait_ms` redelivers it. When
-         * nothing is available the thread waits `wait` ms itself before
-         * asking again.
-         */
-        jsFetchRequest fr;
-        jsFetchRequest_Init(&fr);
-        fr.Batch = in->cfg->batch_max_messages;
-        fr.NoWait = true;
-        fr.Expires = FETCH_EXPIRES_NS;
-        natsStatus s = natsSubscription_FetchRequest(&list, in->sub, &fr);
-        if (list.Count > fr.Batch) {
-            mr_log_error("ingest %s: fetch returned %d messages for a batch of %d: the NATS "
-                         "client library overran its buffer; aborting",
-                         in->region, list.Count, fr.Batch);
-            abort();
-        }
-        int got = list.Count;
-        if (s == NATS_OK && got > 0) {
+        int got = 0;
+        natsStatus s = pull(in, msgs, in->cfg->batch_max_messages, &got);
+        if (got > 0) {
             mr_log_debug("ingest %s: fetched %d", in->region, got);
-            dispatch(in, &list);
+            dispatch(in, msgs, got);
         }
-        natsMsgList_Destroy(&list);
-        if (s != NATS_OK && s != NATS_TIMEOUT && s != NATS_NOT_FOUND)
-            mr_log_debug("ingest %s: fetch: %s", in->region, natsStatus_GetText(s));
-        if (got == 0 &&
-            nap(in, s == NATS_OK || s == NATS_TIMEOUT || s == NATS_NOT_FOUND ? wait : 200))
+        if (s != NATS_OK)
+            mr_log_debug("ingest %s: pull: %s", in->region, natsStatus_GetText(s));
+        /* Nothing available: wait `wait` ms before asking again. */
+        if (got == 0 && nap(in, s == NATS_OK ? wait : 200))
             break;
     }
+    free(msgs);
     return NULL;
 }
 
@@ -877,9 +921,11 @@ void ctl_ingest_stop(ctl_ingest *in)
     /* Committed batches still get their commits and acks: no needless redelivery. */
     flush_done(in);
     free(in->lanes);
-    /* Unsubscribing would delete nothing (the consumer is durable); just release it. */
-    if (in->sub)
+    /* A plain inbox subscription: unsubscribing leaves the durable consumer in place. */
+    if (in->sub) {
+        natsSubscription_Unsubscribe(in->sub);
         natsSubscription_Destroy(in->sub);
+    }
     if (in->js)
         jsCtx_Destroy(in->js);
     pthread_mutex_destroy(&in->mu);
