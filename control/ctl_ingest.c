@@ -141,8 +141,9 @@ struct ctl_ingest {
     uint64_t kill_after;
 };
 
-/* Sleep up to `ms`, returning early (true) when stop is requested. */
-static bool nap(ctl_ingest *in, int64_t ms)
+/* Sleep up to `ms`, returning early when stop is requested (then true) or, with `done`, when a
+ * lane hands back a finished batch: its commits and acks should not wait. */
+static bool nap_until_done(ctl_ingest *in, int64_t ms, bool done)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -153,11 +154,18 @@ static bool nap(ctl_ingest *in, int64_t ms)
         ts.tv_nsec -= 1000000000;
     }
     pthread_mutex_lock(&in->mu);
-    while (!in->stop && pthread_cond_timedwait(&in->cv, &in->mu, &ts) == 0)
+    while (!in->stop && !(done && in->done_head) &&
+           pthread_cond_timedwait(&in->cv, &in->mu, &ts) == 0)
         ;
     bool stop = in->stop;
     pthread_mutex_unlock(&in->mu);
     return stop;
+}
+
+/* Sleep up to `ms`, returning early (true) when stop is requested. */
+static bool nap(ctl_ingest *in, int64_t ms)
+{
+    return nap_until_done(in, ms, false);
 }
 
 static bool stopping(ctl_ingest *in)
@@ -869,7 +877,7 @@ static void *fetch_main(void *arg)
         if (s != NATS_OK)
             mr_log_debug("ingest %s: pull: %s", in->region, natsStatus_GetText(s));
         /* Nothing available: wait `wait` ms before asking again. */
-        if (got == 0 && nap(in, s == NATS_OK ? wait : 200))
+        if (got == 0 && nap_until_done(in, s == NATS_OK ? wait : 200, true))
             break;
     }
     free(msgs);

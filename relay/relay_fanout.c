@@ -42,10 +42,13 @@ void relay_member_deliver(relay_member *m, relay_out *o, const char *msg_id)
     m->held_tail = h;
 }
 
-static size_t deliver_all(relay_room *room, relay_out *o, const char *msg_id)
+/* Deliver to every member; `seq` (0 if unknown) skips members whose resume already sent it. */
+static size_t deliver_all(relay_room *room, relay_out *o, const char *msg_id, int64_t seq)
 {
     size_t n = 0;
     for (relay_member *m = room->members; m; m = m->room_next) {
+        if (seq > 0 && seq <= m->history_through)
+            continue;
         relay_member_deliver(m, o, msg_id);
         n++;
     }
@@ -79,7 +82,7 @@ static void on_fast_path(relay *r, natsMsg *msg, const char *room_name)
     }
     relay_repair_fast_path(r, room, msg_id);
     relay_out *o = relay_out_new(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg));
-    mr_metric_add(&relay_m.deliveries, (int64_t)deliver_all(room, o, msg_id));
+    mr_metric_add(&relay_m.deliveries, (int64_t)deliver_all(room, o, msg_id, 0));
     relay_out_unref(o);
 }
 
@@ -119,7 +122,7 @@ void relay_fanout_commit(relay *r, relay_room *room, const char *id, int64_t seq
         mr_metric_inc(&relay_m.recovered_from_commit);
     }
     relay_out *o = relay_out_new(b.data, b.len);
-    deliver_all(room, o, id);
+    deliver_all(room, o, id, seq);
     relay_out_unref(o);
     mr_buf_free(&b);
 }

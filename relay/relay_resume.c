@@ -112,6 +112,8 @@ static void finish(relay *r, relay_session *s, relay_member *m, relay_resume *rs
         }
     }
     m->recovering = false;
+    if (ok && delivered_to > m->history_through)
+        m->history_through = delivered_to;
     while (m->held) {
         relay_held *h = m->held;
         m->held = h->next;

@@ -30,6 +30,8 @@ typedef struct relay_member {
     struct relay_member *session_next;          /* link in the session's membership list */
     bool recovering;                            /* live frames are held until history is sent */
     bool presence_events;                       /* the member wants join/leave/update events */
+    int64_t history_through; /* a resume sent history up to this seq: later commits for it are
+                                repeats (a new room instance has no dedup state for them) */
     relay_held *held, *held_tail;
 } relay_member;
 
