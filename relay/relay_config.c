@@ -9,6 +9,7 @@
 #include "mr_log.h"
 
 #include <errno.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,7 +132,7 @@ static const char *const stream_keys[] = {"max_age_s", "max_bytes", "duplicate_w
 static const char *const resume_keys[] = {"limit", "timeout_ms", "commit_repair_ms", NULL};
 static const char *const auth_keys[] = {"secret",   "secret_file", "issuer",
                                         "audience", "leeway_s",    NULL};
-static const char *const tls_keys[] = {"cert", "key", "hsts_max_age", NULL};
+static const char *const tls_keys[] = {"cert", "key", "ciphersuites", "hsts_max_age", NULL};
 static const char *const limit_keys[] = {"max_message_bytes",
                                          "publish_rate",
                                          "publish_burst",
@@ -145,6 +146,15 @@ static const char *const limit_keys[] = {"max_message_bytes",
                                          "max_bad_frames",
                                          "dedup_window",
                                          NULL};
+
+/* OpenSSL accepts the list (it rejects a list without one suite it knows). */
+static bool ciphersuites_valid(const char *list)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    bool ok = ctx && SSL_CTX_set_ciphersuites(ctx, list) == 1;
+    SSL_CTX_free(ctx);
+    return ok;
+}
 
 static void set_from(mr_cfg *cfg, json_t *o, const char *path, const char *key, char **slot)
 {
@@ -207,6 +217,11 @@ int relay_config_load(relay_config *c, const char *path, char *err, size_t errle
     mr_cfg_check_keys(&cfg, tls, "tls", tls_keys);
     set_from(&cfg, tls, "tls", "cert", &c->tls_cert);
     set_from(&cfg, tls, "tls", "key", &c->tls_key);
+    set_from(&cfg, tls, "tls", "ciphersuites", &c->tls_ciphersuites);
+    if (c->tls_ciphersuites && !ciphersuites_valid(c->tls_ciphersuites))
+        mr_cfg_error(&cfg, "tls.ciphersuites",
+                     "not a list of TLS 1.3 suites OpenSSL knows (example: "
+                     "\"TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256\")");
     c->hsts_max_age = mr_cfg_int(&cfg, tls, "tls", "hsts_max_age", c->hsts_max_age, 0, 63072000);
     if (tls && (!c->tls_cert != !c->tls_key))
         mr_cfg_error(&cfg, "tls", "cert and key must be given together");
@@ -350,6 +365,7 @@ void relay_config_free(relay_config *c)
     free(c->audience);
     free(c->tls_cert);
     free(c->tls_key);
+    free(c->tls_ciphersuites);
     for (size_t i = 0; i < c->origin_count; i++)
         free(c->origins[i]);
     free(c->origins);

@@ -38,6 +38,7 @@ typedef struct relay_config {
     /* tls */
     char *tls_cert;
     char *tls_key;
+    char *tls_ciphersuites; /* OpenSSL TLS 1.3 list, in the server's order of preference */
     int64_t hsts_max_age;
     relay_limits limits;
     char **origins;

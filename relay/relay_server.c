@@ -111,6 +111,12 @@ static int callback_meridian(struct lws *wsi, enum lws_callback_reasons reason, 
     case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
         /* Idle TLS connections give their read and write buffers back (about 34 KiB each). */
         SSL_CTX_set_mode((SSL_CTX *)user, SSL_MODE_RELEASE_BUFFERS);
+        /* A configured order of suites is ours, not the client's (validated with the config). */
+        if (r->cfg->tls_ciphersuites) {
+            if (SSL_CTX_set_ciphersuites((SSL_CTX *)user, r->cfg->tls_ciphersuites) != 1)
+                return 1;
+            SSL_CTX_set_options((SSL_CTX *)user, SSL_OP_CIPHER_SERVER_PREFERENCE);
+        }
         return 0;
     case LWS_CALLBACK_ESTABLISHED:
         relay_session_open(r, s, wsi);
@@ -160,7 +166,8 @@ int relay_server_start(relay *r, char *err, size_t errlen)
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
 
     static struct lws_protocols protocols[] = {
-        /* A 2 KiB receive buffer per connection: larger messages arrive in fragments. */
+        /* A 2 KiB receive buffer per connection: larger messages arrive in fragments (see
+         * docs/benchmarks.md, "TLS memory", for why not smaller). */
         {"meridian.v1", callback_meridian, sizeof(relay_session), 2048, 0, NULL, 0},
         {NULL, NULL, 0, 0, 0, NULL, 0}};
 

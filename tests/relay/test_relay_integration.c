@@ -639,7 +639,8 @@ static void setup_tls(void)
     mr_test_nats_start(&nats, true);
     char extra[1024];
     snprintf(extra, sizeof extra,
-             "\"tls\":{\"cert\":\"%s/cert.pem\",\"key\":\"%s/key.pem\",\"hsts_max_age\":600},"
+             "\"tls\":{\"cert\":\"%s/cert.pem\",\"key\":\"%s/key.pem\",\"hsts_max_age\":600,"
+             "\"ciphersuites\":\"TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256\"},"
              "\"static_dir\":\"%s/www\"",
              tmp, tmp, tmp);
     mr_test_relay_config(&relays[0], tmp, "test", "tls-relay", nats.url, "", extra);
@@ -677,6 +678,9 @@ START_TEST(tls13_only_with_hsts)
     close(fd);
     ck_assert_int_eq(tls_connect(relays[0].port, TLS1_3_VERSION, &ssl, &ctx, &fd), 1);
     ck_assert_int_eq(SSL_version(ssl), TLS1_3_VERSION);
+    /* The configured order wins over OpenSSL's client order (AES-GCM first). */
+    ck_assert_str_eq(SSL_CIPHER_get_name(SSL_get_current_cipher(ssl)),
+                     "TLS_CHACHA20_POLY1305_SHA256");
     const char req[] = "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
     SSL_write(ssl, req, sizeof req - 1);
     char resp[4096];

@@ -60,6 +60,8 @@ START_TEST(config_errors)
                         "auth.secret_file: cannot read");
     expect_config_error("{\"auth\":{\"secret\":\"s\"},\"tls\":{\"cert\":\"c.pem\"}}",
                         "tls: cert and key must be given together");
+    expect_config_error("{\"auth\":{\"secret\":\"s\"},\"tls\":{\"ciphersuites\":\"RC4-MD5\"}}",
+                        "tls.ciphersuites: not a list of TLS 1.3 suites");
     expect_config_error("{\"auth\":{\"secret\":\"s\"},\"limits\":{\"ping_interval_s\":30,"
                         "\"idle_timeout_s\":20}}",
                         "limits.idle_timeout_s");
