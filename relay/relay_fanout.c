@@ -107,6 +107,16 @@ static void on_commit(relay *r, natsMsg *msg, const char *room_name)
     json_decref(c);
 }
 
+void relay_fanout_local(relay *r, relay_room *room, const char *msg_id, const mr_buf *frame)
+{
+    if (relay_dedup_seen(&room->dedup, r->rooms.dedup_window, msg_id))
+        return; /* a retry of a message already delivered here */
+    relay_repair_fast_path(r, room, msg_id);
+    relay_out *o = relay_out_new(frame->data, frame->len);
+    mr_metric_add(&relay_m.deliveries, (int64_t)deliver_all(room, o, msg_id, 0));
+    relay_out_unref(o);
+}
+
 void relay_fanout_commit(relay *r, relay_room *room, const char *id, int64_t seq, json_t *message)
 {
     mr_buf b = MR_BUF_INIT;

@@ -11,6 +11,12 @@
 /** Dispatch one message taken from the NATS queue (lws thread). */
 void relay_fanout_inbound(relay *r, natsMsg *msg);
 /**
+ * Deliver a message published through this relay to the room's members here
+ * at once, without waiting for its copy to come back from NATS (that copy is
+ * then dropped by identity, like any duplicate).
+ */
+void relay_fanout_local(relay *r, relay_room *room, const char *msg_id, const mr_buf *frame);
+/**
  * Deliver the commit of (msg_id, seq) to the room: a `commit` frame when the
  * relay delivered the message already, else the message itself (`message`
  * is the envelope with "seq").

@@ -23,6 +23,7 @@
 #include "mr_time.h"
 #include "relay_metrics.h"
 #include "relay_drain.h"
+#include "relay_fanout.h"
 #include "relay_presence.h"
 #include "relay_publish.h"
 #include "relay_repair.h"
@@ -509,6 +510,7 @@ static void on_publish(relay_session *s, mr_frame *f)
             return;
         }
         mr_metric_inc(&relay_m.publishes);
+        relay_fanout_local(r, m->room, msg_id, &b);
         mr_buf_free(&b);
         return;
     }
@@ -519,6 +521,7 @@ static void on_publish(relay_session *s, mr_frame *f)
         return;
     }
     mr_metric_inc(&relay_m.publishes);
+    relay_fanout_local(r, m->room, msg_id, &b);
     mr_buf_reset(&b);
     mr_proto_ack(&b, f->id, m->room->name, msg_id, mid, mid_len);
     relay_session_send_buf(s, &b);
