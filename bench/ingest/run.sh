@@ -62,18 +62,24 @@ $CTL --config "$DIR/control.json" >>"$DIR/control.log" 2>&1 & CTL_PID=$!
 wait_ready; kill $CTL_PID; wait $CTL_PID || true; CTL_PID=
 $BENCH --nats nats://127.0.0.1:$NATS_PORT --run backlog preload "$N"
 $BENCH --nats nats://127.0.0.1:$NATS_PORT drain "$N" & DRAIN=$!
+# CPU time (user + system, in clock ticks) of a process, and of all PostgreSQL processes.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+pg_ticks() {
+    t=0
+    for p in $(pgrep -u postgres postgres || true); do t=$((t + $(ticks $p))); done
+    echo $t
+}
+HZ=$(getconf CLK_TCK)
+NATS0=$(ticks $NATS_PID); PG0=$(pg_ticks)
 sleep 0.5
 $CTL --config "$DIR/control.json" >>"$DIR/control.log" 2>&1 & CTL_PID=$!
 wait $DRAIN
+# Where the drain's cost per message goes: CPU seconds spent during it.
+echo "cpu seconds during the drain: meridian-control $(awk -v t=$(ticks $CTL_PID) -v hz=$HZ 'BEGIN{printf "%.1f", t/hz}')," \
+    "nats-server $(awk -v t=$(($(ticks $NATS_PID) - NATS0)) -v hz=$HZ 'BEGIN{printf "%.1f", t/hz}')," \
+    "PostgreSQL (all processes) $(awk -v t=$(($(pg_ticks) - PG0)) -v hz=$HZ 'BEGIN{printf "%.1f", t/hz}')"
 kill -0 $CTL_PID 2>/dev/null || { echo "meridian-control exited during the drain:" >&2; tail -20 "$DIR/control.log" >&2; exit 1; }
 wait_ready
-# CPU time each process spent (mostly the drain): where the cost per message goes.
-cpu() { ps -o times= -p "$1" 2>/dev/null | tr -d ' ' || echo 0; }
-PG_CPU=0
-for p in $(pgrep -u postgres -f "postgres: postgres postgres 127.0.0.1" || true); do
-    PG_CPU=$((PG_CPU + $(cpu $p)))
-done
-echo "cpu seconds: meridian-control $(cpu $CTL_PID), nats-server $(cpu $NATS_PID), postgres sessions $PG_CPU"
 psql -h 127.0.0.1 -p $PG_PORT -U postgres -Atc \
     "SELECT 'rows ' || count(*) || ', distinct ids ' || count(DISTINCT msg_id) || ', rooms with gaps ' || (SELECT count(*) FROM (SELECT room FROM messages GROUP BY room HAVING max(seq) <> count(*)) g) FROM messages"
 
