@@ -37,6 +37,7 @@
 #include "mr_log.h"
 #include "mr_metrics.h"
 #include "mr_proto.h"
+#include "mr_json_scan.h"
 #include "mr_stream.h"
 #include "mr_time.h"
 
@@ -332,6 +333,54 @@ static bool is_hex_id(const char *s, size_t n)
     return true;
 }
 
+/* The member named `key` when it occurs exactly once; `*dup` is set when it occurs more often. */
+static const mr_json_member *unique_member(const mr_json_object *o, const char *key, bool *dup)
+{
+    const mr_json_member *found = NULL;
+    size_t n = strlen(key);
+    for (size_t i = 0; i < o->count; i++) {
+        const mr_json_member *m = &o->members[i];
+        if (m->key_len == n && memcmp(m->key, key, n) == 0) {
+            if (found)
+                *dup = true;
+            found = m;
+        }
+    }
+    return found;
+}
+
+/*
+ * The common case without building a JSON tree (it was most of the
+ * fetcher's CPU): a plainly valid object (mr_json_scan) whose keys have no
+ * escapes, with one string "room" equal to the subject's, one plain
+ * "msg_id" and no "seq". Anything else returns false and goes through
+ * jansson, which decides and explains.
+ */
+static bool parse_plain(const char *room, size_t room_len, const char *data, size_t len, item *it)
+{
+    mr_json_object o;
+    if (!mr_json_scan_object(data, len, &o))
+        return false;
+    for (size_t i = 0; i < o.count; i++)
+        if (o.members[i].key_escaped)
+            return false;
+    bool dup = false;
+    const mr_json_member *jroom = unique_member(&o, "room", &dup);
+    const mr_json_member *jid = unique_member(&o, "msg_id", &dup);
+    const mr_json_member *jts = unique_member(&o, "ts", &dup);
+    const mr_json_member *jseq = unique_member(&o, "seq", &dup);
+    if (dup || jseq || !jroom || !jid || jroom->type != MR_JSON_STRING || jroom->value_escaped ||
+        jroom->value_len != room_len || memcmp(jroom->value, room, room_len) != 0 ||
+        jid->type != MR_JSON_STRING || jid->value_escaped || !is_hex_id(jid->value, jid->value_len))
+        return false;
+    memcpy(it->room, room, room_len + 1);
+    memcpy(it->msg_id, jid->value, MR_MSG_ID_LEN);
+    it->msg_id[MR_MSG_ID_LEN] = '\0';
+    it->ts_ms = jts && jts->type == MR_JSON_INTEGER ? strtoll(jts->value, NULL, 10) : 0;
+    it->env = mr_strndup(data, len); /* an object, so it ends with '}' */
+    return true;
+}
+
 /*
  * Validate one stream message and fill `it`. The payload is parsed in full
  * (history must only ever hold valid JSON) but stored as received when it
@@ -357,6 +406,14 @@ static int parse_item(ctl_ingest *in, natsMsg *msg, item *it, char *why, size_t 
     }
     const char *data = natsMsg_GetData(msg);
     size_t len = (size_t)natsMsg_GetDataLength(msg);
+    while (len > 0 && (data[len - 1] == ' ' || data[len - 1] == '\n' || data[len - 1] == '\r' ||
+                       data[len - 1] == '\t'))
+        len--;
+    if (parse_plain(room, room_len, data, len, it)) {
+        it->msg = msg;
+        it->seq = 0;
+        return 0;
+    }
     json_error_t jerr;
     json_t *o = json_loadb(data, len, 0, &jerr);
     if (!o || !json_is_object(o)) {
@@ -381,9 +438,6 @@ static int parse_item(ctl_ingest *in, natsMsg *msg, item *it, char *why, size_t 
     memcpy(it->room, room, room_len + 1);
     memcpy(it->msg_id, json_string_value(jid), MR_MSG_ID_LEN + 1);
     it->ts_ms = json_is_integer(jts) ? json_integer_value(jts) : 0;
-    while (len > 0 && (data[len - 1] == ' ' || data[len - 1] == '\n' || data[len - 1] == '\r' ||
-                       data[len - 1] == '\t'))
-        len--;
     if (!json_object_get(o, "seq") && memchr(data, '\0', len) == NULL) {
         it->env = mr_strndup(data, len); /* an object, so it ends with '}' */
     } else {

@@ -7,6 +7,7 @@ Suite *proto_suite(void);
 Suite *ratelimit_suite(void);
 Suite *config_suite(void);
 Suite *map_suite(void);
+Suite *json_scan_suite(void);
 
 int main(void)
 {
@@ -14,6 +15,7 @@ int main(void)
     srunner_add_suite(sr, proto_suite());
     srunner_add_suite(sr, ratelimit_suite());
     srunner_add_suite(sr, config_suite());
+    srunner_add_suite(sr, json_scan_suite());
     srunner_add_suite(sr, map_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
