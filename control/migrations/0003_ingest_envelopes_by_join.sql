@@ -1,0 +1,50 @@
+-- Version 3: meridian_ingest fetched each inserted envelope as p_envs[ord].
+-- Subscripting an array of variable-length elements walks it from the
+-- start, so a batch of n messages cost O(n^2) (measured: 2,000 envelopes of
+-- 300 bytes 16 ms against 5 ms unnested, 10,000 245 ms against 38 ms). The
+-- envelopes are now unnested once, with their position, and joined to the
+-- assigned rows by it; they are still not carried through the sorts.
+CREATE OR REPLACE FUNCTION meridian_ingest(p_rooms text[], p_ids text[], p_envs text[])
+RETURNS TABLE (ord bigint, seq bigint, fresh boolean)
+LANGUAGE plpgsql AS $fn$
+BEGIN
+    INSERT INTO rooms (room)
+        SELECT DISTINCT r FROM unnest(p_rooms) AS r ORDER BY 1
+        ON CONFLICT (room) DO NOTHING;
+    PERFORM 1 FROM rooms WHERE room = ANY (p_rooms) ORDER BY room FOR UPDATE;
+
+    RETURN QUERY
+    WITH inp AS (
+        SELECT t.room, t.msg_id, t.ord
+        FROM unnest(p_rooms, p_ids::uuid[]) WITH ORDINALITY AS t(room, msg_id, ord)
+    ), old AS (
+        SELECT i.ord, m.seq
+        FROM inp i JOIN message_ids m ON m.room = i.room AND m.msg_id = i.msg_id
+    ), fresh_in AS (
+        SELECT i.room, i.msg_id, i.ord,
+               row_number() OVER (PARTITION BY i.room ORDER BY i.ord) AS rn,
+               count(*) OVER (PARTITION BY i.room) AS cnt
+        FROM inp i
+        WHERE NOT EXISTS (SELECT 1 FROM old o WHERE o.ord = i.ord)
+    ), bump AS (
+        UPDATE rooms r SET last_seq = r.last_seq + c.cnt
+        FROM (SELECT fi.room, count(*) AS cnt FROM fresh_in fi GROUP BY fi.room) c
+        WHERE r.room = c.room
+        RETURNING r.room, r.last_seq
+    ), assigned AS (
+        SELECT fi.room, fi.msg_id, fi.ord, b.last_seq - fi.cnt + fi.rn AS seq
+        FROM fresh_in fi JOIN bump b ON b.room = fi.room
+    ), ins_ids AS (
+        INSERT INTO message_ids (room, msg_id, seq)
+        SELECT a.room, a.msg_id, a.seq FROM assigned a
+    ), ins_msgs AS (
+        INSERT INTO messages (room, seq, msg_id, envelope)
+        SELECT a.room, a.seq, a.msg_id, e.env
+        FROM assigned a
+        JOIN unnest(p_envs) WITH ORDINALITY AS e(env, ord) ON e.ord = a.ord
+    )
+    SELECT a.ord, a.seq, true FROM assigned a
+    UNION ALL
+    SELECT o.ord, o.seq, false FROM old o;
+END
+$fn$;
