@@ -45,7 +45,7 @@ cat >"$DIR/control.json" <<CONF
  "postgres":"host=127.0.0.1 port=$PG_PORT user=postgres dbname=postgres",
  "http_listen":"127.0.0.1:$HTTP","admin_listen":"127.0.0.1:$ADMIN",
  "api_keys":["bench-key-0123456789"],"log_level":"${LOG_LEVEL:-warn}",
- "batch":{"max_messages":${BATCH:-2000},"max_wait_ms":${WAIT_MS:-10},"lanes":${LANES:-2}},
+ "batch":{"max_messages":${BATCH:-5000},"max_wait_ms":${WAIT_MS:-10},"lanes":${LANES:-3}},
  "consumer":{"max_ack_pending":50000}}
 CONF
 wait_ready() {
