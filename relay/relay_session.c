@@ -251,9 +251,14 @@ int relay_session_writable(relay_session *s)
 {
     /*
      * Write while the kernel takes it; lws keeps a partial write itself and
-     * we stop there until the next writable callback.
+     * we stop there until the next writable callback. The first write needs
+     * no check: the callback means poll() found the socket writable, and
+     * lws_send_pipe_choked() is a poll() of its own, one extra syscall per
+     * delivery when a member has one frame queued (the common case).
      */
-    while (s->qlen && !lws_send_pipe_choked(s->wsi) && !lws_partial_buffered(s->wsi)) {
+    for (bool first = true;
+         s->qlen && !lws_partial_buffered(s->wsi) && (first || !lws_send_pipe_choked(s->wsi));
+         first = false) {
         int n;
         if (s->qlen > 1) {
             n = write_batch(s);
