@@ -254,13 +254,18 @@ bool mr_json_scan_object(const char *text, size_t len, mr_json_object *out)
     return s.p == s.end;
 }
 
-const mr_json_member *mr_json_member_get(const mr_json_object *o, const char *key)
+const mr_json_member *mr_json_member_get(const mr_json_object *o, const char *key, bool *repeated)
 {
+    const mr_json_member *found = NULL;
     size_t n = strlen(key);
     for (size_t i = 0; i < o->count; i++) {
         const mr_json_member *m = &o->members[i];
-        if (!m->key_escaped && m->key_len == n && memcmp(m->key, key, n) == 0)
-            return m;
+        if (!m->key_escaped && m->key_len == n && memcmp(m->key, key, n) == 0) {
+            if (found)
+                *repeated = true;
+            else
+                found = m;
+        }
     }
-    return NULL;
+    return found;
 }

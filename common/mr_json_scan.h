@@ -49,7 +49,11 @@ typedef struct {
 /** True when `text` (`len` bytes, surrounding whitespace allowed) is plainly a valid object. */
 bool mr_json_scan_object(const char *text, size_t len, mr_json_object *out);
 
-/** The member named `key` (compared byte for byte; escaped keys never match), or NULL. */
-const mr_json_member *mr_json_member_get(const mr_json_object *o, const char *key);
+/**
+ * The member named `key` (compared byte for byte; escaped keys never match),
+ * or NULL. JSON leaves repeated names to the parser (jansson keeps the last),
+ * so `*repeated` is set when the name occurs more than once.
+ */
+const mr_json_member *mr_json_member_get(const mr_json_object *o, const char *key, bool *repeated);
 
 #endif

@@ -333,22 +333,6 @@ static bool is_hex_id(const char *s, size_t n)
     return true;
 }
 
-/* The member named `key` when it occurs exactly once; `*dup` is set when it occurs more often. */
-static const mr_json_member *unique_member(const mr_json_object *o, const char *key, bool *dup)
-{
-    const mr_json_member *found = NULL;
-    size_t n = strlen(key);
-    for (size_t i = 0; i < o->count; i++) {
-        const mr_json_member *m = &o->members[i];
-        if (m->key_len == n && memcmp(m->key, key, n) == 0) {
-            if (found)
-                *dup = true;
-            found = m;
-        }
-    }
-    return found;
-}
-
 /*
  * The common case without building a JSON tree (it was most of the
  * fetcher's CPU): a plainly valid object (mr_json_scan) whose keys have no
@@ -365,10 +349,10 @@ static bool parse_plain(const char *room, size_t room_len, const char *data, siz
         if (o.members[i].key_escaped)
             return false;
     bool dup = false;
-    const mr_json_member *jroom = unique_member(&o, "room", &dup);
-    const mr_json_member *jid = unique_member(&o, "msg_id", &dup);
-    const mr_json_member *jts = unique_member(&o, "ts", &dup);
-    const mr_json_member *jseq = unique_member(&o, "seq", &dup);
+    const mr_json_member *jroom = mr_json_member_get(&o, "room", &dup);
+    const mr_json_member *jid = mr_json_member_get(&o, "msg_id", &dup);
+    const mr_json_member *jts = mr_json_member_get(&o, "ts", &dup);
+    const mr_json_member *jseq = mr_json_member_get(&o, "seq", &dup);
     if (dup || jseq || !jroom || !jid || jroom->type != MR_JSON_STRING || jroom->value_escaped ||
         jroom->value_len != room_len || memcmp(jroom->value, room, room_len) != 0 ||
         jid->type != MR_JSON_STRING || jid->value_escaped || !is_hex_id(jid->value, jid->value_len))

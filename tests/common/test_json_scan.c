@@ -17,22 +17,27 @@ static bool scan(const char *text, mr_json_object *o)
 START_TEST(plain_objects_and_their_members)
 {
     mr_json_object o;
+    bool rep = false;
     ck_assert(scan(
         " {\"room\":\"a-b\",\"ts\":-17,\"x\":1.5,\"data\":{\"k\":[1,true,null,\"é\"]}}\n", &o));
     ck_assert_uint_eq(o.count, 4);
-    const mr_json_member *m = mr_json_member_get(&o, "room");
+    const mr_json_member *m = mr_json_member_get(&o, "room", &rep);
     ck_assert(m && m->type == MR_JSON_STRING && m->value_len == 3 && !memcmp(m->value, "a-b", 3));
-    m = mr_json_member_get(&o, "ts");
+    m = mr_json_member_get(&o, "ts", &rep);
     ck_assert(m && m->type == MR_JSON_INTEGER && m->value_len == 3 && !memcmp(m->value, "-17", 3));
-    ck_assert_int_eq(mr_json_member_get(&o, "x")->type, MR_JSON_REAL);
-    m = mr_json_member_get(&o, "data");
+    ck_assert_int_eq(mr_json_member_get(&o, "x", &rep)->type, MR_JSON_REAL);
+    m = mr_json_member_get(&o, "data", &rep);
     ck_assert(m && m->type == MR_JSON_OBJECT && m->value[0] == '{' &&
               m->value[m->value_len - 1] == '}');
-    ck_assert_ptr_null(mr_json_member_get(&o, "missing"));
+    ck_assert_ptr_null(mr_json_member_get(&o, "missing", &rep));
     ck_assert(scan("{}", &o) && o.count == 0);
     ck_assert(scan("{\"a\\\"b\":\"c\\n\"}", &o));
     ck_assert(o.members[0].key_escaped && o.members[0].value_escaped);
-    ck_assert_ptr_null(mr_json_member_get(&o, "a\\\"b")); /* escaped keys never match */
+    ck_assert_ptr_null(mr_json_member_get(&o, "a\\\"b", &rep)); /* escaped keys never match */
+    ck_assert(!rep);
+    ck_assert(scan("{\"k\":1,\"j\":2,\"k\":3}", &o));
+    m = mr_json_member_get(&o, "k", &rep);
+    ck_assert(m && rep && m->value[0] == '1');
 }
 END_TEST
 
