@@ -14,6 +14,7 @@
 #include <check.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -277,9 +278,10 @@ END_TEST
 
 typedef struct publisher {
     pthread_t thread;
-    volatile int stop;
-    char (*acked)[33];
-    size_t nacked, cap;
+    _Atomic int stop;
+    char (*acked)[33];     /* read by the test only after the join */
+    _Atomic size_t nacked; /* watched by the test while publishing */
+    size_t cap;
     int failures;
 } publisher;
 
@@ -295,7 +297,8 @@ static void *publisher_main(void *arg)
                 p->cap = p->cap ? p->cap * 2 : 1024;
                 p->acked = mr_realloc(p->acked, p->cap * sizeof *p->acked);
             }
-            memcpy(p->acked[p->nacked++], id, 33);
+            memcpy(p->acked[p->nacked], id, 33);
+            atomic_fetch_add(&p->nacked, 1);
         } else {
             p->failures++;
         }
