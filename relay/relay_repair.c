@@ -16,6 +16,13 @@
  * meridian.history.<room> for everything after last_seq and delivers what it
  * gets exactly as if the commits had arrived. One request per room is in
  * flight at a time, and a room asks at most once per `commit_repair_ms`.
+ *
+ * The baseline can be read after messages delivered here were already
+ * stored (a slow or restarting control plane): their seqs are then at or
+ * below last_seq, where a forward request never looks. So once, for
+ * messages that were waiting before the baseline arrived, the relay reads
+ * the newest page below last_seq instead and delivers from it only the
+ * messages it is waiting for.
  */
 #include "relay_repair.h"
 #include "mr_log.h"
@@ -29,16 +36,24 @@
 
 #define AWAITING_MAX 4096
 
-static void request(relay *r, relay_room *room, int64_t after, int limit)
+/* Ask history for `limit` messages after `after`, or with `backward` the newest ones below it. */
+static void request_page(relay *r, relay_room *room, bool backward, int64_t from, int limit)
 {
     char subject[MR_ROOM_MAX + 32], token[MR_ROOM_MAX + 4], body[96];
     snprintf(subject, sizeof subject, "meridian.history.%s", room->name);
     snprintf(token, sizeof token, "c.%s", room->name);
-    int n = snprintf(body, sizeof body, "{\"after\":%lld,\"limit\":%d}", (long long)after, limit);
+    int n = snprintf(body, sizeof body, "{\"%s\":%lld,\"limit\":%d}", backward ? "before" : "after",
+                     (long long)from, limit);
+    room->repair_backward = backward;
     int64_t now = mr_now_us();
     room->repair_inflight = relay_nats_request(r->nats, subject, token, body, (size_t)n) == 0;
     room->repair_deadline_us = now + r->cfg->resume_timeout_ms * 1000;
     room->repair_last_us = now;
+}
+
+static void request(relay *r, relay_room *room, int64_t after, int limit)
+{
+    request_page(r, room, false, after, limit);
 }
 
 void relay_repair_room_created(relay *r, relay_room *room)
@@ -116,9 +131,11 @@ void relay_repair_reply(relay *r, const char *room_name, natsMsg *msg)
     if (!room->seq_known && json_array_size(messages) == 0 && json_is_integer(last)) {
         room->seq_known = true;
         room->last_seq = json_integer_value(last);
+        room->baseline_ms = mr_now_us() / 1000;
         json_decref(j);
         return;
     }
+    bool backward = room->repair_backward;
     size_t i;
     json_t *m;
     json_array_foreach(messages, i, m)
@@ -128,15 +145,24 @@ void relay_repair_reply(relay *r, const char *room_name, natsMsg *msg)
         if (!json_is_integer(seq) || !json_is_string(id) || json_string_length(id) != MR_MSG_ID_LEN)
             continue;
         int64_t s = json_integer_value(seq);
-        if (room->seq_known && s <= room->last_seq)
+        if (room->seq_known && s <= room->last_seq) {
+            /*
+             * Behind last_seq: only a message delivered here whose commit
+             * never came (the baseline was read after it was stored).
+             */
+            if (mr_map_del(&room->awaiting, json_string_value(id), MR_MSG_ID_LEN)) {
+                relay_fanout_commit(r, room, json_string_value(id), s, m);
+                mr_metric_inc(&relay_m.commits_repaired);
+            }
             continue;
+        }
         mr_map_del(&room->awaiting, json_string_value(id), MR_MSG_ID_LEN);
         relay_fanout_commit(r, room, json_string_value(id), s, m);
         room->seq_known = true;
         room->last_seq = s;
         mr_metric_inc(&relay_m.commits_repaired);
     }
-    if (json_is_true(json_object_get(j, "more")))
+    if (!backward && json_is_true(json_object_get(j, "more")))
         ask_missing(r, room);
     json_decref(j);
 }
@@ -169,7 +195,20 @@ void relay_repair_tick(relay *r)
              e = mr_map_next(&room->awaiting, &b, e))
             if ((int64_t)(intptr_t)e->value < oldest_ms)
                 oldest_ms = (int64_t)(intptr_t)e->value;
-        if (now / 1000 - oldest_ms >= r->cfg->commit_repair_ms)
+        if (now / 1000 - oldest_ms < r->cfg->commit_repair_ms)
+            continue;
+        if (room->baseline_ms && oldest_ms <= room->baseline_ms && room->last_seq > 0) {
+            /*
+             * Delivered before the baseline reply came: it may be stored
+             * at or below last_seq already, where a forward request cannot
+             * see it. Look once at the newest page below last_seq.
+             */
+            room->baseline_ms = 0;
+            mr_metric_inc(&relay_m.commit_repairs);
+            size_t want = room->awaiting.count + 100;
+            request_page(r, room, true, room->last_seq + 1, want > 1000 ? 1000 : (int)want);
+        } else {
             ask_missing(r, room);
+        }
     }
 }

@@ -57,7 +57,9 @@ typedef struct relay_room {
     mr_map remote_totals;           /* user -> sum of its remote sessions */
     /* Commit repair (relay_repair.c). */
     bool repair_enabled, seq_known, repair_inflight;
+    bool repair_backward; /* the request in flight reads the newest page below last_seq */
     int64_t last_seq;
+    int64_t baseline_ms; /* when last_seq came from the baseline reply; 0 once looked behind it */
     int64_t repair_deadline_us, repair_last_us;
     mr_map awaiting; /* msg_id -> (intptr) ms when delivered on the fast path */
 } relay_room;
