@@ -127,16 +127,36 @@ static bool scan_literal(scanner *s, const char *word)
 
 static bool scan_value(scanner *s, int depth, mr_json_member *m);
 
-/* An object; s->p is on '{'. With `out`, the members are recorded (top level only). */
-static bool scan_object(scanner *s, int depth, mr_json_object *out)
+/* On '{' or '[': step in; true (and past it) when `close` follows at once. */
+static bool empty_container(scanner *s, char close)
 {
     s->p++;
     skip_ws(s);
-    if (s->p < s->end && *s->p == '}') {
+    if (s->p < s->end && *s->p == close) {
         s->p++;
         return true;
     }
-    for (;;) {
+    return false;
+}
+
+/* After an element: ',' leads to the next one, `close` ends the container (*done). */
+static bool next_element(scanner *s, char close, bool *done)
+{
+    skip_ws(s);
+    if (s->p >= s->end || (*s->p != ',' && *s->p != close))
+        return false;
+    *done = *s->p == close;
+    s->p++;
+    skip_ws(s);
+    return true;
+}
+
+/* An object; s->p is on '{'. With `out`, the members are recorded (top level only). */
+static bool scan_object(scanner *s, int depth, mr_json_object *out)
+{
+    if (empty_container(s, '}'))
+        return true;
+    for (bool done = false; !done;) {
         if (s->p >= s->end || *s->p != '"')
             return false;
         mr_json_member m;
@@ -156,44 +176,22 @@ static bool scan_object(scanner *s, int depth, mr_json_object *out)
                 return false;
             out->members[out->count++] = m;
         }
-        skip_ws(s);
-        if (s->p >= s->end)
+        if (!next_element(s, '}', &done))
             return false;
-        if (*s->p == '}') {
-            s->p++;
-            return true;
-        }
-        if (*s->p != ',')
-            return false;
-        s->p++;
-        skip_ws(s);
     }
+    return true;
 }
 
 static bool scan_array(scanner *s, int depth)
 {
-    s->p++;
-    skip_ws(s);
-    if (s->p < s->end && *s->p == ']') {
-        s->p++;
+    if (empty_container(s, ']'))
         return true;
-    }
-    for (;;) {
+    for (bool done = false; !done;) {
         mr_json_member m;
-        if (!scan_value(s, depth + 1, &m))
+        if (!scan_value(s, depth + 1, &m) || !next_element(s, ']', &done))
             return false;
-        skip_ws(s);
-        if (s->p >= s->end)
-            return false;
-        if (*s->p == ']') {
-            s->p++;
-            return true;
-        }
-        if (*s->p != ',')
-            return false;
-        s->p++;
-        skip_ws(s);
     }
+    return true;
 }
 
 /* Any value; fills m->value, value_len, value_escaped and type. */
