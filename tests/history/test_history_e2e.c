@@ -439,18 +439,25 @@ static void expect_seqs_1_to_5(mr_ws *m, int timeout_ms)
     json_decref(seqs);
 }
 
+/* A member and a publisher join `room` on the lossy relay; 5 messages are published and acked. */
+static void join_and_publish_five(mr_ws *m, mr_ws *p, const char *room)
+{
+    mr_test_hello(m, &lossy_relay, "member", NULL);
+    mr_test_join(m, room);
+    mr_test_hello(p, &lossy_relay, "pub", NULL);
+    mr_test_join(p, room);
+    char mid[16];
+    for (int i = 0; i < 5; i++) {
+        snprintf(mid, sizeof mid, "m%d", i);
+        mr_test_publish(p, room, mid, "1");
+        mr_test_expect(p, "\"type\":\"ack\"");
+    }
+}
+
 START_TEST(lost_commits_are_repaired_from_history)
 {
     mr_ws m, p;
-    mr_test_hello(&m, &lossy_relay, "member", NULL);
-    mr_test_join(&m, "lossy");
-    mr_test_hello(&p, &lossy_relay, "pub", NULL);
-    mr_test_join(&p, "lossy");
-    char mid[16];
-    for (int i = 0; i < 5; i++) {
-        snprintf(mid, sizeof mid, "l%d", i);
-        mr_test_publish(&p, "lossy", mid, "1");
-    }
+    join_and_publish_five(&m, &p, "lossy");
     /* The seqs are 1..5, and they came from the repair, not from commits. */
     expect_seqs_1_to_5(&m, 15000);
     ck_assert_int_ge(mr_test_relay_metric(&lossy_relay, "meridian_relay_commits_repaired_total"),
@@ -471,16 +478,7 @@ START_TEST(lost_commits_stored_before_the_baseline_are_repaired)
 {
     ctl_proc_stop(&ctl);
     mr_ws m, p;
-    mr_test_hello(&m, &lossy_relay, "member", NULL);
-    mr_test_join(&m, "late");
-    mr_test_hello(&p, &lossy_relay, "pub", NULL);
-    mr_test_join(&p, "late");
-    char mid[16];
-    for (int i = 0; i < 5; i++) {
-        snprintf(mid, sizeof mid, "b%d", i);
-        mr_test_publish(&p, "late", mid, "1");
-        mr_test_expect(&p, "\"type\":\"ack\"");
-    }
+    join_and_publish_five(&m, &p, "late");
     ctl_proc_start(&ctl, NULL);
     expect_seqs_1_to_5(&m, 20000);
     mr_ws_close(&m);
