@@ -43,6 +43,7 @@ void relay_config_defaults(relay_config *c)
         .idle_timeout_s = 60,
         .max_bad_frames = 20,
         .dedup_window = 1024,
+        .receive_buffer_bytes = 2048,
     };
     c->drain_grace_ms = 10000;
     c->drain_batch = 100;
@@ -145,6 +146,7 @@ static const char *const limit_keys[] = {"max_message_bytes",
                                          "idle_timeout_s",
                                          "max_bad_frames",
                                          "dedup_window",
+                                         "receive_buffer_bytes",
                                          NULL};
 
 /* OpenSSL accepts the list (it rejects a list without one suite it knows). */
@@ -218,7 +220,9 @@ int relay_config_load(relay_config *c, const char *path, char *err, size_t errle
     set_from(&cfg, tls, "tls", "cert", &c->tls_cert);
     set_from(&cfg, tls, "tls", "key", &c->tls_key);
     set_from(&cfg, tls, "tls", "ciphersuites", &c->tls_ciphersuites);
-    if (c->tls_ciphersuites && !ciphersuites_valid(c->tls_ciphersuites))
+    if (!c->tls_ciphersuites)
+        c->tls_ciphersuites = mr_strdup(RELAY_TLS_DEFAULT_SUITES);
+    else if (!ciphersuites_valid(c->tls_ciphersuites))
         mr_cfg_error(&cfg, "tls.ciphersuites",
                      "not a list of TLS 1.3 suites OpenSSL knows (example: "
                      "\"TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256\")");
@@ -248,6 +252,8 @@ int relay_config_load(relay_config *c, const char *path, char *err, size_t errle
     l->idle_timeout_s = mr_cfg_int(&cfg, lim, lp, "idle_timeout_s", l->idle_timeout_s, 2, 7200);
     l->max_bad_frames = mr_cfg_int(&cfg, lim, lp, "max_bad_frames", l->max_bad_frames, 1, 1000000);
     l->dedup_window = mr_cfg_int(&cfg, lim, lp, "dedup_window", l->dedup_window, 16, 1 << 20);
+    l->receive_buffer_bytes =
+        mr_cfg_int(&cfg, lim, lp, "receive_buffer_bytes", l->receive_buffer_bytes, 128, 65536);
 
     c->jetstream = mr_cfg_bool(&cfg, root, "", "jetstream", c->jetstream);
     json_t *pub = mr_cfg_obj(&cfg, root, "", "publish");

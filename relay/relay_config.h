@@ -20,7 +20,19 @@ typedef struct relay_limits {
     int64_t idle_timeout_s;
     int64_t max_bad_frames;
     int64_t dedup_window; /* recent message ids remembered per room */
+    /* lws's receive buffer per connection: memory per idle connection against how much of
+     * a busy connection's input one pass of the event loop reads */
+    int64_t receive_buffer_bytes;
 } relay_limits;
+
+/*
+ * TLS 1.3 suites when tls.ciphersuites is not set, in the server's order: AES-128-GCM is
+ * the fastest with AES instructions and keeps less state per connection than the
+ * AES-256-GCM that OpenSSL clients ask for first; clients that list ChaCha20 first
+ * (phones without AES instructions) still get it.
+ */
+#define RELAY_TLS_DEFAULT_SUITES                                                                   \
+    "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384"
 
 typedef struct relay_config {
     char *region;

@@ -111,12 +111,14 @@ static int callback_meridian(struct lws *wsi, enum lws_callback_reasons reason, 
     case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
         /* Idle TLS connections give their read and write buffers back (about 34 KiB each). */
         SSL_CTX_set_mode((SSL_CTX *)user, SSL_MODE_RELEASE_BUFFERS);
-        /* A configured order of suites is ours, not the client's (validated with the config). */
-        if (r->cfg->tls_ciphersuites) {
-            if (SSL_CTX_set_ciphersuites((SSL_CTX *)user, r->cfg->tls_ciphersuites) != 1)
-                return 1;
-            SSL_CTX_set_options((SSL_CTX *)user, SSL_OP_CIPHER_SERVER_PREFERENCE);
-        }
+        /*
+         * The order of suites is ours, not the client's (validated with the config), except
+         * that a client listing ChaCha20 first gets it: it has no AES instructions.
+         */
+        if (SSL_CTX_set_ciphersuites((SSL_CTX *)user, r->cfg->tls_ciphersuites) != 1)
+            return 1;
+        SSL_CTX_set_options((SSL_CTX *)user,
+                            SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_PRIORITIZE_CHACHA);
         return 0;
     case LWS_CALLBACK_ESTABLISHED:
         relay_session_open(r, s, wsi);
@@ -166,10 +168,16 @@ int relay_server_start(relay *r, char *err, size_t errlen)
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
 
     static struct lws_protocols protocols[] = {
-        /* A 2 KiB receive buffer per connection: larger messages arrive in fragments (see
-         * docs/benchmarks.md, "TLS memory", for why not smaller). */
-        {"meridian.v1", callback_meridian, sizeof(relay_session), 2048, 0, NULL, 0},
+        /*
+         * The receive buffer's size is limits.receive_buffer_bytes (set below; larger
+         * messages arrive in fragments and are joined in the session). Sends are not cut
+         * to it: lws caps each send at tx_packet_size, or at the receive buffer's size when
+         * that is 0 (docs/benchmarks.md, "Whole sends, and a receive buffer to choose").
+         */
+        {"meridian.v1", callback_meridian, sizeof(relay_session), 0, 0, NULL, 256 * 1024},
         {NULL, NULL, 0, 0, 0, NULL, 0}};
+
+    protocols[0].rx_buffer_size = (size_t)c->limits.receive_buffer_bytes;
 
     static char host[256];
     int port;

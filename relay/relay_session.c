@@ -179,7 +179,13 @@ void relay_session_close(relay_session *s, int code, const char *reason)
     if (s->close_code)
         return;
     s->close_code = code;
-    snprintf(s->close_reason, sizeof s->close_reason, "%s", reason);
+    s->close_reason = reason;
+    /*
+     * The close frame goes out after what is queued and after any part of a frame the
+     * kernel has not taken yet; a client that stops reading gets this long, then it is
+     * disconnected without one.
+     */
+    lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, RELAY_CLOSE_FLUSH_S);
     lws_callback_on_writable(s->wsi);
 }
 
@@ -270,7 +276,8 @@ int relay_session_writable(relay_session *s)
         if (n < 0)
             return -1;
     }
-    if (s->qlen) {
+    /* The close frame must not overtake the rest of a frame the kernel did not take. */
+    if (s->qlen || (s->close_code && lws_partial_buffered(s->wsi))) {
         lws_callback_on_writable(s->wsi);
         return 0;
     }

@@ -14,14 +14,17 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* Seconds a closing session has to flush its queue before it is disconnected regardless. */
+#define RELAY_CLOSE_FLUSH_S 5
+
 typedef struct relay_session {
     relay *r;
     struct lws *wsi;
     struct relay_session *prev, *next; /* relay->sessions */
     uint64_t id;
     char sid[17];
-    char ip[64];
-    char *user; /* NULL until hello succeeds */
+    char ip[48]; /* INET6_ADDRSTRLEN and a little */
+    char *user;  /* NULL until hello succeeds */
     json_t *rooms_claim;
     int64_t token_exp;
     relay_member *memberships;
@@ -37,7 +40,7 @@ typedef struct relay_session {
     size_t qbytes;
     /* Close requested: sent once the queue before it is flushed (or at once when `abort`). */
     int close_code;
-    char close_reason[64];
+    const char *close_reason; /* a string literal */
     bool reconnect_sent;
 } relay_session;
 
@@ -56,7 +59,7 @@ void relay_session_timer(relay_session *s);
 void relay_session_send(relay_session *s, relay_out *o);
 /** Queue a frame built in `b`. */
 void relay_session_send_buf(relay_session *s, const mr_buf *b);
-/** Ask for a close with `code` once what is queued before it is written. */
+/** Ask for a close with `code` once what is queued before it is written (`reason`: a literal). */
 void relay_session_close(relay_session *s, int code, const char *reason);
 /** Queue an error frame, counting it. */
 void relay_session_error(relay_session *s, json_t *id, mr_error_code code, const char *message);

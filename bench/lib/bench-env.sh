@@ -61,9 +61,11 @@ bench_start_nats() {
 }
 
 # bench_relay_config FILE NODE PORT ADMIN_PORT [TLS_DIR]
+# BENCH_RECEIVE_BUFFER sets limits.receive_buffer_bytes (default: the relay's).
 bench_relay_config() {
     local file=$1 node=$2 port=$3 admin=$4 tls=${5:-}
-    local tls_json=""
+    local tls_json="" rxbuf=""
+    [[ -n ${BENCH_RECEIVE_BUFFER:-} ]] && rxbuf=",\"receive_buffer_bytes\":$BENCH_RECEIVE_BUFFER"
     if [[ -n $tls ]]; then
         tls_json="\"tls\":{\"cert\":\"$tls/cert.pem\",\"key\":\"$tls/key.pem\"},"
     fi
@@ -73,7 +75,7 @@ bench_relay_config() {
  "log_level":"warn",
  "limits":{"max_connections_per_ip":0,"publish_rate":100000,"publish_burst":100000,
            "max_outbound_bytes":16777216,"max_rooms_per_connection":1000,
-           "handshake_timeout_ms":60000}}
+           "handshake_timeout_ms":60000$rxbuf}}
 JSON
 }
 

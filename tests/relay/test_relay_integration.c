@@ -262,8 +262,10 @@ END_TEST
 
 static void setup_strict(void)
 {
+    /* The smallest useful receive buffer: a flood is read 256 bytes per loop pass. */
     start_all("\"publish_rate\":5,\"publish_burst\":5,\"rate_limit_strikes\":20,"
-              "\"handshake_timeout_ms\":400,\"max_rooms_per_connection\":2",
+              "\"handshake_timeout_ms\":400,\"max_rooms_per_connection\":2,"
+              "\"receive_buffer_bytes\":256",
               "");
 }
 
@@ -366,14 +368,19 @@ END_TEST
 
 START_TEST(slow_consumer_is_cut_off)
 {
-    mr_ws pub, slow, fast;
+    mr_ws pub, slow, stuck, fast;
     mr_test_hello(&pub, &relays[0], "pub", NULL);
     mr_test_hello(&slow, &relays[1], "slow", NULL);
+    mr_test_hello(&stuck, &relays[1], "stuck", NULL);
     mr_test_hello(&fast, &relays[1], "fast", NULL);
     mr_test_join(&pub, "big");
     mr_test_join(&slow, "big");
+    mr_test_join(&stuck, "big");
     mr_test_join(&fast, "big");
-    /* 60 KB payloads: the slow member never reads, so kernel buffers fill, then its queue. */
+    /*
+     * 60 KB payloads: the slow and stuck members do not read, so kernel buffers fill, then
+     * their queues. Slow reads once it is cut off; stuck never does.
+     */
     char *data = malloc(61000);
     data[0] = '"';
     memset(data + 1, 'y', 60000);
@@ -381,7 +388,7 @@ START_TEST(slow_consumer_is_cut_off)
     int received = 0;
     int64_t deadline = mr_test_now_ms() + 60000;
     for (int i = 0;
-         mr_test_relay_metric(&relays[1], "meridian_relay_slow_consumer_closes_total") < 1; i++) {
+         mr_test_relay_metric(&relays[1], "meridian_relay_slow_consumer_closes_total") < 2; i++) {
         ck_assert_msg(mr_test_now_ms() < deadline, "slow consumer never cut off");
         char mid[16];
         snprintf(mid, sizeof mid, "b%d", i);
@@ -407,6 +414,13 @@ START_TEST(slow_consumer_is_cut_off)
     }
     ck_assert_int_eq(code, 4008);
     mr_ws_close(&slow);
+    /* Stuck never takes its close frame; the relay does not wait for it forever. */
+    int64_t stuck_deadline = mr_test_now_ms() + 15000;
+    while (mr_test_relay_metric(&relays[1], "meridian_relay_connections") > 1) {
+        ck_assert_msg(mr_test_now_ms() < stuck_deadline, "a client that never reads stays open");
+        usleep(50 * 1000); /* between polls of the gauge */
+    }
+    mr_ws_close(&stuck);
     /* And the fast member keeps receiving. */
     mr_test_publish(&pub, "big", "after", "\"after\"");
     char *m = mr_test_next_message(&fast, 5000);
@@ -649,12 +663,21 @@ static void setup_tls(void)
              tmp, tmp, tmp);
     mr_test_relay_config(&relays[0], tmp, "test", "tls-relay", nats.url, "", extra);
     mr_test_relay_start(&relays[0], MERIDIAN_RELAY_BIN);
+    /* The second relay keeps the default suites. */
+    snprintf(extra, sizeof extra, "\"tls\":{\"cert\":\"%s/cert.pem\",\"key\":\"%s/key.pem\"}", tmp,
+             tmp);
+    mr_test_relay_config(&relays[1], tmp, "test", "tls-default", nats.url, "", extra);
+    mr_test_relay_start(&relays[1], MERIDIAN_RELAY_BIN);
 }
 
-static int tls_connect(int port, int max_version, SSL **out_ssl, SSL_CTX **out_ctx, int *out_fd)
+/* A TLS connection; `suites` is the client's TLS 1.3 order (NULL: OpenSSL's, AES-256-GCM first). */
+static int tls_connect(int port, int max_version, const char *suites, SSL **out_ssl,
+                       SSL_CTX **out_ctx, int *out_fd)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     SSL_CTX_set_max_proto_version(ctx, max_version);
+    if (suites)
+        ck_assert_int_eq(SSL_CTX_set_ciphersuites(ctx, suites), 1);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
@@ -676,11 +699,11 @@ START_TEST(tls13_only_with_hsts)
     SSL *ssl;
     SSL_CTX *ctx;
     int fd;
-    ck_assert_int_ne(tls_connect(relays[0].port, TLS1_2_VERSION, &ssl, &ctx, &fd), 1);
+    ck_assert_int_ne(tls_connect(relays[0].port, TLS1_2_VERSION, NULL, &ssl, &ctx, &fd), 1);
     SSL_free(ssl);
     SSL_CTX_free(ctx);
     close(fd);
-    ck_assert_int_eq(tls_connect(relays[0].port, TLS1_3_VERSION, &ssl, &ctx, &fd), 1);
+    ck_assert_int_eq(tls_connect(relays[0].port, TLS1_3_VERSION, NULL, &ssl, &ctx, &fd), 1);
     ck_assert_int_eq(SSL_version(ssl), TLS1_3_VERSION);
     /* The configured order wins over OpenSSL's client order (AES-GCM first). */
     ck_assert_str_eq(SSL_CIPHER_get_name(SSL_get_current_cipher(ssl)),
@@ -697,6 +720,38 @@ START_TEST(tls13_only_with_hsts)
     SSL_free(ssl);
     SSL_CTX_free(ctx);
     close(fd);
+}
+END_TEST
+
+/* The cipher suite a TLS 1.3 client with the order `suites` gets from `rp`. */
+static char *negotiated_suite(mr_test_relay *rp, const char *suites)
+{
+    SSL *ssl;
+    SSL_CTX *ctx;
+    int fd;
+    ck_assert_int_eq(tls_connect(rp->port, TLS1_3_VERSION, suites, &ssl, &ctx, &fd), 1);
+    char *name = strdup(SSL_CIPHER_get_name(SSL_get_current_cipher(ssl)));
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    close(fd);
+    return name;
+}
+
+START_TEST(default_suites_prefer_aes128_and_chacha20_for_clients_that_ask)
+{
+    const struct {
+        const char *client, *want;
+    } cases[] = {
+        {NULL, "TLS_AES_128_GCM_SHA256"}, /* OpenSSL's client order asks for AES-256 first */
+        {"TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"},
+        {"TLS_AES_256_GCM_SHA384", "TLS_AES_256_GCM_SHA384"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *got = negotiated_suite(&relays[1], cases[i].client);
+        ck_assert_msg(strcmp(got, cases[i].want) == 0, "client %s: got %s, want %s",
+                      cases[i].client ? cases[i].client : "(default)", got, cases[i].want);
+        free(got);
+    }
 }
 END_TEST
 
@@ -740,6 +795,7 @@ int main(void)
 
     TCase *tls = mr_test_case(s, "tls", setup_tls, teardown_tls, 60);
     tcase_add_test(tls, tls13_only_with_hsts);
+    tcase_add_test(tls, default_suites_prefer_aes128_and_chacha20_for_clients_that_ask);
 
     return mr_test_run(s);
 }

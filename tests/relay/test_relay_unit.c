@@ -48,6 +48,8 @@ START_TEST(config_errors)
                         "relay.json: limits.publish_rate: must be a number");
     expect_config_error("{\"auth\":{\"secret\":\"s\"},\"limits\":{\"max_message_bytes\":1}}",
                         "limits.max_message_bytes: must be between");
+    expect_config_error("{\"auth\":{\"secret\":\"s\"},\"limits\":{\"receive_buffer_bytes\":64}}",
+                        "limits.receive_buffer_bytes: must be between 128 and 65536");
     expect_config_error("{\"auth\":{\"secret\":\"s\"},\"limitz\":{}}", "limitz: unknown key");
     expect_config_error("{\"auth\":{\"secret\":\"s\",\"secrt\":1}}", "auth.secrt: unknown key");
     expect_config_error("{\"auth\":{\"secret\":\"s\"},\"region\":\"eu west\"}", "region:");
