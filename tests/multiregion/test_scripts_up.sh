@@ -24,11 +24,25 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Free ports (bound on 127.0.0.1 a moment ago); every relay shares one port.
+# Free ports below the ephemeral range (where the daemons' own outgoing
+# connections could take them first); every relay shares one port.
 python3 - "$src/regions/local.json" "$regions" <<'EOF'
-import json, socket, sys
+import json, random, socket, sys
+taken = set()
 def free():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+    for _ in range(1000):
+        p = random.randrange(20000, 32000)
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        finally:
+            s.close()
+        if p not in taken:
+            taken.add(p)
+            return p
+    sys.exit("no free port in 20000-31999")
 r = json.load(open(sys.argv[1]))
 relay_port = free()
 for g in r["regions"]:

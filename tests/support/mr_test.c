@@ -55,16 +55,69 @@ int64_t mr_test_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The first port the kernel hands out for outgoing connections (32768 unless changed). */
+static int ephemeral_low(void)
+{
+    int low = 32768, high;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+        if (fscanf(f, "%d %d", &low, &high) != 2)
+            low = 32768;
+        fclose(f);
+    }
+    return low;
+}
+
+/*
+ * A port below the ephemeral range that nothing is bound to now. A port the kernel picks
+ * for us would be in that range, where the daemons' own outgoing connections (to NATS,
+ * PostgreSQL) can take it before the daemon binds it.
+ */
+/* splitmix64: well-mixed numbers from a counter, so nearby seeds give unrelated ports. */
+static uint64_t next_random(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
 int mr_test_free_port(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t sl = sizeof sa;
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
-        getsockname(fd, (struct sockaddr *)&sa, &sl) < 0)
-        ck_abort_msg("cannot find a free port: %s", strerror(errno));
-    close(fd);
-    return ntohs(sa.sin_port);
+    /* Per process (check forks one per test): ports handed out here are not handed again. */
+    static pid_t owner;
+    static uint64_t state;
+    static int given[256];
+    static int ngiven;
+    if (owner != getpid()) {
+        owner = getpid();
+        state = (uint64_t)owner << 32 ^ (uint64_t)mr_test_now_ms();
+        ngiven = 0;
+    }
+    int low = ephemeral_low();
+    if (low <= 12000)
+        low = 32768; /* an unusual range: stay in the common gap below 32768 */
+    for (int attempt = 0; attempt < 1000; attempt++) {
+        int port = 10000 + (int)(next_random(&state) % (uint64_t)(low - 10000));
+        bool seen = false;
+        for (int i = 0; i < ngiven; i++)
+            seen = seen || given[i] == port;
+        if (seen)
+            continue;
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET,
+                                 .sin_port = htons((uint16_t)port),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int ok = bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+        close(fd);
+        if (ok) {
+            if (ngiven < (int)(sizeof given / sizeof given[0]))
+                given[ngiven++] = port;
+            return port;
+        }
+    }
+    ck_abort_msg("cannot find a free port below %d", low);
+    return -1;
 }
 
 char *mr_test_tmpdir(const char *tag)
