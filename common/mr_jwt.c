@@ -189,8 +189,8 @@ mr_jwt_status mr_jwt_verify(const mr_jwt_params *p, const char *token, size_t le
     }
     json_t *sub = json_object_get(payload, "sub");
     json_t *rooms = json_object_get(payload, "rooms");
-    if (!json_is_string(sub) || json_string_length(sub) == 0 || json_string_length(sub) > 256 ||
-        (rooms && !valid_rooms_claim(rooms))) {
+    if (!json_is_string(sub) || json_string_length(sub) == 0 ||
+        json_string_length(sub) > MR_JWT_SUB_MAX || (rooms && !valid_rooms_claim(rooms))) {
         st = MR_JWT_BAD_CLAIMS;
         goto done;
     }

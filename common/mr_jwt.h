@@ -37,6 +37,8 @@ typedef struct mr_jwt_claims {
 
 /** Maximum accepted token length in bytes. */
 #define MR_JWT_MAX_LEN 8192
+/* Longest `sub` (user id) accepted; presence relays users of other relays up to it too. */
+#define MR_JWT_SUB_MAX 256
 
 /**
  * Verify `token` at time `now` (seconds). On MR_JWT_OK fills `out`, which the

@@ -1,7 +1,11 @@
 /*
  * The relay process state shared by its modules. Everything here belongs to
  * the lws service thread, except the fields marked atomic, which the admin
- * and signal threads read or set.
+ * and signal threads read or set, and the drain request, which the admin
+ * thread sets under drain_lock.
+ *
+ * The relay keeps no state in module-level variables; the one exception is
+ * the metrics registry (relay_metrics.c), which is the process's by nature.
  */
 #ifndef RELAY_H
 #define RELAY_H
@@ -14,13 +18,17 @@
 #include "relay_room.h"
 
 #include <libwebsockets.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <jansson.h>
 #include <stdbool.h>
 
-struct relay_session;
+struct relay_conn;
 
 #define RELAY_NODE_ID_MAX 160
+
+/* Period of the lws thread's housekeeping: timeouts, heartbeats, repair, drain batches. */
+#define RELAY_TICK_MS 100
 
 typedef struct relay {
     relay_config *cfg;
@@ -28,30 +36,41 @@ typedef struct relay {
     struct lws_vhost *vhost;
     relay_nats *nats;
     relay_rooms rooms;
-    mr_map ip_counts;               /* client IP -> (intptr_t) open WebSocket sessions */
-    struct relay_session *sessions; /* every open session, for drain */
-    size_t session_count;
+    mr_map ip_counts;         /* client IP -> (intptr_t) open WebSocket connections */
+    struct relay_conn *conns; /* every open connection, for drain */
+    size_t conn_count;
+    mr_map conns_by_id; /* connection id (raw uint64_t) -> relay_conn* (late replies) */
+    uint64_t next_conn_id;
     mr_jwt_params jwt;
-    lws_retry_bo_t retry;
-    uint64_t next_session_id;
-    mr_map sessions_by_id; /* decimal session id -> relay_session* (for late replies) */
-    mr_map pending_pubs;   /* "%p" of the natsMsg -> relay_pending* (JetStream acks) */
-    mr_map resumes;        /* decimal request id -> relay_resume* (history fetches) */
+    mr_map pending_pubs; /* "%p" of the natsMsg -> relay_pending* (JetStream acks) */
+    mr_map resumes;      /* decimal request id -> relay_resume* (history fetches) */
     uint64_t next_request_id;
-    lws_sorted_usec_list_t housekeeping_sul;
     char instance[RELAY_NODE_ID_MAX]; /* region/node/random: this process in presence */
     mr_map presence_nodes;            /* other relays' instance -> last heartbeat */
     int64_t presence_next_hb_us;
+    int presence_slot;       /* relay_room.state[] slot of presence's per-room state */
+    int repair_slot;         /* relay_room.state[] slot of repair's per-room state */
     bool nats_was_connected; /* to notice reconnects on the lws thread */
     mr_buf write_batch;      /* scratch for coalesced writes (lws thread) */
+
+    /* The lws server's settings, which lws reads for the context's lifetime. */
+    lws_retry_bo_t retry;
+    lws_sorted_usec_list_t housekeeping_sul;
+    struct lws_protocols protocols[2];
+    struct lws_http_mount mount;
+    struct lws_protocol_vhost_options hsts_header;
+    char hsts[64];
+    char listen_host[256];
 
     _Atomic bool draining; /* set by the signal thread on SIGTERM */
     _Atomic bool stopping; /* set when the process should exit now */
     _Atomic bool sigterm;  /* the drain came from SIGTERM: exit when done */
-    bool drain_exit;       /* lws thread: stop the process once drained */
-    json_t *drain_urls;    /* where to send clients (admin drain), or NULL for the config's */
-    bool drain_started;    /* lws thread: reconnect frames sent */
-    int64_t drain_deadline_us;
+    pthread_mutex_t drain_lock;
+    json_t *drain_requested_urls; /* under drain_lock: set by the admin thread */
+    int drain_requested;          /* under drain_lock: 1 drain, -1 undrain, 0 nothing */
+    bool drain_exit;              /* lws thread: stop the process once drained */
+    json_t *drain_urls; /* where to send clients (admin drain), or NULL for the config's */
+    bool drain_started; /* lws thread: reconnect frames sent */
     bool closing_all;
     lws_sorted_usec_list_t drain_sul;
 } relay;

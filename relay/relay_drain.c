@@ -8,18 +8,20 @@
  * same without exiting, optionally with the URLs clients should move to;
  * POST /v1/undrain takes the relay back into service.
  *
- * Reconnect frames go out `drain_batch` sessions per 100 ms tick rather than
- * all at once, so a drained relay does not send every client to the next
- * region in the same instant.
+ * Reconnect frames go out `drain_batch` sessions per housekeeping tick
+ * (RELAY_TICK_MS) rather than all at once, so a drained relay does not send
+ * every client to the next region in the same instant.
  *
- * The admin thread only records the request under a mutex and wakes the lws
- * thread; everything else happens on the lws thread.
+ * The admin thread only records the request in struct relay under
+ * drain_lock and wakes the lws thread; everything else happens on the lws
+ * thread.
  */
 #include "relay_drain.h"
 #include "mr_alloc.h"
 #include "mr_log.h"
+#include "relay_conn.h"
+#include "relay_frames.h"
 #include "relay_metrics.h"
-#include "relay_session.h"
 
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -30,9 +32,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-static pthread_mutex_t request_lock = PTHREAD_MUTEX_INITIALIZER;
-static json_t *requested_urls; /* set by the admin thread, taken by the lws thread */
-static int requested;          /* 1 drain, -1 undrain, 0 nothing */
+/* After the 1012 closes of a drain that exits: time for the close handshakes, then stop. */
+#define CLOSE_HANDSHAKE_WAIT_S 2
+/* Longest URL accepted in POST /v1/drain. */
+#define URL_MAX 512
+
+void relay_drain_init(relay *r)
+{
+    pthread_mutex_init(&r->drain_lock, NULL);
+}
 
 static void reply(struct evhttp_request *req, int code, const char *body)
 {
@@ -80,7 +88,8 @@ static void on_drain(struct evhttp_request *req, void *arg)
         size_t i;
         json_t *e;
         if (u)
-            json_array_foreach(u, i, e) ok = ok && json_is_string(e) && json_string_length(e) < 512;
+            json_array_foreach(u, i, e) ok =
+                ok && json_is_string(e) && json_string_length(e) < URL_MAX;
         if (!ok) {
             json_decref(j);
             reply(req, 400,
@@ -91,11 +100,11 @@ static void on_drain(struct evhttp_request *req, void *arg)
         urls = u ? json_incref(u) : NULL;
         json_decref(j);
     }
-    pthread_mutex_lock(&request_lock);
-    json_decref(requested_urls);
-    requested_urls = urls;
-    requested = drain ? 1 : -1;
-    pthread_mutex_unlock(&request_lock);
+    pthread_mutex_lock(&r->drain_lock);
+    json_decref(r->drain_requested_urls);
+    r->drain_requested_urls = urls;
+    r->drain_requested = drain ? 1 : -1;
+    pthread_mutex_unlock(&r->drain_lock);
     if (drain)
         atomic_store(&r->draining, true);
     lws_cancel_service(r->lws);
@@ -108,42 +117,20 @@ void relay_drain_admin_routes(struct evhttp *http, relay *r)
     evhttp_set_cb(http, "/v1/undrain", on_drain, r);
 }
 
-void relay_drain_urls_json(relay *r, mr_buf *b)
-{
-    json_t *urls = r->drain_urls;
-    mr_buf_putc(b, '[');
-    if (urls) {
-        size_t i;
-        json_t *e;
-        json_array_foreach(urls, i, e)
-        {
-            if (i)
-                mr_buf_putc(b, ',');
-            mr_buf_json_str(b, json_string_value(e), json_string_length(e));
-        }
-    } else {
-        for (size_t i = 0; i < r->cfg->fallback_count; i++) {
-            if (i)
-                mr_buf_putc(b, ',');
-            mr_buf_json_str(b, r->cfg->fallback_urls[i], strlen(r->cfg->fallback_urls[i]));
-        }
-    }
-    mr_buf_putc(b, ']');
-}
-
 static void close_timer_cb(lws_sorted_usec_list_t *sul)
 {
     relay *r = lws_container_of(sul, relay, drain_sul);
     if (!r->drain_started)
         return; /* undrained meanwhile */
     if (!r->closing_all) {
-        mr_log_info("drain: grace period over; closing %zu sessions with 1012", r->session_count);
+        mr_log_info("drain: grace period over; closing %zu sessions with 1012", r->conn_count);
         r->closing_all = true;
-        for (relay_session *s = r->sessions; s; s = s->next)
-            relay_session_close(s, MR_CLOSE_RESTART, "relay draining");
+        for (relay_conn *c = r->conns; c; c = c->next)
+            relay_conn_close(c, MR_CLOSE_RESTART, "relay draining");
         if (r->drain_exit)
             /* Give the close handshakes a moment, then stop regardless. */
-            lws_sul_schedule(r->lws, 0, &r->drain_sul, close_timer_cb, 2 * LWS_US_PER_SEC);
+            lws_sul_schedule(r->lws, 0, &r->drain_sul, close_timer_cb,
+                             CLOSE_HANDSHAKE_WAIT_S * LWS_US_PER_SEC);
         return;
     }
     atomic_store(&r->stopping, true);
@@ -155,11 +142,11 @@ static void start(relay *r, bool exit_after)
     r->drain_exit = exit_after;
     r->closing_all = false;
     mr_metric_set(&relay_m.draining, 1);
-    mr_log_info("drain: asking %zu sessions to reconnect, %lld per 100 ms; closing in %lld ms%s",
-                r->session_count, (long long)r->cfg->drain_batch, (long long)r->cfg->drain_grace_ms,
-                exit_after ? ", then exiting" : "");
-    for (relay_session *s = r->sessions; s; s = s->next)
-        s->reconnect_sent = false;
+    mr_log_info("drain: asking %zu sessions to reconnect, %lld per %d ms; closing in %lld ms%s",
+                r->conn_count, (long long)r->cfg->drain_batch, RELAY_TICK_MS,
+                (long long)r->cfg->drain_grace_ms, exit_after ? ", then exiting" : "");
+    for (relay_conn *c = r->conns; c; c = c->next)
+        c->reconnect_sent = false;
     relay_drain_tick(r);
     lws_sul_schedule(r->lws, 0, &r->drain_sul, close_timer_cb,
                      (lws_usec_t)r->cfg->drain_grace_ms * 1000);
@@ -167,12 +154,12 @@ static void start(relay *r, bool exit_after)
 
 void relay_drain_poll(relay *r)
 {
-    pthread_mutex_lock(&request_lock);
-    int req = requested;
-    json_t *urls = requested_urls;
-    requested = 0;
-    requested_urls = NULL;
-    pthread_mutex_unlock(&request_lock);
+    pthread_mutex_lock(&r->drain_lock);
+    int req = r->drain_requested;
+    json_t *urls = r->drain_requested_urls;
+    r->drain_requested = 0;
+    r->drain_requested_urls = NULL;
+    pthread_mutex_unlock(&r->drain_lock);
     if (req == 1) {
         json_decref(r->drain_urls);
         r->drain_urls = urls;
@@ -205,17 +192,15 @@ void relay_drain_tick(relay *r)
     if (!r->drain_started)
         return;
     mr_buf b = MR_BUF_INIT;
-    mr_buf_puts(&b, "{\"type\":\"reconnect\",\"reason\":\"draining\",\"urls\":");
-    relay_drain_urls_json(r, &b);
-    mr_buf_putc(&b, '}');
+    relay_frame_reconnect(&b, r);
     relay_out *o = relay_out_new(b.data, b.len);
     mr_buf_free(&b);
     int64_t budget = r->cfg->drain_batch;
-    for (relay_session *s = r->sessions; s && budget > 0; s = s->next) {
-        if (s->reconnect_sent)
+    for (relay_conn *c = r->conns; c && budget > 0; c = c->next) {
+        if (c->reconnect_sent)
             continue;
-        relay_session_send(s, o);
-        s->reconnect_sent = true;
+        relay_conn_send(c, o);
+        c->reconnect_sent = true;
         budget--;
     }
     relay_out_unref(o);
@@ -225,8 +210,9 @@ void relay_drain_free(relay *r)
 {
     json_decref(r->drain_urls);
     r->drain_urls = NULL;
-    pthread_mutex_lock(&request_lock);
-    json_decref(requested_urls);
-    requested_urls = NULL;
-    pthread_mutex_unlock(&request_lock);
+    pthread_mutex_lock(&r->drain_lock);
+    json_decref(r->drain_requested_urls);
+    r->drain_requested_urls = NULL;
+    pthread_mutex_unlock(&r->drain_lock);
+    pthread_mutex_destroy(&r->drain_lock);
 }

@@ -10,14 +10,14 @@
 
 struct evhttp;
 
+/** Prepare the drain request lock (before the admin thread starts). */
+void relay_drain_init(relay *r);
 /** Register POST /v1/drain and POST /v1/undrain on the admin server (before it runs). */
 void relay_drain_admin_routes(struct evhttp *http, relay *r);
 /** On the lws thread after a wake-up: start or cancel a drain that was requested. */
 void relay_drain_poll(relay *r);
-/** Periodic work: the next batch of reconnect frames. */
+/** Periodic work (every RELAY_TICK_MS): the next batch of reconnect frames. */
 void relay_drain_tick(relay *r);
-/** Append the fallback URLs as a JSON array (welcome and reconnect frames). */
-void relay_drain_urls_json(relay *r, mr_buf *b);
 void relay_drain_free(relay *r);
 
 #endif

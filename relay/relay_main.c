@@ -12,10 +12,11 @@
 #include "mr_metrics.h"
 #include "relay.h"
 #include "relay_config.h"
+#include "relay_drain.h"
 #include "relay_metrics.h"
 #include "relay_presence.h"
-#include "relay_drain.h"
 #include "relay_publish.h"
+#include "relay_repair.h"
 #include "relay_resume.h"
 #include "relay_server.h"
 
@@ -195,7 +196,7 @@ int main(int argc, char **argv)
     r.cfg = &cfg;
     relay_rooms_init(&r.rooms, (uint32_t)cfg.limits.dedup_window);
     mr_map_init(&r.ip_counts);
-    mr_map_init(&r.sessions_by_id);
+    mr_map_init(&r.conns_by_id);
     mr_map_init(&r.pending_pubs);
     mr_map_init(&r.resumes);
     r.jwt = (mr_jwt_params){.secret = cfg.secret,
@@ -205,6 +206,8 @@ int main(int argc, char **argv)
                             .leeway_s = cfg.leeway_s};
     relay_metrics_register();
     relay_presence_init(&r);
+    relay_repair_init(&r);
+    relay_drain_init(&r);
 
     int rc = 1;
     mr_admin_thread *admin = NULL;
@@ -227,7 +230,7 @@ int main(int argc, char **argv)
                 MERIDIAN_VERSION, cfg.region, cfg.node_id, cfg.listen, relay_server_port(&r),
                 cfg.tls_cert ? " with TLS" : "", cfg.admin_listen);
     relay_server_run(&r);
-    mr_log_info("stopped: %zu sessions open at exit", r.session_count);
+    mr_log_info("stopped: %zu sessions open at exit", r.conn_count);
     rc = 0;
 out:
     /* No other thread may wake the lws loop once it is being destroyed. */
@@ -239,7 +242,7 @@ out:
     relay_server_stop(&r);
     relay_publish_free_all(&r);
     relay_resume_free_all(&r);
-    mr_map_free(&r.sessions_by_id, NULL);
+    mr_map_free(&r.conns_by_id, NULL);
     relay_presence_free(&r);
     relay_drain_free(&r);
     mr_buf_free(&r.write_batch);

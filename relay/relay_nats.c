@@ -233,7 +233,7 @@ int relay_nats_connect(relay_nats *n, char *err, size_t errlen)
     snprintf(wildcard, sizeof wildcard, "%s>", n->inbox);
     s = natsConnection_Subscribe(&n->inbox_sub, n->conn, wildcard, on_message, n);
     if (s == NATS_OK)
-        s = natsConnection_Subscribe(&n->hb_sub, n->conn, "meridian.presence.hb", on_message, n);
+        s = natsConnection_Subscribe(&n->hb_sub, n->conn, RELAY_SUBJ_PRESENCE_HB, on_message, n);
     if (s != NATS_OK) {
         snprintf(err, errlen, "nats inbox subscription: %s", natsStatus_GetText(s));
         return -1;
@@ -277,11 +277,14 @@ static natsStatus subscribe_one(relay_nats *n, const char *subject, natsSubscrip
     return s;
 }
 
+/* How long joining a room waits for the server to confirm its subscriptions. */
+#define SUBSCRIBE_CONFIRM_MS 2000
+
 int relay_nats_subscribe(relay_nats *n, const char *room, natsSubscription **out,
                          natsSubscription **commits, natsSubscription **presence)
 {
-    char subject[MR_ROOM_MAX + 32];
-    snprintf(subject, sizeof subject, "meridian.msg.*.%s", room);
+    char subject[RELAY_SUBJECT_MAX];
+    snprintf(subject, sizeof subject, RELAY_SUBJ_MSG "*.%s", room);
     *out = NULL;
     *commits = NULL;
     *presence = NULL;
@@ -289,11 +292,11 @@ int relay_nats_subscribe(relay_nats *n, const char *room, natsSubscription **out
         return -1;
     natsStatus s = subscribe_one(n, subject, out);
     if (s == NATS_OK) {
-        snprintf(subject, sizeof subject, "meridian.presence.%s", room);
+        snprintf(subject, sizeof subject, RELAY_SUBJ_PRESENCE "%s", room);
         s = subscribe_one(n, subject, presence);
     }
     if (s == NATS_OK && n->cfg->jetstream) {
-        snprintf(subject, sizeof subject, "meridian.commit.%s", room);
+        snprintf(subject, sizeof subject, RELAY_SUBJ_COMMIT "%s", room);
         s = subscribe_one(n, subject, commits);
     }
     if (s == NATS_OK) {
@@ -303,7 +306,7 @@ int relay_nats_subscribe(relay_nats *n, const char *room, natsSubscription **out
          * message published after `joined` can miss this relay, and resume
          * relies on subscribing before it reads history.
          */
-        s = natsConnection_FlushTimeout(n->conn, 2000);
+        s = natsConnection_FlushTimeout(n->conn, SUBSCRIBE_CONFIRM_MS);
         if (s == NATS_OK)
             return 0;
     }
@@ -332,7 +335,7 @@ int relay_nats_publish(relay_nats *n, const char *subject, const char *msg_id, c
     natsMsg *msg = NULL;
     natsStatus s = natsMsg_Create(&msg, subject, NULL, data, (int)len);
     if (s == NATS_OK)
-        s = natsMsgHeader_Set(msg, "Nats-Msg-Id", msg_id);
+        s = natsMsgHeader_Set(msg, RELAY_HDR_MSG_ID, msg_id);
     if (s == NATS_OK)
         s = natsConnection_PublishMsg(n->conn, msg);
     natsMsg_Destroy(msg);

@@ -12,6 +12,28 @@
 #include <nats/nats.h>
 #include <stdbool.h>
 
+/*
+ * Subjects (docs/architecture.md, "Subjects"). The relay builds them in the
+ * features and takes them apart in relay_inbound.c, so both use these.
+ */
+#define RELAY_SUBJ_MSG          "meridian.msg."      /* + <region>.<room>: the fast path */
+#define RELAY_SUBJ_COMMIT       "meridian.commit."   /* + <room>: a message's seq */
+#define RELAY_SUBJ_HISTORY      "meridian.history."  /* + <room>: history requests */
+#define RELAY_SUBJ_PRESENCE     "meridian.presence." /* + <room>: presence deltas, snapshots */
+#define RELAY_PRESENCE_HB_TOKEN "hb"                 /* ... + "hb": heartbeats and bye */
+#define RELAY_SUBJ_PRESENCE_HB  RELAY_SUBJ_PRESENCE RELAY_PRESENCE_HB_TOKEN
+/* Room for any subject above: the longest prefix, a region (64), a dot and a room. */
+#define RELAY_SUBJECT_MAX (MR_ROOM_MAX + 96)
+/* The header carrying a message's identity; JetStream de-duplicates on it. */
+#define RELAY_HDR_MSG_ID "Nats-Msg-Id"
+/*
+ * Replies come to this relay's inbox as <inbox prefix><token>: presence
+ * snapshots as "p.<room>", repair pages as "c.<room>", resume pages as the
+ * request's decimal id.
+ */
+#define RELAY_INBOX_PRESENCE "p."
+#define RELAY_INBOX_REPAIR   "c."
+
 typedef enum {
     RELAY_IN_MSG,   /* a message on a subscription: fast path, commit or history reply */
     RELAY_IN_PUBACK /* the outcome of a JetStream publish */

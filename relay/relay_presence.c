@@ -24,9 +24,10 @@
  */
 #include "relay_presence.h"
 #include "mr_alloc.h"
+#include "mr_jwt.h"
 #include "mr_log.h"
 #include "mr_time.h"
-#include "relay_session.h"
+#include "relay_frames.h"
 
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -43,6 +44,43 @@ typedef struct node_info {
     int64_t last_seen_us;
 } node_info;
 
+/* A room's view of the other relays, in the room's presence slot. */
+typedef struct presence_room {
+    mr_map remote;        /* "user\x1fnode" -> remote_entry* */
+    mr_map remote_totals; /* user -> (intptr_t) sum of its sessions on other relays */
+} presence_room;
+
+/* Key of a remote entry: a user (at most MR_JWT_SUB_MAX bytes), \x1f, a node's instance id. */
+#define REMOTE_KEY_MAX (MR_JWT_SUB_MAX + 1 + RELAY_NODE_ID_MAX)
+
+static void free_remote(void *p)
+{
+    remote_entry *e = p;
+    free(e->user);
+    free(e);
+}
+
+static void presence_room_free(void *p)
+{
+    presence_room *pr = p;
+    mr_map_free(&pr->remote, free_remote);
+    mr_map_free(&pr->remote_totals, NULL);
+    free(pr);
+}
+
+/* The room's presence state, made on first use. */
+static presence_room *state_of(relay *r, relay_room *room)
+{
+    presence_room *pr = room->state[r->presence_slot];
+    if (!pr) {
+        pr = mr_calloc(1, sizeof *pr);
+        mr_map_init(&pr->remote);
+        mr_map_init(&pr->remote_totals);
+        room->state[r->presence_slot] = pr;
+    }
+    return pr;
+}
+
 void relay_presence_init(relay *r)
 {
     unsigned char rnd[6];
@@ -50,6 +88,7 @@ void relay_presence_init(relay *r)
     snprintf(r->instance, sizeof r->instance, "%s/%s/%02x%02x%02x%02x%02x%02x", r->cfg->region,
              r->cfg->node_id, rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]);
     mr_map_init(&r->presence_nodes);
+    r->presence_slot = relay_rooms_add_state(&r->rooms, presence_room_free);
 }
 
 static void free_node(void *p)
@@ -62,9 +101,9 @@ void relay_presence_free(relay *r)
     mr_map_free(&r->presence_nodes, free_node);
 }
 
-static long remote_total(relay_room *room, const char *user)
+static long remote_total(presence_room *pr, const char *user)
 {
-    return (long)(intptr_t)mr_map_get(&room->remote_totals, user, strlen(user));
+    return (long)(intptr_t)mr_map_get(&pr->remote_totals, user, strlen(user));
 }
 
 static long local_count(relay_room *room, const char *user)
@@ -73,25 +112,21 @@ static long local_count(relay_room *room, const char *user)
 }
 
 static void send_event(relay_room *room, const char *event, const char *user, long sessions,
-                       void *except)
+                       relay_conn *except)
 {
     mr_buf b = MR_BUF_INIT;
-    mr_buf_puts(&b, "{\"type\":\"presence\",\"room\":");
-    mr_buf_json_str(&b, room->name, room->name_len);
-    mr_buf_printf(&b, ",\"event\":\"%s\",\"user\":", event);
-    mr_buf_json_str(&b, user, strlen(user));
-    mr_buf_printf(&b, ",\"sessions\":%ld}", sessions);
+    relay_frame_presence_event(&b, room->name, room->name_len, event, user, sessions);
     relay_out *o = relay_out_new(b.data, b.len);
     for (relay_member *m = room->members; m; m = m->room_next)
-        if (m->session != except && m->presence_events)
-            relay_session_send(m->session, o);
+        if (m->conn != except && m->presence_events)
+            relay_conn_send(m->conn, o);
     relay_out_unref(o);
     mr_buf_free(&b);
 }
 
 /* Announce a transition of the user's total across relays. */
-static void total_changed(relay_room *room, const char *user, long before, long after, void *except,
-                          bool updates)
+static void total_changed(relay_room *room, const char *user, long before, long after,
+                          relay_conn *except, bool updates)
 {
     if (before == 0 && after > 0)
         send_event(room, "join", user, after, except);
@@ -110,16 +145,17 @@ static void publish_set(relay *r, relay_room *room, const char *user, long sessi
     mr_buf_puts(&b, ",\"user\":");
     mr_buf_json_str(&b, user, strlen(user));
     mr_buf_printf(&b, ",\"sessions\":%ld}", sessions);
-    char subject[MR_ROOM_MAX + 32];
-    snprintf(subject, sizeof subject, "meridian.presence.%s", room->name);
+    char subject[RELAY_SUBJECT_MAX];
+    snprintf(subject, sizeof subject, RELAY_SUBJ_PRESENCE "%s", room->name);
     relay_nats_publish_raw(r->nats, subject, NULL, b.data, b.len);
     mr_buf_free(&b);
 }
 
-void relay_presence_local(relay *r, relay_room *room, const char *user, int delta, void *except)
+void relay_presence_local(relay *r, relay_room *room, const char *user, int delta,
+                          relay_conn *except)
 {
     long local = local_count(room, user);
-    long after = local + remote_total(room, user);
+    long after = local + remote_total(state_of(r, room), user);
     /*
      * A user's extra session here is not announced as an update: in a large
      * room every join would cost a frame per member. Counts still converge
@@ -132,20 +168,21 @@ void relay_presence_local(relay *r, relay_room *room, const char *user, int delt
 }
 
 /* Set one remote entry and keep the per-user total in step. */
-static void remote_set(relay_room *room, const char *node, const char *user, long sessions)
+static void remote_set(relay *r, relay_room *room, const char *node, const char *user,
+                       long sessions)
 {
-    char key[RELAY_NODE_ID_MAX + 300];
+    presence_room *pr = state_of(r, room);
+    char key[REMOTE_KEY_MAX + 1];
     int kl = snprintf(key, sizeof key, "%s\x1f%s", user, node);
     if (kl < 0 || (size_t)kl >= sizeof key)
         return;
-    remote_entry *e = mr_map_get(&room->remote, key, (size_t)kl);
+    remote_entry *e = mr_map_get(&pr->remote, key, (size_t)kl);
     long prev = e ? e->sessions : 0;
-    long before = local_count(room, user) + remote_total(room, user);
+    long before = local_count(room, user) + remote_total(pr, user);
     if (sessions <= 0) {
         if (e) {
-            mr_map_del(&room->remote, key, (size_t)kl);
-            free(e->user);
-            free(e);
+            mr_map_del(&pr->remote, key, (size_t)kl);
+            free_remote(e);
             e = NULL;
         }
         sessions = 0;
@@ -153,16 +190,16 @@ static void remote_set(relay_room *room, const char *node, const char *user, lon
         e = mr_calloc(1, sizeof *e);
         e->user = mr_strdup(user);
         snprintf(e->node, sizeof e->node, "%s", node);
-        mr_map_put(&room->remote, key, (size_t)kl, e);
+        mr_map_put(&pr->remote, key, (size_t)kl, e);
     }
     if (e && sessions > 0)
         e->sessions = sessions;
-    long total = remote_total(room, user) + sessions - prev;
+    long total = remote_total(pr, user) + sessions - prev;
     size_t ul = strlen(user);
     if (total > 0)
-        mr_map_put(&room->remote_totals, user, ul, (void *)(intptr_t)total);
+        mr_map_put(&pr->remote_totals, user, ul, (void *)(intptr_t)total);
     else
-        mr_map_del(&room->remote_totals, user, ul);
+        mr_map_del(&pr->remote_totals, user, ul);
     total_changed(room, user, before, local_count(room, user) + (total > 0 ? total : 0), NULL,
                   true);
 }
@@ -184,18 +221,19 @@ static void drop_node(relay *r, const char *node)
     for (mr_map_entry *re = mr_map_first(&r->rooms.by_name, &rb); re;
          re = mr_map_next(&r->rooms.by_name, &rb, re)) {
         relay_room *room = re->value;
+        presence_room *pr = state_of(r, room);
         /* Collect first: remote_set changes the map being walked. */
-        size_t n = 0, cap = room->remote.count;
+        size_t n = 0, cap = pr->remote.count;
         char **users = cap ? mr_malloc(cap * sizeof *users) : NULL;
         size_t b;
-        for (mr_map_entry *e = mr_map_first(&room->remote, &b); e;
-             e = mr_map_next(&room->remote, &b, e)) {
+        for (mr_map_entry *e = mr_map_first(&pr->remote, &b); e;
+             e = mr_map_next(&pr->remote, &b, e)) {
             remote_entry *en = e->value;
             if (strcmp(en->node, node) == 0)
                 users[n++] = mr_strdup(en->user);
         }
         for (size_t i = 0; i < n; i++) {
-            remote_set(room, node, users[i], 0);
+            remote_set(r, room, node, users[i], 0);
             free(users[i]);
         }
         free(users);
@@ -236,16 +274,16 @@ static void apply_snapshot(relay *r, relay_room *room, json_t *j)
     const char *user;
     json_t *n;
     mr_log_debug("presence: snapshot from %s for %s", json_string_value(node), room->name);
-    json_object_foreach(users, user, n) if (json_is_integer(n) && strlen(user) <= 256)
-        remote_set(room, json_string_value(node), user, (long)json_integer_value(n));
+    json_object_foreach(users, user, n) if (json_is_integer(n) && strlen(user) <= MR_JWT_SUB_MAX)
+        remote_set(r, room, json_string_value(node), user, (long)json_integer_value(n));
 }
 
-void relay_presence_on_nats(relay *r, natsMsg *msg)
+void relay_presence_on_message(relay *r, const char *rest, const char *reply, const char *data,
+                               size_t len)
 {
-    const char *subject = natsMsg_GetSubject(msg);
-    json_t *j = json_loadb(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), 0, NULL);
+    json_t *j = json_loadb(data, len, 0, NULL);
     json_t *node = json_object_get(j, "node");
-    if (strcmp(subject, "meridian.presence.hb") == 0) {
+    if (strcmp(rest, RELAY_PRESENCE_HB_TOKEN) == 0) {
         json_t *op = json_object_get(j, "op");
         if (json_is_string(node) && strcmp(json_string_value(node), r->instance) != 0) {
             if (json_is_string(op) && strcmp(json_string_value(op), "bye") == 0)
@@ -256,29 +294,28 @@ void relay_presence_on_nats(relay *r, natsMsg *msg)
         json_decref(j);
         return;
     }
-    const char *room_name = subject + strlen("meridian.presence.");
-    relay_room *room = relay_room_find(&r->rooms, room_name, strlen(room_name));
-    const char *reply = natsMsg_GetReply(msg);
+    relay_room *room = relay_room_find(&r->rooms, rest, strlen(rest));
     if (room && reply && reply[0]) {
         answer_query(r, room, reply);
     } else if (room && json_is_string(node) && strcmp(json_string_value(node), r->instance) != 0) {
         json_t *user = json_object_get(j, "user");
         json_t *sessions = json_object_get(j, "sessions");
-        if (json_is_string(user) && json_string_length(user) <= 256 && json_is_integer(sessions)) {
+        if (json_is_string(user) && json_string_length(user) <= MR_JWT_SUB_MAX &&
+            json_is_integer(sessions)) {
             saw_node(r, json_string_value(node));
-            remote_set(room, json_string_value(node), json_string_value(user),
+            remote_set(r, room, json_string_value(node), json_string_value(user),
                        (long)json_integer_value(sessions));
         }
     }
     json_decref(j);
 }
 
-void relay_presence_snapshot_reply(relay *r, const char *room_name, natsMsg *msg)
+void relay_presence_snapshot_reply(relay *r, const char *room_name, const char *data, size_t len)
 {
     relay_room *room = relay_room_find(&r->rooms, room_name, strlen(room_name));
     if (!room)
         return;
-    json_t *j = json_loadb(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), 0, NULL);
+    json_t *j = json_loadb(data, len, 0, NULL);
     if (json_is_object(j))
         apply_snapshot(r, room, j);
     json_decref(j);
@@ -286,9 +323,9 @@ void relay_presence_snapshot_reply(relay *r, const char *room_name, natsMsg *msg
 
 void relay_presence_room_created(relay *r, relay_room *room)
 {
-    char subject[MR_ROOM_MAX + 32], token[MR_ROOM_MAX + 4];
-    snprintf(subject, sizeof subject, "meridian.presence.%s", room->name);
-    snprintf(token, sizeof token, "p.%s", room->name);
+    char subject[RELAY_SUBJECT_MAX], token[MR_ROOM_MAX + 4];
+    snprintf(subject, sizeof subject, RELAY_SUBJ_PRESENCE "%s", room->name);
+    snprintf(token, sizeof token, RELAY_INBOX_PRESENCE "%s", room->name);
     relay_nats_request(r->nats, subject, token, "{}", 2);
 }
 
@@ -299,21 +336,22 @@ void relay_presence_room_gone(relay *r, relay_room *room, const char *user)
         publish_set(r, room, user, 0);
 }
 
-void relay_presence_members(relay_room *room, mr_buf *b)
+void relay_presence_members(relay *r, relay_room *room, mr_buf *b)
 {
+    presence_room *pr = state_of(r, room);
     mr_buf_putc(b, '[');
     bool first = true;
     size_t bucket;
     for (mr_map_entry *e = mr_map_first(&room->users, &bucket); e;
          e = mr_map_next(&room->users, &bucket, e)) {
-        long total = (long)(intptr_t)e->value + remote_total(room, e->key);
+        long total = (long)(intptr_t)e->value + remote_total(pr, e->key);
         mr_buf_puts(b, first ? "{\"user\":" : ",{\"user\":");
         mr_buf_json_str(b, e->key, e->klen);
         mr_buf_printf(b, ",\"sessions\":%ld}", total);
         first = false;
     }
-    for (mr_map_entry *e = mr_map_first(&room->remote_totals, &bucket); e;
-         e = mr_map_next(&room->remote_totals, &bucket, e)) {
+    for (mr_map_entry *e = mr_map_first(&pr->remote_totals, &bucket); e;
+         e = mr_map_next(&pr->remote_totals, &bucket, e)) {
         if (local_count(room, e->key) > 0)
             continue; /* already listed with the local sessions */
         mr_buf_puts(b, first ? "{\"user\":" : ",{\"user\":");
@@ -322,6 +360,16 @@ void relay_presence_members(relay_room *room, mr_buf *b)
         first = false;
     }
     mr_buf_putc(b, ']');
+}
+
+void relay_presence_answer(relay_conn *c, relay_member *m, json_t *id)
+{
+    mr_buf members = MR_BUF_INIT, b = MR_BUF_INIT;
+    relay_presence_members(c->r, m->room, &members);
+    relay_frame_presence_members(&b, id, m->room->name, m->room->name_len, &members);
+    relay_conn_send_buf(c, &b);
+    mr_buf_free(&members);
+    mr_buf_free(&b);
 }
 
 void relay_presence_tick(relay *r)
@@ -334,7 +382,7 @@ void relay_presence_tick(relay *r)
         mr_buf_puts(&b, "{\"node\":");
         mr_buf_json_str(&b, r->instance, strlen(r->instance));
         mr_buf_printf(&b, ",\"interval_ms\":%lld}", (long long)r->cfg->presence_heartbeat_ms);
-        relay_nats_publish_raw(r->nats, "meridian.presence.hb", NULL, b.data, b.len);
+        relay_nats_publish_raw(r->nats, RELAY_SUBJ_PRESENCE_HB, NULL, b.data, b.len);
         mr_buf_free(&b);
     }
     int64_t expire = interval * r->cfg->presence_expire_heartbeats;
@@ -374,6 +422,6 @@ void relay_presence_bye(relay *r)
     mr_buf_puts(&b, "{\"op\":\"bye\",\"node\":");
     mr_buf_json_str(&b, r->instance, strlen(r->instance));
     mr_buf_putc(&b, '}');
-    relay_nats_publish_raw(r->nats, "meridian.presence.hb", NULL, b.data, b.len);
+    relay_nats_publish_raw(r->nats, RELAY_SUBJ_PRESENCE_HB, NULL, b.data, b.len);
     mr_buf_free(&b);
 }

@@ -1,10 +1,18 @@
 /*
- * Durable publishing.
+ * Publishing.
  *
- * The relay publishes the `message` frame with js_PublishMsgAsync and keeps a
- * pending record keyed by the natsMsg's address: the library hands the same
- * message back to the ack handler, and we own it until we destroy it here, so
- * the address is a unique key for the publish's lifetime.
+ * A publish is checked (the sender is a member of the room, within its rate
+ * limit), given its identity msg_id = hash(room, user, mid) (a random mid
+ * when the client sent none), serialised once as the `message` frame, and
+ * published to meridian.msg.<region>.<room> with the id as Nats-Msg-Id. The
+ * frame is then delivered to this relay's members at once; the copy NATS
+ * brings back is dropped as a duplicate.
+ *
+ * Core NATS mode acks at once. In JetStream mode the relay publishes with
+ * js_PublishMsgAsync and keeps a pending record keyed by the natsMsg's
+ * address: the library hands the same message back to the ack handler, and
+ * we own it until we destroy it here, so the address is a unique key for the
+ * publish's lifetime.
  *
  * A time-out is retried with the very same message (same Nats-Msg-Id), so the
  * stream stores it at most once however many attempts reach it. After the
@@ -16,15 +24,19 @@
 #include "mr_alloc.h"
 #include "mr_log.h"
 #include "mr_time.h"
+#include "relay_deliver.h"
+#include "relay_frames.h"
 #include "relay_metrics.h"
-#include "relay_session.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* Random bytes of the mid given to a publish without one ("r-" and their hex). */
+#define RANDOM_MID_BYTES 8
+
 typedef struct relay_pending {
-    uint64_t session_id;
+    uint64_t conn_id;
     json_t *req_id;
     char room[MR_ROOM_MAX + 1];
     char msg_id[MR_MSG_ID_LEN + 1];
@@ -45,20 +57,21 @@ static void pending_free(relay_pending *p)
     free(p);
 }
 
-int relay_publish_durable(relay *r, relay_session *s, json_t *req_id, const char *subject,
-                          const char *room, const char *msg_id, const char *mid, size_t mid_len,
-                          const mr_buf *frame, int64_t start_us)
+/* Publish through JetStream; the ack or error is sent from relay_publish_outcome. */
+static int publish_durable(relay *r, relay_conn *c, json_t *req_id, const char *subject,
+                           const char *room, const char *msg_id, const char *mid, size_t mid_len,
+                           const mr_buf *frame, int64_t start_us)
 {
     natsMsg *msg = NULL;
     natsStatus st = natsMsg_Create(&msg, subject, NULL, frame->data, (int)frame->len);
     if (st == NATS_OK)
-        st = natsMsgHeader_Set(msg, "Nats-Msg-Id", msg_id);
+        st = natsMsgHeader_Set(msg, RELAY_HDR_MSG_ID, msg_id);
     if (st != NATS_OK) {
         natsMsg_Destroy(msg);
         return -1;
     }
     relay_pending *p = mr_calloc(1, sizeof *p);
-    p->session_id = s->id;
+    p->conn_id = c->id;
     p->req_id = req_id ? json_incref(req_id) : NULL;
     snprintf(p->room, sizeof p->room, "%s", room);
     memcpy(p->msg_id, msg_id, MR_MSG_ID_LEN + 1);
@@ -79,11 +92,73 @@ int relay_publish_durable(relay *r, relay_session *s, json_t *req_id, const char
     return 0;
 }
 
-static relay_session *session_of(relay *r, uint64_t id)
+int relay_publish(relay *r, relay_conn *c, const mr_frame *f, relay_published *out)
 {
-    char key[24];
-    snprintf(key, sizeof key, "%llu", (unsigned long long)id);
-    return mr_map_get(&r->sessions_by_id, key, strlen(key));
+    int64_t start = mr_now_us();
+    relay_member *m = relay_conn_member(c, f->room, f->room_len);
+    if (!m) {
+        relay_conn_error(c, f->id, MR_ERR_NOT_JOINED, "join the room before publishing");
+        return -1;
+    }
+    if (!mr_ratelimit_take(&c->rl, start)) {
+        relay_conn_error(c, f->id, MR_ERR_RATE_LIMITED, "publish rate limit exceeded");
+        if (++c->strikes > (uint32_t)r->cfg->limits.rate_limit_strikes)
+            relay_conn_close(c, MR_CLOSE_RATE_LIMIT, "publish rate limit exceeded");
+        return -1;
+    }
+    c->strikes = 0;
+    char random_mid[2 * RANDOM_MID_BYTES + 3];
+    const char *mid = f->mid;
+    size_t mid_len = f->mid_len;
+    if (!mid) {
+        random_mid[0] = 'r';
+        random_mid[1] = '-';
+        relay_random_hex(random_mid + 2, RANDOM_MID_BYTES);
+        mid = random_mid;
+        mid_len = strlen(random_mid);
+    }
+    relay_room *room = m->room;
+    out->room = room;
+    out->delivered = false;
+    mr_msg_id(room->name, room->name_len, c->user, mid, mid_len, out->msg_id);
+    mr_envelope env = {
+        .room = room->name,
+        .room_len = room->name_len,
+        .msg_id = out->msg_id,
+        .from = c->user,
+        .mid = mid,
+        .mid_len = mid_len,
+        .region = r->cfg->region,
+        .node = r->cfg->node_id,
+        .ts_ms = mr_wall_ms(),
+        .data = f->data,
+    };
+    mr_buf b = MR_BUF_INIT;
+    relay_frame_message(&b, &env);
+    char subject[RELAY_SUBJECT_MAX];
+    snprintf(subject, sizeof subject, RELAY_SUBJ_MSG "%s.%s", r->cfg->region, room->name);
+    /* JetStream: the ack is sent when the stream has stored the message. */
+    int rc = r->cfg->jetstream ? publish_durable(r, c, f->id, subject, room->name, out->msg_id, mid,
+                                                 mid_len, &b, start)
+                               : relay_nats_publish(r->nats, subject, out->msg_id, b.data, b.len);
+    if (rc != 0) {
+        mr_buf_free(&b);
+        relay_conn_error(c, f->id, MR_ERR_UNAVAILABLE,
+                         "the message bus is unavailable; retry with the same mid");
+        return -1;
+    }
+    mr_metric_inc(&relay_m.publishes);
+    /* Members here get it now, not after a round trip through NATS (docs/relay.md). */
+    out->delivered = relay_deliver_message(r, room, out->msg_id, b.data, b.len);
+    if (!r->cfg->jetstream) {
+        mr_buf_reset(&b);
+        relay_frame_ack(&b, f->id, room->name, out->msg_id, mid, mid_len);
+        relay_conn_send_buf(c, &b);
+        mr_metric_inc(&relay_m.acks);
+        mr_metric_observe_us(&relay_m.publish_ack_latency, (uint64_t)(mr_now_us() - start));
+    }
+    mr_buf_free(&b);
+    return 0;
 }
 
 void relay_publish_outcome(relay *r, relay_inbound *in)
@@ -108,22 +183,22 @@ void relay_publish_outcome(relay *r, relay_inbound *in)
         }
     }
     mr_map_del(&r->pending_pubs, key, strlen(key));
-    relay_session *s = session_of(r, p->session_id);
-    if (s) {
+    relay_conn *c = relay_conn_find(r, p->conn_id);
+    if (c) {
         if (in->status == NATS_OK) {
             mr_buf b = MR_BUF_INIT;
-            mr_proto_ack(&b, p->req_id, p->room, p->msg_id, p->mid, p->mid_len);
-            relay_session_send_buf(s, &b);
+            relay_frame_ack(&b, p->req_id, p->room, p->msg_id, p->mid, p->mid_len);
+            relay_conn_send_buf(c, &b);
             mr_buf_free(&b);
             mr_metric_inc(&relay_m.acks);
             mr_metric_observe_us(&relay_m.publish_ack_latency,
                                  (uint64_t)(mr_now_us() - p->start_us));
         } else {
             mr_metric_inc(&relay_m.publish_failures);
-            mr_log_warn("session %s: publish %s to %s not stored after %d attempts: %s", s->sid,
+            mr_log_warn("session %s: publish %s to %s not stored after %d attempts: %s", c->sid,
                         p->msg_id, p->room, p->attempts, in->err);
-            relay_session_error(s, p->req_id, MR_ERR_UNAVAILABLE,
-                                "the message was not stored; retry with the same mid");
+            relay_conn_error(c, p->req_id, MR_ERR_UNAVAILABLE,
+                             "the message was not stored; retry with the same mid");
         }
     }
     pending_free(p);

@@ -9,25 +9,25 @@
 
 #include "relay.h"
 
-#include <nats/nats.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
+/** Register repair's per-room state (once, after relay_rooms_init). */
+void relay_repair_init(relay *r);
 /** The room was just created on this relay: learn its current last seq. */
 void relay_repair_room_created(relay *r, relay_room *room);
-/** A message was delivered on the fast path: it now waits for its commit. */
-void relay_repair_fast_path(relay *r, relay_room *room, const char *msg_id);
+/** A message was delivered to the room's members: it now waits for its commit. */
+void relay_repair_awaiting(relay *r, relay_room *room, const char *msg_id);
 /**
  * A commit for (msg_id, seq) arrived: track the room's contiguous seq and
  * ask for the missing range when it leaves a gap. Returns true: the commit
  * is always delivered (commits may arrive out of seq order).
  */
 bool relay_repair_commit(relay *r, relay_room *room, const char *msg_id, int64_t seq);
-/** A history reply for a repair or a baseline arrived for `room`. */
-void relay_repair_reply(relay *r, const char *room, natsMsg *msg);
+/** A history reply `data` (`len` bytes) for a repair or a baseline arrived for room `room`. */
+void relay_repair_reply(relay *r, const char *room, const char *data, size_t len);
 /** Periodic: repair rooms whose messages have waited too long for their commits. */
 void relay_repair_tick(relay *r);
-/** Free a room's repair state (the room is being destroyed). */
-void relay_repair_room_free(relay_room *room);
 
 #endif

@@ -6,21 +6,19 @@
 #define RELAY_RESUME_H
 
 #include "relay.h"
+#include "relay_conn.h"
 
 #include <jansson.h>
-#include <nats/nats.h>
-
-struct relay_session;
+#include <stddef.h>
 
 /**
  * Start recovering `m` (already subscribed) from `since`: live frames are
  * held, history is requested, and `joined` is sent when it arrives (or when
  * the request times out, with recovered=false). `id` is the join's request id.
  */
-void relay_resume_start(relay *r, struct relay_session *s, relay_member *m, int64_t since,
-                        json_t *id);
-/** A reply arrived on this relay's inbox with the given token. */
-void relay_resume_reply(relay *r, const char *token, natsMsg *msg);
+void relay_resume_start(relay *r, relay_conn *c, relay_member *m, int64_t since, json_t *id);
+/** The history reply `data` (`len` bytes) arrived for request `token`. */
+void relay_resume_reply(relay *r, const char *token, const char *data, size_t len);
 /** Finish requests past their deadline (called periodically). */
 void relay_resume_expire(relay *r);
 /** Forget every pending request (shutdown). */

@@ -1,56 +1,60 @@
 /*
  * Room table. Members are kept in a doubly linked list per room so leave is
- * O(1) and fan-out walks the list; each session keeps its memberships in a
- * singly linked list, since a session holds few rooms.
+ * O(1) and fan-out walks the list; each connection keeps its memberships in a
+ * singly linked list, since a connection holds few rooms.
  *
- * The dedup ring remembers the last `dedup_window` message ids of the room.
- * Retried publishes reach core NATS subscribers twice even when JetStream
- * drops the duplicate, so relays must recognise repeats themselves.
+ * The dedup ring (relay_dedup.c) remembers the last `dedup_window` message
+ * ids of the room.
  */
 #include "relay_room.h"
 #include "mr_alloc.h"
+#include "mr_log.h"
 #include "relay_out.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* The largest dedup window: 2^20 ids, 16 MiB of ring and 8 MiB of index per room. */
+#define RELAY_DEDUP_WINDOW_MAX (1u << 20)
+
 void relay_rooms_init(relay_rooms *rs, uint32_t dedup_window)
 {
+    memset(rs, 0, sizeof *rs);
     mr_map_init(&rs->by_name);
     /* The dedup index masks hashes, so the window is a power of two. */
     uint32_t w = 16;
-    while (w < dedup_window && w < (1u << 20))
+    while (w < dedup_window && w < RELAY_DEDUP_WINDOW_MAX)
         w <<= 1;
     rs->dedup_window = w;
 }
 
-typedef struct remote_entry_head {
-    char *user; /* relay_presence's entries start with the user they own */
-} remote_entry_head;
-
-static void free_remote(void *p)
+int relay_rooms_add_state(relay_rooms *rs, relay_room_state_free_cb free_cb)
 {
-    free(((remote_entry_head *)p)->user);
-    free(p);
+    if (rs->slots == RELAY_ROOM_SLOTS) {
+        mr_log_error("rooms: more than %d features keep per-room state", RELAY_ROOM_SLOTS);
+        abort();
+    }
+    rs->state_free[rs->slots] = free_cb;
+    return rs->slots++;
 }
 
-static void room_free(void *p)
+static void room_free(relay_rooms *rs, relay_room *r)
 {
-    relay_room *r = p;
+    for (int i = 0; i < rs->slots; i++)
+        if (r->state[i])
+            rs->state_free[i](r->state[i]);
     mr_map_free(&r->users, NULL);
-    mr_map_free(&r->remote, free_remote);
-    mr_map_free(&r->remote_totals, NULL);
-    if (r->repair_enabled)
-        mr_map_free(&r->awaiting, NULL);
-    free(r->dedup.ids);
-    free(r->dedup.index);
+    relay_dedup_free(&r->dedup);
     free(r);
 }
 
 void relay_rooms_free(relay_rooms *rs)
 {
-    mr_map_free(&rs->by_name, room_free);
+    size_t b;
+    for (mr_map_entry *e = mr_map_first(&rs->by_name, &b); e; e = mr_map_next(&rs->by_name, &b, e))
+        room_free(rs, e->value);
+    mr_map_free(&rs->by_name, NULL);
 }
 
 relay_room *relay_room_find(relay_rooms *rs, const char *name, size_t len)
@@ -58,9 +62,8 @@ relay_room *relay_room_find(relay_rooms *rs, const char *name, size_t len)
     return mr_map_get(&rs->by_name, name, len);
 }
 
-relay_member *relay_room_join(relay_rooms *rs, const char *name, size_t len,
-                              struct relay_session *s, const char *user, bool *created,
-                              bool *first_of_user)
+relay_member *relay_room_join(relay_rooms *rs, const char *name, size_t len, struct relay_conn *c,
+                              const char *user, bool *created, bool *first_of_user)
 {
     *created = false;
     *first_of_user = false;
@@ -71,18 +74,16 @@ relay_member *relay_room_join(relay_rooms *rs, const char *name, size_t len,
         r->name[len] = '\0';
         r->name_len = len;
         mr_map_init(&r->users);
-        mr_map_init(&r->remote);
-        mr_map_init(&r->remote_totals);
         mr_map_put(&rs->by_name, name, len, r);
         *created = true;
     } else {
         for (relay_member *m = r->members; m; m = m->room_next)
-            if (m->session == s)
+            if (m->conn == c)
                 return m;
     }
     relay_member *m = mr_calloc(1, sizeof *m);
     m->room = r;
-    m->session = s;
+    m->conn = c;
     m->room_next = r->members;
     if (r->members)
         r->members->room_prev = m;
@@ -127,71 +128,5 @@ bool relay_room_leave(relay_rooms *rs, relay_member *m, const char *user, bool *
 void relay_room_destroy(relay_rooms *rs, relay_room *r)
 {
     mr_map_del(&rs->by_name, r->name, r->name_len);
-    room_free(r);
-}
-
-static int hexval(char c)
-{
-    return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
-}
-
-bool relay_dedup_seen(relay_dedup *d, uint32_t cap, const char *msg_id)
-{
-    uint8_t id[16];
-    for (int i = 0; i < 16; i++)
-        id[i] = (uint8_t)(hexval(msg_id[2 * i]) << 4 | hexval(msg_id[2 * i + 1]));
-    if (!d->ids) {
-        d->cap = cap;
-        d->ids = mr_calloc(cap, 16);
-        d->index = mr_calloc(cap * 2, sizeof(uint32_t));
-    }
-    uint32_t mask = d->cap * 2 - 1; /* cap is rounded to a power of two below */
-    uint32_t h;
-    memcpy(&h, id, sizeof h);
-    for (uint32_t i = h & mask;; i = (i + 1) & mask) {
-        uint32_t slot = d->index[i];
-        if (slot == 0)
-            break;
-        if (memcmp(d->ids[slot - 1], id, 16) == 0)
-            return true;
-    }
-    /* Evict the oldest id when the ring is full, then insert. */
-    uint32_t pos = d->next;
-    if (d->count == d->cap) {
-        uint32_t oh;
-        memcpy(&oh, d->ids[pos], sizeof oh);
-        uint32_t i = oh & mask;
-        while (d->index[i] != pos + 1)
-            i = (i + 1) & mask;
-        /* Backward-shift deletion keeps probe chains intact without tombstones. */
-        uint32_t j = i;
-        for (;;) {
-            d->index[i] = 0;
-            for (;;) {
-                j = (j + 1) & mask;
-                if (d->index[j] == 0)
-                    goto deleted;
-                uint32_t jh;
-                memcpy(&jh, d->ids[d->index[j] - 1], sizeof jh);
-                uint32_t k = jh & mask;
-                if ((i <= j) ? (i < k && k <= j) : (i < k || k <= j))
-                    continue;
-                break;
-            }
-            d->index[i] = d->index[j];
-            i = j;
-        }
-    deleted:;
-    } else {
-        d->count++;
-    }
-    memcpy(d->ids[pos], id, 16);
-    for (uint32_t i = h & mask;; i = (i + 1) & mask) {
-        if (d->index[i] == 0) {
-            d->index[i] = pos + 1;
-            break;
-        }
-    }
-    d->next = (pos + 1) % d->cap;
-    return false;
+    room_free(rs, r);
 }

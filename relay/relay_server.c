@@ -1,5 +1,5 @@
 /*
- * The relay's WebSocket server on libwebsockets.
+ * The relay's WebSocket server on libwebsockets: the top of dispatch.
  *
  * lws owns the main thread and its service loop (the Debian build has no
  * external-loop support). Other threads talk to it only through
@@ -17,44 +17,28 @@
 #include "mr_config.h"
 #include "mr_log.h"
 #include "mr_time.h"
+#include "relay_client.h"
+#include "relay_conn.h"
 #include "relay_drain.h"
-#include "relay_fanout.h"
+#include "relay_inbound.h"
 #include "relay_metrics.h"
 #include "relay_presence.h"
-#include "relay_publish.h"
 #include "relay_repair.h"
 #include "relay_resume.h"
-#include "relay_session.h"
 
 #include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static relay *the_relay;
+/* Most bytes lws writes to a socket at once (our batches are at most 64 KiB and a frame). */
+#define TX_PACKET_BYTES (256 * 1024)
+/* lws's per-thread buffer: the relay enforces message sizes itself, so keep it small. */
+#define SERVE_BUFFER_BYTES 16384
+/* Seconds lws allows for its own protocol steps (handshakes, close). */
+#define LWS_TIMEOUT_S 10
 
-static void take_inbound(relay *r)
-{
-    relay_inbound *in = relay_nats_take(r->nats);
-    while (in) {
-        relay_inbound *next = in->next;
-        if (in->kind == RELAY_IN_PUBACK)
-            relay_publish_outcome(r, in);
-        else
-            relay_fanout_inbound(r, in->msg);
-        natsMsg_Destroy(in->msg);
-        free(in);
-        in = next;
-    }
-    bool connected = relay_nats_connected(r->nats);
-    mr_metric_set(&relay_m.nats_connected, connected);
-    /* Presence deltas sent while disconnected were lost: announce everything again. */
-    if (connected && !r->nats_was_connected)
-        relay_presence_reannounce(r);
-    r->nats_was_connected = connected;
-}
-
-/* Periodic work on the lws thread: history requests past their deadline. */
+/* Periodic work on the lws thread, every RELAY_TICK_MS. */
 static void housekeeping_cb(lws_sorted_usec_list_t *sul)
 {
     relay *r = lws_container_of(sul, relay, housekeeping_sul);
@@ -62,7 +46,8 @@ static void housekeeping_cb(lws_sorted_usec_list_t *sul)
     relay_presence_tick(r);
     relay_repair_tick(r);
     relay_drain_tick(r);
-    lws_sul_schedule(r->lws, 0, &r->housekeeping_sul, housekeeping_cb, 100 * LWS_US_PER_MS);
+    lws_sul_schedule(r->lws, 0, &r->housekeeping_sul, housekeeping_cb,
+                     RELAY_TICK_MS * LWS_US_PER_MS);
 }
 
 static int filter_upgrade(relay *r, struct lws *wsi)
@@ -103,8 +88,10 @@ static int filter_upgrade(relay *r, struct lws *wsi)
 static int callback_meridian(struct lws *wsi, enum lws_callback_reasons reason, void *user,
                              void *in, size_t len)
 {
-    relay *r = the_relay;
-    relay_session *s = user;
+    /* The relay rides on the context (lws_context_creation_info.user); NULL on stray wsis. */
+    struct lws_context *cx = wsi ? lws_get_context(wsi) : NULL;
+    relay *r = cx ? lws_context_user(cx) : NULL;
+    relay_conn *c = user;
     switch (reason) {
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         return filter_upgrade(r, wsi);
@@ -121,23 +108,23 @@ static int callback_meridian(struct lws *wsi, enum lws_callback_reasons reason, 
                             SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_PRIORITIZE_CHACHA);
         return 0;
     case LWS_CALLBACK_ESTABLISHED:
-        relay_session_open(r, s, wsi);
+        relay_client_open(r, c, wsi);
         return 0;
     case LWS_CALLBACK_RECEIVE:
-        return relay_session_receive(s, in, len, lws_frame_is_binary(wsi),
-                                     lws_is_final_fragment(wsi));
+        return relay_client_receive(c, in, len, lws_frame_is_binary(wsi),
+                                    lws_is_final_fragment(wsi));
     case LWS_CALLBACK_SERVER_WRITEABLE:
-        return relay_session_writable(s);
+        return relay_conn_writable(c);
     case LWS_CALLBACK_TIMER:
-        relay_session_timer(s);
+        relay_client_timer(c);
         return 0;
     case LWS_CALLBACK_CLOSED:
-        relay_session_closed(s);
+        relay_client_closed(c);
         return 0;
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         if (!r)
             return 0;
-        take_inbound(r);
+        relay_inbound_take(r);
         relay_drain_poll(r);
         return 0;
     default:
@@ -164,24 +151,26 @@ static void wake(void *ud)
 int relay_server_start(relay *r, char *err, size_t errlen)
 {
     const relay_config *c = r->cfg;
-    the_relay = r;
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
 
-    static struct lws_protocols protocols[] = {
-        /*
-         * The receive buffer's size is limits.receive_buffer_bytes (set below; larger
-         * messages arrive in fragments and are joined in the session). Sends are not cut
-         * to it: lws caps each send at tx_packet_size, or at the receive buffer's size when
-         * that is 0 (docs/benchmarks.md, "Whole sends, and a receive buffer to choose").
-         */
-        {"meridian.v1", callback_meridian, sizeof(relay_session), 0, 0, NULL, 256 * 1024},
-        {NULL, NULL, 0, 0, 0, NULL, 0}};
+    /*
+     * The receive buffer's size is limits.receive_buffer_bytes (larger messages arrive in
+     * fragments and are joined in relay_client.c). Sends are not cut to it: lws caps each
+     * send at tx_packet_size, or at the receive buffer's size when that is 0
+     * (docs/benchmarks.md, "Whole sends, and a receive buffer to choose").
+     */
+    r->protocols[0] = (struct lws_protocols){"meridian.v1",
+                                             callback_meridian,
+                                             sizeof(relay_conn),
+                                             (size_t)c->limits.receive_buffer_bytes,
+                                             0,
+                                             NULL,
+                                             TX_PACKET_BYTES};
+    r->protocols[1] = (struct lws_protocols){NULL, NULL, 0, 0, 0, NULL, 0};
 
-    protocols[0].rx_buffer_size = (size_t)c->limits.receive_buffer_bytes;
-
-    static char host[256];
+    char *host = r->listen_host;
     int port;
-    mr_parse_hostport(c->listen, host, sizeof host, &port);
+    mr_parse_hostport(c->listen, host, sizeof r->listen_host, &port);
 
     r->retry = (lws_retry_bo_t){
         .secs_since_valid_ping = (uint16_t)c->limits.ping_interval_s,
@@ -192,7 +181,8 @@ int relay_server_start(relay *r, char *err, size_t errlen)
     memset(&info, 0, sizeof info);
     info.port = port;
     info.iface = host[0] && strcmp(host, "0.0.0.0") != 0 ? host : NULL;
-    info.protocols = protocols;
+    info.protocols = r->protocols;
+    info.user = r;
     info.gid = -1;
     info.uid = -1;
     info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 |
@@ -205,25 +195,23 @@ int relay_server_start(relay *r, char *err, size_t errlen)
     if (strchr(host, ':') == NULL)
         info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
     info.retry_and_idle_policy = &r->retry;
-    info.timeout_secs = 10;
+    info.timeout_secs = LWS_TIMEOUT_S;
     /* The relay enforces the message size itself; keep lws's per-connection buffers small. */
-    info.pt_serv_buf_size = 16384;
+    info.pt_serv_buf_size = SERVE_BUFFER_BYTES;
     if (c->workers > 1)
         info.options |= LWS_SERVER_OPTION_ALLOW_LISTEN_SHARE;
 
-    static struct lws_http_mount mount;
     if (c->static_dir) {
-        memset(&mount, 0, sizeof mount);
-        mount.mountpoint = "/";
-        mount.mountpoint_len = 1;
-        mount.origin = c->static_dir;
-        mount.def = "index.html";
-        mount.origin_protocol = LWSMPRO_FILE;
-        info.mounts = &mount;
+        struct lws_http_mount *mount = &r->mount;
+        memset(mount, 0, sizeof *mount);
+        mount->mountpoint = "/";
+        mount->mountpoint_len = 1;
+        mount->origin = c->static_dir;
+        mount->def = "index.html";
+        mount->origin_protocol = LWSMPRO_FILE;
+        info.mounts = mount;
     }
 
-    static char hsts[64];
-    static struct lws_protocol_vhost_options hsts_header;
     if (c->tls_cert) {
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
         info.ssl_cert_filepath = c->tls_cert;
@@ -231,10 +219,11 @@ int relay_server_start(relay *r, char *err, size_t errlen)
         /* TLS 1.3 only: older versions are refused at the handshake. */
         info.ssl_options_set = SSL_OP_NO_SSLv2 | SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 |
                                SSL_OP_NO_TLSv1_1 | SSL_OP_NO_TLSv1_2;
-        snprintf(hsts, sizeof hsts, "max-age=%lld; includeSubDomains", (long long)c->hsts_max_age);
-        hsts_header.name = "strict-transport-security:";
-        hsts_header.value = hsts;
-        info.headers = &hsts_header;
+        snprintf(r->hsts, sizeof r->hsts, "max-age=%lld; includeSubDomains",
+                 (long long)c->hsts_max_age);
+        r->hsts_header.name = "strict-transport-security:";
+        r->hsts_header.value = r->hsts;
+        info.headers = &r->hsts_header;
     }
 
     r->nats = relay_nats_new(c, wake, r);
@@ -264,7 +253,7 @@ void relay_server_run(relay *r)
         if (lws_service(r->lws, 0) < 0)
             break;
         /* A drain ends early once every client has gone. */
-        if (r->drain_started && r->drain_exit && r->session_count == 0)
+        if (r->drain_started && r->drain_exit && r->conn_count == 0)
             break;
     }
 }
@@ -291,5 +280,4 @@ void relay_server_stop(relay *r)
     r->lws = NULL;
     relay_nats_free(r->nats);
     r->nats = NULL;
-    the_relay = NULL;
 }

@@ -1,0 +1,23 @@
+/*
+ * The client side of dispatch: a WebSocket session from open to close, and
+ * every frame a client sends, routed to the feature that handles it.
+ */
+#ifndef RELAY_CLIENT_H
+#define RELAY_CLIENT_H
+
+#include "relay.h"
+#include "relay_conn.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/** A session opened (LWS_CALLBACK_ESTABLISHED): `c` is lws's per-session memory. */
+void relay_client_open(relay *r, relay_conn *c, struct lws *wsi);
+/** The session closed: leave its rooms and release it; lws frees the memory. */
+void relay_client_closed(relay_conn *c);
+/** A received fragment (LWS_CALLBACK_RECEIVE). Returns -1 to close now. */
+int relay_client_receive(relay_conn *c, const void *in, size_t len, bool binary, bool final);
+/** The session timer fired (hello timeout or token expiry). */
+void relay_client_timer(relay_conn *c);
+
+#endif

@@ -1,0 +1,268 @@
+/*
+ * Client connections: identity, lookup by id, and the outbound queue.
+ *
+ * Writes go through a per-connection ring of shared frames (relay_out). A
+ * frame for a room is serialised once and referenced from every member's
+ * ring, so fan-out costs one pointer and one reference per member. The ring
+ * is bounded in bytes: a member that cannot keep up is closed as a slow
+ * consumer (4008) instead of growing memory without bound.
+ *
+ * Closes are requested, not done in place: the close code is recorded and
+ * the connection asks to become writable, so frames queued before the close
+ * (an `error` explaining it, for instance) still reach the client.
+ */
+#include "relay_conn.h"
+#include "mr_alloc.h"
+#include "mr_log.h"
+#include "mr_proto.h"
+#include "relay_frames.h"
+#include "relay_metrics.h"
+
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void relay_random_hex(char *out, size_t bytes)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char raw[32];
+    if (bytes > sizeof raw)
+        bytes = sizeof raw;
+    if (RAND_bytes(raw, (int)bytes) != 1)
+        memset(raw, 0, bytes);
+    for (size_t i = 0; i < bytes; i++) {
+        out[2 * i] = hex[raw[i] >> 4];
+        out[2 * i + 1] = hex[raw[i] & 15];
+    }
+    out[2 * bytes] = '\0';
+}
+
+void relay_conn_attach(relay *r, relay_conn *c, struct lws *wsi)
+{
+    memset(c, 0, sizeof *c);
+    c->r = r;
+    c->wsi = wsi;
+    c->id = ++r->next_conn_id;
+    relay_random_hex(c->sid, RELAY_SID_LEN / 2);
+    if (!wsi || !lws_get_peer_simple(wsi, c->ip, sizeof c->ip))
+        snprintf(c->ip, sizeof c->ip, "unknown");
+    c->next = r->conns;
+    if (r->conns)
+        r->conns->prev = c;
+    r->conns = c;
+    r->conn_count++;
+    size_t il = strlen(c->ip);
+    intptr_t n = (intptr_t)mr_map_get(&r->ip_counts, c->ip, il);
+    mr_map_put(&r->ip_counts, c->ip, il, (void *)(n + 1));
+    mr_map_put(&r->conns_by_id, (const char *)&c->id, sizeof c->id, c);
+    mr_metric_inc(&relay_m.connections);
+    mr_metric_inc(&relay_m.connections_total);
+}
+
+static void drop_queue(relay_conn *c)
+{
+    while (c->qlen) {
+        relay_out_unref(c->q[c->qhead]);
+        c->qhead = (c->qhead + 1) % c->qcap;
+        c->qlen--;
+    }
+    c->qbytes = 0;
+}
+
+void relay_conn_detach(relay_conn *c)
+{
+    relay *r = c->r;
+    drop_queue(c);
+    free(c->q);
+    c->q = NULL;
+    mr_buf_free(&c->rx);
+    free(c->user);
+    c->user = NULL;
+    json_decref(c->rooms_claim);
+    c->rooms_claim = NULL;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        r->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    r->conn_count--;
+    mr_map_del(&r->conns_by_id, (const char *)&c->id, sizeof c->id);
+    size_t il = strlen(c->ip);
+    intptr_t n = (intptr_t)mr_map_get(&r->ip_counts, c->ip, il);
+    if (n <= 1)
+        mr_map_del(&r->ip_counts, c->ip, il);
+    else
+        mr_map_put(&r->ip_counts, c->ip, il, (void *)(n - 1));
+    mr_metric_add(&relay_m.connections, -1);
+    c->r = NULL;
+}
+
+relay_conn *relay_conn_find(relay *r, uint64_t id)
+{
+    return mr_map_get(&r->conns_by_id, (const char *)&id, sizeof id);
+}
+
+relay_member *relay_conn_member(relay_conn *c, const char *room, size_t len)
+{
+    for (relay_member *m = c->memberships; m; m = m->conn_next)
+        if (m->room->name_len == len && memcmp(m->room->name, room, len) == 0)
+            return m;
+    return NULL;
+}
+
+void relay_conn_send(relay_conn *c, relay_out *o)
+{
+    if (c->close_code)
+        return; /* nothing more goes out once a close is requested */
+    if (c->qbytes + o->len > (size_t)c->r->cfg->limits.max_outbound_bytes) {
+        mr_log_info("session %s (%s): slow consumer, %zu bytes queued; closing", c->sid,
+                    c->user ? c->user : "-", c->qbytes);
+        mr_metric_inc(&relay_m.slow_consumer_closes);
+        /* Drop what is queued: the client is told why by the close code alone. */
+        drop_queue(c);
+        relay_conn_close(c, MR_CLOSE_SLOW_CONSUMER, "slow consumer");
+        return;
+    }
+    if (c->qlen == c->qcap) {
+        uint32_t ncap = c->qcap ? c->qcap * 2 : 4;
+        relay_out **nq = mr_malloc(ncap * sizeof *nq);
+        for (uint32_t i = 0; i < c->qlen; i++)
+            nq[i] = c->q[(c->qhead + i) % c->qcap];
+        free(c->q);
+        c->q = nq;
+        c->qhead = 0;
+        c->qcap = ncap;
+    }
+    c->q[(c->qhead + c->qlen) % c->qcap] = relay_out_ref(o);
+    c->qlen++;
+    c->qbytes += o->len;
+    if (c->qlen == 1 && c->wsi)
+        lws_callback_on_writable(c->wsi);
+}
+
+void relay_conn_send_buf(relay_conn *c, const mr_buf *b)
+{
+    relay_out *o = relay_out_new(b->data, b->len);
+    relay_conn_send(c, o);
+    relay_out_unref(o);
+}
+
+void relay_conn_close(relay_conn *c, int code, const char *reason)
+{
+    if (c->close_code)
+        return;
+    c->close_code = code;
+    c->close_reason = reason;
+    if (!c->wsi)
+        return;
+    /*
+     * The close frame goes out after what is queued and after any part of a frame the
+     * kernel has not taken yet; a client that stops reading gets this long, then it is
+     * disconnected without one.
+     */
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, RELAY_CLOSE_FLUSH_S);
+    lws_callback_on_writable(c->wsi);
+}
+
+void relay_conn_error(relay_conn *c, json_t *id, mr_error_code code, const char *message)
+{
+    mr_buf b = MR_BUF_INIT;
+    relay_frame_error(&b, id, code, message);
+    relay_conn_send_buf(c, &b);
+    mr_buf_free(&b);
+    mr_metric_inc(&relay_m.errors[code]);
+    if (!mr_proto_error_retryable(code) && code != MR_ERR_AUTH_FAILED &&
+        ++c->bad_frames > (uint32_t)c->r->cfg->limits.max_bad_frames)
+        relay_conn_close(c, MR_CLOSE_PROTOCOL, "too many invalid frames");
+}
+
+/* Take the head frame off the queue, counting it as written. */
+static relay_out *dequeue(relay_conn *c)
+{
+    relay_out *o = c->q[c->qhead];
+    c->qhead = (c->qhead + 1) % c->qcap;
+    c->qlen--;
+    c->qbytes -= o->len;
+    mr_metric_inc(&relay_m.frames_out);
+    mr_metric_add(&relay_m.bytes_out, o->len);
+    return o;
+}
+
+/*
+ * Write several queued frames with one send. On loopback and on busy relays
+ * the cost of a delivery is mostly the syscall, so a member with a backlog
+ * gets up to RELAY_WRITE_BATCH_BYTES of frames per send. Server frames are
+ * not masked, so the WebSocket headers are simply written in front of each
+ * payload here and the batch goes out raw.
+ */
+size_t relay_conn_take_batch(relay_conn *c, mr_buf *wb)
+{
+    uint32_t k = 0;
+    size_t total = 0;
+    while (k < c->qlen && total < RELAY_WRITE_BATCH_BYTES) {
+        total += relay_conn_queued(c, k)->len + RELAY_WS_HEADER_MAX;
+        k++;
+    }
+    mr_buf_reset(wb);
+    mr_buf_reserve(wb, LWS_PRE + total);
+    unsigned char *start = (unsigned char *)wb->data + LWS_PRE, *p = start;
+    for (uint32_t i = 0; i < k; i++) {
+        relay_out *o = dequeue(c);
+        *p++ = 0x81; /* FIN, text */
+        if (o->len < 126) {
+            *p++ = (unsigned char)o->len;
+        } else if (o->len < 65536) {
+            *p++ = 126;
+            *p++ = (unsigned char)(o->len >> 8);
+            *p++ = (unsigned char)o->len;
+        } else {
+            *p++ = 127;
+            for (int b = 7; b >= 0; b--)
+                *p++ = (unsigned char)((uint64_t)o->len >> (8 * b));
+        }
+        memcpy(p, relay_out_payload(o), o->len);
+        p += o->len;
+        relay_out_unref(o);
+    }
+    return (size_t)(p - start);
+}
+
+int relay_conn_writable(relay_conn *c)
+{
+    /*
+     * Write while the kernel takes it; lws keeps a partial write itself and
+     * we stop there until the next writable callback. The first write needs
+     * no check: the callback means poll() found the socket writable, and
+     * lws_send_pipe_choked() is a poll() of its own, one extra syscall per
+     * delivery when a member has one frame queued (the common case).
+     */
+    for (bool first = true;
+         c->qlen && !lws_partial_buffered(c->wsi) && (first || !lws_send_pipe_choked(c->wsi));
+         first = false) {
+        int n;
+        if (c->qlen > 1) {
+            mr_buf *wb = &c->r->write_batch;
+            size_t len = relay_conn_take_batch(c, wb);
+            n = lws_write(c->wsi, (unsigned char *)wb->data + LWS_PRE, len, LWS_WRITE_RAW);
+        } else {
+            relay_out *o = dequeue(c);
+            n = lws_write(c->wsi, relay_out_payload(o), o->len, LWS_WRITE_TEXT);
+            relay_out_unref(o);
+        }
+        if (n < 0)
+            return -1;
+    }
+    /* The close frame must not overtake the rest of a frame the kernel did not take. */
+    if (c->qlen || (c->close_code && lws_partial_buffered(c->wsi))) {
+        lws_callback_on_writable(c->wsi);
+        return 0;
+    }
+    if (c->close_code) {
+        lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
+                         (unsigned char *)c->close_reason, strlen(c->close_reason));
+        return -1;
+    }
+    return 0;
+}
