@@ -31,7 +31,15 @@ void *mr_map_put(mr_map *m, const char *key, size_t klen, void *value);
 /** Remove; returns the removed value or NULL. */
 void *mr_map_del(mr_map *m, const char *key, size_t klen);
 
-/** Iterate: `for (mr_map_entry *e = mr_map_first(m, &i); e; e = mr_map_next(m, &i, e))`. */
+/**
+ * Iterate: `for (mr_map_entry *e = mr_map_first(m, &i); e; e = mr_map_next(m, &i, e))`.
+ *
+ * Deleting while iterating is allowed in one form: take the next entry
+ * first, then delete the current one (mr_map_del frees only that entry and
+ * never moves the others; the map does not shrink), and continue from the
+ * next. Every entry not deleted is still visited exactly once. Inserting
+ * while iterating is not allowed: it may grow the map and rehash it.
+ */
 mr_map_entry *mr_map_first(const mr_map *m, size_t *bucket);
 mr_map_entry *mr_map_next(const mr_map *m, size_t *bucket, mr_map_entry *e);
 
