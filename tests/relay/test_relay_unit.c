@@ -1,4 +1,8 @@
-/* Relay units: configuration errors, the room table and the dedup ring. */
+/*
+ * Relay units: configuration errors and the room table here; the connection
+ * queue, delivery and resume, repair and presence in their own files, against
+ * a relay without sockets or NATS (relay_fixture.h).
+ */
 #include "mr_test.h"
 #include "relay_config.h"
 #include "relay_room.h"
@@ -101,39 +105,10 @@ START_TEST(rooms_membership)
 }
 END_TEST
 
-static void id_for(int i, char out[33])
-{
-    snprintf(out, 33, "%032x", i * 2654435761u);
-}
-
-START_TEST(dedup_window)
-{
-    relay_dedup d = {0};
-    char id[33];
-    const uint32_t cap = 64;
-    for (int i = 0; i < 64; i++) {
-        id_for(i, id);
-        ck_assert(!relay_dedup_seen(&d, cap, id));
-    }
-    for (int i = 0; i < 64; i++) {
-        id_for(i, id);
-        ck_assert_msg(relay_dedup_seen(&d, cap, id), "id %d forgotten", i);
-    }
-    /* Push 1000 more: old ids are evicted, recent ones still remembered. */
-    for (int i = 64; i < 1064; i++) {
-        id_for(i, id);
-        ck_assert(!relay_dedup_seen(&d, cap, id));
-    }
-    for (int i = 1000; i < 1064; i++) {
-        id_for(i, id);
-        ck_assert_msg(relay_dedup_seen(&d, cap, id), "recent id %d forgotten", i);
-    }
-    id_for(3, id);
-    ck_assert(!relay_dedup_seen(&d, cap, id));
-    free(d.ids);
-    free(d.index);
-}
-END_TEST
+Suite *relay_conn_suite(void);
+Suite *relay_deliver_suite(void);
+Suite *relay_repair_suite(void);
+Suite *relay_presence_suite(void);
 
 int main(void)
 {
@@ -142,7 +117,14 @@ int main(void)
     tcase_add_test(tc, config_ok);
     tcase_add_test(tc, config_errors);
     tcase_add_test(tc, rooms_membership);
-    tcase_add_test(tc, dedup_window);
     suite_add_tcase(s, tc);
-    return mr_test_run(s);
+    SRunner *sr = srunner_create(s);
+    srunner_add_suite(sr, relay_conn_suite());
+    srunner_add_suite(sr, relay_deliver_suite());
+    srunner_add_suite(sr, relay_repair_suite());
+    srunner_add_suite(sr, relay_presence_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -1,0 +1,135 @@
+/* The relay_nats API without a connection: see fake_nats.h. */
+#include "fake_nats.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <string.h>
+
+fake_nats_log fake_nats = {.connected = true};
+
+struct relay_nats {
+    int unused;
+};
+static relay_nats the_fake;
+
+void fake_nats_reset(void)
+{
+    memset(&fake_nats, 0, sizeof fake_nats);
+    fake_nats.connected = true;
+}
+
+const fake_nats_call *fake_nats_last_request(void)
+{
+    ck_assert_int_gt(fake_nats.requests, 0);
+    return &fake_nats.request[fake_nats.requests - 1];
+}
+
+static void record(fake_nats_call *log, int *n, const char *subject, const char *reply,
+                   const char *data, size_t len)
+{
+    ck_assert_int_lt(*n, FAKE_NATS_MAX);
+    fake_nats_call *c = &log[(*n)++];
+    snprintf(c->subject, sizeof c->subject, "%s", subject);
+    snprintf(c->reply, sizeof c->reply, "%s", reply ? reply : "");
+    snprintf(c->body, sizeof c->body, "%.*s", (int)len, data);
+}
+
+relay_nats *relay_nats_new(const relay_config *cfg, relay_nats_wake_cb wake, void *ud)
+{
+    (void)cfg, (void)wake, (void)ud;
+    return &the_fake;
+}
+
+int relay_nats_connect(relay_nats *n, char *err, size_t errlen)
+{
+    (void)n, (void)err, (void)errlen;
+    return 0;
+}
+
+bool relay_nats_connected(relay_nats *n)
+{
+    (void)n;
+    return fake_nats.connected;
+}
+
+int relay_nats_subscribe(relay_nats *n, const char *room, natsSubscription **msgs,
+                         natsSubscription **commits, natsSubscription **presence)
+{
+    (void)n, (void)room;
+    *msgs = *commits = *presence = NULL;
+    return fake_nats.connected ? 0 : -1;
+}
+
+void relay_nats_unsubscribe(natsSubscription *sub)
+{
+    (void)sub;
+}
+
+int relay_nats_publish(relay_nats *n, const char *subject, const char *msg_id, const char *data,
+                       size_t len)
+{
+    (void)n;
+    if (!fake_nats.connected)
+        return -1;
+    record(fake_nats.publish, &fake_nats.publishes, subject, msg_id, data, len);
+    return 0;
+}
+
+bool relay_nats_stream_ready(relay_nats *n)
+{
+    (void)n;
+    return true;
+}
+
+int relay_nats_js_publish(relay_nats *n, natsMsg **msg)
+{
+    (void)n, (void)msg;
+    return -1; /* JetStream publishes are not faked: the caller answers `unavailable` */
+}
+
+const char *relay_nats_inbox_prefix(relay_nats *n)
+{
+    (void)n;
+    return "_INBOX.fake.";
+}
+
+int relay_nats_request(relay_nats *n, const char *subject, const char *token, const char *data,
+                       size_t len)
+{
+    (void)n;
+    if (!fake_nats.connected)
+        return -1;
+    record(fake_nats.request, &fake_nats.requests, subject, token, data, len);
+    return 0;
+}
+
+int relay_nats_publish_raw(relay_nats *n, const char *subject, const char *reply, const char *data,
+                           size_t len)
+{
+    (void)n;
+    if (!fake_nats.connected)
+        return -1;
+    record(fake_nats.publish, &fake_nats.publishes, subject, reply, data, len);
+    return 0;
+}
+
+relay_inbound *relay_nats_take(relay_nats *n)
+{
+    (void)n;
+    return NULL;
+}
+
+void relay_nats_flush(relay_nats *n)
+{
+    (void)n;
+}
+
+void relay_nats_close(relay_nats *n)
+{
+    (void)n;
+}
+
+void relay_nats_free(relay_nats *n)
+{
+    (void)n;
+}

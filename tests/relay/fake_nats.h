@@ -1,0 +1,36 @@
+/*
+ * A stand-in for relay/relay_nats.c in unit tests: the relay's modules link
+ * against it instead of libnats's connection (the test executable lists
+ * fake_nats.c before librelay_core.a, so the real relay_nats.o is never
+ * pulled in). It records requests and publishes for the test to read.
+ */
+#ifndef FAKE_NATS_H
+#define FAKE_NATS_H
+
+#include "relay_nats.h"
+
+#include <stdbool.h>
+
+#define FAKE_NATS_MAX 64
+
+typedef struct fake_nats_call {
+    char subject[256];
+    char reply[256]; /* requests: the inbox token; raw publishes: the reply subject or "" */
+    char body[2048];
+} fake_nats_call;
+
+typedef struct fake_nats_log {
+    bool connected; /* what relay_nats_connected answers (default true) */
+    int requests, publishes;
+    fake_nats_call request[FAKE_NATS_MAX]; /* relay_nats_request */
+    fake_nats_call publish[FAKE_NATS_MAX]; /* relay_nats_publish and relay_nats_publish_raw */
+} fake_nats_log;
+
+extern fake_nats_log fake_nats;
+
+/** Forget what was recorded; connected again. */
+void fake_nats_reset(void);
+/** The last request recorded (ck-asserts that there is one). */
+const fake_nats_call *fake_nats_last_request(void);
+
+#endif

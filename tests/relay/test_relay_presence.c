@@ -1,0 +1,209 @@
+/* Presence totals across relays: remote sessions, events on transitions, expiry by bye. */
+#include "mr_jwt.h"
+#include "relay_fixture.h"
+#include "relay_presence.h"
+
+#include <check.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static relay_fixture fx;
+static relay_conn *alice, *bob;
+static relay_room *room;
+
+#define N1 "eu/relay-2/aaaaaaaaaaaa"
+#define N2 "us/relay-1/bbbbbbbbbbbb"
+
+static void setup(void)
+{
+    fx_init(&fx);
+    alice = fx_conn(&fx, "alice");
+    bob = fx_conn(&fx, "bob");
+    room = fx_join(&fx, alice, "r", NULL)->room;
+    relay_presence_local(&fx.r, room, "alice", +1, alice);
+    fx_join(&fx, bob, "r", NULL);
+    relay_presence_local(&fx.r, room, "bob", +1, bob);
+}
+
+static void teardown(void)
+{
+    fx_free(&fx);
+}
+
+static void on_presence(const char *rest, const char *reply, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void on_presence(const char *rest, const char *reply, const char *fmt, ...)
+{
+    char body[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(body, sizeof body, fmt, ap);
+    va_end(ap);
+    relay_presence_on_message(&fx.r, rest, reply, body, (size_t)n);
+}
+
+static void set(const char *node, const char *user, int sessions)
+{
+    on_presence("r", NULL, "{\"op\":\"set\",\"node\":\"%s\",\"user\":\"%s\",\"sessions\":%d}", node,
+                user, sessions);
+}
+
+/* Each of alice and bob got exactly this event (event NULL: no frame at all). */
+static void expect_event(const char *event, const char *user, int sessions)
+{
+    relay_conn *cs[] = {alice, bob};
+    for (int k = 0; k < 2; k++) {
+        size_t n;
+        char **f = fx_take(cs[k], &n);
+        if (!event) {
+            ck_assert_msg(n == 0, "%s got %s", cs[k]->user, n ? f[0] : "");
+            fx_frames_free(f);
+            continue;
+        }
+        ck_assert_msg(n == 1, "%s got %zu frames, expected %s %s", cs[k]->user, n, event, user);
+        json_t *j = fx_json(f, 0);
+        ck_assert_str_eq(json_string_value(json_object_get(j, "type")), "presence");
+        ck_assert_str_eq(json_string_value(json_object_get(j, "room")), "r");
+        ck_assert_str_eq(json_string_value(json_object_get(j, "event")), event);
+        ck_assert_str_eq(json_string_value(json_object_get(j, "user")), user);
+        ck_assert_int_eq(json_integer_value(json_object_get(j, "sessions")), sessions);
+        json_decref(j);
+        fx_frames_free(f);
+    }
+}
+
+/* The room's members across relays equal `want` ("alice=2,bob=1"). */
+static void expect_members(const char *want)
+{
+    mr_buf b = MR_BUF_INIT;
+    relay_presence_members(&fx.r, room, &b);
+    mr_buf_putc(&b, '\0');
+    json_t *list = json_loads(b.data, 0, NULL);
+    ck_assert_msg(json_is_array(list), "members: %s", b.data);
+    char got[512] = "";
+    /* Sorted by user so that the map's order does not matter. */
+    const char *users[16];
+    long sessions[16];
+    size_t n = json_array_size(list);
+    ck_assert_uint_le(n, 16);
+    for (size_t i = 0; i < n; i++) {
+        users[i] = json_string_value(json_object_get(json_array_get(list, i), "user"));
+        sessions[i] =
+            (long)json_integer_value(json_object_get(json_array_get(list, i), "sessions"));
+    }
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n; j++)
+            if (strcmp(users[j], users[i]) < 0) {
+                const char *u = users[i];
+                users[i] = users[j];
+                users[j] = u;
+                long s = sessions[i];
+                sessions[i] = sessions[j];
+                sessions[j] = s;
+            }
+    for (size_t i = 0; i < n; i++)
+        snprintf(got + strlen(got), sizeof got - strlen(got), "%s%s=%ld", i ? "," : "", users[i],
+                 sessions[i]);
+    ck_assert_str_eq(got, want);
+    json_decref(list);
+    mr_buf_free(&b);
+}
+
+START_TEST(presence_totals)
+{
+    /* Joining here: bob's arrival reached alice; the relay announced both. */
+    size_t n;
+    char **f = fx_take(alice, &n);
+    ck_assert_uint_eq(n, 1);
+    fx_frames_free(f);
+    f = fx_take(bob, &n);
+    fx_frames_free(f);
+    ck_assert_int_eq(fake_nats.publishes, 2);
+    ck_assert_str_eq(fake_nats.publish[1].subject, "meridian.presence.r");
+    ck_assert_ptr_nonnull(strstr(fake_nats.publish[1].body, "\"user\":\"bob\",\"sessions\":1"));
+    expect_members("alice=1,bob=1");
+
+    set(N1, "carol", 2);
+    expect_event("join", "carol", 2);
+    set(N1, "alice", 3);
+    expect_event("update", "alice", 4);
+    set(N2, "carol", 1);
+    expect_event("update", "carol", 3);
+    expect_members("alice=4,bob=1,carol=3");
+    /* The same report again changes nothing. */
+    set(N2, "carol", 1);
+    expect_event(NULL, NULL, 0);
+
+    /* N1 leaves: its sessions go from every total at once. */
+    on_presence(RELAY_PRESENCE_HB_TOKEN, NULL, "{\"op\":\"bye\",\"node\":\"" N1 "\"}");
+    f = fx_take(alice, &n);
+    ck_assert_uint_eq(n, 2); /* carol 3 -> 1 and alice 4 -> 1, in the map's order */
+    fx_frames_free(f);
+    f = fx_take(bob, &n);
+    ck_assert_uint_eq(n, 2);
+    fx_frames_free(f);
+    expect_members("alice=1,bob=1,carol=1");
+
+    set(N2, "carol", 0);
+    expect_event("leave", "carol", 0);
+    expect_members("alice=1,bob=1");
+
+    /* A snapshot from a third relay. */
+    const char snap[] = "{\"node\":\"ap/relay-1/cccccccccccc\",\"users\":{\"dave\":2,\"x\":\"y\"}}";
+    relay_presence_snapshot_reply(&fx.r, "r", snap, sizeof snap - 1);
+    expect_event("join", "dave", 2);
+    expect_members("alice=1,bob=1,dave=2");
+}
+END_TEST
+
+START_TEST(presence_bad_input)
+{
+    fx_discard(alice);
+    fx_discard(bob);
+    /* This relay's own reports, users past MR_JWT_SUB_MAX, junk: no change, no event. */
+    set(fx.r.instance, "mallory", 1);
+    char long_user[MR_JWT_SUB_MAX + 2];
+    memset(long_user, 'u', sizeof long_user - 1);
+    long_user[sizeof long_user - 1] = '\0';
+    set(N1, long_user, 1);
+    on_presence("r", NULL, "not json");
+    on_presence("r", NULL, "{\"node\":\"" N1 "\",\"user\":7,\"sessions\":1}");
+    on_presence("gone", NULL, "{\"node\":\"" N1 "\",\"user\":\"z\",\"sessions\":1}");
+    relay_presence_snapshot_reply(&fx.r, "r", "[]", 2);
+    expect_event(NULL, NULL, 0);
+    expect_members("alice=1,bob=1");
+    /* A user of exactly MR_JWT_SUB_MAX bytes is accepted, like the token's sub. */
+    long_user[MR_JWT_SUB_MAX] = '\0';
+    set(N1, long_user, 1);
+    expect_event("join", long_user, 1);
+}
+END_TEST
+
+START_TEST(presence_answers_snapshot_queries)
+{
+    int before = fake_nats.publishes;
+    on_presence("r", "_INBOX.other.p.r", "{}");
+    ck_assert_int_eq(fake_nats.publishes, before + 1);
+    const fake_nats_call *c = &fake_nats.publish[before];
+    ck_assert_str_eq(c->subject, "_INBOX.other.p.r");
+    json_t *j = json_loads(c->body, 0, NULL);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "node")), fx.r.instance);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j, "users"), "alice")), 1);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j, "users"), "bob")), 1);
+    json_decref(j);
+}
+END_TEST
+
+Suite *relay_presence_suite(void)
+{
+    Suite *s = suite_create("relay_presence");
+    TCase *tc = tcase_create("presence");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, presence_totals);
+    tcase_add_test(tc, presence_bad_input);
+    tcase_add_test(tc, presence_answers_snapshot_queries);
+    suite_add_tcase(s, tc);
+    return s;
+}
