@@ -97,6 +97,12 @@ void relay_frame_left(mr_buf *b, json_t *id, const char *room)
     mr_proto_left(b, id, room);
 }
 
+void relay_frame_ack(mr_buf *b, json_t *id, const char *room, const char *msg_id, const char *mid,
+                     size_t mid_len)
+{
+    mr_proto_ack(b, id, room, msg_id, mid, mid_len);
+}
+
 void relay_frame_message(mr_buf *b, const mr_envelope *env)
 {
     mr_proto_message(b, env);
@@ -107,12 +113,6 @@ void relay_frame_stored_message(mr_buf *b, json_t *message)
     char *text = json_dumps(message, JSON_COMPACT);
     mr_buf_puts(b, text);
     free(text);
-}
-
-void relay_frame_ack(mr_buf *b, json_t *id, const char *room, const char *msg_id, const char *mid,
-                     size_t mid_len)
-{
-    mr_proto_ack(b, id, room, msg_id, mid, mid_len);
 }
 
 void relay_frame_commit(mr_buf *b, const char *room, size_t room_len, const char *msg_id,

@@ -36,13 +36,13 @@ void relay_frame_joined_resume(mr_buf *b, json_t *id, const char *room,
                                const relay_resume_result *res);
 /** `left`. */
 void relay_frame_left(mr_buf *b, json_t *id, const char *room);
+/** `ack` of a publish. */
+void relay_frame_ack(mr_buf *b, json_t *id, const char *room, const char *msg_id, const char *mid,
+                     size_t mid_len);
 /** `message`, as built by the publisher's relay (also its NATS payload). */
 void relay_frame_message(mr_buf *b, const mr_envelope *env);
 /** `message` with its seq, as the control plane stored it (history, commits). */
 void relay_frame_stored_message(mr_buf *b, json_t *message);
-/** `ack` of a publish. */
-void relay_frame_ack(mr_buf *b, json_t *id, const char *room, const char *msg_id, const char *mid,
-                     size_t mid_len);
 /** `commit`: the seq of a message already delivered. */
 void relay_frame_commit(mr_buf *b, const char *room, size_t room_len, const char *msg_id,
                         int64_t seq);
