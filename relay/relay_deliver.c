@@ -24,6 +24,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A frame held back from a member while its history is being fetched. */
+typedef struct relay_held {
+    struct relay_held *next;
+    relay_out *out;
+    char msg_id[MR_MSG_ID_LEN + 1];
+} relay_held;
+
+/* A membership ends: drop what it still held. */
+static void member_free(relay_member *m)
+{
+    while (m->held) {
+        relay_held *h = m->held;
+        m->held = h->next;
+        relay_out_unref(h->out);
+        free(h);
+    }
+    m->held_tail = NULL;
+}
+
+void relay_deliver_init(relay *r)
+{
+    relay_rooms_add_state(&r->rooms, NULL, member_free);
+}
+
 void relay_deliver_to(relay_member *m, relay_out *o, const char *msg_id)
 {
     if (!m->recovering) {

@@ -15,6 +15,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/** Register delivery's per-member state with the rooms (once, after relay_rooms_init). */
+void relay_deliver_init(relay *r);
 /**
  * Deliver a `message` frame (`frame`, `len` bytes) with id `msg_id` to the
  * room's members, unless the id is among the room's recent ones. Returns true

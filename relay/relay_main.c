@@ -12,6 +12,7 @@
 #include "mr_metrics.h"
 #include "relay.h"
 #include "relay_config.h"
+#include "relay_deliver.h"
 #include "relay_drain.h"
 #include "relay_metrics.h"
 #include "relay_presence.h"
@@ -205,6 +206,7 @@ int main(int argc, char **argv)
                             .audience = cfg.audience,
                             .leeway_s = cfg.leeway_s};
     relay_metrics_register();
+    relay_deliver_init(&r);
     relay_presence_init(&r);
     relay_repair_init(&r);
     relay_drain_init(&r);

@@ -88,7 +88,7 @@ void relay_presence_init(relay *r)
     snprintf(r->instance, sizeof r->instance, "%s/%s/%02x%02x%02x%02x%02x%02x", r->cfg->region,
              r->cfg->node_id, rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]);
     mr_map_init(&r->presence_nodes);
-    r->presence_slot = relay_rooms_add_state(&r->rooms, presence_room_free);
+    r->presence_slot = relay_rooms_add_state(&r->rooms, presence_room_free, NULL);
 }
 
 static void free_node(void *p)

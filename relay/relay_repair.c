@@ -66,7 +66,7 @@ static void repair_room_free(void *p)
 
 void relay_repair_init(relay *r)
 {
-    r->repair_slot = relay_rooms_add_state(&r->rooms, repair_room_free);
+    r->repair_slot = relay_rooms_add_state(&r->rooms, repair_room_free, NULL);
 }
 
 static repair_room *state_of(relay *r, relay_room *room)

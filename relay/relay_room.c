@@ -9,7 +9,6 @@
 #include "relay_room.h"
 #include "mr_alloc.h"
 #include "mr_log.h"
-#include "relay_out.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -29,20 +28,22 @@ void relay_rooms_init(relay_rooms *rs, uint32_t dedup_window)
     rs->dedup_window = w;
 }
 
-int relay_rooms_add_state(relay_rooms *rs, relay_room_state_free_cb free_cb)
+int relay_rooms_add_state(relay_rooms *rs, relay_room_state_free_cb room_free,
+                          relay_member_state_free_cb member_free)
 {
     if (rs->slots == RELAY_ROOM_SLOTS) {
-        mr_log_error("rooms: more than %d features keep per-room state", RELAY_ROOM_SLOTS);
+        mr_log_error("rooms: more than %d modules keep per-room state", RELAY_ROOM_SLOTS);
         abort();
     }
-    rs->state_free[rs->slots] = free_cb;
+    rs->state_free[rs->slots] = room_free;
+    rs->member_free[rs->slots] = member_free;
     return rs->slots++;
 }
 
 static void room_free(relay_rooms *rs, relay_room *r)
 {
     for (int i = 0; i < rs->slots; i++)
-        if (r->state[i])
+        if (r->state[i] && rs->state_free[i])
             rs->state_free[i](r->state[i]);
     mr_map_free(&r->users, NULL);
     relay_dedup_free(&r->dedup);
@@ -115,12 +116,9 @@ bool relay_room_leave(relay_rooms *rs, relay_member *m, const char *user, bool *
         mr_map_put(&r->users, user, ul, (void *)(n - 1));
         *last_of_user = false;
     }
-    while (m->held) {
-        relay_held *h = m->held;
-        m->held = h->next;
-        relay_out_unref(h->out);
-        free(h);
-    }
+    for (int i = 0; i < rs->slots; i++)
+        if (rs->member_free[i])
+            rs->member_free[i](m);
     free(m);
     return r->member_count == 0;
 }

@@ -4,8 +4,9 @@
  * it has at least one member; the NATS subscription follows its lifetime.
  *
  * Features keep per-room state of their own (presence's view of the other
- * relays, repair's seqs) in a slot they register once; the room frees that
- * state with the feature's callback when it goes, without knowing what it is.
+ * relays, repair's seqs) in a slot they register once, and delivery keeps
+ * per-member state (frames held for a resuming member); the room frees both
+ * with the callbacks registered with them, without knowing what they are.
  */
 #ifndef RELAY_ROOM_H
 #define RELAY_ROOM_H
@@ -21,15 +22,10 @@
 
 struct relay_conn;
 
-/* Slots for features' per-room state (presence and repair use one each). */
+/* Registrations of per-room or per-member state (presence, repair and delivery use one each). */
 #define RELAY_ROOM_SLOTS 4
 
-/* A frame held back from a member while its history is being fetched. */
-typedef struct relay_held {
-    struct relay_held *next;
-    struct relay_out *out;
-    char msg_id[MR_MSG_ID_LEN + 1];
-} relay_held;
+struct relay_held; /* frames held for a resuming member (relay_deliver.c) */
 
 typedef struct relay_member {
     struct relay_room *room;
@@ -38,9 +34,9 @@ typedef struct relay_member {
     struct relay_member *conn_next;             /* link in the connection's membership list */
     bool recovering;                            /* live frames are held until history is sent */
     bool presence_events;                       /* the member wants join/leave/update events */
-    int64_t history_through;      /* a resume sent history up to this seq: later commits for it are
-                                     repeats (a new room instance has no dedup state for them) */
-    relay_held *held, *held_tail; /* owned: freed with the membership */
+    int64_t history_through; /* a resume sent history up to this seq: later commits for it are
+                                repeats (a new room instance has no dedup state for them) */
+    struct relay_held *held, *held_tail; /* delivery's; freed through its member callback */
 } relay_member;
 
 typedef struct relay_room {
@@ -59,22 +55,27 @@ typedef struct relay_room {
 
 /** Frees a feature's per-room state (the room is being destroyed). */
 typedef void (*relay_room_state_free_cb)(void *state);
+/** Frees a module's per-member state (the membership is ending). */
+typedef void (*relay_member_state_free_cb)(relay_member *m);
 
 typedef struct relay_rooms {
     mr_map by_name;
     uint32_t dedup_window;
     relay_room_state_free_cb state_free[RELAY_ROOM_SLOTS];
+    relay_member_state_free_cb member_free[RELAY_ROOM_SLOTS];
     int slots;
 } relay_rooms;
 
 void relay_rooms_init(relay_rooms *rs, uint32_t dedup_window);
 void relay_rooms_free(relay_rooms *rs);
 /**
- * Register a feature's per-room state: returns the slot to use with
- * relay_room.state[]; the room calls `free_cb` on a non-NULL state when it is
- * destroyed. Call before any room exists; aborts when the slots run out.
+ * Register a module's state: returns the slot to use with relay_room.state[].
+ * The room calls `room_free` (may be NULL) on a non-NULL state when it is
+ * destroyed, and `member_free` (may be NULL) on every membership that ends.
+ * Call before any room exists; aborts when the slots run out.
  */
-int relay_rooms_add_state(relay_rooms *rs, relay_room_state_free_cb free_cb);
+int relay_rooms_add_state(relay_rooms *rs, relay_room_state_free_cb room_free,
+                          relay_member_state_free_cb member_free);
 relay_room *relay_room_find(relay_rooms *rs, const char *name, size_t len);
 
 /**
@@ -86,7 +87,7 @@ relay_room *relay_room_find(relay_rooms *rs, const char *name, size_t len);
 relay_member *relay_room_join(relay_rooms *rs, const char *name, size_t len, struct relay_conn *c,
                               const char *user, bool *created, bool *first_of_user);
 /**
- * Remove a membership and free it (frames it still held included). Sets
+ * Remove a membership and free it (with every module's state in it). Sets
  * *last_of_user when the user has no other session in the room. Returns true
  * when the room became empty; the caller then unsubscribes and calls
  * relay_room_destroy.

@@ -1,6 +1,7 @@
 /* See relay_fixture.h. */
 #include "relay_fixture.h"
 #include "mr_alloc.h"
+#include "relay_deliver.h"
 #include "relay_drain.h"
 #include "relay_presence.h"
 #include "relay_publish.h"
@@ -24,6 +25,7 @@ void fx_init(relay_fixture *fx)
     mr_map_init(&r->conns_by_id);
     mr_map_init(&r->pending_pubs);
     mr_map_init(&r->resumes);
+    relay_deliver_init(r);
     relay_presence_init(r);
     relay_repair_init(r);
     relay_drain_init(r);
