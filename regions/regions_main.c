@@ -37,7 +37,8 @@ static void usage(FILE *f)
           "  meridian-regions check FILE\n"
           "      validate FILE; prints a one-line summary, exit 1 with FILE: FIELD: PROBLEM\n"
           "  meridian-regions nats-conf FILE --region R --store-dir DIR [--server NAME]\n"
-          "      [--tls-cert PEM --tls-key PEM --tls-ca PEM [--client-tls [--client-verify]]]\n"
+          "      [--tls-cert PEM --tls-key PEM --tls-ca PEM\n"
+          "       [--client-tls [--client-verify [--client-ca PEM]]]]\n"
           "      [--nkeys-dir DIR] [--user U (--password P | --password-file F)]\n"
           "      [--token T | --token-file F] [--listen ADDR] [--out PATH]\n"
           "      nats-server config for one server of region R (--server when it has several)\n"
@@ -163,6 +164,7 @@ enum {
     OPT_CA,
     OPT_CLIENT_TLS,
     OPT_CLIENT_VERIFY,
+    OPT_CLIENT_CA,
     OPT_NKEYS_DIR,
     OPT_DIR,
     OPT_USER,
@@ -185,6 +187,7 @@ static const struct option long_opts[] = {
     {"tls-ca", required_argument, NULL, OPT_CA},
     {"client-tls", no_argument, NULL, OPT_CLIENT_TLS},
     {"client-verify", no_argument, NULL, OPT_CLIENT_VERIFY},
+    {"client-ca", required_argument, NULL, OPT_CLIENT_CA},
     {"nkeys-dir", required_argument, NULL, OPT_NKEYS_DIR},
     {"dir", required_argument, NULL, OPT_DIR},
     {"user", required_argument, NULL, OPT_USER},
@@ -235,6 +238,9 @@ static int parse_opts(int argc, char **argv, args *a)
             break;
         case OPT_CLIENT_VERIFY:
             a->nats.client_verify = true;
+            break;
+        case OPT_CLIENT_CA:
+            a->nats.client_ca = optarg;
             break;
         case OPT_NKEYS_DIR:
             a->nkeys_dir = optarg;

@@ -75,14 +75,15 @@ static void put_advertise(mr_buf *b, const char *indent, const char *key,
     mr_buf_printf(b, strchr(host, ':') ? "\"[%s]:%d\"\n" : "\"%s:%d\"\n", host, port);
 }
 
-static void put_tls(mr_buf *b, const char *indent, const regions_nats_opts *o, bool verify)
+static void put_tls(mr_buf *b, const char *indent, const regions_nats_opts *o, bool verify,
+                    const char *ca)
 {
     mr_buf_printf(b, "%stls {\n%s  cert_file: ", indent, indent);
     put_str(b, o->tls_cert);
     mr_buf_printf(b, "\n%s  key_file: ", indent);
     put_str(b, o->tls_key);
     mr_buf_printf(b, "\n%s  ca_file: ", indent);
-    put_str(b, o->tls_ca);
+    put_str(b, ca);
     /*
      * The default handshake timeout (0.5 s) is tight for a loaded machine
      * and for gateways that cross continents.
@@ -132,6 +133,10 @@ int regions_render_nats(const mr_regions *r, const regions_nats_opts *o, mr_buf 
         snprintf(err, errlen, "--client-verify needs --client-tls");
         return -1;
     }
+    if (o->client_ca && !o->client_verify) {
+        snprintf(err, errlen, "--client-ca needs --client-verify");
+        return -1;
+    }
     if (!o->store_dir || !*o->store_dir) {
         snprintf(err, errlen, "--store-dir is required");
         return -1;
@@ -169,7 +174,7 @@ int regions_render_nats(const mr_regions *r, const regions_nats_opts *o, mr_buf 
         mr_buf_puts(out, "\n}\n");
     }
     if (o->client_tls)
-        put_tls(out, "", o, o->client_verify);
+        put_tls(out, "", o, o->client_verify, o->client_ca ? o->client_ca : o->tls_ca);
 
     mr_buf_puts(out, "\ncluster {\n  name: ");
     put_str(out, g->name);
@@ -178,7 +183,7 @@ int regions_render_nats(const mr_regions *r, const regions_nats_opts *o, mr_buf 
     put_advertise(out, "  ", "advertise", o, s->host, s->cluster_port);
     put_server_auth(out, "  ", o);
     if (ntls)
-        put_tls(out, "  ", o, false); /* verify is always on for routes */
+        put_tls(out, "  ", o, false, o->tls_ca); /* verify is always on for routes */
     mr_buf_puts(out, "  routes: [\n");
     for (size_t i = 0; i < g->n_nats; i++) {
         mr_buf_puts(out, "    \"");
@@ -194,7 +199,7 @@ int regions_render_nats(const mr_regions *r, const regions_nats_opts *o, mr_buf 
     put_advertise(out, "  ", "advertise", o, s->host, s->gateway_port);
     put_server_auth(out, "  ", o);
     if (ntls)
-        put_tls(out, "  ", o, true);
+        put_tls(out, "  ", o, true, o->tls_ca);
     mr_buf_puts(out, "  gateways: [\n");
     for (size_t i = 0; i < r->n_regions; i++) {
         const mr_region *h = &r->regions[i];

@@ -34,6 +34,11 @@ typedef struct regions_nats_opts {
     bool client_tls;    /* also require TLS from clients */
     bool client_verify; /* ... and a client certificate the CA signed (mutual TLS) */
     /*
+     * The CA of client certificates, when it is not tls_ca: with a separate
+     * client CA a daemon's certificate cannot open a route or a gateway.
+     */
+    const char *client_ca;
+    /*
      * Per-role client users: public nkeys, `nkeys[i * MR_NATS_NROLES + role]`
      * for region i (mr_nats_perms.h), or NULL for none. With them, clients
      * connect as these users only (account MERIDIAN, with the permissions
