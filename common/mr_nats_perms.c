@@ -168,15 +168,19 @@ void mr_nats_accounts_render(mr_buf *b, const char *const *regions, size_t nregi
         for (int role = 0; role < MR_NATS_NROLES; role++) {
             mr_nats_perms p;
             mr_nats_perms_build(&p, (mr_nats_role)role, regions[i], regions, nregions);
-            const char *pub = pubs[i * MR_NATS_NROLES + (size_t)role];
-            mr_buf_printf(b, "      # %s of %s\n      {nkey: ", role_names[role], regions[i]);
-            mr_buf_json_str(b, pub, strlen(pub));
-            mr_buf_puts(b, ", permissions: {\n");
-            put_list(b, "publish", p.pub, p.npub);
-            put_list(b, "subscribe", p.sub, p.nsub);
-            if (p.responses)
-                mr_buf_puts(b, "        allow_responses: true\n");
-            mr_buf_puts(b, "      }}\n");
+            /* Several keys (one per line) while a key is rotated: one user each. */
+            for (const char *pub = pubs[i * MR_NATS_NROLES + (size_t)role]; *pub;) {
+                size_t len = strcspn(pub, "\n");
+                mr_buf_printf(b, "      # %s of %s\n      {nkey: ", role_names[role], regions[i]);
+                mr_buf_json_str(b, pub, len);
+                mr_buf_puts(b, ", permissions: {\n");
+                put_list(b, "publish", p.pub, p.npub);
+                put_list(b, "subscribe", p.sub, p.nsub);
+                if (p.responses)
+                    mr_buf_puts(b, "        allow_responses: true\n");
+                mr_buf_puts(b, "      }}\n");
+                pub += len + (pub[len] == '\n');
+            }
             mr_nats_perms_free(&p);
         }
     }

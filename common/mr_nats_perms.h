@@ -52,7 +52,8 @@ void mr_nats_perms_free(mr_nats_perms *p);
  * Append the nats-server `accounts` block: account MR_NATS_ACCOUNT with
  * JetStream and one nkey user per role and region, each with its
  * permissions. `pubs[i * MR_NATS_NROLES + role]` is the public key of
- * `role` in `regions[i]` ("U...", see mr_nkey.h). Strings are written
+ * `role` in `regions[i]` ("U...", see mr_nkey.h), or several separated by
+ * '\n' (a user each, while a key is rotated). Strings are written
  * double-quoted with JSON escapes, which the nats-server parser reads.
  */
 void mr_nats_accounts_render(mr_buf *b, const char *const *regions, size_t nregions,

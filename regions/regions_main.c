@@ -121,6 +121,34 @@ static int write_out(const char *path, const mr_buf *b, bool secret)
     return 0;
 }
 
+/*
+ * The public keys of a .pub file, one per non-empty line, joined by '\n'
+ * (several keys of one role are how a key is rotated without a gap), or
+ * NULL when the file is unreadable, empty or holds anything else.
+ */
+static char *read_pubs(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    mr_buf b = MR_BUF_INIT;
+    char line[256];
+    bool ok = true;
+    while (ok && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        if (!line[0])
+            continue;
+        ok = mr_nkey_public_valid(line);
+        mr_buf_printf(&b, "%s%s", b.len ? "\n" : "", line);
+    }
+    fclose(f);
+    if (!ok || !b.len) {
+        mr_buf_free(&b);
+        return NULL;
+    }
+    return b.data;
+}
+
 /* DIR/ROLE-REGION.EXT for key number i (region i / roles, role i % roles). */
 static void nkey_path(char *out, size_t n, const char *dir, const mr_regions *r, size_t i,
                       const char *ext)
@@ -317,10 +345,11 @@ static int cmd_nats_conf(mr_regions *r, args *a)
         for (size_t i = 0; i < nk; i++) {
             char path[4096];
             nkey_path(path, sizeof path, a->nkeys_dir, r, i, "pub");
-            pubs[i] = read_secret(path);
-            if (!pubs[i] || !mr_nkey_public_valid(pubs[i])) {
+            pubs[i] = read_pubs(path);
+            if (!pubs[i]) {
                 fail("%s: %s (create the keys with: meridian-regions nkeys FILE --dir %s)", path,
-                     pubs[i] ? "not a NATS user public key" : "cannot read it", a->nkeys_dir);
+                     access(path, R_OK) == 0 ? "not a NATS user public key" : "cannot read it",
+                     a->nkeys_dir);
                 free_list(pubs, nk);
                 return 1;
             }
@@ -379,7 +408,11 @@ static int cmd_nkeys(mr_regions *r, args *a)
             memset(b.data, 0, b.len);
             mr_buf_reset(&b);
         }
-        if (rc == 0 && (!have_pub || strcmp(have_pub, pub) != 0)) {
+        /* A .pub that lists this key (maybe with another, mid-rotation) is kept as it is. */
+        char *listed = read_pubs(pub_path);
+        bool keep = listed && strstr(listed, pub);
+        free(listed);
+        if (rc == 0 && !keep) {
             mr_buf_printf(&b, "%s\n", pub);
             rc = write_out(pub_path, &b, false);
         }

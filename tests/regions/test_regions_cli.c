@@ -243,6 +243,27 @@ START_TEST(test_nkeys_and_locked_conf)
     ck_assert_msg(!strstr(c, seed), "a seed in the server config");
     free(seed);
     free(c);
+    /* Two keys for one role (a rotation in progress): a user each. */
+    snprintf(path, sizeof path, "%s/relay-eu-west.pub", keys);
+    char two[256];
+    snprintf(two, sizeof two, "%s\n\nUCNGL4W5QX66CFX6A6DCBVDH5VOHMI7B2UZZU7TXAUQQSI2JPHULCKBR\n",
+             relay_pub);
+    ck_assert_int_eq(mr_test_write_file(path, two), 0);
+    ck_assert_int_eq(
+        run(&out, (const char *[]){"nats-conf", LOCAL_JSON, "--region", "eu-west", "--store-dir",
+                                   store, "--nkeys-dir", keys, "--out", conf, NULL}),
+        0);
+    free(out);
+    c = slurp(conf);
+    ck_assert_msg(
+        strstr(c, want_key) &&
+            strstr(c, "{nkey: \"UCNGL4W5QX66CFX6A6DCBVDH5VOHMI7B2UZZU7TXAUQQSI2JPHULCKBR\""),
+        "%s", c);
+    int users = 0;
+    for (const char *p = c; (p = strstr(p, "{nkey: ")); p++)
+        users++;
+    ck_assert_int_eq(users, 10);
+    free(c);
     free(relay_pub);
 
     ck_assert_int_eq(run(&out, (const char *[]){"nats-permissions", LOCAL_JSON, NULL}), 0);
