@@ -41,27 +41,12 @@ static void teardown(void)
     free(dir);
 }
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return strdup("");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    size_t r = fread(b, 1, (size_t)n, f);
-    b[r] = '\0';
-    fclose(f);
-    return b;
-}
-
 /* Poll `path` until it contains `needle`; returns the file's text (malloc'd) or fails. */
 static char *wait_log(const char *path, const char *needle, int timeout_ms)
 {
     int64_t deadline = mr_test_now_ms() + timeout_ms;
     for (;;) {
-        char *text = slurp(path);
+        char *text = mr_test_read_file(path);
         if (strstr(text, needle))
             return text;
         ck_assert_msg(mr_test_now_ms() < deadline, "%s never said \"%s\":\n%s", path, needle, text);
@@ -121,6 +106,16 @@ static char *nats_value(const char *role, const char *region, const char *tls,
     return out;
 }
 
+/* A valid seed the server does not know, in dir/stranger.nk. */
+static void stranger_seed(char *path, size_t n)
+{
+    char seed[MR_NKEY_SEED_LEN + 1], pub[MR_NKEY_PUBLIC_LEN + 1], text[100];
+    ck_assert_int_eq(mr_nkey_generate(seed, pub), 0);
+    snprintf(path, n, "%s/stranger.nk", dir);
+    snprintf(text, sizeof text, "%s\n", seed);
+    ck_assert_int_eq(mr_test_write_file(path, text), 0);
+}
+
 START_TEST(locked_relays_carry_messages)
 {
     mr_test_relay eu, us;
@@ -149,7 +144,7 @@ START_TEST(locked_relays_carry_messages)
     ck_assert_msg(got != NULL, "bob in us-east never got alice's message");
     ck_assert_msg(strstr(got, "\"from\":\"alice\""), "%s", got);
     free(got);
-    char *log = slurp(eu.log);
+    char *log = mr_test_read_file(eu.log);
     ck_assert_msg(!strstr(log, "Permissions Violation"), "a relay hit its own permissions:\n%s",
                   log);
     free(log);
@@ -164,12 +159,8 @@ END_TEST
 
 START_TEST(bad_credentials_reported)
 {
-    /* A valid seed the server does not know. */
-    char seed[MR_NKEY_SEED_LEN + 1], pub[MR_NKEY_PUBLIC_LEN + 1], path[700], text[100];
-    ck_assert_int_eq(mr_nkey_generate(seed, pub), 0);
-    snprintf(path, sizeof path, "%s/stranger.nk", dir);
-    snprintf(text, sizeof text, "%s\n", seed);
-    ck_assert_int_eq(mr_test_write_file(path, text), 0);
+    char path[700];
+    stranger_seed(path, sizeof path);
     char *j = nats_value("relay", "eu-west", NULL, path);
     mr_test_relay rp;
     relay_spawn(&rp, "eu-west-1", "eu-west", j);
@@ -206,7 +197,7 @@ START_TEST(password_never_logged)
     char *log = wait_log(rp.log, "authorization violation", 10000);
     mr_test_relay_stop_clean(&rp);
     free(log);
-    log = slurp(rp.log);
+    log = mr_test_read_file(rp.log);
     ck_assert_msg(!strstr(log, "hunter2"), "the password is in the log:\n%s", log);
     free(log);
 }
@@ -224,7 +215,7 @@ START_TEST(password_in_url_refused)
     int st = mr_test_wait_exit(rp.pid, 10000);
     ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) != 0,
                   "the relay ran with a password in its NATS URL (status %d)", st);
-    char *log = slurp(rp.log);
+    char *log = mr_test_read_file(rp.log);
     ck_assert_msg(strstr(log, "credentials in a URL are not accepted"), "%s", log);
     ck_assert_msg(!strstr(log, "hunter2"), "the password is in the log:\n%s", log);
     free(log);
@@ -301,11 +292,8 @@ END_TEST
 /* The control plane with a key the server does not know says so, and does not start. */
 START_TEST(control_bad_credentials_reported)
 {
-    char seed[MR_NKEY_SEED_LEN + 1], pub[MR_NKEY_PUBLIC_LEN + 1], path[700], text[4096];
-    ck_assert_int_eq(mr_nkey_generate(seed, pub), 0);
-    snprintf(path, sizeof path, "%s/stranger.nk", dir);
-    snprintf(text, sizeof text, "%s\n", seed);
-    ck_assert_int_eq(mr_test_write_file(path, text), 0);
+    char path[700], text[4096];
+    stranger_seed(path, sizeof path);
     char *j = nats_value("control", "eu-west", NULL, path);
     char cfg[700], log[700];
     snprintf(cfg, sizeof cfg, "%s/control.json", dir);

@@ -25,20 +25,6 @@
 static const char *regions_bin;
 static char *dir;
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    size_t r = fread(s, 1, (size_t)n, f);
-    s[r] = '\0';
-    fclose(f);
-    return s;
-}
-
 /* Run meridian-regions with `args` (NULL-terminated); returns its exit code, output in *out. */
 static int run(char **out, const char *const *args)
 {
@@ -58,7 +44,7 @@ static int run(char **out, const char *const *args)
         ck_abort_msg("meridian-regions did not exit within 20 s");
     }
     ck_assert_msg(WIFEXITED(st), "meridian-regions died (status %d)", st);
-    *out = slurp(log);
+    *out = mr_test_read_file(log);
     return WEXITSTATUS(st);
 }
 
@@ -120,7 +106,7 @@ START_TEST(test_nats_conf)
     struct stat sb;
     ck_assert_int_eq(stat(conf, &sb), 0);
     ck_assert_int_eq(sb.st_mode & 0777, 0600); /* it holds credentials */
-    char *c = slurp(conf);
+    char *c = mr_test_read_file(conf);
     static const char *const want[] = {
         "server_name: \"eu-west-nats-1\"",
         "host: \"127.1.0.10\"\nport: 17200\n",
@@ -144,7 +130,7 @@ START_TEST(test_nats_conf)
                                    store, "--listen", "0.0.0.0", "--out", conf, NULL}),
         0);
     free(out);
-    c = slurp(conf);
+    c = mr_test_read_file(conf);
     static const char *const want_listen[] = {
         "host: \"0.0.0.0\"\nport: 17200\nclient_advertise: \"127.2.0.10:17200\"\n",
         "  host: \"0.0.0.0\"\n  port: 17201\n  advertise: \"127.2.0.10:17201\"\n",
@@ -203,7 +189,7 @@ START_TEST(test_nkeys_and_locked_conf)
     snprintf(path, sizeof path, "%s/control-us-east.nk", keys);
     ck_assert_int_eq(stat(path, &sb), 0);
     ck_assert_int_eq(sb.st_mode & 0777, 0600); /* a seed is a secret */
-    char *seed = slurp(path);
+    char *seed = mr_test_read_file(path);
     ck_assert_msg(strncmp(seed, "SU", 2) == 0, "%s", seed);
     seed[strcspn(seed, "\n")] = '\0';
     /* Kept across runs; a lost .pub is derived again from its seed. */
@@ -212,7 +198,7 @@ START_TEST(test_nkeys_and_locked_conf)
     ck_assert_int_eq(run(&again, (const char *[]){"nkeys", LOCAL_JSON, "--dir", keys, NULL}), 0);
     ck_assert_str_eq(again, out);
     free(again);
-    char *relay_pub = slurp(path);
+    char *relay_pub = mr_test_read_file(path);
     relay_pub[strcspn(relay_pub, "\n")] = '\0';
     ck_assert_msg(strstr(out, relay_pub), "%s lacks %s", out, relay_pub);
     free(out);
@@ -226,7 +212,7 @@ START_TEST(test_nkeys_and_locked_conf)
                                    NULL}),
         0);
     free(out);
-    char *c = slurp(conf);
+    char *c = mr_test_read_file(conf);
     char want_key[128];
     snprintf(want_key, sizeof want_key, "{nkey: \"%s\", permissions: {", relay_pub);
     const char *want[] = {
@@ -254,7 +240,7 @@ START_TEST(test_nkeys_and_locked_conf)
                                    store, "--nkeys-dir", keys, "--out", conf, NULL}),
         0);
     free(out);
-    c = slurp(conf);
+    c = mr_test_read_file(conf);
     ck_assert_msg(
         strstr(c, want_key) &&
             strstr(c, "{nkey: \"UCNGL4W5QX66CFX6A6DCBVDH5VOHMI7B2UZZU7TXAUQQSI2JPHULCKBR\""),

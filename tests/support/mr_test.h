@@ -18,6 +18,8 @@ int mr_test_free_port(void);
 char *mr_test_tmpdir(const char *tag);
 /** Write `text` to `path` (truncating). Returns 0 or -1. */
 int mr_test_write_file(const char *path, const char *text);
+/** The whole file as a malloc'd string ("" when it cannot be read). */
+char *mr_test_read_file(const char *path);
 
 /**
  * Start argv[0] with stdout and stderr appended to `logpath`. Aborts the test

@@ -130,6 +130,15 @@ locals {
     )]]),
     ["    ]", "  }", "}"],
   )
+  # Routes and gateways: the servers' certificate, verified against the
+  # servers' CA (nats-server always verifies routes; gateways add verify).
+  nats_peer_tls = [
+    "  tls {",
+    "    cert_file: \"${var.nats_tls.cert_file}\"",
+    "    key_file: \"${var.nats_tls.key_file}\"",
+    "    ca_file: \"${var.nats_tls.ca_file}\"",
+    "    timeout: 5",
+  ]
   nats_peer_auth = var.nats_cluster_password == null ? [] : [
     "  authorization {",
     "    user: \"meridian-cluster\"",
@@ -161,15 +170,8 @@ locals {
       "  listen: \"${strcontains(s.host, ":") ? "[${s.host}]" : s.host}:${s.cluster_port}\"",
     ],
     local.nats_peer_auth,
-    [
-      "  tls {",
-      "    cert_file: \"${var.nats_tls.cert_file}\"",
-      "    key_file: \"${var.nats_tls.key_file}\"",
-      "    ca_file: \"${var.nats_tls.ca_file}\"",
-      "    timeout: 5",
-      "  }",
-      "  routes: [",
-    ],
+    local.nats_peer_tls,
+    ["  }", "  routes: ["],
     [for u in s.cluster.routes : "    \"${replace(u, "nats-route://", "nats-route://${local.nats_cluster_userpw}")}\""],
     [
       "  ]",
@@ -179,16 +181,8 @@ locals {
       "  listen: \"${strcontains(s.host, ":") ? "[${s.host}]" : s.host}:${s.gateway_port}\"",
     ],
     local.nats_peer_auth,
-    [
-      "  tls {",
-      "    cert_file: \"${var.nats_tls.cert_file}\"",
-      "    key_file: \"${var.nats_tls.key_file}\"",
-      "    ca_file: \"${var.nats_tls.ca_file}\"",
-      "    timeout: 5",
-      "    verify: true",
-      "  }",
-      "  gateways: [",
-    ],
+    local.nats_peer_tls,
+    ["    verify: true", "  }", "  gateways: ["],
     [for g in s.gateway.gateways : "    { name: \"${g.name}\", urls: [${join(", ", [for u in g.urls : "\"${replace(u, "nats://", "nats://${local.nats_cluster_userpw}")}\""])}] }"],
     [
       "  ]",
