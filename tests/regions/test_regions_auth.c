@@ -116,6 +116,27 @@ static void stranger_seed(char *path, size_t n)
     ck_assert_int_eq(mr_test_write_file(path, text), 0);
 }
 
+/*
+ * A relay with `nats_json` is not ready, and both /readyz and its log give
+ * `reason` (and `detail`, when not NULL) as why, never "not reachable".
+ */
+static void expect_refusal(const char *nats_json, const char *reason, const char *detail)
+{
+    mr_test_relay rp;
+    relay_spawn(&rp, "eu-west-1", "eu-west", nats_json);
+    char *body;
+    ck_assert_int_eq(wait_ready_body(&rp, reason, &body), 503);
+    ck_assert_msg(strstr(body, "\"nats\":\"disconnected\""), "%s", body);
+    ck_assert_msg(!detail || strstr(body, detail), "%s lacks %s", body, detail);
+    free(body);
+    char want[256];
+    snprintf(want, sizeof want, "nats: cannot connect: %s", reason);
+    char *log = wait_log(rp.log, want, 10000);
+    ck_assert_msg(!strstr(log, "not reachable"), "reported as unreachable:\n%s", log);
+    free(log);
+    mr_test_relay_stop_clean(&rp);
+}
+
 START_TEST(locked_relays_carry_messages)
 {
     mr_test_relay eu, us;
@@ -162,17 +183,7 @@ START_TEST(bad_credentials_reported)
     char path[700];
     stranger_seed(path, sizeof path);
     char *j = nats_value("relay", "eu-west", NULL, path);
-    mr_test_relay rp;
-    relay_spawn(&rp, "eu-west-1", "eu-west", j);
-    char *body;
-    int st = wait_ready_body(&rp, "authorization violation", &body);
-    ck_assert_int_eq(st, 503);
-    ck_assert_msg(strstr(body, "\"nats\":\"disconnected\""), "%s", body);
-    free(body);
-    char *log = wait_log(rp.log, "nats: cannot connect: authorization violation", 10000);
-    ck_assert_msg(!strstr(log, "not reachable"), "reported as unreachable:\n%s", log);
-    free(log);
-    mr_test_relay_stop_clean(&rp);
+    expect_refusal(j, "authorization violation", NULL);
     free(j);
 }
 END_TEST
@@ -228,16 +239,7 @@ START_TEST(untrusted_ca_reported)
     snprintf(tls, sizeof tls, "\"ca\":\"%s\",\"cert\":\"%s\",\"key\":\"%s\"", nats.pki->other_ca,
              nats.pki->client_cert, nats.pki->client_key);
     char *j = nats_value("relay", "eu-west", tls, NULL);
-    mr_test_relay rp;
-    relay_spawn(&rp, "eu-west-1", "eu-west", j);
-    char *body;
-    ck_assert_int_eq(wait_ready_body(&rp, "TLS: ", &body), 503);
-    ck_assert_msg(strstr(body, "unable to get local issuer certificate"), "%s", body);
-    free(body);
-    char *log = wait_log(rp.log, "nats: cannot connect: TLS: ", 10000);
-    ck_assert_msg(!strstr(log, "not reachable"), "reported as unreachable:\n%s", log);
-    free(log);
-    mr_test_relay_stop_clean(&rp);
+    expect_refusal(j, "TLS: ", "unable to get local issuer certificate");
     free(j);
 }
 END_TEST
@@ -248,20 +250,12 @@ START_TEST(client_certificate_required)
     /* The server's CA, but no certificate of our own; then one from another CA. */
     snprintf(tls, sizeof tls, "\"ca\":\"%s\"", nats.pki->ca);
     char *j = nats_value("relay", "eu-west", tls, NULL);
-    mr_test_relay rp;
-    relay_spawn(&rp, "eu-west-1", "eu-west", j);
-    char *body;
-    ck_assert_int_eq(wait_ready_body(&rp, "TLS: ", &body), 503);
-    free(body);
-    mr_test_relay_stop_clean(&rp);
+    expect_refusal(j, "TLS: ", "client certificate");
     free(j);
     snprintf(tls, sizeof tls, "\"ca\":\"%s\",\"cert\":\"%s\",\"key\":\"%s\"", nats.pki->ca,
              nats.pki->other_cert, nats.pki->other_key);
     j = nats_value("relay", "eu-west", tls, NULL);
-    relay_spawn(&rp, "eu-west-2", "eu-west", j);
-    ck_assert_int_eq(wait_ready_body(&rp, "TLS: ", &body), 503);
-    free(body);
-    mr_test_relay_stop_clean(&rp);
+    expect_refusal(j, "TLS: ", "client certificate");
     free(j);
 }
 END_TEST
