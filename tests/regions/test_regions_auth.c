@@ -26,6 +26,9 @@
 #endif
 
 static const char *const regions[] = {"eu-west", "us-east"};
+/* The binaries under test; MERIDIAN_RELAY_BIN / MERIDIAN_CONTROL_BIN in the environment
+ * override the build's (to run these tests against another build). */
+static const char *relay_bin = MERIDIAN_RELAY_BIN, *control_bin = MERIDIAN_CONTROL_BIN;
 static mr_test_nats nats;
 static char *dir;
 
@@ -80,7 +83,7 @@ static void relay_spawn(mr_test_relay *rp, const char *node, const char *region,
                         const char *nats_json)
 {
     mr_test_relay_config(rp, dir, region, node, nats_json, "", "");
-    char *argv[] = {MERIDIAN_RELAY_BIN, "--config", rp->cfg, NULL};
+    char *argv[] = {(char *)relay_bin, "--config", rp->cfg, NULL};
     rp->pid = mr_test_spawn(argv, rp->log);
     ck_assert_msg(mr_test_wait_port("127.0.0.1", rp->admin_port, 10000) == 0,
                   "relay did not listen; see %s", rp->log);
@@ -145,8 +148,8 @@ START_TEST(locked_relays_carry_messages)
     mr_test_relay_config(&eu, dir, "eu-west", "eu-west-1", j1, "", "");
     mr_test_relay_config(&us, dir, "us-east", "us-east-1", j2, "", "");
     /* Ready means connected with TLS and the nkey, and the region stream created. */
-    mr_test_relay_start(&eu, MERIDIAN_RELAY_BIN);
-    mr_test_relay_start(&us, MERIDIAN_RELAY_BIN);
+    mr_test_relay_start(&eu, relay_bin);
+    mr_test_relay_start(&us, relay_bin);
     mr_ws alice, bob;
     mr_test_hello(&bob, &us, "bob", NULL);
     mr_test_join(&bob, "general");
@@ -221,7 +224,7 @@ START_TEST(password_in_url_refused)
     snprintf(url, sizeof url, "[\"nats://meridian:hunter2@127.0.0.1:%d\"]", nats.port);
     mr_test_relay rp;
     mr_test_relay_config(&rp, dir, "eu-west", "eu-west-1", url, "", "");
-    char *argv[] = {MERIDIAN_RELAY_BIN, "--config", rp.cfg, NULL};
+    char *argv[] = {(char *)relay_bin, "--config", rp.cfg, NULL};
     rp.pid = mr_test_spawn(argv, rp.log);
     int st = mr_test_wait_exit(rp.pid, 10000);
     ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) != 0,
@@ -298,7 +301,7 @@ START_TEST(control_bad_credentials_reported)
              "\"api_keys\":[\"0123456789abcdef0123\"]}",
              j, mr_test_free_port(), mr_test_free_port());
     ck_assert_int_eq(mr_test_write_file(cfg, text), 0);
-    char *argv[] = {MERIDIAN_CONTROL_BIN, "--config", cfg, NULL};
+    char *argv[] = {(char *)control_bin, "--config", cfg, NULL};
     pid_t pid = mr_test_spawn(argv, log);
     char *out = wait_log(log, "nats: cannot connect: authorization violation", 10000);
     ck_assert_msg(!strstr(out, "not reachable"), "%s", out);
@@ -311,6 +314,10 @@ END_TEST
 
 int main(void)
 {
+    if (getenv("MERIDIAN_RELAY_BIN"))
+        relay_bin = getenv("MERIDIAN_RELAY_BIN");
+    if (getenv("MERIDIAN_CONTROL_BIN"))
+        control_bin = getenv("MERIDIAN_CONTROL_BIN");
     Suite *s = suite_create("regions_auth");
     TCase *tc = mr_test_case(s, "locked", setup, teardown, 120);
     tcase_add_test(tc, locked_relays_carry_messages);
