@@ -601,15 +601,19 @@ bool mr_nats_watch_up(mr_nats_watch *w, char *why, size_t n)
     return up;
 }
 
-void mr_nats_watch_describe(mr_nats_watch *w, mr_buf *json)
+void mr_nats_watch_describe(mr_nats_watch *w, bool connected, mr_buf *json)
 {
-    char why[640];
-    if (mr_nats_watch_up(w, why, sizeof why)) {
+    if (connected) {
         mr_buf_puts(json, "\"nats\":\"connected\"");
         return;
     }
-    mr_buf_puts(json, "\"nats\":\"disconnected\",\"nats_error\":");
-    mr_buf_json_str(json, why, strlen(why));
+    mr_buf_puts(json, "\"nats\":\"disconnected\"");
+    /* A watcher that still saw it up has not looked since it went down: no reason yet. */
+    char why[640];
+    if (!mr_nats_watch_up(w, why, sizeof why)) {
+        mr_buf_puts(json, ",\"nats_error\":");
+        mr_buf_json_str(json, why, strlen(why));
+    }
 }
 
 int mr_nats_wait_reachable(const mr_nats_conf *c, volatile int *stop)

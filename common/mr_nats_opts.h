@@ -114,10 +114,12 @@ void mr_nats_watch_stop(mr_nats_watch *w);
 /** True when connected; otherwise `why` gets the latest reason (any thread). */
 bool mr_nats_watch_up(mr_nats_watch *w, char *why, size_t n);
 /**
- * Append `"nats":"connected"`, or `"nats":"disconnected","nats_error":"WHY"`,
- * to a JSON object being written (no braces, no leading comma).
+ * Append `"nats":"connected"` when `connected` (the caller's own view, so
+ * the text agrees with its readiness), else `"nats":"disconnected"` and,
+ * once the watcher knows why, `,"nats_error":"WHY"`, to a JSON object being
+ * written (no braces, no leading comma).
  */
-void mr_nats_watch_describe(mr_nats_watch *w, mr_buf *json);
+void mr_nats_watch_describe(mr_nats_watch *w, bool connected, mr_buf *json);
 
 /**
  * For daemons that must not go on without NATS (the control plane): probe

@@ -68,10 +68,7 @@ static bool ready_cb(void *ud, mr_buf *detail)
     bool nats_ok = natsConnection_Status(st->nc) == NATS_CONN_STATUS_CONNECTED;
     bool ok = nats_ok && ctl_db_schema_version() > 0;
     mr_buf_putc(detail, '{');
-    if (nats_ok)
-        mr_buf_puts(detail, "\"nats\":\"connected\"");
-    else
-        mr_nats_watch_describe(st->watch, detail);
+    mr_nats_watch_describe(st->watch, nats_ok, detail);
     mr_buf_printf(detail, ",\"schema_version\":%d,\"regions\":{", ctl_db_schema_version());
     for (size_t i = 0; i < st->ningest; i++) {
         if (i)

@@ -88,7 +88,7 @@ static bool relay_ready(void *ud, mr_buf *detail)
     bool stream = relay_nats_stream_ready(r->nats);
     bool draining = atomic_load(&r->draining);
     mr_buf_putc(detail, '{');
-    relay_nats_describe(r->nats, detail);
+    relay_nats_describe(r->nats, nats, detail);
     mr_buf_printf(detail, ",\"stream\":\"%s\",\"draining\":%s}",
                   !r->cfg->jetstream ? "off"
                   : stream           ? "ready"

@@ -274,12 +274,9 @@ bool relay_nats_connected(relay_nats *n)
     return atomic_load(&n->connected);
 }
 
-void relay_nats_describe(relay_nats *n, mr_buf *detail)
+void relay_nats_describe(relay_nats *n, bool connected, mr_buf *detail)
 {
-    if (relay_nats_connected(n))
-        mr_buf_puts(detail, "\"nats\":\"connected\"");
-    else
-        mr_nats_watch_describe(n->watch, detail);
+    mr_nats_watch_describe(n->watch, connected, detail);
 }
 
 static natsStatus subscribe_one(relay_nats *n, const char *subject, natsSubscription **out)

@@ -40,10 +40,11 @@ int relay_nats_connect(relay_nats *n, char *err, size_t errlen);
 /** Whether the connection is up right now (any thread). */
 bool relay_nats_connected(relay_nats *n);
 /**
- * Append `"nats":"connected"`, or `"nats":"disconnected","nats_error":"WHY"`
+ * Append `"nats":"connected"` when `connected` (the caller's reading of
+ * relay_nats_connected()), or `"nats":"disconnected","nats_error":"WHY"`
  * (authorization violation, TLS, not reachable...), for /readyz.
  */
-void relay_nats_describe(relay_nats *n, mr_buf *detail);
+void relay_nats_describe(relay_nats *n, bool connected, mr_buf *detail);
 /**
  * Subscribe to the fast path of `room` (meridian.msg.*.<room>) and, with
  * JetStream, to its commits (meridian.commit.<room>). Returns once the
