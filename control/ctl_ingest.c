@@ -33,15 +33,14 @@
  */
 #include "ctl_ingest.h"
 #include "ctl_db.h"
+#include "ctl_envelope.h"
 #include "mr_alloc.h"
 #include "mr_log.h"
 #include "mr_metrics.h"
 #include "mr_proto.h"
-#include "mr_json_scan.h"
 #include "mr_stream.h"
 #include "mr_time.h"
 
-#include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -93,10 +92,7 @@ void ctl_ingest_metrics_register(void)
 /* One validated message of a batch. */
 typedef struct item {
     natsMsg *msg;
-    char room[MR_ROOM_MAX + 1];
-    char msg_id[MR_MSG_ID_LEN + 1];
-    char *env; /* JSON object without "seq", ending with '}' */
-    int64_t ts_ms;
+    ctl_envelope e;
     int64_t seq;
 } item;
 
@@ -323,116 +319,14 @@ static void maintain(lane *l)
     l->next_maintain_ms = now + MAINTAIN_EVERY_MS;
 }
 
-static bool is_hex_id(const char *s, size_t n)
-{
-    if (n != MR_MSG_ID_LEN)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return false;
-    return true;
-}
-
-/*
- * The common case without building a JSON tree (it was most of the
- * fetcher's CPU): a plainly valid object (mr_json_scan) whose keys have no
- * escapes, with one string "room" equal to the subject's, one plain
- * "msg_id" and no "seq". Anything else returns false and goes through
- * jansson, which decides and explains.
- */
-static bool parse_plain(const char *room, size_t room_len, const char *data, size_t len, item *it)
-{
-    mr_json_object o;
-    if (!mr_json_scan_object(data, len, &o))
-        return false;
-    for (size_t i = 0; i < o.count; i++)
-        if (o.members[i].key_escaped)
-            return false;
-    bool dup = false;
-    const mr_json_member *jroom = mr_json_member_get(&o, "room", &dup);
-    const mr_json_member *jid = mr_json_member_get(&o, "msg_id", &dup);
-    const mr_json_member *jts = mr_json_member_get(&o, "ts", &dup);
-    const mr_json_member *jseq = mr_json_member_get(&o, "seq", &dup);
-    if (dup || jseq || !jroom || !jid || jroom->type != MR_JSON_STRING || jroom->value_escaped ||
-        jroom->value_len != room_len || memcmp(jroom->value, room, room_len) != 0 ||
-        jid->type != MR_JSON_STRING || jid->value_escaped || !is_hex_id(jid->value, jid->value_len))
-        return false;
-    memcpy(it->room, room, room_len + 1);
-    memcpy(it->msg_id, jid->value, MR_MSG_ID_LEN);
-    it->msg_id[MR_MSG_ID_LEN] = '\0';
-    it->ts_ms = jts && jts->type == MR_JSON_INTEGER ? strtoll(jts->value, NULL, 10) : 0;
-    it->env = mr_strndup(data, len); /* an object, so it ends with '}' */
-    return true;
-}
-
-/*
- * Validate one stream message and fill `it`. The payload is parsed in full
- * (history must only ever hold valid JSON) but stored as received when it
- * has no "seq" member, which is the normal case and saves re-serialising;
- * otherwise it is re-serialised without it, so that adding the seq later
- * is a plain splice and a forged seq from a publisher never reaches
- * history.
- */
+/* Validate one stream message (subject and payload) and fill `it`. */
 static int parse_item(ctl_ingest *in, natsMsg *msg, item *it, char *why, size_t whylen)
 {
-    const char *subj = natsMsg_GetSubject(msg);
-    size_t rlen = strlen(in->region), plen = 13 + rlen + 1;
-    if (strncmp(subj, "meridian.msg.", 13) != 0 || strncmp(subj + 13, in->region, rlen) != 0 ||
-        subj[plen - 1] != '.') {
-        snprintf(why, whylen, "unexpected subject");
+    const char *room;
+    if (ctl_envelope_subject_room(natsMsg_GetSubject(msg), in->region, &room, why, whylen) != 0 ||
+        ctl_envelope_parse(room, natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), &it->e,
+                           why, whylen) != 0)
         return -1;
-    }
-    const char *room = subj + plen;
-    size_t room_len = strlen(room);
-    if (!mr_room_valid(room, room_len)) {
-        snprintf(why, whylen, "invalid room in subject");
-        return -1;
-    }
-    const char *data = natsMsg_GetData(msg);
-    size_t len = (size_t)natsMsg_GetDataLength(msg);
-    while (len > 0 && (data[len - 1] == ' ' || data[len - 1] == '\n' || data[len - 1] == '\r' ||
-                       data[len - 1] == '\t'))
-        len--;
-    if (parse_plain(room, room_len, data, len, it)) {
-        it->msg = msg;
-        it->seq = 0;
-        return 0;
-    }
-    json_error_t jerr;
-    json_t *o = json_loadb(data, len, 0, &jerr);
-    if (!o || !json_is_object(o)) {
-        snprintf(why, whylen, "payload is not a JSON object");
-        json_decref(o);
-        return -1;
-    }
-    json_t *jroom = json_object_get(o, "room");
-    json_t *jid = json_object_get(o, "msg_id");
-    json_t *jts = json_object_get(o, "ts");
-    if (!json_is_string(jroom) || json_string_length(jroom) != room_len ||
-        memcmp(json_string_value(jroom), room, room_len) != 0) {
-        snprintf(why, whylen, "\"room\" does not match the subject");
-        json_decref(o);
-        return -1;
-    }
-    if (!json_is_string(jid) || !is_hex_id(json_string_value(jid), json_string_length(jid))) {
-        snprintf(why, whylen, "\"msg_id\" must be 32 lower-case hex digits");
-        json_decref(o);
-        return -1;
-    }
-    memcpy(it->room, room, room_len + 1);
-    memcpy(it->msg_id, json_string_value(jid), MR_MSG_ID_LEN + 1);
-    it->ts_ms = json_is_integer(jts) ? json_integer_value(jts) : 0;
-    if (!json_object_get(o, "seq") && memchr(data, '\0', len) == NULL) {
-        it->env = mr_strndup(data, len); /* an object, so it ends with '}' */
-    } else {
-        json_object_del(o, "seq");
-        it->env = json_dumps(o, JSON_COMPACT);
-    }
-    json_decref(o);
-    if (!it->env) {
-        snprintf(why, whylen, "cannot serialise");
-        return -1;
-    }
     it->msg = msg;
     it->seq = 0;
     return 0;
@@ -474,9 +368,9 @@ static int cmp_identity(const void *a, const void *b, void *arg)
 {
     const item *items = arg;
     size_t x = *(const size_t *)a, y = *(const size_t *)b;
-    int c = strcmp(items[x].room, items[y].room);
+    int c = strcmp(items[x].e.room, items[y].e.room);
     if (c == 0)
-        c = strcmp(items[x].msg_id, items[y].msg_id);
+        c = strcmp(items[x].e.msg_id, items[y].e.msg_id);
     if (c == 0)
         c = x < y ? -1 : x > y;
     return c;
@@ -496,8 +390,8 @@ static size_t *first_of_identity(item *items, size_t n)
     qsort_r(order, n, sizeof *order, cmp_identity, items);
     for (size_t k = 0; k < n; k++) {
         size_t i = order[k];
-        if (k > 0 && strcmp(items[i].room, items[order[k - 1]].room) == 0 &&
-            strcmp(items[i].msg_id, items[order[k - 1]].msg_id) == 0)
+        if (k > 0 && strcmp(items[i].e.room, items[order[k - 1]].e.room) == 0 &&
+            strcmp(items[i].e.msg_id, items[order[k - 1]].e.msg_id) == 0)
             first[i] = first[order[k - 1]];
         else
             first[i] = i;
@@ -526,9 +420,9 @@ static int write_batch(lane *l, batch *bt, int64_t *fresh_out)
     bin_array_begin(&ids, m);
     bin_array_begin(&envs, m);
     for (size_t k = 0; k < m; k++) {
-        bin_array_text(&rooms, items[pos[k]].room);
-        bin_array_text(&ids, items[pos[k]].msg_id);
-        bin_array_text(&envs, items[pos[k]].env);
+        bin_array_text(&rooms, items[pos[k]].e.room);
+        bin_array_text(&ids, items[pos[k]].e.msg_id);
+        bin_array_text(&envs, items[pos[k]].e.env);
     }
     const char *params[3] = {rooms.data, ids.data, envs.data};
     const Oid types[3] = {TEXT_ARRAY_OID, TEXT_ARRAY_OID, TEXT_ARRAY_OID};
@@ -588,17 +482,18 @@ static void publish_commits(ctl_ingest *in, item *items, size_t n)
     for (size_t i = 0; i < n; i++) {
         item *it = &items[i];
         mr_buf_reset(&b);
-        mr_buf_printf(&b, "{\"room\":\"%s\",\"msg_id\":\"%s\",\"seq\":%lld,\"message\":", it->room,
-                      it->msg_id, (long long)it->seq);
-        size_t el = strlen(it->env);
-        mr_buf_append(&b, it->env, el - 1); /* drop the closing brace */
+        mr_buf_printf(&b,
+                      "{\"room\":\"%s\",\"msg_id\":\"%s\",\"seq\":%lld,\"message\":", it->e.room,
+                      it->e.msg_id, (long long)it->seq);
+        size_t el = strlen(it->e.env);
+        mr_buf_append(&b, it->e.env, el - 1); /* drop the closing brace */
         mr_buf_printf(&b, ",\"seq\":%lld}}", (long long)it->seq);
-        snprintf(subj, sizeof subj, "meridian.commit.%s", it->room);
+        snprintf(subj, sizeof subj, "meridian.commit.%s", it->e.room);
         natsStatus s = natsConnection_Publish(in->nc, subj, b.data, (int)b.len);
         if (s != NATS_OK)
             mr_log_warn("ingest %s: publish %s: %s", in->region, subj, natsStatus_GetText(s));
-        if (it->ts_ms > 0 && now >= it->ts_ms)
-            mr_metric_observe_us(&m_commit_latency, (uint64_t)(now - it->ts_ms) * 1000);
+        if (it->e.ts_ms > 0 && now >= it->e.ts_ms)
+            mr_metric_observe_us(&m_commit_latency, (uint64_t)(now - it->e.ts_ms) * 1000);
     }
     mr_buf_free(&b);
 }
@@ -607,7 +502,7 @@ static void publish_commits(ctl_ingest *in, item *items, size_t n)
 static void batch_free(batch *bt)
 {
     for (size_t i = 0; i < bt->n; i++) {
-        free(bt->items[i].env);
+        ctl_envelope_free(&bt->items[i].e);
         natsMsg_Destroy(bt->items[i].msg);
     }
     free(bt->items);
@@ -807,7 +702,7 @@ static void dispatch(ctl_ingest *in, natsMsg **msgs, int count)
             natsMsg_Destroy(msg);
             continue;
         }
-        int k = (int)(room_hash(it.room) % (uint32_t)in->nlanes);
+        int k = (int)(room_hash(it.e.room) % (uint32_t)in->nlanes);
         if (!parts[k]) {
             parts[k] = mr_calloc(1, sizeof **parts);
             parts[k]->items = mr_malloc((size_t)count * sizeof(item));
