@@ -179,22 +179,26 @@ static void job_done(http_job *j)
     }
 }
 
-static void run_history(void *arg, PGconn *db)
+static ctl_job_result run_history(void *arg, PGconn *db, bool may_retry)
 {
     http_job *j = arg;
     char err[256];
     ctl_history_status s = ctl_history_run(db, &j->q, &j->body, err, sizeof err);
+    if (s == CTL_HIST_UNAVAILABLE && db && may_retry)
+        return CTL_JOB_RETRY; /* the session died; the pool reconnects and runs this again */
     if (s == CTL_HIST_OK) {
         j->status = 200;
     } else {
+        /* The detail is in the log (ctl_history_run); clients get fixed text. */
         mr_buf_reset(&j->body);
-        ctl_history_error_json(&j->body, ctl_history_status_code(s), err);
+        ctl_history_error_json(&j->body, ctl_history_status_code(s), ctl_history_status_message(s));
         j->status = s == CTL_HIST_BAD_REQUEST ? 400 : s == CTL_HIST_UNAVAILABLE ? 503 : 500;
     }
     job_done(j);
+    return CTL_JOB_DONE;
 }
 
-static void run_publish(void *arg, PGconn *db)
+static ctl_job_result run_publish(void *arg, PGconn *db, bool may_retry)
 {
     http_job *j = arg;
     jsPubOptions po;
@@ -211,16 +215,16 @@ static void run_publish(void *arg, PGconn *db)
                       pa && pa->Duplicate ? "true" : "false");
         mr_metric_inc(&m_published);
     } else {
-        char msg[200];
-        snprintf(msg, sizeof msg, "publish failed: %s (jetstream error %d)", natsStatus_GetText(s),
-                 (int)jerr);
-        mr_log_warn("http: %s on %s", msg, j->subject);
-        ctl_history_error_json(&j->body, "unavailable", msg);
+        /* The detail is for the log; the client learns only that it may retry. */
+        mr_log_warn("http: publish on %s failed: %s (jetstream error %d)", j->subject,
+                    natsStatus_GetText(s), (int)jerr);
+        ctl_history_error_json(&j->body, "unavailable", "publish failed; retry later");
         j->status = 503;
     }
     if (pa)
         jsPubAck_Destroy(pa);
     job_done(j);
+    return CTL_JOB_DONE;
 }
 
 static void submit(ctl_http *h, struct evhttp_request *req, http_job *j)

@@ -93,11 +93,11 @@ natsConnection *ctl_test_nats(const char *url)
     return nc;
 }
 
-int ctl_test_publish(jsCtx *js, const char *region, const char *room, const char *from,
-                     const char *mid, int64_t ts, bool msg_id_header, char *msg_id)
+/* Publish one envelope with `data` (borrowed) the way a relay does. */
+static int publish_data(jsCtx *js, const char *region, const char *room, const char *from,
+                        const char *mid, int64_t ts, json_t *data, bool msg_id_header, char *msg_id)
 {
     mr_msg_id(room, strlen(room), from, mid, strlen(mid), msg_id);
-    json_t *data = json_pack("{s:s,s:I}", "text", mid, "n", (json_int_t)ts);
     mr_envelope e = {.room = room,
                      .room_len = strlen(room),
                      .msg_id = msg_id,
@@ -110,7 +110,6 @@ int ctl_test_publish(jsCtx *js, const char *region, const char *room, const char
                      .data = data};
     mr_buf b = MR_BUF_INIT;
     mr_proto_message(&b, &e);
-    json_decref(data);
     char subj[256];
     snprintf(subj, sizeof subj, "meridian.msg.%s.%s", region, room);
     jsPubOptions po;
@@ -124,6 +123,43 @@ int ctl_test_publish(jsCtx *js, const char *region, const char *room, const char
     if (pa)
         jsPubAck_Destroy(pa);
     return s == NATS_OK ? 0 : -1;
+}
+
+int ctl_test_publish(jsCtx *js, const char *region, const char *room, const char *from,
+                     const char *mid, int64_t ts, bool msg_id_header, char *msg_id)
+{
+    json_t *data = json_pack("{s:s,s:I}", "text", mid, "n", (json_int_t)ts);
+    int rc = publish_data(js, region, room, from, mid, ts, data, msg_id_header, msg_id);
+    json_decref(data);
+    return rc;
+}
+
+int ctl_test_publish_sized(jsCtx *js, const char *region, const char *room, const char *from,
+                           const char *mid, int64_t ts, size_t data_bytes, char *msg_id)
+{
+    char *pad = malloc(data_bytes + 1);
+    memset(pad, 'x', data_bytes);
+    pad[data_bytes] = '\0';
+    json_t *data = json_pack("{s:s,s:s}", "text", mid, "pad", pad);
+    free(pad);
+    int rc = publish_data(js, region, room, from, mid, ts, data, true, msg_id);
+    json_decref(data);
+    return rc;
+}
+
+json_t *ctl_test_history(natsConnection *nc, const char *room, const char *body, size_t *reply_len)
+{
+    char subj[200];
+    snprintf(subj, sizeof subj, "meridian.history.%s", room);
+    natsMsg *reply = NULL;
+    natsStatus s = natsConnection_RequestString(&reply, nc, subj, body, 10000);
+    ck_assert_msg(s == NATS_OK, "history request %s on %s: %s", body, room, natsStatus_GetText(s));
+    json_t *o = json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0, NULL);
+    ck_assert_msg(o != NULL, "reply is not JSON: %.200s", natsMsg_GetData(reply));
+    if (reply_len)
+        *reply_len = (size_t)natsMsg_GetDataLength(reply);
+    natsMsg_Destroy(reply);
+    return o;
 }
 
 int64_t ctl_test_sql_int(mr_test_pg *pg, const char *sql)

@@ -8,6 +8,7 @@
 
 #include "mr_test_pg.h"
 
+#include <jansson.h>
 #include <nats/nats.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -49,6 +50,20 @@ natsConnection *ctl_test_nats(const char *url);
  */
 int ctl_test_publish(jsCtx *js, const char *region, const char *room, const char *from,
                      const char *mid, int64_t ts, bool msg_id_header, char *msg_id);
+
+/**
+ * The same with a payload of about `data_bytes` bytes: "data" is
+ * {"text":"<mid>","pad":"xxx..."}.
+ */
+int ctl_test_publish_sized(jsCtx *js, const char *region, const char *room, const char *from,
+                           const char *mid, int64_t ts, size_t data_bytes, char *msg_id);
+
+/**
+ * A history request over NATS (the relays' path) for `room` with `body`;
+ * returns the parsed reply (aborts the test when none arrives within 10 s
+ * or it is not JSON). `reply_len` (may be NULL) gets the payload size.
+ */
+json_t *ctl_test_history(natsConnection *nc, const char *room, const char *body, size_t *reply_len);
 
 /** First column of the first row of `sql` as an integer (-1 on error). */
 int64_t ctl_test_sql_int(mr_test_pg *pg, const char *sql);

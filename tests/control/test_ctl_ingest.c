@@ -367,15 +367,7 @@ END_TEST
 
 static json_t *history_request(const char *room, const char *body)
 {
-    char subj[200];
-    snprintf(subj, sizeof subj, "meridian.history.%s", room);
-    natsMsg *reply = NULL;
-    natsStatus s = natsConnection_RequestString(&reply, nc, subj, body, 5000);
-    ck_assert_msg(s == NATS_OK, "history request: %s", natsStatus_GetText(s));
-    json_t *o = json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0, NULL);
-    ck_assert_msg(o != NULL, "reply is not JSON: %s", natsMsg_GetData(reply));
-    natsMsg_Destroy(reply);
-    return o;
+    return ctl_test_history(nc, room, body, NULL);
 }
 
 static void assert_page(json_t *o, long long first, long long count, bool more, long long last)
