@@ -142,14 +142,8 @@ struct ctl_ingest {
  * lane hands back a finished batch: its commits and acks should not wait. */
 static bool nap_until_done(ctl_ingest *in, int64_t ms, bool done)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
+    /* Monotonic (see ctl_ingest_start): a step of the wall clock must not stretch the nap. */
+    struct timespec ts = mr_deadline_ms(ms);
     pthread_mutex_lock(&in->mu);
     while (!in->stop && !(done && in->done_head) &&
            pthread_cond_timedwait(&in->cv, &in->mu, &ts) == 0)
@@ -664,13 +658,7 @@ static bool lanes_accepting(ctl_ingest *in, bool *busy)
         bool stop = in->stop;
         if (!ok && !stop && !in->done_head) {
             /* Woken by a lane finishing a batch; the time-out covers reconnects. */
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 100 * 1000000;
-            if (ts.tv_nsec >= 1000000000) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000;
-            }
+            struct timespec ts = mr_deadline_ms(100);
             pthread_cond_timedwait(&in->cv, &in->mu, &ts);
         }
         pthread_mutex_unlock(&in->mu);
@@ -830,7 +818,11 @@ ctl_ingest *ctl_ingest_start(const ctl_config *cfg, natsConnection *nc, const ch
     const char *k = getenv("MERIDIAN_CONTROL_TEST_KILL_AFTER_COMMIT");
     in->kill_after = k ? strtoull(k, NULL, 10) : 0;
     pthread_mutex_init(&in->mu, NULL);
-    pthread_cond_init(&in->cv, NULL);
+    /* Every wait on cv is a duration: measured on the monotonic clock, not the wall clock. */
+    if (mr_cond_init_monotonic(&in->cv) != 0) {
+        mr_log_error("ingest %s: cannot create a condition variable", region);
+        abort();
+    }
     in->nlanes = cfg->batch_lanes;
     in->lanes = mr_calloc((size_t)in->nlanes, sizeof *in->lanes);
     for (int i = 0; i < in->nlanes; i++) {

@@ -450,6 +450,36 @@ START_TEST(test_history_nats)
 }
 END_TEST
 
+/*
+ * Waits inside ingest (the fetcher's pause between pulls, the hand-off
+ * between lanes and the fetcher) are durations: a wall clock stepped back
+ * an hour (tests/support/mr_test_clockstep.c) must not stretch them, or
+ * messages published after the step would sit in the stream for an hour.
+ */
+START_TEST(test_wall_clock_step_does_not_stall_ingest)
+{
+    ctl_proc a;
+    ctl_proc_init(&a, nats.url, pg.conninfo, "eu-west", "[\"eu-west\"]",
+                  "\"batch\":{\"max_wait_ms\":20}");
+    mr_test_clockstep_env(3600);
+    ctl_proc_start(&a, NULL);
+    mr_test_clockstep_env(0);
+    char id[33];
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 20; i++) {
+            char mid[32];
+            snprintf(mid, sizeof mid, "c%d-%d", round, i);
+            ck_assert(ctl_test_publish(js, "eu-west", "clock", "erin", mid, 1764300000000 + i, true,
+                                       id) == 0);
+        }
+        ck_assert_msg(wait_rows(20 * (round + 1), 15000), "round %d: messages not stored; see %s",
+                      round, a.log);
+    }
+    ck_assert_int_eq(ctl_proc_stop(&a), 0);
+    ctl_proc_free(&a);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("control_ingest");
@@ -461,6 +491,8 @@ int main(void)
     tcase_add_test(tc, test_pg_outage_no_loss);
     tcase_add_test(tc, test_history_nats);
     suite_add_tcase(s, tc);
+    TCase *clock = mr_test_case(s, "clock", setup, teardown, 120);
+    tcase_add_test(clock, test_wall_clock_step_does_not_stall_ingest);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

@@ -49,6 +49,32 @@ TCase *mr_test_case(Suite *s, const char *name, void (*setup)(void), void (*tear
     return tc;
 }
 
+void mr_test_clockstep_env(long seconds)
+{
+    if (seconds == 0) {
+        unsetenv("LD_PRELOAD");
+        unsetenv("MR_TEST_CLOCK_STEP_S");
+        return;
+    }
+#ifndef MR_TEST_CLOCKSTEP_LIB
+    /* Programs that compile this file on their own (benchmarks) have no such library. */
+    ck_abort_msg("mr_test_clockstep_env: built without tests/support's clock-step library");
+#else
+    char v[32];
+    snprintf(v, sizeof v, "%ld", seconds);
+    setenv("MR_TEST_CLOCK_STEP_S", v, 1);
+    setenv("LD_PRELOAD", MR_TEST_CLOCKSTEP_LIB, 1);
+#endif
+    /* A sanitized child would refuse to run with a library preloaded ahead of its runtime. */
+    const char *asan = getenv("ASAN_OPTIONS");
+    if (!asan || !strstr(asan, "verify_asan_link_order")) {
+        char opts[1024];
+        snprintf(opts, sizeof opts, "%s%sverify_asan_link_order=0", asan ? asan : "",
+                 asan && *asan ? ":" : "");
+        setenv("ASAN_OPTIONS", opts, 1);
+    }
+}
+
 int64_t mr_test_now_ms(void)
 {
     struct timespec ts;

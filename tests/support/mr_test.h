@@ -64,6 +64,14 @@ int mr_test_run(struct Suite *s);
 struct TCase *mr_test_case(struct Suite *s, const char *name, void (*setup)(void),
                            void (*teardown)(void), int timeout_s);
 
+/**
+ * Make the processes this test starts from now on see a wall clock stepped
+ * back by `seconds` (tests/support/mr_test_clockstep.c, through LD_PRELOAD
+ * in the environment they inherit); 0 undoes it. For tests that durations
+ * are measured on a monotonic clock.
+ */
+void mr_test_clockstep_env(long seconds);
+
 /** Monotonic milliseconds. */
 int64_t mr_test_now_ms(void);
 
