@@ -30,6 +30,10 @@
  * multi-host conninfo); the fetcher stops fetching while any lane is
  * disconnected or full: the backlog stays in the stream, which is what the
  * stream is for.
+ *
+ * The stream itself belongs to the region's relays: they create it and own
+ * its configuration. Ingest only checks it (check_stream) and waits while
+ * it is absent; it never creates or changes a stream.
  */
 #include "ctl_ingest.h"
 #include "ctl_db.h"
@@ -56,6 +60,14 @@
 #define BUSY_FETCH_WAIT_MS 5
 /* How long one pull's answer is awaited before the fetcher asks again (late answers are kept). */
 #define PULL_ANSWER_WAIT_MS 1000
+/* How often an absent stream is looked for again, and a refused one checked again. */
+#define STREAM_ABSENT_RETRY_MS   1000
+#define STREAM_MISMATCH_RETRY_MS 5000
+/* A refusal is logged again at most this often while it lasts. */
+#define STREAM_REFUSAL_LOG_MS (60 * 1000)
+
+/* What ingest knows of its region stream (see check_stream). */
+enum stream_state { STREAM_PENDING, STREAM_ABSENT, STREAM_OK, STREAM_MISMATCH };
 
 static mr_metric m_stored = MR_COUNTER("meridian_control_messages_stored_total",
                                        "Messages written to PostgreSQL for the first time");
@@ -124,9 +136,12 @@ struct ctl_ingest {
     bool maintain;
     pthread_t thread; /* the fetcher */
     pthread_mutex_t mu;
-    pthread_cond_t cv; /* any change of stop or of a lane queue */
-    bool stop;         /* under mu */
-    _Atomic bool stream_ok, sub_ok;
+    pthread_cond_t cv;        /* any change of stop or of a lane queue */
+    bool stop;                /* under mu */
+    _Atomic int stream_state; /* a stream_state value */
+    _Atomic bool sub_ok;
+    char stream_problem[512]; /* under mu: why the stream is refused (STREAM_MISMATCH) */
+    int64_t next_refusal_log_ms;
     jsCtx *js;
     natsSubscription *sub; /* plain subscription on `inbox`: every pull's answer lands here */
     char inbox[64];
@@ -173,25 +188,83 @@ static int64_t backoff_next(int64_t cur)
     return n > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : n;
 }
 
-/* Set up JetStream, the stream and the pull subscription. Returns 0 when all are in place. */
-static int setup_nats(ctl_ingest *in)
+/* The current backoff, doubling it for next time. */
+static int64_t retry_after(int64_t *backoff)
+{
+    int64_t wait = *backoff;
+    *backoff = backoff_next(*backoff);
+    return wait;
+}
+
+/*
+ * Check the region stream against this control plane's expectations. The
+ * region's relays create the stream and own its configuration; control
+ * only reads it. A stream that differs from what control's `stream.*`
+ * settings say is refused, loudly, and left alone: rewriting it is how a
+ * control plane with a one-hour max_age once cut a week of retention (and
+ * turned R3 into R1). Returns 0 when the stream is there and agrees,
+ * otherwise how long to wait before checking again.
+ */
+static int64_t check_stream(ctl_ingest *in, int64_t *backoff)
+{
+    char why[512];
+    mr_stream_state st = mr_stream_check(in->js, in->region, &in->cfg->stream, why, sizeof why);
+    int was = atomic_exchange(&in->stream_state, st == MR_STREAM_OK         ? STREAM_OK
+                                                 : st == MR_STREAM_ABSENT   ? STREAM_ABSENT
+                                                 : st == MR_STREAM_MISMATCH ? STREAM_MISMATCH
+                                                                            : STREAM_PENDING);
+    switch (st) {
+    case MR_STREAM_OK:
+        mr_log_info("ingest %s: stream %s %s", in->region, in->stream,
+                    was == STREAM_MISMATCH ? "agrees with this configuration now" : "found");
+        return 0;
+    case MR_STREAM_ABSENT:
+        if (was != STREAM_ABSENT)
+            mr_log_info("ingest %s: stream %s does not exist yet; waiting for the region's relays "
+                        "to create it (control never creates or changes a region stream)",
+                        in->region, in->stream);
+        return STREAM_ABSENT_RETRY_MS;
+    case MR_STREAM_MISMATCH: {
+        pthread_mutex_lock(&in->mu);
+        bool changed = strcmp(in->stream_problem, why) != 0;
+        snprintf(in->stream_problem, sizeof in->stream_problem, "%s", why);
+        pthread_mutex_unlock(&in->mu);
+        int64_t now = mr_now_us() / 1000;
+        if (changed || now >= in->next_refusal_log_ms) {
+            mr_log_error("ingest %s: refusing to persist stream %s: it differs from this control "
+                         "plane's stream settings: %s. The region's relays own the stream "
+                         "configuration; make control's stream.* agree with them or leave those "
+                         "settings out (control will not change the stream)",
+                         in->region, in->stream, why);
+            in->next_refusal_log_ms = now + STREAM_REFUSAL_LOG_MS;
+        }
+        return STREAM_MISMATCH_RETRY_MS;
+    }
+    default:
+        mr_log_warn("ingest %s: %s", in->region, why);
+        return retry_after(backoff);
+    }
+}
+
+/*
+ * Set up JetStream, check the stream and bind the pull subscription.
+ * Returns 0 when all are in place, otherwise how long to wait (ms) before
+ * trying again.
+ */
+static int64_t setup_nats(ctl_ingest *in, int64_t *backoff)
 {
     natsStatus s;
     if (!in->js) {
         s = natsConnection_JetStream(&in->js, in->nc, NULL);
         if (s != NATS_OK) {
             mr_log_warn("ingest %s: jetstream context: %s", in->region, natsStatus_GetText(s));
-            return -1;
+            return retry_after(backoff);
         }
     }
-    if (!atomic_load(&in->stream_ok)) {
-        char err[256];
-        if (mr_stream_ensure(in->js, in->region, &in->cfg->stream, err, sizeof err) != 0) {
-            mr_log_warn("ingest %s: %s", in->region, err);
-            return -1;
-        }
-        atomic_store(&in->stream_ok, true);
-        mr_log_info("ingest %s: stream %s ready", in->region, in->stream);
+    if (atomic_load(&in->stream_state) != STREAM_OK) {
+        int64_t wait = check_stream(in, backoff);
+        if (wait > 0)
+            return wait;
     }
     if (!in->sub) {
         /*
@@ -224,7 +297,7 @@ static int setup_nats(ctl_ingest *in)
         if (s != NATS_OK) {
             mr_log_warn("ingest %s: consumer %s: %s (jetstream error %d)", in->region,
                         CTL_INGEST_DURABLE, natsStatus_GetText(s), (int)jerr);
-            return -1;
+            return retry_after(backoff);
         }
         /*
          * Pulls are sent by hand to one long-lived inbox instead of through
@@ -236,7 +309,7 @@ static int setup_nats(ctl_ingest *in)
          */
         natsInbox *inbox = NULL;
         if (natsInbox_Create(&inbox) != NATS_OK)
-            return -1;
+            return retry_after(backoff);
         snprintf(in->inbox, sizeof in->inbox, "%s", (const char *)inbox);
         natsInbox_Destroy(inbox);
         snprintf(in->next_subject, sizeof in->next_subject, "$JS.API.CONSUMER.MSG.NEXT.%s.%s",
@@ -250,7 +323,7 @@ static int setup_nats(ctl_ingest *in)
             if (in->sub)
                 natsSubscription_Destroy(in->sub);
             in->sub = NULL;
-            return -1;
+            return retry_after(backoff);
         }
         atomic_store(&in->sub_ok, true);
         mr_log_info("ingest %s: durable consumer %s bound", in->region, CTL_INGEST_DURABLE);
@@ -775,10 +848,10 @@ static void *fetch_main(void *arg)
     natsMsg **msgs = mr_calloc((size_t)in->cfg->batch_max_messages, sizeof *msgs);
     int64_t backoff = BACKOFF_MIN_MS;
     while (!stopping(in)) {
-        if (setup_nats(in) != 0) {
-            if (nap(in, backoff))
+        int64_t wait_setup = setup_nats(in, &backoff);
+        if (wait_setup > 0) {
+            if (nap(in, wait_setup))
                 break;
-            backoff = backoff_next(backoff);
             continue;
         }
         backoff = BACKOFF_MIN_MS;
@@ -876,13 +949,28 @@ static bool lanes_connected(ctl_ingest *in)
 
 bool ctl_ingest_ready(ctl_ingest *in)
 {
-    return atomic_load(&in->stream_ok) && atomic_load(&in->sub_ok) && lanes_connected(in);
+    /*
+     * An absent stream is not a reason to be unready: there is nothing to
+     * persist yet, and ingest binds as soon as the relays create it. A
+     * refused one is.
+     */
+    int st = atomic_load(&in->stream_state);
+    return ((st == STREAM_OK && atomic_load(&in->sub_ok)) || st == STREAM_ABSENT) &&
+           lanes_connected(in);
 }
 
 void ctl_ingest_describe(ctl_ingest *in, mr_buf *out)
 {
-    mr_buf_printf(out, "\"%s\":{\"stream\":\"%s\",\"consumer\":\"%s\",\"postgres\":\"%s\"}",
-                  in->region, atomic_load(&in->stream_ok) ? "ok" : "pending",
-                  atomic_load(&in->sub_ok) ? "bound" : "pending",
+    static const char *const names[] = {"pending", "absent", "ok", "mismatch"};
+    int st = atomic_load(&in->stream_state);
+    mr_buf_printf(out, "\"%s\":{\"stream\":\"%s\",\"consumer\":\"%s\",\"postgres\":\"%s\"",
+                  in->region, names[st], atomic_load(&in->sub_ok) ? "bound" : "pending",
                   lanes_connected(in) ? "connected" : "disconnected");
+    if (st == STREAM_MISMATCH) {
+        pthread_mutex_lock(&in->mu);
+        mr_buf_puts(out, ",\"stream_problem\":");
+        mr_buf_json_str(out, in->stream_problem, strlen(in->stream_problem));
+        pthread_mutex_unlock(&in->mu);
+    }
+    mr_buf_putc(out, '}');
 }

@@ -5,6 +5,7 @@
 #include "ctl_test_util.h"
 #include "mr_buf.h"
 #include "mr_proto.h"
+#include "mr_stream.h"
 #include "mr_test.h"
 
 #include <check.h>
@@ -52,7 +53,7 @@ bool ctl_proc_wait_ready(ctl_proc *p, int timeout_ms)
     return false;
 }
 
-void ctl_proc_start(ctl_proc *p, const char *env)
+void ctl_proc_spawn(ctl_proc *p, const char *env)
 {
     char *argv[] = {CTL_BINARY, "--config", p->cfg, NULL};
     char name[128] = "";
@@ -65,7 +66,41 @@ void ctl_proc_start(ctl_proc *p, const char *env)
     p->pid = mr_test_spawn(argv, p->log);
     if (env)
         unsetenv(name);
+}
+
+void ctl_proc_start(ctl_proc *p, const char *env)
+{
+    ctl_proc_spawn(p, env);
     ck_assert_msg(ctl_proc_wait_ready(p, 30000), "meridian-control not ready; see %s", p->log);
+}
+
+int ctl_proc_wait_readyz(ctl_proc *p, const char *needle, int timeout_ms)
+{
+    int64_t deadline = mr_test_now_ms() + timeout_ms;
+    while (mr_test_now_ms() < deadline) {
+        char *body = NULL;
+        int st = mr_test_http_get("127.0.0.1", p->admin_port, "/readyz", &body);
+        bool found = body && strstr(body, needle);
+        free(body);
+        if (found)
+            return st;
+        struct timespec ts = {0, 20 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return -1;
+}
+
+bool ctl_proc_log_has(ctl_proc *p, const char *needle)
+{
+    FILE *f = fopen(p->log, "r");
+    if (!f)
+        return false;
+    char line[4096];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, needle) != NULL;
+    fclose(f);
+    return found;
 }
 
 int ctl_proc_stop(ctl_proc *p)
@@ -83,6 +118,15 @@ void ctl_proc_free(ctl_proc *p)
     mr_test_wait_exit(mr_test_spawn(argv, NULL), 30000);
     free(p->dir);
     p->dir = NULL;
+}
+
+void ctl_test_stream(jsCtx *js, const char *region, const mr_stream_config *cfg)
+{
+    mr_stream_config def;
+    mr_stream_config_init(&def);
+    char err[256];
+    ck_assert_msg(mr_stream_ensure(js, region, cfg ? cfg : &def, err, sizeof err) == 0,
+                  "stream for %s: %s", region, err);
 }
 
 natsConnection *ctl_test_nats(const char *url)
@@ -170,6 +214,18 @@ int64_t ctl_test_sql_int(mr_test_pg *pg, const char *sql)
     int64_t n = v[0] ? atoll(v) : -1;
     free(v);
     return n;
+}
+
+bool ctl_test_wait_rows(mr_test_pg *pg, int64_t want, int timeout_ms)
+{
+    int64_t deadline = mr_test_now_ms() + timeout_ms;
+    while (mr_test_now_ms() < deadline) {
+        if (ctl_test_sql_int(pg, "SELECT count(*) FROM messages") == want)
+            return true;
+        struct timespec ts = {0, 50 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return false;
 }
 
 int64_t ctl_test_check_history(mr_test_pg *pg)

@@ -34,6 +34,7 @@ static void setup(void)
     mr_test_pg_start(&pg, false);
     nc = ctl_test_nats(nats.url);
     ck_assert(natsConnection_JetStream(&js, nc, NULL) == NATS_OK);
+    ctl_test_stream(js, "eu-west", NULL); /* as the region's relays do */
     ctl_proc_init(&ctl, nats.url, pg.conninfo, "eu-west", "[\"eu-west\"]",
                   "\"batch\":{\"max_wait_ms\":10}");
     ctl_proc_start(&ctl, NULL);

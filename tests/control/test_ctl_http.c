@@ -152,6 +152,13 @@ static void setup(void)
 {
     mr_test_nats_start(&nats, true);
     mr_test_pg_start(&pg, false);
+    /* The stream exists before control starts, as the region's relays create it. */
+    natsConnection *nc = ctl_test_nats(nats.url);
+    jsCtx *js = NULL;
+    ck_assert(natsConnection_JetStream(&js, nc, NULL) == NATS_OK);
+    ctl_test_stream(js, "eu-west", NULL);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
     ctl_proc_init(&ctl, nats.url, pg.conninfo, "eu-west", "[\"eu-west\"]",
                   "\"batch\":{\"max_wait_ms\":10}");
 }

@@ -111,6 +111,9 @@ static void setup(void)
     mr_test_pg_start(&pg, false);
     nc = ctl_test_nats(nats.url);
     ck_assert(natsConnection_JetStream(&js, nc, NULL) == NATS_OK);
+    /* The streams exist before control starts, as the region's relays create them. */
+    ctl_test_stream(js, "eu-west", NULL);
+    ctl_test_stream(js, "us-east", NULL);
 }
 
 static void teardown(void)
@@ -141,14 +144,7 @@ static bool wait_drained(const char *stream, int timeout_ms)
 
 static bool wait_rows(int64_t want, int timeout_ms)
 {
-    int64_t deadline = mr_test_now_ms() + timeout_ms;
-    while (mr_test_now_ms() < deadline) {
-        if (ctl_test_sql_int(&pg, "SELECT count(*) FROM messages") == want)
-            return true;
-        struct timespec ts = {0, 50 * 1000000};
-        nanosleep(&ts, NULL);
-    }
-    return false;
+    return ctl_test_wait_rows(&pg, want, timeout_ms);
 }
 
 static const char *rooms[] = {"lobby", "room-b", "room_c", "d"};
