@@ -629,11 +629,12 @@ static void done_push(ctl_ingest *in, batch *bt)
 }
 
 /* Acknowledge ("+ACK") or terminate ("+TERM") one stream message through its reply subject. */
-static void settle(ctl_ingest *in, natsMsg *msg, const char *how)
+static natsStatus settle(ctl_ingest *in, natsMsg *msg, const char *how)
 {
     const char *reply = natsMsg_GetReply(msg);
-    if (reply && *reply)
-        natsConnection_PublishString(in->nc, reply, how);
+    if (!reply || !*reply)
+        return NATS_OK;
+    return natsConnection_PublishString(in->nc, reply, how);
 }
 
 /*
@@ -652,8 +653,19 @@ static void flush_done(ctl_ingest *in)
         batch *next = bt->next;
         if (bt->committed) {
             publish_commits(in, bt->items, bt->n);
-            for (size_t i = 0; i < bt->n; i++)
-                settle(in, bt->items[i].msg, "+ACK");
+            /* An ack lost with the connection only means a redelivery (stored seqs are reused). */
+            size_t failed = 0;
+            natsStatus s = NATS_OK;
+            for (size_t i = 0; i < bt->n; i++) {
+                natsStatus si = settle(in, bt->items[i].msg, "+ACK");
+                if (si != NATS_OK) {
+                    failed++;
+                    s = si;
+                }
+            }
+            if (failed)
+                mr_log_warn("ingest %s: %zu of %zu acks not sent (%s); they will be redelivered",
+                            in->region, failed, bt->n, natsStatus_GetText(s));
         }
         batch_free(bt);
         bt = next;
@@ -759,7 +771,10 @@ static void dispatch(ctl_ingest *in, natsMsg **msgs, int count)
             mr_log_warn("ingest %s: rejecting stream message on %s: %s", in->region,
                         natsMsg_GetSubject(msg), why);
             mr_metric_inc(&m_poison);
-            settle(in, msg, "+TERM");
+            natsStatus ts = settle(in, msg, "+TERM");
+            if (ts != NATS_OK)
+                mr_log_warn("ingest %s: terminating it failed (%s); it will come back", in->region,
+                            natsStatus_GetText(ts));
             natsMsg_Destroy(msg);
             continue;
         }
