@@ -133,29 +133,24 @@ static void append_envelope(mr_buf *out, const char *env, const char *seq)
  * page of 1,000 large envelopes is never read just to be thrown away. The
  * inner query numbers the rows in page order and sums their sizes
  * (octet_length of a text reads its stored length, not the data); the
- * outer one keeps the rows that fit ($5 bytes), always the first, and one
- * row past the cut without its envelope, whose presence says "more".
+ * outer one keeps the rows that fit ($5 bytes, counting $6 per message
+ * beyond its envelope), always the first, and one row past the cut
+ * without its envelope, whose presence says "more".
  * last_seq comes from the same snapshot as the page (one statement), so a
  * reply never claims a last_seq lower than a seq it contains.
  */
 #define PAGE_SQL(dir)                                                                              \
     "SELECT seq, CASE WHEN upto <= $5::bigint OR rn = 1 THEN envelope END,"                        \
-    " (SELECT last_seq FROM rooms WHERE room = $1) FROM ("                                         \
-    "SELECT seq, envelope, row_number() OVER w AS rn,"                                             \
-    " sum(octet_length(envelope) + " MR_STR(                                                       \
-        PER_MESSAGE_BYTES) ") OVER w AS upto,"                                                     \
-                           " octet_length(envelope) + " MR_STR(                                    \
-                               PER_MESSAGE_BYTES) " AS len"                                        \
-                                                  " FROM messages WHERE room = $1 AND seq > "      \
-                                                  "$2::bigint AND ($3::bigint = 0 OR seq < "       \
-                                                  "$3::bigint)"                                    \
-                                                  " WINDOW w AS (ORDER BY seq " dir                \
-                                                  " ROWS UNBOUNDED PRECEDING)"                     \
-                                                  " ORDER BY seq " dir " LIMIT $4::int) page"      \
-                                                  " WHERE upto - len <= $5::bigint OR rn <= 2 "    \
-                                                  "ORDER BY seq " dir
-#define MR_STR_(x) #x
-#define MR_STR(x)  MR_STR_(x)
+    " (SELECT last_seq FROM rooms WHERE room = $1)"                                                \
+    " FROM (SELECT seq, envelope, row_number() OVER w AS rn,"                                      \
+    "  sum(octet_length(envelope) + $6::int) OVER w AS upto,"                                      \
+    "  octet_length(envelope) + $6::int AS len"                                                    \
+    "  FROM messages"                                                                              \
+    "  WHERE room = $1 AND seq > $2::bigint AND ($3::bigint = 0 OR seq < $3::bigint)"              \
+    "  WINDOW w AS (ORDER BY seq " dir " ROWS UNBOUNDED PRECEDING)"                                \
+    "  ORDER BY seq " dir " LIMIT $4::int) page"                                                   \
+    " WHERE upto - len <= $5::bigint OR rn <= 2"                                                   \
+    " ORDER BY seq " dir
 
 /* A failed statement: unavailable when the session is gone, internal otherwise. */
 static ctl_history_status failed(PGconn *db, const ctl_history_query *q, char *err, size_t errlen)
@@ -176,18 +171,19 @@ ctl_history_status ctl_history_run(PGconn *db, const ctl_history_query *q, mr_bu
                      ? q->max_bytes
                      : CTL_HISTORY_PAGE_MAX_BYTES;
     size_t budget = max > REPLY_FRAME_BYTES ? max - REPLY_FRAME_BYTES : 0;
-    char after[24], before[24], limit[16], bytes[24];
+    char after[24], before[24], limit[16], bytes[24], per_message[16];
     snprintf(after, sizeof after, "%lld", (long long)q->after);
     snprintf(before, sizeof before, "%lld", (long long)q->before);
     snprintf(limit, sizeof limit, "%d", q->limit + 1);
     snprintf(bytes, sizeof bytes, "%zu", budget);
-    const char *params[5] = {q->room, after, before, limit, bytes};
+    snprintf(per_message, sizeof per_message, "%d", PER_MESSAGE_BYTES);
+    const char *params[6] = {q->room, after, before, limit, bytes, per_message};
     static const char sql_after[] = PAGE_SQL("ASC");
     static const char sql_before[] = PAGE_SQL("DESC");
     static const char sql_last[] = "SELECT last_seq FROM rooms WHERE room = $1";
     bool backwards = q->before > 0;
     PGresult *r =
-        PQexecParams(db, backwards ? sql_before : sql_after, 5, NULL, params, NULL, NULL, 0);
+        PQexecParams(db, backwards ? sql_before : sql_after, 6, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         PQclear(r);
         return failed(db, q, err, errlen);
