@@ -48,6 +48,18 @@ hc_agent *hc_agent_new(struct event_base *base, const char *config_path,
         snprintf(err, errlen, "%s", dc.err);
         goto err;
     }
+    /* Without compare-and-set at the provider, a write is safe only if it
+     * ends while the lease still holds; the holder starts one only with at
+     * least the write's time-out left, and right after a renewal it has
+     * ttl - margin left at most, at worst renew_ms less. */
+    int room = a->lease_ttl_ms - a->lease_margin_ms - a->lease_renew_ms - HC_WRITE_SLACK_MS;
+    if (!a->provider->cas && a->provider->timeout_ms > room) {
+        snprintf(err, errlen,
+                 "%s: dns.timeout_ms (%d) must be at most lease.ttl_ms - lease.margin_ms - "
+                 "lease.renew_ms - %d = %d ms: a write must end while the lease holds",
+                 config_path, a->provider->timeout_ms, HC_WRITE_SLACK_MS, room);
+        goto err;
+    }
     size_t nrel = a->regions->n_relays_total;
     a->eps = mr_calloc(nrel ? nrel : 1, sizeof *a->eps);
     for (size_t r = 0; r < a->regions->n_regions; r++) {
@@ -135,9 +147,13 @@ int hc_agent_start(hc_agent *a, char *err, size_t errlen)
     hc_cluster_conf cc = {.urls = (const char *const *)a->nats_urls,
                           .n_urls = a->n_nats,
                           .agent_id = a->agent_id,
+                          .lease_id = a->lease_id,
+                          .members = (const char *const *)a->members,
+                          .n_members = a->n_members,
                           .lease_ttl_ms = a->lease_ttl_ms,
                           .lease_renew_ms = a->lease_renew_ms,
-                          .replicas = a->lease_replicas,
+                          .lease_margin_ms = a->lease_margin_ms,
+                          .state_path = a->state_path,
                           .regions = names,
                           .n_regions = a->regions->n_regions};
     a->cluster = hc_cluster_start(&cc, hc_tick_on_observation, a, err, errlen);
@@ -148,6 +164,7 @@ int hc_agent_start(hc_agent *a, char *err, size_t errlen)
     a->probe_timer = event_new(a->base, -1, EV_PERSIST, hc_round_timer_cb, a);
     struct timeval pt = {a->interval_ms / 1000, (a->interval_ms % 1000) * 1000};
     event_add(a->probe_timer, &pt);
+    a->started_us = mr_now_us();
     a->tick_timer = event_new(a->base, -1, EV_PERSIST, hc_tick_cb, a);
     struct timeval tt = {0, 100000};
     event_add(a->tick_timer, &tt);
@@ -223,6 +240,11 @@ void hc_agent_free(hc_agent *a)
             free(a->verify_source[r]);
     }
     free(a->verify_source);
+    for (size_t i = 0; i < a->n_members; i++)
+        free(a->members[i]);
+    free(a->members);
+    free(a->lease_id);
+    free(a->state_path);
     for (size_t i = 0; i < a->n_nats; i++)
         free(a->nats_urls[i]);
     free(a->nats_urls);

@@ -33,6 +33,8 @@
 
 #define HC_HIST_LEN 240 /* latency samples kept per endpoint (2 min at 500 ms) */
 #define HC_N_KINDS  3   /* probe kinds per round: tcp, readyz, ws */
+/* A write starts only with its time-out plus this much lease left. */
+#define HC_WRITE_SLACK_MS 100
 
 typedef struct hc_endpoint {
     hc_agent *agent;
@@ -67,7 +69,11 @@ struct hc_agent {
     int interval_ms, timeout_ms, publish_ms, cert_warn_days;
     bool tls_verify;
     hc_fsm_conf fsm_conf;
-    int live_ms, lease_ttl_ms, lease_renew_ms, lease_replicas;
+    int live_ms, lease_ttl_ms, lease_renew_ms, lease_margin_ms;
+    char *lease_id; /* this agent among the lease's members */
+    char **members; /* the lease's members */
+    size_t n_members;
+    char *state_path; /* lease term, vote and drain flags */
     int verify_timeout_ms;
     bool verify_enabled;
     char *relay_api_key; /* relays' admin_api_key, "" when none */
@@ -112,7 +118,16 @@ struct hc_agent {
     char remote_write_agent[HC_AGENT_ID_MAX];
     char remote_write_text[600];
     bool was_holder;
+    uint64_t written_term;   /* the lease term `written` was written in */
+    uint64_t in_flight_term; /* the lease term of the write in flight */
 
+    /* The lease as this agent knows it (under mu: observations update it). */
+    char holder_id[HC_AGENT_ID_MAX]; /* "" when no holder is known */
+    uint64_t holder_term;
+    int64_t holder_since_wall_ms;
+    int64_t holder_seen_us; /* when a holder was last known (monotonic) */
+    int64_t started_us;
+    bool force_publish; /* publish the view on the next tick (a drain changed) */
     /* Verification of the last write. */
     struct hc_verify_ctx *verifies;
     bool stopping;

@@ -6,6 +6,7 @@
 #include "hc_agent_internal.h"
 #include "hc_http.h"
 #include "mr_alloc.h"
+#include "hc_lease.h"
 #include "mr_log.h"
 
 #include <arpa/inet.h>
@@ -47,9 +48,10 @@ int hc_config_load(hc_agent *a, const char *path, const char *listen_override, c
         snprintf(err, errlen, "%s", c->err);
         return -1;
     }
-    static const char *const keys[] = {"agent_id", "region", "regions_file", "listen",    "nats",
-                                       "api_key",  "probe",  "thresholds",   "quorum",    "lease",
-                                       "dns",      "verify", "drain",        "log_level", NULL};
+    static const char *const keys[] = {"agent_id", "region",    "regions_file", "listen",
+                                       "nats",     "api_key",   "probe",        "thresholds",
+                                       "quorum",   "lease",     "dns",          "verify",
+                                       "drain",    "log_level", "state_dir",    NULL};
     mr_cfg_check_keys(c, root, "", keys);
     const char *regions_file = mr_cfg_str(c, root, "", "regions_file", NULL);
     const char *region = mr_cfg_str(c, root, "", "region", NULL);
@@ -86,13 +88,21 @@ int hc_config_load(hc_agent *a, const char *path, const char *listen_override, c
     a->live_ms = (int)mr_cfg_int(c, q, "quorum", "agent_timeout_ms", 2000, 200, 600000);
     a->publish_ms = (int)mr_cfg_int(c, q, "quorum", "publish_ms", 500, 50, 60000);
     json_t *l = mr_cfg_obj(c, root, "", "lease");
-    static const char *const lkeys[] = {"ttl_ms", "renew_ms", "replicas", NULL};
+    static const char *const lkeys[] = {"ttl_ms",  "renew_ms", "margin_ms",
+                                        "members", "replicas", NULL};
     mr_cfg_check_keys(c, l, "lease", lkeys);
     a->lease_ttl_ms = (int)mr_cfg_int(c, l, "lease", "ttl_ms", 3000, 500, 600000);
     a->lease_renew_ms = (int)mr_cfg_int(c, l, "lease", "renew_ms", 1000, 100, 600000);
-    a->lease_replicas = (int)mr_cfg_int(c, l, "lease", "replicas", 1, 1, 5);
+    a->lease_margin_ms =
+        (int)mr_cfg_int(c, l, "lease", "margin_ms", a->lease_ttl_ms / 10, 0, 600000);
+    json_t *members = mr_cfg_str_array(c, l, "lease", "members");
+    if (json_object_get(l, "replicas"))
+        mr_log_warn("%s: lease.replicas is no longer used (the lease is not stored in NATS)", path);
     if (!mr_cfg_failed(c) && a->lease_renew_ms * 2 > a->lease_ttl_ms)
         mr_cfg_error(c, "lease.renew_ms", "must be at most half of lease.ttl_ms");
+    if (!mr_cfg_failed(c) && a->lease_margin_ms * 4 > a->lease_ttl_ms)
+        mr_cfg_error(c, "lease.margin_ms", "must be at most a quarter of lease.ttl_ms");
+    const char *state_dir = mr_cfg_str(c, root, "", "state_dir", NULL);
     json_t *v = mr_cfg_obj(c, root, "", "verify");
     static const char *const vkeys[] = {"enabled", "timeout_ms", "sources", NULL};
     mr_cfg_check_keys(c, v, "verify", vkeys);
@@ -154,6 +164,46 @@ int hc_config_load(hc_agent *a, const char *path, const char *listen_override, c
     a->nats_urls = mr_calloc(a->n_nats + 1, sizeof(char *));
     for (size_t i = 0; i < a->n_nats; i++)
         a->nats_urls[i] = mr_strdup(json_string_value(json_array_get(nats, i)));
+    /* The lease's members: every agent's id when lease.members lists them,
+     * else one member per region of the regions file, named after it (one
+     * agent runs in each region). */
+    size_t nm = members ? json_array_size(members) : a->regions->n_regions;
+    if (nm == 0 || nm > HC_LEASE_MAX_MEMBERS) {
+        snprintf(err, errlen, "%s: lease.members: between 1 and %d agent ids", path,
+                 HC_LEASE_MAX_MEMBERS);
+        json_decref(root);
+        return -1;
+    }
+    a->members = mr_calloc(nm + 1, sizeof(char *));
+    a->n_members = nm;
+    for (size_t i = 0; i < nm; i++)
+        a->members[i] = mr_strdup(members ? json_string_value(json_array_get(members, i))
+                                          : a->regions->regions[i].name);
+    a->lease_id = mr_strdup(members ? a->agent_id : a->region_name);
+    bool member = false;
+    for (size_t i = 0; i < nm; i++)
+        member |= strcmp(a->members[i], a->lease_id) == 0;
+    if (!member) {
+        snprintf(err, errlen, "%s: lease.members: this agent (\"%s\") is not listed", path,
+                 a->lease_id);
+        json_decref(root);
+        return -1;
+    }
+    /* The state file: next to the configuration unless state_dir says. */
+    char dir[600];
+    if (state_dir) {
+        snprintf(dir, sizeof dir, "%s", state_dir);
+    } else {
+        snprintf(dir, sizeof dir, "%s", path);
+        char *slash = strrchr(dir, '/');
+        if (slash)
+            *slash = '\0';
+        else
+            snprintf(dir, sizeof dir, ".");
+    }
+    size_t sl = strlen(dir) + strlen(a->lease_id) + 32;
+    a->state_path = mr_malloc(sl);
+    snprintf(a->state_path, sl, "%s/hc-state-%s.json", dir, a->lease_id);
     a->verify_source = mr_calloc(a->regions->n_regions, sizeof(char *));
     for (size_t r = 0; r < a->regions->n_regions; r++) {
         const char *s =

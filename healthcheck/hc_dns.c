@@ -9,6 +9,7 @@
 #include "hc_dns.h"
 #include "mr_alloc.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -170,4 +171,23 @@ void hc_dns_free(hc_dns_provider *p)
 {
     if (p)
         p->ops->destroy(p);
+}
+
+void hc_dns_fence_name(const mr_regions *r, char *out, size_t n)
+{
+    snprintf(out, n, "%s.%s", HC_DNS_FENCE_LABEL, r->zone);
+}
+
+void hc_dns_fence_txt(const hc_dns_fence *f, char *out, size_t n)
+{
+    snprintf(out, n, "\"term=%llu holder=%s\"", (unsigned long long)f->term,
+             f->holder ? f->holder : "");
+}
+
+uint64_t hc_dns_fence_term(const char *txt)
+{
+    const char *t = txt ? strstr(txt, "term=") : NULL;
+    if (!t)
+        return 0;
+    return strtoull(t + 5, NULL, 10);
 }

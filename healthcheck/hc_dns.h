@@ -14,6 +14,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct event_base;
 
@@ -45,6 +46,26 @@ void hc_dns_plan_copy(hc_dns_plan *dst, const hc_dns_plan *src);
 /** Append the plan as a JSON object {"eu-west":["127.1.0.1",...],...}. */
 void hc_dns_plan_json(const hc_dns_plan *p, mr_buf *out);
 
+/**
+ * The fencing token a write carries: the lease term of the writer. Providers
+ * store it beside the answers (TXT record HC_DNS_FENCE_LABEL.<zone>,
+ * "term=<term> holder=<id>") in the same atomic change, and refuse to write
+ * over a higher term (docs/healthcheck.md, "Fencing").
+ */
+typedef struct hc_dns_fence {
+    uint64_t term;
+    const char *holder;
+} hc_dns_fence;
+
+#define HC_DNS_FENCE_LABEL "_meridian-lease"
+
+/** The fence record's name for `zone` ("_meridian-lease.meridian.test."). */
+void hc_dns_fence_name(const mr_regions *r, char *out, size_t n);
+/** The fence record's TXT content, quoted: "\"term=5 holder=hc-eu-west\"". */
+void hc_dns_fence_txt(const hc_dns_fence *f, char *out, size_t n);
+/** The term in a fence TXT content (quoted or not); 0 when there is none. */
+uint64_t hc_dns_fence_term(const char *txt);
+
 /** Completion of a write: rc 0 on success, else -1 with a message. */
 typedef void (*hc_dns_done_cb)(int rc, const char *err, void *ud);
 
@@ -56,8 +77,8 @@ typedef struct hc_dns_ops {
      * Publish `plan`. Returns 0 and calls `cb` exactly once later, or returns
      * -1 with `err` filled and never calls `cb`.
      */
-    int (*write)(hc_dns_provider *p, const hc_dns_plan *plan, hc_dns_done_cb cb, void *ud,
-                 char *err, size_t errlen);
+    int (*write)(hc_dns_provider *p, const hc_dns_plan *plan, const hc_dns_fence *fence,
+                 hc_dns_done_cb cb, void *ud, char *err, size_t errlen);
     void (*destroy)(hc_dns_provider *p);
 } hc_dns_ops;
 
@@ -65,7 +86,8 @@ struct hc_dns_provider {
     const hc_dns_ops *ops;
     struct event_base *base;
     const mr_regions *regions;
-    int timeout_ms;
+    int timeout_ms; /* the longest one write can take (its requests' time-outs together) */
+    bool cas;       /* the provider refuses a write over a newer fence by itself */
 };
 
 /**
@@ -93,5 +115,8 @@ void hc_dns_pdns_lua(const hc_dns_plan *p, mr_buf *out);
 void hc_dns_route53_body(const hc_dns_plan *p, const char *comment, mr_buf *out);
 /** The body the provider sends: the geolocation sets plus each region name's A record. */
 void hc_dns_route53_request(const hc_dns_plan *p, const char *comment, mr_buf *out);
+/** What the provider sends: the request above plus the fence TXT record's UPSERT. */
+void hc_dns_route53_fenced_request(const hc_dns_plan *p, const hc_dns_fence *fence,
+                                   const char *comment, mr_buf *out);
 
 #endif

@@ -116,12 +116,44 @@ static void on_done(int status, const char *body, size_t len, const char *err, v
     free(w);
 }
 
-static int r53_write_plan(hc_dns_provider *base, const hc_dns_plan *plan, hc_dns_done_cb cb,
-                          void *ud, char *err, size_t errlen)
+/* The fencing token rides in the same change batch (all or nothing), as an
+ * UPSERT of the fence TXT record. Route 53 could make this a true
+ * compare-and-set (DELETE the exact fence last read + CREATE the new one:
+ * the batch fails if anyone changed it in between); that needs a
+ * ListResourceRecordSets read first and is not done yet (docs/healthcheck.md,
+ * "Fencing"). */
+static void fence_change(const hc_dns_plan *plan, const hc_dns_fence *f, mr_buf *out)
+{
+    char name[600], txt[200];
+    hc_dns_fence_name(plan->regions, name, sizeof name);
+    hc_dns_fence_txt(f, txt, sizeof txt);
+    mr_buf_printf(out,
+                  "<Change><Action>UPSERT</Action><ResourceRecordSet><Name>%s</Name>"
+                  "<Type>TXT</Type><TTL>%d</TTL><ResourceRecords><ResourceRecord><Value>"
+                  "&quot;%.*s&quot;</Value></ResourceRecord></ResourceRecords>"
+                  "</ResourceRecordSet></Change>",
+                  name, plan->regions->ttl, (int)strlen(txt) - 2, txt + 1);
+}
+
+void hc_dns_route53_fenced_request(const hc_dns_plan *plan, const hc_dns_fence *fence,
+                                   const char *comment, mr_buf *out)
+{
+    mr_buf changes = MR_BUF_INIT;
+    hc_dns_route53_request(plan, comment, &changes);
+    const char *end = strstr(changes.data, "</Changes>");
+    mr_buf_printf(out, "%.*s", (int)(end - changes.data), changes.data);
+    if (fence)
+        fence_change(plan, fence, out);
+    mr_buf_puts(out, end);
+    mr_buf_free(&changes);
+}
+
+static int r53_write_plan(hc_dns_provider *base, const hc_dns_plan *plan, const hc_dns_fence *fence,
+                          hc_dns_done_cb cb, void *ud, char *err, size_t errlen)
 {
     r53 *p = (r53 *)base;
     mr_buf body = MR_BUF_INIT, auth = MR_BUF_INIT;
-    hc_dns_route53_request(plan, "meridian-healthcheck", &body);
+    hc_dns_route53_fenced_request(plan, fence, "meridian-healthcheck", &body);
     int tls, port;
     char host[256], path[1024], url[1400];
     hc_http_parse_url(p->endpoint, &tls, host, sizeof host, &port, path, sizeof path);

@@ -160,6 +160,7 @@ int hc_drain_set(hc_agent *a, const char *region, bool drained, char *err, size_
     if (hc_cluster_set_drain(a->cluster, region, drained, err, errlen) != 0)
         return -1;
     a->drained[r] = drained;
+    a->force_publish = true; /* the flag travels in our next observation: send it now */
     /* Undraining is safe in any order, so the agent that took the request
      * tells the relays at once (the writer does too): they return to
      * service, and DNS follows once their probes pass again. */

@@ -34,18 +34,46 @@ static void status_json(hc_agent *a, mr_buf *b)
 {
     size_t nr = a->regions->n_regions;
     int64_t now_ms = mr_now_us() / 1000;
-    char holder[128];
-    hc_cluster_lease_holder(a->cluster, holder, sizeof holder);
-    bool held = hc_cluster_lease_held(a->cluster);
+    hc_cluster_lease_info li;
+    hc_cluster_lease(a->cluster, &li);
+    char holder[HC_AGENT_ID_MAX];
+    pthread_mutex_lock(&a->mu);
+    snprintf(holder, sizeof holder, "%s", a->holder_id);
+    uint64_t term = a->holder_term;
+    int64_t since = a->holder_since_wall_ms;
+    pthread_mutex_unlock(&a->mu);
+    int64_t known = a->holder_seen_us > a->started_us ? a->holder_seen_us : a->started_us;
     mr_buf_puts(b, "{\"agent\":{\"id\":");
     json_str(b, a->agent_id);
     mr_buf_puts(b, ",\"region\":");
     json_str(b, a->region_name);
     mr_buf_printf(b, ",\"nats\":%s,\"lease_held\":%s,\"lease_holder\":",
-                  hc_cluster_connected(a->cluster) ? "true" : "false", held ? "true" : "false");
+                  hc_cluster_connected(a->cluster) ? "true" : "false", li.held ? "true" : "false");
     json_str(b, holder);
     mr_buf_printf(b, ",\"now\":%lld,\"probe_interval_ms\":%d},", (long long)mr_wall_ms(),
                   a->interval_ms);
+    /* The lease: who holds it (as this agent knows), since when, its term
+     * (the fencing token DNS writes carry), and this agent's own part. */
+    mr_buf_puts(b, "\"lease\":{\"holder\":");
+    if (holder[0])
+        json_str(b, holder);
+    else
+        mr_buf_puts(b, "null");
+    mr_buf_printf(b,
+                  ",\"term\":%llu,\"since\":%lld,\"unheld_seconds\":%.1f,\"held_here\":%s,"
+                  "\"left_ms\":%lld,\"member\":",
+                  (unsigned long long)(holder[0] ? term : 0), (long long)(holder[0] ? since : 0),
+                  holder[0] ? 0.0 : (double)(mr_now_us() - known) / 1e6, li.held ? "true" : "false",
+                  (long long)(li.left_us / 1000));
+    json_str(b, a->lease_id);
+    mr_buf_puts(b, ",\"promised_to\":");
+    json_str(b, li.promised);
+    mr_buf_printf(b, ",\"voted_term\":%llu,\"members\":[", (unsigned long long)li.voted_term);
+    for (size_t i = 0; i < a->n_members; i++) {
+        mr_buf_puts(b, i ? "," : "");
+        json_str(b, a->members[i]);
+    }
+    mr_buf_printf(b, "],\"ttl_ms\":%d},", a->lease_ttl_ms);
     mr_buf_printf(b,
                   "\"thresholds\":{\"down_window\":%d,\"down_failures\":%d,\"up_successes\":%d},",
                   a->fsm_conf.down_window, a->fsm_conf.down_failures, a->fsm_conf.up_successes);
@@ -181,9 +209,11 @@ static void agent_metrics(hc_agent *a, mr_buf *b)
 static bool agent_ready(hc_agent *a, mr_buf *detail)
 {
     bool nats = hc_cluster_connected(a->cluster);
-    mr_buf_printf(detail, "{\"nats\":\"%s\",\"lease_held\":%s}",
-                  nats ? "connected" : "disconnected",
-                  hc_cluster_lease_held(a->cluster) ? "true" : "false");
+    hc_cluster_lease_info li;
+    hc_cluster_lease(a->cluster, &li);
+    mr_buf_printf(detail, "{\"nats\":\"%s\",\"lease_held\":%s,\"term\":%llu}",
+                  nats ? "connected" : "disconnected", li.held ? "true" : "false",
+                  (unsigned long long)li.term);
     return nats;
 }
 

@@ -8,106 +8,133 @@
 #include "hc_agent_internal.h"
 #include "hc_drain.h"
 #include "hc_round.h"
+#include "hc_wire.h"
 #include "hc_writer.h"
+#include "mr_alloc.h"
 #include "mr_log.h"
 #include "mr_metrics.h"
 #include "mr_time.h"
 
-#include <jansson.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
 static mr_metric m_live = MR_GAUGE("meridian_hc_live_agents", "Agents heard from recently");
 static mr_metric m_nats = MR_GAUGE("meridian_hc_nats_connected", "1 while connected to NATS");
+static mr_metric m_unheld =
+    MR_GAUGE("meridian_hc_lease_unheld_seconds",
+             "Seconds this agent has known of no lease holder (0 while one is known)");
+static mr_metric m_term =
+    MR_GAUGE("meridian_hc_lease_term", "The known lease holder's term (fencing token), 0 if none");
 
 void hc_tick_metrics_register(void)
 {
     mr_metric_register(&m_live);
     mr_metric_register(&m_nats);
+    mr_metric_register(&m_unheld);
+    mr_metric_register(&m_term);
 }
 
 void hc_tick_on_observation(const char *data, size_t len, void *ud)
 {
     hc_agent *a = ud;
-    json_error_t jerr;
-    json_t *o = json_loadb(data, len, 0, &jerr);
-    if (!o)
+    hc_obs *o = mr_malloc(sizeof *o);
+    if (hc_wire_obs_parse(data, len, o) != 0) {
+        mr_log_debug("malformed observation ignored (%zu bytes)", len);
+        free(o);
         return;
-    const char *id = json_string_value(json_object_get(o, "agent"));
-    const char *region = json_string_value(json_object_get(o, "region"));
-    const char *votes = json_string_value(json_object_get(o, "votes"));
-    bool lease = json_is_true(json_object_get(o, "lease"));
-    json_int_t ts = json_integer_value(json_object_get(o, "ts"));
-    json_t *w = json_object_get(o, "write");
+    }
     /* Our own view is fed directly (it must count even without NATS); a view
      * of another topology (other regions file) is ignored, loudly. */
-    if (id && votes && strcmp(id, a->agent_id) != 0) {
-        if (strlen(votes) != a->n_items) {
-            mr_log_warn("observation from %s has %zu items, expected %zu: regions files differ", id,
-                        strlen(votes), a->n_items);
-        } else {
-            hc_state v[HC_QUORUM_MAX_ITEMS];
-            for (size_t i = 0; i < a->n_items; i++)
-                v[i] = hc_state_from_char(votes[i]);
-            pthread_mutex_lock(&a->mu);
-            hc_quorum_observe(&a->quorum, id, region, lease, v, mr_now_us() / 1000, ts);
-            /* The writer's last write, so every dashboard's timeline has it. */
-            json_int_t wts = json_integer_value(json_object_get(w, "ts"));
-            const char *wtext = json_string_value(json_object_get(w, "text"));
-            if (w && wtext && wts > a->remote_write_ts) {
-                a->remote_write_ts = wts;
-                a->remote_write_pending = true;
-                snprintf(a->remote_write_agent, sizeof a->remote_write_agent, "%s", id);
-                snprintf(a->remote_write_text, sizeof a->remote_write_text, "%s", wtext);
-            }
-            pthread_mutex_unlock(&a->mu);
-        }
+    if (strcmp(o->agent, a->agent_id) == 0) {
+        free(o);
+        return;
     }
-    json_decref(o);
+    if (o->n_votes != a->n_items) {
+        mr_log_warn("observation from %s has %zu items, expected %zu: regions files differ",
+                    o->agent, o->n_votes, a->n_items);
+        free(o);
+        return;
+    }
+    hc_state v[HC_QUORUM_MAX_ITEMS];
+    for (size_t i = 0; i < a->n_items; i++)
+        v[i] = hc_state_from_char(o->votes[i]);
+    if (o->n_drains)
+        hc_cluster_merge_drains(a->cluster, o->drains, o->n_drains);
+    int64_t now_us = mr_now_us();
+    pthread_mutex_lock(&a->mu);
+    hc_quorum_observe(&a->quorum, o->agent, o->region, o->lease, v, now_us / 1000, o->ts);
+    /* Who holds the lease, as its holder says: the newest term wins. */
+    if (o->lease && o->term &&
+        (o->term >= a->holder_term || now_us - a->holder_seen_us > a->live_ms * 1000LL)) {
+        snprintf(a->holder_id, sizeof a->holder_id, "%s", o->agent);
+        a->holder_term = o->term;
+        a->holder_since_wall_ms = o->lease_since;
+        a->holder_seen_us = now_us;
+    }
+    /* The writer's last write, so every dashboard's timeline has it. */
+    if (o->has_write && o->write_ts > a->remote_write_ts) {
+        a->remote_write_ts = o->write_ts;
+        a->remote_write_pending = true;
+        snprintf(a->remote_write_agent, sizeof a->remote_write_agent, "%s", o->agent);
+        snprintf(a->remote_write_text, sizeof a->remote_write_text, "%s", o->write_text);
+    }
+    pthread_mutex_unlock(&a->mu);
+    free(o);
 }
 
-static void publish_view(hc_agent *a, bool lease)
+static void publish_view(hc_agent *a, const hc_cluster_lease_info *li)
 {
-    char votes[HC_QUORUM_MAX_ITEMS + 1];
     hc_state v[HC_QUORUM_MAX_ITEMS];
     size_t nr = a->regions->n_regions;
     for (size_t r = 0; r < nr; r++)
         v[r] = hc_round_region_state(a, r);
     for (size_t i = 0; i < a->regions->n_relays_total; i++)
         v[nr + i] = a->eps[i].fsm.state;
+    hc_obs *o = mr_calloc(1, sizeof *o);
     for (size_t i = 0; i < a->n_items; i++)
-        votes[i] = hc_state_char(v[i]);
-    votes[a->n_items] = '\0';
+        o->votes[i] = hc_state_char(v[i]);
+    o->n_votes = a->n_items;
     int64_t now = mr_now_us();
     pthread_mutex_lock(&a->mu);
-    hc_quorum_observe(&a->quorum, a->agent_id, a->region_name, lease, v, now / 1000, mr_wall_ms());
+    hc_quorum_observe(&a->quorum, a->agent_id, a->region_name, li->held, v, now / 1000,
+                      mr_wall_ms());
     pthread_mutex_unlock(&a->mu);
-    if (strcmp(votes, a->last_votes) == 0 && now - a->last_publish_us < a->publish_ms * 1000LL)
+    if (!a->force_publish && strcmp(o->votes, a->last_votes) == 0 &&
+        now - a->last_publish_us < a->publish_ms * 1000LL) {
+        free(o);
         return;
-    memcpy(a->last_votes, votes, a->n_items + 1);
-    a->last_publish_us = now;
-    mr_buf b = MR_BUF_INIT;
-    mr_buf_puts(&b, "{\"agent\":");
-    mr_buf_json_str(&b, a->agent_id, strlen(a->agent_id));
-    mr_buf_puts(&b, ",\"region\":");
-    mr_buf_json_str(&b, a->region_name, strlen(a->region_name));
-    mr_buf_printf(&b, ",\"lease\":%s,\"ts\":%lld,\"votes\":\"%s\"", lease ? "true" : "false",
-                  (long long)mr_wall_ms(), votes);
-    if (lease && a->last_write_ok_wall_ms) {
-        mr_buf_printf(&b, ",\"write\":{\"ts\":%lld,\"text\":", (long long)a->last_write_ok_wall_ms);
-        mr_buf_json_str(&b, a->last_write_text, strlen(a->last_write_text));
-        mr_buf_putc(&b, '}');
     }
-    mr_buf_putc(&b, '}');
+    a->force_publish = false;
+    memcpy(a->last_votes, o->votes, a->n_items + 1);
+    a->last_publish_us = now;
+    snprintf(o->agent, sizeof o->agent, "%s", a->agent_id);
+    snprintf(o->region, sizeof o->region, "%s", a->region_name);
+    o->ts = mr_wall_ms();
+    o->lease = li->held;
+    o->term = li->term;
+    o->lease_since = li->since_wall_ms;
+    if (li->held && a->last_write_ok_wall_ms) {
+        o->has_write = true;
+        o->write_ts = a->last_write_ok_wall_ms;
+        snprintf(o->write_text, sizeof o->write_text, "%s", a->last_write_text);
+    }
+    o->n_drains = nr;
+    hc_cluster_drain_flags(a->cluster, o->drains);
+    mr_buf b = MR_BUF_INIT;
+    hc_wire_obs_encode(o, &b);
     hc_cluster_publish(a->cluster, b.data, b.len);
     mr_buf_free(&b);
+    free(o);
 }
+
 void hc_tick_cb(int fd, short what, void *arg)
 {
     hc_agent *a = arg;
-    bool held = hc_cluster_lease_held(a->cluster);
+    hc_cluster_lease_info li;
+    hc_cluster_lease(a->cluster, &li);
     mr_metric_set(&m_nats, hc_cluster_connected(a->cluster));
-    publish_view(a, held);
+    publish_view(a, &li);
 
     bool changed[HC_QUORUM_MAX_ITEMS];
     int64_t now_ms = mr_now_us() / 1000;
@@ -116,6 +143,22 @@ void hc_tick_cb(int fd, short what, void *arg)
     memcpy(a->verdict, a->quorum.verdict, a->n_items * sizeof *a->verdict);
     memcpy(a->verdict_since, a->quorum.verdict_since_ms, a->n_items * sizeof(int64_t));
     size_t live = hc_quorum_live(&a->quorum, now_ms);
+    /* The lease: this agent, or the holder a live agent says it is. An
+     * alert fires on meridian_hc_lease_unheld_seconds when no agent knows
+     * of a holder for more than a few seconds. */
+    int64_t now_us = mr_now_us();
+    if (li.held) {
+        snprintf(a->holder_id, sizeof a->holder_id, "%s", a->agent_id);
+        a->holder_term = li.term;
+        a->holder_since_wall_ms = li.since_wall_ms;
+        a->holder_seen_us = now_us;
+    } else if (strcmp(a->holder_id, a->agent_id) == 0 ||
+               now_us - a->holder_seen_us > a->live_ms * 1000LL) {
+        a->holder_id[0] = '\0';
+    }
+    int64_t known = a->holder_seen_us > a->started_us ? a->holder_seen_us : a->started_us;
+    mr_metric_set(&m_unheld, a->holder_id[0] ? 0 : (now_us - known) / 1000000);
+    mr_metric_set(&m_term, (int64_t)(a->holder_id[0] ? a->holder_term : 0));
     if (a->remote_write_pending) {
         a->remote_write_pending = false;
         hc_events_add(&a->events, "write", "%s wrote DNS: %s", a->remote_write_agent,

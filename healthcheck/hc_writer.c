@@ -146,36 +146,53 @@ static void on_written(int rc, const char *err, void *ud)
     if (a->have_written)
         hc_dns_plan_free(&a->written);
     a->written = a->in_flight;
+    a->written_term = a->in_flight_term;
     memset(&a->in_flight, 0, sizeof a->in_flight);
     a->have_written = true;
 }
 
 void hc_writer_step(hc_agent *a)
 {
-    bool held = hc_cluster_lease_held(a->cluster);
+    hc_cluster_lease_info li;
+    hc_cluster_lease(a->cluster, &li);
+    bool held = li.held;
     mr_metric_set(&m_lease, held);
     if (held != a->was_holder) {
-        hc_events_add(&a->events, "lease", "%s",
-                      held ? "this agent now writes DNS" : "this agent stopped writing DNS");
+        if (held)
+            hc_events_add(&a->events, "lease", "this agent now writes DNS (term %llu)",
+                          (unsigned long long)li.term);
+        else
+            hc_events_add(&a->events, "lease", "this agent stopped writing DNS");
         a->was_holder = held;
     }
-    if (!held) {
-        /* Whoever writes next cannot trust what we wrote before: forget it. */
+    /* Whoever writes next cannot trust what we wrote before, nor can we
+     * after another term may have written in between: forget it. */
+    if (!held || li.term != a->written_term) {
         if (a->have_written)
             hc_dns_plan_free(&a->written);
         a->have_written = false;
-        return;
     }
+    if (!held)
+        return;
     if (!a->have_desired || a->writing)
         return;
     if (a->have_written && hc_dns_plan_equal(&a->desired, &a->written))
         return;
     if (mr_now_us() < a->next_attempt_us)
         return;
+    /* Without compare-and-set at the provider, start a write only if the
+     * lease outlasts it (hc_agent_new checked that this always comes
+     * round after a renewal); the next tick tries again. */
+    if (!a->provider->cas &&
+        li.left_us < (int64_t)(a->provider->timeout_ms + HC_WRITE_SLACK_MS) * 1000)
+        return;
     hc_dns_plan_copy(&a->in_flight, &a->desired);
+    a->in_flight_term = li.term;
+    hc_dns_fence fence = {.term = li.term, .holder = a->agent_id};
     char err[300];
     a->writing = true;
-    if (a->provider->ops->write(a->provider, &a->in_flight, on_written, a, err, sizeof err) != 0) {
+    if (a->provider->ops->write(a->provider, &a->in_flight, &fence, on_written, a, err,
+                                sizeof err) != 0) {
         a->writing = false;
         on_written(-1, err, a);
     }

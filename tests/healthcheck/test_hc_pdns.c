@@ -96,17 +96,24 @@ static hc_dns_provider *provider(const char *api_url, const char *key, int timeo
     return p;
 }
 
-static result write_plan(hc_dns_provider *p, const bool *healthy)
+static result write_fenced(hc_dns_provider *p, const bool *healthy, uint64_t term)
 {
     hc_dns_plan plan;
     hc_dns_plan_build(&plan, regions, healthy, NULL);
     result r = {0};
     char err[512];
-    ck_assert_int_eq(p->ops->write(p, &plan, on_write, &r, err, sizeof err), 0);
+    hc_dns_fence fence = {.term = term, .holder = "test-agent"};
+    ck_assert_int_eq(p->ops->write(p, &plan, &fence, on_write, &r, err, sizeof err), 0);
     run_until(&r.done, 10000);
     ck_assert_msg(r.done, "write did not complete");
     hc_dns_plan_free(&plan);
     return r;
+}
+
+/* Every write of a test in the same lease term, the first ever. */
+static result write_plan(hc_dns_provider *p, const bool *healthy)
+{
+    return write_fenced(p, healthy, 1);
 }
 
 static result query(const char *source)
@@ -167,6 +174,35 @@ START_TEST(pdns_write_and_answers_by_source)
     run_until(&nv.done, 5000);
     ck_assert(nv.done && !nv.ok);
     ck_assert_str_eq(nv.detail, "127.2.0.1");
+    hc_dns_free(p);
+}
+END_TEST
+
+/*
+ * Fencing: the lease term travels in a TXT record of the same PATCH, and a
+ * writer whose term is below the stored one is refused before it writes (a
+ * holder whose lease was taken over, still believing it holds).
+ */
+START_TEST(pdns_fence_refuses_an_older_term)
+{
+    ck_assert_int_eq(hc_verify_global_init(), 0);
+    hc_dns_provider *p = provider(pdns.api_url, pdns.api_key, 3000);
+    bool all[3] = {true, true, true}, eu_down[3] = {false, true, true};
+    result w = write_fenced(p, all, 7);
+    ck_assert_msg(w.rc == 0, "%s", w.err);
+    /* An old holder (term 6) comes back and tries to move eu-west's clients. */
+    w = write_fenced(p, eu_down, 6);
+    ck_assert_int_eq(w.rc, -1);
+    ck_assert_msg(strstr(w.err, "fenced") && strstr(w.err, "term 7"), "%s", w.err);
+    ck_assert_str_eq(query("127.1.0.53").detail, "127.1.0.1,127.1.0.2");
+    /* The same term writes again, and a newer one does too. */
+    w = write_fenced(p, eu_down, 7);
+    ck_assert_msg(w.rc == 0, "%s", w.err);
+    w = write_fenced(p, all, 8);
+    ck_assert_msg(w.rc == 0, "%s", w.err);
+    ck_assert_str_eq(query("127.1.0.53").detail, "127.1.0.1,127.1.0.2");
+    w = write_fenced(p, eu_down, 7);
+    ck_assert_int_eq(w.rc, -1);
     hc_dns_free(p);
 }
 END_TEST
@@ -351,8 +387,12 @@ START_TEST(route53_request_is_signed_as_sent)
     hc_dns_plan plan;
     hc_dns_plan_build(&plan, regions, eu_down, NULL);
     mr_buf want = MR_BUF_INIT;
-    hc_dns_route53_request(&plan, "meridian-healthcheck", &want);
+    hc_dns_fence fence = {.term = 1, .holder = "test-agent"};
+    hc_dns_route53_fenced_request(&plan, &fence, "meridian-healthcheck", &want);
     ck_assert_str_eq(body, want.data);
+    ck_assert_ptr_nonnull(
+        strstr(body, "<Name>_meridian-lease.meridian.test.</Name><Type>TXT</Type>"));
+    ck_assert_ptr_nonnull(strstr(body, "&quot;term=1 holder=test-agent&quot;"));
     /* Re-sign what went over the wire: it must give the same Authorization. */
     hc_sigv4_header extra[] = {{"content-type", ctype}};
     hc_sigv4_req r = {.method = "POST",
@@ -389,6 +429,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, pdns_write_and_answers_by_source);
+    tcase_add_test(tc, pdns_fence_refuses_an_older_term);
     tcase_add_test(tc, pdns_wrong_key_is_a_clear_error);
     tcase_add_test(tc, pdns_broken_backend_is_a_clear_error);
     tcase_add_test(tc, pdns_hanging_api_times_out);
