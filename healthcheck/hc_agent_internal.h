@@ -69,6 +69,7 @@ struct hc_agent {
     int interval_ms, timeout_ms, publish_ms, cert_warn_days;
     bool tls_verify;
     hc_fsm_conf fsm_conf;
+    int return_settle_ms; /* a plan that only adds addresses waits this long unchanged */
     int live_ms, lease_ttl_ms, lease_renew_ms, lease_margin_ms;
     char *lease_id; /* this agent among the lease's members */
     char **members; /* the lease's members */

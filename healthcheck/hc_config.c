@@ -70,7 +70,8 @@ int hc_config_load(hc_agent *a, const char *path, const char *listen_override, c
     a->tls_verify = mr_cfg_bool(c, probe, "probe", "tls_verify", true);
     a->cert_warn_days = (int)mr_cfg_int(c, probe, "probe", "cert_warn_days", 14, 0, 3650);
     json_t *th = mr_cfg_obj(c, root, "", "thresholds");
-    static const char *const tkeys[] = {"down_window", "down_failures", "up_successes", NULL};
+    static const char *const tkeys[] = {"down_window", "down_failures", "up_successes",
+                                        "return_settle_ms", NULL};
     mr_cfg_check_keys(c, th, "thresholds", tkeys);
     hc_fsm_conf fd = HC_FSM_CONF_DEFAULT;
     a->fsm_conf.down_window =
@@ -79,6 +80,7 @@ int hc_config_load(hc_agent *a, const char *path, const char *listen_override, c
         (int)mr_cfg_int(c, th, "thresholds", "down_failures", fd.down_failures, 1, 32);
     a->fsm_conf.up_successes =
         (int)mr_cfg_int(c, th, "thresholds", "up_successes", fd.up_successes, 1, 1000);
+    a->return_settle_ms = (int)mr_cfg_int(c, th, "thresholds", "return_settle_ms", 1000, 0, 600000);
     char ferr[128];
     if (!mr_cfg_failed(c) && hc_fsm_conf_check(&a->fsm_conf, ferr, sizeof ferr) != 0)
         mr_cfg_error(c, "thresholds", "%s", ferr);

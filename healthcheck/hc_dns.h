@@ -41,6 +41,15 @@ void hc_dns_plan_build(hc_dns_plan *p, const mr_regions *r, const bool *healthy,
 void hc_dns_plan_free(hc_dns_plan *p);
 /** True when both the geo answers and the region names' answers are the same. */
 bool hc_dns_plan_equal(const hc_dns_plan *a, const hc_dns_plan *b);
+/**
+ * True when an address `from` answers to some geography is answered to no
+ * geography by `to`: a relay is being taken out of service (it died, its
+ * region was drained), which is urgent. Moving clients between relays that
+ * both stay in service (a region coming back) is not.
+ */
+bool hc_dns_plan_drops(const hc_dns_plan *from, const hc_dns_plan *to);
+/** True when `addr` is in the answer of some geography. */
+bool hc_dns_plan_answers(const hc_dns_plan *p, const char *addr);
 /** Deep copy. */
 void hc_dns_plan_copy(hc_dns_plan *dst, const hc_dns_plan *src);
 /** Append the plan as a JSON object {"eu-west":["127.1.0.1",...],...}. */
@@ -115,8 +124,18 @@ void hc_dns_pdns_lua(const hc_dns_plan *p, mr_buf *out);
 void hc_dns_route53_body(const hc_dns_plan *p, const char *comment, mr_buf *out);
 /** The body the provider sends: the geolocation sets plus each region name's A record. */
 void hc_dns_route53_request(const hc_dns_plan *p, const char *comment, mr_buf *out);
-/** What the provider sends: the request above plus the fence TXT record's UPSERT. */
-void hc_dns_route53_fenced_request(const hc_dns_plan *p, const hc_dns_fence *fence,
-                                   const char *comment, mr_buf *out);
+/**
+ * What the provider sends: the request above with, first in the batch, the
+ * fence record's compare-and-set: DELETE `old_fence` (its exact value and
+ * `old_ttl`; skipped when NULL or "") and CREATE the new fence.
+ */
+void hc_dns_route53_fenced_request(const hc_dns_plan *p, const char *old_fence, int old_ttl,
+                                   const hc_dns_fence *fence, const char *comment, mr_buf *out);
+/**
+ * The fence record's value (quotes included) and TTL from a
+ * ListResourceRecordSets response; "" when the zone has none.
+ */
+void hc_dns_route53_fence_parse(const mr_regions *r, const char *xml, char *value, size_t vlen,
+                                int *ttl);
 
 #endif

@@ -75,8 +75,10 @@ static void status_json(hc_agent *a, mr_buf *b)
     }
     mr_buf_printf(b, "],\"ttl_ms\":%d},", a->lease_ttl_ms);
     mr_buf_printf(b,
-                  "\"thresholds\":{\"down_window\":%d,\"down_failures\":%d,\"up_successes\":%d},",
-                  a->fsm_conf.down_window, a->fsm_conf.down_failures, a->fsm_conf.up_successes);
+                  "\"thresholds\":{\"down_window\":%d,\"down_failures\":%d,\"up_successes\":%d,"
+                  "\"return_settle_ms\":%d},",
+                  a->fsm_conf.down_window, a->fsm_conf.down_failures, a->fsm_conf.up_successes,
+                  a->return_settle_ms);
     mr_buf_puts(b, "\"regions\":[");
     for (size_t r = 0; r < nr; r++) {
         const mr_region *g = &a->regions->regions[r];

@@ -151,6 +151,21 @@ static void on_written(int rc, const char *err, void *ud)
     a->have_written = true;
 }
 
+/* A relay the plan still answers whose latest probe rounds here failed,
+ * though it is not down yet: probably dying with the ones that already are
+ * (relays of one region killed at once are not always seen down in the
+ * same round). */
+static bool answer_failing(hc_agent *a)
+{
+    for (size_t i = 0; i < a->regions->n_relays_total; i++) {
+        const hc_endpoint *e = &a->eps[i];
+        if (e->fsm.state == HC_STATE_UP && e->fsm.streak_fail > 0 &&
+            hc_dns_plan_answers(&a->desired, e->ep->address))
+            return true;
+    }
+    return false;
+}
+
 void hc_writer_step(hc_agent *a)
 {
     hc_cluster_lease_info li;
@@ -179,6 +194,21 @@ void hc_writer_step(hc_agent *a)
     if (a->have_written && hc_dns_plan_equal(&a->desired, &a->written))
         return;
     if (mr_now_us() < a->next_attempt_us)
+        return;
+    /* Taking clients away from a relay leaving service is urgent; bringing
+     * them back is not (they are served where they are). A plan that takes
+     * no relay out waits until it has been the same for return_settle_ms, so
+     * a region whose relays come back one probe round apart returns in one
+     * write, not one per relay. */
+    int64_t age_us = mr_now_us() - a->decision_us;
+    bool urgent = !a->have_written || hc_dns_plan_drops(&a->written, &a->desired);
+    if (!urgent && age_us < a->return_settle_ms * 1000LL)
+        return;
+    /* An urgent plan that still answers a relay failing right now waits
+     * (at most until that relay would be down) so the region's clients move
+     * once, not first to its last relay and then away. */
+    if (urgent && a->have_written && answer_failing(a) &&
+        age_us < (int64_t)a->interval_ms * (a->fsm_conf.down_failures + 1) * 1000)
         return;
     /* Without compare-and-set at the provider, start a write only if the
      * lease outlasts it (hc_agent_new checked that this always comes
