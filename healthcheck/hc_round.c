@@ -91,12 +91,12 @@ static void round_done(hc_endpoint *e, bool ok)
     if (hc_fsm_feed(&e->fsm, ok, mr_wall_ms())) {
         mr_metric_inc(&m_transitions);
         if (e->fsm.state == HC_STATE_DOWN)
-            mr_log_warn("hc_endpoint %s (%s): %s -> down: %s", e->ep->id, e->ep->address,
+            mr_log_warn("endpoint %s (%s): %s -> down: %s", e->ep->id, e->ep->address,
                         hc_state_name(before), e->last_error);
         else
-            mr_log_info("hc_endpoint %s (%s): %s -> %s", e->ep->id, e->ep->address,
+            mr_log_info("endpoint %s (%s): %s -> %s", e->ep->id, e->ep->address,
                         hc_state_name(before), hc_state_name(e->fsm.state));
-        hc_events_add(&a->events, "hc_endpoint", "%s %s -> %s%s%s", e->ep->id,
+        hc_events_add(&a->events, "endpoint", "%s %s -> %s%s%s", e->ep->id,
                       hc_state_name(before), hc_state_name(e->fsm.state),
                       e->fsm.state == HC_STATE_DOWN ? ": " : "",
                       e->fsm.state == HC_STATE_DOWN ? e->last_error : "");
@@ -115,7 +115,7 @@ static void probe_cb(const hc_probe_result *res, void *ud)
     if (res->cert_days_left >= 0) {
         e->cert_days_left = res->cert_days_left;
         if (res->cert_days_left < a->cert_warn_days)
-            mr_log_warn("hc_endpoint %s: TLS certificate expires in %.1f days", e->ep->id,
+            mr_log_warn("endpoint %s: TLS certificate expires in %.1f days", e->ep->id,
                         res->cert_days_left);
     }
     if (!res->ok) {
