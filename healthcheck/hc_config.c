@@ -5,13 +5,14 @@
 #include "hc_config.h"
 #include "hc_agent_internal.h"
 #include "hc_http.h"
-#include "mr_alloc.h"
 #include "hc_lease.h"
+#include "mr_alloc.h"
 #include "mr_log.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -191,10 +192,15 @@ int hc_config_load(hc_agent *a, const char *path, const char *listen_override, c
         json_decref(root);
         return -1;
     }
-    /* The state file: next to the configuration unless state_dir says. */
+    /* The state file: in state_dir; else in the directory systemd made for
+     * the service (StateDirectory= sets $STATE_DIRECTORY: /etc is read-only
+     * under ProtectSystem=strict); else next to the configuration. */
     char dir[600];
+    const char *sd = getenv("STATE_DIRECTORY");
     if (state_dir) {
         snprintf(dir, sizeof dir, "%s", state_dir);
+    } else if (sd && sd[0]) {
+        snprintf(dir, sizeof dir, "%.*s", (int)strcspn(sd, ":"), sd);
     } else {
         snprintf(dir, sizeof dir, "%s", path);
         char *slash = strrchr(dir, '/');
