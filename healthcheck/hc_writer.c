@@ -142,7 +142,11 @@ static void on_written(int rc, const char *err, void *ud)
     hc_events_add(&a->events, "write", "DNS: %s", a->in_flight.text);
     a->last_write_ok_wall_ms = a->last_write_wall_ms;
     snprintf(a->last_write_text, sizeof a->last_write_text, "%s", a->in_flight.text);
-    start_verification(a, a->have_written ? &a->written : NULL, &a->in_flight);
+    /* A write that completes while the agent stops (hc_agent_stop waits for
+     * it) starts no verification: those were already cancelled, and a new
+     * one would outlive the loop. */
+    if (!a->stopping)
+        start_verification(a, a->have_written ? &a->written : NULL, &a->in_flight);
     if (a->have_written)
         hc_dns_plan_free(&a->written);
     a->written = a->in_flight;
