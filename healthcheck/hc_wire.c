@@ -206,8 +206,10 @@ void hc_wire_obs_encode(const hc_obs *o, mr_buf *b)
 {
     mr_buf_puts(b, "{\"agent\":");
     mr_buf_json_str(b, o->agent, strlen(o->agent));
-    mr_buf_puts(b, ",\"region\":");
-    mr_buf_json_str(b, o->region, strlen(o->region));
+    if (o->region[0]) { /* optional, and never empty on the wire */
+        mr_buf_puts(b, ",\"region\":");
+        mr_buf_json_str(b, o->region, strlen(o->region));
+    }
     mr_buf_printf(b, ",\"lease\":%s,\"ts\":%lld,\"votes\":\"%s\"", o->lease ? "true" : "false",
                   (long long)o->ts, o->votes);
     if (o->lease)
