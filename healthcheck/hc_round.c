@@ -96,9 +96,8 @@ static void round_done(hc_endpoint *e, bool ok)
         else
             mr_log_info("endpoint %s (%s): %s -> %s", e->ep->id, e->ep->address,
                         hc_state_name(before), hc_state_name(e->fsm.state));
-        hc_events_add(&a->events, "endpoint", "%s %s -> %s%s%s", e->ep->id,
-                      hc_state_name(before), hc_state_name(e->fsm.state),
-                      e->fsm.state == HC_STATE_DOWN ? ": " : "",
+        hc_events_add(&a->events, "endpoint", "%s %s -> %s%s%s", e->ep->id, hc_state_name(before),
+                      hc_state_name(e->fsm.state), e->fsm.state == HC_STATE_DOWN ? ": " : "",
                       e->fsm.state == HC_STATE_DOWN ? e->last_error : "");
     }
 }
