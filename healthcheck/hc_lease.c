@@ -207,8 +207,12 @@ void hc_lease_tick(hc_lease *l, int64_t now_us, hc_lease_out *out)
     if (l->held_term && now_us >= l->held_until_us)
         l->held_term = 0;
     if (l->round_open && now_us - l->round_sent_us >= l->round_us) {
+        /* A holder retries its renewal at once; a candidate that heard from
+         * no majority (cut off, most likely) waits a round before the next
+         * term, so an isolated agent does not spin through terms. */
+        bool held = hc_lease_held(l, now_us);
         give_up_round(l, now_us, out);
-        l->next_round_us = now_us;
+        l->next_round_us = held ? now_us : now_us + l->round_us;
     }
     if (l->round_open || now_us < l->next_round_us)
         return;
