@@ -25,7 +25,8 @@
  *     (yields: to a higher term, or to a lower id in the same term, which
  *     breaks the tie of two agents that noticed a dead holder at the same
  *     moment); a round given up is never counted, so its self-vote can go
- *     to the other candidate without two holders of one term.
+ *     to the other candidate without two holders of one term, and its term
+ *     and vote return to what they were before the candidacy.
  *
  * Terms only grow: a candidate takes one above every term it heard of, and
  * a member never grants a term below the one it voted in. Two holders of
@@ -153,12 +154,35 @@ static void give_up_round(hc_lease *l, int64_t now_us, hc_lease_out *out)
         return;
     if (strcmp(l->promise_to, l->self) == 0)
         l->promise_until_us = 0;
-    /* A term this agent once held stays voted: fencing tokens are unique. */
+    /* The members that granted this round promised us for a whole TTL, for
+     * a round we will never count: let them go at once, or several failed
+     * candidates could keep every member promised to one of them (a split
+     * vote that lasts). Safe for the same reason as the release on
+     * shutdown: we do not hold. */
+    hc_lease_msg *rel = push(out, HC_LEASE_RELEASE, l);
+    if (rel)
+        rel->term = l->round_term;
+    /* A term this agent once held stays voted: fencing tokens are unique.
+     * Otherwise the candidacy is undone: the term and vote go back to what
+     * they were before it, as if it never happened. Keeping the abandoned
+     * term would make this member refuse the holder's renewals (their term
+     * is lower), and a failed candidate could unseat a live holder. */
     if (l->term == l->round_term && l->round_term != l->last_held_term &&
         strcmp(l->voted_for, l->self) == 0) {
-        l->voted_for[0] = '\0';
+        l->term = l->term_before;
+        snprintf(l->voted_for, sizeof l->voted_for, "%s", l->voted_before);
         out->persist = true;
     }
+}
+
+/* Up to half a round of delay, different for each member and term, so
+ * candidates that failed together do not start again together. */
+static int64_t jitter(const hc_lease *l)
+{
+    uint64_t h = 1469598103934665603ULL ^ l->round_term;
+    for (const char *c = l->self; *c; c++)
+        h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+    return (int64_t)(h % (uint64_t)(l->round_us / 2 + 1));
 }
 
 static void win(hc_lease *l, int64_t now_us)
@@ -179,10 +203,15 @@ static void win(hc_lease *l, int64_t now_us)
 
 static void start_round(hc_lease *l, uint64_t term, int64_t now_us, hc_lease_out *out)
 {
+    if (term != l->term) {
+        l->term_before = l->term;
+        memcpy(l->voted_before, l->voted_for, sizeof l->voted_before);
+    }
     vote(l, term, l->self, out);
     snprintf(l->promise_to, sizeof l->promise_to, "%s", l->self);
     if (now_us + l->ttl_us > l->promise_until_us)
         l->promise_until_us = now_us + l->ttl_us;
+    l->promise_term = term;
     l->round_open = true;
     l->round_term = term;
     l->round_seq = ++l->seq;
@@ -212,7 +241,7 @@ void hc_lease_tick(hc_lease *l, int64_t now_us, hc_lease_out *out)
          * term, so an isolated agent does not spin through terms. */
         bool held = hc_lease_held(l, now_us);
         give_up_round(l, now_us, out);
-        l->next_round_us = held ? now_us : now_us + l->round_us;
+        l->next_round_us = held ? now_us : now_us + l->round_us + jitter(l);
     }
     if (l->round_open || now_us < l->next_round_us)
         return;
@@ -260,6 +289,7 @@ static void on_request(hc_lease *l, const hc_lease_msg *m, int64_t now_us, hc_le
             snprintf(l->promise_to, sizeof l->promise_to, "%s", m->from);
             l->promise_until_us = now_us + l->ttl_us;
         }
+        l->promise_term = m->term;
     }
     hc_lease_msg *r = push(out, HC_LEASE_VOTE, l);
     if (!r)
@@ -296,7 +326,7 @@ static void on_vote(hc_lease *l, const hc_lease_msg *m, int idx, int64_t now_us,
         int64_t retry = l->round_wait_us ? l->round_wait_us : l->round_us;
         if (retry > l->renew_us)
             retry = l->renew_us;
-        l->next_round_us = now_us + retry;
+        l->next_round_us = now_us + retry + jitter(l);
     }
 }
 
@@ -317,9 +347,11 @@ void hc_lease_receive(hc_lease *l, const hc_lease_msg *m, int64_t now_us, hc_lea
         on_vote(l, m, idx, now_us, out);
         break;
     case HC_LEASE_RELEASE:
-        /* Only the holder itself benefits from our promise: once it says it
-         * stopped, nothing is left to protect. */
-        if (strcmp(l->promise_to, m->from) == 0 && m->term == l->term)
+        /* Only the candidate itself benefits from our promise: once it says
+         * it does not hold and gave that term up, nothing is left to
+         * protect. A release older than our promise (a later round of the
+         * same candidate) changes nothing. */
+        if (strcmp(l->promise_to, m->from) == 0 && m->term >= l->promise_term)
             l->promise_until_us = 0;
         break;
     }

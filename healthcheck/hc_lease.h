@@ -31,7 +31,7 @@
 typedef enum hc_lease_msg_type {
     HC_LEASE_REQ = 1, /* candidate -> everyone: vote for me in `term` (round `seq`) */
     HC_LEASE_VOTE,    /* member -> candidate `to`: granted or not */
-    HC_LEASE_RELEASE, /* holder -> everyone: I stopped writing; drop your promise to me */
+    HC_LEASE_RELEASE, /* -> everyone: I do not hold and gave `term` up; drop your promise to me */
 } hc_lease_msg_type;
 
 typedef struct hc_lease_msg {
@@ -71,11 +71,15 @@ typedef struct hc_lease {
     /* Persistent: the highest term this member voted in, and for whom. */
     uint64_t term;
     char voted_for[HC_LEASE_ID_MAX];
+    /* ... and what they were before this agent's open candidacy. */
+    uint64_t term_before;
+    char voted_before[HC_LEASE_ID_MAX];
 
     /* Member side. */
     int64_t quiet_until_us; /* after a start: no votes (promises were forgotten) */
     char promise_to[HC_LEASE_ID_MAX];
     int64_t promise_until_us;
+    uint64_t promise_term; /* the term of the request it was made for */
 
     /* Candidate and holder side. */
     uint64_t max_seen; /* highest term heard of anywhere */

@@ -392,6 +392,36 @@ START_TEST(release_hands_over_at_once)
 }
 END_TEST
 
+/*
+ * A member that started after the election (it voted in none) campaigns
+ * once its quiet period ends and is refused. Its failed candidacy must not
+ * make it refuse the holder's renewals (its own term is abandoned): when
+ * the holder's other voter dies, the holder keeps the lease with it.
+ */
+START_TEST(failed_candidacy_does_not_unseat_the_holder)
+{
+    sim s;
+    sim_init(&s, 3, 8);
+    s.alive[2] = false; /* c is down during the first election */
+    int h = run_until_holder(&s, 3 * TTL);
+    ck_assert_int_ge(h, 0);
+    ck_assert_int_ne(h, 2);
+    start_agent(&s, 2);
+    run(&s, TTL + 5 * ROUND); /* c's quiet period ends; it campaigns, is refused */
+    ck_assert_int_eq(holder(&s), h);
+    ck_assert_uint_gt(s.l[2].max_seen, s.l[h].held_term); /* it did campaign */
+    /* The holder's other voter dies: c's votes are all it has. */
+    s.alive[h == 0 ? 1 : 0] = false;
+    int64_t t0 = s.now;
+    while (s.now - t0 < 4 * TTL) {
+        run(&s, 10000);
+        ck_assert_msg(holder(&s) == h, "the holder lost the lease %lld us after its voter died",
+                      (long long)(s.now - t0));
+    }
+    ASSERT_SAFE(&s);
+}
+END_TEST
+
 START_TEST(random_schedules_stay_safe)
 {
     int ever_held = 0;
@@ -433,7 +463,20 @@ START_TEST(random_schedules_stay_safe)
                 start_agent(&s, i);
         s.drop_pct = 0;
         s.dmax = 5000;
-        ever_held += run_until_holder(&s, 4 * TTL) >= 0;
+        int hh = run_until_holder(&s, 4 * TTL);
+        if (hh < 0 && getenv("LEASE_DEBUG")) {
+            fprintf(stderr, "seed %llu n %d: no holder\n", (unsigned long long)seed, n);
+            for (int i = 0; i < n; i++)
+                fprintf(stderr,
+                        "  %s alive %d term %llu voted %s promised %s until %lld (now %lld) quiet "
+                        "%lld round_open %d round_term %llu next %lld max_seen %llu\n",
+                        ids[i], s.alive[i], (unsigned long long)s.l[i].term, s.l[i].voted_for,
+                        s.l[i].promise_to, (long long)s.l[i].promise_until_us,
+                        (long long)local(&s, i), (long long)s.l[i].quiet_until_us,
+                        s.l[i].round_open, (unsigned long long)s.l[i].round_term,
+                        (long long)s.l[i].next_round_us, (unsigned long long)s.l[i].max_seen);
+        }
+        ever_held += hh >= 0;
         ck_assert_msg(s.violations == 0, "seed %llu: %s", (unsigned long long)seed, s.why);
     }
     ck_assert_int_eq(ever_held, 150);
@@ -484,6 +527,7 @@ int main(void)
     tcase_add_test(tc, late_grant_does_not_extend_the_lease);
     tcase_add_test(tc, duplicated_grants_count_once);
     tcase_add_test(tc, release_hands_over_at_once);
+    tcase_add_test(tc, failed_candidacy_does_not_unseat_the_holder);
     tcase_add_test(tc, random_schedules_stay_safe);
     tcase_add_test(tc, bad_configuration_is_refused);
     suite_add_tcase(s, tc);
