@@ -277,9 +277,6 @@ static natsStatus subscribe_one(relay_nats *n, const char *subject, natsSubscrip
     return s;
 }
 
-/* How long joining a room waits for the server to confirm its subscriptions. */
-#define SUBSCRIBE_CONFIRM_MS 2000
-
 int relay_nats_subscribe(relay_nats *n, const char *room, natsSubscription **out,
                          natsSubscription **commits, natsSubscription **presence)
 {
@@ -299,24 +296,29 @@ int relay_nats_subscribe(relay_nats *n, const char *room, natsSubscription **out
         snprintf(subject, sizeof subject, RELAY_SUBJ_COMMIT "%s", room);
         s = subscribe_one(n, subject, commits);
     }
-    if (s == NATS_OK) {
-        /*
-         * The member is told `joined` only once the server has the interest:
-         * a round trip to the local NATS server (PING/PONG) makes sure no
-         * message published after `joined` can miss this relay, and resume
-         * relies on subscribing before it reads history.
-         */
-        s = natsConnection_FlushTimeout(n->conn, SUBSCRIBE_CONFIRM_MS);
-        if (s == NATS_OK)
-            return 0;
-    }
+    if (s == NATS_OK)
+        return 0;
     relay_nats_unsubscribe(*out);
     relay_nats_unsubscribe(*commits);
     relay_nats_unsubscribe(*presence);
     *out = *commits = *presence = NULL;
     mr_log_error("nats: subscribe %s: %s", subject, natsStatus_GetText(s));
-    *out = NULL;
     return -1;
+}
+
+int relay_nats_confirm(relay_nats *n, const char *token)
+{
+    if (!relay_nats_connected(n))
+        return -1;
+    /*
+     * nats-server handles a connection's commands in order: once this
+     * message comes back to our own inbox, every SUB sent before it is in
+     * place, which is what a PING/PONG (natsConnection_Flush) would tell,
+     * without blocking the caller's thread for the round trip.
+     */
+    char subject[128];
+    snprintf(subject, sizeof subject, "%s%s", n->inbox, token);
+    return natsConnection_Publish(n->conn, subject, NULL, 0) == NATS_OK ? 0 : -1;
 }
 
 void relay_nats_unsubscribe(natsSubscription *sub)
