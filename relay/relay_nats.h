@@ -73,8 +73,10 @@ int relay_nats_subscribe(relay_nats *n, const char *room, natsSubscription **msg
                          natsSubscription **commits, natsSubscription **presence);
 /**
  * Ask the server to confirm every subscription sent so far, without
- * waiting: the confirmation arrives on this relay's inbox as `<prefix><token>`
- * (an empty message). Returns 0, or -1 when it cannot be sent.
+ * waiting: a thread of the bridge does the round trip (PING/PONG), and the
+ * confirmation arrives like a reply on this relay's inbox, `<prefix><token>`
+ * (an empty message), or never when the server does not answer within
+ * RELAY_SUBSCRIBE_CONFIRM_MS. Returns 0, or -1 when NATS is down.
  */
 int relay_nats_confirm(relay_nats *n, const char *token);
 void relay_nats_unsubscribe(natsSubscription *sub);
