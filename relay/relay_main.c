@@ -89,8 +89,9 @@ static bool relay_ready(void *ud, mr_buf *detail)
     bool nats = relay_nats_connected(r->nats);
     bool stream = relay_nats_stream_ready(r->nats);
     bool draining = atomic_load(&r->draining);
-    mr_buf_printf(detail, "{\"nats\":\"%s\",\"stream\":\"%s\",\"draining\":%s}",
-                  nats ? "connected" : "disconnected",
+    mr_buf_putc(detail, '{');
+    relay_nats_describe(r->nats, nats, detail);
+    mr_buf_printf(detail, ",\"stream\":\"%s\",\"draining\":%s}",
                   !r->cfg->jetstream ? "off"
                   : stream           ? "ready"
                                      : "missing",
@@ -174,6 +175,7 @@ int main(int argc, char **argv)
     }
     if (relay_config_validate(&cfg, err, sizeof err) != 0) {
         fprintf(stderr, "meridian-relay: %s\n", err);
+        relay_config_free(&cfg);
         return 2;
     }
     if (check_only) {

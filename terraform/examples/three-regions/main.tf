@@ -8,6 +8,7 @@
 module "topology" {
   source       = "../../modules/topology"
   regions_file = var.regions_file
+  nats_nkeys   = var.nats_nkeys
 }
 
 locals {
@@ -75,6 +76,7 @@ module "region_eu_west" {
   package_source         = var.package_source
   meridian_version       = var.meridian_version
   token_secret_parameter = var.token_secret_parameter
+  nats_ssm_prefix        = var.nats_ssm_prefix
   api_keys_parameter     = var.api_keys_parameter
   postgres_parameter     = var.postgres_parameter
   admin_cidrs            = var.admin_cidrs
@@ -102,6 +104,7 @@ module "region_us_east" {
   package_source         = var.package_source
   meridian_version       = var.meridian_version
   token_secret_parameter = var.token_secret_parameter
+  nats_ssm_prefix        = var.nats_ssm_prefix
   api_keys_parameter     = var.api_keys_parameter
   postgres_parameter     = var.postgres_parameter
   admin_cidrs            = var.admin_cidrs
@@ -129,6 +132,7 @@ module "region_ap_south" {
   package_source         = var.package_source
   meridian_version       = var.meridian_version
   token_secret_parameter = var.token_secret_parameter
+  nats_ssm_prefix        = var.nats_ssm_prefix
   api_keys_parameter     = var.api_keys_parameter
   postgres_parameter     = var.postgres_parameter
   admin_cidrs            = var.admin_cidrs

@@ -24,6 +24,7 @@ locals {
 
   relay_secrets = merge(
     { "/etc/meridian/token.secret" = var.token_secret_parameter },
+    local.nats_daemon_secrets["relay"],
     var.tls_mode == "relay" ? {
       "/etc/meridian/tls/relay.crt" = var.tls_ssm_parameters.cert
       "/etc/meridian/tls/relay.key" = var.tls_ssm_parameters.key

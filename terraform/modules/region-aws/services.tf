@@ -67,6 +67,7 @@ locals {
           version           = var.meridian_version
           secrets = merge(
             { "/etc/meridian/token.secret" = var.token_secret_parameter },
+            local.nats_daemon_secrets[role],
             role == "control" && var.postgres_parameter != null ? { "/etc/meridian/postgres.conninfo" = var.postgres_parameter } : {},
             var.api_keys_parameter != null ? { "/etc/meridian/api_keys" = var.api_keys_parameter } : {},
           )
