@@ -236,7 +236,11 @@ int relay_nats_connect(relay_nats *n, char *err, size_t errlen)
     n->watch = mr_nats_watch_start(&n->cfg->nats, n->conn);
     /* One wildcard inbox carries every reply this relay asks for. */
     unsigned char rnd[8];
-    RAND_bytes(rnd, sizeof rnd);
+    if (RAND_bytes(rnd, sizeof rnd) != 1) {
+        /* Relays sharing an inbox would get each other's replies. */
+        snprintf(err, errlen, "no random bytes for the reply inbox");
+        return -1;
+    }
     snprintf(n->inbox, sizeof n->inbox, "_INBOX.relay%02x%02x%02x%02x%02x%02x%02x%02x.", rnd[0],
              rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
     char wildcard[80];
