@@ -17,9 +17,10 @@
  *    never got). They stay until the commit comes, however long the history
  *    outage (up to the stream's max_age, after which the message can never
  *    be committed), so a backlog of commits after an outage is a burst of
- *    `commit` frames and never the messages again. When a room waits for
- *    `limits.dedup_window` commits, its next messages are left to their
- *    commits instead of being forgotten: later, but once.
+ *    `commit` frames and never the messages again. Only a room that waits
+ *    for more than `limits.dedup_window` commits forgets its oldest ids, so
+ *    that live delivery never stops: their commits bring those messages
+ *    again (docs/protocol.md says so).
  *  - committed: ids whose commit was delivered, kept for the stream's
  *    duplicate window, so that a fast-path copy slower than its commit, or
  *    a publisher's retry through another relay, is recognised. Without
@@ -136,8 +137,11 @@ bool relay_deliver_message(relay *r, relay_room *room, const char *msg_id, const
             relay_dedup_expire(&room->awaiting, now - r->cfg->stream_max_age_s * 1000);
         if (relay_dedup_add(&room->awaiting, key, now, (int64_t)(room->stamp + 1),
                             r->rooms.dedup_window) != 0) {
-            mr_metric_inc(&relay_m.deferred_to_commit);
-            return false;
+            /* Live delivery goes on: the oldest id waiting is forgotten (docs/relay.md). */
+            relay_dedup_drop_oldest(&room->awaiting);
+            mr_metric_inc(&relay_m.awaiting_forgotten);
+            relay_dedup_add(&room->awaiting, key, now, (int64_t)(room->stamp + 1),
+                            r->rooms.dedup_window);
         }
     } else {
         remember_committed(r, room, key);

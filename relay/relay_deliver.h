@@ -21,8 +21,7 @@ void relay_deliver_init(relay *r);
  * Deliver a `message` frame (`frame`, `len` bytes) with id `msg_id` to the
  * room's members. Returns true when it was delivered; false for a message
  * the members already got (a retried publish, the NATS copy of a local
- * publish, a copy slower than its commit), and for one left to its commit
- * because the room already waits for as many commits as it may remember.
+ * publish, a copy slower than its commit).
  */
 bool relay_deliver_message(relay *r, relay_room *room, const char *msg_id, const void *frame,
                            size_t len);

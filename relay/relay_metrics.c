@@ -27,8 +27,8 @@ relay_metrics relay_m = {
     .commits_repeated =
         MR_COUNTER("meridian_relay_commits_repeated_total",
                    "Commits of a seq already delivered here (republished, repair pages), dropped."),
-    .deferred_to_commit = MR_COUNTER(
-        "meridian_relay_deferred_to_commit_total",
+    .awaiting_forgotten = MR_COUNTER(
+        "meridian_relay_awaiting_forgotten_total",
         "Fast-path messages left to their commit: the room waited for too many commits."),
     .publish_retries = MR_COUNTER("meridian_relay_publish_retries_total",
                                   "JetStream publishes retried after a timeout."),
@@ -71,7 +71,7 @@ void relay_metrics_register(void)
                           &relay_m.commits,
                           &relay_m.recovered_from_commit,
                           &relay_m.commits_repeated,
-                          &relay_m.deferred_to_commit,
+                          &relay_m.awaiting_forgotten,
                           &relay_m.publish_retries,
                           &relay_m.publish_failures,
                           &relay_m.resumes,
