@@ -129,6 +129,13 @@ static void append_envelope(mr_buf *out, const char *env, const char *seq)
 #define REPLY_FRAME_BYTES 512
 
 /*
+ * One statement, hence one snapshot, for the page and last_seq: a reply
+ * never claims a last_seq whose messages it leaves out without saying
+ * "more". (last_seq used to be read by a second statement when the page
+ * was empty; a commit between the two gave {"messages":[],"more":false,
+ * "last_seq":1000} for after 0.) The row of `last` is always there, so an
+ * empty page is one row whose seq is NULL.
+ *
  * Pages are cut by bytes in the database, not after the fact, so that a
  * page of 1,000 large envelopes is never read just to be thrown away. The
  * inner query numbers the rows in page order and sums their sizes
@@ -136,21 +143,20 @@ static void append_envelope(mr_buf *out, const char *env, const char *seq)
  * outer one keeps the rows that fit ($5 bytes, counting $6 per message
  * beyond its envelope), always the first, and one row past the cut
  * without its envelope, whose presence says "more".
- * last_seq comes from the same snapshot as the page (one statement), so a
- * reply never claims a last_seq lower than a seq it contains.
  */
 #define PAGE_SQL(dir)                                                                              \
-    "SELECT seq, CASE WHEN upto <= $5::bigint OR rn = 1 THEN envelope END,"                        \
-    " (SELECT last_seq FROM rooms WHERE room = $1)"                                                \
-    " FROM (SELECT seq, envelope, row_number() OVER w AS rn,"                                      \
-    "  sum(octet_length(envelope) + $6::int) OVER w AS upto,"                                      \
-    "  octet_length(envelope) + $6::int AS len"                                                    \
-    "  FROM messages"                                                                              \
-    "  WHERE room = $1 AND seq > $2::bigint AND ($3::bigint = 0 OR seq < $3::bigint)"              \
-    "  WINDOW w AS (ORDER BY seq " dir " ROWS UNBOUNDED PRECEDING)"                                \
-    "  ORDER BY seq " dir " LIMIT $4::int) page"                                                   \
-    " WHERE upto - len <= $5::bigint OR rn <= 2"                                                   \
-    " ORDER BY seq " dir
+    "WITH last AS (SELECT COALESCE((SELECT last_seq FROM rooms WHERE room = $1), 0) AS last_seq)," \
+    " page AS (SELECT seq, CASE WHEN upto <= $5::bigint OR rn = 1 THEN envelope END AS envelope"   \
+    "  FROM (SELECT seq, envelope, row_number() OVER w AS rn,"                                     \
+    "   sum(octet_length(envelope) + $6::int) OVER w AS upto,"                                     \
+    "   octet_length(envelope) + $6::int AS len"                                                   \
+    "   FROM messages"                                                                             \
+    "   WHERE room = $1 AND seq > $2::bigint AND ($3::bigint = 0 OR seq < $3::bigint)"             \
+    "   WINDOW w AS (ORDER BY seq " dir " ROWS UNBOUNDED PRECEDING)"                               \
+    "   ORDER BY seq " dir " LIMIT $4::int) numbered"                                              \
+    "  WHERE upto - len <= $5::bigint OR rn <= 2)"                                                 \
+    " SELECT page.seq, page.envelope, last.last_seq FROM last LEFT JOIN page ON true"              \
+    " ORDER BY page.seq " dir
 
 /* A failed statement: unavailable when the session is gone, internal otherwise. */
 static ctl_history_status failed(PGconn *db, const ctl_history_query *q, char *err, size_t errlen)
@@ -180,7 +186,6 @@ ctl_history_status ctl_history_run(PGconn *db, const ctl_history_query *q, mr_bu
     const char *params[6] = {q->room, after, before, limit, bytes, per_message};
     static const char sql_after[] = PAGE_SQL("ASC");
     static const char sql_before[] = PAGE_SQL("DESC");
-    static const char sql_last[] = "SELECT last_seq FROM rooms WHERE room = $1";
     bool backwards = q->before > 0;
     PGresult *r =
         PQexecParams(db, backwards ? sql_before : sql_after, 6, NULL, params, NULL, NULL, 0);
@@ -188,26 +193,17 @@ ctl_history_status ctl_history_run(PGconn *db, const ctl_history_query *q, mr_bu
         PQclear(r);
         return failed(db, q, err, errlen);
     }
-    /* The rows with an envelope are a prefix: those fit; any row after them means more. */
+    /*
+     * The rows with an envelope are a prefix: those fit; any row after them
+     * means more. An empty page is one row with a NULL seq (see PAGE_SQL).
+     */
     int rows = PQntuples(r), shown = 0;
+    if (rows == 1 && PQgetisnull(r, 0, 0))
+        rows = 0;
     while (shown < rows && shown < q->limit && !PQgetisnull(r, shown, 1))
         shown++;
     bool more = rows > shown;
-    const char *last = NULL;
-    PGresult *lr = NULL;
-    if (rows > 0 && !PQgetisnull(r, 0, 2)) {
-        last = PQgetvalue(r, 0, 2);
-    } else {
-        const char *p1[1] = {q->room};
-        lr = PQexecParams(db, sql_last, 1, NULL, p1, NULL, NULL, 0);
-        if (PQresultStatus(lr) != PGRES_TUPLES_OK) {
-            PQclear(lr);
-            PQclear(r);
-            return failed(db, q, err, errlen);
-        }
-        if (PQntuples(lr) == 1)
-            last = PQgetvalue(lr, 0, 0);
-    }
+    const char *last = PQntuples(r) > 0 ? PQgetvalue(r, 0, 2) : "0";
     mr_buf_puts(out, "{\"room\":");
     mr_buf_json_str(out, q->room, strlen(q->room));
     mr_buf_puts(out, ",\"messages\":[");
@@ -217,9 +213,7 @@ ctl_history_status ctl_history_run(PGconn *db, const ctl_history_query *q, mr_bu
             mr_buf_putc(out, ',');
         append_envelope(out, PQgetvalue(r, row, 1), PQgetvalue(r, row, 0));
     }
-    mr_buf_printf(out, "],\"more\":%s,\"last_seq\":%s}", more ? "true" : "false",
-                  last ? last : "0");
-    PQclear(lr);
+    mr_buf_printf(out, "],\"more\":%s,\"last_seq\":%s}", more ? "true" : "false", last);
     PQclear(r);
     return CTL_HIST_OK;
 }

@@ -366,6 +366,18 @@ static bool db_connect(lane *l)
     return true;
 }
 
+/*
+ * False until the first partition maintenance of this process has run (it
+ * runs on lane 0 of the first region, right after that lane connects).
+ * No lane of any region may write before: a row stored while the current
+ * partition does not exist yet lands in messages_default, and then that
+ * partition can never be created ("updated partition constraint for
+ * default partition would be violated"), so maintenance fails all day and
+ * the day's rows stay in the default partition. Shared by every region's
+ * ingest, hence the one module-level variable.
+ */
+static _Atomic bool partitions_ready;
+
 static void maintain(lane *l)
 {
     ctl_ingest *in = l->in;
@@ -379,11 +391,14 @@ static void maintain(lane *l)
     if (dropped < 0) {
         mr_log_warn("partition maintenance: %s", err);
         l->next_maintain_ms = now + 60000;
+        /* Tried: do not hold ingest back on a maintenance error (messages_default catches rows). */
+        atomic_store(&partitions_ready, true);
         return;
     }
     if (dropped > 0)
         mr_log_info("partition maintenance: dropped %d expired partitions", dropped);
     l->next_maintain_ms = now + MAINTAIN_EVERY_MS;
+    atomic_store(&partitions_ready, true);
 }
 
 /* Validate one stream message (subject and payload) and fill `it`. */
@@ -734,6 +749,8 @@ static bool lanes_accepting(ctl_ingest *in, bool *busy)
         bool ok = true;
         *busy = false;
         pthread_mutex_lock(&in->mu);
+        if (!atomic_load(&partitions_ready))
+            ok = false;
         for (int i = 0; i < in->nlanes; i++) {
             if (in->lanes[i].depth >= LANE_QUEUE_MAX || !atomic_load(&in->lanes[i].db_ok))
                 ok = false;
@@ -900,6 +917,8 @@ ctl_ingest *ctl_ingest_start(const ctl_config *cfg, natsConnection *nc, const ch
     in->cfg = cfg;
     in->nc = nc;
     in->maintain = maintain;
+    if (maintain)
+        atomic_store(&partitions_ready, false); /* until this ingest's lane 0 has maintained */
     snprintf(in->region, sizeof in->region, "%s", region);
     mr_stream_name(region, in->stream, sizeof in->stream);
     mr_stream_subjects(region, in->subjects, sizeof in->subjects);

@@ -17,6 +17,7 @@
 
 #include <check.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,6 +224,59 @@ START_TEST(test_first_query_after_restart_is_answered)
 }
 END_TEST
 
+/* Publishes `n` small messages into "live", one at a time, while the test reads. */
+static void *live_publisher(void *arg)
+{
+    int n = *(int *)arg;
+    for (int i = 0; i < n; i++) {
+        char mid[32], id[33];
+        snprintf(mid, sizeof mid, "l%d", i);
+        if (ctl_test_publish_sized(js, "eu-west", "live", "dora", mid, 1764300000000 + i, 16, id) !=
+            0)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+/*
+ * A reply describes one snapshot of the room: it never says last_seq N and
+ * leaves out a message at or below N that it was asked for. (The page and
+ * last_seq used to come from two statements when the page was empty, so a
+ * commit between them gave {"messages":[],"more":false,"last_seq":5} for
+ * after 0.) Read while messages are being committed, and check every reply.
+ */
+START_TEST(test_reply_is_one_snapshot)
+{
+    static int n = 1000;
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, live_publisher, &n), 0);
+    long long seen = 0;
+    int replies = 0;
+    int64_t deadline = mr_test_now_ms() + 60000;
+    while (seen < n && mr_test_now_ms() < deadline) {
+        char body[64];
+        snprintf(body, sizeof body, "{\"after\":%lld}", seen);
+        json_t *o = ctl_test_history(nc, "live", body, NULL);
+        json_t *msgs = json_object_get(o, "messages");
+        long long last = json_integer_value(json_object_get(o, "last_seq"));
+        size_t k = json_array_size(msgs);
+        bool more = json_is_true(json_object_get(o, "more"));
+        /* Without more, the page holds everything after `seen` up to last_seq. */
+        ck_assert_msg(more || last == seen + (long long)k,
+                      "reply %d after %lld: %zu messages, more false, last_seq %lld", replies, seen,
+                      k, last);
+        if (k > 0)
+            seen = json_integer_value(json_object_get(json_array_get(msgs, k - 1), "seq"));
+        json_decref(o);
+        replies++;
+    }
+    void *rc;
+    pthread_join(t, &rc);
+    ck_assert_ptr_null(rc);
+    ck_assert_int_eq(seen, n);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("control_history");
@@ -230,6 +284,8 @@ int main(void)
     tcase_add_test(tc, test_large_histories_come_back_complete);
     tc = mr_test_case(s, "outage", setup, teardown, 120);
     tcase_add_test(tc, test_history_after_postgres_restart);
+    tc = mr_test_case(s, "snapshot", setup, teardown, 120);
+    tcase_add_test(tc, test_reply_is_one_snapshot);
     tc = mr_test_case(s, "restart", setup, teardown, 120);
     tcase_add_test(tc, test_first_query_after_restart_is_answered);
     return mr_test_run(s);

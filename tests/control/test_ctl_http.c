@@ -359,8 +359,9 @@ START_TEST(test_post_then_history)
         nanosleep(&ts, NULL);
     }
     json_t *msgs = json_object_get(page, "messages");
-    ck_assert_msg(json_array_size(msgs) == 5, "history has %zu of 5 messages; see %s",
-                  json_array_size(msgs), ctl.log);
+    ck_assert_msg(json_array_size(msgs) == 5,
+                  "history has %zu of 5 messages (last_seq %lld); see %s", json_array_size(msgs),
+                  (long long)json_integer_value(json_object_get(page, "last_seq")), ctl.log);
     for (size_t i = 0; i < 5; i++) {
         json_t *m = json_array_get(msgs, i);
         ck_assert_int_eq(json_integer_value(json_object_get(m, "seq")), (json_int_t)i + 1);
