@@ -30,8 +30,15 @@
  *    (repair) has a seq already delivered, and goes nowhere, however late.
  *
  * A member that is recovering history (relay_resume.c) gets nothing queued:
- * its frames are held in arrival order until the resume releases them, at
- * most limits.max_outbound_bytes of them (else it is a slow consumer).
+ * its frames are held in arrival order until the resume releases them. Once
+ * the resume knows what its history holds (relay_deliver_plan), commits the
+ * history covers are dropped from them, and from then on they may take at
+ * most limits.max_outbound_bytes (else the member is a slow consumer).
+ * Before that, for at most resume.timeout_ms, they are held whatever their
+ * size: commits arriving meanwhile, for messages the history will send
+ * anyway, are the common case (a member resuming just after a burst), and
+ * the frames are shared with the other members, so holding costs one small
+ * entry each.
  */
 #include "relay_deliver.h"
 #include "mr_alloc.h"
@@ -47,6 +54,7 @@
 typedef struct relay_held {
     struct relay_held *next;
     relay_out *out;
+    int64_t seq; /* a message from its commit: its seq; 0 for a fast-path frame */
     char msg_id[MR_MSG_ID_LEN + 1];
 } relay_held;
 
@@ -68,7 +76,18 @@ void relay_deliver_init(relay *r)
     relay_rooms_add_state(&r->rooms, NULL, member_free);
 }
 
-void relay_deliver_to(relay_member *m, relay_out *o, const char *msg_id)
+/* Whether `m`'s held frames exceed its outbound limit (it is then closed as a slow consumer). */
+static bool held_over_limit(relay_member *m, size_t bytes)
+{
+    relay_conn *c = m->conn;
+    if (bytes <= (size_t)c->r->cfg->limits.max_outbound_bytes)
+        return false;
+    /* Live traffic outran the history replay: the member cannot keep up. */
+    relay_conn_slow_consumer(c, m->room->name, bytes);
+    return true;
+}
+
+void relay_deliver_to(relay_member *m, relay_out *o, const char *msg_id, int64_t seq)
 {
     relay_conn *c = m->conn;
     if (!m->recovering) {
@@ -77,14 +96,12 @@ void relay_deliver_to(relay_member *m, relay_out *o, const char *msg_id)
     }
     if (c->close_code)
         return;
-    if (m->held_bytes + o->len > (size_t)c->r->cfg->limits.max_outbound_bytes) {
-        /* Live traffic outran the history replay: the member cannot keep up. */
-        relay_conn_slow_consumer(c, m->room->name, m->held_bytes + o->len);
+    if (m->hold_bounded && held_over_limit(m, m->held_bytes + o->len))
         return;
-    }
     relay_held *h = mr_malloc(sizeof *h);
     h->next = NULL;
     h->out = relay_out_ref(o);
+    h->seq = seq;
     memcpy(h->msg_id, msg_id, MR_MSG_ID_LEN + 1);
     if (m->held_tail)
         m->held_tail->next = h;
@@ -99,7 +116,7 @@ static size_t deliver_all(relay_room *room, relay_out *o, const char *msg_id)
 {
     size_t n = 0;
     for (relay_member *m = room->members; m; m = m->room_next) {
-        relay_deliver_to(m, o, msg_id);
+        relay_deliver_to(m, o, msg_id, 0);
         n++;
     }
     return n;
@@ -193,9 +210,9 @@ bool relay_deliver_commit(relay *r, relay_room *room, const char *msg_id, int64_
         if (seq <= m->history_through)
             continue;
         if (awaited && m->stamp < (uint64_t)stamp)
-            relay_deliver_to(m, frame_once(&commit, room, msg_id, seq, NULL), msg_id);
+            relay_deliver_to(m, frame_once(&commit, room, msg_id, seq, NULL), msg_id, seq);
         else
-            relay_deliver_to(m, frame_once(&whole, room, msg_id, seq, message), msg_id);
+            relay_deliver_to(m, frame_once(&whole, room, msg_id, seq, message), msg_id, seq);
     }
     if (commit)
         relay_out_unref(commit);
@@ -232,6 +249,28 @@ size_t relay_deliver_awaiting_count(const relay_room *room)
 void relay_deliver_hold(relay_member *m)
 {
     m->recovering = true;
+    m->hold_bounded = false;
+}
+
+void relay_deliver_plan(relay_member *m, int64_t through)
+{
+    /* What the history will send is not held twice: commits up to `through` go. */
+    relay_held **pp = &m->held;
+    m->held_tail = NULL;
+    while (*pp) {
+        relay_held *h = *pp;
+        if (h->seq > 0 && h->seq <= through) {
+            *pp = h->next;
+            m->held_bytes -= h->out->len;
+            relay_out_unref(h->out);
+            free(h);
+            continue;
+        }
+        m->held_tail = h;
+        pp = &h->next;
+    }
+    m->hold_bounded = true;
+    held_over_limit(m, m->held_bytes);
 }
 
 void relay_deliver_release(relay_member *m, const mr_map *skip)

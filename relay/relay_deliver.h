@@ -45,10 +45,19 @@ int64_t relay_deliver_gap_end(const relay_room *room);
 int64_t relay_deliver_oldest_awaiting_ms(const relay_room *room);
 /** How many messages delivered on the fast path wait for their commit. */
 size_t relay_deliver_awaiting_count(const relay_room *room);
-/** Queue a frame for one member, or hold it while the member is recovering. */
-void relay_deliver_to(relay_member *m, relay_out *o, const char *msg_id);
+/**
+ * Queue a frame for one member, or hold it while the member is recovering;
+ * `seq` is the message's seq when the frame comes from its commit, else 0.
+ */
+void relay_deliver_to(relay_member *m, relay_out *o, const char *msg_id, int64_t seq);
 /** From now on hold the member's live frames (a resume is fetching its history). */
 void relay_deliver_hold(relay_member *m);
+/**
+ * The member's history covers every seq up to `through`: drop the held
+ * commits it covers, and from now on bound what is held by
+ * limits.max_outbound_bytes (a member over it is closed as a slow consumer).
+ */
+void relay_deliver_plan(relay_member *m, int64_t through);
 /**
  * Stop holding: queue the held frames in arrival order, except those whose
  * msg_id is a key of `skip` (history already sent them; may be NULL).

@@ -138,6 +138,7 @@ static void answer_without_history(relay_resume *rs, const char *reason)
 {
     relay_resume_result res = {.since = rs->since, .through = rs->since, .reason = reason};
     send_joined(rs, &res);
+    relay_deliver_plan(rs->m, rs->m->history_through);
     mr_metric_inc(&relay_m.resumes_incomplete);
     mr_log_debug("session %s: resume of %s from %lld: recovered=false (%s)", rs->m->conn->sid,
                  rs->m->room->name, (long long)rs->since, reason);
@@ -365,6 +366,7 @@ static void plan(relay_resume *rs, json_t *messages, bool more, json_t *last_seq
     /* Commits up to the plan's end are the replay's to send: live ones are repeats. */
     if (rs->target > rs->m->history_through)
         rs->m->history_through = rs->target;
+    relay_deliver_plan(rs->m, rs->m->history_through);
     if (!res.recovered)
         mr_metric_inc(&relay_m.resumes_incomplete);
 }

@@ -40,7 +40,8 @@ typedef struct relay_member {
                                 a resume sent): commits for them are repeats to it */
     struct relay_held *held, *held_tail; /* delivery's; freed through its member callback */
     size_t held_bytes;                   /* bytes of the frames held */
-    uint64_t stamp; /* the room's stamp when it joined: it got fast-path deliveries above it */
+    bool hold_bounded; /* the held frames count against max_outbound_bytes (relay_deliver_plan) */
+    uint64_t stamp;    /* the room's stamp when it joined: it got fast-path deliveries above it */
     struct relay_resume *resume; /* resume's, until `joined` and the history are sent */
 } relay_member;
 

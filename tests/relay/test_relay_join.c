@@ -258,21 +258,56 @@ START_TEST(replay_is_paced_by_the_reader)
 }
 END_TEST
 
-/* A replay slower than the room's live traffic: what is held is bounded too. */
+/* A live message of about 1 KB for room r, numbered i. */
+static void live_kb(relay_room *room, int i)
+{
+    char id[MR_MSG_ID_LEN + 1], frame[1300], data[1100];
+    fx_msg_id("r", i, id);
+    memset(data, 'q', sizeof data - 1);
+    data[sizeof data - 1] = '\0';
+    int n = snprintf(frame, sizeof frame, "{\"type\":\"message\",\"data\":\"%s\"}", data);
+    relay_deliver_message(&fx.r, room, id, frame, (size_t)n);
+}
+
+/*
+ * Commits that arrive before the history (a member resuming just after a
+ * burst) are held whatever their size, and dropped once the history turns
+ * out to hold them; a replay slower than the room's live traffic after that
+ * is bounded: the member is a slow consumer.
+ */
 START_TEST(held_frames_are_bounded)
 {
     fx.cfg.limits.max_outbound_bytes = 8192;
     relay_conn *a = fx_conn(&fx, "alice");
     relay_member *m = fx_join(&fx, a, "r", NULL);
     relay_resume_start(&fx.r, a, m, 0, NULL);
-    char data[1100];
-    memset(data, 'q', sizeof data - 1);
-    data[sizeof data - 1] = '\0';
-    for (int i = 1; i <= 10 && !a->close_code; i++) {
-        char id[MR_MSG_ID_LEN + 1], frame[1300];
+    char token[256];
+    snprintf(token, sizeof token, "%s", fake_nats_last_request()->reply);
+    for (int i = 1; i <= 20; i++) {
+        char id[MR_MSG_ID_LEN + 1];
         fx_msg_id("r", i, id);
-        int n = snprintf(frame, sizeof frame, "{\"type\":\"message\",\"data\":\"%s\"}", data);
-        relay_deliver_message(&fx.r, m->room, id, frame, (size_t)n);
+        json_t *stored =
+            json_pack("{s:s, s:s, s:i, s:s}", "type", "message", "msg_id", id, "seq", i, "data",
+                      "0123456789012345678901234567890123456789012345678901"
+                      "23456789012345678901234567890123456789012345678901"
+                      "23456789012345678901234567890123456789012345678901"
+                      "23456789012345678901234567890123456789012345678901"
+                      "23456789012345678901234567890123456789012345678901"
+                      "23456789012345678901234567890123456789012345678901");
+        relay_deliver_commit(&fx.r, m->room, id, i, stored);
+        json_decref(stored);
+    }
+    ck_assert_uint_gt(m->held_bytes, 6000); /* held, not closed */
+    ck_assert_int_eq(a->close_code, 0);
+    /* History 1..20 of 1 KB each: the queue takes half of 8 KB, the rest waits. */
+    char *text = fx_history("r", 1, 20, false, 20, 1000);
+    relay_resume_reply(&fx.r, token, text, strlen(text));
+    free(text);
+    ck_assert_uint_eq(m->held_bytes, 0); /* the 20 commits are the history's */
+    ck_assert_int_eq(a->close_code, 0);
+    ck_assert_ptr_nonnull(m->resume);
+    for (int i = 21; i <= 40 && !a->close_code; i++) {
+        live_kb(m->room, i);
         ck_assert_uint_le(m->held_bytes, 8192);
     }
     ck_assert_int_eq(a->close_code, MR_CLOSE_SLOW_CONSUMER);
