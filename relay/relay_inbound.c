@@ -7,14 +7,16 @@
  *   PubAck of a JetStream publish           relay_publish_outcome
  *   <inbox>p.<room>  presence snapshot      relay_presence_snapshot_reply
  *   <inbox>c.<room>  repair history page    relay_repair_reply
+ *   <inbox>s.<id>.<room>  subscriptions confirmed: presence, repair, resume
  *   <inbox><id>      resume history page    relay_resume_reply
  *   meridian.presence.<room> / .hb          relay_presence_on_message
  *   meridian.msg.<region>.<room>            fast path: relay_deliver_message
- *   meridian.commit.<room>                  commit: relay_repair_commit, relay_deliver_commit
+ *   meridian.commit.<room>                  commit: relay_deliver_commit, relay_repair_commit
  *
- * The fast path and commits are wired here rather than in a feature, since
- * two features meet on them: delivery hands a new message to repair, which
- * waits for its commit, and repair sees every commit before delivery does.
+ * Commits and subscription confirmations are wired here rather than in a
+ * feature, since several features meet on them: repair looks for gaps in
+ * the seqs delivery has delivered, and a room newly subscribed starts its
+ * presence and repair and answers the joins waiting for it.
  */
 #include "relay_inbound.h"
 #include "mr_log.h"
@@ -57,12 +59,8 @@ static void on_fast_path(relay *r, natsMsg *msg, const char *rest)
                     natsMsg_GetSubject(msg));
         return;
     }
-    if (!relay_deliver_message(r, room, msg_id, natsMsg_GetData(msg),
-                               (size_t)natsMsg_GetDataLength(msg))) {
-        mr_metric_inc(&relay_m.duplicates_dropped);
-        return;
-    }
-    relay_repair_awaiting(r, room, msg_id);
+    relay_deliver_message(r, room, msg_id, natsMsg_GetData(msg),
+                          (size_t)natsMsg_GetDataLength(msg));
 }
 
 static void on_commit(relay *r, natsMsg *msg, const char *rest)
@@ -81,9 +79,8 @@ static void on_commit(relay *r, natsMsg *msg, const char *rest)
         json_decref(c);
         return;
     }
-    const char *id = json_string_value(msg_id);
-    if (relay_repair_commit(r, room, id, json_integer_value(seq)))
-        relay_deliver_commit(r, room, id, json_integer_value(seq), message);
+    relay_deliver_commit(r, room, json_string_value(msg_id), json_integer_value(seq), message);
+    relay_repair_commit(r, room);
     json_decref(c);
 }
 
@@ -104,6 +101,26 @@ static const struct {
     {RELAY_SUBJ_PRESENCE, sizeof RELAY_SUBJ_PRESENCE - 1, on_presence},
 };
 
+/*
+ * The server has the subscriptions of room `rest` ("<id>.<room>"), unless
+ * the room went (and maybe came back, with another id) since it asked.
+ */
+static void on_subscribed(relay *r, const char *rest)
+{
+    char *end;
+    unsigned long long id = strtoull(rest, &end, 10);
+    if (*end != '.')
+        return;
+    relay_room *room = relay_room_find(&r->rooms, end + 1, strlen(end + 1));
+    if (!room || !room->subscribing || room->subscribe_id != id)
+        return;
+    room->subscribing = false;
+    r->rooms.subscribing--;
+    relay_presence_room_created(r, room);
+    relay_repair_room_created(r, room);
+    relay_resume_subscribed(r, room);
+}
+
 /* A reply on this relay's inbox; `token` is what follows the inbox prefix. */
 static void on_reply(relay *r, natsMsg *msg, const char *token)
 {
@@ -113,6 +130,8 @@ static void on_reply(relay *r, natsMsg *msg, const char *token)
         relay_presence_snapshot_reply(r, token + sizeof RELAY_INBOX_PRESENCE - 1, data, len);
     else if (strncmp(token, RELAY_INBOX_REPAIR, sizeof RELAY_INBOX_REPAIR - 1) == 0)
         relay_repair_reply(r, token + sizeof RELAY_INBOX_REPAIR - 1, data, len);
+    else if (strncmp(token, RELAY_INBOX_SUBSCRIBED, sizeof RELAY_INBOX_SUBSCRIBED - 1) == 0)
+        on_subscribed(r, token + sizeof RELAY_INBOX_SUBSCRIBED - 1);
     else
         relay_resume_reply(r, token, data, len);
 }

@@ -43,6 +43,7 @@ static void housekeeping_cb(lws_sorted_usec_list_t *sul)
 {
     relay *r = lws_container_of(sul, relay, housekeeping_sul);
     relay_resume_expire(r);
+    relay_client_tick(r);
     relay_presence_tick(r);
     relay_repair_tick(r);
     relay_drain_tick(r);
@@ -114,7 +115,7 @@ static int callback_meridian(struct lws *wsi, enum lws_callback_reasons reason, 
         return relay_client_receive(c, in, len, lws_frame_is_binary(wsi),
                                     lws_is_final_fragment(wsi));
     case LWS_CALLBACK_SERVER_WRITEABLE:
-        return relay_conn_writable(c);
+        return relay_client_writable(c);
     case LWS_CALLBACK_TIMER:
         relay_client_timer(c);
         return 0;
