@@ -151,11 +151,21 @@ static bool next_element(scanner *s, char close, bool *done)
     return true;
 }
 
-/* An object; s->p is on '{'. With `out`, the members are recorded (top level only). */
+/*
+ * An object; s->p is on '{'. With `out`, the members are recorded (top
+ * level only). Nested objects must have plainly distinct names: at most
+ * MR_JSON_SCAN_MEMBERS of them, none escaped (two escapes may spell one
+ * name), none repeated; anything else is left to the full parser.
+ */
 static bool scan_object(scanner *s, int depth, mr_json_object *out)
 {
     if (empty_container(s, '}'))
         return true;
+    struct {
+        const char *p;
+        size_t n;
+    } names[MR_JSON_SCAN_MEMBERS];
+    size_t nnames = 0;
     for (bool done = false; !done;) {
         if (s->p >= s->end || *s->p != '"')
             return false;
@@ -164,6 +174,15 @@ static bool scan_object(scanner *s, int depth, mr_json_object *out)
         if (!scan_string(s, &m.key_escaped))
             return false;
         m.key_len = (size_t)(s->p - 1 - m.key);
+        if (!out) {
+            if (m.key_escaped || nnames == MR_JSON_SCAN_MEMBERS)
+                return false;
+            for (size_t i = 0; i < nnames; i++)
+                if (names[i].n == m.key_len && memcmp(names[i].p, m.key, m.key_len) == 0)
+                    return false;
+            names[nnames].p = m.key;
+            names[nnames++].n = m.key_len;
+        }
         skip_ws(s);
         if (s->p >= s->end || *s->p != ':')
             return false;

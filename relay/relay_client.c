@@ -209,7 +209,7 @@ static void on_join(relay_conn *c, const mr_frame *f)
     }
     if (relay_conn_member(c, f->room, f->room_len)) {
         mr_buf b = MR_BUF_INIT;
-        relay_frame_joined(&b, f->id, json_string_value(json_object_get(f->root, "room")));
+        relay_frame_joined(&b, f->id, f->room);
         send_frame(c, &b);
         return;
     }
