@@ -24,6 +24,7 @@
 #include <stdbool.h>
 
 struct relay_conn;
+struct relay_pubs;
 
 #define RELAY_NODE_ID_MAX 160
 
@@ -42,8 +43,8 @@ typedef struct relay {
     mr_map conns_by_id; /* connection id (raw uint64_t) -> relay_conn* (late replies) */
     uint64_t next_conn_id;
     mr_jwt_params jwt;
-    mr_map pending_pubs; /* "%p" of the natsMsg -> relay_pending* (JetStream acks) */
-    mr_map resumes;      /* decimal request id -> relay_resume* (history fetches) */
+    struct relay_pubs *pubs; /* JetStream publishes waiting for their PubAck (relay_publish.c) */
+    mr_map resumes;          /* decimal request id -> relay_resume* (history fetches) */
     uint64_t next_request_id;
     char instance[RELAY_NODE_ID_MAX]; /* region/node/random: this process in presence */
     mr_map presence_nodes;            /* other relays' instance -> last heartbeat */

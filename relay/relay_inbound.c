@@ -4,7 +4,7 @@
  * libnats threads only queue (relay_nats.c); here, on the lws thread, each
  * queued item goes to its handler:
  *
- *   PubAck of a JetStream publish           relay_publish_outcome
+ *   <inbox>a.<slot>.<gen>  PubAck of a JetStream publish: relay_publish_ack
  *   <inbox>p.<room>  presence snapshot      relay_presence_snapshot_reply
  *   <inbox>c.<room>  repair history page    relay_repair_reply
  *   <inbox>s.<id>.<room>  subscriptions confirmed: presence, repair, resume
@@ -126,7 +126,9 @@ static void on_reply(relay *r, natsMsg *msg, const char *token)
 {
     const char *data = natsMsg_GetData(msg);
     size_t len = (size_t)natsMsg_GetDataLength(msg);
-    if (strncmp(token, RELAY_INBOX_PRESENCE, sizeof RELAY_INBOX_PRESENCE - 1) == 0)
+    if (strncmp(token, RELAY_INBOX_PUBACK, sizeof RELAY_INBOX_PUBACK - 1) == 0)
+        relay_publish_ack(r, token + sizeof RELAY_INBOX_PUBACK - 1, data, len);
+    else if (strncmp(token, RELAY_INBOX_PRESENCE, sizeof RELAY_INBOX_PRESENCE - 1) == 0)
         relay_presence_snapshot_reply(r, token + sizeof RELAY_INBOX_PRESENCE - 1, data, len);
     else if (strncmp(token, RELAY_INBOX_REPAIR, sizeof RELAY_INBOX_REPAIR - 1) == 0)
         relay_repair_reply(r, token + sizeof RELAY_INBOX_REPAIR - 1, data, len);
@@ -158,10 +160,7 @@ void relay_inbound_take(relay *r)
     relay_inbound *in = relay_nats_take(r->nats);
     while (in) {
         relay_inbound *next = in->next;
-        if (in->kind == RELAY_IN_PUBACK)
-            relay_publish_outcome(r, in);
-        else
-            on_message(r, in->msg);
+        on_message(r, in->msg);
         natsMsg_Destroy(in->msg);
         free(in);
         in = next;

@@ -9,7 +9,10 @@
  * Subscriptions are confirmed by a PING/PONG on a thread of their own
  * (confirm_main), whose result comes back through the same FIFO.
  *
- * Outbound: publishes are made from the lws thread. libnats buffers
+ * Outbound: publishes are made from the lws thread, JetStream ones too:
+ * a core publish with a reply subject on the inbox, whose PubAck
+ * relay_publish.c matches (libnats' JetStream publish API is used for
+ * nothing but the stream's configuration). libnats buffers
  * publishes while reconnecting, which would turn an outage into acks for
  * messages that may never arrive; so we refuse to publish unless the
  * connection is up, and the client gets a retryable `unavailable`.
@@ -41,15 +44,14 @@ struct relay_nats {
     _Atomic bool connected;
     bool closing; /* under lock: no more wake-ups once set */
     jsCtx *js;
-    jsPubOptions pub_opts;
     _Atomic bool stream_ready;
     _Atomic bool stop_stream_thread;
     pthread_t stream_thread;
     bool stream_thread_started;
     natsSubscription *inbox_sub;
     natsSubscription *hb_sub;
-    bool published_async; /* lws thread: js_PublishMsgAsync was called at least once */
     char inbox[64];
+    size_t inbox_len;
     /* Subscription confirmations: tokens waiting for a flush (under lock), and its thread. */
     pthread_cond_t confirm_cv;
     char **confirm_tokens;
@@ -92,26 +94,9 @@ static void push(relay_nats *n, relay_inbound *in)
 
 static void on_message(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
-    relay_inbound *in = mr_calloc(1, sizeof *in);
-    in->kind = RELAY_IN_MSG;
+    relay_inbound *in = mr_malloc(sizeof *in);
+    in->next = NULL;
     in->msg = msg;
-    push(closure, in);
-}
-
-/* JetStream publish outcome (a NATS thread): hand it, message included, to the lws thread. */
-static void on_puback(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
-{
-    relay_inbound *in = mr_calloc(1, sizeof *in);
-    in->kind = RELAY_IN_PUBACK;
-    in->msg = msg;
-    if (pa) {
-        in->status = NATS_OK;
-        in->duplicate = pa->Duplicate;
-    } else {
-        in->status = pae && pae->Err != NATS_OK ? pae->Err : NATS_ERR;
-        snprintf(in->err, sizeof in->err, "%s",
-                 pae && pae->ErrText ? pae->ErrText : natsStatus_GetText(in->status));
-    }
     push(closure, in);
 }
 
@@ -213,6 +198,14 @@ int relay_nats_connect(relay_nats *n, char *err, size_t errlen)
      * keeps the order in which messages arrived on the connection across
      * subscriptions, so a message's commit cannot overtake a later message.
      */
+    /*
+     * Our own publishes do not come back: the relay delivered them to its
+     * members as it published them, and would only drop them as duplicates
+     * (docs/relay.md). Presence ignores its own deltas and heartbeats too.
+     * That was a third of the relay's NATS traffic in, per publish.
+     */
+    if (s == NATS_OK)
+        s = natsOptions_SetNoEcho(n->opts, true);
     if (s == NATS_OK)
         s = natsOptions_UseGlobalMessageDelivery(n->opts, true);
     if (s == NATS_OK)
@@ -242,8 +235,12 @@ int relay_nats_connect(relay_nats *n, char *err, size_t errlen)
     snprintf(n->inbox, sizeof n->inbox, "_INBOX.relay%02x%02x%02x%02x%02x%02x%02x%02x.", rnd[0],
              rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
     char wildcard[80];
+    n->inbox_len = strlen(n->inbox);
     snprintf(wildcard, sizeof wildcard, "%s>", n->inbox);
     s = natsConnection_Subscribe(&n->inbox_sub, n->conn, wildcard, on_message, n);
+    /* PubAcks come here: a busy lws thread must not make libnats drop them. */
+    if (s == NATS_OK)
+        s = natsSubscription_SetPendingLimits(n->inbox_sub, 1000000, 512 * 1024 * 1024);
     if (s == NATS_OK)
         s = natsConnection_Subscribe(&n->hb_sub, n->conn, "meridian.presence.hb", on_message, n);
     if (s == NATS_CONNECTION_CLOSED) {
@@ -261,19 +258,12 @@ int relay_nats_connect(relay_nats *n, char *err, size_t errlen)
         atomic_store(&n->stream_ready, true);
         return 0;
     }
-    jsOptions jo;
-    jsOptions_Init(&jo);
-    jo.PublishAsync.AckHandler = on_puback;
-    jo.PublishAsync.AckHandlerClosure = n;
-    jo.PublishAsync.MaxPending = 1 << 16;
-    jo.PublishAsync.StallWait = 50;
-    s = natsConnection_JetStream(&n->js, n->conn, &jo);
+    /* The context serves the stream's configuration only (stream_main). */
+    s = natsConnection_JetStream(&n->js, n->conn, NULL);
     if (s != NATS_OK) {
         snprintf(err, errlen, "jetstream context: %s", natsStatus_GetText(s));
         return -1;
     }
-    jsPubOptions_Init(&n->pub_opts);
-    n->pub_opts.MaxWait = n->cfg->publish_ack_timeout_ms;
     if (pthread_create(&n->stream_thread, NULL, stream_main, n) != 0) {
         snprintf(err, errlen, "cannot start the stream thread");
         return -1;
@@ -361,7 +351,6 @@ static void *confirm_main(void *arg)
             natsMsg *msg = NULL;
             if (s == NATS_OK && natsMsg_Create(&msg, subject, NULL, NULL, 0) == NATS_OK) {
                 relay_inbound *in = mr_calloc(1, sizeof *in);
-                in->kind = RELAY_IN_MSG;
                 in->msg = msg;
                 push(n, in);
             }
@@ -408,13 +397,21 @@ void relay_nats_unsubscribe(natsSubscription *sub)
     natsSubscription_Destroy(sub);
 }
 
-int relay_nats_publish(relay_nats *n, const char *subject, const char *msg_id, const char *data,
-                       size_t len)
+int relay_nats_publish(relay_nats *n, const char *subject, const char *msg_id,
+                       const char *reply_token, const char *data, size_t len)
 {
     if (!relay_nats_connected(n))
         return -1;
+    char reply[RELAY_SUBJECT_MAX + 64];
+    if (reply_token) {
+        size_t tl = strlen(reply_token);
+        if (n->inbox_len + tl >= sizeof reply)
+            return -1;
+        memcpy(reply, n->inbox, n->inbox_len);
+        memcpy(reply + n->inbox_len, reply_token, tl + 1);
+    }
     natsMsg *msg = NULL;
-    natsStatus s = natsMsg_Create(&msg, subject, NULL, data, (int)len);
+    natsStatus s = natsMsg_Create(&msg, subject, reply_token ? reply : NULL, data, (int)len);
     if (s == NATS_OK)
         s = natsMsgHeader_Set(msg, RELAY_HDR_MSG_ID, msg_id);
     if (s == NATS_OK)
@@ -430,19 +427,6 @@ int relay_nats_publish(relay_nats *n, const char *subject, const char *msg_id, c
 bool relay_nats_stream_ready(relay_nats *n)
 {
     return atomic_load(&n->stream_ready);
-}
-
-int relay_nats_js_publish(relay_nats *n, natsMsg **msg)
-{
-    if (!relay_nats_connected(n) || !relay_nats_stream_ready(n))
-        return -1;
-    n->published_async = true;
-    natsStatus s = js_PublishMsgAsync(n->js, msg, &n->pub_opts);
-    if (s != NATS_OK) {
-        mr_log_warn("jetstream: publish: %s", natsStatus_GetText(s));
-        return -1;
-    }
-    return 0;
 }
 
 int relay_nats_publish_raw(relay_nats *n, const char *subject, const char *reply, const char *data,
@@ -522,16 +506,6 @@ void relay_nats_free(relay_nats *n)
     pthread_cond_destroy(&n->confirm_cv);
     natsSubscription_Destroy(n->inbox_sub);
     natsSubscription_Destroy(n->hb_sub);
-    if (n->js && n->published_async) {
-        /*
-         * Publishes still waiting for their PubAck belong to us once the
-         * connection is closed. (libnats 3.4 crashes here if nothing was
-         * ever published asynchronously, hence the flag.)
-         */
-        natsMsgList pending;
-        if (js_PublishAsyncGetPendingList(&pending, n->js) == NATS_OK)
-            natsMsgList_Destroy(&pending);
-    }
     jsCtx_Destroy(n->js);
     natsConnection_Destroy(n->conn);
     natsOptions_Destroy(n->opts);

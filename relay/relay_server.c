@@ -23,6 +23,7 @@
 #include "relay_inbound.h"
 #include "relay_metrics.h"
 #include "relay_presence.h"
+#include "relay_publish.h"
 #include "relay_repair.h"
 #include "relay_resume.h"
 
@@ -43,6 +44,7 @@ static void housekeeping_cb(lws_sorted_usec_list_t *sul)
 {
     relay *r = lws_container_of(sul, relay, housekeeping_sul);
     relay_resume_expire(r);
+    relay_publish_tick(r, mr_now_us());
     relay_client_tick(r);
     relay_presence_tick(r);
     relay_repair_tick(r);
