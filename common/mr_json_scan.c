@@ -51,12 +51,23 @@ static bool scan_utf8(scanner *s)
     return true;
 }
 
+/* A byte a string may hold as it is: printable ASCII but '"' and '\\'. */
+static inline bool plain(unsigned char c)
+{
+    return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+}
+
 /* A string; s->p is on the opening quote. Leaves s->p after the closing quote. */
 static bool scan_string(scanner *s, bool *escaped)
 {
     s->p++;
     *escaped = false;
     while (s->p < s->end) {
+        /* The common case first: runs of plain ASCII. */
+        while (s->p < s->end && plain((unsigned char)*s->p))
+            s->p++;
+        if (s->p >= s->end)
+            break;
         unsigned char c = (unsigned char)*s->p;
         if (c == '"') {
             s->p++;

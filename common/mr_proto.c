@@ -21,6 +21,9 @@
 #include "mr_alloc.h"
 #include "mr_json_scan.h"
 
+#include <openssl/evp.h>
+#include <pthread.h>
+
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -356,84 +359,24 @@ void mr_proto_err_free(mr_proto_err *err)
 }
 
 /*
- * SHA-256 (FIPS 180-4) of a short input, for message ids. OpenSSL 3 looks
- * the algorithm up on every EVP_Digest() or SHA256() call, which cost more
- * than the hash itself on the publish path; the low-level functions that
- * skip it are deprecated. The id is an identity, not a secret or a MAC, and
- * test_proto checks this against OpenSSL.
+ * SHA-256 fetched once: EVP_sha256() and SHA256() make OpenSSL 3 look the
+ * algorithm up again on every digest, which cost as much as the hash of a
+ * short id on the publish path.
  */
-static const uint32_t sha256_k[64] = {
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
 
-#define ROR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
-
-static void sha256_block(uint32_t h[8], const unsigned char *p)
+static void sha256_fetch(void)
 {
-    uint32_t w[64];
-    for (int i = 0; i < 16; i++)
-        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
-               (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
-    for (int i = 16; i < 64; i++) {
-        uint32_t s0 = ROR(w[i - 15], 7) ^ ROR(w[i - 15], 18) ^ (w[i - 15] >> 3);
-        uint32_t s1 = ROR(w[i - 2], 17) ^ ROR(w[i - 2], 19) ^ (w[i - 2] >> 10);
-        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
-    }
-    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], k = h[7];
-    for (int i = 0; i < 64; i++) {
-        uint32_t t1 =
-            k + (ROR(e, 6) ^ ROR(e, 11) ^ ROR(e, 25)) + ((e & f) ^ (~e & g)) + sha256_k[i] + w[i];
-        uint32_t t2 = (ROR(a, 2) ^ ROR(a, 13) ^ ROR(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
-        k = g;
-        g = f;
-        f = e;
-        e = d + t1;
-        d = c;
-        c = b;
-        b = a;
-        a = t1 + t2;
-    }
-    h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e, h[5] += f, h[6] += g, h[7] += k;
-}
-
-#undef ROR
-
-static void sha256(const unsigned char *in, size_t n, unsigned char out[32])
-{
-    uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                     0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-    size_t done = 0;
-    for (; n - done >= 64; done += 64)
-        sha256_block(h, in + done);
-    unsigned char last[128] = {0};
-    size_t rest = n - done;
-    memcpy(last, in + done, rest);
-    last[rest] = 0x80;
-    size_t blocks = rest + 9 <= 64 ? 1 : 2;
-    uint64_t bits = (uint64_t)n * 8;
-    for (int i = 0; i < 8; i++)
-        last[blocks * 64 - 1 - i] = (unsigned char)(bits >> (8 * i));
-    for (size_t b = 0; b < blocks; b++)
-        sha256_block(h, last + 64 * b);
-    for (int i = 0; i < 8; i++) {
-        out[4 * i] = (unsigned char)(h[i] >> 24);
-        out[4 * i + 1] = (unsigned char)(h[i] >> 16);
-        out[4 * i + 2] = (unsigned char)(h[i] >> 8);
-        out[4 * i + 3] = (unsigned char)h[i];
-    }
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
 }
 
 void mr_msg_id(const char *room, size_t room_len, const char *sender, const char *mid,
                size_t mid_len, char out[MR_MSG_ID_LEN + 1])
 {
     static const char hex[] = "0123456789abcdef";
-    unsigned char md[32];
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
     size_t sl = strlen(sender);
     char stackbuf[512];
     size_t n = room_len + sl + mid_len + 2;
@@ -443,7 +386,8 @@ void mr_msg_id(const char *room, size_t room_len, const char *sender, const char
     memcpy(in + room_len + 1, sender, sl);
     in[room_len + 1 + sl] = '\0';
     memcpy(in + room_len + sl + 2, mid, mid_len);
-    sha256((const unsigned char *)in, n, md);
+    pthread_once(&sha256_once, sha256_fetch);
+    EVP_Digest(in, n, md, &mdlen, sha256_md ? sha256_md : EVP_sha256(), NULL);
     if (in != stackbuf)
         free(in);
     for (int i = 0; i < MR_MSG_ID_LEN / 2; i++) {

@@ -32,6 +32,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Published messages released at once at most; a longer pass releases them in groups. */
+#define RELAY_NATS_SPENT_MAX 256
+
 struct relay_nats {
     const relay_config *cfg;
     natsConnection *conn;
@@ -52,6 +55,9 @@ struct relay_nats {
     natsSubscription *hb_sub;
     char inbox[64];
     size_t inbox_len;
+    /* Published in this pass of the lws loop, released by relay_nats_pass_done (lws thread). */
+    natsMsg *spent[RELAY_NATS_SPENT_MAX];
+    size_t spent_n;
     /* Subscription confirmations: tokens waiting for a flush (under lock), and its thread. */
     pthread_cond_t confirm_cv;
     char **confirm_tokens;
@@ -416,12 +422,25 @@ int relay_nats_publish(relay_nats *n, const char *subject, const char *msg_id,
         s = natsMsgHeader_Set(msg, RELAY_HDR_MSG_ID, msg_id);
     if (s == NATS_OK)
         s = natsConnection_PublishMsg(n->conn, msg);
-    natsMsg_Destroy(msg);
+    if (msg) {
+        if (n->spent_n == RELAY_NATS_SPENT_MAX)
+            relay_nats_pass_done(n);
+        n->spent[n->spent_n++] = msg;
+    }
     if (s != NATS_OK) {
         mr_log_warn("nats: publish %s: %s", subject, natsStatus_GetText(s));
         return -1;
     }
     return 0;
+}
+
+void relay_nats_pass_done(relay_nats *n)
+{
+    if (!n)
+        return;
+    for (size_t i = 0; i < n->spent_n; i++)
+        natsMsg_Destroy(n->spent[i]);
+    n->spent_n = 0;
 }
 
 bool relay_nats_stream_ready(relay_nats *n)
@@ -506,6 +525,7 @@ void relay_nats_free(relay_nats *n)
     pthread_cond_destroy(&n->confirm_cv);
     natsSubscription_Destroy(n->inbox_sub);
     natsSubscription_Destroy(n->hb_sub);
+    relay_nats_pass_done(n);
     jsCtx_Destroy(n->js);
     natsConnection_Destroy(n->conn);
     natsOptions_Destroy(n->opts);

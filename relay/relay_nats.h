@@ -91,6 +91,14 @@ void relay_nats_unsubscribe(natsSubscription *sub);
  */
 int relay_nats_publish(relay_nats *n, const char *subject, const char *msg_id,
                        const char *reply_token, const char *data, size_t len);
+/**
+ * The end of one pass of the lws loop (lws thread): the messages published
+ * in it are released together. libnats hands every released message to its
+ * collector thread and wakes that thread when it sleeps: one wake per
+ * publish was the relay's costliest system call (docs/benchmarks.md,
+ * "Durable publishes"); one per pass is cheap.
+ */
+void relay_nats_pass_done(relay_nats *n);
 /** True once the region's stream exists (JetStream mode), or always in core mode. */
 bool relay_nats_stream_ready(relay_nats *n);
 /** The subject prefix of this relay's reply inbox ("_INBOX.<random>."). */

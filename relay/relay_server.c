@@ -255,6 +255,7 @@ void relay_server_run(relay *r)
     while (!atomic_load(&r->stopping)) {
         if (lws_service(r->lws, 0) < 0)
             break;
+        relay_nats_pass_done(r->nats);
         /* A drain ends early once every client has gone. */
         if (r->drain_started && r->drain_exit && r->conn_count == 0)
             break;
