@@ -150,6 +150,9 @@ http {
     uwsgi_temp_path $dir/nchan/tmp/uwsgi;
     scgi_temp_path $dir/nchan/tmp/scgi;
     client_body_buffer_size 64k;
+    # A publisher POSTs on one connection for the whole run (nginx closes it after 1,000 by default).
+    keepalive_requests 1000000000;
+    keepalive_timeout 600s;
     nchan_message_buffer_length 1;
     nchan_message_timeout 10s;
     server {
