@@ -65,6 +65,10 @@
 #define STREAM_MISMATCH_RETRY_MS 5000
 /* A refusal is logged again at most this often while it lasts. */
 #define STREAM_REFUSAL_LOG_MS (60 * 1000)
+/* How often the consumer's lag and the stream's fill are read for /metrics. */
+#define LAG_REFRESH_MS 5000
+/* The longest a lag reading may hold the fetcher up when NATS answers slowly. */
+#define LAG_REQUEST_WAIT_MS 1000
 
 /* What ingest knows of its region stream (see check_stream). */
 enum stream_state { STREAM_PENDING, STREAM_ABSENT, STREAM_OK, STREAM_MISMATCH };
@@ -100,6 +104,39 @@ void ctl_ingest_metrics_register(void)
     mr_metric_register(&m_batch_time);
     mr_metric_register(&m_commit_latency);
 }
+
+/*
+ * Per-region gauges: what `nats consumer info` and `nats stream info` would
+ * say, so that "history is behind" and "the stream is nearly full" are on
+ * a dashboard and can alert. Every instance of a region reads the same
+ * durable consumer, so several control planes export the same values
+ * (aggregate with max by region).
+ */
+enum {
+    LAG_PENDING,      /* stream messages not yet delivered to the consumer */
+    LAG_ACK_PENDING,  /* delivered, not yet acknowledged (being written, or lost with a crash) */
+    LAG_REDELIVERED,  /* delivered more than once and not yet acknowledged */
+    LAG_STREAM_MSGS,  /* messages in the stream */
+    LAG_STREAM_BYTES, /* bytes in the stream */
+    LAG_STREAM_MAX_BYTES,
+    LAG_STREAM_MAX_MSGS,
+    LAG_N
+};
+
+static const struct {
+    const char *name, *help;
+} lag_defs[LAG_N] = {
+    {"meridian_control_consumer_pending_messages",
+     "Stream messages not yet delivered to the durable consumer (history is behind by this many)."},
+    {"meridian_control_consumer_ack_pending_messages",
+     "Messages delivered to the durable consumer and not yet acknowledged."},
+    {"meridian_control_consumer_redelivered_messages",
+     "Unacknowledged messages that were delivered more than once."},
+    {"meridian_control_stream_messages", "Messages held by the region stream."},
+    {"meridian_control_stream_bytes", "Bytes held by the region stream."},
+    {"meridian_control_stream_max_bytes", "The region stream's max_bytes limit (-1: none)."},
+    {"meridian_control_stream_max_messages", "The region stream's max_msgs limit (-1: none)."},
+};
 
 /* One validated message of a batch. */
 typedef struct item {
@@ -151,6 +188,9 @@ struct ctl_ingest {
     batch *done_head, *done_tail; /* under mu: batches back from the lanes */
     _Atomic uint64_t commits;     /* transactions committed, for the test crash hook */
     uint64_t kill_after;
+    mr_metric *lag;      /* LAG_N gauges labelled with the region */
+    bool lag_registered; /* then never freed: the registry keeps pointing at them */
+    int64_t next_lag_ms; /* fetcher thread: when to read them again */
 };
 
 /* Sleep up to `ms`, returning early when stop is requested (then true) or, with `done`, when a
@@ -736,6 +776,8 @@ static uint32_t room_hash(const char *s)
     return h;
 }
 
+static void refresh_lag(ctl_ingest *in);
+
 /*
  * Wait until every lane is connected and has room for one more batch,
  * publishing and acking finished batches meanwhile. False on stop. `busy`
@@ -746,6 +788,8 @@ static bool lanes_accepting(ctl_ingest *in, bool *busy)
 {
     for (;;) {
         flush_done(in);
+        /* Also while the lanes wait for PostgreSQL: that is when the lag grows. */
+        refresh_lag(in);
         bool ok = true;
         *busy = false;
         pthread_mutex_lock(&in->mu);
@@ -874,6 +918,47 @@ static natsStatus pull(ctl_ingest *in, natsMsg **msgs, int want, int *got)
     return NATS_OK;
 }
 
+/*
+ * Read the consumer's and the stream's state into the lag gauges (fetcher
+ * thread, every LAG_REFRESH_MS once the consumer is bound). A failed read
+ * leaves the last values: the nats_connected gauge tells why they are old.
+ */
+static void refresh_lag(ctl_ingest *in)
+{
+    int64_t now = mr_now_us() / 1000;
+    if (now < in->next_lag_ms)
+        return;
+    in->next_lag_ms = now + LAG_REFRESH_MS;
+    jsOptions o;
+    jsOptions_Init(&o);
+    o.Wait = LAG_REQUEST_WAIT_MS;
+    jsConsumerInfo *ci = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetConsumerInfo(&ci, in->js, in->stream, CTL_INGEST_DURABLE, &o, &jerr);
+    if (s == NATS_OK && ci) {
+        mr_metric_set(&in->lag[LAG_PENDING], (int64_t)ci->NumPending);
+        mr_metric_set(&in->lag[LAG_ACK_PENDING], ci->NumAckPending);
+        mr_metric_set(&in->lag[LAG_REDELIVERED], ci->NumRedelivered);
+    } else {
+        mr_log_debug("ingest %s: consumer info: %s", in->region, natsStatus_GetText(s));
+    }
+    if (ci)
+        jsConsumerInfo_Destroy(ci);
+    jsStreamInfo *si = NULL;
+    jerr = 0;
+    s = js_GetStreamInfo(&si, in->js, in->stream, &o, &jerr);
+    if (s == NATS_OK && si && si->Config) {
+        mr_metric_set(&in->lag[LAG_STREAM_MSGS], (int64_t)si->State.Msgs);
+        mr_metric_set(&in->lag[LAG_STREAM_BYTES], (int64_t)si->State.Bytes);
+        mr_metric_set(&in->lag[LAG_STREAM_MAX_BYTES], si->Config->MaxBytes);
+        mr_metric_set(&in->lag[LAG_STREAM_MAX_MSGS], si->Config->MaxMsgs);
+    } else {
+        mr_log_debug("ingest %s: stream info: %s", in->region, natsStatus_GetText(s));
+    }
+    if (si)
+        jsStreamInfo_Destroy(si);
+}
+
 static void *fetch_main(void *arg)
 {
     ctl_ingest *in = arg;
@@ -930,6 +1015,11 @@ ctl_ingest *ctl_ingest_start(const ctl_config *cfg, natsConnection *nc, const ch
         mr_log_error("ingest %s: cannot create a condition variable", region);
         abort();
     }
+    /* Before the fetcher starts: it fills these in (registered by ctl_ingest_lag_metrics_register).
+     */
+    in->lag = mr_calloc(LAG_N, sizeof *in->lag);
+    mr_metric_set(&in->lag[LAG_STREAM_MAX_BYTES], -1);
+    mr_metric_set(&in->lag[LAG_STREAM_MAX_MSGS], -1);
     in->nlanes = cfg->batch_lanes;
     in->lanes = mr_calloc((size_t)in->nlanes, sizeof *in->lanes);
     for (int i = 0; i < in->nlanes; i++) {
@@ -945,6 +1035,26 @@ ctl_ingest *ctl_ingest_start(const ctl_config *cfg, natsConnection *nc, const ch
         abort();
     }
     return in;
+}
+
+void ctl_ingest_lag_metrics_register(ctl_ingest *const *ingest, size_t n)
+{
+    /* Metrics sharing a name are registered together: gauge by gauge, then region by region. */
+    for (size_t i = 0; i < n; i++) {
+        ctl_ingest *in = ingest[i];
+        char *labels = mr_malloc(sizeof in->region + 16);
+        snprintf(labels, sizeof in->region + 16, "region=\"%s\"", in->region);
+        for (int k = 0; k < LAG_N; k++) {
+            in->lag[k].name = lag_defs[k].name;
+            in->lag[k].help = lag_defs[k].help;
+            in->lag[k].labels = labels;
+            in->lag[k].kind = MR_METRIC_GAUGE;
+        }
+        in->lag_registered = true;
+    }
+    for (int k = 0; k < LAG_N; k++)
+        for (size_t i = 0; i < n; i++)
+            mr_metric_register(&ingest[i]->lag[k]);
 }
 
 void ctl_ingest_stop(ctl_ingest *in)
@@ -970,6 +1080,8 @@ void ctl_ingest_stop(ctl_ingest *in)
         jsCtx_Destroy(in->js);
     pthread_mutex_destroy(&in->mu);
     pthread_cond_destroy(&in->cv);
+    if (!in->lag_registered)
+        free(in->lag);
     free(in);
 }
 

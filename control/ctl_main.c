@@ -294,6 +294,7 @@ int main(int argc, char **argv)
     st.ingest = mr_calloc(st.ningest, sizeof *st.ingest);
     for (size_t i = 0; i < st.ningest; i++)
         st.ingest[i] = ctl_ingest_start(cfg, st.nc, cfg->regions[i], i == 0);
+    ctl_ingest_lag_metrics_register(st.ingest, st.ningest);
     db_pool = ctl_pool_start(cfg->history_workers, cfg->postgres, "history", 10000);
     pub_pool = ctl_pool_start(2, NULL, "publish", 10000);
     hist = ctl_history_service_start(st.nc, db_pool, err, sizeof err);
