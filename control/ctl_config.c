@@ -37,6 +37,7 @@ void ctl_config_init(ctl_config *c)
     c->partitions_ahead = 3;
     c->history_workers = 2;
     c->log_level = mr_strdup("info");
+    c->log_format = mr_strdup("text");
 }
 
 void ctl_config_set(char **slot, const char *value)
@@ -132,6 +133,7 @@ int ctl_config_load(ctl_config *c, const char *path, char *err, size_t errlen)
                                       "partitions_ahead",
                                       "history_workers",
                                       "log_level",
+                                      "log_format",
                                       NULL};
     mr_cfg_check_keys(&m, root, "", top);
     str_from_json(&m, root, "", "region", &c->region);
@@ -145,6 +147,7 @@ int ctl_config_load(ctl_config *c, const char *path, char *err, size_t errlen)
     list_from_json(&c->api_keys, &c->napi_keys, mr_cfg_str_array(&m, root, "", "api_keys"));
     str_from_json(&m, root, "", "api_keys_file", &c->api_keys_file);
     str_from_json(&m, root, "", "log_level", &c->log_level);
+    str_from_json(&m, root, "", "log_format", &c->log_format);
 
     json_t *tls = mr_cfg_obj(&m, root, "", "tls");
     static const char *const tls_keys[] = {"cert", "key", "hsts_max_age", NULL};
@@ -327,5 +330,6 @@ void ctl_config_free(ctl_config *c)
     free(c->stream_placement);
     free(c->partition_interval);
     free(c->log_level);
+    free(c->log_format);
     memset(c, 0, sizeof *c);
 }

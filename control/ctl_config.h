@@ -46,6 +46,7 @@ typedef struct ctl_config {
     int partitions_ahead;
     int history_workers;
     char *log_level;
+    char *log_format; /* "text" or "json" */
 } ctl_config;
 
 /** Defaults for every key; strings are NULL where there is no default. */

@@ -258,6 +258,12 @@ int main(int argc, char **argv)
                 cfg->log_level);
         return 1;
     }
+    int format = mr_log_format_parse(cfg->log_format);
+    if (format < 0) {
+        fprintf(stderr, "meridian-control: log_format: \"%s\" is not text or json\n",
+                cfg->log_format);
+        return 1;
+    }
     if (ctl_config_finish(cfg, err, sizeof err) != 0) {
         fprintf(stderr, "meridian-control: %s%s%s\n", config ? config : "", config ? ": " : "",
                 err);
@@ -269,6 +275,7 @@ int main(int argc, char **argv)
         return 0;
     }
     mr_log_init("control", (mr_log_level)level);
+    mr_log_set_format((mr_log_format)format);
     signal(SIGPIPE, SIG_IGN);
 
     /* libevent must know about threads before the base exists: workers post replies to it. */
