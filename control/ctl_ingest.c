@@ -1093,6 +1093,11 @@ static bool lanes_connected(ctl_ingest *in)
     return true;
 }
 
+bool ctl_ingest_db_connected(ctl_ingest *in)
+{
+    return lanes_connected(in);
+}
+
 bool ctl_ingest_ready(ctl_ingest *in)
 {
     /*

@@ -33,6 +33,9 @@ void ctl_ingest_stop(ctl_ingest *in);
 /** True once the stream is ensured, the consumer bound and the database connected. */
 bool ctl_ingest_ready(ctl_ingest *in);
 
+/** True while every lane of this ingest has a PostgreSQL session. */
+bool ctl_ingest_db_connected(ctl_ingest *in);
+
 /** Append "\"<region>\":{...}" describing the state (for /readyz). Thread-safe. */
 void ctl_ingest_describe(ctl_ingest *in, mr_buf *out);
 

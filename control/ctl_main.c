@@ -36,6 +36,8 @@ static mr_metric m_schema =
 static mr_metric m_nats_up =
     MR_GAUGE("meridian_control_nats_connected", "1 while connected to NATS");
 static mr_metric m_ready = MR_GAUGE("meridian_control_ready", "1 while /readyz reports ready");
+static mr_metric m_pg_up = MR_GAUGE("meridian_control_postgres_connected",
+                                    "1 while every ingest lane has a PostgreSQL session");
 
 typedef struct ctl_state {
     ctl_config cfg;
@@ -67,6 +69,7 @@ static bool ready_cb(void *ud, mr_buf *detail)
     ctl_state *st = ud;
     bool nats_ok = natsConnection_Status(st->nc) == NATS_CONN_STATUS_CONNECTED;
     bool ok = nats_ok && ctl_db_schema_version() > 0;
+    bool pg_ok = true;
     mr_buf_putc(detail, '{');
     mr_nats_watch_describe(st->watch, nats_ok, detail);
     mr_buf_printf(detail, ",\"schema_version\":%d,\"regions\":{", ctl_db_schema_version());
@@ -75,11 +78,13 @@ static bool ready_cb(void *ud, mr_buf *detail)
             mr_buf_putc(detail, ',');
         ctl_ingest_describe(st->ingest[i], detail);
         ok = ok && ctl_ingest_ready(st->ingest[i]);
+        pg_ok = pg_ok && ctl_ingest_db_connected(st->ingest[i]);
     }
     mr_buf_puts(detail, "}}");
     mr_metric_set(&m_nats_up, nats_ok);
     mr_metric_set(&m_schema, ctl_db_schema_version());
     mr_metric_set(&m_ready, ok);
+    mr_metric_set(&m_pg_up, pg_ok);
     return ok;
 }
 
@@ -284,6 +289,7 @@ int main(int argc, char **argv)
     mr_metric_register(&m_schema);
     mr_metric_register(&m_nats_up);
     mr_metric_register(&m_ready);
+    mr_metric_register(&m_pg_up);
     ctl_ingest_metrics_register();
     ctl_history_metrics_register();
     ctl_http_metrics_register();
