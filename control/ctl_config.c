@@ -36,6 +36,7 @@ void ctl_config_init(ctl_config *c)
     c->partition_interval = mr_strdup("day");
     c->partitions_ahead = 3;
     c->history_workers = 2;
+    c->auto_migrate = true;
     c->log_level = mr_strdup("info");
     c->log_format = mr_strdup("text");
 }
@@ -132,6 +133,7 @@ int ctl_config_load(ctl_config *c, const char *path, char *err, size_t errlen)
                                       "partition_interval",
                                       "partitions_ahead",
                                       "history_workers",
+                                      "auto_migrate",
                                       "log_level",
                                       "log_format",
                                       NULL};
@@ -197,6 +199,7 @@ int ctl_config_load(ctl_config *c, const char *path, char *err, size_t errlen)
         (int)mr_cfg_int(&m, root, "", "partitions_ahead", c->partitions_ahead, 1, 100);
     c->history_workers =
         (int)mr_cfg_int(&m, root, "", "history_workers", c->history_workers, 1, 32);
+    c->auto_migrate = mr_cfg_bool(&m, root, "", "auto_migrate", c->auto_migrate);
     json_decref(root);
     if (mr_cfg_failed(&m)) {
         snprintf(err, errlen, "%s", m.err);
