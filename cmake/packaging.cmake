@@ -46,6 +46,11 @@ install(FILES ${CMAKE_CURRENT_LIST_DIR}/../regions/README.md
         DESTINATION share/doc/meridian-common RENAME regions-file.md COMPONENT common OPTIONAL)
 set(_mr_common_conffiles "/etc/meridian/regions.json\n")
 
+if(TARGET meridian-control)
+  # Backup and restore of the control plane's database (docs/operations.md, section 8).
+  install(PROGRAMS ${MERIDIAN_PKG_DIR}/tools/meridian-db DESTINATION lib/meridian COMPONENT control)
+  set(CPACK_DEBIAN_CONTROL_PACKAGE_RECOMMENDS "postgresql-client")
+endif()
 foreach(_d IN LISTS _mr_daemons)
   install(TARGETS meridian-${_d} RUNTIME DESTINATION bin COMPONENT ${_d})
   install(FILES ${MERIDIAN_PKG_DIR}/systemd/meridian-${_d}.service
