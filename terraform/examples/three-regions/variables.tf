@@ -70,6 +70,23 @@ variable "api_keys_parameter" {
   default     = "/meridian/api-keys"
 }
 
+variable "relay_admin_key_parameter" {
+  description = "SSM SecureString parameter holding the relays' admin API key (at least 16 random characters): the relays' drain API requires it, the health agents send it (over TLS: the relays' admin_url is https://)."
+  type        = string
+}
+
+variable "control_tls_parameters" {
+  description = "Per region: SSM SecureString parameter names of the control plane's PEM certificate chain and key ({cert, key}); required for every region whose control.api_url is https:// (all of them in regions.json)."
+  type        = map(object({ cert = string, key = string }))
+  default     = {}
+}
+
+variable "service_rollouts" {
+  description = "Per region: change the value to replace that region's control plane and health agent instances with the current AMI and config (modules/region-aws, service_rollout). Nothing else replaces them."
+  type        = map(string)
+  default     = {}
+}
+
 variable "postgres_parameter" {
   description = "SSM SecureString with the control plane's libpq connection string."
   type        = string
@@ -130,8 +147,9 @@ variable "healthcheck_dns" {
 }
 
 variable "tags" {
-  type    = map(string)
-  default = {}
+  description = "Tags of every resource (the aws providers' default_tags)."
+  type        = map(string)
+  default     = {}
 }
 
 variable "nats_nkeys" {
