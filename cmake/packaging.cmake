@@ -106,7 +106,8 @@ if(MERIDIAN_HELP2MAN)
     set(_page ${CMAKE_CURRENT_BINARY_DIR}/man/${_prog}.1)
     add_custom_command(
       OUTPUT ${_page}.gz
-      COMMAND ${MERIDIAN_HELP2MAN} --no-info --section=1 --name=${_what}
+      # Leak checks are for the tests: --help of a sanitizer build must just print.
+      COMMAND ${CMAKE_COMMAND} -E env ASAN_OPTIONS=detect_leaks=0 ${MERIDIAN_HELP2MAN} --no-info --section=1 --name=${_what}
               --include=${MERIDIAN_PKG_DIR}/man/see-also.h2m --output=${_page} $<TARGET_FILE:${_prog}>
       COMMAND gzip -9nf ${_page}
       DEPENDS ${_prog} ${MERIDIAN_PKG_DIR}/man/see-also.h2m

@@ -52,6 +52,14 @@ static int run_ctl(const char *args, char **out)
     return WEXITSTATUS(st);
 }
 
+/* Assert that `sql`'s first value is `want` (the value is freed). */
+static void pg_is(const char *sql, const char *want)
+{
+    char *v = mr_test_pg_value(&pg, sql);
+    ck_assert_msg(v && strcmp(v, want) == 0, "%s: %s, wanted %s", sql, v ? v : "(error)", want);
+    free(v);
+}
+
 static void write_pg_only_config(char *path, size_t len)
 {
     snprintf(path, len, "%s/pg-only.json", tmp);
@@ -71,7 +79,7 @@ START_TEST(test_migrate_step)
                       strstr(out, "first 0001_init.sql"),
                   "%s", out);
     free(out);
-    ck_assert_str_eq(mr_test_pg_value(&pg, "SELECT to_regclass('schema_migrations') IS NULL"), "t");
+    pg_is("SELECT to_regclass('schema_migrations') IS NULL", "t");
 
     /* A daemon with auto_migrate off waits for the step: not ready, and says why. */
     ctl_proc p;
@@ -84,7 +92,7 @@ START_TEST(test_migrate_step)
         struct timespec ts = {0, 50 * 1000000};
         nanosleep(&ts, NULL);
     }
-    ck_assert_str_eq(mr_test_pg_value(&pg, "SELECT to_regclass('schema_migrations') IS NULL"), "t");
+    pg_is("SELECT to_regclass('schema_migrations') IS NULL", "t");
 
     /* The step itself, then the daemon becomes ready on its own. */
     char flag_args[1024];
@@ -102,9 +110,9 @@ START_TEST(test_migrate_step)
     ck_assert_ptr_nonnull(strstr(out, "schema up to date"));
     free(out);
     /* Every migration records the binary that applied it. */
-    ck_assert_str_eq(mr_test_pg_value(&pg, "SELECT count(*) FROM schema_migrations WHERE "
-                                           "applied_by = 'meridian-control " MERIDIAN_VERSION "'"),
-                     mr_test_pg_value(&pg, "SELECT count(*) FROM schema_migrations"));
+    pg_is("SELECT count(*) = (SELECT count(*) FROM schema_migrations) FROM schema_migrations "
+          "WHERE applied_by = 'meridian-control " MERIDIAN_VERSION "'",
+          "t");
     ck_assert_int_eq(ctl_proc_stop(&p), 0);
     ctl_proc_free(&p);
 
