@@ -148,8 +148,7 @@ START_TEST(test_metrics_and_pack)
     /* The relay first: it creates the region stream that control checks. */
     mr_test_relay_config(&relay, tmp, "local", "local-1", nats.url, "", "\"log_format\":\"json\"");
     mr_test_relay_start(&relay, MERIDIAN_RELAY_BIN);
-    ctl_proc_init(&ctl, nats.url, pg.conninfo, "local", "[\"local\"]",
-                  "\"log_format\":\"json\"");
+    ctl_proc_init(&ctl, nats.url, pg.conninfo, "local", "[\"local\"]", "\"log_format\":\"json\"");
     ctl_proc_start(&ctl, NULL);
     start_agent();
 
