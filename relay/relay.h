@@ -48,10 +48,12 @@ typedef struct relay {
     char instance[RELAY_NODE_ID_MAX]; /* region/node/random: this process in presence */
     mr_map presence_nodes;            /* other relays' instance -> last heartbeat */
     int64_t presence_next_hb_us;
-    int presence_slot;       /* relay_room.state[] slot of presence's per-room state */
-    int repair_slot;         /* relay_room.state[] slot of repair's per-room state */
-    bool nats_was_connected; /* to notice reconnects on the lws thread */
-    mr_buf write_batch;      /* scratch for coalesced writes (lws thread) */
+    int presence_slot;         /* relay_room.state[] slot of presence's per-room state */
+    int repair_slot;           /* relay_room.state[] slot of repair's per-room state */
+    bool nats_was_connected;   /* to notice reconnects on the lws thread */
+    int64_t inbound_warned_us; /* last warning about malformed NATS input */
+    uint64_t inbound_rejected; /* malformed NATS messages since that warning */
+    mr_buf write_batch;        /* scratch for coalesced writes (lws thread) */
 
     /* The lws server's settings, which lws reads for the context's lifetime. */
     lws_retry_bo_t retry;
