@@ -1,7 +1,6 @@
 /* The relay_nats API without a connection: see fake_nats.h. */
 #include "fake_nats.h"
 
-#include <check.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -20,14 +19,14 @@ void fake_nats_reset(void)
 
 const fake_nats_call *fake_nats_last_request(void)
 {
-    ck_assert_int_gt(fake_nats.requests, 0);
+    FX_ASSERT(fake_nats.requests > 0, "no request was made");
     return &fake_nats.request[fake_nats.requests - 1];
 }
 
 static void record(fake_nats_call *log, int *n, const char *subject, const char *reply,
                    const char *data, size_t len)
 {
-    ck_assert_int_lt(*n, FAKE_NATS_MAX);
+    FX_ASSERT(*n < FAKE_NATS_MAX, "more than %d calls recorded", FAKE_NATS_MAX);
     fake_nats_call *c = &log[(*n)++];
     snprintf(c->subject, sizeof c->subject, "%s", subject);
     snprintf(c->reply, sizeof c->reply, "%s", reply ? reply : "");
