@@ -29,6 +29,12 @@ struct relay_conn;
 
 /* Period of the lws thread's housekeeping: timeouts, heartbeats, repair, drain batches. */
 #define RELAY_TICK_MS 100
+/*
+ * /readyz says not ready when housekeeping has not run for this long: the
+ * service loop is stuck and serves nobody (a tick is normally 100 ms late at
+ * most; a join may block it up to 2 s waiting for NATS).
+ */
+#define RELAY_LOOP_STALL_MS 5000
 
 typedef struct relay {
     relay_config *cfg;
@@ -63,6 +69,11 @@ typedef struct relay {
     struct lws_protocol_vhost_options hsts_header;
     char hsts[64];
     char listen_host[256];
+
+    /* Read by /readyz on the admin thread, written by the lws thread. */
+    _Atomic int64_t loop_alive_us; /* the service loop's last housekeeping tick */
+    _Atomic bool listening;        /* the WebSocket listener is bound (checked every second) */
+    int listen_check_ticks;        /* lws thread: ticks until the next listener check */
 
     _Atomic bool draining; /* set by the signal thread on SIGTERM */
     _Atomic bool stopping; /* set when the process should exit now */

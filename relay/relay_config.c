@@ -294,6 +294,21 @@ int relay_config_load(relay_config *c, const char *path, char *err, size_t errle
     return 0;
 }
 
+bool relay_config_url_valid(const char *url)
+{
+    size_t n = strnlen(url, RELAY_URL_MAX + 1);
+    if (n > RELAY_URL_MAX)
+        return false;
+    size_t scheme = strncmp(url, "wss://", 6) == 0 ? 6 : strncmp(url, "ws://", 5) == 0 ? 5 : 0;
+    /* A host follows the scheme: not empty, and not straight into a path, query or port. */
+    if (!scheme || n == scheme || strchr("/?#:@", url[scheme]))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (url[i] <= ' ' || url[i] > '~' || strchr("\"\\<>`{}|^", url[i]))
+            return false;
+    return true;
+}
+
 static bool token_safe(const char *s)
 {
     if (!*s || strlen(s) > 64)
@@ -345,6 +360,22 @@ int relay_config_validate(const relay_config *c, char *err, size_t errlen)
                      c->nats_urls[i]);
             return -1;
         }
+    }
+    if (c->fallback_count > RELAY_DRAIN_URLS_MAX) {
+        snprintf(err, errlen, "fallback_urls: at most %d URLs", RELAY_DRAIN_URLS_MAX);
+        return -1;
+    }
+    for (size_t i = 0; i < c->fallback_count; i++) {
+        if (!relay_config_url_valid(c->fallback_urls[i])) {
+            snprintf(err, errlen,
+                     "fallback_urls: \"%.100s\" must be a ws:// or wss:// URL of at most %d bytes",
+                     c->fallback_urls[i], RELAY_URL_MAX);
+            return -1;
+        }
+    }
+    if (c->admin_api_key && strlen(c->admin_api_key) < 16) {
+        snprintf(err, errlen, "admin_api_key: use at least 16 characters (a long random key)");
+        return -1;
     }
     if (c->limits.idle_timeout_s <= c->limits.ping_interval_s) {
         snprintf(err, errlen, "limits.idle_timeout_s: must be greater than limits.ping_interval_s");
