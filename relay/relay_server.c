@@ -178,6 +178,8 @@ static int callback_meridian(struct lws *wsi, enum lws_callback_reasons reason, 
                                     lws_is_final_fragment(wsi));
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return relay_conn_writable(c);
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        return relay_conn_peer_closed(c);
     case LWS_CALLBACK_TIMER:
         relay_client_timer(c);
         return 0;

@@ -333,6 +333,57 @@ START_TEST(admin_port_answers_pipelined_requests)
 }
 END_TEST
 
+/* ---- close frames a busy client can read ---- */
+
+static void setup_close(void)
+{
+    tmp = mr_test_tmpdir("relaytrust");
+    mr_test_nats_start(&nats, false);
+    mr_test_relay_config(&relays[0], tmp, "test", "relay-1", nats.url,
+                         "\"publish_rate\":5,\"publish_burst\":5,\"rate_limit_strikes\":20,"
+                         "\"max_bad_frames\":20",
+                         "\"jetstream\":false");
+    mr_test_relay_start(&relays[0], MERIDIAN_RELAY_BIN);
+}
+
+/* The close code Node's ws reports when the relay closes a client that keeps writing. */
+static int node_close_code(const char *mode)
+{
+    char *token = mr_test_token("busy", 3600, NULL);
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "node %s/ws_close_client.mjs ws://127.0.0.1:%d/ %s %s",
+             MERIDIAN_TEST_SOURCE_DIR, relays[0].port, token, mode);
+    free(token);
+    FILE *f = popen(cmd, "r");
+    ck_assert_ptr_nonnull(f);
+    char line[1024] = "";
+    char *got = fgets(line, sizeof line, f);
+    int st = pclose(f);
+    ck_assert_msg(got && st == 0, "node client failed (status %d): %s", st, line);
+    json_t *j = json_loads(line, 0, NULL);
+    ck_assert_msg(json_is_object(j), "node client said: %s", line);
+    int code = (int)json_integer_value(json_object_get(j, "code"));
+    json_decref(j);
+    return code;
+}
+
+/*
+ * The relay used to close TCP 0.2 ms after its close frame while the client
+ * was still writing: the client's kernel got a reset and Node's ws reported
+ * 1006 without the close frame. Several rounds, since it is a race.
+ */
+START_TEST(busy_client_reads_4029_and_4009)
+{
+    for (int i = 0; i < 5; i++) {
+        int code = node_close_code("flood");
+        ck_assert_msg(code == 4029, "round %d: a flooding client saw close %d, not 4029", i, code);
+        code = node_close_code("bad");
+        ck_assert_msg(code == 4009, "round %d: a client sending bad frames saw %d, not 4009", i,
+                      code);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("relay_trust");
@@ -347,5 +398,7 @@ int main(void)
     tcase_add_test(tc, admin_drain_with_a_query_string_drains);
     tcase_add_test(tc, undrain_cannot_cancel_a_sigterm_drain);
     tcase_add_test(tc, admin_port_answers_pipelined_requests);
+    tc = mr_test_case(s, "close_handshake", setup_close, stop_all, 180);
+    tcase_add_test(tc, busy_client_reads_4029_and_4009);
     return mr_test_run(s);
 }
