@@ -120,12 +120,50 @@ static int read_secret_file(relay_config *c, mr_cfg *cfg, const char *path)
     return 0;
 }
 
-static const char *const top_keys[] = {
-    "region",        "node_id",   "listen",   "admin_listen", "nats",
-    "auth",          "tls",       "limits",   "origins",      "drain_grace_ms",
-    "static_dir",    "log_level", "workers",  "jetstream",    "publish",
-    "stream",        "resume",    "presence", "drain_batch",  "fallback_urls",
-    "admin_api_key", NULL};
+/* The admin key from a file (one line; what meridian-init-secrets writes). */
+static void read_admin_key_file(relay_config *c, mr_cfg *cfg, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        mr_cfg_error(cfg, "admin_api_key_file", "cannot read %s: %s", path, strerror(errno));
+        return;
+    }
+    char buf[1024];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        n--;
+    buf[n] = '\0';
+    if (n == 0 || strlen(buf) != n || strchr(buf, '\n')) {
+        mr_cfg_error(cfg, "admin_api_key_file", "%s must hold one line: the key", path);
+        return;
+    }
+    relay_config_set_str(&c->admin_api_key, buf);
+}
+
+static const char *const top_keys[] = {"region",
+                                       "node_id",
+                                       "listen",
+                                       "admin_listen",
+                                       "nats",
+                                       "auth",
+                                       "tls",
+                                       "limits",
+                                       "origins",
+                                       "drain_grace_ms",
+                                       "static_dir",
+                                       "log_level",
+                                       "workers",
+                                       "jetstream",
+                                       "publish",
+                                       "stream",
+                                       "resume",
+                                       "presence",
+                                       "drain_batch",
+                                       "fallback_urls",
+                                       "admin_api_key",
+                                       "admin_api_key_file",
+                                       NULL};
 static const char *const presence_keys[] = {"heartbeat_ms", "expire_heartbeats", NULL};
 static const char *const publish_keys[] = {"ack_timeout_ms", "retries", NULL};
 static const char *const stream_keys[] = {"max_age_s", "max_bytes", "duplicate_window_s",
@@ -195,7 +233,14 @@ int relay_config_load(relay_config *c, const char *path, char *err, size_t errle
     json_t *fallback = mr_cfg_str_array(&cfg, root, "", "fallback_urls");
     if (fallback)
         copy_str_array(fallback, &c->fallback_urls, &c->fallback_count);
-    set_from(&cfg, root, "", "admin_api_key", &c->admin_api_key);
+    const char *admin_key = mr_cfg_str(&cfg, root, "", "admin_api_key", NULL);
+    const char *admin_key_file = mr_cfg_str(&cfg, root, "", "admin_api_key_file", NULL);
+    if (admin_key && admin_key_file)
+        mr_cfg_error(&cfg, "admin_api_key", "set either admin_api_key or admin_api_key_file");
+    else if (admin_key)
+        relay_config_set_str(&c->admin_api_key, admin_key);
+    else if (admin_key_file)
+        read_admin_key_file(c, &cfg, admin_key_file);
     c->workers = mr_cfg_int(&cfg, root, "", "workers", c->workers, 1, 64);
 
     json_t *auth = mr_cfg_obj(&cfg, root, "", "auth");

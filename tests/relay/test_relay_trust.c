@@ -384,6 +384,93 @@ START_TEST(busy_client_reads_4029_and_4009)
 }
 END_TEST
 
+/* ---- docs/protocol.md says what the relay does ---- */
+
+static void setup_protocol(void)
+{
+    tmp = mr_test_tmpdir("relaytrust");
+    mr_test_nats_start(&nats, false);
+    mr_test_relay_config(&relays[0], tmp, "test", "relay-1", nats.url, "",
+                         "\"jetstream\":false,\"origins\":[\"https://chat.example\"]");
+    mr_test_relay_start(&relays[0], MERIDIAN_RELAY_BIN);
+}
+
+static void expect_error(mr_ws *ws, const char *frame, const char *code)
+{
+    mr_ws_send_text(ws, frame);
+    char needle[128];
+    snprintf(needle, sizeof needle, "\"code\":\"%s\"", code);
+    char *f = mr_ws_expect(ws, "\"type\":\"error\"", 5000);
+    ck_assert_msg(f && strstr(f, needle), "%s: want %s, got %s", frame, code, f ? f : "nothing");
+    free(f);
+}
+
+/* A refused Origin gets no HTTP answer at all: the connection is closed. */
+START_TEST(bad_origin_is_refused_by_closing)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)relays[0].port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    const char req[] =
+        "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Origin: https://evil.example\r\n\r\n";
+    ck_assert_int_eq(write(fd, req, sizeof req - 1), (ssize_t)(sizeof req - 1));
+    struct pollfd p = {fd, POLLIN, 0};
+    ck_assert_int_eq(poll(&p, 1, 5000), 1);
+    char buf[256];
+    ck_assert_int_eq(read(fd, buf, sizeof buf), 0); /* EOF, no status line */
+    close(fd);
+    mr_ws w;
+    ck_assert_int_eq(
+        mr_ws_connect(&w, "127.0.0.1", relays[0].port, "Origin: https://chat.example\r\n"), 101);
+    mr_ws_close(&w);
+}
+END_TEST
+
+START_TEST(json_limits_and_utf8)
+{
+    mr_ws w;
+    mr_test_hello(&w, &relays[0], "eve", NULL);
+    mr_test_join(&w, "r");
+    /* Numbers a double cannot hold, and NUL in a string, are not JSON the relay takes. */
+    expect_error(&w, "{\"type\":\"ping\",\"id\":1e400}", "bad_json");
+    expect_error(&w, "{\"type\":\"publish\",\"room\":\"r\",\"mid\":\"a\",\"data\":-1e309}",
+                 "bad_json");
+    expect_error(&w, "{\"type\":\"ping\",\"id\":123456789012345678901234567890}", "bad_json");
+    expect_error(&w, "{\"type\":\"ping\",\"id\":\"a\\u0000b\"}", "bad_json");
+    expect_error(&w, "{\"type\":\"publish\",\"room\":\"r\",\"mid\":\"b\",\"data\":\"\\u0000\"}",
+                 "bad_json");
+    /* The largest double is still a number. */
+    mr_ws_send_text(&w, "{\"type\":\"ping\",\"id\":\"big\",\"x\":1.7976931348623157e308}");
+    mr_test_expect(&w, "\"type\":\"pong\",\"id\":\"big\"");
+    /* Invalid UTF-8 in a text frame closes with 1007. */
+    mr_ws_send_frame(&w, 1, "{\"type\":\"ping\",\"id\":\"\xff\xfe\"}", 22);
+    int code = mr_ws_wait_close(&w, 5000);
+    ck_assert_msg(code == 1007, "close %d, want 1007", code);
+    mr_ws_close(&w);
+}
+END_TEST
+
+/* hello.token is at most 8192 bytes: longer is a bad_frame, before any verification. */
+START_TEST(token_size_limit)
+{
+    mr_ws w;
+    ck_assert_int_eq(mr_ws_connect(&w, "127.0.0.1", relays[0].port, NULL), 101);
+    char *hello = malloc(8300);
+    int n = snprintf(hello, 8300, "{\"type\":\"hello\",\"token\":\"");
+    memset(hello + n, 'a', 8193);
+    strcpy(hello + n + 8193, "\"}");
+    expect_error(&w, hello, "bad_frame");
+    /* 8192 bytes is a size the relay reads: the token is then refused as a token. */
+    strcpy(hello + n + 8192, "\"}");
+    expect_error(&w, hello, "auth_failed");
+    free(hello);
+    mr_ws_close(&w);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("relay_trust");
@@ -398,6 +485,10 @@ int main(void)
     tcase_add_test(tc, admin_drain_with_a_query_string_drains);
     tcase_add_test(tc, undrain_cannot_cancel_a_sigterm_drain);
     tcase_add_test(tc, admin_port_answers_pipelined_requests);
+    tc = mr_test_case(s, "protocol", setup_protocol, stop_all, 60);
+    tcase_add_test(tc, bad_origin_is_refused_by_closing);
+    tcase_add_test(tc, json_limits_and_utf8);
+    tcase_add_test(tc, token_size_limit);
     tc = mr_test_case(s, "close_handshake", setup_close, stop_all, 180);
     tcase_add_test(tc, busy_client_reads_4029_and_4009);
     return mr_test_run(s);

@@ -80,6 +80,11 @@ START_TEST(config_errors)
                         "fallback_urls:");
     expect_config_error("{\"auth\":{\"secret\":\"s\"},\"admin_api_key\":\"short\"}",
                         "admin_api_key: use at least 16 characters");
+    expect_config_error("{\"auth\":{\"secret\":\"s\"},\"admin_api_key_file\":\"/nonexistent/k\"}",
+                        "admin_api_key_file: cannot read /nonexistent/k");
+    expect_config_error("{\"auth\":{\"secret\":\"s\"},\"admin_api_key\":\"0123456789abcdef\","
+                        "\"admin_api_key_file\":\"/etc/hostname\"}",
+                        "set either admin_api_key or admin_api_key_file");
 }
 END_TEST
 
