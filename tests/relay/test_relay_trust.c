@@ -155,6 +155,99 @@ START_TEST(readyz_says_not_ready_without_a_bound_listener)
 }
 END_TEST
 
+/* ---- input from NATS ---- */
+
+static void setup_nats_input(void)
+{
+    tmp = mr_test_tmpdir("relaytrust");
+    mr_test_nats_start(&nats, false);
+    const char *extra = "\"jetstream\":false,\"presence\":{\"heartbeat_ms\":200,"
+                        "\"expire_heartbeats\":3}";
+    mr_test_relay_config(&relays[0], tmp, "test", "relay-1", nats.url, "", extra);
+    mr_test_relay_config(&relays[1], tmp, "test", "relay-2", nats.url, "", extra);
+    mr_test_relay_start(&relays[0], MERIDIAN_RELAY_BIN);
+    mr_test_relay_start(&relays[1], MERIDIAN_RELAY_BIN);
+}
+
+static natsConnection *nats_client(void)
+{
+    natsConnection *nc = NULL;
+    ck_assert_int_eq(natsConnection_ConnectTo(&nc, nats.url), NATS_OK);
+    return nc;
+}
+
+/*
+ * Any process on NATS could stop every relay with one heartbeat or presence
+ * delta whose node id was 160 bytes or more (an endless loop at expiry, a
+ * few heartbeats later). Now such input is dropped and counted, and both
+ * relays go on serving.
+ */
+START_TEST(hostile_presence_input_stops_no_relay)
+{
+    mr_ws a;
+    mr_test_hello(&a, &relays[0], "alice", NULL);
+    mr_test_join(&a, "p");
+    char node[300], body[700];
+    memset(node, 'n', sizeof node - 1);
+    node[sizeof node - 1] = '\0';
+    natsConnection *nc = nats_client();
+    snprintf(body, sizeof body, "{\"node\":\"%s\",\"interval_ms\":200}", node);
+    ck_assert_int_eq(natsConnection_PublishString(nc, "meridian.relay.hb", body), NATS_OK);
+    snprintf(body, sizeof body, "{\"op\":\"set\",\"node\":\"%s\",\"user\":\"x\",\"sessions\":1}",
+             node);
+    ck_assert_int_eq(natsConnection_PublishString(nc, "meridian.presence.p", body), NATS_OK);
+    /* Not JSON, not a message frame, not UTF-8: dropped before any client sees them. */
+    ck_assert_int_eq(natsConnection_PublishString(nc, "meridian.msg.test.p", "\xff\xfe"), NATS_OK);
+    ck_assert_int_eq(natsConnection_Flush(nc), NATS_OK);
+    for (int i = 0; i < 2; i++) {
+        int64_t deadline = mr_test_now_ms() + 5000;
+        while (mr_test_relay_metric(&relays[i], "meridian_relay_nats_rejected_total") < (i ? 1 : 3))
+            ck_assert_msg(mr_test_now_ms() < deadline, "relay %d did not count the bad input", i);
+    }
+    /* Well past the expiry (3 heartbeats of 200 ms) of a node that was never taken in. */
+    usleep(1500 * 1000); /* the time a relay used to need to hang */
+    for (int i = 0; i < 2; i++) {
+        free(wait_readyz(&relays[i], 200, "\"loop\":\"running\"", 3000));
+        mr_ws w;
+        ck_assert_int_eq(mr_ws_connect(&w, "127.0.0.1", relays[i].port, NULL), 101);
+        mr_ws_close(&w);
+    }
+    /* alice saw nothing of it: her next frame is the answer to her ping. */
+    mr_ws_send_text(&a, "{\"type\":\"ping\",\"id\":\"after\"}");
+    char *f;
+    int cc;
+    ck_assert_int_eq(mr_ws_recv(&a, 5000, &f, NULL, &cc), 1);
+    ck_assert_msg(strstr(f, "\"type\":\"pong\""), "alice got %s", f);
+    free(f);
+    natsConnection_Destroy(nc);
+    mr_ws_close(&a);
+}
+END_TEST
+
+/* A room named hb: its presence subject was once the relays' heartbeat subject. */
+START_TEST(presence_in_a_room_named_hb_across_relays)
+{
+    mr_ws a, b;
+    mr_test_hello(&a, &relays[0], "alice", NULL);
+    mr_test_join(&a, "hb");
+    mr_test_hello(&b, &relays[1], "bob", NULL);
+    mr_test_join(&b, "hb");
+    mr_test_expect(&a, "\"event\":\"join\",\"user\":\"bob\"");
+    int64_t deadline = mr_test_now_ms() + 5000;
+    bool both = false;
+    while (!both && mr_test_now_ms() < deadline) {
+        mr_ws_send_text(&b, "{\"type\":\"presence\",\"id\":3,\"room\":\"hb\"}");
+        char *f = mr_ws_expect(&b, "\"members\"", 5000);
+        both = f && strstr(f, "\"user\":\"alice\"") && strstr(f, "\"user\":\"bob\"");
+        free(f);
+    }
+    ck_assert_msg(both, "bob never saw alice in room hb");
+    mr_ws_close(&b);
+    mr_test_expect(&a, "\"event\":\"leave\",\"user\":\"bob\"");
+    mr_ws_close(&a);
+}
+END_TEST
+
 /* ---- the admin port ---- */
 
 #define KEY_HEADER "Authorization: Bearer admin-key-0123456789abcdef\r\n"
@@ -478,6 +571,9 @@ int main(void)
     tcase_add_test(tc, readyz_says_not_ready_while_the_loop_is_stuck);
     tc = mr_test_case(s, "readyz_unbound", setup_unbound, stop_all, 60);
     tcase_add_test(tc, readyz_says_not_ready_without_a_bound_listener);
+    tc = mr_test_case(s, "nats_input", setup_nats_input, stop_all, 60);
+    tcase_add_test(tc, hostile_presence_input_stops_no_relay);
+    tcase_add_test(tc, presence_in_a_room_named_hb_across_relays);
     tc = mr_test_case(s, "admin_nokey", setup_admin_nokey, stop_all, 60);
     tcase_add_test(tc, admin_without_a_key_refuses_drain);
     tc = mr_test_case(s, "admin_key", setup_admin_key, stop_all, 60);
