@@ -92,7 +92,7 @@ static size_t payload_max(relay *r)
 /* The member `key` of a scanned object is the plain string `want`. */
 static bool member_is(const mr_json_object *o, const char *key, const char *want, size_t want_len)
 {
-    bool repeated;
+    bool repeated = false; /* mr_json_member_get only ever sets it to true */
     const mr_json_member *m = mr_json_member_get(o, key, &repeated);
     return m && !repeated && m->type == MR_JSON_STRING && !m->value_escaped &&
            m->value_len == want_len && memcmp(m->value, want, want_len) == 0;
