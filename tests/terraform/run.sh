@@ -93,6 +93,7 @@ crosscheck)
     mkdir -p "$tmp/etc"
     head -c 48 /dev/urandom | base64 > "$tmp/etc/token.secret"
     head -c 32 /dev/urandom | base64 > "$tmp/etc/api_keys"
+    head -c 32 /dev/urandom | base64 > "$tmp/etc/relay_admin.key"
     export TF_DATA_DIR=$tmp/data TF_IN_AUTOMATION=1 TF_INPUT=0 CHECKPOINT_DISABLE=1
     cd "$here/crosscheck"
     terraform init -backend=false -input=false -no-color > "$tmp/init.log" 2>&1 || { cat "$tmp/init.log"; echo "FAIL: terraform init"; exit 1; }

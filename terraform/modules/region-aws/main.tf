@@ -71,18 +71,20 @@ data "aws_iam_policy_document" "assume_ec2" {
 }
 
 # One role per kind of node, each reading only the secrets it needs:
-# relays the token secret (and their TLS pair), NATS servers nothing, the
-# control plane and health agent the token secret, API keys and (control)
-# the PostgreSQL connection string.
+# relays the token secret and their admin key (and their TLS pair), NATS
+# servers nothing, the control plane and health agent the token secret, the
+# relays' admin key (the agent drains relays), API keys and (control) the
+# PostgreSQL connection string.
 locals {
   role_parameters = {
     relay = compact([
       var.token_secret_parameter,
+      var.relay_admin_key_parameter,
       try(var.tls_ssm_parameters.cert, null),
       try(var.tls_ssm_parameters.key, null),
     ])
     nats    = []
-    service = compact([var.token_secret_parameter, var.api_keys_parameter, var.postgres_parameter])
+    service = compact([var.token_secret_parameter, var.relay_admin_key_parameter, var.api_keys_parameter, var.postgres_parameter])
   }
   parameter_arn = "arn:${data.aws_partition.current.partition}:ssm:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:parameter"
 }

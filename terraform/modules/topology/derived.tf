@@ -167,6 +167,8 @@ locals {
     admin_listen = "0.0.0.0:${local.url_parts[r.relays[0].admin_url].port}"
     nats         = local.nats_client_urls[r.name]
     auth         = { secret_file = "${var.config_dir}/token.secret" }
+    # Drain and undrain need this key; the region's health agent sends it.
+    admin_api_key_file = "${var.config_dir}/relay_admin.key"
     # The region's stream lives in the region's NATS cluster, replicated on
     # up to three of its servers.
     stream    = { placement = r.name, replicas = min(3, length(r.nats_servers)) }
@@ -181,14 +183,16 @@ locals {
     api_keys_file = "${var.config_dir}/api_keys"
     log_level     = "info"
   } if r.control != null }
-  # probe.secret must be the relays' token secret: the agent has no
-  # secret_file yet, so hosts substitute __TOKEN_SECRET__ from the file.
+  # probe.secret must be the relays' token secret and drain.relay_api_key
+  # their admin key: the agent reads neither from a file yet, so hosts
+  # substitute __TOKEN_SECRET__ and __RELAY_ADMIN_KEY__ from the files.
   healthcheck_config = { for r in local.ok_regions : r.name => {
     region       = r.name
     regions_file = "${var.config_dir}/regions.json"
     listen       = "0.0.0.0:${local.url_parts[r.healthcheck.url].port}"
     nats         = local.nats_client_urls[r.name]
     probe        = { secret = "__TOKEN_SECRET__" }
+    drain        = { relay_api_key = "__RELAY_ADMIN_KEY__" }
     dns          = { type = "dry-run" }
     log_level    = "info"
   } if r.healthcheck != null }
