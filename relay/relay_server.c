@@ -68,7 +68,7 @@ static bool listener_bound(relay *r)
         a->sin6_family = AF_INET6;
         a->sin6_port = htons((uint16_t)port);
         if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1)
-            return false;
+            return true; /* a scoped address or a name: trust the bind lws reported */
         sl = sizeof *a;
     } else {
         struct sockaddr_in *a = (struct sockaddr_in *)&ss;
