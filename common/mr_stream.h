@@ -13,6 +13,12 @@
 /** Longest stream name mr_stream_name() produces, NUL included. */
 #define MR_STREAM_NAME_MAX 160
 
+/**
+ * The durable consumer every control plane reads each region stream with
+ * (the NATS permissions of mr_nats_perms.c name it).
+ */
+#define MR_STREAM_CONSUMER "meridian-control"
+
 typedef struct mr_stream_config {
     int64_t max_age_s;          /* 0 = unlimited; messages older than this are removed */
     int64_t max_bytes;          /* 0 = unlimited (-1 for the server); oldest removed first */

@@ -136,12 +136,8 @@ int ctl_config_load(ctl_config *c, const char *path, char *err, size_t errlen)
     str_from_json(&m, root, "", "region", &c->region);
     list_from_json(&c->regions, &c->nregions, mr_cfg_str_array(&m, root, "", "regions"));
     str_from_json(&m, root, "", "node", &c->node);
-    /* "nats" is an array of URLs; a single URL string is accepted too for convenience. */
-    json_t *nats = json_object_get(root, "nats");
-    if (json_is_string(nats))
-        ctl_config_set_list(&c->nats_urls, &c->nnats, json_string_value(nats));
-    else
-        list_from_json(&c->nats_urls, &c->nnats, mr_cfg_str_array(&m, root, "", "nats"));
+    /* URLs (a list, or one comma-separated string) or the object with credentials and TLS. */
+    mr_nats_conf_read(&c->nats, &m, root, "nats");
     str_from_json(&m, root, "", "postgres", &c->postgres);
     str_from_json(&m, root, "", "http_listen", &c->http_listen);
     str_from_json(&m, root, "", "admin_listen", &c->admin_listen);
@@ -258,8 +254,10 @@ int ctl_config_finish(ctl_config *c, char *err, size_t errlen)
                 return -1;
             }
     }
-    if (c->nnats == 0)
-        ctl_config_set_list(&c->nats_urls, &c->nnats, "nats://127.0.0.1:4222");
+    if (c->nats.n_urls == 0)
+        mr_nats_conf_set_urls(&c->nats, "nats://127.0.0.1:4222");
+    if (mr_nats_conf_check(&c->nats, "nats", err, errlen) != 0)
+        return -1;
     if (!c->postgres || !c->postgres[0]) {
         snprintf(err, errlen, "postgres: required (a libpq connection string)");
         return -1;
@@ -317,7 +315,7 @@ void ctl_config_free(ctl_config *c)
     free(c->region);
     list_free(c->regions, c->nregions);
     free(c->node);
-    list_free(c->nats_urls, c->nnats);
+    mr_nats_conf_free(&c->nats);
     free(c->postgres);
     free(c->http_listen);
     free(c->admin_listen);

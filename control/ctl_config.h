@@ -6,6 +6,7 @@
 #ifndef CTL_CONFIG_H
 #define CTL_CONFIG_H
 
+#include "mr_nats_opts.h"
 #include "mr_stream.h"
 
 #include <stdbool.h>
@@ -16,10 +17,9 @@ typedef struct ctl_config {
     char *region; /* own region: POST publishes into its stream */
     char **regions;
     size_t nregions;
-    char *node; /* envelope "node" for messages published through the API */
-    char **nats_urls;
-    size_t nnats;
-    char *postgres; /* libpq conninfo or URI (multi-host allowed) */
+    char *node;        /* envelope "node" for messages published through the API */
+    mr_nats_conf nats; /* URLs, credentials and TLS (the "nats" key, mr_nats_opts.h) */
+    char *postgres;    /* libpq conninfo or URI (multi-host allowed) */
     char *http_listen;
     char *admin_listen;
     char **api_keys;

@@ -8,12 +8,13 @@
 
 #include "ctl_config.h"
 #include "mr_buf.h"
+#include "mr_stream.h"
 
 #include <nats/nats.h>
 #include <stdbool.h>
 
 /** Durable consumer name shared by every control instance on each region stream. */
-#define CTL_INGEST_DURABLE "meridian-control"
+#define CTL_INGEST_DURABLE MR_STREAM_CONSUMER
 
 typedef struct ctl_ingest ctl_ingest;
 

@@ -19,6 +19,7 @@
 #include "mr_config.h"
 #include "mr_log.h"
 #include "mr_metrics.h"
+#include "mr_nats_opts.h"
 
 #include <event2/event.h>
 #include <event2/http.h>
@@ -39,6 +40,7 @@ static mr_metric m_ready = MR_GAUGE("meridian_control_ready", "1 while /readyz r
 typedef struct ctl_state {
     ctl_config cfg;
     natsConnection *nc;
+    mr_nats_watch *watch; /* why NATS is not up, for the logs and /readyz */
     ctl_ingest **ingest;
     size_t ningest;
 } ctl_state;
@@ -65,8 +67,9 @@ static bool ready_cb(void *ud, mr_buf *detail)
     ctl_state *st = ud;
     bool nats_ok = natsConnection_Status(st->nc) == NATS_CONN_STATUS_CONNECTED;
     bool ok = nats_ok && ctl_db_schema_version() > 0;
-    mr_buf_printf(detail, "{\"nats\":\"%s\",\"schema_version\":%d,\"regions\":{",
-                  nats_ok ? "connected" : "disconnected", ctl_db_schema_version());
+    mr_buf_putc(detail, '{');
+    mr_nats_watch_describe(st->watch, nats_ok, detail);
+    mr_buf_printf(detail, ",\"schema_version\":%d,\"regions\":{", ctl_db_schema_version());
     for (size_t i = 0; i < st->ningest; i++) {
         if (i)
             mr_buf_putc(detail, ',');
@@ -101,12 +104,23 @@ static void on_nats_reconnected(natsConnection *nc, void *closure)
     mr_log_info("NATS reconnected");
 }
 
+/*
+ * The control plane does nothing useful without NATS, so it waits for a
+ * server that accepts it before connecting (as it always has: the connect
+ * below retries synchronously). Probing first means a refused credential
+ * or certificate is logged as what it is and retried, and the real
+ * connection never meets libnats 3.4's habit of giving up for good on a
+ * first attempt that failed in the handshake (see mr_nats_opts.c).
+ */
 static int nats_connect(ctl_state *st, char *err, size_t errlen)
 {
+    mr_nats_wait_reachable(&st->cfg.nats, NULL);
     natsOptions *o = NULL;
     natsStatus s = natsOptions_Create(&o);
-    if (s == NATS_OK)
-        s = natsOptions_SetServers(o, (const char **)st->cfg.nats_urls, (int)st->cfg.nnats);
+    if (s == NATS_OK && mr_nats_conf_apply(&st->cfg.nats, o, err, errlen) != 0) {
+        natsOptions_Destroy(o);
+        return -1;
+    }
     if (s == NATS_OK)
         s = natsOptions_SetName(o, "meridian-control");
     /* Never give up: the stream keeps the backlog while NATS is away. */
@@ -134,6 +148,7 @@ static int nats_connect(ctl_state *st, char *err, size_t errlen)
         snprintf(err, errlen, "NATS: %s", natsStatus_GetText(s));
         return -1;
     }
+    st->watch = mr_nats_watch_start(&st->cfg.nats, st->nc);
     return 0;
 }
 
@@ -224,7 +239,7 @@ int main(int argc, char **argv)
         return 1;
     }
     if (flag_nats)
-        ctl_config_set_list(&cfg->nats_urls, &cfg->nnats, flag_nats);
+        mr_nats_conf_set_urls(&cfg->nats, flag_nats);
     if (flag_pg)
         ctl_config_set(&cfg->postgres, flag_pg);
     if (flag_http)
@@ -323,13 +338,14 @@ out:
         evhttp_free(admin);
     /* Run the completions the pools posted, which free their jobs. */
     event_base_loop(base, EVLOOP_NONBLOCK);
+    mr_nats_watch_stop(st.watch);
     if (st.nc) {
         natsConnection_FlushTimeout(st.nc, 2000);
         natsConnection_Destroy(st.nc);
     }
     event_base_free(base);
     ctl_config_free(cfg);
-    nats_Close();
+    mr_nats_lib_close(5000);
     mr_log_info("stopped");
     return rc;
 }

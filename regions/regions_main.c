@@ -4,6 +4,8 @@
  *
  *   meridian-regions check FILE
  *   meridian-regions nats-conf FILE --region R --store-dir DIR [options]
+ *   meridian-regions nkeys FILE --dir DIR
+ *   meridian-regions nats-permissions FILE
  *   meridian-regions endpoints FILE
  *   meridian-regions listeners FILE
  *   meridian-regions route FILE [--healthy R1,R2...]
@@ -12,7 +14,9 @@
  * file is reported the same way whatever was asked. Output goes to stdout,
  * or atomically (temporary file + rename) to --out.
  */
+#include "mr_alloc.h"
 #include "mr_buf.h"
+#include "mr_nkey.h"
 #include "mr_regions.h"
 #include "regions_render.h"
 
@@ -33,10 +37,17 @@ static void usage(FILE *f)
           "  meridian-regions check FILE\n"
           "      validate FILE; prints a one-line summary, exit 1 with FILE: FIELD: PROBLEM\n"
           "  meridian-regions nats-conf FILE --region R --store-dir DIR [--server NAME]\n"
-          "      [--tls-cert PEM --tls-key PEM --tls-ca PEM [--client-tls]]\n"
-          "      [--user U (--password P | --password-file F) | --token T | --token-file F]\n"
-          "      [--listen ADDR] [--out PATH]\n"
+          "      [--tls-cert PEM --tls-key PEM --tls-ca PEM\n"
+          "       [--client-tls [--client-verify [--client-ca PEM]]]]\n"
+          "      [--nkeys-dir DIR] [--user U (--password P | --password-file F)]\n"
+          "      [--token T | --token-file F] [--listen ADDR] [--out PATH]\n"
           "      nats-server config for one server of region R (--server when it has several)\n"
+          "  meridian-regions nkeys FILE --dir DIR\n"
+          "      create the NATS user nkeys of every role and region that DIR lacks:\n"
+          "      ROLE-REGION.nk (seed, mode 0600) and ROLE-REGION.pub; prints\n"
+          "      ROLE REGION PUBLIC-KEY per line (tab-separated)\n"
+          "  meridian-regions nats-permissions FILE [--out PATH]\n"
+          "      JSON of the NATS subject permissions of every role in every region\n"
           "  meridian-regions endpoints FILE [--out PATH]\n"
           "      JSON of every derived URL per region (see regions/README.md)\n"
           "  meridian-regions listeners FILE [--out PATH]\n"
@@ -110,6 +121,49 @@ static int write_out(const char *path, const mr_buf *b, bool secret)
     return 0;
 }
 
+/*
+ * The public keys of a .pub file, one per non-empty line, joined by '\n'
+ * (several keys of one role are how a key is rotated without a gap), or
+ * NULL when the file is unreadable, empty or holds anything else.
+ */
+static char *read_pubs(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    mr_buf b = MR_BUF_INIT;
+    char line[256];
+    bool ok = true;
+    while (ok && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        if (!line[0])
+            continue;
+        ok = mr_nkey_public_valid(line);
+        mr_buf_printf(&b, "%s%s", b.len ? "\n" : "", line);
+    }
+    fclose(f);
+    if (!ok || !b.len) {
+        mr_buf_free(&b);
+        return NULL;
+    }
+    return b.data;
+}
+
+/* DIR/ROLE-REGION.EXT for key number i (region i / roles, role i % roles). */
+static void nkey_path(char *out, size_t n, const char *dir, const mr_regions *r, size_t i,
+                      const char *ext)
+{
+    snprintf(out, n, "%s/%s-%s.%s", dir, mr_nats_role_name((mr_nats_role)(i % MR_NATS_NROLES)),
+             r->regions[i / MR_NATS_NROLES].name, ext);
+}
+
+static void free_list(char **list, size_t n)
+{
+    for (size_t i = 0; list && i < n; i++)
+        free(list[i]);
+    free(list);
+}
+
 static mr_regions *load(const char *path)
 {
     char err[1024];
@@ -137,6 +191,10 @@ enum {
     OPT_KEY,
     OPT_CA,
     OPT_CLIENT_TLS,
+    OPT_CLIENT_VERIFY,
+    OPT_CLIENT_CA,
+    OPT_NKEYS_DIR,
+    OPT_DIR,
     OPT_USER,
     OPT_PASSWORD,
     OPT_PASSWORD_FILE,
@@ -156,6 +214,10 @@ static const struct option long_opts[] = {
     {"tls-key", required_argument, NULL, OPT_KEY},
     {"tls-ca", required_argument, NULL, OPT_CA},
     {"client-tls", no_argument, NULL, OPT_CLIENT_TLS},
+    {"client-verify", no_argument, NULL, OPT_CLIENT_VERIFY},
+    {"client-ca", required_argument, NULL, OPT_CLIENT_CA},
+    {"nkeys-dir", required_argument, NULL, OPT_NKEYS_DIR},
+    {"dir", required_argument, NULL, OPT_DIR},
     {"user", required_argument, NULL, OPT_USER},
     {"password", required_argument, NULL, OPT_PASSWORD},
     {"password-file", required_argument, NULL, OPT_PASSWORD_FILE},
@@ -169,7 +231,7 @@ static const struct option long_opts[] = {
 };
 
 typedef struct args {
-    const char *region, *server, *out, *healthy;
+    const char *region, *server, *out, *healthy, *nkeys_dir, *dir;
     regions_nats_opts nats;
     char *secrets[2]; /* read from files; freed at exit */
 } args;
@@ -201,6 +263,18 @@ static int parse_opts(int argc, char **argv, args *a)
             break;
         case OPT_CLIENT_TLS:
             a->nats.client_tls = true;
+            break;
+        case OPT_CLIENT_VERIFY:
+            a->nats.client_verify = true;
+            break;
+        case OPT_CLIENT_CA:
+            a->nats.client_ca = optarg;
+            break;
+        case OPT_NKEYS_DIR:
+            a->nkeys_dir = optarg;
+            break;
+        case OPT_DIR:
+            a->dir = optarg;
             break;
         case OPT_USER:
             a->nats.user = optarg;
@@ -264,13 +338,99 @@ static int cmd_nats_conf(mr_regions *r, args *a)
     }
     a->nats.region = (size_t)gi;
     a->nats.server = si;
+    size_t nk = r->n_regions * MR_NATS_NROLES;
+    char **pubs = NULL;
+    if (a->nkeys_dir) {
+        pubs = mr_calloc(nk, sizeof *pubs);
+        for (size_t i = 0; i < nk; i++) {
+            char path[4096];
+            nkey_path(path, sizeof path, a->nkeys_dir, r, i, "pub");
+            pubs[i] = read_pubs(path);
+            if (!pubs[i]) {
+                fail("%s: %s (create the keys with: meridian-regions nkeys FILE --dir %s)", path,
+                     access(path, R_OK) == 0 ? "not a NATS user public key" : "cannot read it",
+                     a->nkeys_dir);
+                free_list(pubs, nk);
+                return 1;
+            }
+        }
+        a->nats.nkeys = (const char *const *)pubs;
+    }
     mr_buf out = MR_BUF_INIT;
     char err[256];
-    if (regions_render_nats(r, &a->nats, &out, err, sizeof err) != 0) {
-        mr_buf_free(&out);
-        return fail("%s", err);
+    int rc = 1;
+    if (regions_render_nats(r, &a->nats, &out, err, sizeof err) != 0)
+        fail("%s", err);
+    else
+        rc = write_out(a->out, &out, a->nats.user || a->nats.token);
+    mr_buf_free(&out);
+    free_list(pubs, nk);
+    return rc;
+}
+
+/*
+ * Every role's key in every region: a seed that exists is kept (its .pub is
+ * rewritten from it), a .pub without its seed is kept too (the seed may
+ * live elsewhere), and a key with neither is generated.
+ */
+static int cmd_nkeys(mr_regions *r, args *a)
+{
+    if (!a->dir)
+        return fail("%s", "nkeys needs --dir");
+    if (mkdir(a->dir, 0700) != 0 && errno != EEXIST)
+        return fail("%s: %s", a->dir, strerror(errno));
+    for (size_t i = 0; i < r->n_regions * MR_NATS_NROLES; i++) {
+        char seed_path[4096], pub_path[4096], seed[MR_NKEY_SEED_LEN + 1];
+        char pub[MR_NKEY_PUBLIC_LEN + 1], err[600];
+        nkey_path(seed_path, sizeof seed_path, a->dir, r, i, "nk");
+        nkey_path(pub_path, sizeof pub_path, a->dir, r, i, "pub");
+        char *have_pub = read_secret(pub_path);
+        bool write_seed = false;
+        if (access(seed_path, F_OK) == 0) {
+            if (mr_nkey_read_seed_file(seed_path, pub, err, sizeof err) != 0) {
+                free(have_pub);
+                return fail("%s", err);
+            }
+        } else if (have_pub && mr_nkey_public_valid(have_pub)) {
+            snprintf(pub, sizeof pub, "%s", have_pub);
+        } else if (mr_nkey_generate(seed, pub) == 0) {
+            write_seed = true;
+        } else {
+            free(have_pub);
+            return fail("%s", "cannot generate a key (OpenSSL)");
+        }
+        mr_buf b = MR_BUF_INIT;
+        int rc = 0;
+        if (write_seed) {
+            mr_buf_printf(&b, "%s\n", seed);
+            rc = write_out(seed_path, &b, true);
+            memset(seed, 0, sizeof seed);
+            memset(b.data, 0, b.len);
+            mr_buf_reset(&b);
+        }
+        /* A .pub that lists this key (maybe with another, mid-rotation) is kept as it is. */
+        char *listed = read_pubs(pub_path);
+        bool keep = listed && strstr(listed, pub);
+        free(listed);
+        if (rc == 0 && !keep) {
+            mr_buf_printf(&b, "%s\n", pub);
+            rc = write_out(pub_path, &b, false);
+        }
+        mr_buf_free(&b);
+        free(have_pub);
+        if (rc != 0)
+            return rc;
+        printf("%s\t%s\t%s\n", mr_nats_role_name((mr_nats_role)(i % MR_NATS_NROLES)),
+               r->regions[i / MR_NATS_NROLES].name, pub);
     }
-    int rc = write_out(a->out, &out, a->nats.user || a->nats.token);
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
+static int cmd_permissions(mr_regions *r, args *a)
+{
+    mr_buf out = MR_BUF_INIT;
+    regions_render_permissions(r, &out);
+    int rc = write_out(a->out, &out, false);
     mr_buf_free(&out);
     return rc;
 }
@@ -345,7 +505,8 @@ int main(int argc, char **argv)
     const char *cmd = argv[1], *file = argv[2];
     bool known = strcmp(cmd, "check") == 0 || strcmp(cmd, "nats-conf") == 0 ||
                  strcmp(cmd, "endpoints") == 0 || strcmp(cmd, "route") == 0 ||
-                 strcmp(cmd, "listeners") == 0;
+                 strcmp(cmd, "listeners") == 0 || strcmp(cmd, "nkeys") == 0 ||
+                 strcmp(cmd, "nats-permissions") == 0;
     if (!known) {
         fprintf(stderr, "meridian-regions: unknown command \"%s\"\n", cmd);
         usage(stderr);
@@ -370,6 +531,10 @@ int main(int argc, char **argv)
         rc = cmd_endpoints(r, &a);
     } else if (strcmp(cmd, "listeners") == 0) {
         rc = cmd_listeners(r, &a);
+    } else if (strcmp(cmd, "nkeys") == 0) {
+        rc = cmd_nkeys(r, &a);
+    } else if (strcmp(cmd, "nats-permissions") == 0) {
+        rc = cmd_permissions(r, &a);
     } else {
         rc = cmd_route(r, &a);
     }

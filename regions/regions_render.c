@@ -10,14 +10,21 @@
  * JetStream is always on, so each region's stream can be placed in its own
  * cluster and read from every other region.
  *
+ * Clients: with nkeys, one user per role and region in account MERIDIAN
+ * (JetStream enabled), each with the subject permissions of
+ * mr_nats_perms.c; the server config then holds public keys only. Routes
+ * and gateways authenticate with mutual TLS and the cluster user+password.
+ *
  * Strings are written double-quoted with JSON escapes, which the nats-server
  * config parser reads; credentials inside URLs are percent-encoded.
  */
 #include "regions_render.h"
 
+#include "mr_alloc.h"
 #include "mr_config.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void put_str(mr_buf *b, const char *s)
@@ -68,14 +75,15 @@ static void put_advertise(mr_buf *b, const char *indent, const char *key,
     mr_buf_printf(b, strchr(host, ':') ? "\"[%s]:%d\"\n" : "\"%s:%d\"\n", host, port);
 }
 
-static void put_tls(mr_buf *b, const char *indent, const regions_nats_opts *o, bool verify)
+static void put_tls(mr_buf *b, const char *indent, const regions_nats_opts *o, bool verify,
+                    const char *ca)
 {
     mr_buf_printf(b, "%stls {\n%s  cert_file: ", indent, indent);
     put_str(b, o->tls_cert);
     mr_buf_printf(b, "\n%s  key_file: ", indent);
     put_str(b, o->tls_key);
     mr_buf_printf(b, "\n%s  ca_file: ", indent);
-    put_str(b, o->tls_ca);
+    put_str(b, ca);
     /*
      * The default handshake timeout (0.5 s) is tight for a loaded machine
      * and for gateways that cross continents.
@@ -117,6 +125,18 @@ int regions_render_nats(const mr_regions *r, const regions_nats_opts *o, mr_buf 
         snprintf(err, errlen, "use either --user/--password or --token, not both");
         return -1;
     }
+    if (o->nkeys && o->token) {
+        snprintf(err, errlen, "use either --nkeys-dir or --token, not both");
+        return -1;
+    }
+    if (o->client_verify && !o->client_tls) {
+        snprintf(err, errlen, "--client-verify needs --client-tls");
+        return -1;
+    }
+    if (o->client_ca && !o->client_verify) {
+        snprintf(err, errlen, "--client-ca needs --client-verify");
+        return -1;
+    }
     if (!o->store_dir || !*o->store_dir) {
         snprintf(err, errlen, "--store-dir is required");
         return -1;
@@ -140,7 +160,13 @@ int regions_render_nats(const mr_regions *r, const regions_nats_opts *o, mr_buf 
     put_advertise(out, "", "client_advertise", o, s->host, s->client_port);
     if (s->monitor_port)
         mr_buf_printf(out, "http_port: %d\n", s->monitor_port);
-    if (o->user) {
+    if (o->nkeys) {
+        const char **names = mr_calloc(r->n_regions, sizeof *names);
+        for (size_t i = 0; i < r->n_regions; i++)
+            names[i] = r->regions[i].name;
+        mr_nats_accounts_render(out, names, r->n_regions, o->nkeys);
+        free(names);
+    } else if (o->user) {
         put_server_auth(out, "", o);
     } else if (o->token) {
         mr_buf_puts(out, "authorization {\n  token: ");
@@ -148,7 +174,7 @@ int regions_render_nats(const mr_regions *r, const regions_nats_opts *o, mr_buf 
         mr_buf_puts(out, "\n}\n");
     }
     if (o->client_tls)
-        put_tls(out, "", o, false);
+        put_tls(out, "", o, o->client_verify, o->client_ca ? o->client_ca : o->tls_ca);
 
     mr_buf_puts(out, "\ncluster {\n  name: ");
     put_str(out, g->name);
@@ -157,7 +183,7 @@ int regions_render_nats(const mr_regions *r, const regions_nats_opts *o, mr_buf 
     put_advertise(out, "  ", "advertise", o, s->host, s->cluster_port);
     put_server_auth(out, "  ", o);
     if (ntls)
-        put_tls(out, "  ", o, false); /* verify is always on for routes */
+        put_tls(out, "  ", o, false, o->tls_ca); /* verify is always on for routes */
     mr_buf_puts(out, "  routes: [\n");
     for (size_t i = 0; i < g->n_nats; i++) {
         mr_buf_puts(out, "    \"");
@@ -173,7 +199,7 @@ int regions_render_nats(const mr_regions *r, const regions_nats_opts *o, mr_buf 
     put_advertise(out, "  ", "advertise", o, s->host, s->gateway_port);
     put_server_auth(out, "  ", o);
     if (ntls)
-        put_tls(out, "  ", o, true);
+        put_tls(out, "  ", o, true, o->tls_ca);
     mr_buf_puts(out, "  gateways: [\n");
     for (size_t i = 0; i < r->n_regions; i++) {
         const mr_region *h = &r->regions[i];
@@ -327,4 +353,42 @@ void regions_render_listeners(const mr_regions *r, mr_buf *b)
                      r->nameservers[i].port);
     put_hostport_listener(b, "postgres", r->local_postgres);
     put_hostport_listener(b, "pdns-api", r->local_pdns_api);
+}
+
+static void put_json_list(mr_buf *b, char *const *list, size_t n)
+{
+    mr_buf_putc(b, '[');
+    for (size_t i = 0; i < n; i++) {
+        mr_buf_puts(b, i ? ", " : "");
+        put_str(b, list[i]);
+    }
+    mr_buf_putc(b, ']');
+}
+
+void regions_render_permissions(const mr_regions *r, mr_buf *b)
+{
+    const char **names = mr_calloc(r->n_regions, sizeof *names);
+    for (size_t i = 0; i < r->n_regions; i++)
+        names[i] = r->regions[i].name;
+    mr_buf_puts(b, "{\"account\": \"" MR_NATS_ACCOUNT "\", \"users\": {");
+    for (int role = 0; role < MR_NATS_NROLES; role++) {
+        mr_buf_puts(b, role ? ",\n " : "\n ");
+        put_str(b, mr_nats_role_name((mr_nats_role)role));
+        mr_buf_puts(b, ": {");
+        for (size_t i = 0; i < r->n_regions; i++) {
+            mr_nats_perms p;
+            mr_nats_perms_build(&p, (mr_nats_role)role, names[i], names, r->n_regions);
+            mr_buf_puts(b, i ? ",\n  " : "\n  ");
+            put_str(b, names[i]);
+            mr_buf_puts(b, ": {\"publish\": ");
+            put_json_list(b, p.pub, p.npub);
+            mr_buf_puts(b, ", \"subscribe\": ");
+            put_json_list(b, p.sub, p.nsub);
+            mr_buf_printf(b, ", \"allow_responses\": %s}", p.responses ? "true" : "false");
+            mr_nats_perms_free(&p);
+        }
+        mr_buf_puts(b, "}");
+    }
+    mr_buf_puts(b, "\n}}\n");
+    free(names);
 }

@@ -8,6 +8,7 @@
 #define REGIONS_RENDER_H
 
 #include "mr_buf.h"
+#include "mr_nats_perms.h"
 #include "mr_regions.h"
 
 #include <stdbool.h>
@@ -30,12 +31,26 @@ typedef struct regions_nats_opts {
     const char *tls_cert;
     const char *tls_key;
     const char *tls_ca;
-    bool client_tls; /* also require TLS from clients (server cert only) */
+    bool client_tls;    /* also require TLS from clients */
+    bool client_verify; /* ... and a client certificate the CA signed (mutual TLS) */
     /*
-     * Credentials. user+password are required from clients, routes and
-     * gateways alike, and written into the route and gateway URLs. A token
-     * applies to clients only: nats-server accepts no token on routes, so
-     * servers then authenticate each other by TLS alone.
+     * The CA of client certificates, when it is not tls_ca: with a separate
+     * client CA a daemon's certificate cannot open a route or a gateway.
+     */
+    const char *client_ca;
+    /*
+     * Per-role client users: public nkeys, `nkeys[i * MR_NATS_NROLES + role]`
+     * for region i (mr_nats_perms.h), or NULL for none. With them, clients
+     * connect as these users only (account MERIDIAN, with the permissions
+     * of docs/architecture.md) and user+password authenticate routes and
+     * gateways only.
+     */
+    const char *const *nkeys;
+    /*
+     * Credentials. user+password are required from routes and gateways,
+     * and written into their URLs; without nkeys they are also the one
+     * client user. A token applies to clients only: nats-server accepts no
+     * token on routes, so servers then authenticate each other by TLS alone.
      */
     const char *user;
     const char *password;
@@ -49,6 +64,13 @@ typedef struct regions_nats_opts {
  */
 int regions_render_nats(const mr_regions *r, const regions_nats_opts *o, mr_buf *out, char *err,
                         size_t errlen);
+
+/**
+ * Append, as JSON, the NATS permissions of every role in every region:
+ * {"account": "MERIDIAN", "users": {"relay": {"eu-west": {"publish": [...],
+ * "subscribe": [...], "allow_responses": false}, ...}, ...}}.
+ */
+void regions_render_permissions(const mr_regions *r, mr_buf *out);
 
 /** Append the endpoints JSON (see regions/README.md, "Endpoints") to `out`. */
 void regions_render_endpoints(const mr_regions *r, mr_buf *out);

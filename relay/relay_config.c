@@ -27,7 +27,7 @@ void relay_config_defaults(relay_config *c)
     relay_config_set_str(&c->node_id, "relay-1");
     relay_config_set_str(&c->listen, "127.0.0.1:8080");
     relay_config_set_str(&c->admin_listen, "127.0.0.1:9090");
-    relay_config_set_nats(c, "nats://127.0.0.1:4222");
+    mr_nats_conf_init(&c->nats, "nats://127.0.0.1:4222");
     c->leeway_s = 5;
     c->hsts_max_age = 31536000;
     c->limits = (relay_limits){
@@ -65,21 +65,7 @@ void relay_config_defaults(relay_config *c)
 
 void relay_config_set_nats(relay_config *c, const char *csv)
 {
-    for (size_t i = 0; i < c->nats_count; i++)
-        free(c->nats_urls[i]);
-    free(c->nats_urls);
-    c->nats_urls = NULL;
-    c->nats_count = 0;
-    const char *p = csv;
-    while (*p) {
-        const char *end = strchr(p, ',');
-        size_t n = end ? (size_t)(end - p) : strlen(p);
-        if (n) {
-            c->nats_urls = mr_realloc(c->nats_urls, (c->nats_count + 1) * sizeof(char *));
-            c->nats_urls[c->nats_count++] = mr_strndup(p, n);
-        }
-        p += n + (end ? 1 : 0);
-    }
+    mr_nats_conf_set_urls(&c->nats, csv);
 }
 
 static void copy_str_array(json_t *arr, char ***out, size_t *count)
@@ -218,13 +204,7 @@ int relay_config_load(relay_config *c, const char *path, char *err, size_t errle
     set_from(&cfg, root, "", "admin_listen", &c->admin_listen);
     set_from(&cfg, root, "", "static_dir", &c->static_dir);
     set_from(&cfg, root, "", "log_level", &c->log_level);
-    json_t *nats = mr_cfg_str_array(&cfg, root, "", "nats");
-    if (nats) {
-        if (json_array_size(nats) == 0)
-            mr_cfg_error(&cfg, "nats", "must list at least one URL");
-        else
-            copy_str_array(nats, &c->nats_urls, &c->nats_count);
-    }
+    mr_nats_conf_read(&c->nats, &cfg, root, "nats");
     json_t *origins = mr_cfg_str_array(&cfg, root, "", "origins");
     if (origins)
         copy_str_array(origins, &c->origins, &c->origin_count);
@@ -394,18 +374,8 @@ int relay_config_validate(const relay_config *c, char *err, size_t errlen)
         snprintf(err, errlen, "admin_listen: \"%s\" is not host:port", c->admin_listen);
         return -1;
     }
-    if (c->nats_count == 0) {
-        snprintf(err, errlen, "nats: at least one NATS URL is required");
+    if (mr_nats_conf_check(&c->nats, "nats", err, errlen) != 0)
         return -1;
-    }
-    for (size_t i = 0; i < c->nats_count; i++) {
-        if (strncmp(c->nats_urls[i], "nats://", 7) != 0 &&
-            strncmp(c->nats_urls[i], "tls://", 6) != 0) {
-            snprintf(err, errlen, "nats: \"%s\" must start with nats:// or tls://",
-                     c->nats_urls[i]);
-            return -1;
-        }
-    }
     if (c->fallback_count > RELAY_DRAIN_URLS_MAX) {
         snprintf(err, errlen, "fallback_urls: at most %d URLs", RELAY_DRAIN_URLS_MAX);
         return -1;
@@ -439,9 +409,7 @@ void relay_config_free(relay_config *c)
     free(c->node_id);
     free(c->listen);
     free(c->admin_listen);
-    for (size_t i = 0; i < c->nats_count; i++)
-        free(c->nats_urls[i]);
-    free(c->nats_urls);
+    mr_nats_conf_free(&c->nats);
     free(c->secret);
     free(c->issuer);
     free(c->audience);

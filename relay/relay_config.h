@@ -2,6 +2,8 @@
 #ifndef RELAY_CONFIG_H
 #define RELAY_CONFIG_H
 
+#include "mr_nats_opts.h"
+
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -39,8 +41,7 @@ typedef struct relay_config {
     char *node_id;
     char *listen;       /* host:port of the WebSocket server */
     char *admin_listen; /* host:port of the admin HTTP server */
-    char **nats_urls;
-    size_t nats_count;
+    mr_nats_conf nats;  /* URLs, credentials and TLS (the "nats" key, mr_nats_opts.h) */
     /* auth */
     unsigned char *secret;
     size_t secret_len;
@@ -100,7 +101,7 @@ void relay_config_defaults(relay_config *c);
 int relay_config_load(relay_config *c, const char *path, char *err, size_t errlen);
 /** Final checks after files and flags are applied (secret present, addresses parse). */
 int relay_config_validate(const relay_config *c, char *err, size_t errlen);
-/** Replace the NATS URL list from a comma-separated string. */
+/** Replace the NATS URL list from a comma-separated string (credentials and TLS stay). */
 void relay_config_set_nats(relay_config *c, const char *csv);
 void relay_config_set_str(char **slot, const char *value);
 void relay_config_free(relay_config *c);

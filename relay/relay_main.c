@@ -98,10 +98,9 @@ static bool relay_ready(void *ud, mr_buf *detail)
     bool draining = atomic_load(&r->draining);
     bool listening = atomic_load(&r->listening);
     bool running = mr_now_us() - atomic_load(&r->loop_alive_us) < RELAY_LOOP_STALL_MS * 1000;
-    mr_buf_printf(detail,
-                  "{\"nats\":\"%s\",\"stream\":\"%s\",\"draining\":%s,\"listener\":\"%s\","
-                  "\"loop\":\"%s\"}",
-                  nats ? "connected" : "disconnected",
+    mr_buf_putc(detail, '{');
+    relay_nats_describe(r->nats, nats, detail);
+    mr_buf_printf(detail, ",\"stream\":\"%s\",\"draining\":%s,\"listener\":\"%s\",\"loop\":\"%s\"}",
                   !r->cfg->jetstream ? "off"
                   : stream           ? "ready"
                                      : "missing",
@@ -186,6 +185,7 @@ int main(int argc, char **argv)
     }
     if (relay_config_validate(&cfg, err, sizeof err) != 0) {
         fprintf(stderr, "meridian-relay: %s\n", err);
+        relay_config_free(&cfg);
         return 2;
     }
     if (check_only) {

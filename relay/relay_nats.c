@@ -14,6 +14,7 @@
 #include "relay_nats.h"
 #include "mr_alloc.h"
 #include "mr_log.h"
+#include "mr_nats_opts.h"
 #include "mr_stream.h"
 
 #include <openssl/rand.h>
@@ -29,6 +30,7 @@ struct relay_nats {
     const relay_config *cfg;
     natsConnection *conn;
     natsOptions *opts;
+    mr_nats_watch *watch; /* says why the connection is not up (logs, /readyz) */
     relay_nats_wake_cb wake;
     void *wake_ud;
     pthread_mutex_t lock;
@@ -154,15 +156,12 @@ static void on_disconnected(natsConnection *nc, void *closure)
 static void on_connected(natsConnection *nc, void *closure)
 {
     relay_nats *n = closure;
-    char url[256] = "";
+    char url[256] = "", shown[256];
     natsConnection_GetConnectedUrl(nc, url, sizeof url);
-    /* Never log credentials: cut user:password@ out of the URL. */
-    char *at = strchr(url, '@');
-    char *scheme = strstr(url, "://");
-    if (at && scheme && at > scheme)
-        memmove(scheme + 3, at + 1, strlen(at + 1) + 1);
+    /* Never log credentials (URLs with them are refused by the config, but still). */
+    mr_nats_url_redact(url, shown, sizeof shown);
     atomic_store(&n->connected, true);
-    mr_log_info("nats: connected to %s", url);
+    mr_log_info("nats: connected to %s", shown);
     pthread_mutex_lock(&n->lock);
     wake_locked(n);
     pthread_mutex_unlock(&n->lock);
@@ -183,9 +182,8 @@ int relay_nats_connect(relay_nats *n, char *err, size_t errlen)
     natsStatus s = natsOptions_Create(&n->opts);
     char name[160];
     snprintf(name, sizeof name, "meridian-relay %s/%s", n->cfg->region, n->cfg->node_id);
-    if (s == NATS_OK)
-        s = natsOptions_SetServers(n->opts, (const char **)n->cfg->nats_urls,
-                                   (int)n->cfg->nats_count);
+    if (s == NATS_OK && mr_nats_conf_apply(&n->cfg->nats, n->opts, err, errlen) != 0)
+        return -1;
     if (s == NATS_OK)
         s = natsOptions_SetName(n->opts, name);
     if (s == NATS_OK)
@@ -218,12 +216,13 @@ int relay_nats_connect(relay_nats *n, char *err, size_t errlen)
     if (s == NATS_OK) {
         on_connected(n->conn, n);
     } else if (s == NATS_NOT_YET_CONNECTED) {
-        mr_log_warn("nats: not reachable yet at %s; retrying in the background",
-                    n->cfg->nats_urls[0]);
+        /* The watcher logs why (not reachable, authorization, TLS) in a moment. */
+        mr_log_info("nats: not connected yet; retrying in the background");
     } else {
         snprintf(err, errlen, "nats connect: %s", natsStatus_GetText(s));
         return -1;
     }
+    n->watch = mr_nats_watch_start(&n->cfg->nats, n->conn);
     /* One wildcard inbox carries every reply this relay asks for. */
     unsigned char rnd[8];
     RAND_bytes(rnd, sizeof rnd);
@@ -234,6 +233,13 @@ int relay_nats_connect(relay_nats *n, char *err, size_t errlen)
     s = natsConnection_Subscribe(&n->inbox_sub, n->conn, wildcard, on_message, n);
     if (s == NATS_OK)
         s = natsConnection_Subscribe(&n->hb_sub, n->conn, RELAY_SUBJ_HEARTBEAT, on_message, n);
+    if (s == NATS_CONNECTION_CLOSED) {
+        /*
+         * libnats already gave up on a server that refused the handshake
+         * (mr_nats_opts.c): run on, not ready, while the watcher says why.
+         */
+        return 0;
+    }
     if (s != NATS_OK) {
         snprintf(err, errlen, "nats inbox subscription: %s", natsStatus_GetText(s));
         return -1;
@@ -266,6 +272,11 @@ int relay_nats_connect(relay_nats *n, char *err, size_t errlen)
 bool relay_nats_connected(relay_nats *n)
 {
     return atomic_load(&n->connected);
+}
+
+void relay_nats_describe(relay_nats *n, bool connected, mr_buf *detail)
+{
+    mr_nats_watch_describe(n->watch, connected, detail);
 }
 
 static natsStatus subscribe_one(relay_nats *n, const char *subject, natsSubscription **out)
@@ -412,6 +423,8 @@ void relay_nats_close(relay_nats *n)
     pthread_mutex_lock(&n->lock);
     n->closing = true;
     pthread_mutex_unlock(&n->lock);
+    mr_nats_watch_stop(n->watch);
+    n->watch = NULL;
     if (n->conn)
         natsConnection_Close(n->conn);
 }
@@ -453,7 +466,7 @@ void relay_nats_free(relay_nats *n)
      * be about to use `n`; wait for the library to wind down before freeing.
      * Nothing is queued any more: the connection is closed and destroyed.
      */
-    nats_CloseAndWait(5000);
+    mr_nats_lib_close(5000);
     for (in = relay_nats_take(n); in;) {
         relay_inbound *next = in->next;
         free(in);

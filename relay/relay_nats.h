@@ -6,6 +6,7 @@
 #ifndef RELAY_NATS_H
 #define RELAY_NATS_H
 
+#include "mr_buf.h"
 #include "mr_proto.h"
 #include "relay_config.h"
 
@@ -60,6 +61,12 @@ relay_nats *relay_nats_new(const relay_config *cfg, relay_nats_wake_cb wake, voi
 int relay_nats_connect(relay_nats *n, char *err, size_t errlen);
 /** Whether the connection is up right now (any thread). */
 bool relay_nats_connected(relay_nats *n);
+/**
+ * Append `"nats":"connected"` when `connected` (the caller's reading of
+ * relay_nats_connected()), or `"nats":"disconnected","nats_error":"WHY"`
+ * (authorization violation, TLS, not reachable...), for /readyz.
+ */
+void relay_nats_describe(relay_nats *n, bool connected, mr_buf *detail);
 /**
  * Subscribe to the fast path of `room` (meridian.msg.*.<room>) and, with
  * JetStream, to its commits (meridian.commit.<room>). Returns once the

@@ -8,17 +8,64 @@
 # before starting anything.
 
 # ---- NATS: one nats-server per region server, gateways between regions, JetStream ----
+#
+# Locked (docs/architecture.md, "NATS permissions"): TLS on client, route and
+# gateway connections with certificates from a local CA (client
+# certificates required), one nkey user per daemon role and region with
+# that role's subject permissions, and a cluster password on routes and
+# gateways. Keys and certificates live in $MR_STATE/conf/nats and are kept
+# across runs.
 
-nats_bins() { echo "nats-server"; }
+nats_bins() { echo "nats-server openssl"; }
 nats_ports() { echo "nats-client nats-cluster nats-gateway nats-monitor"; }
 
+nats_auth_dir() { printf '%s\n' "$MR_STATE/conf/nats"; }
+
+# The CA, server and client certificates, nkeys and the cluster password.
+nats_auth_prepare() {
+    local dir region id host role
+    dir=$(nats_auth_dir)
+    mkdir -p "$dir"
+    chmod 700 "$dir"
+    pki_ca "$dir"
+    while IFS=$'\t' read -r _ _ id host _; do
+        pki_cert "$dir" "server-$id" "serverAuth, clientAuth" "$host" 127.0.0.1
+    done < <(regions_listeners nats-client)
+    for region in $(regions_names); do
+        for role in relay control healthcheck; do
+            pki_cert "$dir" "$role-$region" "clientAuth"
+        done
+    done
+    "$MR_REGIONS_BIN" nkeys "$MR_REGIONS" --dir "$dir/nkeys" >/dev/null ||
+        mr_die "meridian-regions nkeys failed"
+    if [[ ! -s $dir/cluster.password ]]; then
+        (umask 077 && od -An -tx1 -N24 /dev/urandom | tr -d ' \n' >"$dir/cluster.password" && echo >>"$dir/cluster.password")
+    fi
+}
+
+# nats_json ROLE REGION: the `nats` section of a daemon config (URLs, the
+# role's nkey seed of the region, mutual TLS).
+nats_json() {
+    local role=$1 region=$2 dir urls
+    dir=$(nats_auth_dir)
+    urls=$(regions_nats_urls "$region" | sed 's/,/", "/g')
+    printf '{"urls": ["%s"], "nkey_seed_file": "%s", "tls": {"ca": "%s", "cert": "%s", "key": "%s"}}' \
+        "$urls" "$dir/nkeys/$role-$region.nk" "$dir/ca.pem" "$dir/$role-$region.pem" "$dir/$role-$region.key"
+}
+
 nats_start() {
-    local region id conf host port
+    local region id conf dir
+    nats_auth_prepare
+    dir=$(nats_auth_dir)
     while IFS=$'\t' read -r _ region id _ _; do
         conf=$MR_STATE/conf/nats-$id.conf
         mkdir -p "$MR_STATE/data/nats-$id"
         "$MR_REGIONS_BIN" nats-conf "$MR_REGIONS" --region "$region" --server "$id" \
-            --store-dir "$MR_STATE/data/nats-$id" --out "$conf"
+            --store-dir "$MR_STATE/data/nats-$id" \
+            --tls-cert "$dir/server-$id.pem" --tls-key "$dir/server-$id.key" --tls-ca "$dir/ca.pem" \
+            --client-tls --client-verify --nkeys-dir "$dir/nkeys" \
+            --user meridian-cluster --password-file "$dir/cluster.password" --out "$conf" ||
+            mr_die "meridian-regions nats-conf failed for $id"
         mr_spawn "nats-$id" nats-server -c "$conf"
     done < <(regions_listeners nats-client)
     while IFS=$'\t' read -r _ _ id host port; do
@@ -157,7 +204,7 @@ relay_start() {
   "node_id": "$id",
   "listen": "$host:$port",
   "admin_listen": "${admin[$id]}",
-  "nats": ["$(regions_nats_urls "$region" | sed 's/,/", "/g')"],
+  "nats": $(nats_json relay "$region"),
   "auth": {"secret_file": "$secret"},
   "admin_api_key_file": "$(mr_relay_admin_key_file)",
   "stream": {"placement": "$region"},
@@ -205,7 +252,7 @@ control_start() {
   "region": "$region",
   "regions": ["$region"],
   "node": "control-$region",
-  "nats": ["$(regions_nats_urls "$region" | sed 's/,/", "/g')"],
+  "nats": $(nats_json control "$region"),
   "postgres": "$conninfo",
   "http_listen": "${apis[$region]}",
   "admin_listen": "$host:$port",
@@ -313,7 +360,7 @@ healthcheck_start() {
   "region": "$region",
   "regions_file": "$MR_REGIONS",
   "listen": "$host:$port",
-  "nats": ["$(regions_nats_urls "$region" | sed 's/,/", "/g')"],
+  "nats": $(nats_json healthcheck "$region"),
   "api_key": "$(head -n 1 "$apikey")",
   "probe": {"secret": "$secret"},
   "drain": {"relay_api_key": "$(head -n 1 "$(mr_relay_admin_key_file)")"},

@@ -25,12 +25,16 @@ void ctl_proc_init(ctl_proc *p, const char *nats_url, const char *conninfo, cons
     p->admin_port = mr_test_free_port();
     snprintf(p->cfg, sizeof p->cfg, "%s/control.json", p->dir);
     snprintf(p->log, sizeof p->log, "%s/control.log", p->dir);
-    char text[4096];
+    /* A URL, or a whole `nats` value (mr_test_nats_json(): credentials and TLS). */
+    char nats[4096];
+    snprintf(nats, sizeof nats, nats_url[0] == '{' || nats_url[0] == '[' ? "%s" : "[\"%s\"]",
+             nats_url);
+    char text[8192];
     snprintf(text, sizeof text,
-             "{\"region\":\"%s\",\"regions\":%s,\"nats\":[\"%s\"],\"postgres\":\"%s\","
+             "{\"region\":\"%s\",\"regions\":%s,\"nats\":%s,\"postgres\":\"%s\","
              "\"http_listen\":\"127.0.0.1:%d\",\"admin_listen\":\"127.0.0.1:%d\","
              "\"api_keys\":[\"%s\"],\"log_level\":\"info\"%s%s}\n",
-             region, regions_json, nats_url, conninfo, p->http_port, p->admin_port, CTL_TEST_KEY,
+             region, regions_json, nats, conninfo, p->http_port, p->admin_port, CTL_TEST_KEY,
              extra ? "," : "", extra ? extra : "");
     ck_assert(mr_test_write_file(p->cfg, text) == 0);
 }

@@ -24,7 +24,8 @@ typedef struct ctl_proc {
 } ctl_proc;
 
 /**
- * Write a configuration for one control process. `extra` is spliced into
+ * Write a configuration for one control process. `nats_url` is a URL or a
+ * whole `nats` JSON value (mr_test_nats_json()). `extra` is spliced into
  * the top-level object (for example "\"batch\":{\"max_messages\":50}") or NULL.
  */
 void ctl_proc_init(ctl_proc *p, const char *nats_url, const char *conninfo, const char *region,

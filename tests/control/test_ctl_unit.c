@@ -63,7 +63,7 @@ START_TEST(test_config_full)
                   &c, err, sizeof err);
     ck_assert_msg(rc == 0, "%s", err);
     ck_assert_int_eq(c.nregions, 2);
-    ck_assert_int_eq(c.nnats, 2);
+    ck_assert_int_eq(c.nats.n_urls, 2);
     ck_assert_int_eq(c.batch_max_messages, 500);
     ck_assert_int_eq(c.stream.max_age_s, 60);
     ck_assert_str_eq(c.stream.placement, "eu-west");

@@ -394,6 +394,7 @@ static void setup_lost_commits(void)
     nats.port = mr_test_free_port();
     nats.dir = mr_test_tmpdir("nats");
     snprintf(nats.log, sizeof nats.log, "%s/nats.log", nats.dir);
+    snprintf(nats.url, sizeof nats.url, "nats://127.0.0.1:%d", nats.port);
     char conf[1024], path[600];
     snprintf(conf, sizeof conf,
              "listen: 127.0.0.1:%d\njetstream { store_dir: \"%s\" }\n"
@@ -408,12 +409,19 @@ static void setup_lost_commits(void)
     nats.pid = mr_test_spawn(argv, nats.log);
     ck_assert(mr_test_wait_port("127.0.0.1", nats.port, 10000) == 0);
     mr_test_pg_start(&pg, false);
-    char url[128];
-    snprintf(url, sizeof url, "nats://ctl:ctlpw@127.0.0.1:%d", nats.port);
-    ctl_proc_init(&ctl, url, pg.conninfo, "test", "[\"test\"]", NULL);
+    /* Credentials come from files (a URL with a password in it is refused). */
+    char nats_json[1024], pw[700];
+    snprintf(pw, sizeof pw, "%s/ctl.password", tmp);
+    ck_assert_int_eq(mr_test_write_file(pw, "ctlpw\n"), 0);
+    snprintf(nats_json, sizeof nats_json,
+             "{\"urls\":[\"%s\"],\"user\":\"ctl\",\"password_file\":\"%s\"}", nats.url, pw);
+    ctl_proc_init(&ctl, nats_json, pg.conninfo, "test", "[\"test\"]", NULL);
     ctl_proc_start(&ctl, NULL);
-    snprintf(url, sizeof url, "nats://relay:relaypw@127.0.0.1:%d", nats.port);
-    mr_test_relay_config(&lossy_relay, tmp, "test", "relay-lossy", url, "",
+    snprintf(pw, sizeof pw, "%s/relay.password", tmp);
+    ck_assert_int_eq(mr_test_write_file(pw, "relaypw\n"), 0);
+    snprintf(nats_json, sizeof nats_json,
+             "{\"urls\":[\"%s\"],\"user\":\"relay\",\"password_file\":\"%s\"}", nats.url, pw);
+    mr_test_relay_config(&lossy_relay, tmp, "test", "relay-lossy", nats_json, "",
                          "\"resume\":{\"commit_repair_ms\":300}");
     mr_test_relay_start(&lossy_relay, MERIDIAN_RELAY_BIN);
 }

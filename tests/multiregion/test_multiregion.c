@@ -1,7 +1,9 @@
 /*
  * Three regions on loopback with real servers: a NATS supercluster rendered
  * by meridian-regions from a copy of regions/local.json (one nats-server per
- * region, gateways between them, JetStream), two relays per region whose
+ * region, gateways between them, JetStream), locked as scripts/up runs it
+ * (mutual TLS everywhere, one nkey user per role and region with Meridian's
+ * permissions, a cluster password on routes and gateways), two relays per region whose
  * region stream is placed in the region's cluster, one meridian-control in
  * eu-west persisting all three region streams, and PostgreSQL.
  *
@@ -17,6 +19,7 @@
  *   expiry after 3 missed heartbeats, plus one tick)
  */
 #include "ctl_test_util.h"
+#include "mr_nats_opts.h"
 #include "mr_test.h"
 #include "mr_test_pg.h"
 #include "mr_test_region.h"
@@ -41,16 +44,18 @@ static ctl_proc ctl;
 static void setup(void)
 {
     signal(SIGPIPE, SIG_IGN); /* writes to a killed relay must fail, not kill the test */
-    mr_test_deploy_nats(&dep, MERIDIAN_SOURCE_DIR, MERIDIAN_REGIONS_BIN);
+    /* Locked as scripts/up runs it: mutual TLS, per-role nkeys and permissions. */
+    mr_test_deploy_nats_locked(&dep, MERIDIAN_SOURCE_DIR, MERIDIAN_REGIONS_BIN);
     mr_test_pg_start(&pg, false);
     /* Relays first: they create each region's stream with its placement. */
     mr_test_deploy_relays(&dep, MERIDIAN_RELAY_BIN, "");
-    ctl_proc_init(&ctl, dep.r[0].nats_url, pg.conninfo, dep.r[0].name,
-                  "[\"eu-west\",\"us-east\",\"ap-south\"]",
+    char *nats = mr_test_deploy_nats_json(&dep, "control", 0);
+    ctl_proc_init(&ctl, nats, pg.conninfo, dep.r[0].name, "[\"eu-west\",\"us-east\",\"ap-south\"]",
                   "\"batch\":{\"max_messages\":200,\"max_wait_ms\":20},"
                   /* A batch stranded by a killed region comes back in 5 s, not 30. */
                   "\"consumer\":{\"ack_wait_ms\":5000}");
     ctl_proc_start(&ctl, NULL);
+    free(nats);
 }
 
 static void teardown(void)
@@ -59,6 +64,61 @@ static void teardown(void)
     ctl_proc_stop(&ctl);
     mr_test_deploy_stop(&dep);
     mr_test_pg_destroy(&pg);
+}
+
+/* A connection to region `i`'s server as `role` of that region, with the daemons' own code. */
+static natsConnection *connect_as(const char *role, int i)
+{
+    char *json = mr_test_deploy_nats_json(&dep, role, i);
+    json_t *root = json_pack("{s:o}", "nats", json_loads(json, 0, NULL));
+    mr_nats_conf c;
+    mr_nats_conf_init(&c, NULL);
+    mr_cfg cfg = {.file = "test"};
+    mr_nats_conf_read(&c, &cfg, root, "nats");
+    json_decref(root);
+    free(json);
+    natsOptions *o = NULL;
+    char err[600];
+    ck_assert_int_eq(natsOptions_Create(&o), NATS_OK);
+    ck_assert_msg(mr_nats_conf_apply(&c, o, err, sizeof err) == 0, "%s", err);
+    natsOptions_SetAllowReconnect(o, false);
+    natsConnection *nc = NULL;
+    natsStatus st = natsConnection_Connect(&nc, o);
+    ck_assert_msg(st == NATS_OK, "%s of %s: %s", role, dep.r[i].name, natsStatus_GetText(st));
+    natsOptions_Destroy(o);
+    mr_nats_conf_free(&c);
+    return nc;
+}
+
+static uint64_t stream_msgs(natsConnection *nc, const char *stream)
+{
+    jsCtx *js = NULL;
+    ck_assert_int_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    ck_assert_int_eq(js_GetStreamInfo(&si, js, stream, NULL, &jerr), NATS_OK);
+    uint64_t n = si->State.Msgs;
+    jsStreamInfo_Destroy(si);
+    jsCtx_Destroy(js);
+    return n;
+}
+
+/* Publish a forged `message` frame the way the issue's forger did; the server must drop it. */
+static void forge(natsConnection *nc, const char *subject)
+{
+    const char *frame = "{\"type\":\"message\",\"room\":\"forgery\",\"from\":\"mallory\","
+                        "\"msg_id\":\"6d616c6c6f72792d666f72676572792d\",\"data\":{\"text\":"
+                        "\"send your password to mallory\"}}";
+    natsMsg *m = NULL;
+    ck_assert_int_eq(natsMsg_Create(&m, subject, NULL, frame, (int)strlen(frame)), NATS_OK);
+    ck_assert_int_eq(natsMsgHeader_Set(m, "Nats-Msg-Id", "6d616c6c6f72792d666f72676572792d"),
+                     NATS_OK);
+    ck_assert_int_eq(natsConnection_PublishMsg(nc, m), NATS_OK);
+    natsMsg_Destroy(m);
+    ck_assert_int_eq(natsConnection_FlushTimeout(nc, 5000), NATS_OK);
+    const char *text = NULL;
+    ck_assert_int_eq(natsConnection_GetLastError(nc, &text), NATS_NOT_PERMITTED);
+    ck_assert_msg(strstr(text, "Permissions Violation for Publish"), "%s", text);
 }
 
 static mr_test_relay *relay_of(int region, int k)
@@ -596,6 +656,72 @@ START_TEST(region_outage_keeps_others_serving_and_catches_up)
 }
 END_TEST
 
+/*
+ * The forger of issue 12 (a raw HPUB of a `message` with a Nats-Msg-Id under
+ * someone else's name) on a locked bus: without credentials it cannot
+ * connect, with a health agent's key it cannot publish a message, with an
+ * eu-west relay's key it cannot publish into us-east. Nothing forged reaches
+ * a member, a region stream or history, while a real message right after
+ * goes everywhere.
+ */
+START_TEST(forged_messages_reach_no_member_and_no_history)
+{
+    mr_ws bob, alice;
+    mr_test_hello(&bob, relay_of(1, 0), "bob", NULL);
+    mr_test_join(&bob, "forgery");
+    mr_test_hello(&alice, relay_of(0, 0), "alice", NULL);
+    mr_test_join(&alice, "forgery");
+
+    /* No credentials: TLS with a client certificate, but no key. */
+    char *json = mr_test_deploy_nats_json(&dep, "relay", 1);
+    json_t *root = json_pack("{s:o}", "nats", json_loads(json, 0, NULL));
+    json_object_del(json_object_get(root, "nats"), "nkey_seed_file");
+    mr_nats_conf anon;
+    mr_nats_conf_init(&anon, NULL);
+    mr_cfg cfg = {.file = "test"};
+    mr_nats_conf_read(&anon, &cfg, root, "nats");
+    char why[600];
+    ck_assert_int_eq(mr_nats_probe(&anon, 5000, why, sizeof why), MR_NATS_AUTH);
+    mr_nats_conf_free(&anon);
+    json_decref(root);
+    free(json);
+
+    natsConnection *hc = connect_as("healthcheck", 0);
+    forge(hc, "meridian.msg.eu-west.forgery");
+    natsConnection_Destroy(hc);
+    hc = connect_as("healthcheck", 1);
+    forge(hc, "meridian.msg.us-east.forgery");
+    natsConnection_Destroy(hc);
+    natsConnection *relay_eu = connect_as("relay", 0);
+    forge(relay_eu, "meridian.msg.us-east.forgery");
+    natsConnection_Destroy(relay_eu);
+
+    /* A real message after the forgeries: bob sees it, and nothing before it. */
+    mr_test_publish(&alice, "forgery", "real-1", "{\"text\":\"hello bob\"}");
+    mr_test_expect(&alice, "\"type\":\"ack\"");
+    int64_t deadline = mr_test_now_ms() + 10000;
+    for (;;) {
+        char *frame = mr_test_next_message(&bob, (int)(deadline - mr_test_now_ms()));
+        ck_assert_msg(frame != NULL, "bob never got alice's message");
+        ck_assert_msg(!strstr(frame, "mallory"), "a forged message reached bob: %s", frame);
+        bool real = strstr(frame, "\"from\":\"alice\"") != NULL;
+        free(frame);
+        if (real)
+            break;
+    }
+    wait_history("forgery", 1, 15000);
+    ck_assert_int_eq(
+        ctl_test_sql_int(&pg, "SELECT count(*) FROM messages WHERE envelope LIKE '%mallory%'"), 0);
+    /* The streams hold alice's message and nothing else. */
+    natsConnection *control = connect_as("control", 0);
+    ck_assert_int_eq(stream_msgs(control, "MERIDIAN_EU_WEST"), 1);
+    ck_assert_int_eq(stream_msgs(control, "MERIDIAN_US_EAST"), 0);
+    natsConnection_Destroy(control);
+    mr_ws_close(&alice);
+    mr_ws_close(&bob);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("multiregion");
@@ -606,6 +732,7 @@ static Suite *suite(void)
     tcase_add_test(tc, resume_in_another_region_gets_exactly_the_missed_messages);
     tcase_add_test(tc, presence_across_regions_converges_and_has_no_zombies);
     tcase_add_test(tc, region_outage_keeps_others_serving_and_catches_up);
+    tcase_add_test(tc, forged_messages_reach_no_member_and_no_history);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -25,20 +25,6 @@
 static const char *regions_bin;
 static char *dir;
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    size_t r = fread(s, 1, (size_t)n, f);
-    s[r] = '\0';
-    fclose(f);
-    return s;
-}
-
 /* Run meridian-regions with `args` (NULL-terminated); returns its exit code, output in *out. */
 static int run(char **out, const char *const *args)
 {
@@ -58,7 +44,7 @@ static int run(char **out, const char *const *args)
         ck_abort_msg("meridian-regions did not exit within 20 s");
     }
     ck_assert_msg(WIFEXITED(st), "meridian-regions died (status %d)", st);
-    *out = slurp(log);
+    *out = mr_test_read_file(log);
     return WEXITSTATUS(st);
 }
 
@@ -120,7 +106,7 @@ START_TEST(test_nats_conf)
     struct stat sb;
     ck_assert_int_eq(stat(conf, &sb), 0);
     ck_assert_int_eq(sb.st_mode & 0777, 0600); /* it holds credentials */
-    char *c = slurp(conf);
+    char *c = mr_test_read_file(conf);
     static const char *const want[] = {
         "server_name: \"eu-west-nats-1\"",
         "host: \"127.1.0.10\"\nport: 17200\n",
@@ -144,7 +130,7 @@ START_TEST(test_nats_conf)
                                    store, "--listen", "0.0.0.0", "--out", conf, NULL}),
         0);
     free(out);
-    c = slurp(conf);
+    c = mr_test_read_file(conf);
     static const char *const want_listen[] = {
         "host: \"0.0.0.0\"\nport: 17200\nclient_advertise: \"127.2.0.10:17200\"\n",
         "  host: \"0.0.0.0\"\n  port: 17201\n  advertise: \"127.2.0.10:17201\"\n",
@@ -175,6 +161,132 @@ START_TEST(test_nats_conf)
          "not both"},
         {{"nats-conf", LOCAL_JSON, "--region", "eu-west", "--store-dir", "x", "--client-tls", NULL},
          "--client-tls needs"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ck_assert_int_eq(run(&out, bad[i].args), 1);
+        ck_assert_msg(strstr(out, bad[i].msg), "case %zu: %s", i, out);
+        free(out);
+    }
+}
+END_TEST
+
+/* Keys per role and region, the locked config they go into, and the permission table. */
+START_TEST(test_nkeys_and_locked_conf)
+{
+    char keys[600], conf[600], store[600], path[700];
+    snprintf(keys, sizeof keys, "%s/nkeys", dir);
+    snprintf(conf, sizeof conf, "%s/locked.conf", dir);
+    snprintf(store, sizeof store, "%s/js", dir);
+    char *out, *again;
+    ck_assert_int_eq(run(&out, (const char *[]){"nkeys", LOCAL_JSON, "--dir", keys, NULL}), 0);
+    int lines = 0;
+    for (char *p = out; *p; p++)
+        lines += *p == '\n';
+    ck_assert_int_eq(lines, 9); /* three roles in three regions */
+    ck_assert_msg(strstr(out, "relay\teu-west\tU") && strstr(out, "healthcheck\tap-south\tU"), "%s",
+                  out);
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/control-us-east.nk", keys);
+    ck_assert_int_eq(stat(path, &sb), 0);
+    ck_assert_int_eq(sb.st_mode & 0777, 0600); /* a seed is a secret */
+    char *seed = mr_test_read_file(path);
+    ck_assert_msg(strncmp(seed, "SU", 2) == 0, "%s", seed);
+    seed[strcspn(seed, "\n")] = '\0';
+    /* Kept across runs; a lost .pub is derived again from its seed. */
+    snprintf(path, sizeof path, "%s/relay-eu-west.pub", keys);
+    ck_assert_int_eq(unlink(path), 0);
+    ck_assert_int_eq(run(&again, (const char *[]){"nkeys", LOCAL_JSON, "--dir", keys, NULL}), 0);
+    ck_assert_str_eq(again, out);
+    free(again);
+    char *relay_pub = mr_test_read_file(path);
+    relay_pub[strcspn(relay_pub, "\n")] = '\0';
+    ck_assert_msg(strstr(out, relay_pub), "%s lacks %s", out, relay_pub);
+    free(out);
+
+    ck_assert_int_eq(
+        run(&out, (const char *[]){"nats-conf",   LOCAL_JSON,    "--region",     "eu-west",
+                                   "--store-dir", store,         "--nkeys-dir",  keys,
+                                   "--tls-cert",  "s.pem",       "--tls-key",    "s.key",
+                                   "--tls-ca",    "ca.pem",      "--client-tls", "--client-verify",
+                                   "--client-ca", "clients.pem", "--out",        conf,
+                                   NULL}),
+        0);
+    free(out);
+    char *c = mr_test_read_file(conf);
+    char want_key[128];
+    snprintf(want_key, sizeof want_key, "{nkey: \"%s\", permissions: {", relay_pub);
+    const char *want[] = {
+        "accounts {\n  MERIDIAN {\n    jetstream: enabled\n",
+        want_key,
+        "# healthcheck of ap-south",
+        "\"meridian.msg.eu-west.*\"",
+        "tls {\n  cert_file: \"s.pem\"\n  key_file: \"s.key\"\n  ca_file: \"clients.pem\"\n  "
+        "timeout: 5\n  verify: true\n}\n",
+        "  tls {\n    cert_file: \"s.pem\"\n    key_file: \"s.key\"\n    ca_file: \"ca.pem\"\n",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        ck_assert_msg(strstr(c, want[i]), "config lacks %s:\n%s", want[i], c);
+    ck_assert_msg(!strstr(c, seed), "a seed in the server config");
+    free(seed);
+    free(c);
+    /* Two keys for one role (a rotation in progress): a user each. */
+    snprintf(path, sizeof path, "%s/relay-eu-west.pub", keys);
+    char two[256];
+    snprintf(two, sizeof two, "%s\n\nUCNGL4W5QX66CFX6A6DCBVDH5VOHMI7B2UZZU7TXAUQQSI2JPHULCKBR\n",
+             relay_pub);
+    ck_assert_int_eq(mr_test_write_file(path, two), 0);
+    ck_assert_int_eq(
+        run(&out, (const char *[]){"nats-conf", LOCAL_JSON, "--region", "eu-west", "--store-dir",
+                                   store, "--nkeys-dir", keys, "--out", conf, NULL}),
+        0);
+    free(out);
+    c = mr_test_read_file(conf);
+    ck_assert_msg(
+        strstr(c, want_key) &&
+            strstr(c, "{nkey: \"UCNGL4W5QX66CFX6A6DCBVDH5VOHMI7B2UZZU7TXAUQQSI2JPHULCKBR\""),
+        "%s", c);
+    int users = 0;
+    for (const char *p = c; (p = strstr(p, "{nkey: ")); p++)
+        users++;
+    ck_assert_int_eq(users, 10);
+    free(c);
+    free(relay_pub);
+
+    ck_assert_int_eq(run(&out, (const char *[]){"nats-permissions", LOCAL_JSON, NULL}), 0);
+    json_error_t je;
+    json_t *j = json_loads(out, 0, &je);
+    ck_assert_msg(j != NULL, "not JSON: %s\n%s", je.text, out);
+    json_t *relay =
+        json_object_get(json_object_get(json_object_get(j, "users"), "relay"), "us-east");
+    ck_assert_str_eq(json_string_value(json_array_get(json_object_get(relay, "publish"), 0)),
+                     "meridian.msg.us-east.*");
+    ck_assert(json_is_false(json_object_get(relay, "allow_responses")));
+    ck_assert_str_eq(json_string_value(json_object_get(j, "account")), "MERIDIAN");
+    json_decref(j);
+    free(out);
+
+    snprintf(path, sizeof path, "%s/healthcheck-us-east.pub", keys);
+    ck_assert_int_eq(mr_test_write_file(path, "not a key\n"), 0);
+    snprintf(path, sizeof path, "%s/healthcheck-us-east.nk", keys);
+    ck_assert_int_eq(unlink(path), 0);
+    ck_assert_int_eq(run(&out, (const char *[]){"nats-conf", LOCAL_JSON, "--region", "eu-west",
+                                                "--store-dir", store, "--nkeys-dir", keys, NULL}),
+                     1);
+    ck_assert_msg(strstr(out, "healthcheck-us-east.pub: not a NATS user public key") &&
+                      strstr(out, "meridian-regions nkeys"),
+                  "%s", out);
+    free(out);
+    static const struct {
+        const char *args[16];
+        const char *msg;
+    } bad[] = {
+        {{"nats-conf", LOCAL_JSON, "--region", "eu-west", "--store-dir", "x", "--client-verify",
+          NULL},
+         "--client-verify needs --client-tls"},
+        {{"nats-conf", LOCAL_JSON, "--region", "eu-west", "--store-dir", "x", "--tls-cert", "c",
+          "--tls-key", "k", "--tls-ca", "a", "--client-tls", "--client-ca", "x", NULL},
+         "--client-ca needs --client-verify"},
+        {{"nkeys", LOCAL_JSON, NULL}, "nkeys needs --dir"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         ck_assert_int_eq(run(&out, bad[i].args), 1);
@@ -240,6 +352,7 @@ int main(int argc, char **argv)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_check);
     tcase_add_test(tc, test_nats_conf);
+    tcase_add_test(tc, test_nkeys_and_locked_conf);
     tcase_add_test(tc, test_route_endpoints_listeners);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -10,13 +10,25 @@
  * ap-south, a JetStream stream placed in eu-west acknowledges a publish that
  * the other regions receive live, and a durable pull consumer in ap-south
  * fetches it. The second case does the same with TLS on routes, gateways and
- * clients (certificates generated here with the openssl CLI) and with
+ * clients (certificates generated with the openssl CLI) and with
  * user/password credentials, and checks that a connection without them is
- * refused.
+ * refused. The third runs the servers locked as scripts/up runs them:
+ * mutual TLS, the per-role nkey users of `meridian-regions nkeys` with the
+ * permissions of docs/architecture.md, and a cluster password on routes and
+ * gateways. It checks who is refused (no credentials, no or a foreign
+ * client certificate, an untrusted server CA), what each role may not
+ * publish (a health agent: any message; a relay: another region's), and
+ * that every path Meridian uses works across the gateways with those
+ * permissions: a relay's stream and JetStream publish, the control plane's
+ * durable consumer, pulls and acks, history request and reply, and presence
+ * snapshot replies between relays.
  *
  * Usage: test_regions_nats PATH-TO-meridian-regions
  */
+#include "mr_nats_opts.h"
+#include "mr_stream.h"
 #include "mr_test.h"
+#include "mr_test_pki.h"
 
 #include <check.h>
 #include <jansson.h>
@@ -46,8 +58,10 @@ typedef struct super {
     int monitor_port[NREG];
     pid_t pid[NREG];
     char log[NREG][700];
-    bool secure; /* TLS everywhere and user/password */
-    char ca[700], cert[700], key[700], pwfile[700];
+    bool secure; /* TLS everywhere and user/password (for routes and gateways too) */
+    bool locked; /* TLS everywhere, mutual for clients, per-role nkeys, cluster password */
+    mr_test_pki pki;
+    char pwfile[700], keys[700];
 } super;
 
 static const char *user = "meridian";
@@ -99,69 +113,13 @@ static void write_regions(super *s)
     json_decref(root);
 }
 
-/* A CA and one certificate for every server (IP SANs), usable as server and as client. */
+/* The CA, a certificate for every server (IP SANs), the client certificates, a password. */
 static void make_certs(super *s)
 {
-    char log[700], cakey[700], csr[700], ext[700], serial[700];
-    snprintf(log, sizeof log, "%s/openssl.log", s->dir);
-    snprintf(s->ca, sizeof s->ca, "%s/ca.pem", s->dir);
-    snprintf(cakey, sizeof cakey, "%s/ca.key", s->dir);
-    snprintf(s->cert, sizeof s->cert, "%s/server.pem", s->dir);
-    snprintf(s->key, sizeof s->key, "%s/server.key", s->dir);
-    snprintf(csr, sizeof csr, "%s/server.csr", s->dir);
-    snprintf(ext, sizeof ext, "%s/server.ext", s->dir);
-    snprintf(serial, sizeof serial, "%s/ca.srl", s->dir);
-    char text[512];
-    snprintf(text, sizeof text,
-             "basicConstraints = critical, CA:FALSE\n"
-             "keyUsage = critical, digitalSignature, keyEncipherment\n"
-             "extendedKeyUsage = serverAuth, clientAuth\n"
-             "subjectAltName = IP:%s, IP:%s, IP:%s, IP:127.0.0.1, DNS:localhost\n",
-             s->host[0], s->host[1], s->host[2]);
-    ck_assert(mr_test_write_file(ext, text) == 0);
-    char *ca_argv[] = {"openssl",
-                       "req",
-                       "-x509",
-                       "-newkey",
-                       "ec",
-                       "-pkeyopt",
-                       "ec_paramgen_curve:prime256v1",
-                       "-nodes",
-                       "-keyout",
-                       cakey,
-                       "-out",
-                       s->ca,
-                       "-days",
-                       "2",
-                       "-subj",
-                       "/CN=meridian test CA",
-                       "-addext",
-                       "basicConstraints=critical,CA:TRUE",
-                       "-addext",
-                       "keyUsage=critical,keyCertSign,cRLSign",
-                       NULL};
-    run(ca_argv, log);
-    char *req_argv[] = {"openssl",
-                        "req",
-                        "-newkey",
-                        "ec",
-                        "-pkeyopt",
-                        "ec_paramgen_curve:prime256v1",
-                        "-nodes",
-                        "-keyout",
-                        s->key,
-                        "-out",
-                        csr,
-                        "-subj",
-                        "/CN=meridian nats",
-                        NULL};
-    run(req_argv, log);
-    char *sign_argv[] = {"openssl", "x509",   "-req",  "-in",       csr,        "-CA",
-                         s->ca,     "-CAkey", cakey,   "-CAserial", serial,     "-CAcreateserial",
-                         "-out",    s->cert,  "-days", "2",         "-extfile", ext,
-                         NULL};
-    run(sign_argv, log);
+    const char *hosts[NREG] = {s->host[0], s->host[1], s->host[2]};
+    mr_test_pki_make(&s->pki, s->dir, hosts, NREG);
     snprintf(s->pwfile, sizeof s->pwfile, "%s/password", s->dir);
+    char text[128];
     snprintf(text, sizeof text, "%s\n", password);
     ck_assert(mr_test_write_file(s->pwfile, text) == 0);
 }
@@ -183,18 +141,23 @@ static void render(super *s, int i, char *conf, size_t conflen)
     argv[n++] = store;
     argv[n++] = "--out";
     argv[n++] = conf;
-    if (s->secure) {
+    if (s->secure || s->locked) {
         argv[n++] = "--tls-cert";
-        argv[n++] = s->cert;
+        argv[n++] = s->pki.cert;
         argv[n++] = "--tls-key";
-        argv[n++] = s->key;
+        argv[n++] = s->pki.key;
         argv[n++] = "--tls-ca";
-        argv[n++] = s->ca;
+        argv[n++] = s->pki.ca;
         argv[n++] = "--client-tls";
         argv[n++] = "--user";
         argv[n++] = (char *)user;
         argv[n++] = "--password-file";
         argv[n++] = s->pwfile;
+    }
+    if (s->locked) {
+        argv[n++] = "--client-verify";
+        argv[n++] = "--nkeys-dir";
+        argv[n++] = s->keys;
     }
     argv[n] = NULL;
     run(argv, log);
@@ -212,7 +175,7 @@ static bool gateways_up(super *s, int i, char **why)
         json_t *in = json_object_get(j, "inbound_gateways");
         ok = json_object_size(out) == NREG - 1 && json_object_size(in) == NREG - 1;
         /* With TLS, every gateway connection must report its TLS version. */
-        if (ok && s->secure) {
+        if (ok && (s->secure || s->locked)) {
             const char *k;
             json_t *v;
             json_object_foreach(out, k, v)
@@ -229,14 +192,25 @@ static bool gateways_up(super *s, int i, char **why)
     return ok;
 }
 
-static void super_start(super *s, bool secure)
+typedef enum { PLAIN, SECURE, LOCKED } mode;
+
+static void super_start(super *s, mode m)
 {
     memset(s, 0, sizeof *s);
-    s->secure = secure;
-    s->dir = mr_test_tmpdir(secure ? "regions-nats-tls" : "regions-nats");
+    s->secure = m == SECURE;
+    s->locked = m == LOCKED;
+    s->dir = mr_test_tmpdir(m == PLAIN ? "regions-nats" : "regions-nats-tls");
     write_regions(s);
-    if (secure)
+    if (m != PLAIN)
         make_certs(s);
+    if (m == LOCKED) {
+        /* The keys come from the real CLI, as scripts/up makes them. */
+        snprintf(s->keys, sizeof s->keys, "%s/nkeys", s->dir);
+        char log[700];
+        snprintf(log, sizeof log, "%s/nkeys.log", s->dir);
+        char *argv[] = {(char *)regions_bin, "nkeys", s->regions, "--dir", s->keys, NULL};
+        run(argv, log);
+    }
     for (int i = 0; i < NREG; i++) {
         char conf[700];
         render(s, i, conf, sizeof conf);
@@ -289,7 +263,7 @@ static natsStatus connect_to(super *s, int i, bool auth, bool tls, natsConnectio
     natsOptions_SetAllowReconnect(o, false);
     if (tls) {
         ck_assert_int_eq(natsOptions_SetSecure(o, true), NATS_OK);
-        ck_assert_int_eq(natsOptions_LoadCATrustedCertificates(o, s->ca), NATS_OK);
+        ck_assert_int_eq(natsOptions_LoadCATrustedCertificates(o, s->pki.ca), NATS_OK);
     }
     if (auth && s->secure)
         natsOptions_SetUserInfo(o, user, password);
@@ -469,10 +443,311 @@ static void check_jetstream(super *s)
         natsConnection_Destroy(nc[i]);
 }
 
+/* ---- locked: per-role users, mutual TLS ---- */
+
+enum { EU, US, AP };
+
+/* The daemons' own `nats` section for `role` of region `who`, connecting to region i. */
+static void conf_as(super *s, mr_nats_conf *c, int i, const char *role, int who)
+{
+    char url[128], seed[900];
+    snprintf(url, sizeof url, "nats://%s:%d", s->host[i], s->client_port[i]);
+    mr_nats_conf_init(c, url);
+    snprintf(seed, sizeof seed, "%s/%s-%s.nk", s->keys, role, s->name[who]);
+    c->nkey_seed_file = strdup(seed);
+    c->tls = true;
+    c->tls_ca = strdup(s->pki.ca);
+    c->tls_cert = strdup(s->pki.client_cert);
+    c->tls_key = strdup(s->pki.client_key);
+    char err[600];
+    ck_assert_msg(mr_nats_conf_check(c, "nats", err, sizeof err) == 0, "%s", err);
+}
+
+static natsConnection *connect_as(super *s, int i, const char *role, int who)
+{
+    mr_nats_conf c;
+    conf_as(s, &c, i, role, who);
+    natsOptions *o = NULL;
+    char err[600];
+    ck_assert_int_eq(natsOptions_Create(&o), NATS_OK);
+    ck_assert_msg(mr_nats_conf_apply(&c, o, err, sizeof err) == 0, "%s", err);
+    natsOptions_SetTimeout(o, 5000);
+    natsOptions_SetAllowReconnect(o, false);
+    natsConnection *nc = NULL;
+    natsStatus st = natsConnection_Connect(&nc, o);
+    ck_assert_msg(st == NATS_OK, "%s of %s to %s: %s (%s)", role, s->name[who], s->name[i],
+                  natsStatus_GetText(st), nats_GetLastError(NULL));
+    natsOptions_Destroy(o);
+    mr_nats_conf_free(&c);
+    return nc;
+}
+
+/* Who is refused, and what each refusal is reported as (mr_nats_probe, as the daemons log it). */
+static void check_refusals(super *s)
+{
+    mr_nats_conf c;
+    char why[600];
+    conf_as(s, &c, US, "relay", US);
+    ck_assert_int_eq(mr_nats_probe(&c, 5000, why, sizeof why), MR_NATS_UP);
+
+    free(c.nkey_seed_file);
+    c.nkey_seed_file = NULL; /* TLS with a client certificate, but no credentials */
+    ck_assert_int_eq(mr_nats_probe(&c, 5000, why, sizeof why), MR_NATS_AUTH);
+    ck_assert_msg(strstr(why, "Authorization Violation"), "%s", why);
+    mr_nats_conf_free(&c);
+
+    conf_as(s, &c, US, "relay", US);
+    free(c.tls_cert);
+    free(c.tls_key);
+    c.tls_cert = c.tls_key = NULL; /* no client certificate */
+    ck_assert_int_eq(mr_nats_probe(&c, 5000, why, sizeof why), MR_NATS_TLS);
+    c.tls_cert = strdup(s->pki.other_cert); /* one the servers' CA did not sign */
+    c.tls_key = strdup(s->pki.other_key);
+    ck_assert_int_eq(mr_nats_probe(&c, 5000, why, sizeof why), MR_NATS_TLS);
+    mr_nats_conf_free(&c);
+
+    conf_as(s, &c, US, "relay", US);
+    free(c.tls_ca);
+    c.tls_ca = strdup(s->pki.other_ca); /* the servers' certificates are not trusted */
+    ck_assert_int_eq(mr_nats_probe(&c, 5000, why, sizeof why), MR_NATS_TLS);
+    ck_assert_msg(strstr(why, "unable to get local issuer certificate"), "%s", why);
+    c.tls = false; /* and plain text is not spoken at all */
+    ck_assert_int_eq(mr_nats_probe(&c, 5000, why, sizeof why), MR_NATS_TLS);
+    mr_nats_conf_free(&c);
+}
+
+/* Retry `pub` publishing on `subject` until `sub` has seen one; then drain `sub`. */
+static void await_delivery(natsConnection *pub, const char *subject, natsSubscription *sub)
+{
+    int64_t deadline = mr_test_now_ms() + 20000;
+    for (;;) {
+        ck_assert_msg(mr_test_now_ms() < deadline, "%s never delivered in 20 s", subject);
+        ck_assert_int_eq(natsConnection_PublishString(pub, subject, "probe"), NATS_OK);
+        ck_assert_int_eq(natsConnection_FlushTimeout(pub, 5000), NATS_OK);
+        natsMsg *m = NULL;
+        if (natsSubscription_NextMsg(&m, sub, 100) == NATS_OK) {
+            natsMsg_Destroy(m);
+            break;
+        }
+    }
+    natsMsg *m = NULL;
+    while (natsSubscription_NextMsg(&m, sub, 300) == NATS_OK)
+        natsMsg_Destroy(m);
+}
+
+/*
+ * `forger` publishes on `subject` and is told the server dropped it; then
+ * `legit` (on the same server) publishes a marker, and the watcher in
+ * another region sees the marker first: the forged message went nowhere.
+ */
+static void assert_dropped(natsConnection *forger, const char *subject, natsConnection *legit,
+                           const char *marker_subject, natsSubscription *watcher)
+{
+    ck_assert_int_eq(natsConnection_PublishString(forger, subject, "forged"), NATS_OK);
+    ck_assert_int_eq(natsConnection_FlushTimeout(forger, 5000), NATS_OK);
+    const char *text = NULL;
+    ck_assert_int_eq(natsConnection_GetLastError(forger, &text), NATS_NOT_PERMITTED);
+    ck_assert_msg(strstr(text, "Permissions Violation for Publish to") && strstr(text, subject),
+                  "%s", text);
+    ck_assert_int_eq(natsConnection_PublishString(legit, marker_subject, "marker"), NATS_OK);
+    ck_assert_int_eq(natsConnection_FlushTimeout(legit, 5000), NATS_OK);
+    natsMsg *m = NULL;
+    ck_assert_int_eq(natsSubscription_NextMsg(&m, watcher, 10000), NATS_OK);
+    ck_assert_str_eq(natsMsg_GetSubject(m), marker_subject);
+    ck_assert_str_eq(natsMsg_GetData(m), "marker");
+    natsMsg_Destroy(m);
+}
+
+static void check_publish_permissions(super *s)
+{
+    natsConnection *relay_eu = connect_as(s, EU, "relay", EU);
+    natsConnection *relay_us = connect_as(s, US, "relay", US);
+    natsConnection *hc_eu = connect_as(s, EU, "healthcheck", EU);
+    natsSubscription *watcher = NULL;
+    ck_assert_int_eq(natsConnection_SubscribeSync(&watcher, relay_us, "meridian.msg.*.*"), NATS_OK);
+    ck_assert_int_eq(natsConnection_FlushTimeout(relay_us, 5000), NATS_OK);
+    await_delivery(relay_eu, "meridian.msg.eu-west.probe", watcher);
+    /* A health agent publishes no message, in its own region or any other. */
+    assert_dropped(hc_eu, "meridian.msg.eu-west.general", relay_eu, "meridian.msg.eu-west.general",
+                   watcher);
+    natsConnection_Destroy(hc_eu);
+    hc_eu = connect_as(s, EU, "healthcheck", EU);
+    assert_dropped(hc_eu, "meridian.msg.us-east.general", relay_eu, "meridian.msg.eu-west.m2",
+                   watcher);
+    /* An eu-west relay publishes eu-west's messages only, and no commit. */
+    natsConnection *relay_eu2 = connect_as(s, EU, "relay", EU);
+    assert_dropped(relay_eu2, "meridian.msg.us-east.general", relay_eu, "meridian.msg.eu-west.m3",
+                   watcher);
+    natsConnection_Destroy(relay_eu2);
+    relay_eu2 = connect_as(s, EU, "relay", EU);
+    assert_dropped(relay_eu2, "meridian.commit.general", relay_eu, "meridian.msg.eu-west.m4",
+                   watcher);
+    /* Nor may a health agent even listen to them. */
+    natsSubscription *spy = NULL;
+    natsConnection *hc_us = connect_as(s, US, "healthcheck", US);
+    natsConnection_SubscribeSync(&spy, hc_us, "meridian.msg.>");
+    natsConnection_FlushTimeout(hc_us, 5000);
+    const char *text = NULL;
+    ck_assert_int_eq(natsConnection_GetLastError(hc_us, &text), NATS_NOT_PERMITTED);
+    ck_assert_msg(strstr(text, "Permissions Violation for Subscription to"), "%s", text);
+    natsSubscription_Destroy(spy);
+    natsConnection_Destroy(hc_us);
+    natsSubscription_Destroy(watcher);
+    natsConnection_Destroy(relay_eu2);
+    natsConnection_Destroy(hc_eu);
+    natsConnection_Destroy(relay_us);
+    natsConnection_Destroy(relay_eu);
+}
+
+static void on_history(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    natsConnection_PublishString(nc, natsMsg_GetReply(msg), "{\"messages\":[]}");
+    natsMsg_Destroy(msg);
+}
+
+static void on_presence(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    if (natsMsg_GetReply(msg))
+        natsConnection_PublishString(nc, natsMsg_GetReply(msg), "{\"node\":\"us-east-1\"}");
+    natsMsg_Destroy(msg);
+}
+
+/* Every path Meridian uses, each by the role that uses it, across the gateways. */
+static void check_meridian_paths(super *s)
+{
+    natsConnection *relay_eu = connect_as(s, EU, "relay", EU);
+    natsConnection *relay_us = connect_as(s, US, "relay", US);
+    natsConnection *control_ap = connect_as(s, AP, "control", AP);
+    jsCtx *js = NULL, *cjs = NULL;
+    ck_assert_int_eq(natsConnection_JetStream(&js, relay_eu, NULL), NATS_OK);
+    ck_assert_int_eq(natsConnection_JetStream(&cjs, control_ap, NULL), NATS_OK);
+
+    /* The relay creates its region's stream in its region (meta leader: retry). */
+    mr_stream_config sc;
+    mr_stream_config_init(&sc);
+    sc.placement = "eu-west";
+    char err[512];
+    int64_t deadline = mr_test_now_ms() + 30000;
+    while (mr_stream_ensure(js, "eu-west", &sc, err, sizeof err) != 0) {
+        ck_assert_msg(mr_test_now_ms() < deadline, "stream not created in 30 s: %s", err);
+        nap_ms(200);
+    }
+    jsPubAck *pa = NULL;
+    jsErrCode jerr = 0;
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MsgId = "id-1";
+    const char *body = "{\"type\":\"message\"}";
+    ck_assert_int_eq(
+        js_Publish(&pa, js, "meridian.msg.eu-west.general", body, (int)strlen(body), &po, &jerr),
+        NATS_OK);
+    ck_assert_str_eq(pa->Stream, "MERIDIAN_EU_WEST");
+    jsPubAck_Destroy(pa);
+
+    /* The control plane in ap-south: its durable consumer, a pull, an ack. */
+    jsConsumerConfig cc;
+    jsConsumerConfig_Init(&cc);
+    cc.Durable = MR_STREAM_CONSUMER;
+    cc.AckPolicy = js_AckExplicit;
+    jsConsumerInfo *ci = NULL;
+    ck_assert_int_eq(js_AddConsumer(&ci, cjs, "MERIDIAN_EU_WEST", &cc, NULL, &jerr), NATS_OK);
+    jsConsumerInfo_Destroy(ci);
+    natsSubscription *pulls = NULL;
+    ck_assert_int_eq(natsConnection_SubscribeSync(&pulls, control_ap, "_INBOX.pulls-ap"), NATS_OK);
+    ck_assert_int_eq(natsConnection_PublishRequestString(
+                         control_ap, "$JS.API.CONSUMER.MSG.NEXT.MERIDIAN_EU_WEST.meridian-control",
+                         "_INBOX.pulls-ap", "{\"batch\":1,\"expires\":5000000000}"),
+                     NATS_OK);
+    natsMsg *m = NULL;
+    ck_assert_int_eq(natsSubscription_NextMsg(&m, pulls, 10000), NATS_OK);
+    ck_assert_str_eq(natsMsg_GetData(m), body);
+    ck_assert(strstr(natsMsg_GetReply(m), "$JS.ACK.MERIDIAN_EU_WEST.meridian-control."));
+    ck_assert_int_eq(natsConnection_PublishString(control_ap, natsMsg_GetReply(m), "+ACK"),
+                     NATS_OK);
+    ck_assert_int_eq(natsConnection_FlushTimeout(control_ap, 5000), NATS_OK);
+    natsMsg_Destroy(m);
+    const char *text = NULL;
+    ck_assert_msg(natsConnection_GetLastError(control_ap, &text) != NATS_NOT_PERMITTED, "%s", text);
+    deadline = mr_test_now_ms() + 10000;
+    for (;;) {
+        ci = NULL;
+        ck_assert_int_eq(
+            js_GetConsumerInfo(&ci, cjs, "MERIDIAN_EU_WEST", MR_STREAM_CONSUMER, NULL, &jerr),
+            NATS_OK);
+        bool acked = ci->NumAckPending == 0 && ci->AckFloor.Stream == 1;
+        jsConsumerInfo_Destroy(ci);
+        if (acked)
+            break;
+        ck_assert_msg(mr_test_now_ms() < deadline, "the control plane's ack never landed");
+        nap_ms(50);
+    }
+    natsSubscription_Destroy(pulls);
+
+    /* History: a relay in eu-west asks, the control plane in ap-south answers. */
+    natsSubscription *hist = NULL;
+    ck_assert_int_eq(natsConnection_QueueSubscribe(&hist, control_ap, "meridian.history.*",
+                                                   "meridian-control", on_history, NULL),
+                     NATS_OK);
+    ck_assert_int_eq(natsConnection_FlushTimeout(control_ap, 5000), NATS_OK);
+    natsMsg *reply = NULL;
+    deadline = mr_test_now_ms() + 20000;
+    while (natsConnection_RequestString(&reply, relay_eu, "meridian.history.general", "{}", 500) !=
+           NATS_OK)
+        ck_assert_msg(mr_test_now_ms() < deadline, "no history reply across the gateways");
+    ck_assert_str_eq(natsMsg_GetData(reply), "{\"messages\":[]}");
+    natsMsg_Destroy(reply);
+
+    /* Presence: a us-east relay answers an eu-west relay's snapshot request on its inbox. */
+    natsSubscription *pres = NULL, *inbox = NULL;
+    ck_assert_int_eq(
+        natsConnection_Subscribe(&pres, relay_us, "meridian.presence.*", on_presence, NULL),
+        NATS_OK);
+    ck_assert_int_eq(natsConnection_FlushTimeout(relay_us, 5000), NATS_OK);
+    ck_assert_int_eq(natsConnection_SubscribeSync(&inbox, relay_eu, "_INBOX.relay0123.>"), NATS_OK);
+    ck_assert_int_eq(natsConnection_FlushTimeout(relay_eu, 5000), NATS_OK);
+    deadline = mr_test_now_ms() + 20000;
+    for (;;) {
+        ck_assert_msg(mr_test_now_ms() < deadline, "no presence snapshot across the gateways");
+        natsConnection_PublishRequestString(relay_eu, "meridian.presence.general",
+                                            "_INBOX.relay0123.p.general", "{}");
+        if (natsSubscription_NextMsg(&m, inbox, 500) == NATS_OK)
+            break;
+    }
+    ck_assert_str_eq(natsMsg_GetData(m), "{\"node\":\"us-east-1\"}");
+    natsMsg_Destroy(m);
+    ck_assert_int_eq(natsConnection_GetLastError(relay_us, &text), NATS_OK);
+    /* ...but it cannot pass anything else off as a reply: history answers are the control plane's.
+     */
+    ck_assert_int_eq(natsConnection_PublishString(relay_us, "_INBOX.relay0123.tok1", "{}"),
+                     NATS_OK);
+    ck_assert_int_eq(natsConnection_FlushTimeout(relay_us, 5000), NATS_OK);
+    ck_assert_int_eq(natsConnection_GetLastError(relay_us, &text), NATS_NOT_PERMITTED);
+
+    natsSubscription_Destroy(inbox);
+    natsSubscription_Destroy(pres);
+    natsSubscription_Destroy(hist);
+    jsCtx_Destroy(cjs);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(control_ap);
+    natsConnection_Destroy(relay_us);
+    natsConnection_Destroy(relay_eu);
+}
+
+START_TEST(test_locked_supercluster)
+{
+    super s;
+    super_start(&s, LOCKED);
+    check_refusals(&s);
+    check_publish_permissions(&s);
+    check_meridian_paths(&s);
+    super_stop(&s);
+}
+END_TEST
+
 START_TEST(test_plain_supercluster)
 {
     super s;
-    super_start(&s, false);
+    super_start(&s, PLAIN);
     check_core(&s);
     check_jetstream(&s);
     super_stop(&s);
@@ -482,7 +757,7 @@ END_TEST
 START_TEST(test_tls_credentials_supercluster)
 {
     super s;
-    super_start(&s, true);
+    super_start(&s, SECURE);
     /* Without credentials, and without TLS, the servers refuse the client. */
     natsConnection *nc = NULL;
     ck_assert_int_ne(connect_to(&s, 1, false, true, &nc), NATS_OK);
@@ -506,6 +781,7 @@ int main(int argc, char **argv)
     tcase_set_timeout(tc, 180);
     tcase_add_test(tc, test_plain_supercluster);
     tcase_add_test(tc, test_tls_credentials_supercluster);
+    tcase_add_test(tc, test_locked_supercluster);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

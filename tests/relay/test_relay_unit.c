@@ -45,6 +45,21 @@ START_TEST(config_ok)
 }
 END_TEST
 
+/* The object form of "nats", and the comma-separated string the control plane also takes. */
+START_TEST(config_nats_forms)
+{
+    char err[600] = "";
+    ck_assert_msg(load("{\"auth\":{\"secret\":\"0123456789abcdef\"},"
+                       "\"nats\":\"nats://a:1,tls://b:2\"}",
+                       err, sizeof err) == 0,
+                  "%s", err);
+    ck_assert_msg(load("{\"auth\":{\"secret\":\"0123456789abcdef\"},"
+                       "\"nats\":{\"urls\":[\"nats://a:1\"],\"tls\":{}}}",
+                       err, sizeof err) == 0,
+                  "%s", err);
+}
+END_TEST
+
 START_TEST(config_errors)
 {
     expect_config_error("{}", "auth.secret: a token secret is required");
@@ -58,10 +73,17 @@ START_TEST(config_errors)
     expect_config_error("{\"auth\":{\"secret\":\"s\",\"secrt\":1}}", "auth.secrt: unknown key");
     expect_config_error("{\"auth\":{\"secret\":\"s\"},\"region\":\"eu west\"}", "region:");
     expect_config_error("{\"auth\":{\"secret\":\"s\"},\"listen\":\"nowhere\"}", "listen:");
-    expect_config_error("{\"auth\":{\"secret\":\"s\"},\"nats\":[]}", "nats: must list");
+    expect_config_error("{\"auth\":{\"secret\":\"s\"},\"nats\":[]}",
+                        "nats: at least one NATS URL is required");
     expect_config_error("{\"auth\":{\"secret\":\"s\"},\"nats\":[\"http://x\"]}", "nats:");
-    expect_config_error("{\"auth\":{\"secret\":\"s\"},\"nats\":\"nats://x:1\"}",
-                        "nats: must be an array");
+    expect_config_error("{\"auth\":{\"secret\":\"s\"},\"nats\":5}",
+                        "nats: must be a list of URLs or an object");
+    /* Credentials never come from a URL, and the message does not repeat them. */
+    expect_config_error("{\"auth\":{\"secret\":\"s\"},\"nats\":[\"nats://u:pw@x:1\"]}",
+                        "nats: \"nats://x:1\": credentials in a URL are not accepted");
+    expect_config_error("{\"auth\":{\"secret\":\"s\"},\"nats\":{\"urls\":[\"nats://x:1\"],"
+                        "\"nkey_seed_file\":\"/nonexistent/relay.nk\"}}",
+                        "nats.nkey_seed_file: cannot read /nonexistent/relay.nk");
     expect_config_error("{\"auth\":{\"secret_file\":\"/nonexistent/secret\"}}",
                         "auth.secret_file: cannot read");
     expect_config_error("{\"auth\":{\"secret\":\"s\"},\"tls\":{\"cert\":\"c.pem\"}}",
@@ -161,6 +183,7 @@ int main(void)
     tcase_add_test(tc, config_ok);
     tcase_add_test(tc, config_errors);
     tcase_add_test(tc, config_url_valid);
+    tcase_add_test(tc, config_nats_forms);
     tcase_add_test(tc, rooms_membership);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -140,6 +140,21 @@ int mr_test_write_file(const char *path, const char *text)
     return fclose(f) == 0 ? 0 : -1;
 }
 
+char *mr_test_read_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return strdup("");
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc(n > 0 ? (size_t)n + 1 : 1);
+    size_t r = n > 0 ? fread(b, 1, (size_t)n, f) : 0;
+    b[r] = '\0';
+    fclose(f);
+    return b;
+}
+
 pid_t mr_test_spawn(char *const argv[], const char *logpath)
 {
     int errpipe[2];
@@ -298,6 +313,13 @@ int mr_test_http_get(const char *host, int port, const char *path, char **body)
 
 static void nats_spawn(mr_test_nats *n, bool jetstream)
 {
+    if (n->locked) {
+        char *argv[] = {"nats-server", "-c", n->conf, NULL};
+        n->pid = mr_test_spawn(argv, n->log);
+        ck_assert_msg(mr_test_wait_port("127.0.0.1", n->port, 10000) == 0,
+                      "nats-server did not start; see %s", n->log);
+        return;
+    }
     char port[16];
     snprintf(port, sizeof port, "%d", n->port);
     char *argv[12];

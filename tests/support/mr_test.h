@@ -18,6 +18,8 @@ int mr_test_free_port(void);
 char *mr_test_tmpdir(const char *tag);
 /** Write `text` to `path` (truncating). Returns 0 or -1. */
 int mr_test_write_file(const char *path, const char *text);
+/** The whole file as a malloc'd string ("" when it cannot be read). */
+char *mr_test_read_file(const char *path);
 
 /**
  * Start argv[0] with stdout and stderr appended to `logpath`. Aborts the test
@@ -63,10 +65,29 @@ typedef struct mr_test_nats {
     char url[64];
     char *dir;
     char log[512];
+    bool locked; /* TLS (mutual) and nkey users with Meridian's permissions */
+    bool jetstream;
+    char conf[600];          /* locked: its config file */
+    struct mr_test_pki *pki; /* locked: CA and certificates, in dir */
 } mr_test_nats;
 
 /** Start nats-server on a free port (JetStream on when `jetstream`). Aborts the test on failure. */
 void mr_test_nats_start(mr_test_nats *n, bool jetstream);
+/**
+ * Start nats-server locked as a deployment runs it: TLS with client
+ * certificates required, and one nkey user per role of every region in
+ * `regions` with the permissions of mr_nats_perms.h (account MERIDIAN).
+ * Daemons connect with mr_test_nats_json(). Aborts the test on failure.
+ */
+void mr_test_nats_start_locked(mr_test_nats *n, bool jetstream, const char *const *regions,
+                               size_t nregions);
+/**
+ * The `nats` value (JSON, malloc'd) of a daemon config: `["URL"]` for a plain
+ * server; for a locked one the URL, the nkey seed of `role` ("relay",
+ * "control" or "healthcheck") in `region`, and TLS with the test CA and
+ * client certificate.
+ */
+char *mr_test_nats_json(const mr_test_nats *n, const char *role, const char *region);
 /** Start again on the same port and store directory (after a stop). */
 void mr_test_nats_restart(mr_test_nats *n);
 void mr_test_nats_stop(mr_test_nats *n);

@@ -59,8 +59,18 @@ static void render(mr_test_deploy *d, int i, const char *regions_bin)
     memcpy(r->conf, conf, sizeof conf);
     memcpy(r->log, nlog, sizeof nlog);
     snprintf(log, sizeof log, "%s/render.log", d->dir);
-    char *argv[] = {(char *)regions_bin, "nats-conf", d->regions_file, "--region", r->name,
-                    "--store-dir",       store,       "--out",         r->conf,    NULL};
+    char *argv[32] = {(char *)regions_bin, "nats-conf", d->regions_file, "--region", r->name,
+                      "--store-dir",       store,       "--out",         r->conf,    NULL};
+    int n = 9;
+    if (d->locked) {
+        char *more[] = {
+            "--tls-cert", d->pki.cert,        "--tls-key",       d->pki.key,          "--tls-ca",
+            d->pki.ca,    "--client-tls",     "--client-verify", "--nkeys-dir",       d->keys,
+            "--user",     "meridian-cluster", "--password-file", d->cluster_password, NULL};
+        for (int k = 0; more[k]; k++)
+            argv[n++] = more[k];
+        argv[n] = NULL;
+    }
     pid_t pid = mr_test_spawn(argv, log);
     int st = mr_test_wait_exit(pid, 30000);
     ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
@@ -118,16 +128,57 @@ void mr_test_deploy_wait_gateways(mr_test_deploy *d, int timeout_ms)
     }
 }
 
-void mr_test_deploy_nats(mr_test_deploy *d, const char *source_dir, const char *regions_bin)
+static void deploy_nats(mr_test_deploy *d, const char *source_dir, const char *regions_bin,
+                        bool locked)
 {
     memset(d, 0, sizeof *d);
     d->dir = mr_test_tmpdir("multiregion");
     write_regions(d, source_dir);
+    if (locked) {
+        d->locked = true;
+        const char *hosts[MR_TEST_NREGIONS];
+        for (int i = 0; i < MR_TEST_NREGIONS; i++)
+            hosts[i] = d->r[i].host;
+        mr_test_pki_make(&d->pki, d->dir, hosts, MR_TEST_NREGIONS);
+        snprintf(d->cluster_password, sizeof d->cluster_password, "%s/cluster.password", d->dir);
+        ck_assert_int_eq(mr_test_write_file(d->cluster_password, "cluster-secret-4f1c9e\n"), 0);
+        snprintf(d->keys, sizeof d->keys, "%s/nkeys", d->dir);
+        char log[700];
+        snprintf(log, sizeof log, "%s/nkeys.log", d->dir);
+        char *argv[] = {(char *)regions_bin, "nkeys", d->regions_file, "--dir", d->keys, NULL};
+        pid_t pid = mr_test_spawn(argv, log);
+        int st = mr_test_wait_exit(pid, 30000);
+        ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+                      "meridian-regions nkeys failed (%d); see %s", st, log);
+    }
     for (int i = 0; i < MR_TEST_NREGIONS; i++)
         render(d, i, regions_bin);
     for (int i = 0; i < MR_TEST_NREGIONS; i++)
         nats_spawn(&d->r[i]);
     mr_test_deploy_wait_gateways(d, 30000);
+}
+
+void mr_test_deploy_nats(mr_test_deploy *d, const char *source_dir, const char *regions_bin)
+{
+    deploy_nats(d, source_dir, regions_bin, false);
+}
+
+void mr_test_deploy_nats_locked(mr_test_deploy *d, const char *source_dir, const char *regions_bin)
+{
+    deploy_nats(d, source_dir, regions_bin, true);
+}
+
+char *mr_test_deploy_nats_json(const mr_test_deploy *d, const char *role, int i)
+{
+    const mr_test_region *r = &d->r[i];
+    if (!d->locked) {
+        char *out = malloc(256);
+        snprintf(out, 256, "[\"%s\"]", r->nats_url);
+        return out;
+    }
+    int k = mr_nats_role_find(role);
+    ck_assert_msg(k >= 0, "no NATS role %s", role);
+    return mr_test_nats_json_locked(r->nats_url, &d->pki, d->keys, (mr_nats_role)k, r->name);
 }
 
 void mr_test_deploy_nats_restart(mr_test_deploy *d, int i)
@@ -150,7 +201,9 @@ void mr_test_deploy_relays(mr_test_deploy *d, const char *relay_bin, const char 
                      "\"presence\":{\"heartbeat_ms\":%d,\"expire_heartbeats\":%d}%s%s",
                      r->name, MR_TEST_PRESENCE_HEARTBEAT_MS, MR_TEST_PRESENCE_EXPIRE,
                      extra[0] ? "," : "", extra);
-            mr_test_relay_config(&r->relays[k], d->dir, r->name, node, r->nats_url, limits, top);
+            char *nats = mr_test_deploy_nats_json(d, "relay", i);
+            mr_test_relay_config(&r->relays[k], d->dir, r->name, node, nats, limits, top);
+            free(nats);
         }
     }
     /* One at a time: the first relay of a region creates its stream there. */

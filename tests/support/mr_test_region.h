@@ -4,12 +4,14 @@
  * ports; meridian-regions renders each region's nats-server config (one
  * server per region, a cluster named after the region, gateways to the
  * others, JetStream), so the suite runs the same supercluster topology as
- * scripts/up. Each region gets two relays (on 127.0.0.1, free ports) whose
+ * scripts/up (locked, as scripts/up runs it, with mr_test_deploy_nats_locked).
+ * Each region gets two relays (on 127.0.0.1, free ports) whose
  * region stream is placed in the region's own cluster.
  */
 #ifndef MR_TEST_REGION_H
 #define MR_TEST_REGION_H
 
+#include "mr_test_pki.h"
 #include "mr_test_relay.h"
 
 #include <stdbool.h>
@@ -36,6 +38,10 @@ typedef struct mr_test_deploy {
     char regions_file[600];
     const char *relay_bin;
     mr_test_region r[MR_TEST_NREGIONS];
+    /* Locked (mr_test_deploy_nats_locked): certificates, nkeys, the cluster password. */
+    bool locked;
+    mr_test_pki pki;
+    char keys[600], cluster_password[600];
 } mr_test_deploy;
 
 /**
@@ -44,6 +50,19 @@ typedef struct mr_test_deploy {
  * gateway is connected both ways. Aborts the test on failure.
  */
 void mr_test_deploy_nats(mr_test_deploy *d, const char *source_dir, const char *regions_bin);
+/**
+ * The same, locked as scripts/up runs it: keys made by `meridian-regions
+ * nkeys`, the servers rendered with mutual TLS for clients, routes and
+ * gateways, the per-role nkey users and a cluster password. Relays started
+ * by mr_test_deploy_relays() then connect with their region's relay key.
+ */
+void mr_test_deploy_nats_locked(mr_test_deploy *d, const char *source_dir, const char *regions_bin);
+/**
+ * The `nats` value (JSON, malloc'd) for a daemon of `role` ("relay",
+ * "control", "healthcheck") of region `i`: its region's server URL, and on a
+ * locked deployment the role's key of that region and the test certificates.
+ */
+char *mr_test_deploy_nats_json(const mr_test_deploy *d, const char *role, int i);
 /** Start region `i`'s nats-server again (same config and store) and wait for its gateways. */
 void mr_test_deploy_nats_restart(mr_test_deploy *d, int i);
 /** Poll /gatewayz of every running server until all gateways are up, or abort after `timeout_ms`.

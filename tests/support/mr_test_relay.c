@@ -20,13 +20,17 @@ void mr_test_relay_config(mr_test_relay *rp, const char *dir, const char *region
     snprintf(rp->cfg, sizeof rp->cfg, "%s/%s.json", dir, node);
     snprintf(rp->log, sizeof rp->log, "%s/%s.log", dir, node);
     bool own_ip_limit = strstr(limits, "max_connections_per_ip") != NULL;
-    char text[4096];
+    /* A URL, or a whole `nats` value (mr_test_nats_json(): credentials and TLS). */
+    char nats[4096];
+    snprintf(nats, sizeof nats, nats_url[0] == '{' || nats_url[0] == '[' ? "%s" : "[\"%s\"]",
+             nats_url);
+    char text[8192];
     snprintf(text, sizeof text,
              "{\"region\":\"%s\",\"node_id\":\"%s\",\"listen\":\"127.0.0.1:%d\","
-             "\"admin_listen\":\"127.0.0.1:%d\",\"nats\":[\"%s\"],"
+             "\"admin_listen\":\"127.0.0.1:%d\",\"nats\":%s,"
              "\"auth\":{\"secret\":\"%s\"},\"drain_grace_ms\":700,\"log_level\":\"debug\","
              "\"limits\":{%s%s%s}%s%s}",
-             region, node, rp->port, rp->admin_port, nats_url, MR_TEST_SECRET,
+             region, node, rp->port, rp->admin_port, nats, MR_TEST_SECRET,
              own_ip_limit ? "" : "\"max_connections_per_ip\":0",
              limits[0] && !own_ip_limit ? "," : "", limits, extra[0] ? "," : "", extra);
     ck_assert_int_eq(mr_test_write_file(rp->cfg, text), 0);

@@ -18,7 +18,8 @@ typedef struct mr_test_relay {
 } mr_test_relay;
 
 /**
- * Write a relay config into `dir`: region, node id, the NATS URL, the test
+ * Write a relay config into `dir`: region, node id, the NATS URL (or a whole
+ * `nats` JSON value, as mr_test_nats_json() makes for locked servers), the test
  * secret, and `limits` / `extra` JSON members spliced into "limits" and the
  * top level (either may be ""). max_connections_per_ip defaults to 0.
  */

@@ -13,7 +13,10 @@
 #             PowerDNS LUA record and Route 53 records (geolocation sets:
 #             set identifiers, locations, TTL, values; region names) as the
 #             health agent (hc_dns_dump), and
-#             nats-server -t accepts every rendered nats-server config;
+#             the same NATS permissions per role and region as
+#             `meridian-regions nats-permissions`; nats-server -t accepts
+#             every rendered nats-server config (with keys from
+#             `meridian-regions nkeys` and certificates made here);
 #             RELAY_BIN, CONTROL_BIN and HEALTHCHECK_BIN accept (--check) the
 #             configs the module derives for every region
 #   hcl       node --test check_hcl.test.mjs: static checks of the modules
@@ -90,10 +93,30 @@ crosscheck)
     tmp=$(mktemp -d)
     trap 'rm -rf "$tmp"' EXIT
     # Secrets the derived configs refer to (under /etc/meridian on hosts).
-    mkdir -p "$tmp/etc"
+    mkdir -p "$tmp/etc/nats" "$tmp/nats-tls"
     head -c 48 /dev/urandom | base64 > "$tmp/etc/token.secret"
     head -c 32 /dev/urandom | base64 > "$tmp/etc/api_keys"
     head -c 32 /dev/urandom | base64 > "$tmp/etc/relay_admin.key"
+    # NATS TLS: the servers' CA and certificate (/etc/nats/tls on NATS hosts),
+    # the daemons' client CA and certificates (/etc/meridian/nats).
+    need openssl "install openssl (scripts/deps)"
+    mkca() {
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$1.key" \
+            -out "$1.pem" -days 2 -subj "/CN=$2" -addext basicConstraints=critical,CA:TRUE \
+            -addext keyUsage=critical,keyCertSign,cRLSign >> "$tmp/openssl.log" 2>&1
+    }
+    mkcert() { # CA OUT USAGE
+        printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=%s\nsubjectAltName=IP:127.0.0.1\n' "$3" > "$2.ext"
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$2.key" -out "$2.csr" \
+            -subj "/CN=$(basename "$2")" >> "$tmp/openssl.log" 2>&1 &&
+            openssl x509 -req -in "$2.csr" -CA "$1.pem" -CAkey "$1.key" -CAcreateserial -out "$2.pem" \
+                -days 2 -extfile "$2.ext" >> "$tmp/openssl.log" 2>&1
+    }
+    { mkca "$tmp/nats-tls/ca" "servers" && mkca "$tmp/nats-tls/client-ca" "clients" &&
+        mkcert "$tmp/nats-tls/ca" "$tmp/nats-tls/server" "serverAuth,clientAuth" &&
+        cp "$tmp/nats-tls/ca.pem" "$tmp/etc/nats/ca.pem" &&
+        for role in relay control healthcheck; do mkcert "$tmp/nats-tls/client-ca" "$tmp/etc/nats/$role" clientAuth || exit 1; done; } ||
+        { cat "$tmp/openssl.log"; echo "FAIL: openssl"; exit 1; }
     export TF_DATA_DIR=$tmp/data TF_IN_AUTOMATION=1 TF_INPUT=0 CHECKPOINT_DISABLE=1
     cd "$here/crosscheck"
     terraform init -backend=false -input=false -no-color > "$tmp/init.log" 2>&1 || { cat "$tmp/init.log"; echo "FAIL: terraform init"; exit 1; }
@@ -107,7 +130,22 @@ crosscheck)
             echo "FAIL: meridian-regions check $name: $out"; fail=$((fail + 1)); continue
         fi
         state=$tmp/$(echo "$name" | tr / _).tfstate
-        if ! terraform apply -auto-approve -input=false -no-color -state="$state" -var "regions_file=$f" > "$tmp/apply.log" 2>&1; then
+        # The region's keys as meridian-regions makes them; the daemons read the seeds.
+        rm -rf "$tmp/nkeys" && "$regions_bin" nkeys "$f" --dir "$tmp/nkeys" > "$tmp/nkeys.txt"
+        python3 - "$tmp" <<'PY'
+import json, sys
+tmp = sys.argv[1]
+keys = {}
+for line in open(f"{tmp}/nkeys.txt"):
+    role, region, pub = line.split()
+    keys[f"{role}-{region}"] = pub
+json.dump({"nats_nkeys": keys}, open(f"{tmp}/nkeys.tfvars.json", "w"))
+PY
+        for role in relay control healthcheck; do
+            cp "$(ls "$tmp"/nkeys/"$role"-*.nk | head -n 1)" "$tmp/etc/nats/$role.nk"
+        done
+        "$regions_bin" nats-permissions "$f" > "$tmp/permissions.json"
+        if ! terraform apply -auto-approve -input=false -no-color -state="$state" -var "regions_file=$f" -var-file="$tmp/nkeys.tfvars.json" > "$tmp/apply.log" 2>&1; then
             cat "$tmp/apply.log"; echo "FAIL: topology module rejects $name"; fail=$((fail + 1)); continue
         fi
         terraform output -state="$state" -json > "$tmp/out.json"
@@ -168,8 +206,11 @@ if agent_sets != tf_sets:
     problems.append(f"Route 53 record sets differ:\n  agent:     {agent_sets}\n  terraform: {tf_sets}")
 if c_default != out["default_region"]["value"]:
     problems.append(f"default region differs: {c_default} vs {out['default_region']['value']}")
+c_perms = json.load(open(f"{tmp}/permissions.json"))["users"]
+if c_perms != out["nats_permissions"]["value"]:
+    problems.append(f"NATS permissions differ:\n  meridian-regions: {json.dumps(c_perms)}\n  terraform:        {json.dumps(out['nats_permissions']['value'])}")
 for server, text in out["nats_conf"]["value"].items():
-    open(f"{tmp}/nats/{server}.conf", "w").write(text)
+    open(f"{tmp}/nats/{server}.conf", "w").write(text.replace("/etc/nats/tls/", f"{tmp}/nats-tls/"))
 def rooted(cfg):
     return json.loads(json.dumps(cfg).replace("/etc/meridian/", f"{tmp}/etc/"))
 for region, cfg in out["relay_config"]["value"].items():

@@ -8,6 +8,7 @@
 module "topology" {
   source       = "../../modules/topology"
   regions_file = var.regions_file
+  nats_nkeys   = var.nats_nkeys
 }
 
 locals {
@@ -76,6 +77,7 @@ module "region_eu_west" {
   meridian_version          = var.meridian_version
   token_secret_parameter    = var.token_secret_parameter
   relay_admin_key_parameter = var.relay_admin_key_parameter
+  nats_ssm_prefix           = var.nats_ssm_prefix
   api_keys_parameter        = var.api_keys_parameter
   postgres_parameter        = var.postgres_parameter
   admin_cidrs               = var.admin_cidrs
@@ -104,6 +106,7 @@ module "region_us_east" {
   meridian_version          = var.meridian_version
   token_secret_parameter    = var.token_secret_parameter
   relay_admin_key_parameter = var.relay_admin_key_parameter
+  nats_ssm_prefix           = var.nats_ssm_prefix
   api_keys_parameter        = var.api_keys_parameter
   postgres_parameter        = var.postgres_parameter
   admin_cidrs               = var.admin_cidrs
@@ -132,6 +135,7 @@ module "region_ap_south" {
   meridian_version          = var.meridian_version
   token_secret_parameter    = var.token_secret_parameter
   relay_admin_key_parameter = var.relay_admin_key_parameter
+  nats_ssm_prefix           = var.nats_ssm_prefix
   api_keys_parameter        = var.api_keys_parameter
   postgres_parameter        = var.postgres_parameter
   admin_cidrs               = var.admin_cidrs

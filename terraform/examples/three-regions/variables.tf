@@ -139,3 +139,13 @@ variable "tags" {
   type    = map(string)
   default = {}
 }
+
+variable "nats_nkeys" {
+  description = "Public NATS user nkey per ROLE-REGION (relay-eu-west, control-eu-west, healthcheck-eu-west, ...): the .pub files of `meridian-regions nkeys regions.json --dir DIR` (docs/operations.md, \"NATS credentials\")."
+  type        = map(string)
+}
+
+variable "nats_ssm_prefix" {
+  description = "SSM parameter path of the NATS TLS material and nkey seeds (see modules/region-aws, nats_ssm_prefix)."
+  type        = string
+}

@@ -24,7 +24,7 @@ locals {
 
   nats_user_data = { for name, s in local.nats : name => "#cloud-config\n${yamlencode({
     write_files = [
-      { path = "/etc/nats-server.conf", permissions = "0644", content = var.topology.nats_conf[name] },
+      { path = "/etc/nats-server.conf", permissions = "0640", content = var.topology.nats_conf[name] },
       { path = "/etc/systemd/system/nats-server.service.d/meridian.conf", permissions = "0644", content = local.nats_dropin },
       { path = "/usr/local/sbin/meridian-bootstrap", permissions = "0755", content = templatefile("${path.module}/templates/bootstrap.sh.tftpl", {
         role              = "NATS server ${name}"
@@ -35,9 +35,9 @@ locals {
         apt_key           = null
         deb_urls          = []
         version           = null
-        secrets           = {}
+        secrets           = local.nats_server_secrets[name]
         node_id_files     = []
-        extra_commands    = "install -d -o nats -g nats -m 0750 ${s.jetstream.store_dir}"
+        extra_commands    = "install -d -o nats -g nats -m 0750 ${s.jetstream.store_dir}\nchgrp nats /etc/nats-server.conf && chgrp -R nats /etc/nats/tls && chmod 0750 /etc/nats/tls && chmod 0640 /etc/nats/tls/*"
         units             = ["nats-server.service"]
       }) },
     ]

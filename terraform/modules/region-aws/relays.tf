@@ -27,6 +27,7 @@ locals {
       "/etc/meridian/token.secret"    = var.token_secret_parameter
       "/etc/meridian/relay_admin.key" = var.relay_admin_key_parameter
     },
+    local.nats_daemon_secrets["relay"],
     var.tls_mode == "relay" ? {
       "/etc/meridian/tls/relay.crt" = var.tls_ssm_parameters.cert
       "/etc/meridian/tls/relay.key" = var.tls_ssm_parameters.key

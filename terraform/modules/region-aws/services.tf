@@ -69,6 +69,7 @@ locals {
           secrets = merge(
             { "/etc/meridian/token.secret" = var.token_secret_parameter },
             role == "healthcheck" ? { "/etc/meridian/relay_admin.key" = var.relay_admin_key_parameter } : {},
+            local.nats_daemon_secrets[role],
             role == "control" && var.postgres_parameter != null ? { "/etc/meridian/postgres.conninfo" = var.postgres_parameter } : {},
             var.api_keys_parameter != null ? { "/etc/meridian/api_keys" = var.api_keys_parameter } : {},
           )

@@ -136,6 +136,16 @@ variable "tls_ssm_parameters" {
   }
 }
 
+variable "nats_ssm_prefix" {
+  description = "SSM parameter path (e.g. \"/meridian/prod/nats\") of the locked NATS material (docs/operations.md, \"NATS credentials\"): ca.pem (the servers' CA) and client-ca.pem; servers/<NATS server name>.pem and .key; <region>/<role>.nk (the nkey seed), <region>/<role>.pem and .key (the client certificate) for relay, control and healthcheck."
+  type        = string
+
+  validation {
+    condition     = can(regex("^/[A-Za-z0-9_./-]*[A-Za-z0-9_-]$", var.nats_ssm_prefix))
+    error_message = "nats_ssm_prefix must be an SSM parameter path starting with / and not ending with /."
+  }
+}
+
 variable "token_secret_parameter" {
   description = "SSM SecureString parameter holding the client token (JWT) secret shared by every relay of every region."
   type        = string

@@ -69,6 +69,83 @@ locals {
     jetstream = { store_dir = var.nats_store_dir }
   } if local.valid }
 
+  # The permission table of common/mr_nats_perms.c, subject for subject (the
+  # crosscheck compares it with `meridian-regions nats-permissions`): one
+  # user per role and region. Room names are one subject token; replies are
+  # allowed direct and as gateway-mapped "_GR_.<cluster>.<server>.<reply>".
+  nats_stream_names = [for r in local.ok_regions : "MERIDIAN_${upper(replace(r.name, "-", "_"))}"]
+  nats_permissions = {
+    relay = { for r in local.ok_regions : r.name => {
+      publish = concat(
+        ["meridian.msg.${r.name}.*", "meridian.presence.*", "meridian.relay.hb", "meridian.history.*"],
+        [for op in ["INFO", "CREATE", "UPDATE"] : "$JS.API.STREAM.${op}.${local.regions[r.name].stream}"],
+        ["_INBOX.*.p.*", "_GR_.*.*._INBOX.*.p.*"],
+      )
+      subscribe       = ["meridian.msg.*.*", "meridian.commit.*", "meridian.presence.*", "meridian.relay.hb", "_INBOX.>"]
+      allow_responses = false
+    } }
+    control = { for r in local.ok_regions : r.name => {
+      publish = concat(
+        ["meridian.commit.*", "meridian.msg.${r.name}.*"],
+        flatten([for st in local.nats_stream_names : [
+          "$JS.API.STREAM.INFO.${st}",
+          "$JS.API.STREAM.CREATE.${st}",
+          "$JS.API.STREAM.UPDATE.${st}",
+          "$JS.API.CONSUMER.INFO.${st}.meridian-control",
+          "$JS.API.CONSUMER.DURABLE.CREATE.${st}.meridian-control",
+          "$JS.API.CONSUMER.MSG.NEXT.${st}.meridian-control",
+          "$JS.ACK.${st}.meridian-control.>",
+          "_GR_.*.*.$JS.ACK.${st}.meridian-control.>",
+        ]]),
+        ["_INBOX.>", "_GR_.*.*._INBOX.>"],
+      )
+      subscribe       = ["meridian.history.*", "_INBOX.>"]
+      allow_responses = false
+    } }
+    healthcheck = { for r in local.ok_regions : r.name => {
+      publish = concat(["meridian.hc.>"], flatten([for b in ["meridian_hc", "meridian_hc_drain"] : [
+        "$KV.${b}.>",
+        "$JS.API.STREAM.INFO.KV_${b}",
+        "$JS.API.STREAM.CREATE.KV_${b}",
+        "$JS.API.STREAM.MSG.GET.KV_${b}",
+        "$JS.API.DIRECT.GET.KV_${b}.>",
+      ]]))
+      subscribe       = ["meridian.hc.>", "_INBOX.>"]
+      allow_responses = true
+    } }
+  }
+  nats_roles          = ["relay", "control", "healthcheck"]
+  nats_missing_nkeys  = flatten([for r in local.ok_regions : [for role in local.nats_roles : "${role}-${r.name}" if !contains(keys(var.nats_nkeys), "${role}-${r.name}")]])
+  nats_cluster_userpw = var.nats_cluster_password == null ? "" : "meridian-cluster:${urlencode(var.nats_cluster_password)}@"
+  nats_accounts = concat(
+    ["accounts {", "  MERIDIAN {", "    jetstream: enabled", "    users: ["],
+    flatten([for r in local.ok_regions : [for role in local.nats_roles : concat(
+      ["      # ${role} of ${r.name}", "      {nkey: \"${lookup(var.nats_nkeys, "${role}-${r.name}", "")}\", permissions: {", "        publish: {allow: ["],
+      [for subj in local.nats_permissions[role][r.name].publish : "          \"${subj}\""],
+      ["        ]}", "        subscribe: {allow: ["],
+      [for subj in local.nats_permissions[role][r.name].subscribe : "          \"${subj}\""],
+      ["        ]}"],
+      local.nats_permissions[role][r.name].allow_responses ? ["        allow_responses: true"] : [],
+      ["      }}"],
+    )]]),
+    ["    ]", "  }", "}"],
+  )
+  # Routes and gateways: the servers' certificate, verified against the
+  # servers' CA (nats-server always verifies routes; gateways add verify).
+  nats_peer_tls = [
+    "  tls {",
+    "    cert_file: \"${var.nats_tls.cert_file}\"",
+    "    key_file: \"${var.nats_tls.key_file}\"",
+    "    ca_file: \"${var.nats_tls.ca_file}\"",
+    "    timeout: 5",
+  ]
+  nats_peer_auth = var.nats_cluster_password == null ? [] : [
+    "  authorization {",
+    "    user: \"meridian-cluster\"",
+    "    password: \"${var.nats_cluster_password}\"",
+    "  }",
+  ]
+
   nats_conf = { for name, s in local.nats_servers : name => join("\n", concat(
     [
       "# nats-server config for ${name} (region ${s.region}), rendered by terraform from ${basename(local.source)}.",
@@ -77,21 +154,36 @@ locals {
     ],
     s.monitor_port == null ? [] : ["http: \"${strcontains(s.host, ":") ? "[${s.host}]" : s.host}:${s.monitor_port}\""],
     [
+      "# Clients: mutual TLS, then one of the per-role nkey users.",
+      "tls {",
+      "  cert_file: \"${var.nats_tls.cert_file}\"",
+      "  key_file: \"${var.nats_tls.key_file}\"",
+      "  ca_file: \"${var.nats_tls.client_ca_file}\"",
+      "  verify: true",
+      "  timeout: 5",
+      "}",
+    ],
+    local.nats_accounts,
+    [
       "cluster {",
       "  name: \"${s.cluster.name}\"",
       "  listen: \"${strcontains(s.host, ":") ? "[${s.host}]" : s.host}:${s.cluster_port}\"",
-      "  routes: [",
     ],
-    [for u in s.cluster.routes : "    \"${u}\""],
+    local.nats_peer_auth,
+    local.nats_peer_tls,
+    ["  }", "  routes: ["],
+    [for u in s.cluster.routes : "    \"${replace(u, "nats-route://", "nats-route://${local.nats_cluster_userpw}")}\""],
     [
       "  ]",
       "}",
       "gateway {",
       "  name: \"${s.gateway.name}\"",
       "  listen: \"${strcontains(s.host, ":") ? "[${s.host}]" : s.host}:${s.gateway_port}\"",
-      "  gateways: [",
     ],
-    [for g in s.gateway.gateways : "    { name: \"${g.name}\", urls: [${join(", ", [for u in g.urls : "\"${u}\""])}] }"],
+    local.nats_peer_auth,
+    local.nats_peer_tls,
+    ["    verify: true", "  }", "  gateways: ["],
+    [for g in s.gateway.gateways : "    { name: \"${g.name}\", urls: [${join(", ", [for u in g.urls : "\"${replace(u, "nats://", "nats://${local.nats_cluster_userpw}")}\""])}] }"],
     [
       "  ]",
       "}",
@@ -159,13 +251,26 @@ locals {
     } if length([for a in local.dns_default : a if strcontains(a, ":") == v6]) > 0 }],
   )...)
 
+  # Each daemon's `nats` section: its region's servers, its role's nkey
+  # seed of that region and its client certificate, all in config_dir/nats
+  # on the host (docs/operations.md, "NATS credentials").
+  daemon_nats = { for r in local.ok_regions : r.name => { for role in local.nats_roles : role => {
+    urls           = local.nats_client_urls[r.name]
+    nkey_seed_file = "${var.config_dir}/nats/${role}.nk"
+    tls = {
+      ca   = "${var.config_dir}/nats/ca.pem"
+      cert = "${var.config_dir}/nats/${role}.pem"
+      key  = "${var.config_dir}/nats/${role}.key"
+    }
+  } } }
+
   # Daemon configs per region. Host-specific keys (node ids) and secrets are
   # added on the host; secrets are referenced by file, never inlined.
   relay_config = { for r in local.ok_regions : r.name => {
     region       = r.name
     listen       = "0.0.0.0:${coalesce(var.relay_listen_port, local.relay_port)}"
     admin_listen = "0.0.0.0:${local.url_parts[r.relays[0].admin_url].port}"
-    nats         = local.nats_client_urls[r.name]
+    nats         = local.daemon_nats[r.name]["relay"]
     auth         = { secret_file = "${var.config_dir}/token.secret" }
     # Drain and undrain need this key; the region's health agent sends it.
     admin_api_key_file = "${var.config_dir}/relay_admin.key"
@@ -177,7 +282,7 @@ locals {
   control_config = { for r in local.ok_regions : r.name => {
     region        = r.name
     regions       = [for x in local.ok_regions : x.name]
-    nats          = local.nats_client_urls[r.name]
+    nats          = local.daemon_nats[r.name]["control"]
     http_listen   = "0.0.0.0:${local.url_parts[r.control.api_url].port}"
     admin_listen  = "0.0.0.0:${local.url_parts[r.control.admin_url].port}"
     api_keys_file = "${var.config_dir}/api_keys"
@@ -190,7 +295,7 @@ locals {
     region       = r.name
     regions_file = "${var.config_dir}/regions.json"
     listen       = "0.0.0.0:${local.url_parts[r.healthcheck.url].port}"
-    nats         = local.nats_client_urls[r.name]
+    nats         = local.daemon_nats[r.name]["healthcheck"]
     probe        = { secret = "__TOKEN_SECRET__" }
     drain        = { relay_api_key = "__RELAY_ADMIN_KEY__" }
     dns          = { type = "dry-run" }

@@ -64,8 +64,20 @@ output "nats_servers" {
 }
 
 output "nats_conf" {
-  description = "Per NATS server name: the rendered nats-server config file."
+  description = "Per NATS server name: the rendered nats-server config file (locked: mutual TLS, the per-role nkey users of nats_nkeys with their permissions)."
   value       = local.nats_conf
+  # It holds nats_cluster_password when one is set.
+  sensitive = true
+
+  precondition {
+    condition     = !var.enforce || length(local.nats_missing_nkeys) == 0
+    error_message = "nats_nkeys has no public key for: ${join(", ", local.nats_missing_nkeys)}. Make them with `meridian-regions nkeys REGIONS_FILE --dir DIR` and pass the .pub files (docs/operations.md, \"NATS credentials\")."
+  }
+}
+
+output "nats_permissions" {
+  description = "Per role (relay, control, healthcheck) and region: the subjects its NATS user may publish and subscribe to, and allow_responses; the same JSON as `meridian-regions nats-permissions` prints under \"users\"."
+  value       = local.nats_permissions
 }
 
 output "dns" {

@@ -62,3 +62,45 @@ variable "nats_include" {
   type        = string
   default     = null
 }
+
+# NATS is locked (docs/architecture.md, "NATS permissions"): clients are the
+# per-role nkey users below, with mutual TLS; routes and gateways use mutual
+# TLS against the servers' CA, plus the cluster password when one is given.
+
+variable "nats_nkeys" {
+  description = "Public NATS user nkey of every role in every region, keyed \"ROLE-REGION\" (relay-eu-west, control-eu-west, healthcheck-eu-west, ...): the .pub files `meridian-regions nkeys REGIONS_FILE --dir DIR` writes (the seeds stay with the daemons). The rendered nats-server configs hold these public keys only."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for k, v in var.nats_nkeys : can(regex("^U[A-Z2-7]{55}$", v))])
+    error_message = "nats_nkeys: every value must be a NATS user public key (\"U\" and 55 base32 characters), as in the .pub files of meridian-regions nkeys."
+  }
+  validation {
+    condition     = alltrue([for k, v in var.nats_nkeys : can(regex("^(relay|control|healthcheck)-[a-z0-9-]+$", k))])
+    error_message = "nats_nkeys: keys are ROLE-REGION with ROLE relay, control or healthcheck."
+  }
+}
+
+variable "nats_tls" {
+  description = "Files on the NATS hosts: ca_file (the CA of the servers' certificates; routes, gateways and every client verify servers with it), cert_file/key_file (the server's certificate, serverAuth and clientAuth, the host address as an IP SAN), client_ca_file (the CA of the daemons' client certificates). With no cluster password the two CAs must differ, so that a daemon's certificate cannot open a route or a gateway."
+  type = object({
+    ca_file        = optional(string, "/etc/nats/tls/ca.pem")
+    cert_file      = optional(string, "/etc/nats/tls/server.pem")
+    key_file       = optional(string, "/etc/nats/tls/server.key")
+    client_ca_file = optional(string, "/etc/nats/tls/client-ca.pem")
+  })
+  default = {}
+
+  validation {
+    condition     = var.nats_cluster_password != null || var.nats_tls.client_ca_file != var.nats_tls.ca_file
+    error_message = "nats_tls: client_ca_file must differ from ca_file unless nats_cluster_password is set (a client certificate must not authenticate a route or a gateway)."
+  }
+}
+
+variable "nats_cluster_password" {
+  description = "Optional password routes and gateways must present as user meridian-cluster, on top of mutual TLS. It is written into the rendered configs (route and gateway URLs), so it is in the state and the NATS hosts' user data: null (the default) relies on mutual TLS with separate server and client CAs instead."
+  type        = string
+  default     = null
+  sensitive   = true
+}

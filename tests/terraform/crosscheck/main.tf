@@ -6,9 +6,14 @@ variable "regions_file" {
   type = string
 }
 
+variable "nats_nkeys" {
+  type = map(string)
+}
+
 module "topology" {
   source       = "../../../terraform/modules/topology"
   regions_file = var.regions_file
+  nats_nkeys   = var.nats_nkeys
 }
 
 output "geo" {
@@ -20,7 +25,12 @@ output "default_region" {
 }
 
 output "nats_conf" {
-  value = module.topology.nats_conf
+  value     = module.topology.nats_conf
+  sensitive = true
+}
+
+output "nats_permissions" {
+  value = module.topology.nats_permissions
 }
 
 output "lua" {

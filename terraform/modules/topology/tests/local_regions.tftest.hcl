@@ -3,6 +3,18 @@
 
 variables {
   regions_file = "../../../regions/local.json"
+  # Any valid public keys: the plan only renders them.
+  nats_nkeys = {
+    "relay-eu-west"        = "UCNGL4W5QX66CFX6A6DCBVDH5VOHMI7B2UZZU7TXAUQQSI2JPHULCKBR"
+    "control-eu-west"      = "UCNGL4W5QX66CFX6A6DCBVDH5VOHMI7B2UZZU7TXAUQQSI2JPHULCKBR"
+    "healthcheck-eu-west"  = "UCNGL4W5QX66CFX6A6DCBVDH5VOHMI7B2UZZU7TXAUQQSI2JPHULCKBR"
+    "relay-us-east"        = "UCNGL4W5QX66CFX6A6DCBVDH5VOHMI7B2UZZU7TXAUQQSI2JPHULCKBR"
+    "control-us-east"      = "UCNGL4W5QX66CFX6A6DCBVDH5VOHMI7B2UZZU7TXAUQQSI2JPHULCKBR"
+    "healthcheck-us-east"  = "UCNGL4W5QX66CFX6A6DCBVDH5VOHMI7B2UZZU7TXAUQQSI2JPHULCKBR"
+    "relay-ap-south"       = "UCNGL4W5QX66CFX6A6DCBVDH5VOHMI7B2UZZU7TXAUQQSI2JPHULCKBR"
+    "control-ap-south"     = "UCNGL4W5QX66CFX6A6DCBVDH5VOHMI7B2UZZU7TXAUQQSI2JPHULCKBR"
+    "healthcheck-ap-south" = "UCNGL4W5QX66CFX6A6DCBVDH5VOHMI7B2UZZU7TXAUQQSI2JPHULCKBR"
+  }
 }
 
 run "local_topology" {
@@ -80,7 +92,7 @@ run "local_topology" {
     error_message = "rendered nats-server config lacks the ap-south gateway"
   }
   assert {
-    condition     = output.relay_config["eu-west"].nats == ["nats://127.1.0.10:17200"] && output.relay_config["eu-west"].listen == "0.0.0.0:17100" && output.relay_config["eu-west"].admin_listen == "0.0.0.0:17110"
+    condition     = output.relay_config["eu-west"].nats.urls == ["nats://127.1.0.10:17200"] && output.relay_config["eu-west"].listen == "0.0.0.0:17100" && output.relay_config["eu-west"].admin_listen == "0.0.0.0:17110"
     error_message = "relay config is not derived from the regions file"
   }
   assert {
@@ -92,7 +104,7 @@ run "local_topology" {
     error_message = "control config is not derived from the regions file"
   }
   assert {
-    condition     = output.healthcheck_config["us-east"].listen == "0.0.0.0:17400" && output.healthcheck_config["us-east"].nats == ["nats://127.2.0.10:17200"] && output.healthcheck_config["us-east"].regions_file == "/etc/meridian/regions.json"
+    condition     = output.healthcheck_config["us-east"].listen == "0.0.0.0:17400" && output.healthcheck_config["us-east"].nats.urls == ["nats://127.2.0.10:17200"] && output.healthcheck_config["us-east"].regions_file == "/etc/meridian/regions.json"
     error_message = "healthcheck config is not derived from the regions file"
   }
 }
@@ -106,4 +118,58 @@ run "relay_listen_port_override" {
     condition     = output.relay_config["us-east"].listen == "0.0.0.0:8080" && output.relay_port == 17100
     error_message = "relay_listen_port must change the relay's listen port, not the public port"
   }
+}
+
+# NATS is locked: TLS for clients (client certificates required), routes and
+# gateways; one nkey user per role and region with its own subjects only.
+run "nats_locked" {
+  command = plan
+
+  assert {
+    condition     = strcontains(output.nats_conf["eu-west-nats-1"], "tls {\n  cert_file: \"/etc/nats/tls/server.pem\"\n  key_file: \"/etc/nats/tls/server.key\"\n  ca_file: \"/etc/nats/tls/client-ca.pem\"\n  verify: true")
+    error_message = "client connections must require a certificate of the client CA"
+  }
+  assert {
+    condition     = strcontains(output.nats_conf["eu-west-nats-1"], "  MERIDIAN {\n    jetstream: enabled") && length(regexall("\\{nkey: \"U", output.nats_conf["eu-west-nats-1"])) == 9
+    error_message = "account MERIDIAN with JetStream and nine users (three roles, three regions)"
+  }
+  assert {
+    condition     = !strcontains(output.nats_conf["eu-west-nats-1"], "password") && strcontains(output.nats_conf["eu-west-nats-1"], "    ca_file: \"/etc/nats/tls/ca.pem\"\n    timeout: 5\n    verify: true")
+    error_message = "without a cluster password, gateways authenticate by mutual TLS against the servers' CA"
+  }
+  assert {
+    condition     = contains(output.nats_permissions.relay["eu-west"].publish, "meridian.msg.eu-west.*") && length([for p in output.nats_permissions.relay["eu-west"].publish : p if startswith(p, "meridian.msg.") && p != "meridian.msg.eu-west.*"]) == 0
+    error_message = "a relay publishes its own region's messages only"
+  }
+  assert {
+    condition     = length([for p in output.nats_permissions.healthcheck["ap-south"].publish : p if startswith(p, "meridian.msg") || startswith(p, "meridian.commit") || startswith(p, "_INBOX")]) == 0
+    error_message = "a health agent publishes no message, commit or reply"
+  }
+  assert {
+    condition     = contains(output.nats_permissions.control["us-east"].publish, "$JS.API.CONSUMER.MSG.NEXT.MERIDIAN_AP_SOUTH.meridian-control") && contains(output.nats_permissions.control["us-east"].publish, "meridian.commit.*")
+    error_message = "the control plane reads every region's stream and publishes commits"
+  }
+  assert {
+    condition     = output.control_config["ap-south"].nats.nkey_seed_file == "/etc/meridian/nats/control.nk" && output.control_config["ap-south"].nats.tls == { ca = "/etc/meridian/nats/ca.pem", cert = "/etc/meridian/nats/control.pem", key = "/etc/meridian/nats/control.key" }
+    error_message = "daemons get their role's seed and client certificate"
+  }
+}
+
+run "nats_cluster_password" {
+  command = plan
+  variables {
+    nats_cluster_password = "s3cret/:@"
+  }
+  assert {
+    condition     = strcontains(output.nats_conf["us-east-nats-1"], "\"nats-route://meridian-cluster:s3cret%2F%3A%40@127.2.0.10:17201\"") && strcontains(output.nats_conf["us-east-nats-1"], "password: \"s3cret/:@\"")
+    error_message = "the cluster password goes into route and gateway URLs, percent-encoded"
+  }
+}
+
+run "nats_nkeys_required" {
+  command = plan
+  variables {
+    nats_nkeys = {}
+  }
+  expect_failures = [output.nats_conf]
 }

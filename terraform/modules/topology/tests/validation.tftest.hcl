@@ -3,6 +3,18 @@
 # enforce = false turns problems into output.problems so that the message can
 # be asserted; the last runs show that the default (enforce = true) fails.
 
+# Any valid public keys for the fixture's regions (eu, us): the plan only renders them.
+variables {
+  nats_nkeys = {
+    "relay-eu"       = "UCNGL4W5QX66CFX6A6DCBVDH5VOHMI7B2UZZU7TXAUQQSI2JPHULCKBR"
+    "control-eu"     = "UCNGL4W5QX66CFX6A6DCBVDH5VOHMI7B2UZZU7TXAUQQSI2JPHULCKBR"
+    "healthcheck-eu" = "UCNGL4W5QX66CFX6A6DCBVDH5VOHMI7B2UZZU7TXAUQQSI2JPHULCKBR"
+    "relay-us"       = "UCNGL4W5QX66CFX6A6DCBVDH5VOHMI7B2UZZU7TXAUQQSI2JPHULCKBR"
+    "control-us"     = "UCNGL4W5QX66CFX6A6DCBVDH5VOHMI7B2UZZU7TXAUQQSI2JPHULCKBR"
+    "healthcheck-us" = "UCNGL4W5QX66CFX6A6DCBVDH5VOHMI7B2UZZU7TXAUQQSI2JPHULCKBR"
+  }
+}
+
 run "fixture_is_valid" {
   command = plan
   variables {
