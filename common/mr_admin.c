@@ -33,7 +33,8 @@ static void reply(struct evhttp_request *req, int code, const char *ctype, const
     evhttp_add_header(h, "Cache-Control", "no-store");
     struct evbuffer *b = evbuffer_new();
     evbuffer_add(b, body, len);
-    evhttp_send_reply(req, code, code == 200 ? "OK" : "Service Unavailable", b);
+    /* NULL: evhttp uses the standard reason phrase of `code`. */
+    evhttp_send_reply(req, code, NULL, b);
     evbuffer_free(b);
 }
 
@@ -62,6 +63,17 @@ static void on_metrics(struct evhttp_request *req, void *arg)
     mr_buf_free(&body);
 }
 
+/*
+ * Paths without a route. evhttp's own 404 (evhttp_send_error) adds
+ * "Connection: close" and closes the connection, which drops any request a
+ * client pipelined behind it; this answer keeps the connection.
+ */
+static void on_other(struct evhttp_request *req, void *arg)
+{
+    static const char body[] = "{\"error\":\"no such resource\"}\n";
+    reply(req, 404, "application/json", body, sizeof body - 1);
+}
+
 void mr_admin_attach(struct evhttp *http, mr_admin_ready_cb ready, void *ud)
 {
     /*
@@ -79,6 +91,8 @@ void mr_admin_attach(struct evhttp *http, mr_admin_ready_cb ready, void *ud)
     evhttp_set_cb(http, "/healthz", on_healthz, r);
     evhttp_set_cb(http, "/readyz", on_readyz, r);
     evhttp_set_cb(http, "/metrics", on_metrics, r);
+    /* A daemon with routes of its own may set its own catch-all after this. */
+    evhttp_set_gencb(http, on_other, r);
 }
 
 struct mr_admin_thread {

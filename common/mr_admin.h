@@ -21,7 +21,10 @@ struct event_base;
  */
 typedef bool (*mr_admin_ready_cb)(void *ud, mr_buf *detail);
 
-/** Register /healthz, /readyz and /metrics on an existing evhttp. */
+/**
+ * Register /healthz, /readyz and /metrics on an existing evhttp, and a JSON
+ * 404 for every other path (evhttp_set_gencb; a caller may replace it).
+ */
 void mr_admin_attach(struct evhttp *http, mr_admin_ready_cb ready, void *ud);
 
 typedef struct mr_admin_thread mr_admin_thread;

@@ -1,5 +1,6 @@
 /*
- * Regions file loader and DNS routing policy.
+ * Regions file loader (the DNS routing policy built on it is in
+ * mr_regions_route.c).
  *
  * Loading works in two passes over the jansson tree. The first pass reads
  * every region with the typed getters of mr_config (which keep the first
@@ -118,8 +119,7 @@ static bool is_token(const char *s)
     return true;
 }
 
-/* Parse an IP literal into 16 bytes (IPv4 in the first 4). Returns 4, 6 or 0. */
-static int parse_ip(const char *s, uint8_t out[16])
+int mr_regions_parse_ip(const char *s, uint8_t out[16])
 {
     memset(out, 0, 16);
     if (inet_pton(AF_INET, s, out) == 1)
@@ -141,7 +141,7 @@ static const char *parse_cidr(const char *s, mr_cidr *c)
         return "bad address";
     memcpy(addr, s, al);
     addr[al] = '\0';
-    c->family = parse_ip(addr, c->addr);
+    c->family = mr_regions_parse_ip(addr, c->addr);
     if (!c->family)
         return "bad address";
     char *end;
@@ -157,7 +157,7 @@ static const char *parse_cidr(const char *s, mr_cidr *c)
     return NULL;
 }
 
-static bool cidr_contains(const mr_cidr *c, int family, const uint8_t *addr, int prefix)
+bool mr_regions_cidr_contains(const mr_cidr *c, int family, const uint8_t *addr, int prefix)
 {
     if (c->family != family || prefix < c->prefix)
         return false;
@@ -171,8 +171,8 @@ static bool cidr_contains(const mr_cidr *c, int family, const uint8_t *addr, int
 
 static bool cidr_overlap(const mr_cidr *a, const mr_cidr *b)
 {
-    return cidr_contains(a, b->family, b->addr, b->prefix) ||
-           cidr_contains(b, a->family, a->addr, a->prefix);
+    return mr_regions_cidr_contains(a, b->family, b->addr, b->prefix) ||
+           mr_regions_cidr_contains(b, a->family, a->addr, a->prefix);
 }
 
 /*
@@ -306,7 +306,7 @@ static const char *req_ip(mr_cfg *c, json_t *obj, const char *path, const char *
 {
     const char *s = req_str(c, obj, path, key);
     uint8_t b[16];
-    if (*s && !parse_ip(s, b)) {
+    if (*s && !mr_regions_parse_ip(s, b)) {
         char kp[256];
         snprintf(kp, sizeof kp, "%s.%s", path, key);
         mr_cfg_error(c, kp, "\"%s\" is not an IPv4 or IPv6 address literal", s);
@@ -334,7 +334,7 @@ static void listen_add(listeners *l, mr_cfg *c, const char *host, int port, cons
 {
     listener x = {.port = port};
     /* Host names cannot be compared without resolving them: only literals are checked. */
-    x.family = parse_ip(host, x.addr);
+    x.family = mr_regions_parse_ip(host, x.addr);
     if (!x.family || port <= 0)
         return;
     va_list ap;
@@ -641,36 +641,49 @@ static void check_hostport(mr_cfg *c, json_t *local, const char *key, const char
         listen_add(ls, c, host, port, "%s", kp);
 }
 
-/* Whole-file checks: names, ids, hostnames, geography, failover lists, relay port. */
-static void cross_check(regions_impl *ri, mr_cfg *c, json_t **failover_json,
-                        const char *region_tmpl, const char *default_region)
+/*
+ * ---- whole-file checks ----
+ *
+ * One function per rule, run in this order by cross_check(); the first
+ * error is the one reported (mr_cfg keeps it), so a check may return as
+ * soon as the file has failed.
+ */
+
+/* Region names are unique. */
+static void check_region_names_unique(const mr_regions *r, mr_cfg *c)
 {
-    mr_regions *r = &ri->pub;
-    mr_region *regs = (mr_region *)r->regions;
-    for (size_t i = 0; i < r->n_regions && !mr_cfg_failed(c); i++) {
-        char p[192];
-        for (size_t j = 0; j < i; j++) {
-            if (strcmp(regs[i].name, regs[j].name) == 0) {
+    for (size_t i = 0; i < r->n_regions && !mr_cfg_failed(c); i++)
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(r->regions[i].name, r->regions[j].name) == 0) {
+                char p[192];
                 snprintf(p, sizeof p, "regions[%zu].name", i);
-                mr_cfg_error(c, p, "duplicate region name \"%s\" (also regions[%zu])", regs[i].name,
-                             j);
+                mr_cfg_error(c, p, "duplicate region name \"%s\" (also regions[%zu])",
+                             r->regions[i].name, j);
             }
-        }
-    }
+}
+
+/* dns.default_region names a region of the file. */
+static void resolve_default_region(mr_regions *r, mr_cfg *c, const char *default_region)
+{
     int def = mr_regions_find(r, default_region);
     if (def < 0 && !mr_cfg_failed(c))
         mr_cfg_error(c, "dns.default_region", "unknown region \"%s\"", default_region);
     r->default_region = def < 0 ? 0 : (size_t)def;
+}
 
-    /* Hostnames: each region's direct name, then all of them distinct. */
-    const char **hosts = mr_calloc(r->n_regions + 2, sizeof *hosts);
-    const char **host_field = mr_calloc(r->n_regions + 2, sizeof *host_field);
-    char(*fields)[64] = mr_calloc(r->n_regions + 2, sizeof *fields);
-    size_t nh = 0;
-    hosts[nh] = r->ws_name, host_field[nh++] = "dns.ws_name";
-    hosts[nh] = r->api_name, host_field[nh++] = "dns.api_name";
+/*
+ * Every region gets its direct DNS name (its own dns_name, or the
+ * dns.region_name template with {region} replaced) and its FQDN; a
+ * template that yields a bad name is an error. `derived[i]` tells which
+ * names came from the template (for error messages).
+ */
+static void derive_region_names(regions_impl *ri, mr_cfg *c, const char *region_tmpl, bool *derived)
+{
+    mr_regions *r = &ri->pub;
+    mr_region *regs = (mr_region *)r->regions;
     for (size_t i = 0; i < r->n_regions; i++) {
         mr_region *g = &regs[i];
+        derived[i] = !g->dns_name;
         if (!g->dns_name) {
             const char *ph = strstr(region_tmpl, "{region}");
             if (ph) {
@@ -682,25 +695,45 @@ static void cross_check(regions_impl *ri, mr_cfg *c, json_t **failover_json,
             } else {
                 g->dns_name = "";
             }
-            snprintf(fields[nh], sizeof fields[nh], "regions[%zu] (dns.region_name)", i);
-        } else {
-            snprintf(fields[nh], sizeof fields[nh], "regions[%zu].dns_name", i);
         }
         g->fqdn = tprintf(ri, "%s.%s", g->dns_name, r->zone);
-        hosts[nh] = g->dns_name;
-        host_field[nh] = fields[nh];
-        nh++;
+    }
+}
+
+/* The client name, the API name and every region's direct name are distinct (case-insensitive). */
+static void check_hostnames_unique(const mr_regions *r, mr_cfg *c, const bool *derived)
+{
+    size_t nh = r->n_regions + 2;
+    const char **hosts = mr_calloc(nh, sizeof *hosts);
+    char(*fields)[64] = mr_calloc(nh, sizeof *fields);
+    hosts[0] = r->ws_name;
+    snprintf(fields[0], sizeof fields[0], "dns.ws_name");
+    hosts[1] = r->api_name;
+    snprintf(fields[1], sizeof fields[1], "dns.api_name");
+    for (size_t i = 0; i < r->n_regions; i++) {
+        hosts[i + 2] = r->regions[i].dns_name;
+        if (derived[i])
+            snprintf(fields[i + 2], sizeof fields[i + 2], "regions[%zu] (dns.region_name)", i);
+        else
+            snprintf(fields[i + 2], sizeof fields[i + 2], "regions[%zu].dns_name", i);
     }
     for (size_t i = 0; i < nh && !mr_cfg_failed(c); i++)
         for (size_t j = 0; j < i; j++)
             if (strcasecmp(hosts[i], hosts[j]) == 0)
-                mr_cfg_error(c, host_field[i], "hostname \"%s\" is already used by %s", hosts[i],
-                             host_field[j]);
+                mr_cfg_error(c, fields[i], "hostname \"%s\" is already used by %s", hosts[i],
+                             fields[j]);
     free(hosts);
-    free(host_field);
     free(fields);
+}
 
-    /* Geography: one owner per continent, country and network. */
+/*
+ * Geography: every continent, country and network belongs to one region
+ * only, so the routing policy never has to choose between two. Items are
+ * compared with every earlier item, in this region and in the ones before.
+ */
+static void check_geography_disjoint(const mr_regions *r, mr_cfg *c)
+{
+    const mr_region *regs = r->regions;
     for (size_t i = 0; i < r->n_regions && !mr_cfg_failed(c); i++) {
         const mr_region *g = &regs[i];
         for (size_t j = 0; j <= i; j++) {
@@ -729,8 +762,16 @@ static void cross_check(regions_impl *ri, mr_cfg *c, json_t **failover_json,
                     }
         }
     }
+}
 
-    /* Failover lists. */
+/*
+ * Failover lists name other regions of the file, each once, never the
+ * region itself (it always comes first); resolved to region indexes.
+ */
+static void resolve_failover(regions_impl *ri, mr_cfg *c, json_t **failover_json)
+{
+    mr_regions *r = &ri->pub;
+    mr_region *regs = (mr_region *)r->regions;
     for (size_t i = 0; i < r->n_regions && !mr_cfg_failed(c); i++) {
         mr_region *g = &regs[i];
         json_t *a = failover_json[i];
@@ -756,29 +797,49 @@ static void cross_check(regions_impl *ri, mr_cfg *c, json_t **failover_json,
             fo[k] = (size_t)x;
         }
     }
+}
 
-    /* Relay ids, NATS server names, the shared WebSocket port. */
+/* The key path of relay `ep` (one of the file-order array), for messages. */
+static void relay_path(const mr_regions *r, const mr_relay_ep *ep, const char *field, char *p,
+                       size_t n)
+{
+    size_t k = (size_t)(ep - r->regions[ep->region].relays);
+    snprintf(p, n, "regions[%zu].relays[%zu].%s", ep->region, k, field);
+}
+
+/* Relay ids are unique across the file. */
+static void check_relay_ids_unique(const regions_impl *ri, mr_cfg *c)
+{
     const mr_relay_ep *all = ri->all_relays;
-    for (size_t i = 0; i < r->n_relays_total && !mr_cfg_failed(c); i++) {
-        for (size_t j = 0; j < i; j++) {
+    for (size_t i = 0; i < ri->pub.n_relays_total && !mr_cfg_failed(c); i++)
+        for (size_t j = 0; j < i; j++)
             if (strcmp(all[i].id, all[j].id) == 0) {
                 char p[192];
-                size_t ri_ = (size_t)(&all[i] - regs[all[i].region].relays);
-                snprintf(p, sizeof p, "regions[%zu].relays[%zu].id", all[i].region, ri_);
+                relay_path(&ri->pub, &all[i], "id", p, sizeof p);
                 mr_cfg_error(c, p, "duplicate relay id \"%s\"", all[i].id);
                 break;
             }
-        }
+}
+
+/* Every relay listens on the same WebSocket port: DNS answers carry addresses only. */
+static void check_relay_ports_equal(const regions_impl *ri, mr_cfg *c)
+{
+    const mr_relay_ep *all = ri->all_relays;
+    for (size_t i = 1; i < ri->pub.n_relays_total && !mr_cfg_failed(c); i++)
         if (all[i].port != all[0].port) {
             char p[192];
-            size_t ri_ = (size_t)(&all[i] - regs[all[i].region].relays);
-            snprintf(p, sizeof p, "regions[%zu].relays[%zu].port", all[i].region, ri_);
+            relay_path(&ri->pub, &all[i], "port", p, sizeof p);
             mr_cfg_error(c, p,
                          "%d differs from the first relay's port %d: DNS answers carry addresses "
                          "only, so every relay must listen on the same port",
                          all[i].port, all[0].port);
         }
-    }
+}
+
+/* NATS server names are unique across the file (they name servers in routes and gateways). */
+static void check_nats_names_unique(const mr_regions *r, mr_cfg *c)
+{
+    const mr_region *regs = r->regions;
     for (size_t i = 0; i < r->n_regions && !mr_cfg_failed(c); i++)
         for (size_t k = 0; k < regs[i].n_nats; k++)
             for (size_t j = 0; j <= i; j++)
@@ -789,6 +850,24 @@ static void cross_check(regions_impl *ri, mr_cfg *c, json_t **failover_json,
                         mr_cfg_error(c, p, "duplicate NATS server name \"%s\"",
                                      regs[i].nats[k].name);
                     }
+}
+
+/* Whole-file checks, in the order their errors are reported. */
+static void cross_check(regions_impl *ri, mr_cfg *c, json_t **failover_json,
+                        const char *region_tmpl, const char *default_region)
+{
+    mr_regions *r = &ri->pub;
+    check_region_names_unique(r, c);
+    resolve_default_region(r, c, default_region);
+    bool *derived = mr_calloc(r->n_regions + 1, sizeof *derived);
+    derive_region_names(ri, c, region_tmpl, derived);
+    check_hostnames_unique(r, c, derived);
+    free(derived);
+    check_geography_disjoint(r, c);
+    resolve_failover(ri, c, failover_json);
+    check_relay_ids_unique(ri, c);
+    check_relay_ports_equal(ri, c);
+    check_nats_names_unique(r, c);
 }
 
 static mr_regions *load_root(json_t *root, const char *name, char *err, size_t errlen)
@@ -930,69 +1009,6 @@ const mr_relay_ep *mr_regions_find_relay(const mr_regions *r, const char *id)
 size_t mr_regions_relay_index(const mr_regions *r, const mr_relay_ep *ep)
 {
     return (size_t)(ep - ((const regions_impl *)r)->all_relays);
-}
-
-int mr_regions_region_for_addr(const mr_regions *r, const char *addr)
-{
-    uint8_t b[16];
-    int fam = parse_ip(addr, b);
-    if (!fam)
-        return -1;
-    int best = -1, best_prefix = -1;
-    for (size_t i = 0; i < r->n_regions; i++)
-        for (size_t k = 0; k < r->regions[i].n_cidrs; k++) {
-            const mr_cidr *c = &r->regions[i].cidrs[k];
-            if (cidr_contains(c, fam, b, fam == 4 ? 32 : 128) && c->prefix > best_prefix) {
-                best = (int)i;
-                best_prefix = c->prefix;
-            }
-        }
-    return best;
-}
-
-bool mr_regions_region_healthy(const mr_region *g, size_t relays_up)
-{
-    return relays_up >= (size_t)g->min_healthy_relays;
-}
-
-int mr_regions_route(const mr_regions *r, size_t geo, const bool *healthy)
-{
-    if (geo >= r->n_regions)
-        return MR_REGIONS_FAIL_OPEN;
-    const mr_region *g = &r->regions[geo];
-    if (healthy[geo])
-        return (int)geo;
-    for (size_t k = 0; k < g->n_failover; k++)
-        if (healthy[g->failover[k]])
-            return (int)g->failover[k];
-    return MR_REGIONS_FAIL_OPEN;
-}
-
-size_t mr_regions_answer(const mr_regions *r, size_t geo, const bool *healthy, const bool *relay_up,
-                         const char **out, size_t max)
-{
-    const regions_impl *ri = (const regions_impl *)r;
-    int x = mr_regions_route(r, geo, healthy);
-    size_t n = 0;
-    if (x == MR_REGIONS_FAIL_OPEN) {
-        for (size_t i = 0; i < r->n_relays_total; i++, n++)
-            if (n < max)
-                out[n] = ri->all_relays[i].address;
-        return n;
-    }
-    const mr_region *g = &r->regions[x];
-    size_t base = mr_regions_relay_index(r, g->relays);
-    bool any_up = false;
-    for (size_t i = 0; relay_up && i < g->n_relays; i++)
-        any_up |= relay_up[base + i];
-    for (size_t i = 0; i < g->n_relays; i++) {
-        if (any_up && !relay_up[base + i])
-            continue;
-        if (n < max)
-            out[n] = g->relays[i].address;
-        n++;
-    }
-    return n;
 }
 
 int mr_regions_url_hostport(const char *url, char *host, size_t hostlen, int *port)

@@ -4,7 +4,8 @@
  * geography, failover order, relay endpoints and NATS topology. It is read
  * here, validated completely on load, and exposed as read-only structs owned
  * by one `mr_regions` value. The DNS routing policy shared by the health
- * agent and terraform also lives here (mr_regions_route/mr_regions_answer).
+ * agent and terraform (mr_regions_route/mr_regions_answer) is built on it in
+ * mr_regions_route.h, which this header includes so that callers need one.
  */
 #ifndef MR_REGIONS_H
 #define MR_REGIONS_H
@@ -18,9 +19,6 @@
 
 /** The only format version this code reads. */
 #define MR_REGIONS_VERSION 1
-
-/** mr_regions_route() result when no region is healthy: answer every relay. */
-#define MR_REGIONS_FAIL_OPEN (-1)
 
 /** A parsed CIDR: `family` is 4 or 6, `addr` holds 4 or 16 bytes in network order. */
 typedef struct mr_cidr {
@@ -130,34 +128,6 @@ int mr_regions_find(const mr_regions *r, const char *name);
 /** The relay with this id, or NULL. */
 const mr_relay_ep *mr_regions_find_relay(const mr_regions *r, const char *id);
 
-/** Index of the region whose CIDRs contain the IP literal `addr` (longest prefix), or -1. */
-int mr_regions_region_for_addr(const mr_regions *r, const char *addr);
-
-/** A region is healthy when at least min_healthy_relays of its relays are up. */
-bool mr_regions_region_healthy(const mr_region *g, size_t relays_up);
-
-/**
- * The DNS routing policy. For clients in region `geo`'s geography, the
- * region whose relays DNS should answer: the first healthy region in the
- * order [geo, geo.failover...]. `healthy` has n_regions entries in file
- * order. Returns that region's index, or MR_REGIONS_FAIL_OPEN when none of
- * them is healthy (then the answer is every relay of every region: a client
- * that reaches a half-working relay is better served than one that resolves
- * nothing).
- */
-int mr_regions_route(const mr_regions *r, size_t geo, const bool *healthy);
-
-/**
- * The addresses DNS should answer for region `geo`'s geography, per
- * mr_regions_route(). When `relay_up` is not NULL (n_relays_total entries,
- * relays numbered in file order across regions), only the chosen region's
- * relays that are up are answered; if none of them is up, all of its relays
- * are. Fills up to `max` pointers into `out` (owned by `r`) and returns the
- * number of addresses in the full answer, which may exceed `max`.
- */
-size_t mr_regions_answer(const mr_regions *r, size_t geo, const bool *healthy, const bool *relay_up,
-                         const char **out, size_t max);
-
 /** Global index (file order across regions) of a relay, for relay_up arrays. */
 size_t mr_regions_relay_index(const mr_regions *r, const mr_relay_ep *ep);
 
@@ -168,4 +138,13 @@ size_t mr_regions_relay_index(const mr_regions *r, const mr_relay_ep *ep);
  */
 int mr_regions_url_hostport(const char *url, char *host, size_t hostlen, int *port);
 
+/** Parse an IP literal into 16 bytes in network order (IPv4 in the first 4). Returns 4, 6 or 0. */
+int mr_regions_parse_ip(const char *s, uint8_t out[16]);
+
+/** True when `c` contains the network addr/prefix of `family` (4 or 6). */
+bool mr_regions_cidr_contains(const mr_cidr *c, int family, const uint8_t *addr, int prefix);
+
 #endif
+
+/* After the guard: mr_regions_route.h includes this header in turn. */
+#include "mr_regions_route.h"

@@ -30,7 +30,8 @@ void ctl_config_init(ctl_config *c)
     c->batch_lanes = 2;
     c->ack_wait_ms = 30000;
     c->max_ack_pending = 20000;
-    mr_stream_config_init(&c->stream);
+    /* Expectations only (the relays own the stream): nothing is checked unless configured. */
+    mr_stream_config_unset(&c->stream);
     c->retention_days = 30;
     c->partition_interval = mr_strdup("day");
     c->partitions_ahead = 3;

@@ -35,6 +35,11 @@ typedef struct ctl_config {
     int64_t ack_wait_ms;
     int64_t max_ack_pending;
     char *stream_placement; /* owned storage behind stream.placement */
+    /*
+     * What each region stream must look like; members not configured are
+     * unset (mr_stream_config_unset) and not checked. Control never changes
+     * a stream: the relays own its configuration.
+     */
     mr_stream_config stream;
     int retention_days;
     char *partition_interval; /* "hour", "day" or "week" */

@@ -31,6 +31,11 @@ void ctl_history_metrics_register(void)
     mr_metric_register(&m_errors);
 }
 
+const char *ctl_history_status_message(ctl_history_status s)
+{
+    return s == CTL_HIST_UNAVAILABLE ? "history unavailable" : "history query failed";
+}
+
 const char *ctl_history_status_code(ctl_history_status s)
 {
     switch (s) {
@@ -115,59 +120,90 @@ static void append_envelope(mr_buf *out, const char *env, const char *seq)
     mr_buf_printf(out, ",\"seq\":%s}", seq);
 }
 
+/*
+ * Bytes a message adds to a reply beyond its stored envelope: ",\"seq\":N"
+ * (at most 26) and the comma between messages.
+ */
+#define PER_MESSAGE_BYTES 32
+/* Everything of a reply but its messages: room (128), "more", last_seq, punctuation. */
+#define REPLY_FRAME_BYTES 512
+
+/*
+ * One statement, hence one snapshot, for the page and last_seq: a reply
+ * never claims a last_seq whose messages it leaves out without saying
+ * "more". (last_seq used to be read by a second statement when the page
+ * was empty; a commit between the two gave {"messages":[],"more":false,
+ * "last_seq":1000} for after 0.) The row of `last` is always there, so an
+ * empty page is one row whose seq is NULL.
+ *
+ * Pages are cut by bytes in the database, not after the fact, so that a
+ * page of 1,000 large envelopes is never read just to be thrown away. The
+ * inner query numbers the rows in page order and sums their sizes
+ * (octet_length of a text reads its stored length, not the data); the
+ * outer one keeps the rows that fit ($5 bytes, counting $6 per message
+ * beyond its envelope), always the first, and one row past the cut
+ * without its envelope, whose presence says "more".
+ */
+#define PAGE_SQL(dir)                                                                              \
+    "WITH last AS (SELECT COALESCE((SELECT last_seq FROM rooms WHERE room = $1), 0) AS last_seq)," \
+    " page AS (SELECT seq, CASE WHEN upto <= $5::bigint OR rn = 1 THEN envelope END AS envelope"   \
+    "  FROM (SELECT seq, envelope, row_number() OVER w AS rn,"                                     \
+    "   sum(octet_length(envelope) + $6::int) OVER w AS upto,"                                     \
+    "   octet_length(envelope) + $6::int AS len"                                                   \
+    "   FROM messages"                                                                             \
+    "   WHERE room = $1 AND seq > $2::bigint AND ($3::bigint = 0 OR seq < $3::bigint)"             \
+    "   WINDOW w AS (ORDER BY seq " dir " ROWS UNBOUNDED PRECEDING)"                               \
+    "   ORDER BY seq " dir " LIMIT $4::int) numbered"                                              \
+    "  WHERE upto - len <= $5::bigint OR rn <= 2)"                                                 \
+    " SELECT page.seq, page.envelope, last.last_seq FROM last LEFT JOIN page ON true"              \
+    " ORDER BY page.seq " dir
+
+/* A failed statement: unavailable when the session is gone, internal otherwise. */
+static ctl_history_status failed(PGconn *db, const ctl_history_query *q, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "query failed: %s", PQerrorMessage(db));
+    mr_log_warn("history %s: %s", q->room, err);
+    return PQstatus(db) == CONNECTION_OK ? CTL_HIST_INTERNAL : CTL_HIST_UNAVAILABLE;
+}
+
 ctl_history_status ctl_history_run(PGconn *db, const ctl_history_query *q, mr_buf *out, char *err,
                                    size_t errlen)
 {
     if (!db) {
-        snprintf(err, errlen, "history store unavailable");
+        snprintf(err, errlen, "no PostgreSQL session");
         return CTL_HIST_UNAVAILABLE;
     }
-    char after[24], before[24], limit[16];
+    size_t max = q->max_bytes && q->max_bytes < CTL_HISTORY_PAGE_MAX_BYTES
+                     ? q->max_bytes
+                     : CTL_HISTORY_PAGE_MAX_BYTES;
+    size_t budget = max > REPLY_FRAME_BYTES ? max - REPLY_FRAME_BYTES : 0;
+    char after[24], before[24], limit[16], bytes[24], per_message[16];
     snprintf(after, sizeof after, "%lld", (long long)q->after);
     snprintf(before, sizeof before, "%lld", (long long)q->before);
     snprintf(limit, sizeof limit, "%d", q->limit + 1);
-    const char *params[4] = {q->room, after, before, limit};
-    /*
-     * last_seq comes from the same snapshot as the page (one statement), so
-     * a reply never claims a last_seq lower than a seq it contains.
-     */
-    const char *sql_after =
-        "SELECT seq, envelope, (SELECT last_seq FROM rooms WHERE room = $1) FROM messages"
-        " WHERE room = $1 AND seq > $2::bigint AND ($3::bigint = 0 OR seq < $3::bigint)"
-        " ORDER BY seq LIMIT $4::int";
-    const char *sql_before =
-        "SELECT seq, envelope, (SELECT last_seq FROM rooms WHERE room = $1) FROM messages"
-        " WHERE room = $1 AND seq > $2::bigint AND seq < $3::bigint"
-        " ORDER BY seq DESC LIMIT $4::int";
-    const char *sql_last = "SELECT last_seq FROM rooms WHERE room = $1";
+    snprintf(bytes, sizeof bytes, "%zu", budget);
+    snprintf(per_message, sizeof per_message, "%d", PER_MESSAGE_BYTES);
+    const char *params[6] = {q->room, after, before, limit, bytes, per_message};
+    static const char sql_after[] = PAGE_SQL("ASC");
+    static const char sql_before[] = PAGE_SQL("DESC");
     bool backwards = q->before > 0;
     PGresult *r =
-        PQexecParams(db, backwards ? sql_before : sql_after, 4, NULL, params, NULL, NULL, 0);
+        PQexecParams(db, backwards ? sql_before : sql_after, 6, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        snprintf(err, errlen, "query failed: %s", PQerrorMessage(db));
-        mr_log_warn("history %s: %s", q->room, err);
         PQclear(r);
-        return PQstatus(db) == CONNECTION_OK ? CTL_HIST_INTERNAL : CTL_HIST_UNAVAILABLE;
+        return failed(db, q, err, errlen);
     }
-    int rows = PQntuples(r);
-    bool more = rows > q->limit;
-    int shown = more ? q->limit : rows;
-    const char *last = NULL;
-    PGresult *lr = NULL;
-    if (rows > 0 && !PQgetisnull(r, 0, 2)) {
-        last = PQgetvalue(r, 0, 2);
-    } else {
-        const char *p1[1] = {q->room};
-        lr = PQexecParams(db, sql_last, 1, NULL, p1, NULL, NULL, 0);
-        if (PQresultStatus(lr) == PGRES_TUPLES_OK && PQntuples(lr) == 1)
-            last = PQgetvalue(lr, 0, 0);
-        else if (PQresultStatus(lr) != PGRES_TUPLES_OK) {
-            snprintf(err, errlen, "query failed: %s", PQerrorMessage(db));
-            PQclear(lr);
-            PQclear(r);
-            return PQstatus(db) == CONNECTION_OK ? CTL_HIST_INTERNAL : CTL_HIST_UNAVAILABLE;
-        }
-    }
+    /*
+     * The rows with an envelope are a prefix: those fit; any row after them
+     * means more. An empty page is one row with a NULL seq (see PAGE_SQL).
+     */
+    int rows = PQntuples(r), shown = 0;
+    if (rows == 1 && PQgetisnull(r, 0, 0))
+        rows = 0;
+    while (shown < rows && shown < q->limit && !PQgetisnull(r, shown, 1))
+        shown++;
+    bool more = rows > shown;
+    const char *last = PQntuples(r) > 0 ? PQgetvalue(r, 0, 2) : "0";
     mr_buf_puts(out, "{\"room\":");
     mr_buf_json_str(out, q->room, strlen(q->room));
     mr_buf_puts(out, ",\"messages\":[");
@@ -177,9 +213,7 @@ ctl_history_status ctl_history_run(PGconn *db, const ctl_history_query *q, mr_bu
             mr_buf_putc(out, ',');
         append_envelope(out, PQgetvalue(r, row, 1), PQgetvalue(r, row, 0));
     }
-    mr_buf_printf(out, "],\"more\":%s,\"last_seq\":%s}", more ? "true" : "false",
-                  last ? last : "0");
-    PQclear(lr);
+    mr_buf_printf(out, "],\"more\":%s,\"last_seq\":%s}", more ? "true" : "false", last);
     PQclear(r);
     return CTL_HIST_OK;
 }
@@ -198,28 +232,60 @@ typedef struct nats_job {
     ctl_history_query q;
 } nats_job;
 
-static void reply_error(natsConnection *nc, const char *reply, const char *code, const char *msg)
+/* Publish a reply; a failure is logged here (the requester will time out, so say why). */
+static void publish_reply(natsConnection *nc, const char *room, const char *reply, const char *data,
+                          size_t len)
+{
+    natsStatus s = natsConnection_Publish(nc, reply, data, (int)len);
+    if (s != NATS_OK)
+        mr_log_warn("history %s: reply of %zu bytes not sent: %s", room, len,
+                    natsStatus_GetText(s));
+}
+
+static void reply_error(natsConnection *nc, const char *room, const char *reply, const char *code,
+                        const char *msg)
 {
     mr_buf b = MR_BUF_INIT;
     ctl_history_error_json(&b, code, msg);
-    natsConnection_Publish(nc, reply, b.data, (int)b.len);
+    publish_reply(nc, room, reply, b.data, b.len);
     mr_buf_free(&b);
     mr_metric_inc(&m_errors);
 }
 
-static void run_nats_job(void *arg, PGconn *db)
+/* NATS's default max_payload, for the moments the connection does not know the server's. */
+#define NATS_DEFAULT_MAX_PAYLOAD (1 << 20)
+
+static ctl_job_result run_nats_job(void *arg, PGconn *db, bool may_retry)
 {
     nats_job *j = arg;
+    /* A page must fit in one NATS message: the server refuses anything larger. */
+    int64_t max_payload = natsConnection_GetMaxPayload(j->nc);
+    if (max_payload <= 0)
+        max_payload = NATS_DEFAULT_MAX_PAYLOAD;
+    j->q.max_bytes = (size_t)max_payload;
     mr_buf b = MR_BUF_INIT;
     char err[256];
     ctl_history_status s = ctl_history_run(db, &j->q, &b, err, sizeof err);
+    if (s == CTL_HIST_UNAVAILABLE && db && may_retry) {
+        mr_buf_free(&b);
+        return CTL_JOB_RETRY; /* the session died; the pool reconnects and runs this again */
+    }
+    if (s == CTL_HIST_OK && b.len > (size_t)max_payload) {
+        /* One message larger than max_payload: nothing smaller can be sent. */
+        mr_log_error("history %s: the message after seq %lld does not fit in one NATS message "
+                     "(%zu bytes, max_payload %lld)",
+                     j->q.room, (long long)j->q.after, b.len, (long long)max_payload);
+        s = CTL_HIST_INTERNAL;
+    }
     if (s == CTL_HIST_OK)
-        natsConnection_Publish(j->nc, j->reply, b.data, (int)b.len);
+        publish_reply(j->nc, j->q.room, j->reply, b.data, b.len);
     else
-        reply_error(j->nc, j->reply, ctl_history_status_code(s), err);
+        reply_error(j->nc, j->q.room, j->reply, ctl_history_status_code(s),
+                    ctl_history_status_message(s));
     mr_buf_free(&b);
     free(j->reply);
     free(j);
+    return CTL_JOB_DONE;
 }
 
 static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
@@ -236,19 +302,19 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
     char err[160];
     nats_job *j = mr_calloc(1, sizeof *j);
     if (!mr_room_valid(room, strlen(room))) {
-        reply_error(nc, reply, "bad_request", "invalid room name");
+        reply_error(nc, "(invalid)", reply, "bad_request", "invalid room name");
         goto fail;
     }
     if (ctl_history_parse_request(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), &j->q,
                                   err, sizeof err) != 0) {
-        reply_error(nc, reply, "bad_request", err);
+        reply_error(nc, room, reply, "bad_request", err);
         goto fail;
     }
     memcpy(j->q.room, room, strlen(room) + 1);
     j->nc = nc;
     j->reply = mr_strdup(reply);
     if (ctl_pool_submit(svc->pool, run_nats_job, j) != 0) {
-        reply_error(nc, reply, "unavailable", "too many pending history requests");
+        reply_error(nc, room, reply, "unavailable", "too many pending history requests");
         free(j->reply);
         goto fail;
     }

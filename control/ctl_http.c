@@ -179,22 +179,26 @@ static void job_done(http_job *j)
     }
 }
 
-static void run_history(void *arg, PGconn *db)
+static ctl_job_result run_history(void *arg, PGconn *db, bool may_retry)
 {
     http_job *j = arg;
     char err[256];
     ctl_history_status s = ctl_history_run(db, &j->q, &j->body, err, sizeof err);
+    if (s == CTL_HIST_UNAVAILABLE && db && may_retry)
+        return CTL_JOB_RETRY; /* the session died; the pool reconnects and runs this again */
     if (s == CTL_HIST_OK) {
         j->status = 200;
     } else {
+        /* The detail is in the log (ctl_history_run); clients get fixed text. */
         mr_buf_reset(&j->body);
-        ctl_history_error_json(&j->body, ctl_history_status_code(s), err);
+        ctl_history_error_json(&j->body, ctl_history_status_code(s), ctl_history_status_message(s));
         j->status = s == CTL_HIST_BAD_REQUEST ? 400 : s == CTL_HIST_UNAVAILABLE ? 503 : 500;
     }
     job_done(j);
+    return CTL_JOB_DONE;
 }
 
-static void run_publish(void *arg, PGconn *db)
+static ctl_job_result run_publish(void *arg, PGconn *db, bool may_retry)
 {
     http_job *j = arg;
     jsPubOptions po;
@@ -211,16 +215,16 @@ static void run_publish(void *arg, PGconn *db)
                       pa && pa->Duplicate ? "true" : "false");
         mr_metric_inc(&m_published);
     } else {
-        char msg[200];
-        snprintf(msg, sizeof msg, "publish failed: %s (jetstream error %d)", natsStatus_GetText(s),
-                 (int)jerr);
-        mr_log_warn("http: %s on %s", msg, j->subject);
-        ctl_history_error_json(&j->body, "unavailable", msg);
+        /* The detail is for the log; the client learns only that it may retry. */
+        mr_log_warn("http: publish on %s failed: %s (jetstream error %d)", j->subject,
+                    natsStatus_GetText(s), (int)jerr);
+        ctl_history_error_json(&j->body, "unavailable", "publish failed; retry later");
         j->status = 503;
     }
     if (pa)
         jsPubAck_Destroy(pa);
     job_done(j);
+    return CTL_JOB_DONE;
 }
 
 static void submit(ctl_http *h, struct evhttp_request *req, http_job *j)
@@ -319,6 +323,38 @@ bad:
     job_free(j);
 }
 
+/*
+ * The identity of a message published through the API. A relay names a
+ * user's message by SHA-256 of "room NUL sub NUL mid" (mr_msg_id); none of
+ * the three can hold a NUL byte (room names are [A-Za-z0-9_-], JSON strings
+ * with \u0000 are refused, mids are printable ASCII), so every relay input
+ * has exactly two NULs. API messages hash "room NUL api NUL from NUL mid",
+ * with three, and no API publish can ever get the msg_id of a user's
+ * message, whatever `from` it names: before, a backend posting
+ * {"from":"alice","mid":"m1"} made alice's own later publish with mid m1 a
+ * "duplicate" that nobody saw. `from` and `mid` have no NUL either (checked
+ * by the caller). The first 16 bytes in hex, like mr_msg_id.
+ */
+static void api_msg_id(const char *room, const char *from, const char *mid,
+                       char out[MR_MSG_ID_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    mr_buf in = MR_BUF_INIT;
+    mr_buf_puts(&in, room);
+    mr_buf_append(&in, "\0api\0", 5);
+    mr_buf_puts(&in, from);
+    mr_buf_putc(&in, '\0');
+    mr_buf_puts(&in, mid);
+    unsigned char md[32];
+    sha256(in.data, in.len, md);
+    mr_buf_free(&in);
+    for (int i = 0; i < MR_MSG_ID_LEN / 2; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[MR_MSG_ID_LEN] = '\0';
+}
+
 static void handle_post(ctl_http *h, struct evhttp_request *req, const char *room)
 {
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
@@ -368,8 +404,7 @@ static void handle_post(ctl_http *h, struct evhttp_request *req, const char *roo
     http_job *j = mr_calloc(1, sizeof *j);
     j->kind = JOB_PUBLISH;
     size_t room_len = strlen(room);
-    mr_msg_id(room, room_len, json_string_value(from), json_string_value(mid),
-              json_string_length(mid), j->msg_id);
+    api_msg_id(room, json_string_value(from), json_string_value(mid), j->msg_id);
     mr_envelope env = {.room = room,
                        .room_len = room_len,
                        .msg_id = j->msg_id,

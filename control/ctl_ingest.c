@@ -30,18 +30,21 @@
  * multi-host conninfo); the fetcher stops fetching while any lane is
  * disconnected or full: the backlog stays in the stream, which is what the
  * stream is for.
+ *
+ * The stream itself belongs to the region's relays: they create it and own
+ * its configuration. Ingest only checks it (check_stream) and waits while
+ * it is absent; it never creates or changes a stream.
  */
 #include "ctl_ingest.h"
 #include "ctl_db.h"
+#include "ctl_envelope.h"
 #include "mr_alloc.h"
 #include "mr_log.h"
 #include "mr_metrics.h"
 #include "mr_proto.h"
-#include "mr_json_scan.h"
 #include "mr_stream.h"
 #include "mr_time.h"
 
-#include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -57,6 +60,14 @@
 #define BUSY_FETCH_WAIT_MS 5
 /* How long one pull's answer is awaited before the fetcher asks again (late answers are kept). */
 #define PULL_ANSWER_WAIT_MS 1000
+/* How often an absent stream is looked for again, and a refused one checked again. */
+#define STREAM_ABSENT_RETRY_MS   1000
+#define STREAM_MISMATCH_RETRY_MS 5000
+/* A refusal is logged again at most this often while it lasts. */
+#define STREAM_REFUSAL_LOG_MS (60 * 1000)
+
+/* What ingest knows of its region stream (see check_stream). */
+enum stream_state { STREAM_PENDING, STREAM_ABSENT, STREAM_OK, STREAM_MISMATCH };
 
 static mr_metric m_stored = MR_COUNTER("meridian_control_messages_stored_total",
                                        "Messages written to PostgreSQL for the first time");
@@ -93,10 +104,7 @@ void ctl_ingest_metrics_register(void)
 /* One validated message of a batch. */
 typedef struct item {
     natsMsg *msg;
-    char room[MR_ROOM_MAX + 1];
-    char msg_id[MR_MSG_ID_LEN + 1];
-    char *env; /* JSON object without "seq", ending with '}' */
-    int64_t ts_ms;
+    ctl_envelope e;
     int64_t seq;
 } item;
 
@@ -128,9 +136,12 @@ struct ctl_ingest {
     bool maintain;
     pthread_t thread; /* the fetcher */
     pthread_mutex_t mu;
-    pthread_cond_t cv; /* any change of stop or of a lane queue */
-    bool stop;         /* under mu */
-    _Atomic bool stream_ok, sub_ok;
+    pthread_cond_t cv;        /* any change of stop or of a lane queue */
+    bool stop;                /* under mu */
+    _Atomic int stream_state; /* a stream_state value */
+    _Atomic bool sub_ok;
+    char stream_problem[512]; /* under mu: why the stream is refused (STREAM_MISMATCH) */
+    int64_t next_refusal_log_ms;
     jsCtx *js;
     natsSubscription *sub; /* plain subscription on `inbox`: every pull's answer lands here */
     char inbox[64];
@@ -146,14 +157,8 @@ struct ctl_ingest {
  * lane hands back a finished batch: its commits and acks should not wait. */
 static bool nap_until_done(ctl_ingest *in, int64_t ms, bool done)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
+    /* Monotonic (see ctl_ingest_start): a step of the wall clock must not stretch the nap. */
+    struct timespec ts = mr_deadline_ms(ms);
     pthread_mutex_lock(&in->mu);
     while (!in->stop && !(done && in->done_head) &&
            pthread_cond_timedwait(&in->cv, &in->mu, &ts) == 0)
@@ -183,25 +188,83 @@ static int64_t backoff_next(int64_t cur)
     return n > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : n;
 }
 
-/* Set up JetStream, the stream and the pull subscription. Returns 0 when all are in place. */
-static int setup_nats(ctl_ingest *in)
+/* The current backoff, doubling it for next time. */
+static int64_t retry_after(int64_t *backoff)
+{
+    int64_t wait = *backoff;
+    *backoff = backoff_next(*backoff);
+    return wait;
+}
+
+/*
+ * Check the region stream against this control plane's expectations. The
+ * region's relays create the stream and own its configuration; control
+ * only reads it. A stream that differs from what control's `stream.*`
+ * settings say is refused, loudly, and left alone: rewriting it is how a
+ * control plane with a one-hour max_age once cut a week of retention (and
+ * turned R3 into R1). Returns 0 when the stream is there and agrees,
+ * otherwise how long to wait before checking again.
+ */
+static int64_t check_stream(ctl_ingest *in, int64_t *backoff)
+{
+    char why[512];
+    mr_stream_state st = mr_stream_check(in->js, in->region, &in->cfg->stream, why, sizeof why);
+    int was = atomic_exchange(&in->stream_state, st == MR_STREAM_OK         ? STREAM_OK
+                                                 : st == MR_STREAM_ABSENT   ? STREAM_ABSENT
+                                                 : st == MR_STREAM_MISMATCH ? STREAM_MISMATCH
+                                                                            : STREAM_PENDING);
+    switch (st) {
+    case MR_STREAM_OK:
+        mr_log_info("ingest %s: stream %s %s", in->region, in->stream,
+                    was == STREAM_MISMATCH ? "agrees with this configuration now" : "found");
+        return 0;
+    case MR_STREAM_ABSENT:
+        if (was != STREAM_ABSENT)
+            mr_log_info("ingest %s: stream %s does not exist yet; waiting for the region's relays "
+                        "to create it (control never creates or changes a region stream)",
+                        in->region, in->stream);
+        return STREAM_ABSENT_RETRY_MS;
+    case MR_STREAM_MISMATCH: {
+        pthread_mutex_lock(&in->mu);
+        bool changed = strcmp(in->stream_problem, why) != 0;
+        snprintf(in->stream_problem, sizeof in->stream_problem, "%s", why);
+        pthread_mutex_unlock(&in->mu);
+        int64_t now = mr_now_us() / 1000;
+        if (changed || now >= in->next_refusal_log_ms) {
+            mr_log_error("ingest %s: refusing to persist stream %s: it differs from this control "
+                         "plane's stream settings: %s. The region's relays own the stream "
+                         "configuration; make control's stream.* agree with them or leave those "
+                         "settings out (control will not change the stream)",
+                         in->region, in->stream, why);
+            in->next_refusal_log_ms = now + STREAM_REFUSAL_LOG_MS;
+        }
+        return STREAM_MISMATCH_RETRY_MS;
+    }
+    default:
+        mr_log_warn("ingest %s: %s", in->region, why);
+        return retry_after(backoff);
+    }
+}
+
+/*
+ * Set up JetStream, check the stream and bind the pull subscription.
+ * Returns 0 when all are in place, otherwise how long to wait (ms) before
+ * trying again.
+ */
+static int64_t setup_nats(ctl_ingest *in, int64_t *backoff)
 {
     natsStatus s;
     if (!in->js) {
         s = natsConnection_JetStream(&in->js, in->nc, NULL);
         if (s != NATS_OK) {
             mr_log_warn("ingest %s: jetstream context: %s", in->region, natsStatus_GetText(s));
-            return -1;
+            return retry_after(backoff);
         }
     }
-    if (!atomic_load(&in->stream_ok)) {
-        char err[256];
-        if (mr_stream_ensure(in->js, in->region, &in->cfg->stream, err, sizeof err) != 0) {
-            mr_log_warn("ingest %s: %s", in->region, err);
-            return -1;
-        }
-        atomic_store(&in->stream_ok, true);
-        mr_log_info("ingest %s: stream %s ready", in->region, in->stream);
+    if (atomic_load(&in->stream_state) != STREAM_OK) {
+        int64_t wait = check_stream(in, backoff);
+        if (wait > 0)
+            return wait;
     }
     if (!in->sub) {
         /*
@@ -234,7 +297,7 @@ static int setup_nats(ctl_ingest *in)
         if (s != NATS_OK) {
             mr_log_warn("ingest %s: consumer %s: %s (jetstream error %d)", in->region,
                         CTL_INGEST_DURABLE, natsStatus_GetText(s), (int)jerr);
-            return -1;
+            return retry_after(backoff);
         }
         /*
          * Pulls are sent by hand to one long-lived inbox instead of through
@@ -246,7 +309,7 @@ static int setup_nats(ctl_ingest *in)
          */
         natsInbox *inbox = NULL;
         if (natsInbox_Create(&inbox) != NATS_OK)
-            return -1;
+            return retry_after(backoff);
         snprintf(in->inbox, sizeof in->inbox, "%s", (const char *)inbox);
         natsInbox_Destroy(inbox);
         snprintf(in->next_subject, sizeof in->next_subject, "$JS.API.CONSUMER.MSG.NEXT.%s.%s",
@@ -260,7 +323,7 @@ static int setup_nats(ctl_ingest *in)
             if (in->sub)
                 natsSubscription_Destroy(in->sub);
             in->sub = NULL;
-            return -1;
+            return retry_after(backoff);
         }
         atomic_store(&in->sub_ok, true);
         mr_log_info("ingest %s: durable consumer %s bound", in->region, CTL_INGEST_DURABLE);
@@ -303,6 +366,18 @@ static bool db_connect(lane *l)
     return true;
 }
 
+/*
+ * False until the first partition maintenance of this process has run (it
+ * runs on lane 0 of the first region, right after that lane connects).
+ * No lane of any region may write before: a row stored while the current
+ * partition does not exist yet lands in messages_default, and then that
+ * partition can never be created ("updated partition constraint for
+ * default partition would be violated"), so maintenance fails all day and
+ * the day's rows stay in the default partition. Shared by every region's
+ * ingest, hence the one module-level variable.
+ */
+static _Atomic bool partitions_ready;
+
 static void maintain(lane *l)
 {
     ctl_ingest *in = l->in;
@@ -316,123 +391,24 @@ static void maintain(lane *l)
     if (dropped < 0) {
         mr_log_warn("partition maintenance: %s", err);
         l->next_maintain_ms = now + 60000;
+        /* Tried: do not hold ingest back on a maintenance error (messages_default catches rows). */
+        atomic_store(&partitions_ready, true);
         return;
     }
     if (dropped > 0)
         mr_log_info("partition maintenance: dropped %d expired partitions", dropped);
     l->next_maintain_ms = now + MAINTAIN_EVERY_MS;
+    atomic_store(&partitions_ready, true);
 }
 
-static bool is_hex_id(const char *s, size_t n)
-{
-    if (n != MR_MSG_ID_LEN)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return false;
-    return true;
-}
-
-/*
- * The common case without building a JSON tree (it was most of the
- * fetcher's CPU): a plainly valid object (mr_json_scan) whose keys have no
- * escapes, with one string "room" equal to the subject's, one plain
- * "msg_id" and no "seq". Anything else returns false and goes through
- * jansson, which decides and explains.
- */
-static bool parse_plain(const char *room, size_t room_len, const char *data, size_t len, item *it)
-{
-    mr_json_object o;
-    if (!mr_json_scan_object(data, len, &o))
-        return false;
-    for (size_t i = 0; i < o.count; i++)
-        if (o.members[i].key_escaped)
-            return false;
-    bool dup = false;
-    const mr_json_member *jroom = mr_json_member_get(&o, "room", &dup);
-    const mr_json_member *jid = mr_json_member_get(&o, "msg_id", &dup);
-    const mr_json_member *jts = mr_json_member_get(&o, "ts", &dup);
-    const mr_json_member *jseq = mr_json_member_get(&o, "seq", &dup);
-    if (dup || jseq || !jroom || !jid || jroom->type != MR_JSON_STRING || jroom->value_escaped ||
-        jroom->value_len != room_len || memcmp(jroom->value, room, room_len) != 0 ||
-        jid->type != MR_JSON_STRING || jid->value_escaped || !is_hex_id(jid->value, jid->value_len))
-        return false;
-    memcpy(it->room, room, room_len + 1);
-    memcpy(it->msg_id, jid->value, MR_MSG_ID_LEN);
-    it->msg_id[MR_MSG_ID_LEN] = '\0';
-    it->ts_ms = jts && jts->type == MR_JSON_INTEGER ? strtoll(jts->value, NULL, 10) : 0;
-    it->env = mr_strndup(data, len); /* an object, so it ends with '}' */
-    return true;
-}
-
-/*
- * Validate one stream message and fill `it`. The payload is parsed in full
- * (history must only ever hold valid JSON) but stored as received when it
- * has no "seq" member, which is the normal case and saves re-serialising;
- * otherwise it is re-serialised without it, so that adding the seq later
- * is a plain splice and a forged seq from a publisher never reaches
- * history.
- */
+/* Validate one stream message (subject and payload) and fill `it`. */
 static int parse_item(ctl_ingest *in, natsMsg *msg, item *it, char *why, size_t whylen)
 {
-    const char *subj = natsMsg_GetSubject(msg);
-    size_t rlen = strlen(in->region), plen = 13 + rlen + 1;
-    if (strncmp(subj, "meridian.msg.", 13) != 0 || strncmp(subj + 13, in->region, rlen) != 0 ||
-        subj[plen - 1] != '.') {
-        snprintf(why, whylen, "unexpected subject");
+    const char *room;
+    if (ctl_envelope_subject_room(natsMsg_GetSubject(msg), in->region, &room, why, whylen) != 0 ||
+        ctl_envelope_parse(room, natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), &it->e,
+                           why, whylen) != 0)
         return -1;
-    }
-    const char *room = subj + plen;
-    size_t room_len = strlen(room);
-    if (!mr_room_valid(room, room_len)) {
-        snprintf(why, whylen, "invalid room in subject");
-        return -1;
-    }
-    const char *data = natsMsg_GetData(msg);
-    size_t len = (size_t)natsMsg_GetDataLength(msg);
-    while (len > 0 && (data[len - 1] == ' ' || data[len - 1] == '\n' || data[len - 1] == '\r' ||
-                       data[len - 1] == '\t'))
-        len--;
-    if (parse_plain(room, room_len, data, len, it)) {
-        it->msg = msg;
-        it->seq = 0;
-        return 0;
-    }
-    json_error_t jerr;
-    json_t *o = json_loadb(data, len, 0, &jerr);
-    if (!o || !json_is_object(o)) {
-        snprintf(why, whylen, "payload is not a JSON object");
-        json_decref(o);
-        return -1;
-    }
-    json_t *jroom = json_object_get(o, "room");
-    json_t *jid = json_object_get(o, "msg_id");
-    json_t *jts = json_object_get(o, "ts");
-    if (!json_is_string(jroom) || json_string_length(jroom) != room_len ||
-        memcmp(json_string_value(jroom), room, room_len) != 0) {
-        snprintf(why, whylen, "\"room\" does not match the subject");
-        json_decref(o);
-        return -1;
-    }
-    if (!json_is_string(jid) || !is_hex_id(json_string_value(jid), json_string_length(jid))) {
-        snprintf(why, whylen, "\"msg_id\" must be 32 lower-case hex digits");
-        json_decref(o);
-        return -1;
-    }
-    memcpy(it->room, room, room_len + 1);
-    memcpy(it->msg_id, json_string_value(jid), MR_MSG_ID_LEN + 1);
-    it->ts_ms = json_is_integer(jts) ? json_integer_value(jts) : 0;
-    if (!json_object_get(o, "seq") && memchr(data, '\0', len) == NULL) {
-        it->env = mr_strndup(data, len); /* an object, so it ends with '}' */
-    } else {
-        json_object_del(o, "seq");
-        it->env = json_dumps(o, JSON_COMPACT);
-    }
-    json_decref(o);
-    if (!it->env) {
-        snprintf(why, whylen, "cannot serialise");
-        return -1;
-    }
     it->msg = msg;
     it->seq = 0;
     return 0;
@@ -474,9 +450,9 @@ static int cmp_identity(const void *a, const void *b, void *arg)
 {
     const item *items = arg;
     size_t x = *(const size_t *)a, y = *(const size_t *)b;
-    int c = strcmp(items[x].room, items[y].room);
+    int c = strcmp(items[x].e.room, items[y].e.room);
     if (c == 0)
-        c = strcmp(items[x].msg_id, items[y].msg_id);
+        c = strcmp(items[x].e.msg_id, items[y].e.msg_id);
     if (c == 0)
         c = x < y ? -1 : x > y;
     return c;
@@ -496,8 +472,8 @@ static size_t *first_of_identity(item *items, size_t n)
     qsort_r(order, n, sizeof *order, cmp_identity, items);
     for (size_t k = 0; k < n; k++) {
         size_t i = order[k];
-        if (k > 0 && strcmp(items[i].room, items[order[k - 1]].room) == 0 &&
-            strcmp(items[i].msg_id, items[order[k - 1]].msg_id) == 0)
+        if (k > 0 && strcmp(items[i].e.room, items[order[k - 1]].e.room) == 0 &&
+            strcmp(items[i].e.msg_id, items[order[k - 1]].e.msg_id) == 0)
             first[i] = first[order[k - 1]];
         else
             first[i] = i;
@@ -526,9 +502,9 @@ static int write_batch(lane *l, batch *bt, int64_t *fresh_out)
     bin_array_begin(&ids, m);
     bin_array_begin(&envs, m);
     for (size_t k = 0; k < m; k++) {
-        bin_array_text(&rooms, items[pos[k]].room);
-        bin_array_text(&ids, items[pos[k]].msg_id);
-        bin_array_text(&envs, items[pos[k]].env);
+        bin_array_text(&rooms, items[pos[k]].e.room);
+        bin_array_text(&ids, items[pos[k]].e.msg_id);
+        bin_array_text(&envs, items[pos[k]].e.env);
     }
     const char *params[3] = {rooms.data, ids.data, envs.data};
     const Oid types[3] = {TEXT_ARRAY_OID, TEXT_ARRAY_OID, TEXT_ARRAY_OID};
@@ -588,17 +564,18 @@ static void publish_commits(ctl_ingest *in, item *items, size_t n)
     for (size_t i = 0; i < n; i++) {
         item *it = &items[i];
         mr_buf_reset(&b);
-        mr_buf_printf(&b, "{\"room\":\"%s\",\"msg_id\":\"%s\",\"seq\":%lld,\"message\":", it->room,
-                      it->msg_id, (long long)it->seq);
-        size_t el = strlen(it->env);
-        mr_buf_append(&b, it->env, el - 1); /* drop the closing brace */
+        mr_buf_printf(&b,
+                      "{\"room\":\"%s\",\"msg_id\":\"%s\",\"seq\":%lld,\"message\":", it->e.room,
+                      it->e.msg_id, (long long)it->seq);
+        size_t el = strlen(it->e.env);
+        mr_buf_append(&b, it->e.env, el - 1); /* drop the closing brace */
         mr_buf_printf(&b, ",\"seq\":%lld}}", (long long)it->seq);
-        snprintf(subj, sizeof subj, "meridian.commit.%s", it->room);
+        snprintf(subj, sizeof subj, "meridian.commit.%s", it->e.room);
         natsStatus s = natsConnection_Publish(in->nc, subj, b.data, (int)b.len);
         if (s != NATS_OK)
             mr_log_warn("ingest %s: publish %s: %s", in->region, subj, natsStatus_GetText(s));
-        if (it->ts_ms > 0 && now >= it->ts_ms)
-            mr_metric_observe_us(&m_commit_latency, (uint64_t)(now - it->ts_ms) * 1000);
+        if (it->e.ts_ms > 0 && now >= it->e.ts_ms)
+            mr_metric_observe_us(&m_commit_latency, (uint64_t)(now - it->e.ts_ms) * 1000);
     }
     mr_buf_free(&b);
 }
@@ -607,7 +584,7 @@ static void publish_commits(ctl_ingest *in, item *items, size_t n)
 static void batch_free(batch *bt)
 {
     for (size_t i = 0; i < bt->n; i++) {
-        free(bt->items[i].env);
+        ctl_envelope_free(&bt->items[i].e);
         natsMsg_Destroy(bt->items[i].msg);
     }
     free(bt->items);
@@ -667,11 +644,12 @@ static void done_push(ctl_ingest *in, batch *bt)
 }
 
 /* Acknowledge ("+ACK") or terminate ("+TERM") one stream message through its reply subject. */
-static void settle(ctl_ingest *in, natsMsg *msg, const char *how)
+static natsStatus settle(ctl_ingest *in, natsMsg *msg, const char *how)
 {
     const char *reply = natsMsg_GetReply(msg);
-    if (reply && *reply)
-        natsConnection_PublishString(in->nc, reply, how);
+    if (!reply || !*reply)
+        return NATS_OK;
+    return natsConnection_PublishString(in->nc, reply, how);
 }
 
 /*
@@ -690,8 +668,19 @@ static void flush_done(ctl_ingest *in)
         batch *next = bt->next;
         if (bt->committed) {
             publish_commits(in, bt->items, bt->n);
-            for (size_t i = 0; i < bt->n; i++)
-                settle(in, bt->items[i].msg, "+ACK");
+            /* An ack lost with the connection only means a redelivery (stored seqs are reused). */
+            size_t failed = 0;
+            natsStatus s = NATS_OK;
+            for (size_t i = 0; i < bt->n; i++) {
+                natsStatus si = settle(in, bt->items[i].msg, "+ACK");
+                if (si != NATS_OK) {
+                    failed++;
+                    s = si;
+                }
+            }
+            if (failed)
+                mr_log_warn("ingest %s: %zu of %zu acks not sent (%s); they will be redelivered",
+                            in->region, failed, bt->n, natsStatus_GetText(s));
         }
         batch_free(bt);
         bt = next;
@@ -760,6 +749,8 @@ static bool lanes_accepting(ctl_ingest *in, bool *busy)
         bool ok = true;
         *busy = false;
         pthread_mutex_lock(&in->mu);
+        if (!atomic_load(&partitions_ready))
+            ok = false;
         for (int i = 0; i < in->nlanes; i++) {
             if (in->lanes[i].depth >= LANE_QUEUE_MAX || !atomic_load(&in->lanes[i].db_ok))
                 ok = false;
@@ -769,13 +760,7 @@ static bool lanes_accepting(ctl_ingest *in, bool *busy)
         bool stop = in->stop;
         if (!ok && !stop && !in->done_head) {
             /* Woken by a lane finishing a batch; the time-out covers reconnects. */
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 100 * 1000000;
-            if (ts.tv_nsec >= 1000000000) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000;
-            }
+            struct timespec ts = mr_deadline_ms(100);
             pthread_cond_timedwait(&in->cv, &in->mu, &ts);
         }
         pthread_mutex_unlock(&in->mu);
@@ -803,11 +788,14 @@ static void dispatch(ctl_ingest *in, natsMsg **msgs, int count)
             mr_log_warn("ingest %s: rejecting stream message on %s: %s", in->region,
                         natsMsg_GetSubject(msg), why);
             mr_metric_inc(&m_poison);
-            settle(in, msg, "+TERM");
+            natsStatus ts = settle(in, msg, "+TERM");
+            if (ts != NATS_OK)
+                mr_log_warn("ingest %s: terminating it failed (%s); it will come back", in->region,
+                            natsStatus_GetText(ts));
             natsMsg_Destroy(msg);
             continue;
         }
-        int k = (int)(room_hash(it.room) % (uint32_t)in->nlanes);
+        int k = (int)(room_hash(it.e.room) % (uint32_t)in->nlanes);
         if (!parts[k]) {
             parts[k] = mr_calloc(1, sizeof **parts);
             parts[k]->items = mr_malloc((size_t)count * sizeof(item));
@@ -892,10 +880,10 @@ static void *fetch_main(void *arg)
     natsMsg **msgs = mr_calloc((size_t)in->cfg->batch_max_messages, sizeof *msgs);
     int64_t backoff = BACKOFF_MIN_MS;
     while (!stopping(in)) {
-        if (setup_nats(in) != 0) {
-            if (nap(in, backoff))
+        int64_t wait_setup = setup_nats(in, &backoff);
+        if (wait_setup > 0) {
+            if (nap(in, wait_setup))
                 break;
-            backoff = backoff_next(backoff);
             continue;
         }
         backoff = BACKOFF_MIN_MS;
@@ -929,13 +917,19 @@ ctl_ingest *ctl_ingest_start(const ctl_config *cfg, natsConnection *nc, const ch
     in->cfg = cfg;
     in->nc = nc;
     in->maintain = maintain;
+    if (maintain)
+        atomic_store(&partitions_ready, false); /* until this ingest's lane 0 has maintained */
     snprintf(in->region, sizeof in->region, "%s", region);
     mr_stream_name(region, in->stream, sizeof in->stream);
     mr_stream_subjects(region, in->subjects, sizeof in->subjects);
     const char *k = getenv("MERIDIAN_CONTROL_TEST_KILL_AFTER_COMMIT");
     in->kill_after = k ? strtoull(k, NULL, 10) : 0;
     pthread_mutex_init(&in->mu, NULL);
-    pthread_cond_init(&in->cv, NULL);
+    /* Every wait on cv is a duration: measured on the monotonic clock, not the wall clock. */
+    if (mr_cond_init_monotonic(&in->cv) != 0) {
+        mr_log_error("ingest %s: cannot create a condition variable", region);
+        abort();
+    }
     in->nlanes = cfg->batch_lanes;
     in->lanes = mr_calloc((size_t)in->nlanes, sizeof *in->lanes);
     for (int i = 0; i < in->nlanes; i++) {
@@ -989,13 +983,28 @@ static bool lanes_connected(ctl_ingest *in)
 
 bool ctl_ingest_ready(ctl_ingest *in)
 {
-    return atomic_load(&in->stream_ok) && atomic_load(&in->sub_ok) && lanes_connected(in);
+    /*
+     * An absent stream is not a reason to be unready: there is nothing to
+     * persist yet, and ingest binds as soon as the relays create it. A
+     * refused one is.
+     */
+    int st = atomic_load(&in->stream_state);
+    return ((st == STREAM_OK && atomic_load(&in->sub_ok)) || st == STREAM_ABSENT) &&
+           lanes_connected(in);
 }
 
 void ctl_ingest_describe(ctl_ingest *in, mr_buf *out)
 {
-    mr_buf_printf(out, "\"%s\":{\"stream\":\"%s\",\"consumer\":\"%s\",\"postgres\":\"%s\"}",
-                  in->region, atomic_load(&in->stream_ok) ? "ok" : "pending",
-                  atomic_load(&in->sub_ok) ? "bound" : "pending",
+    static const char *const names[] = {"pending", "absent", "ok", "mismatch"};
+    int st = atomic_load(&in->stream_state);
+    mr_buf_printf(out, "\"%s\":{\"stream\":\"%s\",\"consumer\":\"%s\",\"postgres\":\"%s\"",
+                  in->region, names[st], atomic_load(&in->sub_ok) ? "bound" : "pending",
                   lanes_connected(in) ? "connected" : "disconnected");
+    if (st == STREAM_MISMATCH) {
+        pthread_mutex_lock(&in->mu);
+        mr_buf_puts(out, ",\"stream_problem\":");
+        mr_buf_json_str(out, in->stream_problem, strlen(in->stream_problem));
+        pthread_mutex_unlock(&in->mu);
+    }
+    mr_buf_putc(out, '}');
 }

@@ -11,12 +11,24 @@
 
 typedef struct ctl_pool ctl_pool;
 
+typedef enum {
+    CTL_JOB_DONE = 0, /* finished: answered, or failed and said so */
+    CTL_JOB_RETRY     /* `db` was a dead session and nothing was done: run again on a new one */
+} ctl_job_result;
+
 /**
  * A job. `db` is the worker's session, or NULL when the pool has no
  * database or PostgreSQL is unreachable right now (the job must then answer
  * "unavailable"). The job owns `arg`.
+ *
+ * A session can die without libpq knowing until it is used (PostgreSQL
+ * restarted): the first statement then fails. A job that only reads may
+ * return CTL_JOB_RETRY in that case when `may_retry` is true; the pool then
+ * drops the session, connects again at once and calls the job a second time
+ * with the new session (or NULL) and `may_retry` false. Otherwise a job
+ * returns CTL_JOB_DONE.
  */
-typedef void (*ctl_job_cb)(void *arg, PGconn *db);
+typedef ctl_job_result (*ctl_job_cb)(void *arg, PGconn *db, bool may_retry);
 
 /** Start `n` workers; `conninfo` NULL for a pool without database sessions. */
 ctl_pool *ctl_pool_start(int n, const char *conninfo, const char *name, int max_queue);

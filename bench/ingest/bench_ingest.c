@@ -100,6 +100,15 @@ static jsCtx *js_async(natsConnection *nc)
         fprintf(stderr, "jetstream context failed\n");
         exit(1);
     }
+    /* The benchmark publishes as a relay does, so it creates the stream as relays do (they own
+     * it; meridian-control never creates one). */
+    mr_stream_config sc;
+    mr_stream_config_init(&sc);
+    char err[256];
+    if (mr_stream_ensure(js, region, &sc, err, sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        exit(1);
+    }
     return js;
 }
 

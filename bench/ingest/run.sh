@@ -57,7 +57,8 @@ wait_ready() {
 }
 
 echo "== sustained ingest: backlog of $N messages in 100 rooms"
-# Start once so the stream, consumer and schema exist, then stop it to build the backlog.
+# Start once so the schema exists, then stop it to build the backlog (preload creates the
+# stream, as relays do; control creates its consumer when it starts again).
 $CTL --config "$DIR/control.json" >>"$DIR/control.log" 2>&1 & CTL_PID=$!
 wait_ready; kill $CTL_PID; wait $CTL_PID || true; CTL_PID=
 $BENCH --nats nats://127.0.0.1:$NATS_PORT --run backlog preload "$N"

@@ -19,6 +19,7 @@
 #include "mr_alloc.h"
 #include "mr_log.h"
 #include "mr_proto.h"
+#include "mr_time.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -526,17 +527,6 @@ static void *signal_main(void *arg)
     return NULL;
 }
 
-static void deadline_in(struct timespec *ts, long long ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += (time_t)(ms / 1000);
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 /* Connect with the session's callbacks. Returns 0, or an exit status after printing why. */
 static int session_open(session *s, const cli_opts *o, mrc_callbacks cb)
 {
@@ -555,12 +545,12 @@ static int session_open(session *s, const cli_opts *o, mrc_callbacks cb)
         die_line("a token is required: --token T, MERIDIAN_TOKEN, or --secret S --sub USER");
         return EXIT_USAGE;
     }
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    /* Timeouts are durations: measured on CLOCK_MONOTONIC, whatever the wall clock does. */
+    if (mr_cond_init_monotonic(&s->cv) != 0) {
+        die_line("cannot create a condition variable");
+        return EXIT_FAIL;
+    }
 
     /* Block the stop signals before any thread exists so that only signal_main takes them. */
     sigset_t set;
@@ -676,8 +666,7 @@ static int cmd_tail(int argc, char **argv)
         if (id > 0)
             s.join_ids[s.n_join_ids++] = id;
     }
-    struct timespec deadline;
-    deadline_in(&deadline, o.timeout_ms);
+    struct timespec deadline = mr_deadline_ms(o.timeout_ms);
     while (!s.closed && !s.failed && s.joined < n_rooms)
         if (pthread_cond_timedwait(&s.cv, &s.mu, &deadline) != 0)
             break;
@@ -773,8 +762,7 @@ static int cmd_send(int argc, char **argv)
         s.join_ids[s.n_join_ids++] = jid;
     s.pub_id = mrc_publish(s.client, room, mid, data);
     json_decref(data);
-    struct timespec deadline;
-    deadline_in(&deadline, o.timeout_ms);
+    struct timespec deadline = mr_deadline_ms(o.timeout_ms);
     while (!s.acked && !s.failed && !s.closed)
         if (pthread_cond_timedwait(&s.cv, &s.mu, &deadline) != 0)
             break;

@@ -29,6 +29,7 @@
 #include "mr_buf.h"
 #include "mr_log.h"
 #include "mr_proto.h"
+#include "mr_time.h"
 
 #include <libwebsockets.h>
 #include <netdb.h>
@@ -616,7 +617,12 @@ int mrc_client_new(const mrc_options *o, mrc_client **out, char *err, size_t err
     }
     mrc_client *c = mr_calloc(1, sizeof *c);
     pthread_mutex_init(&c->mu, NULL);
-    pthread_cond_init(&c->cv, NULL);
+    if (mr_cond_init_monotonic(&c->cv) != 0) {
+        pthread_mutex_destroy(&c->mu);
+        free(c);
+        set_err(err, errlen, "%s", "cannot create a condition variable");
+        return MRC_ESYS;
+    }
     c->cb = o->cb;
     c->ud = o->user_data;
     c->next_id = 1;
@@ -794,9 +800,8 @@ void mrc_client_free(mrc_client *c)
     if (!c)
         return;
     mrc_close(c);
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += MRC_FREE_GRACE_MS / 1000;
+    /* cv measures time on CLOCK_MONOTONIC (mrc_client_new): a wall clock step changes nothing. */
+    struct timespec deadline = mr_deadline_ms(MRC_FREE_GRACE_MS);
     pthread_mutex_lock(&c->mu);
     while (!c->finished)
         if (pthread_cond_timedwait(&c->cv, &c->mu, &deadline) != 0)

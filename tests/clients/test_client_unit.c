@@ -394,6 +394,55 @@ START_TEST(cli_refused_is_clear_error)
 }
 END_TEST
 
+/*
+ * A listener whose backlog is full: a connect to it never completes, so the
+ * client's close cannot go through and mrc_client_free() falls back on its
+ * grace period (MRC_FREE_GRACE_MS) before tearing the connection down.
+ */
+static int full_listener(int *port, int fill[2])
+{
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(listen(lfd, 0), 0);
+    ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+    *port = ntohs(sa.sin_port);
+    for (int i = 0; i < 2; i++) {
+        fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        connect(fill[i], (struct sockaddr *)&sa, sizeof sa); /* in progress or queued */
+    }
+    return lfd;
+}
+
+/*
+ * That grace period is a duration: with a wall clock stepped back an hour
+ * (tests/support/mr_test_clockstep.c, preloaded into meridian-cli) it must
+ * still end after a few seconds, so the CLI exits instead of hanging.
+ */
+START_TEST(close_wait_ignores_wall_clock_steps)
+{
+    int port, fill[2];
+    int lfd = full_listener(&port, fill);
+    char url[64];
+    snprintf(url, sizeof url, "ws://127.0.0.1:%d/", port);
+    const char *args[] = {"tail",      "--url", url,       "--token", "t",
+                          "--timeout", "500",   "general", NULL};
+    cli_proc p;
+    mr_test_clockstep_env(3600);
+    cli_start(&p, tmpdir, "tail-clockstep", args);
+    mr_test_clockstep_env(0);
+    int rc = cli_wait(&p, 20000);
+    char *err = cli_err(&p);
+    ck_assert_msg(rc == 1, "exit %d (still waiting for the close after 20 s?): %s", rc, err);
+    ck_assert_msg(strstr(err, "could not connect and log in"), "%s", err);
+    free(err);
+    close(fill[0]);
+    close(fill[1]);
+    close(lfd);
+}
+END_TEST
+
 static Suite *client_unit_suite(void)
 {
     Suite *s = suite_create("client_unit");
@@ -417,6 +466,11 @@ static Suite *client_unit_suite(void)
     tcase_add_test(conn, free_while_connecting);
     tcase_add_test(conn, cli_refused_is_clear_error);
     suite_add_tcase(s, conn);
+    TCase *clock = tcase_create("clock");
+    tcase_add_checked_fixture(clock, setup, teardown);
+    tcase_set_timeout(clock, 60);
+    tcase_add_test(clock, close_wait_ignores_wall_clock_steps);
+    suite_add_tcase(s, clock);
     return s;
 }
 

@@ -9,6 +9,7 @@ Suite *config_suite(void);
 Suite *map_suite(void);
 Suite *json_scan_suite(void);
 Suite *nats_opts_suite(void);
+Suite *admin_suite(void);
 
 int main(void)
 {
@@ -19,6 +20,7 @@ int main(void)
     srunner_add_suite(sr, json_scan_suite());
     srunner_add_suite(sr, map_suite());
     srunner_add_suite(sr, nats_opts_suite());
+    srunner_add_suite(sr, admin_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -5,6 +5,7 @@
 #include "ctl_test_util.h"
 #include "mr_buf.h"
 #include "mr_proto.h"
+#include "mr_stream.h"
 #include "mr_test.h"
 
 #include <check.h>
@@ -56,7 +57,7 @@ bool ctl_proc_wait_ready(ctl_proc *p, int timeout_ms)
     return false;
 }
 
-void ctl_proc_start(ctl_proc *p, const char *env)
+void ctl_proc_spawn(ctl_proc *p, const char *env)
 {
     char *argv[] = {CTL_BINARY, "--config", p->cfg, NULL};
     char name[128] = "";
@@ -69,7 +70,41 @@ void ctl_proc_start(ctl_proc *p, const char *env)
     p->pid = mr_test_spawn(argv, p->log);
     if (env)
         unsetenv(name);
+}
+
+void ctl_proc_start(ctl_proc *p, const char *env)
+{
+    ctl_proc_spawn(p, env);
     ck_assert_msg(ctl_proc_wait_ready(p, 30000), "meridian-control not ready; see %s", p->log);
+}
+
+int ctl_proc_wait_readyz(ctl_proc *p, const char *needle, int timeout_ms)
+{
+    int64_t deadline = mr_test_now_ms() + timeout_ms;
+    while (mr_test_now_ms() < deadline) {
+        char *body = NULL;
+        int st = mr_test_http_get("127.0.0.1", p->admin_port, "/readyz", &body);
+        bool found = body && strstr(body, needle);
+        free(body);
+        if (found)
+            return st;
+        struct timespec ts = {0, 20 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return -1;
+}
+
+bool ctl_proc_log_has(ctl_proc *p, const char *needle)
+{
+    FILE *f = fopen(p->log, "r");
+    if (!f)
+        return false;
+    char line[4096];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, needle) != NULL;
+    fclose(f);
+    return found;
 }
 
 int ctl_proc_stop(ctl_proc *p)
@@ -89,6 +124,15 @@ void ctl_proc_free(ctl_proc *p)
     p->dir = NULL;
 }
 
+void ctl_test_stream(jsCtx *js, const char *region, const mr_stream_config *cfg)
+{
+    mr_stream_config def;
+    mr_stream_config_init(&def);
+    char err[256];
+    ck_assert_msg(mr_stream_ensure(js, region, cfg ? cfg : &def, err, sizeof err) == 0,
+                  "stream for %s: %s", region, err);
+}
+
 natsConnection *ctl_test_nats(const char *url)
 {
     natsConnection *nc = NULL;
@@ -97,11 +141,11 @@ natsConnection *ctl_test_nats(const char *url)
     return nc;
 }
 
-int ctl_test_publish(jsCtx *js, const char *region, const char *room, const char *from,
-                     const char *mid, int64_t ts, bool msg_id_header, char *msg_id)
+/* Publish one envelope with `data` (borrowed) the way a relay does. */
+static int publish_data(jsCtx *js, const char *region, const char *room, const char *from,
+                        const char *mid, int64_t ts, json_t *data, bool msg_id_header, char *msg_id)
 {
     mr_msg_id(room, strlen(room), from, mid, strlen(mid), msg_id);
-    json_t *data = json_pack("{s:s,s:I}", "text", mid, "n", (json_int_t)ts);
     mr_envelope e = {.room = room,
                      .room_len = strlen(room),
                      .msg_id = msg_id,
@@ -114,7 +158,6 @@ int ctl_test_publish(jsCtx *js, const char *region, const char *room, const char
                      .data = data};
     mr_buf b = MR_BUF_INIT;
     mr_proto_message(&b, &e);
-    json_decref(data);
     char subj[256];
     snprintf(subj, sizeof subj, "meridian.msg.%s.%s", region, room);
     jsPubOptions po;
@@ -130,6 +173,43 @@ int ctl_test_publish(jsCtx *js, const char *region, const char *room, const char
     return s == NATS_OK ? 0 : -1;
 }
 
+int ctl_test_publish(jsCtx *js, const char *region, const char *room, const char *from,
+                     const char *mid, int64_t ts, bool msg_id_header, char *msg_id)
+{
+    json_t *data = json_pack("{s:s,s:I}", "text", mid, "n", (json_int_t)ts);
+    int rc = publish_data(js, region, room, from, mid, ts, data, msg_id_header, msg_id);
+    json_decref(data);
+    return rc;
+}
+
+int ctl_test_publish_sized(jsCtx *js, const char *region, const char *room, const char *from,
+                           const char *mid, int64_t ts, size_t data_bytes, char *msg_id)
+{
+    char *pad = malloc(data_bytes + 1);
+    memset(pad, 'x', data_bytes);
+    pad[data_bytes] = '\0';
+    json_t *data = json_pack("{s:s,s:s}", "text", mid, "pad", pad);
+    free(pad);
+    int rc = publish_data(js, region, room, from, mid, ts, data, true, msg_id);
+    json_decref(data);
+    return rc;
+}
+
+json_t *ctl_test_history(natsConnection *nc, const char *room, const char *body, size_t *reply_len)
+{
+    char subj[200];
+    snprintf(subj, sizeof subj, "meridian.history.%s", room);
+    natsMsg *reply = NULL;
+    natsStatus s = natsConnection_RequestString(&reply, nc, subj, body, 10000);
+    ck_assert_msg(s == NATS_OK, "history request %s on %s: %s", body, room, natsStatus_GetText(s));
+    json_t *o = json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0, NULL);
+    ck_assert_msg(o != NULL, "reply is not JSON: %.200s", natsMsg_GetData(reply));
+    if (reply_len)
+        *reply_len = (size_t)natsMsg_GetDataLength(reply);
+    natsMsg_Destroy(reply);
+    return o;
+}
+
 int64_t ctl_test_sql_int(mr_test_pg *pg, const char *sql)
 {
     char *v = mr_test_pg_value(pg, sql);
@@ -138,6 +218,18 @@ int64_t ctl_test_sql_int(mr_test_pg *pg, const char *sql)
     int64_t n = v[0] ? atoll(v) : -1;
     free(v);
     return n;
+}
+
+bool ctl_test_wait_rows(mr_test_pg *pg, int64_t want, int timeout_ms)
+{
+    int64_t deadline = mr_test_now_ms() + timeout_ms;
+    while (mr_test_now_ms() < deadline) {
+        if (ctl_test_sql_int(pg, "SELECT count(*) FROM messages") == want)
+            return true;
+        struct timespec ts = {0, 50 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return false;
 }
 
 int64_t ctl_test_check_history(mr_test_pg *pg)

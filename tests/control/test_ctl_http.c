@@ -152,6 +152,13 @@ static void setup(void)
 {
     mr_test_nats_start(&nats, true);
     mr_test_pg_start(&pg, false);
+    /* The stream exists before control starts, as the region's relays create it. */
+    natsConnection *nc = ctl_test_nats(nats.url);
+    jsCtx *js = NULL;
+    ck_assert(natsConnection_JetStream(&js, nc, NULL) == NATS_OK);
+    ctl_test_stream(js, "eu-west", NULL);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
     ctl_proc_init(&ctl, nats.url, pg.conninfo, "eu-west", "[\"eu-west\"]",
                   "\"batch\":{\"max_wait_ms\":10}");
 }
@@ -352,8 +359,9 @@ START_TEST(test_post_then_history)
         nanosleep(&ts, NULL);
     }
     json_t *msgs = json_object_get(page, "messages");
-    ck_assert_msg(json_array_size(msgs) == 5, "history has %zu of 5 messages; see %s",
-                  json_array_size(msgs), ctl.log);
+    ck_assert_msg(json_array_size(msgs) == 5,
+                  "history has %zu of 5 messages (last_seq %lld); see %s", json_array_size(msgs),
+                  (long long)json_integer_value(json_object_get(page, "last_seq")), ctl.log);
     for (size_t i = 0; i < 5; i++) {
         json_t *m = json_array_get(msgs, i);
         ck_assert_int_eq(json_integer_value(json_object_get(m, "seq")), (json_int_t)i + 1);
@@ -384,6 +392,9 @@ START_TEST(test_post_then_history)
     ck_assert_int_eq(ctl_test_check_history(&pg), 5);
 }
 END_TEST
+
+static void expect_pipelined_on(int port, SSL_CTX *tls, const char *text, int want, int status,
+                                const char *what);
 
 START_TEST(test_tls13_only_with_hsts)
 {
@@ -430,6 +441,12 @@ START_TEST(test_tls13_only_with_hsts)
     r = request_on(ctl.http_port, c13, "GET", "/v1/rooms/lobby/messages", NULL, NULL, 0);
     assert_error(&r, 401, "unauthorized", "TLS without key");
     resp_free(&r);
+    char two[1024];
+    snprintf(two, sizeof two,
+             "GET /v1/rooms/lobby/messages HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n\r\n"
+             "GET /v1/rooms/lobby/messages HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n\r\n",
+             AUTH, AUTH);
+    expect_pipelined_on(ctl.http_port, c13, two, 2, 200, "TLS API");
     SSL_CTX_free(c13);
 
     /* A client limited to TLS 1.2 must be refused during the handshake. */
@@ -458,6 +475,64 @@ START_TEST(test_tls13_only_with_hsts)
     free(hb);
     ck_assert_int_eq(ctl_proc_stop(&ctl), 0);
     ctl_proc_free(&first);
+}
+END_TEST
+
+/* Send `text` in one write and expect `want` responses with `status` each. */
+static void expect_pipelined_on(int port, SSL_CTX *tls, const char *text, int want, int status,
+                                const char *what)
+{
+    int st[8];
+    int got = mr_test_http_pipelined(port, tls, text, want, st, 5000);
+    ck_assert_msg(got == want, "%s: %d of %d pipelined requests answered", what, got, want);
+    for (int i = 0; i < got; i++)
+        ck_assert_msg(st[i] == status, "%s: response %d has status %d", what, i, st[i]);
+}
+
+static void expect_pipelined(int port, const char *text, int want, int status, const char *what)
+{
+    expect_pipelined_on(port, NULL, text, want, status, what);
+}
+
+/*
+ * Two or three requests in one write (HTTP/1.1 pipelining) get every answer,
+ * in order, without the client sending anything more: on the API (history
+ * answered from a worker thread, and errors answered at once) and on the
+ * admin port.
+ */
+START_TEST(test_pipelined_requests_all_answered)
+{
+    ctl_proc_start(&ctl, NULL);
+    char text[2048];
+    snprintf(text, sizeof text,
+             "GET /v1/rooms/lobby/messages HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n\r\n"
+             "GET /v1/rooms/lobby/messages?after=0 HTTP/1.1\r\nHost: x\r\nAuthorization: "
+             "%s\r\n\r\n",
+             AUTH, AUTH);
+    expect_pipelined(ctl.http_port, text, 2, 200, "API history");
+    snprintf(text, sizeof text,
+             "GET /v1/nothing HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n\r\n"
+             "GET /v1/nothing HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n\r\n"
+             "GET /v1/nothing HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n\r\n",
+             AUTH, AUTH, AUTH);
+    expect_pipelined(ctl.http_port, text, 3, 404, "API errors");
+    const char *pbody = "{\"from\":\"p\",\"mid\":\"pipe-1\",\"data\":1}";
+    snprintf(text, sizeof text,
+             "POST /v1/rooms/lobby/messages HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n"
+             "Content-Length: %zu\r\n\r\n%s"
+             "POST /v1/rooms/lobby/messages HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n"
+             "Content-Length: %zu\r\n\r\n%s",
+             AUTH, strlen(pbody), pbody, AUTH, strlen(pbody), pbody);
+    expect_pipelined(ctl.http_port, text, 2, 202, "API publish");
+    expect_pipelined(ctl.admin_port,
+                     "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                     "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+                     2, 200, "admin");
+    /* A path without a route is answered without closing the connection. */
+    expect_pipelined(ctl.admin_port,
+                     "GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n"
+                     "GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n",
+                     2, 404, "admin without a route");
 }
 END_TEST
 
@@ -503,9 +578,12 @@ int main(void)
     tcase_add_test(tc, test_auth_required);
     tcase_add_test(tc, test_bad_input_gets_4xx);
     tcase_add_test(tc, test_post_then_history);
-    tcase_add_test(tc, test_tls13_only_with_hsts);
     tcase_add_test(tc, test_config_errors_and_flags);
     suite_add_tcase(s, tc);
+    TCase *pipe = mr_test_case(s, "pipelining", setup, teardown, 90);
+    tcase_add_test(pipe, test_pipelined_requests_all_answered);
+    TCase *tls = mr_test_case(s, "tls", setup, teardown, 90);
+    tcase_add_test(tls, test_tls13_only_with_hsts);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

@@ -111,6 +111,9 @@ static void setup(void)
     mr_test_pg_start(&pg, false);
     nc = ctl_test_nats(nats.url);
     ck_assert(natsConnection_JetStream(&js, nc, NULL) == NATS_OK);
+    /* The streams exist before control starts, as the region's relays create them. */
+    ctl_test_stream(js, "eu-west", NULL);
+    ctl_test_stream(js, "us-east", NULL);
 }
 
 static void teardown(void)
@@ -141,14 +144,7 @@ static bool wait_drained(const char *stream, int timeout_ms)
 
 static bool wait_rows(int64_t want, int timeout_ms)
 {
-    int64_t deadline = mr_test_now_ms() + timeout_ms;
-    while (mr_test_now_ms() < deadline) {
-        if (ctl_test_sql_int(&pg, "SELECT count(*) FROM messages") == want)
-            return true;
-        struct timespec ts = {0, 50 * 1000000};
-        nanosleep(&ts, NULL);
-    }
-    return false;
+    return ctl_test_wait_rows(&pg, want, timeout_ms);
 }
 
 static const char *rooms[] = {"lobby", "room-b", "room_c", "d"};
@@ -367,15 +363,7 @@ END_TEST
 
 static json_t *history_request(const char *room, const char *body)
 {
-    char subj[200];
-    snprintf(subj, sizeof subj, "meridian.history.%s", room);
-    natsMsg *reply = NULL;
-    natsStatus s = natsConnection_RequestString(&reply, nc, subj, body, 5000);
-    ck_assert_msg(s == NATS_OK, "history request: %s", natsStatus_GetText(s));
-    json_t *o = json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0, NULL);
-    ck_assert_msg(o != NULL, "reply is not JSON: %s", natsMsg_GetData(reply));
-    natsMsg_Destroy(reply);
-    return o;
+    return ctl_test_history(nc, room, body, NULL);
 }
 
 static void assert_page(json_t *o, long long first, long long count, bool more, long long last)
@@ -458,6 +446,36 @@ START_TEST(test_history_nats)
 }
 END_TEST
 
+/*
+ * Waits inside ingest (the fetcher's pause between pulls, the hand-off
+ * between lanes and the fetcher) are durations: a wall clock stepped back
+ * an hour (tests/support/mr_test_clockstep.c) must not stretch them, or
+ * messages published after the step would sit in the stream for an hour.
+ */
+START_TEST(test_wall_clock_step_does_not_stall_ingest)
+{
+    ctl_proc a;
+    ctl_proc_init(&a, nats.url, pg.conninfo, "eu-west", "[\"eu-west\"]",
+                  "\"batch\":{\"max_wait_ms\":20}");
+    mr_test_clockstep_env(3600);
+    ctl_proc_start(&a, NULL);
+    mr_test_clockstep_env(0);
+    char id[33];
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 20; i++) {
+            char mid[32];
+            snprintf(mid, sizeof mid, "c%d-%d", round, i);
+            ck_assert(ctl_test_publish(js, "eu-west", "clock", "erin", mid, 1764300000000 + i, true,
+                                       id) == 0);
+        }
+        ck_assert_msg(wait_rows(20 * (round + 1), 15000), "round %d: messages not stored; see %s",
+                      round, a.log);
+    }
+    ck_assert_int_eq(ctl_proc_stop(&a), 0);
+    ctl_proc_free(&a);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("control_ingest");
@@ -469,6 +487,8 @@ int main(void)
     tcase_add_test(tc, test_pg_outage_no_loss);
     tcase_add_test(tc, test_history_nats);
     suite_add_tcase(s, tc);
+    TCase *clock = mr_test_case(s, "clock", setup, teardown, 120);
+    tcase_add_test(clock, test_wall_clock_step_does_not_stall_ingest);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

@@ -163,6 +163,8 @@ START_TEST(test_history_request_parse)
 }
 END_TEST
 
+Suite *envelope_suite(void);
+
 int main(void)
 {
     Suite *s = suite_create("control_unit");
@@ -174,6 +176,7 @@ int main(void)
     tcase_add_test(tc, test_history_request_parse);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
+    srunner_add_suite(sr, envelope_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

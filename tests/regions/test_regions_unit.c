@@ -1,5 +1,6 @@
 /*
- * Unit tests of the regions file loader (common/mr_regions.c): the shipped
+ * Unit tests of the regions file loader (common/mr_regions.c) and the DNS
+ * routing policy (common/mr_regions_route.c): the shipped
  * regions/local.json loads, every validation error names the file, the field
  * and the problem, and the DNS routing policy picks the first healthy region
  * in failover order or fails open.
@@ -136,6 +137,14 @@ static void m_same_host_names(json_t *r)
 static void m_region_dns_clash(json_t *r)
 {
     json_object_set_new(region(r, 1), "dns_name", json_string("eu-west.ws"));
+}
+static void m_derived_name_clash(json_t *r)
+{
+    json_object_set_new(dns(r), "api_name", json_string("eu-west.ws"));
+}
+static void m_derived_name_bad(json_t *r)
+{
+    json_object_set_new(dns(r), "region_name", json_string("{region}-.ws"));
 }
 static void m_no_regions(json_t *r)
 {
@@ -341,6 +350,10 @@ static const bad_case bad_cases[] = {
     {"api name = ws name", m_same_host_names, "dns.api_name", "already used by dns.ws_name"},
     {"region dns_name clash", m_region_dns_clash, "regions[1].dns_name",
      "already used by regions[0]"},
+    {"derived name clash", m_derived_name_clash, "regions[0] (dns.region_name)",
+     "hostname \"eu-west.ws\" is already used by dns.api_name"},
+    {"template gives a bad name", m_derived_name_bad, "dns.region_name",
+     "gives the bad DNS name \"eu-west-.ws\" for eu-west"},
     {"no regions", m_no_regions, "regions", "must not be empty"},
     {"bad region name", m_region_name_bad, "regions[1].name", "[a-z0-9-]"},
     {"duplicate region", m_region_dup, "regions[2].name", "duplicate region name \"eu-west\""},

@@ -422,6 +422,12 @@ START_TEST(admin_port_answers_pipelined_requests)
     ck_assert_int_eq(write(fd, more, sizeof more - 1), (ssize_t)(sizeof more - 1));
     ck_assert_msg(read_responses(fd, 2, buf, sizeof buf) == 2, "got: %s", buf);
     ck_assert_msg(strstr(buf, "202") && strstr(buf, "\"draining\":true"), "%s", buf);
+    /* A path without a route gets its 404 and the connection goes on. */
+    const char lost[] = "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+                        "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    ck_assert_int_eq(write(fd, lost, sizeof lost - 1), (ssize_t)(sizeof lost - 1));
+    ck_assert_msg(read_responses(fd, 2, buf, sizeof buf) == 2, "got: %s", buf);
+    ck_assert_msg(strstr(buf, "404") && strstr(buf, "\"status\":\"ok\""), "%s", buf);
     close(fd);
 }
 END_TEST

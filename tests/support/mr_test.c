@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -46,6 +47,32 @@ TCase *mr_test_case(Suite *s, const char *name, void (*setup)(void), void (*tear
     tcase_set_timeout(tc, timeout_s);
     suite_add_tcase(s, tc);
     return tc;
+}
+
+void mr_test_clockstep_env(long seconds)
+{
+    if (seconds == 0) {
+        unsetenv("LD_PRELOAD");
+        unsetenv("MR_TEST_CLOCK_STEP_S");
+        return;
+    }
+#ifndef MR_TEST_CLOCKSTEP_LIB
+    /* Programs that compile this file on their own (benchmarks) have no such library. */
+    ck_abort_msg("mr_test_clockstep_env: built without tests/support's clock-step library");
+#else
+    char v[32];
+    snprintf(v, sizeof v, "%ld", seconds);
+    setenv("MR_TEST_CLOCK_STEP_S", v, 1);
+    setenv("LD_PRELOAD", MR_TEST_CLOCKSTEP_LIB, 1);
+#endif
+    /* A sanitized child would refuse to run with a library preloaded ahead of its runtime. */
+    const char *asan = getenv("ASAN_OPTIONS");
+    if (!asan || !strstr(asan, "verify_asan_link_order")) {
+        char opts[1024];
+        snprintf(opts, sizeof opts, "%s%sverify_asan_link_order=0", asan ? asan : "",
+                 asan && *asan ? ":" : "");
+        setenv("ASAN_OPTIONS", opts, 1);
+    }
 }
 
 int64_t mr_test_now_ms(void)
@@ -309,6 +336,72 @@ int mr_test_http(const char *host, int port, const char *method, const char *pat
 int mr_test_http_get(const char *host, int port, const char *path, char **body)
 {
     return mr_test_http(host, port, "GET", path, NULL, NULL, body);
+}
+
+/* Length of the first complete response in buf[0..len), or 0; its status goes to *status. */
+static size_t http_response_len(const char *buf, size_t len, int *status)
+{
+    const char *head_end = memmem(buf, len, "\r\n\r\n", 4);
+    if (!head_end)
+        return 0;
+    size_t head = (size_t)(head_end - buf) + 4;
+    long clen = 0;
+    for (const char *l = memchr(buf, '\n', head); l && l < head_end; l = memchr(l + 1, '\n', head))
+        if (strncasecmp(l + 1, "Content-Length:", 15) == 0)
+            clen = strtol(l + 16, NULL, 10);
+    if (clen < 0 || head + (size_t)clen > len)
+        return 0;
+    if (sscanf(buf, "HTTP/1.%*d %d", status) != 1)
+        *status = -1;
+    return head + (size_t)clen;
+}
+
+int mr_test_http_pipelined(int port, SSL_CTX *tls, const char *requests, int want, int *status,
+                           int timeout_ms)
+{
+    int fd = tcp_connect("127.0.0.1", port);
+    if (fd < 0)
+        return 0;
+    SSL *ssl = NULL;
+    size_t n = strlen(requests);
+    bool sent;
+    if (tls) {
+        ssl = SSL_new(tls);
+        SSL_set_fd(ssl, fd);
+        sent = SSL_connect(ssl) == 1 && SSL_write(ssl, requests, (int)n) == (int)n;
+    } else {
+        sent = write(fd, requests, n) == (ssize_t)n;
+    }
+    int got = 0;
+    size_t cap = 65536, len = 0, off = 0;
+    char *buf = malloc(cap);
+    int64_t deadline = mr_test_now_ms() + timeout_ms;
+    while (sent && got < want) {
+        size_t one = http_response_len(buf + off, len - off, &status[got]);
+        if (one > 0) {
+            off += one;
+            got++;
+            continue;
+        }
+        if (!ssl || SSL_pending(ssl) == 0) {
+            struct pollfd p = {fd, POLLIN, 0};
+            int left = (int)(deadline - mr_test_now_ms());
+            if (left <= 0 || poll(&p, 1, left) <= 0)
+                break;
+        }
+        if (len + 4096 > cap)
+            buf = realloc(buf, cap *= 2);
+        ssize_t r =
+            ssl ? SSL_read(ssl, buf + len, (int)(cap - len)) : read(fd, buf + len, cap - len);
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+    }
+    free(buf);
+    if (ssl)
+        SSL_free(ssl);
+    close(fd);
+    return got;
 }
 
 static void nats_spawn(mr_test_nats *n, bool jetstream)

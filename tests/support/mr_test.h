@@ -44,6 +44,17 @@ int mr_test_http(const char *host, int port, const char *method, const char *pat
 /** Blocking HTTP/1.0 GET; returns the status code (or -1) and the body in a malloc'd string. */
 int mr_test_http_get(const char *host, int port, const char *path, char **body);
 
+typedef struct ssl_ctx_st SSL_CTX;
+/**
+ * HTTP/1.1 pipelining: connect to 127.0.0.1:`port` (through TLS with `tls`,
+ * or NULL for plain TCP), send `requests` (several requests back to back) in
+ * one write and read until `want` complete responses (Content-Length bodies)
+ * arrived or `timeout_ms` passed. Returns how many arrived; their statuses
+ * go to `status` (room for `want`).
+ */
+int mr_test_http_pipelined(int port, SSL_CTX *tls, const char *requests, int want, int *status,
+                           int timeout_ms);
+
 struct Suite;
 struct TCase;
 /** Run every case of `s` (Check's default fork mode); returns the process exit status. */
@@ -54,6 +65,14 @@ int mr_test_run(struct Suite *s);
  */
 struct TCase *mr_test_case(struct Suite *s, const char *name, void (*setup)(void),
                            void (*teardown)(void), int timeout_s);
+
+/**
+ * Make the processes this test starts from now on see a wall clock stepped
+ * back by `seconds` (tests/support/mr_test_clockstep.c, through LD_PRELOAD
+ * in the environment they inherit); 0 undoes it. For tests that durations
+ * are measured on a monotonic clock.
+ */
+void mr_test_clockstep_env(long seconds);
 
 /** Monotonic milliseconds. */
 int64_t mr_test_now_ms(void);
