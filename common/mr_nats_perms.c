@@ -91,9 +91,9 @@ static void control_perms(mr_nats_perms *p, const char *region, const char *cons
     for (size_t i = 0; i < nregions; i++) {
         char s[MR_STREAM_NAME_MAX];
         mr_stream_name(regions[i], s, sizeof s);
+        /* INFO only: the region's relays own the stream's configuration
+         * (mr_stream.h); the control plane checks it and never changes it. */
         add(&p->pub, &p->npub, "$JS.API.STREAM.INFO.%s", s);
-        add(&p->pub, &p->npub, "$JS.API.STREAM.CREATE.%s", s);
-        add(&p->pub, &p->npub, "$JS.API.STREAM.UPDATE.%s", s);
         add(&p->pub, &p->npub, "$JS.API.CONSUMER.INFO.%s.%s", s, MR_STREAM_CONSUMER);
         add(&p->pub, &p->npub, "$JS.API.CONSUMER.DURABLE.CREATE.%s.%s", s, MR_STREAM_CONSUMER);
         add(&p->pub, &p->npub, "$JS.API.CONSUMER.MSG.NEXT.%s.%s", s, MR_STREAM_CONSUMER);
@@ -106,20 +106,13 @@ static void control_perms(mr_nats_perms *p, const char *region, const char *cons
     add(&p->sub, &p->nsub, "_INBOX.>");
 }
 
+/* The agents' observations, lease and drain flags are all core NATS
+ * messages on meridian.hc.> (healthcheck/hc_cluster.h): nothing else, no
+ * JetStream, no request/reply. */
 static void healthcheck_perms(mr_nats_perms *p)
 {
-    static const char *const buckets[] = {MR_NATS_HC_BUCKET, MR_NATS_HC_BUCKET "_drain"};
     add(&p->pub, &p->npub, "meridian.hc.>");
-    for (size_t i = 0; i < 2; i++) {
-        add(&p->pub, &p->npub, "$KV.%s.>", buckets[i]);
-        add(&p->pub, &p->npub, "$JS.API.STREAM.INFO.KV_%s", buckets[i]);
-        add(&p->pub, &p->npub, "$JS.API.STREAM.CREATE.KV_%s", buckets[i]);
-        add(&p->pub, &p->npub, "$JS.API.STREAM.MSG.GET.KV_%s", buckets[i]);
-        add(&p->pub, &p->npub, "$JS.API.DIRECT.GET.KV_%s.>", buckets[i]);
-    }
     add(&p->sub, &p->nsub, "meridian.hc.>");
-    add(&p->sub, &p->nsub, "_INBOX.>");
-    p->responses = true;
 }
 
 void mr_nats_perms_build(mr_nats_perms *p, mr_nats_role role, const char *region,

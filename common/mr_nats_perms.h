@@ -23,8 +23,6 @@ typedef enum {
 
 /* The account every Meridian user belongs to (JetStream enabled). */
 #define MR_NATS_ACCOUNT "MERIDIAN"
-/* The health agents' KV buckets (healthcheck's default cluster.bucket and its _drain twin). */
-#define MR_NATS_HC_BUCKET "meridian_hc"
 
 typedef struct mr_nats_perms {
     char **pub; /* subjects the user may publish to */

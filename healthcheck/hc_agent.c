@@ -144,8 +144,7 @@ int hc_agent_start(hc_agent *a, char *err, size_t errlen)
     const char **names = mr_calloc(a->regions->n_regions, sizeof(char *));
     for (size_t r = 0; r < a->regions->n_regions; r++)
         names[r] = a->regions->regions[r].name;
-    hc_cluster_conf cc = {.urls = (const char *const *)a->nats_urls,
-                          .n_urls = a->n_nats,
+    hc_cluster_conf cc = {.nats = &a->nats,
                           .agent_id = a->agent_id,
                           .lease_id = a->lease_id,
                           .members = (const char *const *)a->members,
@@ -245,9 +244,7 @@ void hc_agent_free(hc_agent *a)
     free(a->members);
     free(a->lease_id);
     free(a->state_path);
-    for (size_t i = 0; i < a->n_nats; i++)
-        free(a->nats_urls[i]);
-    free(a->nats_urls);
+    mr_nats_conf_free(&a->nats);
     free(a->eps);
     free(a->drained);
     free(a->drain_notified);

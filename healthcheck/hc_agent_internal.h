@@ -78,8 +78,7 @@ struct hc_agent {
     int verify_timeout_ms;
     bool verify_enabled;
     char *relay_api_key; /* relays' admin_api_key, "" when none */
-    char **nats_urls;
-    size_t n_nats;
+    mr_nats_conf nats;   /* URLs, nkey or user+password, TLS (mr_nats_opts.h) */
     json_t *dns_conf;
     mr_cfg cfg;
 

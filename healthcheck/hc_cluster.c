@@ -42,6 +42,7 @@ struct hc_cluster {
     char *state_path;
     char **regions;
     natsConnection *nc;
+    mr_nats_watch *watch; /* says why NATS is not up */
     natsSubscription *sub, *lease_sub;
     hc_cluster_obs_cb cb;
     void *ud;
@@ -313,7 +314,7 @@ static void free_cluster(hc_cluster *c)
 hc_cluster *hc_cluster_start(const hc_cluster_conf *conf, hc_cluster_obs_cb cb, void *ud, char *err,
                              size_t errlen)
 {
-    if (conf->n_urls == 0) {
+    if (!conf->nats || conf->nats->n_urls == 0) {
         snprintf(err, errlen, "nats: at least one URL is required");
         return NULL;
     }
@@ -368,7 +369,11 @@ hc_cluster *hc_cluster_start(const hc_cluster_conf *conf, hc_cluster_obs_cb cb, 
 
     natsOptions *o = NULL;
     natsOptions_Create(&o);
-    natsOptions_SetServers(o, (const char **)conf->urls, (int)conf->n_urls);
+    if (mr_nats_conf_apply(conf->nats, o, err, errlen) != 0) {
+        natsOptions_Destroy(o);
+        free_cluster(c);
+        return NULL;
+    }
     natsOptions_SetName(o, conf->agent_id);
     natsOptions_SetTimeout(o, 1000);
     /* A dead server must be noticed within a couple of seconds. */
@@ -390,10 +395,17 @@ hc_cluster *hc_cluster_start(const hc_cluster_conf *conf, hc_cluster_obs_cb cb, 
         snprintf(err, errlen, "nats: %s", natsStatus_GetText(s));
         goto err;
     }
+    c->watch = mr_nats_watch_start(conf->nats, c->nc);
     s = natsConnection_Subscribe(&c->sub, c->nc, HC_CLUSTER_OBS_SUBJECT, on_msg, c);
     if (s == NATS_OK)
         s = natsConnection_Subscribe(&c->lease_sub, c->nc, HC_CLUSTER_LEASE_SUBJECT, on_lease_msg,
                                      c);
+    if (s == NATS_CONNECTION_CLOSED) {
+        /* libnats gave up on a server that refused the handshake (bad
+         * credentials, untrusted certificate: mr_nats_opts.c): run on, not
+         * ready, while the watcher says why. */
+        s = NATS_OK;
+    }
     if (s != NATS_OK) {
         snprintf(err, errlen, "nats subscribe: %s", natsStatus_GetText(s));
         goto err;
@@ -405,6 +417,7 @@ hc_cluster *hc_cluster_start(const hc_cluster_conf *conf, hc_cluster_obs_cb cb, 
     c->thread_started = true;
     return c;
 err:
+    mr_nats_watch_stop(c->watch);
     natsSubscription_Destroy(c->sub);
     natsSubscription_Destroy(c->lease_sub);
     close_connection(c);
@@ -435,6 +448,7 @@ void hc_cluster_stop(hc_cluster *c)
     natsSubscription_Destroy(c->sub);
     natsSubscription_Unsubscribe(c->lease_sub);
     natsSubscription_Destroy(c->lease_sub);
+    mr_nats_watch_stop(c->watch);
     close_connection(c);
     free_cluster(c);
 }
@@ -450,6 +464,11 @@ int hc_cluster_publish(hc_cluster *c, const char *data, size_t len)
 bool hc_cluster_connected(hc_cluster *c)
 {
     return atomic_load(&c->connected);
+}
+
+void hc_cluster_describe(hc_cluster *c, mr_buf *json)
+{
+    mr_nats_watch_describe(c->watch, hc_cluster_connected(c), json);
 }
 
 void hc_cluster_lease(hc_cluster *c, hc_cluster_lease_info *out)

@@ -14,6 +14,7 @@
 
 #include "hc_wire.h"
 #include "mr_buf.h"
+#include "mr_nats_opts.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -22,8 +23,7 @@
 typedef struct hc_cluster hc_cluster;
 
 typedef struct hc_cluster_conf {
-    const char *const *urls; /* NATS URLs */
-    size_t n_urls;
+    const mr_nats_conf *nats;   /* URLs, credentials, TLS; must outlive the cluster */
     const char *agent_id;       /* shown to operators, and the NATS client name */
     const char *lease_id;       /* this agent's id among the lease's members */
     const char *const *members; /* every member's id (this one included) */
@@ -59,6 +59,8 @@ void hc_cluster_stop(hc_cluster *c);
 /** Publish an observation; returns 0 or -1 when not connected. */
 int hc_cluster_publish(hc_cluster *c, const char *data, size_t len);
 bool hc_cluster_connected(hc_cluster *c);
+/** Append `"nats":"connected"` or `"nats":"disconnected"` and why (mr_nats_watch_describe). */
+void hc_cluster_describe(hc_cluster *c, mr_buf *json);
 
 typedef struct hc_cluster_lease_info {
     bool held;             /* this agent holds the lease now */

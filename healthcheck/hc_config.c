@@ -60,7 +60,8 @@ int hc_config_load(hc_agent *a, const char *path, const char *listen_override, c
     const char *listen = mr_cfg_str(c, root, "", "listen", NULL);
     const char *api_key = mr_cfg_str(c, root, "", "api_key", "");
     const char *level = mr_cfg_str(c, root, "", "log_level", "info");
-    json_t *nats = mr_cfg_str_array(c, root, "", "nats");
+    mr_nats_conf_init(&a->nats, NULL);
+    mr_nats_conf_read(&a->nats, c, root, "nats");
     json_t *probe = mr_cfg_obj(c, root, "", "probe");
     static const char *const pkeys[] = {"interval_ms", "timeout_ms",     "secret",
                                         "tls_verify",  "cert_warn_days", NULL};
@@ -126,13 +127,19 @@ int hc_config_load(hc_agent *a, const char *path, const char *listen_override, c
     if (!secret)
         mr_cfg_error(c, "probe.secret",
                      "is required (the relays' auth secret, for the probe token)");
-    if (!nats || json_array_size(nats) == 0)
-        mr_cfg_error(c, "nats", "is required: a list of NATS URLs");
+    if (a->nats.n_urls == 0)
+        mr_cfg_error(c, "nats", "is required: a list of NATS URLs, or the object form");
     int lvl = mr_log_level_parse(level);
     if (lvl < 0)
         mr_cfg_error(c, "log_level", "must be error, warn, info or debug");
     if (mr_cfg_failed(c)) {
         snprintf(err, errlen, "%s", c->err);
+        json_decref(root);
+        return -1;
+    }
+    char nerr[512];
+    if (mr_nats_conf_check(&a->nats, "nats", nerr, sizeof nerr) != 0) {
+        snprintf(err, errlen, "%s: %s", path, nerr);
         json_decref(root);
         return -1;
     }
@@ -163,10 +170,6 @@ int hc_config_load(hc_agent *a, const char *path, const char *listen_override, c
     a->api_key = mr_strdup(api_key);
     a->relay_api_key = mr_strdup(relay_key);
     a->probe_secret = mr_strdup(secret);
-    a->n_nats = json_array_size(nats);
-    a->nats_urls = mr_calloc(a->n_nats + 1, sizeof(char *));
-    for (size_t i = 0; i < a->n_nats; i++)
-        a->nats_urls[i] = mr_strdup(json_string_value(json_array_get(nats, i)));
     /* The lease's members: every agent's id when lease.members lists them,
      * else one member per region of the regions file, named after it (one
      * agent runs in each region). */

@@ -213,8 +213,9 @@ static bool agent_ready(hc_agent *a, mr_buf *detail)
     bool nats = hc_cluster_connected(a->cluster);
     hc_cluster_lease_info li;
     hc_cluster_lease(a->cluster, &li);
-    mr_buf_printf(detail, "{\"nats\":\"%s\",\"lease_held\":%s,\"term\":%llu}",
-                  nats ? "connected" : "disconnected", li.held ? "true" : "false",
+    mr_buf_putc(detail, '{');
+    hc_cluster_describe(a->cluster, detail);
+    mr_buf_printf(detail, ",\"lease_held\":%s,\"term\":%llu}", li.held ? "true" : "false",
                   (unsigned long long)li.term);
     return nats;
 }

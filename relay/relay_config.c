@@ -42,7 +42,7 @@ void relay_config_defaults(relay_config *c)
         .ping_interval_s = 25,
         .idle_timeout_s = 60,
         .max_bad_frames = 20,
-        .dedup_window = 1024,
+        .dedup_window = 65536,
         .receive_buffer_bytes = 2048,
     };
     c->drain_grace_ms = 10000;
@@ -390,6 +390,13 @@ int relay_config_validate(const relay_config *c, char *err, size_t errlen)
     }
     if (c->admin_api_key && strlen(c->admin_api_key) < 16) {
         snprintf(err, errlen, "admin_api_key: use at least 16 characters (a long random key)");
+        return -1;
+    }
+    if (c->limits.max_outbound_bytes < c->limits.max_message_bytes) {
+        /* A single publish of the largest size would close every member as a slow consumer. */
+        snprintf(err, errlen,
+                 "limits.max_outbound_bytes: must be at least limits.max_message_bytes (%lld)",
+                 (long long)c->limits.max_message_bytes);
         return -1;
     }
     if (c->limits.idle_timeout_s <= c->limits.ping_interval_s) {

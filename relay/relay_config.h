@@ -21,7 +21,7 @@ typedef struct relay_limits {
     int64_t ping_interval_s;
     int64_t idle_timeout_s;
     int64_t max_bad_frames;
-    int64_t dedup_window; /* recent message ids remembered per room */
+    int64_t dedup_window; /* most message ids a room remembers, awaiting and committed each */
     /* lws's receive buffer per connection: memory per idle connection against how much of
      * a busy connection's input one pass of the event loop reads */
     int64_t receive_buffer_bytes;

@@ -23,19 +23,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-void relay_random_hex(char *out, size_t bytes)
+int relay_random_hex(char *out, size_t bytes)
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char raw[32];
     if (bytes > sizeof raw)
         bytes = sizeof raw;
-    if (RAND_bytes(raw, (int)bytes) != 1)
+    int rc = 0;
+    if (RAND_bytes(raw, (int)bytes) != 1) {
         memset(raw, 0, bytes);
+        rc = -1;
+    }
     for (size_t i = 0; i < bytes; i++) {
         out[2 * i] = hex[raw[i] >> 4];
         out[2 * i + 1] = hex[raw[i] & 15];
     }
     out[2 * bytes] = '\0';
+    return rc;
 }
 
 void relay_conn_attach(relay *r, relay_conn *c, struct lws *wsi)
@@ -44,7 +48,9 @@ void relay_conn_attach(relay *r, relay_conn *c, struct lws *wsi)
     c->r = r;
     c->wsi = wsi;
     c->id = ++r->next_conn_id;
-    relay_random_hex(c->sid, RELAY_SID_LEN / 2);
+    /* Without randomness the session id is still unique within the process. */
+    if (relay_random_hex(c->sid, RELAY_SID_LEN / 2) != 0)
+        snprintf(c->sid, sizeof c->sid, "%016llx", (unsigned long long)c->id);
     if (!wsi || !lws_get_peer_simple(wsi, c->ip, sizeof c->ip))
         snprintf(c->ip, sizeof c->ip, "unknown");
     c->next = r->conns;
@@ -112,17 +118,26 @@ relay_member *relay_conn_member(relay_conn *c, const char *room, size_t len)
     return NULL;
 }
 
-void relay_conn_send(relay_conn *c, relay_out *o)
+void relay_conn_slow_consumer(relay_conn *c, const char *room, size_t bytes)
+{
+    if (c->close_code)
+        return;
+    mr_log_warn("session %s (user %s, %s): slow consumer: %zu bytes would be queued for room %s "
+                "(limits.max_outbound_bytes %lld); closing with %d",
+                c->sid, c->user ? c->user : "-", c->ip, bytes, room ? room : "-",
+                (long long)c->r->cfg->limits.max_outbound_bytes, MR_CLOSE_SLOW_CONSUMER);
+    mr_metric_inc(&relay_m.slow_consumer_closes);
+    /* Drop what is queued: the client is told why by the close code alone. */
+    drop_queue(c);
+    relay_conn_close(c, MR_CLOSE_SLOW_CONSUMER, "slow consumer");
+}
+
+void relay_conn_send_for(relay_conn *c, relay_out *o, const char *room)
 {
     if (c->close_code)
         return; /* nothing more goes out once a close is requested */
-    if (c->qbytes + o->len > (size_t)c->r->cfg->limits.max_outbound_bytes) {
-        mr_log_info("session %s (%s): slow consumer, %zu bytes queued; closing", c->sid,
-                    c->user ? c->user : "-", c->qbytes);
-        mr_metric_inc(&relay_m.slow_consumer_closes);
-        /* Drop what is queued: the client is told why by the close code alone. */
-        drop_queue(c);
-        relay_conn_close(c, MR_CLOSE_SLOW_CONSUMER, "slow consumer");
+    if (c->qlen && c->qbytes + o->len > (size_t)c->r->cfg->limits.max_outbound_bytes) {
+        relay_conn_slow_consumer(c, room, c->qbytes + o->len);
         return;
     }
     if (c->qlen == c->qcap) {
@@ -140,6 +155,11 @@ void relay_conn_send(relay_conn *c, relay_out *o)
     c->qbytes += o->len;
     if (c->qlen == 1 && c->wsi)
         lws_callback_on_writable(c->wsi);
+}
+
+void relay_conn_send(relay_conn *c, relay_out *o)
+{
+    relay_conn_send_for(c, o, NULL);
 }
 
 void relay_conn_send_buf(relay_conn *c, const mr_buf *b)

@@ -7,14 +7,17 @@
  *   PubAck of a JetStream publish           relay_publish_outcome
  *   <inbox>p.<room>  presence snapshot      relay_presence_snapshot_reply
  *   <inbox>c.<room>  repair history page    relay_repair_reply
+ *   <inbox>s.<id>.<room>  subscriptions confirmed: presence, repair, resume
  *   <inbox><id>      resume history page    relay_resume_reply
- *   meridian.presence.<room> / .hb          relay_presence_on_message
+ *   meridian.presence.<room>                relay_presence_on_message
+ *   meridian.relay.hb                       relay_presence_on_heartbeat
  *   meridian.msg.<region>.<room>            fast path: relay_deliver_message
- *   meridian.commit.<room>                  commit: relay_repair_commit, relay_deliver_commit
+ *   meridian.commit.<room>                  commit: relay_deliver_commit, relay_repair_commit
  *
- * The fast path and commits are wired here rather than in a feature, since
- * two features meet on them: delivery hands a new message to repair, which
- * waits for its commit, and repair sees every commit before delivery does.
+ * Commits and subscription confirmations are wired here rather than in a
+ * feature, since several features meet on them: repair looks for gaps in
+ * the seqs delivery has delivered, and a room newly subscribed starts its
+ * presence and repair and answers the joins waiting for it.
  *
  * Whatever any process connected to NATS publishes arrives here, so every
  * subject token and field is checked the way the frame parser checks client
@@ -142,11 +145,7 @@ static bool on_fast_path(relay *r, natsMsg *msg, const char *rest)
     if (natsMsgHeader_Get(msg, RELAY_HDR_MSG_ID, &msg_id) != NATS_OK || !valid_msg_id(msg_id) ||
         len > payload_max(r) || !valid_message_frame(data, len, room_name, msg_id))
         return false;
-    if (!relay_deliver_message(r, room, msg_id, data, len)) {
-        mr_metric_inc(&relay_m.duplicates_dropped);
-        return true;
-    }
-    relay_repair_awaiting(r, room, msg_id);
+    relay_deliver_message(r, room, msg_id, data, len);
     return true;
 }
 
@@ -176,9 +175,8 @@ static bool on_commit(relay *r, natsMsg *msg, const char *room_name)
               field_is(message, "room", room_name, rl) &&
               field_is(message, "msg_id", json_string_value(msg_id), MR_MSG_ID_LEN);
     if (ok) {
-        const char *id = json_string_value(msg_id);
-        if (relay_repair_commit(r, room, id, json_integer_value(seq)))
-            relay_deliver_commit(r, room, id, json_integer_value(seq), message);
+        relay_deliver_commit(r, room, json_string_value(msg_id), json_integer_value(seq), message);
+        relay_repair_commit(r, room);
     }
     json_decref(c);
     return ok;
@@ -238,6 +236,30 @@ static bool valid_request_id(const char *s)
     return true;
 }
 
+/*
+ * The server has the subscriptions of room `rest` ("<id>.<room>"), unless
+ * the room went (and maybe came back, with another id) since it asked.
+ */
+static bool on_subscribed(relay *r, const char *rest)
+{
+    const char *dot = strchr(rest, '.');
+    if (!dot || dot == rest || dot - rest > 20 || !valid_room(dot + 1))
+        return false;
+    for (const char *p = rest; p < dot; p++)
+        if (*p < '0' || *p > '9')
+            return false;
+    unsigned long long id = strtoull(rest, NULL, 10);
+    relay_room *room = relay_room_find(&r->rooms, dot + 1, strlen(dot + 1));
+    if (!room || !room->subscribing || room->subscribe_id != id)
+        return true;
+    room->subscribing = false;
+    r->rooms.subscribing--;
+    relay_presence_room_created(r, room);
+    relay_repair_room_created(r, room);
+    relay_resume_subscribed(r, room);
+    return true;
+}
+
 /* A reply on this relay's inbox; `token` is what follows the inbox prefix. */
 static bool on_reply(relay *r, natsMsg *msg, const char *token)
 {
@@ -254,6 +276,8 @@ static bool on_reply(relay *r, natsMsg *msg, const char *token)
         relay_repair_reply(r, room, data, len);
         return true;
     }
+    if (strncmp(token, RELAY_INBOX_SUBSCRIBED, sizeof RELAY_INBOX_SUBSCRIBED - 1) == 0)
+        return on_subscribed(r, token + sizeof RELAY_INBOX_SUBSCRIBED - 1);
     if (!valid_request_id(token))
         return false;
     relay_resume_reply(r, token, data, len);

@@ -221,6 +221,7 @@ int main(int argc, char **argv)
     relay_deliver_init(&r);
     relay_presence_init(&r);
     relay_repair_init(&r);
+    relay_resume_init(&r);
     relay_drain_init(&r);
 
     int rc = 1;
@@ -237,7 +238,10 @@ int main(int argc, char **argv)
         goto out;
     }
     sc.r = &r;
-    pthread_create(&sig_thread, NULL, signal_main, &sc);
+    if (pthread_create(&sig_thread, NULL, signal_main, &sc) != 0) {
+        mr_log_error("cannot start the signal thread");
+        goto out;
+    }
     sig_thread_started = true;
 
     mr_log_info("meridian-relay %s: region %s, node %s, WebSocket on %s (port %d)%s, admin on %s",

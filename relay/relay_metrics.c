@@ -24,6 +24,12 @@ relay_metrics relay_m = {
     .recovered_from_commit =
         MR_COUNTER("meridian_relay_delivered_from_commit_total",
                    "Messages first delivered from their commit (fast path missed)."),
+    .commits_repeated =
+        MR_COUNTER("meridian_relay_commits_repeated_total",
+                   "Commits of a seq already delivered here (republished, repair pages), dropped."),
+    .awaiting_forgotten = MR_COUNTER(
+        "meridian_relay_awaiting_forgotten_total",
+        "Fast-path messages left to their commit: the room waited for too many commits."),
     .publish_retries = MR_COUNTER("meridian_relay_publish_retries_total",
                                   "JetStream publishes retried after a timeout."),
     .publish_failures = MR_COUNTER("meridian_relay_publish_failures_total",
@@ -67,6 +73,8 @@ void relay_metrics_register(void)
                           &relay_m.duplicates_dropped,
                           &relay_m.commits,
                           &relay_m.recovered_from_commit,
+                          &relay_m.commits_repeated,
+                          &relay_m.awaiting_forgotten,
                           &relay_m.publish_retries,
                           &relay_m.publish_failures,
                           &relay_m.resumes,

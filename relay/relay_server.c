@@ -106,6 +106,7 @@ static void housekeeping_cb(lws_sorted_usec_list_t *sul)
         check_listener(r);
     }
     relay_resume_expire(r);
+    relay_client_tick(r);
     relay_presence_tick(r);
     relay_repair_tick(r);
     relay_drain_tick(r);
@@ -177,7 +178,7 @@ static int callback_meridian(struct lws *wsi, enum lws_callback_reasons reason, 
         return relay_client_receive(c, in, len, lws_frame_is_binary(wsi),
                                     lws_is_final_fragment(wsi));
     case LWS_CALLBACK_SERVER_WRITEABLE:
-        return relay_conn_writable(c);
+        return relay_client_writable(c);
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
         return relay_conn_peer_closed(c);
     case LWS_CALLBACK_TIMER:

@@ -322,6 +322,10 @@ START_TEST(permission_table)
                       "_GR_.a.b.$JS.ACK.MERIDIAN_EU_WEST.meridian-control.1.2.3.4.5"));
     ck_assert(!allowed(control.pub, control.npub, "$JS.API.CONSUMER.MSG.NEXT.MERIDIAN_X.other"));
     ck_assert(!allowed(control.pub, control.npub, "$JS.API.STREAM.DELETE.MERIDIAN_EU_WEST"));
+    /* The relays own the streams: control may only read their configuration. */
+    ck_assert(allowed(control.pub, control.npub, "$JS.API.STREAM.INFO.MERIDIAN_US_EAST"));
+    ck_assert(!allowed(control.pub, control.npub, "$JS.API.STREAM.UPDATE.MERIDIAN_US_EAST"));
+    ck_assert(!allowed(control.pub, control.npub, "$JS.API.STREAM.CREATE.MERIDIAN_EU_WEST"));
     ck_assert(!allowed(control.pub, control.npub, "meridian.presence.general"));
     ck_assert(!allowed(control.pub, control.npub, "meridian.relay.hb"));
     ck_assert(allowed(control.sub, control.nsub, "meridian.history.general"));
@@ -333,10 +337,13 @@ START_TEST(permission_table)
     ck_assert(!allowed(hc.pub, hc.npub, "_INBOX.relayab12.tok123"));
     ck_assert(!allowed(hc.sub, hc.nsub, "meridian.msg.ap-south.general"));
     ck_assert(allowed(hc.pub, hc.npub, "meridian.hc.obs"));
-    ck_assert(allowed(hc.pub, hc.npub, "$KV.meridian_hc_drain.drain.eu-west"));
-    ck_assert(allowed(hc.pub, hc.npub, "$JS.API.DIRECT.GET.KV_meridian_hc.$KV.meridian_hc.lease"));
+    ck_assert(allowed(hc.pub, hc.npub, "meridian.hc.lease"));
+    ck_assert(allowed(hc.sub, hc.nsub, "meridian.hc.lease"));
+    /* The lease and drain flags no longer live in JetStream: no JetStream at all. */
+    ck_assert(!allowed(hc.pub, hc.npub, "$KV.meridian_hc_drain.drain.eu-west"));
     ck_assert(!allowed(hc.pub, hc.npub, "$JS.API.STREAM.INFO.MERIDIAN_AP_SOUTH"));
-    ck_assert(hc.responses);
+    ck_assert(!allowed(hc.sub, hc.nsub, "_INBOX.x"));
+    ck_assert(!hc.responses);
     mr_nats_perms_free(&relay);
     mr_nats_perms_free(&control);
     mr_nats_perms_free(&hc);
@@ -356,7 +363,7 @@ START_TEST(accounts_render)
     ck_assert(strstr(b.data, "MERIDIAN {\n    jetstream: enabled"));
     ck_assert(strstr(b.data, "# healthcheck of ap-south"));
     ck_assert(strstr(b.data, "\"meridian.msg.us-east.*\""));
-    ck_assert(strstr(b.data, "allow_responses: true"));
+    ck_assert(!strstr(b.data, "allow_responses")); /* no role answers what it receives */
     mr_buf_free(&b);
 }
 END_TEST

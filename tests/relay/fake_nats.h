@@ -49,5 +49,13 @@ extern fake_nats_log fake_nats;
 void fake_nats_reset(void);
 /** The last request recorded (ck-asserts that there is one). */
 const fake_nats_call *fake_nats_last_request(void);
+/** The last publish recorded (ck-asserts that there is one). */
+const fake_nats_call *fake_nats_last_publish(void);
+/**
+ * Queue a message on `subject` with `data` for relay_nats_take (the test
+ * then calls relay_inbound_take). A subject starting with "_INBOX.fake."
+ * is a reply on the relay's inbox.
+ */
+void fake_nats_deliver(const char *subject, const char *data);
 
 #endif

@@ -94,6 +94,10 @@ START_TEST(config_errors)
                         "\"idle_timeout_s\":20}}",
                         "limits.idle_timeout_s");
     expect_config_error("{\"auth\":{\"secret\":\"s\"},\"log_level\":\"loud\"}", "log_level:");
+    /* One publish of the largest size would close every member as a slow consumer. */
+    expect_config_error("{\"auth\":{\"secret\":\"s\"},\"limits\":{\"max_message_bytes\":65536,"
+                        "\"max_outbound_bytes\":8192}}",
+                        "limits.max_outbound_bytes: must be at least limits.max_message_bytes");
     expect_config_error("{\"auth\":", "relay.json:1:");
     /* Clients are sent to fallback URLs: WebSocket URLs only, few, short. */
     expect_config_error("{\"auth\":{\"secret\":\"s\"},\"fallback_urls\":[\"javascript:alert(1)\"]}",
@@ -175,6 +179,8 @@ Suite *relay_conn_suite(void);
 Suite *relay_deliver_suite(void);
 Suite *relay_repair_suite(void);
 Suite *relay_presence_suite(void);
+Suite *relay_once_suite(void);
+Suite *relay_join_suite(void);
 
 int main(void)
 {
@@ -191,6 +197,8 @@ int main(void)
     srunner_add_suite(sr, relay_deliver_suite());
     srunner_add_suite(sr, relay_repair_suite());
     srunner_add_suite(sr, relay_presence_suite());
+    srunner_add_suite(sr, relay_once_suite());
+    srunner_add_suite(sr, relay_join_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -89,8 +89,6 @@ locals {
         ["meridian.commit.*", "meridian.msg.${r.name}.*"],
         flatten([for st in local.nats_stream_names : [
           "$JS.API.STREAM.INFO.${st}",
-          "$JS.API.STREAM.CREATE.${st}",
-          "$JS.API.STREAM.UPDATE.${st}",
           "$JS.API.CONSUMER.INFO.${st}.meridian-control",
           "$JS.API.CONSUMER.DURABLE.CREATE.${st}.meridian-control",
           "$JS.API.CONSUMER.MSG.NEXT.${st}.meridian-control",
@@ -103,15 +101,9 @@ locals {
       allow_responses = false
     } }
     healthcheck = { for r in local.ok_regions : r.name => {
-      publish = concat(["meridian.hc.>"], flatten([for b in ["meridian_hc", "meridian_hc_drain"] : [
-        "$KV.${b}.>",
-        "$JS.API.STREAM.INFO.KV_${b}",
-        "$JS.API.STREAM.CREATE.KV_${b}",
-        "$JS.API.STREAM.MSG.GET.KV_${b}",
-        "$JS.API.DIRECT.GET.KV_${b}.>",
-      ]]))
-      subscribe       = ["meridian.hc.>", "_INBOX.>"]
-      allow_responses = true
+      publish         = ["meridian.hc.>"]
+      subscribe       = ["meridian.hc.>"]
+      allow_responses = false
     } }
   }
   nats_roles          = ["relay", "control", "healthcheck"]
