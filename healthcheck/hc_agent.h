@@ -7,12 +7,11 @@
 #ifndef HC_AGENT_H
 #define HC_AGENT_H
 
-#include "mr_buf.h"
-
 #include <stdbool.h>
 #include <stddef.h>
 
 struct event_base;
+struct evhttp;
 typedef struct hc_agent hc_agent;
 
 /**
@@ -34,15 +33,7 @@ void hc_agent_stop(hc_agent *a);
 int hc_agent_port(hc_agent *a);
 void hc_agent_free(hc_agent *a);
 
-/** The /v1/status document. */
-void hc_agent_status_json(hc_agent *a, mr_buf *out);
-/** Set a region's drain flag for every agent; returns 0 or -1 with err (404-like when unknown). */
-int hc_agent_drain(hc_agent *a, const char *region, bool drained, char *err, size_t errlen);
-/** Prometheus lines for per-region and per-endpoint gauges. */
-void hc_agent_metrics(hc_agent *a, mr_buf *out);
-/** True when the agent is ready (NATS connected). */
-bool hc_agent_ready(hc_agent *a, mr_buf *detail);
-/** The API key drain requests must carry ("" disables the drain API). */
-const char *hc_agent_api_key(hc_agent *a);
+/** The agent's HTTP server (bound by hc_agent_start), for hc_status_attach. */
+struct evhttp *hc_agent_http(hc_agent *a);
 
 #endif

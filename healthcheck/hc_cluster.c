@@ -1,68 +1,220 @@
 /*
- * The agents' shared plane over NATS.
+ * The agents' shared plane over core NATS.
  *
  * libnats runs here in its own threads rather than on the agent's libevent
- * loop (its libevent adapter exists, but KV operations are synchronous
- * requests, and a synchronous request issued from the thread that must read
- * its reply would wait for its own time-out). So: message callbacks run on
- * libnats' delivery thread and hand data to the agent through a callback
- * that copies under the agent's lock, and a lease thread does all blocking
- * KV work. The agent's loop only reads atomics and mutex-protected copies.
+ * loop: message callbacks run on libnats' delivery thread, and a lease
+ * thread drives the lease's clock. The lease state machine (hc_lease.c) and
+ * the drain flags are guarded by `mu`; the agent's loop reads them through
+ * the accessors below.
  *
- * The lease. The bucket has a TTL, so the key "lease" disappears lease_ttl
- * after its last write. An agent acquires with Create (succeeds only when
- * the key does not exist), renews with Update on the revision it last wrote
- * (fails when anyone else wrote since), and counts itself holder only until
- * last renewal + 3/4 TTL by its own monotonic clock. Another agent can only
- * Create after the key expired on the server, a full TTL after the last
- * renewal, so two agents never both believe they hold it. An agent that
- * loses NATS drops the lease at once (disconnect callback) and, in any
- * case, by its local deadline.
+ * Every step of the lease goes the same way: under `mu`, feed the state
+ * machine (a received message, or the time), write the state file when the
+ * term or the vote changed, and only then publish what it asked to send: a
+ * vote leaves this process only once it would survive a crash.
+ *
+ * The lease's clock is CLOCK_BOOTTIME, which keeps counting while the
+ * machine is suspended: a holder that slept past its lease wakes up knowing
+ * it no longer holds (CLOCK_MONOTONIC stops during suspend).
  */
 #include "hc_cluster.h"
 #include "mr_alloc.h"
 #include "mr_log.h"
 #include "mr_time.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <libgen.h>
 #include <nats/nats.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LEASE_STEP_MS 20 /* the lease thread's period: elections react this fast */
 
 struct hc_cluster {
     hc_cluster_conf conf;
     char *agent_id;
-    char *bucket;
+    char *state_path;
     char **regions;
     natsConnection *nc;
-    natsSubscription *sub;
-    jsCtx *js;
-    kvStore *kv;       /* lease bucket: entries expire after the lease TTL */
-    kvStore *kv_drain; /* drain flags: no TTL */
-    char *drain_bucket;
+    natsSubscription *sub, *lease_sub;
     hc_cluster_obs_cb cb;
     void *ud;
 
     pthread_t thread;
+    bool thread_started;
     pthread_mutex_t mu;
-    pthread_cond_t cond;
+    pthread_cond_t cond; /* CLOCK_MONOTONIC */
     bool stopping;
     bool closed; /* the connection's closed callback ran: no callback follows */
 
     atomic_bool connected;
-    atomic_bool held;
-    _Atomic int64_t held_until_us;
-    uint64_t lease_rev;
-    char holder[128]; /* under mu */
-    bool *drained;    /* under mu */
+    hc_lease lease;          /* under mu */
+    int64_t held_since_wall; /* under mu: when the current term was taken */
+    bool was_held;           /* under mu */
+    hc_drain_flag *drains;   /* under mu, n_regions */
+    bool persist_failed;     /* under mu: log once */
 };
+
+static int64_t lease_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_BOOTTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* ---------- the state file ---------- */
+
+static int save_state(hc_cluster *c)
+{
+    json_t *d = json_array();
+    for (size_t i = 0; i < c->conf.n_regions; i++)
+        json_array_append_new(d,
+                              json_pack("{s:s, s:b, s:I, s:s}", "region", c->regions[i], "drained",
+                                        c->drains[i].drained, "version",
+                                        (json_int_t)c->drains[i].version, "by", c->drains[i].by));
+    json_t *root = json_pack("{s:I, s:s, s:o}", "term", (json_int_t)c->lease.term, "voted_for",
+                             c->lease.voted_for, "drains", d);
+    char *text = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    size_t n = strlen(c->state_path);
+    char *tmp = mr_malloc(n + 5);
+    memcpy(tmp, c->state_path, n);
+    memcpy(tmp + n, ".tmp", 5);
+    int rc = -1;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        size_t len = strlen(text);
+        bool ok = write(fd, text, len) == (ssize_t)len && write(fd, "\n", 1) == 1 && fsync(fd) == 0;
+        ok = close(fd) == 0 && ok;
+        if (ok && rename(tmp, c->state_path) == 0) {
+            /* The rename itself must survive a crash too. */
+            char *dir = mr_strdup(c->state_path);
+            int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (dfd >= 0) {
+                fsync(dfd);
+                close(dfd);
+            }
+            free(dir);
+            rc = 0;
+        }
+    }
+    if (rc != 0 && !c->persist_failed)
+        mr_log_error("lease: cannot write the state file %s: %s; this agent neither votes nor "
+                     "campaigns until it can",
+                     c->state_path, strerror(errno));
+    c->persist_failed = rc != 0;
+    free(tmp);
+    free(text);
+    return rc;
+}
+
+static int load_state(hc_cluster *c, uint64_t *term, char *voted, size_t vlen, char *err,
+                      size_t errlen)
+{
+    *term = 0;
+    voted[0] = '\0';
+    if (access(c->state_path, F_OK) != 0)
+        return 0; /* first start */
+    json_error_t je;
+    json_t *root = json_load_file(c->state_path, JSON_REJECT_DUPLICATES, &je);
+    json_t *t = json_object_get(root, "term"), *v = json_object_get(root, "voted_for");
+    json_t *d = json_object_get(root, "drains");
+    if (!root || !json_is_integer(t) || json_integer_value(t) < 0 || !json_is_string(v) ||
+        json_string_length(v) >= vlen || (d && !json_is_array(d))) {
+        snprintf(err, errlen,
+                 "%s: not a valid health agent state file (%s); it holds this agent's lease "
+                 "term and vote: remove it only with every agent stopped",
+                 c->state_path, root ? "bad or missing term/voted_for/drains" : je.text);
+        json_decref(root);
+        return -1;
+    }
+    *term = (uint64_t)json_integer_value(t);
+    snprintf(voted, vlen, "%s", json_string_value(v));
+    size_t i;
+    json_t *e;
+    json_array_foreach(d, i, e)
+    {
+        const char *region = json_string_value(json_object_get(e, "region"));
+        const char *by = json_string_value(json_object_get(e, "by"));
+        json_int_t ver = json_integer_value(json_object_get(e, "version"));
+        for (size_t r = 0; region && by && ver >= 0 && r < c->conf.n_regions; r++) {
+            if (strcmp(c->regions[r], region) != 0)
+                continue;
+            c->drains[r].drained = json_is_true(json_object_get(e, "drained"));
+            c->drains[r].version = (uint64_t)ver;
+            snprintf(c->drains[r].by, sizeof c->drains[r].by, "%s", by);
+        }
+    }
+    json_decref(root);
+    return 0;
+}
+
+/* ---------- the lease ---------- */
+
+/* Under mu: after any step, note a change of holding and persist. Returns
+ * false when the outgoing messages must not be sent (persisting failed). */
+static bool after_step(hc_cluster *c, const hc_lease_out *out, int64_t now)
+{
+    bool held = hc_lease_held(&c->lease, now);
+    if (held && !c->was_held) {
+        c->held_since_wall = mr_wall_ms();
+        mr_log_info("lease: this agent holds the lease (term %llu); it writes DNS",
+                    (unsigned long long)c->lease.held_term);
+    } else if (!held && c->was_held) {
+        mr_log_warn("lease: this agent no longer holds the lease");
+    }
+    c->was_held = held;
+    if (out->persist && save_state(c) != 0)
+        return false;
+    return !c->persist_failed;
+}
+
+static void send_out(hc_cluster *c, const hc_lease_out *out)
+{
+    if (!atomic_load(&c->connected))
+        return;
+    for (size_t i = 0; i < out->n; i++) {
+        mr_buf b = MR_BUF_INIT;
+        hc_wire_lease_encode(&out->msg[i], &b);
+        natsConnection_Publish(c->nc, HC_CLUSTER_LEASE_SUBJECT, b.data, (int)b.len);
+        mr_buf_free(&b);
+    }
+}
+
+static void on_lease_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    hc_cluster *c = closure;
+    hc_lease_msg m;
+    const char *data = natsMsg_GetData(msg);
+    int len = natsMsg_GetDataLength(msg);
+    if (len <= 0 || hc_wire_lease_parse(data, (size_t)len, &m) != 0) {
+        mr_log_debug("lease: malformed message ignored (%d bytes)", len);
+        natsMsg_Destroy(msg);
+        return;
+    }
+    natsMsg_Destroy(msg);
+    hc_lease_out out = {0};
+    pthread_mutex_lock(&c->mu);
+    int64_t now = lease_now_us();
+    hc_lease_receive(&c->lease, &m, now, &out);
+    bool send = after_step(c, &out, now);
+    pthread_mutex_unlock(&c->mu);
+    if (send)
+        send_out(c, &out);
+}
 
 static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
     hc_cluster *c = closure;
-    c->cb(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), c->ud);
+    int len = natsMsg_GetDataLength(msg);
+    if (len > 0 && len <= HC_WIRE_MAX_BYTES)
+        c->cb(natsMsg_GetData(msg), (size_t)len, c->ud);
     natsMsg_Destroy(msg);
 }
 
@@ -71,7 +223,6 @@ static void on_disconnected(natsConnection *nc, void *closure)
     hc_cluster *c = closure;
     if (atomic_exchange(&c->connected, false))
         mr_log_warn("NATS: disconnected; this agent stops writing DNS");
-    atomic_store(&c->held, false);
 }
 
 static void on_closed(natsConnection *nc, void *closure)
@@ -90,118 +241,6 @@ static void on_connected(natsConnection *nc, void *closure)
     mr_log_info("NATS: connected");
 }
 
-static kvStore *open_bucket(hc_cluster *c, const char *name, int64_t ttl_ms)
-{
-    kvStore *kv = NULL;
-    kvConfig kc;
-    kvConfig_Init(&kc);
-    kc.Bucket = name;
-    kc.History = 1;
-    kc.Replicas = c->conf.replicas > 0 ? c->conf.replicas : 1;
-    kc.TTL =
-        ttl_ms * 1000000; /* nanoseconds in libnats 3.4 (its checks say so); 0 = keep forever */
-    natsStatus s = js_CreateKeyValue(&kv, c->js, &kc);
-    if (s != NATS_OK) {
-        /* Created by another agent with other settings: use it as it is. */
-        s = js_KeyValue(&kv, c->js, name);
-    }
-    if (s != NATS_OK) {
-        mr_log_warn("NATS: KV bucket %s unavailable: %s (JetStream enabled?)", name,
-                    natsStatus_GetText(s));
-        return NULL;
-    }
-    return kv;
-}
-
-static bool kv_ready(hc_cluster *c)
-{
-    if (c->kv && c->kv_drain)
-        return true;
-    if (!c->js) {
-        jsOptions o;
-        jsOptions_Init(&o);
-        o.Wait = 1000;
-        if (natsConnection_JetStream(&c->js, c->nc, &o) != NATS_OK)
-            return false;
-    }
-    if (!c->kv)
-        c->kv = open_bucket(c, c->bucket, c->conf.lease_ttl_ms);
-    if (!c->kv_drain)
-        c->kv_drain = open_bucket(c, c->drain_bucket, 0);
-    return c->kv && c->kv_drain;
-}
-
-static void set_holder(hc_cluster *c, const char *h)
-{
-    pthread_mutex_lock(&c->mu);
-    snprintf(c->holder, sizeof c->holder, "%s", h);
-    pthread_mutex_unlock(&c->mu);
-}
-
-static void lease_step(hc_cluster *c)
-{
-    int64_t t0 = mr_now_us();
-    int64_t valid = t0 + (int64_t)c->conf.lease_ttl_ms * 750;
-    uint64_t rev = 0;
-    natsStatus s;
-    if (atomic_load(&c->held)) {
-        s = kvStore_UpdateString(&rev, c->kv, "lease", c->agent_id, c->lease_rev);
-        if (s == NATS_OK) {
-            c->lease_rev = rev;
-            atomic_store(&c->held_until_us, valid);
-            return;
-        }
-        mr_log_warn("lease: renewal failed (%s); no longer writing DNS", natsStatus_GetText(s));
-        atomic_store(&c->held, false);
-    }
-    s = kvStore_CreateString(&rev, c->kv, "lease", c->agent_id);
-    if (s == NATS_OK) {
-        c->lease_rev = rev;
-        atomic_store(&c->held_until_us, valid);
-        atomic_store(&c->held, true);
-        set_holder(c, c->agent_id);
-        mr_log_info("lease: acquired; this agent writes DNS");
-        return;
-    }
-    kvEntry *e = NULL;
-    s = kvStore_Get(&e, c->kv, "lease");
-    if (s == NATS_OK && e) {
-        const char *v = kvEntry_ValueString(e);
-        set_holder(c, v ? v : "");
-        /* Our own lease from before a reconnect: take it back by revision. */
-        if (v && strcmp(v, c->agent_id) == 0 &&
-            kvStore_UpdateString(&rev, c->kv, "lease", c->agent_id, kvEntry_Revision(e)) ==
-                NATS_OK) {
-            c->lease_rev = rev;
-            atomic_store(&c->held_until_us, valid);
-            atomic_store(&c->held, true);
-            mr_log_info("lease: reclaimed; this agent writes DNS");
-        }
-        kvEntry_Destroy(e);
-    } else {
-        set_holder(c, "");
-    }
-}
-
-static void drains_step(hc_cluster *c)
-{
-    bool *d = mr_calloc(c->conf.n_regions + 1, sizeof *d);
-    for (size_t i = 0; i < c->conf.n_regions; i++) {
-        char key[128];
-        snprintf(key, sizeof key, "drain.%s", c->regions[i]);
-        kvEntry *e = NULL;
-        if (kvStore_Get(&e, c->kv_drain, key) == NATS_OK && e) {
-            const char *v = kvEntry_ValueString(e);
-            d[i] = v && strcmp(v, "1") == 0;
-            kvEntry_Destroy(e);
-        }
-    }
-    pthread_mutex_lock(&c->mu);
-    memcpy(c->drained, d, c->conf.n_regions * sizeof *d);
-    pthread_mutex_unlock(&c->mu);
-    free(d);
-}
-
 /* libnats runs connection callbacks on its own thread, after the call that
  * causes them returns: wait for the closed callback, the last one, before
  * freeing what they touch (bounded, in case it never comes). */
@@ -211,7 +250,7 @@ static void close_connection(hc_cluster *c)
         return;
     natsConnection_Close(c->nc);
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
     ts.tv_sec += 3;
     pthread_mutex_lock(&c->mu);
     while (!c->closed)
@@ -226,28 +265,49 @@ static void *lease_main(void *arg)
 {
     hc_cluster *c = arg;
     for (;;) {
+        hc_lease_out out = {0};
+        bool send = false;
         pthread_mutex_lock(&c->mu);
-        bool stop = c->stopping;
-        pthread_mutex_unlock(&c->mu);
-        if (stop)
+        if (c->stopping) {
+            pthread_mutex_unlock(&c->mu);
             break;
-        if (atomic_load(&c->connected) && kv_ready(c)) {
-            lease_step(c);
-            drains_step(c);
+        }
+        int64_t now = lease_now_us();
+        /* Without NATS no round can succeed: do not start one (its term
+         * would only inflate), but let a held lease run out by the clock. */
+        if (atomic_load(&c->connected)) {
+            hc_lease_tick(&c->lease, now, &out);
+            send = after_step(c, &out, now);
         } else {
-            atomic_store(&c->held, false);
+            after_step(c, &out, now);
         }
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        int64_t ns = ts.tv_nsec + (int64_t)c->conf.lease_renew_ms * 1000000;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        int64_t ns = ts.tv_nsec + (int64_t)LEASE_STEP_MS * 1000000;
         ts.tv_sec += ns / 1000000000;
         ts.tv_nsec = ns % 1000000000;
+        pthread_mutex_unlock(&c->mu);
+        if (send)
+            send_out(c, &out);
         pthread_mutex_lock(&c->mu);
         if (!c->stopping)
             pthread_cond_timedwait(&c->cond, &c->mu, &ts);
         pthread_mutex_unlock(&c->mu);
     }
     return NULL;
+}
+
+static void free_cluster(hc_cluster *c)
+{
+    for (size_t i = 0; i < c->conf.n_regions; i++)
+        free(c->regions[i]);
+    free(c->regions);
+    free(c->drains);
+    free(c->agent_id);
+    free(c->state_path);
+    pthread_cond_destroy(&c->cond);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
 }
 
 hc_cluster *hc_cluster_start(const hc_cluster_conf *conf, hc_cluster_obs_cb cb, void *ud, char *err,
@@ -260,17 +320,51 @@ hc_cluster *hc_cluster_start(const hc_cluster_conf *conf, hc_cluster_obs_cb cb, 
     hc_cluster *c = mr_calloc(1, sizeof *c);
     c->conf = *conf;
     c->agent_id = mr_strdup(conf->agent_id);
-    c->bucket = mr_strdup(conf->bucket ? conf->bucket : "meridian_hc");
-    c->drain_bucket = mr_malloc(strlen(c->bucket) + 8);
-    sprintf(c->drain_bucket, "%s_drain", c->bucket);
+    c->state_path = mr_strdup(conf->state_path);
     c->regions = mr_calloc(conf->n_regions + 1, sizeof(char *));
     for (size_t i = 0; i < conf->n_regions; i++)
         c->regions[i] = mr_strdup(conf->regions[i]);
-    c->drained = mr_calloc(conf->n_regions + 1, sizeof(bool));
+    c->drains = mr_calloc(conf->n_regions + 1, sizeof *c->drains);
     c->cb = cb;
     c->ud = ud;
     pthread_mutex_init(&c->mu, NULL);
-    pthread_cond_init(&c->cond, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->cond, &ca);
+    pthread_condattr_destroy(&ca);
+
+    uint64_t term;
+    char voted[HC_LEASE_ID_MAX];
+    if (load_state(c, &term, voted, sizeof voted, err, errlen) != 0) {
+        free_cluster(c);
+        return NULL;
+    }
+    hc_lease_conf lc = {.self = conf->lease_id,
+                        .members = conf->members,
+                        .n_members = conf->n_members,
+                        .ttl_us = (int64_t)conf->lease_ttl_ms * 1000,
+                        .margin_us = (int64_t)conf->lease_margin_ms * 1000,
+                        .renew_us = (int64_t)conf->lease_renew_ms * 1000,
+                        .round_us = (int64_t)conf->lease_renew_ms * 1000 / 2};
+    if (hc_lease_init(&c->lease, &lc, term, voted, lease_now_us()) != 0) {
+        snprintf(err, errlen,
+                 "lease: \"%s\" must be one of lease.members, which must be distinct "
+                 "ids of 1..63 bytes",
+                 conf->lease_id);
+        free_cluster(c);
+        return NULL;
+    }
+    /* Persist now: a state directory that cannot be written is a start-up
+     * error, not a surprise at the first vote. */
+    if (save_state(c) != 0) {
+        snprintf(err, errlen, "lease: cannot write the state file %s: %s", c->state_path,
+                 strerror(errno));
+        free_cluster(c);
+        return NULL;
+    }
+    mr_log_info("lease: member %s of %zu (term %llu); no votes for %d ms after start",
+                conf->lease_id, conf->n_members, (unsigned long long)term, conf->lease_ttl_ms);
 
     natsOptions *o = NULL;
     natsOptions_Create(&o);
@@ -297,6 +391,9 @@ hc_cluster *hc_cluster_start(const hc_cluster_conf *conf, hc_cluster_obs_cb cb, 
         goto err;
     }
     s = natsConnection_Subscribe(&c->sub, c->nc, HC_CLUSTER_OBS_SUBJECT, on_msg, c);
+    if (s == NATS_OK)
+        s = natsConnection_Subscribe(&c->lease_sub, c->nc, HC_CLUSTER_LEASE_SUBJECT, on_lease_msg,
+                                     c);
     if (s != NATS_OK) {
         snprintf(err, errlen, "nats subscribe: %s", natsStatus_GetText(s));
         goto err;
@@ -305,18 +402,13 @@ hc_cluster *hc_cluster_start(const hc_cluster_conf *conf, hc_cluster_obs_cb cb, 
         snprintf(err, errlen, "cannot start the lease thread");
         goto err;
     }
+    c->thread_started = true;
     return c;
 err:
     natsSubscription_Destroy(c->sub);
+    natsSubscription_Destroy(c->lease_sub);
     close_connection(c);
-    for (size_t i = 0; i < conf->n_regions; i++)
-        free(c->regions[i]);
-    free(c->regions);
-    free(c->drained);
-    free(c->agent_id);
-    free(c->bucket);
-    free(c->drain_bucket);
-    free(c);
+    free_cluster(c);
     return NULL;
 }
 
@@ -328,24 +420,23 @@ void hc_cluster_stop(hc_cluster *c)
     c->stopping = true;
     pthread_cond_signal(&c->cond);
     pthread_mutex_unlock(&c->mu);
-    pthread_join(c->thread, NULL);
-    /* Give the lease back so another agent need not wait for the TTL. */
-    if (atomic_load(&c->held) && c->kv)
-        kvStore_Delete(c->kv, "lease");
+    if (c->thread_started)
+        pthread_join(c->thread, NULL);
+    /* Give the lease back so another agent need not wait for the TTL: the
+     * members drop their promise to us. The agent stopped writing before. */
+    hc_lease_out out = {0};
+    pthread_mutex_lock(&c->mu);
+    hc_lease_release(&c->lease, lease_now_us(), &out);
+    pthread_mutex_unlock(&c->mu);
+    send_out(c, &out);
+    if (out.n && c->nc)
+        natsConnection_FlushTimeout(c->nc, 500);
     natsSubscription_Unsubscribe(c->sub);
     natsSubscription_Destroy(c->sub);
-    kvStore_Destroy(c->kv);
-    kvStore_Destroy(c->kv_drain);
-    jsCtx_Destroy(c->js);
+    natsSubscription_Unsubscribe(c->lease_sub);
+    natsSubscription_Destroy(c->lease_sub);
     close_connection(c);
-    for (size_t i = 0; i < c->conf.n_regions; i++)
-        free(c->regions[i]);
-    free(c->regions);
-    free(c->drained);
-    free(c->agent_id);
-    free(c->bucket);
-    free(c->drain_bucket);
-    free(c);
+    free_cluster(c);
 }
 
 int hc_cluster_publish(hc_cluster *c, const char *data, size_t len)
@@ -361,60 +452,87 @@ bool hc_cluster_connected(hc_cluster *c)
     return atomic_load(&c->connected);
 }
 
-bool hc_cluster_lease_held(hc_cluster *c)
+void hc_cluster_lease(hc_cluster *c, hc_cluster_lease_info *out)
 {
-    return atomic_load(&c->connected) && atomic_load(&c->held) &&
-           mr_now_us() < atomic_load(&c->held_until_us);
+    memset(out, 0, sizeof *out);
+    bool connected = atomic_load(&c->connected);
+    pthread_mutex_lock(&c->mu);
+    int64_t now = lease_now_us();
+    out->held = connected && hc_lease_held(&c->lease, now);
+    if (out->held) {
+        out->term = hc_lease_term(&c->lease, now);
+        out->left_us = hc_lease_left_us(&c->lease, now);
+        out->since_wall_ms = c->held_since_wall;
+    }
+    snprintf(out->promised, sizeof out->promised, "%s", hc_lease_promised(&c->lease, now));
+    out->voted_term = c->lease.term;
+    pthread_mutex_unlock(&c->mu);
 }
 
-void hc_cluster_lease_holder(hc_cluster *c, char *out, size_t n)
+bool hc_cluster_lease_held(hc_cluster *c)
 {
-    pthread_mutex_lock(&c->mu);
-    snprintf(out, n, "%s", c->holder);
-    pthread_mutex_unlock(&c->mu);
+    hc_cluster_lease_info li;
+    hc_cluster_lease(c, &li);
+    return li.held;
 }
 
 int hc_cluster_set_drain(hc_cluster *c, const char *region, bool drained, char *err, size_t errlen)
 {
-    /* Runs on the caller's thread with its own JetStream context: the lease
-     * thread's handles are not shared. */
     if (!atomic_load(&c->connected)) {
-        snprintf(err, errlen, "not connected to NATS");
+        snprintf(err, errlen, "not connected to NATS: the flag could not reach the other agents");
         return -1;
     }
-    jsCtx *js = NULL;
-    kvStore *kv = NULL;
-    jsOptions o;
-    jsOptions_Init(&o);
-    o.Wait = 1000;
-    char key[128];
-    snprintf(key, sizeof key, "drain.%s", region);
-    natsStatus s = natsConnection_JetStream(&js, c->nc, &o);
-    if (s == NATS_OK)
-        s = js_KeyValue(&kv, js, c->drain_bucket);
-    if (s == NATS_OK) {
-        uint64_t rev;
-        s = kvStore_PutString(&rev, kv, key, drained ? "1" : "0");
+    int rc = -1;
+    pthread_mutex_lock(&c->mu);
+    for (size_t i = 0; i < c->conf.n_regions; i++) {
+        if (strcmp(c->regions[i], region) != 0)
+            continue;
+        /* One above every version seen for this region, so this request
+         * wins over every change any agent has made so far. */
+        c->drains[i].drained = drained;
+        c->drains[i].version++;
+        snprintf(c->drains[i].by, sizeof c->drains[i].by, "%s", c->conf.lease_id);
+        rc = save_state(c);
+        if (rc != 0)
+            snprintf(err, errlen, "cannot store the drain flag in %s", c->state_path);
     }
-    if (s != NATS_OK)
-        snprintf(err, errlen, "cannot store the drain flag: %s", natsStatus_GetText(s));
-    kvStore_Destroy(kv);
-    jsCtx_Destroy(js);
-    if (s == NATS_OK) {
-        for (size_t i = 0; i < c->conf.n_regions; i++) {
-            if (strcmp(c->regions[i], region) == 0) {
-                pthread_mutex_lock(&c->mu);
-                c->drained[i] = drained;
-                pthread_mutex_unlock(&c->mu);
-            }
-        }
-    }
-    return s == NATS_OK ? 0 : -1;
+    pthread_mutex_unlock(&c->mu);
+    if (rc != 0 && !err[0])
+        snprintf(err, errlen, "unknown region \"%s\"", region);
+    return rc;
 }
 
 void hc_cluster_drains(hc_cluster *c, bool *out)
 {
     pthread_mutex_lock(&c->mu);
-    memcpy(out, c->drained, c->conf.n_regions * sizeof *out);
+    for (size_t i = 0; i < c->conf.n_regions; i++)
+        out[i] = c->drains[i].drained;
+    pthread_mutex_unlock(&c->mu);
+}
+
+void hc_cluster_drain_flags(hc_cluster *c, hc_drain_flag *out)
+{
+    pthread_mutex_lock(&c->mu);
+    memcpy(out, c->drains, c->conf.n_regions * sizeof *out);
+    pthread_mutex_unlock(&c->mu);
+}
+
+void hc_cluster_merge_drains(hc_cluster *c, const hc_drain_flag *flags, size_t n)
+{
+    if (n != c->conf.n_regions)
+        return; /* another regions file: the caller already warned */
+    bool changed = false;
+    pthread_mutex_lock(&c->mu);
+    for (size_t i = 0; i < n; i++) {
+        if (hc_drain_flag_newer(&flags[i], &c->drains[i])) {
+            if (flags[i].drained != c->drains[i].drained)
+                mr_log_info("drain: region %s %s (set by %s)", c->regions[i],
+                            flags[i].drained ? "drained" : "undrained", flags[i].by);
+            c->drains[i] = flags[i];
+            changed = true;
+        }
+    }
+    if (changed)
+        save_state(c);
     pthread_mutex_unlock(&c->mu);
 }

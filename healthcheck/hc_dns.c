@@ -9,6 +9,8 @@
 #include "hc_dns.h"
 #include "mr_alloc.h"
 
+#include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -101,6 +103,24 @@ bool hc_dns_plan_equal(const hc_dns_plan *a, const hc_dns_plan *b)
            strcmp(a->own_text, b->own_text) == 0;
 }
 
+bool hc_dns_plan_answers(const hc_dns_plan *p, const char *addr)
+{
+    for (size_t g = 0; g < p->n; g++)
+        for (size_t i = 0; i < p->n_addrs[g]; i++)
+            if (strcmp(p->addrs[g][i], addr) == 0)
+                return true;
+    return false;
+}
+
+bool hc_dns_plan_drops(const hc_dns_plan *from, const hc_dns_plan *to)
+{
+    for (size_t g = 0; g < from->n; g++)
+        for (size_t i = 0; i < from->n_addrs[g]; i++)
+            if (!hc_dns_plan_answers(to, from->addrs[g][i]))
+                return true;
+    return false;
+}
+
 void hc_dns_plan_copy(hc_dns_plan *dst, const hc_dns_plan *src)
 {
     memset(dst, 0, sizeof *dst);
@@ -170,4 +190,29 @@ void hc_dns_free(hc_dns_provider *p)
 {
     if (p)
         p->ops->destroy(p);
+}
+
+void hc_dns_fence_name(const mr_regions *r, char *out, size_t n)
+{
+    snprintf(out, n, "%s.%s", HC_DNS_FENCE_LABEL, r->zone);
+}
+
+void hc_dns_fence_txt(const hc_dns_fence *f, char *out, size_t n)
+{
+    /* The holder is for people reading the zone; it is kept to characters
+     * that need no quoting in any provider's format. */
+    char h[64];
+    size_t k = 0;
+    for (const char *c = f->holder ? f->holder : ""; *c && k + 1 < sizeof h; c++)
+        h[k++] = isalnum((unsigned char)*c) || *c == '-' || *c == '.' ? *c : '_';
+    h[k] = '\0';
+    snprintf(out, n, "\"term=%llu holder=%s\"", (unsigned long long)f->term, h);
+}
+
+uint64_t hc_dns_fence_term(const char *txt)
+{
+    const char *t = txt ? strstr(txt, "term=") : NULL;
+    if (!t)
+        return 0;
+    return strtoull(t + 5, NULL, 10);
 }

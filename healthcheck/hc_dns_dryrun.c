@@ -22,11 +22,12 @@ static void later(evutil_socket_t fd, short what, void *arg)
     free(d);
 }
 
-static int dryrun_write(hc_dns_provider *p, const hc_dns_plan *plan, hc_dns_done_cb cb, void *ud,
-                        char *err, size_t errlen)
+static int dryrun_write(hc_dns_provider *p, const hc_dns_plan *plan, const hc_dns_fence *fence,
+                        hc_dns_done_cb cb, void *ud, char *err, size_t errlen)
 {
-    mr_log_info("dry-run: would set %s (TTL %d) to: %s; region names: %s", p->regions->ws_fqdn,
-                p->regions->ttl, plan->text, plan->own_text);
+    mr_log_info("dry-run: would set %s (TTL %d) to: %s; region names: %s (lease term %llu)",
+                p->regions->ws_fqdn, p->regions->ttl, plan->text, plan->own_text,
+                fence ? (unsigned long long)fence->term : 0ULL);
     dryrun_done *d = mr_calloc(1, sizeof *d);
     d->cb = cb;
     d->ud = ud;
@@ -50,6 +51,6 @@ hc_dns_provider *hc_dns_dryrun_new(struct event_base *base, const mr_regions *r,
     if (mr_cfg_failed(c))
         return NULL;
     hc_dns_provider *p = mr_calloc(1, sizeof *p);
-    *p = (hc_dns_provider){&dryrun_ops, base, r, 0};
+    *p = (hc_dns_provider){&dryrun_ops, base, r, 0, true};
     return p;
 }

@@ -13,15 +13,26 @@
  *
  * The zone is created (kind Native) if the API says it does not exist, so a
  * fresh pdns_server needs nothing but the API key and enable-lua-records.
+ *
+ * Fencing. The API has no conditional write (no ETag, If-Match or serial
+ * precondition on PATCH), so the writer's lease term goes into a TXT record
+ * (_meridian-lease.<zone>) in the same PATCH, and before each PATCH the
+ * zone is read and the write refused when a higher term is stored: a writer
+ * whose lease was taken over stops at its first write after the new holder
+ * wrote. The gap between that read and the PATCH is covered by time alone:
+ * the agent starts a write only while its lease outlasts the whole write
+ * (timeout_ms bounds every request of it together).
  */
 #include "hc_dns.h"
 #include "hc_http.h"
 #include "mr_alloc.h"
 #include "mr_log.h"
+#include "mr_time.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 typedef struct pdns {
     hc_dns_provider base;
@@ -35,8 +46,17 @@ typedef struct pdns_write {
     char *body;
     hc_dns_done_cb cb;
     void *ud;
-    int attempt; /* 0: PATCH; 1: zone created, PATCH again */
+    int attempt;         /* 0: PATCH; 1: zone created, PATCH again */
+    uint64_t term;       /* our fencing token */
+    int64_t deadline_us; /* the whole write ends by then (monotonic) */
 } pdns_write;
+
+/* What is left of the write's time for its next request; 0 when none. */
+static int left_ms(const pdns_write *w)
+{
+    int64_t left = (w->deadline_us - mr_now_us()) / 1000;
+    return left > 0 ? (int)left : 0;
+}
 
 void hc_dns_pdns_lua(const hc_dns_plan *p, mr_buf *out)
 {
@@ -78,6 +98,18 @@ static void finish(pdns_write *w, int rc, const char *err)
 
 static int send_patch(pdns_write *w, char *err, size_t errlen);
 
+/* The write failed with this reply (status < 0: no reply, `err` says why). */
+static void fail_reply(pdns_write *w, int status, const char *body, const char *err)
+{
+    char msg[512];
+    if (status < 0)
+        snprintf(msg, sizeof msg, "PowerDNS API %s: %s", w->p->api_url, err);
+    else
+        snprintf(msg, sizeof msg, "PowerDNS API %s: HTTP %d %.200s", w->p->api_url, status,
+                 body ? body : "");
+    finish(w, -1, msg);
+}
+
 static void on_create(int status, const char *body, size_t len, const char *err, void *ud)
 {
     pdns_write *w = ud;
@@ -115,19 +147,16 @@ static void on_patch(int status, const char *body, size_t len, const char *err, 
         char url[1024];
         zone_url(w->p, NULL, url, sizeof url);
         const char *hdrs[] = {"X-API-Key", w->p->api_key, "Content-Type", "application/json", NULL};
-        int rc = hc_http_request(w->p->base.base, "POST", url, hdrs, zbody, strlen(zbody),
-                                 w->p->base.timeout_ms, on_create, w, msg, sizeof msg);
+        int rc = left_ms(w)
+                     ? hc_http_request(w->p->base.base, "POST", url, hdrs, zbody, strlen(zbody),
+                                       left_ms(w), on_create, w, msg, sizeof msg)
+                     : (snprintf(msg, sizeof msg, "PowerDNS: out of time"), -1);
         free(zbody);
         if (rc != 0)
             finish(w, -1, msg);
         return;
     }
-    if (status < 0)
-        snprintf(msg, sizeof msg, "PowerDNS API %s: %s", w->p->api_url, err);
-    else
-        snprintf(msg, sizeof msg, "PowerDNS API %s: HTTP %d %.200s", w->p->api_url, status,
-                 body ? body : "");
-    finish(w, -1, msg);
+    fail_reply(w, status, body, err);
 }
 
 static int send_patch(pdns_write *w, char *err, size_t errlen)
@@ -135,12 +164,66 @@ static int send_patch(pdns_write *w, char *err, size_t errlen)
     char url[1024];
     zone_url(w->p, w->p->base.regions->zone, url, sizeof url);
     const char *hdrs[] = {"X-API-Key", w->p->api_key, "Content-Type", "application/json", NULL};
+    if (!left_ms(w)) {
+        snprintf(err, errlen, "PowerDNS: the write ran out of its %d ms", w->p->base.timeout_ms);
+        return -1;
+    }
     return hc_http_request(w->p->base.base, "PATCH", url, hdrs, w->body, strlen(w->body),
-                           w->p->base.timeout_ms, on_patch, w, err, errlen);
+                           left_ms(w), on_patch, w, err, errlen);
 }
 
-static int pdns_write_plan(hc_dns_provider *base, const hc_dns_plan *plan, hc_dns_done_cb cb,
-                           void *ud, char *err, size_t errlen)
+/* The term stored in the zone's fence record, 0 when there is none. */
+static uint64_t stored_term(const pdns *p, const char *body, size_t len)
+{
+    char name[600];
+    hc_dns_fence_name(p->base.regions, name, sizeof name);
+    json_t *z = json_loadb(body, len, 0, NULL);
+    uint64_t best = 0;
+    size_t i, k;
+    json_t *rr, *rec;
+    json_array_foreach(json_object_get(z, "rrsets"), i, rr)
+    {
+        const char *n = json_string_value(json_object_get(rr, "name"));
+        const char *t = json_string_value(json_object_get(rr, "type"));
+        if (!n || !t || strcmp(t, "TXT") != 0 || strcasecmp(n, name) != 0)
+            continue;
+        json_array_foreach(json_object_get(rr, "records"), k, rec)
+        {
+            uint64_t v = hc_dns_fence_term(json_string_value(json_object_get(rec, "content")));
+            if (v > best)
+                best = v;
+        }
+    }
+    json_decref(z);
+    return best;
+}
+
+static void on_fence_read(int status, const char *body, size_t len, const char *err, void *ud)
+{
+    pdns_write *w = ud;
+    char msg[512];
+    if (status == 200) {
+        uint64_t t = stored_term(w->p, body, len);
+        if (t > w->term) {
+            snprintf(msg, sizeof msg,
+                     "PowerDNS: fenced: the zone was written in lease term %llu, ours is %llu "
+                     "(another agent took the lease over)",
+                     (unsigned long long)t, (unsigned long long)w->term);
+            finish(w, -1, msg);
+            return;
+        }
+    } else if (status != 404 && !(status == 422 && body && strstr(body, "Could not find"))) {
+        /* A zone that does not exist yet has no fence: PATCH creates it. */
+        fail_reply(w, status, body, err);
+        return;
+    }
+    if (send_patch(w, msg, sizeof msg) != 0)
+        finish(w, -1, msg);
+}
+
+static int pdns_write_plan(hc_dns_provider *base, const hc_dns_plan *plan,
+                           const hc_dns_fence *fence, hc_dns_done_cb cb, void *ud, char *err,
+                           size_t errlen)
 {
     pdns *p = (pdns *)base;
     mr_buf lua = MR_BUF_INIT;
@@ -162,14 +245,31 @@ static int pdns_write_plan(hc_dns_provider *base, const hc_dns_plan *plan, hc_dn
                                                 base->regions->ttl, "changetype", "REPLACE",
                                                 "records", recs));
     }
+    if (fence) {
+        char name[600], txt[200];
+        hc_dns_fence_name(base->regions, name, sizeof name);
+        hc_dns_fence_txt(fence, txt, sizeof txt);
+        json_array_append_new(rrsets,
+                              json_pack("{s:s, s:s, s:i, s:s, s:[{s:s, s:b}]}", "name", name,
+                                        "type", "TXT", "ttl", base->regions->ttl, "changetype",
+                                        "REPLACE", "records", "content", txt, "disabled", 0));
+    }
     pdns_write *w = mr_calloc(1, sizeof *w);
     w->p = p;
     w->body = json_dumps(root, JSON_COMPACT);
     w->cb = cb;
     w->ud = ud;
+    w->term = fence ? fence->term : 0;
+    w->deadline_us = mr_now_us() + (int64_t)base->timeout_ms * 1000;
     json_decref(root);
     mr_buf_free(&lua);
-    if (send_patch(w, err, errlen) != 0) {
+    char url[1024];
+    zone_url(p, base->regions->zone, url, sizeof url);
+    const char *hdrs[] = {"X-API-Key", p->api_key, NULL};
+    int rc = fence ? hc_http_request(base->base, "GET", url, hdrs, NULL, 0, base->timeout_ms,
+                                     on_fence_read, w, err, errlen)
+                   : send_patch(w, err, errlen);
+    if (rc != 0) {
         free(w->body);
         free(w);
         return -1;
@@ -198,7 +298,7 @@ hc_dns_provider *hc_dns_pdns_new(struct event_base *base, const mr_regions *r, m
     const char *key = mr_cfg_str(c, conf, "dns", "api_key", NULL);
     const char *key_file = mr_cfg_str(c, conf, "dns", "api_key_file", NULL);
     const char *server = mr_cfg_str(c, conf, "dns", "server_id", "localhost");
-    int timeout = (int)mr_cfg_int(c, conf, "dns", "timeout_ms", 3000, 100, 60000);
+    int timeout = (int)mr_cfg_int(c, conf, "dns", "timeout_ms", 1500, 100, 60000);
     if (!url)
         mr_cfg_error(c, "dns.api_url", "is required for the powerdns provider");
     char keybuf[512] = "";

@@ -96,3 +96,13 @@ const char *hc_state_name(hc_state s)
         return "unknown";
     }
 }
+
+char hc_state_char(hc_state s)
+{
+    return s == HC_STATE_UP ? 'u' : s == HC_STATE_DOWN ? 'd' : '?';
+}
+
+hc_state hc_state_from_char(char c)
+{
+    return c == 'u' ? HC_STATE_UP : c == 'd' ? HC_STATE_DOWN : HC_STATE_UNKNOWN;
+}

@@ -42,5 +42,9 @@ bool hc_fsm_feed(hc_fsm *f, bool ok, int64_t now_ms);
 /** Failures among the last down_window results. */
 int hc_fsm_recent_failures(const hc_fsm *f);
 const char *hc_state_name(hc_state s);
+/** The one-character wire form of a state in observations: 'u', 'd' or '?'. */
+char hc_state_char(hc_state s);
+/** The state a wire character stands for (anything unknown is UNKNOWN). */
+hc_state hc_state_from_char(char c);
 
 #endif

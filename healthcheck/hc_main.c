@@ -1,9 +1,10 @@
 /*
  * meridian-healthcheck: one agent per region. Reads its configuration and
  * the regions file, then runs the agent (hc_agent.c) on a libevent loop
- * until SIGTERM or SIGINT.
+ * until SIGTERM or SIGINT, with its HTTP routes (hc_status.c) attached.
  */
 #include "hc_agent.h"
+#include "hc_status.h"
 #include "mr_log.h"
 
 #include <event2/event.h>
@@ -89,6 +90,7 @@ int main(int argc, char **argv)
         event_base_free(base);
         return 1;
     }
+    hc_status_attach(hc_agent_http(a), a);
     struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, base);
     struct event *sigint = evsignal_new(base, SIGINT, on_signal, base);
     event_add(sigterm, NULL);

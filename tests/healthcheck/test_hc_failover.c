@@ -1,12 +1,15 @@
 /*
  * End-to-end failover of the health agents, everything real: one nats-server
- * (JetStream, for the lease), one pdns_server, three meridian-relay processes
- * (one per region, on 127.1.0.1, 127.2.0.1, 127.3.0.1) and three
- * meridian-healthcheck agents. DNS is read the way clients of each region
- * would read it: with c-ares from a source address inside the region's CIDR.
+ * per region joined by gateways (the supercluster meridian-regions renders,
+ * as scripts/up runs it), one pdns_server, three meridian-relay processes
+ * (one per region, on 127.1.0.1, 127.2.0.1, 127.3.0.1, each on its region's
+ * NATS) and three meridian-healthcheck agents (each on its region's NATS). DNS is read the way
+ * clients of each region would read it: with c-ares from a source address inside the region's CIDR.
  *
- * Agent C reaches NATS through a TCP proxy owned by the test, so the test can
- * cut it off from NATS without touching the others.
+ * Agent C reaches its NATS through a TCP proxy owned by the test, so the test
+ * can cut it off from NATS without touching the others. Killing a region's
+ * nats-server and relay is a region outage: that region's agent keeps
+ * running and probing but can reach no other agent.
  *
  * Every relay listens on the same port P of its own address (127.1.0.1:P,
  * 127.2.0.1:P, 127.3.0.1:P): the regions file requires one port for all
@@ -17,6 +20,7 @@
 #include "mr_jwt.h"
 #include "mr_test.h"
 #include "mr_test_pdns.h"
+#include "mr_test_region.h"
 
 #include <arpa/inet.h>
 #include <check.h>
@@ -53,7 +57,7 @@ typedef struct proc {
 } proc;
 
 static char *tmp;
-static mr_test_nats nats;
+static mr_test_deploy dep; /* the three regions' nats-servers */
 static mr_test_pdns pdns;
 static proc relays[NREG];
 static proc agents[NAGENT];
@@ -66,6 +70,7 @@ typedef struct fwd {
     int listen_fd;
     int port;
     int upstream_port;
+    char upstream_addr[32];
     atomic_bool cut;
     atomic_bool stop;
     pthread_t thread;
@@ -102,7 +107,7 @@ static void *fwd_main(void *arg)
                 int u = socket(AF_INET, SOCK_STREAM, 0);
                 struct sockaddr_in sa = {.sin_family = AF_INET,
                                          .sin_port = htons((uint16_t)f->upstream_port)};
-                inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+                inet_pton(AF_INET, f->upstream_addr, &sa.sin_addr);
                 if (connect(u, (struct sockaddr *)&sa, sizeof sa) != 0) {
                     close(u);
                     close(c);
@@ -152,6 +157,8 @@ static void fwd_start(fwd *f, const char *addr, int port, int upstream)
     getsockname(f->listen_fd, (struct sockaddr *)&sa, &sl);
     f->port = ntohs(sa.sin_port);
     f->upstream_port = upstream;
+    /* The upstream nats-server listens on the same address as the forwarder. */
+    snprintf(f->upstream_addr, sizeof f->upstream_addr, "%s", addr);
     atomic_store(&f->cut, false);
     atomic_store(&f->stop, false);
     pthread_create(&f->thread, NULL, fwd_main, f);
@@ -253,7 +260,7 @@ static void write_agent_config(int i, const char *nats_url, const char *regions,
              "\"lease\":{\"ttl_ms\":2000,\"renew_ms\":400},"
              "\"verify\":{\"timeout_ms\":10000},"
              "\"dns\":{\"type\":\"powerdns\",\"api_url\":\"%s\",\"api_key\":\"%s\","
-             "\"timeout_ms\":2000},\"log_level\":\"info\"}",
+             "\"timeout_ms\":1000},\"log_level\":\"info\"}",
              'A' + i, region_names[i], regions, p->port, nats_url, API_KEY, SECRET, pdns.api_url,
              pdns_key);
     ck_assert_int_eq(mr_test_write_file(p->cfg, text), 0);
@@ -270,7 +277,7 @@ static void agent_start(int i)
 static void setup(void)
 {
     tmp = mr_test_tmpdir("hc");
-    mr_test_nats_start(&nats, true);
+    mr_test_deploy_nats(&dep, MERIDIAN_SOURCE_DIR, MERIDIAN_REGIONS_BIN);
     mr_test_pdns_start(&pdns);
     relay_port = mr_test_free_port();
     admin_port = mr_test_free_port();
@@ -282,19 +289,19 @@ static void setup(void)
         snprintf(text, sizeof text,
                  "{\"region\":\"%s\",\"node_id\":\"%s-1\",\"listen\":\"%s:%d\","
                  "\"admin_listen\":\"%s:%d\",\"nats\":[\"%s\"],\"auth\":{\"secret\":\"%s\"},"
-                 "\"log_level\":\"warn\"}",
+                 "\"stream\":{\"placement\":\"%s\"},\"log_level\":\"warn\"}",
                  region_names[r], region_names[r], relay_addr[r], relay_port, relay_addr[r],
-                 admin_port, nats.url, SECRET);
+                 admin_port, dep.r[r].nats_url, SECRET, region_names[r]);
         ck_assert_int_eq(mr_test_write_file(p->cfg, text), 0);
         relay_start(r);
     }
     snprintf(regions_path, sizeof regions_path, "%s/regions.json", tmp);
     write_regions(regions_path, 1);
-    fwd_start(NATS_FWD, "127.0.0.1", 0, nats.port);
+    fwd_start(NATS_FWD, dep.r[2].host, 0, dep.r[2].client_port);
     char proxy_url[64];
-    snprintf(proxy_url, sizeof proxy_url, "nats://127.0.0.1:%d", NATS_FWD->port);
+    snprintf(proxy_url, sizeof proxy_url, "nats://%s:%d", dep.r[2].host, NATS_FWD->port);
     for (int i = 0; i < NAGENT; i++)
-        write_agent_config(i, i == 2 ? proxy_url : nats.url, regions_path, pdns.api_key);
+        write_agent_config(i, i == 2 ? proxy_url : dep.r[i].nats_url, regions_path, pdns.api_key);
     ck_assert_int_eq(hc_verify_global_init(), 0);
 }
 
@@ -311,7 +318,7 @@ static void teardown(void)
         relay_kill(r);
     fwd_stop(&nats_fwd);
     mr_test_pdns_stop(&pdns);
-    mr_test_nats_stop(&nats);
+    mr_test_deploy_stop(&dep);
 }
 
 /* ---------- DNS and status from the outside ---------- */
@@ -605,22 +612,65 @@ START_TEST(partitioned_agent_never_writes_and_lease_moves)
     ck_assert(json_is_false(json_object_get(json_object_get(s, "agent"), "lease_held")));
     json_decref(s);
 
-    /* Kill the lease holder outright: the other connected agent takes over
-     * and is the one that moves us-east's clients when us-east dies. */
+    /* C comes back; then the lease holder is killed outright: a majority
+     * (the other agent and C) remains, one of them takes over and moves
+     * us-east's clients when us-east dies. */
+    atomic_store(&NATS_FWD->cut, false);
     int other = h == 0 ? 1 : 0;
-    json_int_t other_writes = writes_of(other);
+    json_int_t other_writes = writes_of(other) + writes_of(2);
     mr_test_stop(agents[h].pid, SIGKILL, 5000);
     agents[h].pid = 0;
     int h2 = holder_index(8000);
-    ck_assert_int_eq(h2, other);
+    ck_assert_int_ne(h2, h);
     relay_kill(1);
     /* us-east fails over to eu-west; ap-south (us-east first) now also to eu-west. */
     double moved2 = wait_answer(client_src[1], "127.1.0.1", 10000);
     wait_answer(client_src[2], "127.1.0.1", 5000);
     fprintf(stderr, "HC_TAKEOVER: holder killed; us-east clients moved to eu-west in %.3f s\n",
             moved2);
-    ck_assert_int_gt(writes_of(other), other_writes);
-    ck_assert_int_eq(writes_of(2), c_writes);
+    ck_assert_int_gt(writes_of(other) + writes_of(2), other_writes);
+}
+END_TEST
+
+/*
+ * A whole region dies (its nats-server and its relay, SIGKILL) while its
+ * agent holds the lease; the agent itself keeps running, cut off from every
+ * other agent. With the lease stored in one region's NATS (the KV bucket the
+ * first agent created, in the first agent's region), nobody could take the
+ * lease over and DNS stayed on the dead region ("fail static"). The other
+ * two agents must now take over and move the dead region's clients, and
+ * the isolated agent must write nothing.
+ */
+START_TEST(lease_region_dies_dns_moves)
+{
+    start_agents_and_wait_dns();
+    int h = holder_index(8000);
+    json_int_t old_writes = writes_of(h);
+    int next = h == 0 ? 1 : h == 1 ? 0 : 1; /* failover order: eu<->us, ap->us */
+    char want[32];
+    snprintf(want, sizeof want, "%s", relay_addr[next]);
+    int64_t t0 = mr_test_now_ms();
+    kill(dep.r[h].nats_pid, SIGKILL);
+    relay_kill(h);
+    mr_test_stop(dep.r[h].nats_pid, SIGKILL, 5000);
+    dep.r[h].nats_pid = 0;
+    wait_answer(client_src[h], want, 15000);
+    fprintf(stderr,
+            "HC_LEASE_REGION: %s (lease holder's region) killed; its clients answered %s after "
+            "%.3f s\n",
+            region_names[h], want, (double)(mr_test_now_ms() - t0) / 1000.0);
+    int h2 = holder_index(5000);
+    ck_assert_int_ne(h2, h);
+    /* The isolated old holder knows it no longer holds and wrote nothing. */
+    json_t *s = status(h);
+    ck_assert(json_is_false(json_object_get(json_object_get(s, "agent"), "lease_held")));
+    json_decref(s);
+    ck_assert_int_eq(writes_of(h), old_writes);
+    hold_answer(client_src[h], want, 1500);
+    /* The region comes back: its clients return to it. */
+    mr_test_deploy_nats_restart(&dep, h);
+    relay_start(h);
+    wait_answer(client_src[h], relay_addr[h], 20000);
 }
 END_TEST
 
@@ -758,7 +808,12 @@ START_TEST(dashboard_and_metrics_are_served)
         json_t *s = status(0);
         json_t *ep = json_array_get(
             json_object_get(json_array_get(json_object_get(s, "regions"), 1), "endpoints"), 0);
-        ok = ok && json_array_size(json_object_get(s, "regions")) == 3 &&
+        /* Endpoint transitions are in the timeline under their kind (the
+         * dashboard colours by kind). */
+        char *ev = json_dumps(json_object_get(s, "events"), JSON_COMPACT);
+        bool has_endpoint = ev && strstr(ev, "\"kind\":\"endpoint\"") != NULL;
+        free(ev);
+        ok = ok && has_endpoint && json_array_size(json_object_get(s, "regions")) == 3 &&
              json_array_size(json_object_get(s, "agents")) == 3 &&
              json_real_value(json_object_get(json_object_get(ep, "latency_ms"), "ws")) > 0 &&
              json_array_size(json_object_get(ep, "history")) > 5;
@@ -788,7 +843,7 @@ START_TEST(bad_input_clear_errors)
     snprintf(bad, sizeof bad, "%s/broken.json", tmp);
     mr_test_write_file(bad,
                        "{\"version\":1,\"dns\":{\"zone\":\"meridian.test.\"},\"regions\":[{]}");
-    write_agent_config(0, nats.url, bad, pdns.api_key);
+    write_agent_config(0, dep.r[0].nats_url, bad, pdns.api_key);
     char *argv[] = {MERIDIAN_HC_BIN, "--config", agents[0].cfg, NULL};
     pid_t pid = mr_test_spawn(argv, agents[0].log);
     int st = mr_test_wait_exit(pid, 10000);
@@ -805,14 +860,20 @@ START_TEST(bad_input_clear_errors)
     ck_assert_msg(strstr(log, "broken.json"), "log: %s", log);
     mr_buf_free(&b);
 
-    /* Wrong PowerDNS key and an unreachable endpoint: the agent runs on,
-     * says why in its status, and keeps retrying. */
+    /* Wrong PowerDNS key and an unreachable endpoint: the agents run on,
+     * say why in their status, and keep retrying. (All three: one agent
+     * alone is no majority and never writes.) */
     relay_kill(1);
-    write_agent_config(0, nats.url, regions_path, "wrong-key");
-    agent_start(0);
+    char proxy_url[64];
+    snprintf(proxy_url, sizeof proxy_url, "nats://%s:%d", dep.r[2].host, NATS_FWD->port);
+    for (int i = 0; i < NAGENT; i++) {
+        write_agent_config(i, i == 2 ? proxy_url : dep.r[i].nats_url, regions_path, "wrong-key");
+        agent_start(i);
+    }
+    int w = holder_index(10000);
     int64_t deadline = mr_test_now_ms() + 10000;
     for (;;) {
-        json_t *s = status(0);
+        json_t *s = status(w);
         json_t *dns = json_object_get(s, "dns");
         json_t *us_ep = json_array_get(
             json_object_get(json_array_get(json_object_get(s, "regions"), 1), "endpoints"), 0);
@@ -834,7 +895,8 @@ START_TEST(bad_input_clear_errors)
         struct timespec ts = {0, 100 * 1000000};
         nanosleep(&ts, NULL);
     }
-    ck_assert(mr_test_alive(agents[0].pid));
+    for (int i = 0; i < NAGENT; i++)
+        ck_assert(mr_test_alive(agents[i].pid));
 }
 END_TEST
 
@@ -899,6 +961,7 @@ int main(void)
     tcase_set_timeout(tc, getenv("HC_BENCH_RUNS") ? 1800 : 90);
     tcase_add_test(tc, kill_region_fails_over_and_back);
     tcase_add_test(tc, partitioned_agent_never_writes_and_lease_moves);
+    tcase_add_test(tc, lease_region_dies_dns_moves);
     tcase_add_test(tc, all_regions_down_fails_open);
     tcase_add_test(tc, drain_takes_region_out_of_dns);
     tcase_add_test(tc, dashboard_and_metrics_are_served);

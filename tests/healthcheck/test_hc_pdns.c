@@ -20,6 +20,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,17 +97,24 @@ static hc_dns_provider *provider(const char *api_url, const char *key, int timeo
     return p;
 }
 
-static result write_plan(hc_dns_provider *p, const bool *healthy)
+static result write_fenced(hc_dns_provider *p, const bool *healthy, uint64_t term)
 {
     hc_dns_plan plan;
     hc_dns_plan_build(&plan, regions, healthy, NULL);
     result r = {0};
     char err[512];
-    ck_assert_int_eq(p->ops->write(p, &plan, on_write, &r, err, sizeof err), 0);
+    hc_dns_fence fence = {.term = term, .holder = "test-agent"};
+    ck_assert_int_eq(p->ops->write(p, &plan, &fence, on_write, &r, err, sizeof err), 0);
     run_until(&r.done, 10000);
     ck_assert_msg(r.done, "write did not complete");
     hc_dns_plan_free(&plan);
     return r;
+}
+
+/* Every write of a test in the same lease term, the first ever. */
+static result write_plan(hc_dns_provider *p, const bool *healthy)
+{
+    return write_fenced(p, healthy, 1);
 }
 
 static result query(const char *source)
@@ -167,6 +175,35 @@ START_TEST(pdns_write_and_answers_by_source)
     run_until(&nv.done, 5000);
     ck_assert(nv.done && !nv.ok);
     ck_assert_str_eq(nv.detail, "127.2.0.1");
+    hc_dns_free(p);
+}
+END_TEST
+
+/*
+ * Fencing: the lease term travels in a TXT record of the same PATCH, and a
+ * writer whose term is below the stored one is refused before it writes (a
+ * holder whose lease was taken over, still believing it holds).
+ */
+START_TEST(pdns_fence_refuses_an_older_term)
+{
+    ck_assert_int_eq(hc_verify_global_init(), 0);
+    hc_dns_provider *p = provider(pdns.api_url, pdns.api_key, 3000);
+    bool all[3] = {true, true, true}, eu_down[3] = {false, true, true};
+    result w = write_fenced(p, all, 7);
+    ck_assert_msg(w.rc == 0, "%s", w.err);
+    /* An old holder (term 6) comes back and tries to move eu-west's clients. */
+    w = write_fenced(p, eu_down, 6);
+    ck_assert_int_eq(w.rc, -1);
+    ck_assert_msg(strstr(w.err, "fenced") && strstr(w.err, "term 7"), "%s", w.err);
+    ck_assert_str_eq(query("127.1.0.53").detail, "127.1.0.1,127.1.0.2");
+    /* The same term writes again, and a newer one does too. */
+    w = write_fenced(p, eu_down, 7);
+    ck_assert_msg(w.rc == 0, "%s", w.err);
+    w = write_fenced(p, all, 8);
+    ck_assert_msg(w.rc == 0, "%s", w.err);
+    ck_assert_str_eq(query("127.1.0.53").detail, "127.1.0.1,127.1.0.2");
+    w = write_fenced(p, eu_down, 7);
+    ck_assert_int_eq(w.rc, -1);
     hc_dns_free(p);
 }
 END_TEST
@@ -264,44 +301,197 @@ START_TEST(dryrun_writes_nothing_and_succeeds)
 }
 END_TEST
 
-/* ---------- Route 53: the request as sent is the request as signed ---------- */
+/* ---------- Route 53: a fake endpoint with Route 53's batch rules ---------- */
 
-typedef struct capture {
+/*
+ * Serves ListResourceRecordSets (GET .../rrset?...) and
+ * ChangeResourceRecordSets (POST .../rrset/) for the fence record only, with
+ * the two rules the agent's compare-and-set relies on: a batch applies all
+ * or nothing, a DELETE must match the existing record exactly and a CREATE
+ * fails on an existing one (400 InvalidChangeBatch). Keeps the last POST
+ * as sent. One connection at a time, bounded by poll time-outs.
+ */
+typedef struct fake53 {
     int listen_fd;
-    char req[65536];
-    size_t len;
-} capture;
+    int port;
+    atomic_bool stop;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    char fence[256]; /* the stored fence value as Route 53 returns it, "" when none */
+    int fence_ttl;
+    char last_post[65536];
+    int posts, gets, rejected;
+} fake53;
 
-/* Accept one connection, read one HTTP request (head and Content-Length
- * body), answer 200 and keep the bytes. Bounded by a 5 s deadline. */
-static void *capture_main(void *arg)
+static void xml_unquote(const char *in, size_t n, char *out, size_t outlen)
 {
-    capture *c = arg;
-    struct pollfd p = {c->listen_fd, POLLIN, 0};
-    if (poll(&p, 1, 5000) <= 0)
-        return NULL;
-    int fd = accept(c->listen_fd, NULL, NULL);
+    size_t o = 0;
+    for (size_t i = 0; i < n && o + 1 < outlen; i++) {
+        if (strncmp(in + i, "&quot;", 6) == 0) {
+            out[o++] = '"';
+            i += 5;
+        } else {
+            out[o++] = in[i];
+        }
+    }
+    out[o] = '\0';
+}
+
+/* The fence change of `action` in the batch: its value and TTL. */
+static bool fence_change(const char *body, const char *action, char *value, size_t n, int *ttl)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "<Action>%s</Action>", action);
+    for (const char *c = strstr(body, pat); c; c = strstr(c + 1, pat)) {
+        const char *end = strstr(c, "</Change>");
+        const char *t = strstr(c, "<Type>TXT</Type>");
+        if (!end || !t || t > end)
+            continue;
+        const char *tl = strstr(c, "<TTL>"), *v = strstr(c, "<Value>"), *ve = strstr(c, "</Value>");
+        *ttl = atoi(tl + 5);
+        xml_unquote(v + 7, (size_t)(ve - v - 7), value, n);
+        return true;
+    }
+    return false;
+}
+
+static void fake53_serve(fake53 *f, int fd)
+{
+    char req[65536];
+    size_t len = 0;
     int64_t deadline = mr_test_now_ms() + 5000;
     for (;;) {
         struct pollfd q = {fd, POLLIN, 0};
         int left = (int)(deadline - mr_test_now_ms());
         if (left <= 0 || poll(&q, 1, left) <= 0)
-            break;
-        ssize_t r = read(fd, c->req + c->len, sizeof c->req - 1 - c->len);
+            return;
+        ssize_t r = read(fd, req + len, sizeof req - 1 - len);
         if (r <= 0)
-            break;
-        c->len += (size_t)r;
-        c->req[c->len] = '\0';
-        char *end = strstr(c->req, "\r\n\r\n");
-        const char *cl = strcasestr(c->req, "\r\nContent-Length: ");
-        if (end && cl && c->len >= (size_t)(end + 4 - c->req) + (size_t)atoi(cl + 18))
+            return;
+        len += (size_t)r;
+        req[len] = '\0';
+        char *end = strstr(req, "\r\n\r\n");
+        const char *cl = strcasestr(req, "\r\nContent-Length: ");
+        if (end && (!cl || len >= (size_t)(end + 4 - req) + (size_t)atoi(cl + 18)))
             break;
     }
-    const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-    ssize_t w = write(fd, ok, sizeof ok - 1);
-    (void)w;
-    close(fd);
+    char resp[4096];
+    int status = 200;
+    pthread_mutex_lock(&f->mu);
+    if (strncmp(req, "GET ", 4) == 0) {
+        f->gets++;
+        char set[1024] = "";
+        if (f->fence[0]) {
+            char q[600] = "";
+            for (const char *c = f->fence; *c; c++)
+                strcat(q, *c == '"' ? "&quot;" : (char[2]){*c, 0});
+            snprintf(set, sizeof set,
+                     "<ResourceRecordSet><Name>_meridian-lease.meridian.test.</Name><Type>TXT"
+                     "</Type><TTL>%d</TTL><ResourceRecords><ResourceRecord><Value>%s</Value>"
+                     "</ResourceRecord></ResourceRecords></ResourceRecordSet>",
+                     f->fence_ttl, q);
+        } else {
+            /* What Route 53 does when the name does not exist: the next one. */
+            snprintf(set, sizeof set,
+                     "<ResourceRecordSet><Name>eu-west.ws.meridian.test.</Name><Type>A</Type>"
+                     "<TTL>5</TTL><ResourceRecords><ResourceRecord><Value>127.1.0.1</Value>"
+                     "</ResourceRecord></ResourceRecords></ResourceRecordSet>");
+        }
+        snprintf(resp, sizeof resp,
+                 "<?xml version=\"1.0\"?><ListResourceRecordSetsResponse><ResourceRecordSets>%s"
+                 "</ResourceRecordSets><IsTruncated>true</IsTruncated><MaxItems>1</MaxItems>"
+                 "</ListResourceRecordSetsResponse>",
+                 set);
+    } else {
+        f->posts++;
+        snprintf(f->last_post, sizeof f->last_post, "%s", req);
+        const char *body = strstr(req, "\r\n\r\n") + 4;
+        char del[256], cre[256];
+        int dttl = 0, cttl = 0;
+        bool has_del = fence_change(body, "DELETE", del, sizeof del, &dttl);
+        bool has_cre = fence_change(body, "CREATE", cre, sizeof cre, &cttl);
+        bool ok = true;
+        if (has_del && (strcmp(del, f->fence) != 0 || dttl != f->fence_ttl))
+            ok = false; /* the DELETE does not match the existing record */
+        if (has_cre && f->fence[0] && !has_del)
+            ok = false; /* CREATE of an existing record */
+        if (ok && has_cre) {
+            snprintf(f->fence, sizeof f->fence, "%s", cre);
+            f->fence_ttl = cttl;
+        }
+        if (ok) {
+            snprintf(resp, sizeof resp, "<ChangeResourceRecordSetsResponse/>");
+        } else {
+            f->rejected++;
+            status = 400;
+            snprintf(resp, sizeof resp,
+                     "<ErrorResponse><Error><Code>InvalidChangeBatch</Code><Message>Tried to "
+                     "delete resource record set but it was not found</Message></Error>"
+                     "</ErrorResponse>");
+        }
+    }
+    pthread_mutex_unlock(&f->mu);
+    char head[256];
+    int hn = snprintf(head, sizeof head,
+                      "HTTP/1.1 %d %s\r\nContent-Type: text/xml\r\nContent-Length: %zu\r\n"
+                      "Connection: close\r\n\r\n",
+                      status, status == 200 ? "OK" : "Bad Request", strlen(resp));
+    if (write(fd, head, (size_t)hn) != hn || write(fd, resp, strlen(resp)) < 0)
+        return;
+}
+
+static void *fake53_main(void *arg)
+{
+    fake53 *f = arg;
+    while (!atomic_load(&f->stop)) {
+        struct pollfd p = {f->listen_fd, POLLIN, 0};
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        int fd = accept(f->listen_fd, NULL, NULL);
+        if (fd < 0)
+            continue;
+        fake53_serve(f, fd);
+        close(fd);
+    }
     return NULL;
+}
+
+static void fake53_start(fake53 *f)
+{
+    memset(f, 0, sizeof *f);
+    pthread_mutex_init(&f->mu, NULL);
+    f->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    ck_assert_int_eq(bind(f->listen_fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(listen(f->listen_fd, 8), 0);
+    getsockname(f->listen_fd, (struct sockaddr *)&sa, &sl);
+    f->port = ntohs(sa.sin_port);
+    pthread_create(&f->thread, NULL, fake53_main, f);
+}
+
+static void fake53_stop(fake53 *f)
+{
+    atomic_store(&f->stop, true);
+    pthread_join(f->thread, NULL);
+    close(f->listen_fd);
+    pthread_mutex_destroy(&f->mu);
+}
+
+static hc_dns_provider *route53_at(int port)
+{
+    char conf[512];
+    snprintf(conf, sizeof conf,
+             "{\"type\":\"route53\",\"hosted_zone_id\":\"Z0EXAMPLE\",\"access_key_id\":"
+             "\"AKIDEXAMPLE\",\"secret_access_key\":\"wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY\","
+             "\"endpoint\":\"http://127.0.0.1:%d\",\"timeout_ms\":3000}",
+             port);
+    json_t *j = json_loads(conf, 0, NULL);
+    mr_cfg cf = {.file = "test"};
+    hc_dns_provider *p = hc_dns_new(base, regions, &cf, j);
+    json_decref(j);
+    ck_assert_msg(p != NULL, "%s", cf.err);
+    return p;
 }
 
 static char *header(const char *req, const char *name)
@@ -316,43 +506,33 @@ static char *header(const char *req, const char *name)
 
 START_TEST(route53_request_is_signed_as_sent)
 {
-    capture c = {.listen_fd = socket(AF_INET, SOCK_STREAM, 0)};
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t sl = sizeof sa;
-    ck_assert_int_eq(bind(c.listen_fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    ck_assert_int_eq(listen(c.listen_fd, 4), 0);
-    getsockname(c.listen_fd, (struct sockaddr *)&sa, &sl);
-    pthread_t t;
-    pthread_create(&t, NULL, capture_main, &c);
-
-    char conf[512];
-    snprintf(conf, sizeof conf,
-             "{\"type\":\"route53\",\"hosted_zone_id\":\"Z0EXAMPLE\",\"access_key_id\":"
-             "\"AKIDEXAMPLE\",\"secret_access_key\":\"wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY\","
-             "\"endpoint\":\"http://127.0.0.1:%d\",\"timeout_ms\":3000}",
-             ntohs(sa.sin_port));
-    json_t *j = json_loads(conf, 0, NULL);
-    mr_cfg cf = {.file = "test"};
-    hc_dns_provider *p = hc_dns_new(base, regions, &cf, j);
-    json_decref(j);
-    ck_assert_msg(p != NULL, "%s", cf.err);
+    fake53 f;
+    fake53_start(&f);
+    hc_dns_provider *p = route53_at(f.port);
     bool eu_down[3] = {false, true, true};
     result w = write_plan(p, eu_down);
-    pthread_join(t, NULL);
-    close(c.listen_fd);
+    fake53_stop(&f);
     ck_assert_msg(w.rc == 0, "%s", w.err);
-
-    ck_assert_msg(strncmp(c.req, "POST /2013-04-01/hostedzone/Z0EXAMPLE/rrset/ HTTP/1.1\r\n", 54) ==
+    /* First the fence was read (none yet), then one batch was sent. */
+    ck_assert_int_eq(f.gets, 1);
+    ck_assert_int_eq(f.posts, 1);
+    const char *req = f.last_post;
+    ck_assert_msg(strncmp(req, "POST /2013-04-01/hostedzone/Z0EXAMPLE/rrset/ HTTP/1.1\r\n", 54) ==
                       0,
-                  "%.200s", c.req);
-    char *host = header(c.req, "Host"), *date = header(c.req, "X-Amz-Date"),
-         *auth = header(c.req, "Authorization"), *ctype = header(c.req, "Content-Type");
-    const char *body = strstr(c.req, "\r\n\r\n") + 4;
+                  "%.200s", req);
+    char *host = header(req, "Host"), *date = header(req, "X-Amz-Date"),
+         *auth = header(req, "Authorization"), *ctype = header(req, "Content-Type");
+    const char *body = strstr(req, "\r\n\r\n") + 4;
     hc_dns_plan plan;
     hc_dns_plan_build(&plan, regions, eu_down, NULL);
     mr_buf want = MR_BUF_INIT;
-    hc_dns_route53_request(&plan, "meridian-healthcheck", &want);
+    hc_dns_fence fence = {.term = 1, .holder = "test-agent"};
+    hc_dns_route53_fenced_request(&plan, NULL, 0, &fence, "meridian-healthcheck", &want);
     ck_assert_str_eq(body, want.data);
+    ck_assert_ptr_nonnull(strstr(body, "<Action>CREATE</Action><ResourceRecordSet><Name>"
+                                       "_meridian-lease.meridian.test.</Name><Type>TXT</Type>"));
+    ck_assert_ptr_nonnull(strstr(body, "&quot;term=1 holder=test-agent&quot;"));
+    ck_assert_ptr_null(strstr(body, "<Action>DELETE</Action>"));
     /* Re-sign what went over the wire: it must give the same Authorization. */
     hc_sigv4_header extra[] = {{"content-type", ctype}};
     hc_sigv4_req r = {.method = "POST",
@@ -382,6 +562,46 @@ START_TEST(route53_request_is_signed_as_sent)
 }
 END_TEST
 
+/*
+ * The fence as a compare-and-set: agent A (term 5) writes; agent B takes the
+ * lease over (term 6) and writes, replacing A's fence; A, still believing
+ * it holds and remembering its own fence, tries again: its DELETE of the
+ * term-5 fence no longer matches, Route 53 rejects the whole batch, and A's
+ * next try reads the fence and refuses by itself. B's answer stays.
+ */
+START_TEST(route53_fence_is_compare_and_set)
+{
+    fake53 f;
+    fake53_start(&f);
+    hc_dns_provider *a = route53_at(f.port), *b = route53_at(f.port);
+    bool all[3] = {true, true, true}, eu_down[3] = {false, true, true};
+    result w = write_fenced(a, all, 5);
+    ck_assert_msg(w.rc == 0, "%s", w.err);
+    ck_assert_str_eq(f.fence, "\"term=5 holder=test-agent\"");
+    w = write_fenced(b, eu_down, 6);
+    ck_assert_msg(w.rc == 0, "%s", w.err);
+    ck_assert_str_eq(f.fence, "\"term=6 holder=test-agent\"");
+    ck_assert_ptr_nonnull(strstr(f.last_post, "<Action>DELETE</Action>"));
+    int posts = f.posts;
+    w = write_fenced(a, all, 5);
+    ck_assert_int_eq(w.rc, -1);
+    ck_assert_msg(strstr(w.err, "InvalidChangeBatch"), "%s", w.err);
+    ck_assert_int_eq(f.rejected, 1);
+    ck_assert_int_eq(f.posts, posts + 1);
+    w = write_fenced(a, all, 5);
+    ck_assert_int_eq(w.rc, -1);
+    ck_assert_msg(strstr(w.err, "fenced") && strstr(w.err, "term 6"), "%s", w.err);
+    ck_assert_int_eq(f.posts, posts + 1); /* refused before sending anything */
+    ck_assert_str_eq(f.fence, "\"term=6 holder=test-agent\"");
+    /* B goes on writing in its term (its fence is the stored one). */
+    w = write_fenced(b, all, 6);
+    ck_assert_msg(w.rc == 0, "%s", w.err);
+    fake53_stop(&f);
+    hc_dns_free(a);
+    hc_dns_free(b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("healthcheck-pdns");
@@ -389,11 +609,13 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, pdns_write_and_answers_by_source);
+    tcase_add_test(tc, pdns_fence_refuses_an_older_term);
     tcase_add_test(tc, pdns_wrong_key_is_a_clear_error);
     tcase_add_test(tc, pdns_broken_backend_is_a_clear_error);
     tcase_add_test(tc, pdns_hanging_api_times_out);
     tcase_add_test(tc, dryrun_writes_nothing_and_succeeds);
     tcase_add_test(tc, route53_request_is_signed_as_sent);
+    tcase_add_test(tc, route53_fence_is_compare_and_set);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

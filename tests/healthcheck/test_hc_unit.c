@@ -159,6 +159,32 @@ static mr_regions *load3(void)
     return r;
 }
 
+/* Which plan changes are urgent: taking a relay out of every answer is;
+ * moving clients back to a region that returned is not (the writer lets
+ * such a plan settle so a region whose relays return a round apart comes
+ * back in one write). */
+START_TEST(plan_drops_relays_leaving_service)
+{
+    mr_regions *r = load3();
+    hc_dns_plan all, eu_down, eu_one;
+    bool up[3] = {true, true, true}, down[3] = {false, true, true};
+    bool relay_up[4] = {true, false, true, true}; /* eu-west's second relay down */
+    hc_dns_plan_build(&all, r, up, NULL);
+    hc_dns_plan_build(&eu_down, r, down, NULL);
+    hc_dns_plan_build(&eu_one, r, up, relay_up);
+    ck_assert(hc_dns_plan_drops(&all, &eu_down));  /* eu-west's relays leave */
+    ck_assert(!hc_dns_plan_drops(&eu_down, &all)); /* they come back: not urgent */
+    ck_assert(hc_dns_plan_drops(&all, &eu_one));   /* one relay leaves */
+    ck_assert(!hc_dns_plan_drops(&eu_down, &eu_one));
+    ck_assert(!hc_dns_plan_drops(&eu_one, &all));
+    ck_assert(!hc_dns_plan_drops(&all, &all));
+    hc_dns_plan_free(&all);
+    hc_dns_plan_free(&eu_down);
+    hc_dns_plan_free(&eu_one);
+    mr_regions_free(r);
+}
+END_TEST
+
 START_TEST(plan_failover_and_fail_open)
 {
     mr_regions *r = load3();
@@ -374,6 +400,7 @@ int main(void)
     tcase_add_test(tc, quorum_majority_of_live_agents);
     tcase_add_test(tc, quorum_unknown_votes_for_nobody);
     tcase_add_test(tc, plan_failover_and_fail_open);
+    tcase_add_test(tc, plan_drops_relays_leaving_service);
     tcase_add_test(tc, pdns_lua_record);
     tcase_add_test(tc, sigv4_test_suite);
     tcase_add_test(tc, sigv4_s3_get_object_example);
