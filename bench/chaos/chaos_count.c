@@ -246,9 +246,11 @@ static int handle(count_state *st, char **t, int n)
         char k2[KEY_MAX + 96];
         msg_key(t[4], t[5], key);
         snprintf(k2, sizeof k2, "%s %s %s", t[2], t[3], key);
-        if (mr_map_get(&st->commits, k2, strlen(k2)))
+        if (mr_map_get(&st->commits, k2, strlen(k2))) {
             st->out->dup_commits++;
-        else
+            detail(st, "dup_commit %s sess=%s t=%s %s %s seq=%s", t[2], t[3], t[1], t[4], t[5],
+                   t[6]);
+        } else
             mr_map_put(&st->commits, k2, strlen(k2), st); /* any non-NULL value */
     } else if (strcmp(ev, "hist") == 0 && n == 4) {
         if (parse_i64(t[2], &a) != 0 || a < 1)

@@ -106,7 +106,7 @@ static struct {
     lg_url urls[CHAOS_MAX_URLS];
     client *clients;
     int nclients;
-    char rooms[64][130];
+    char rooms[64][140];
     char prefix[128];
     char *secret;
     size_t secret_len;
@@ -674,7 +674,7 @@ static int setup(const chaos_opts *o)
         return -1;
     }
     for (int r = 0; r < o->rooms; r++)
-        snprintf(L.rooms[r], sizeof L.rooms[r], "%s-%d", L.prefix, r);
+        snprintf(L.rooms[r], sizeof L.rooms[r], "%.120s-%d", L.prefix, r);
     for (int i = 0; i < o->nurls; i++) {
         if (lg_url_parse(o->urls[i], &L.urls[i]) != 0 || L.urls[i].http) {
             fprintf(stderr, "meridian-chaos: bad relay URL %s\n", o->urls[i]);
