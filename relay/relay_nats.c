@@ -207,8 +207,6 @@ int relay_nats_connect(relay_nats *n, char *err, size_t errlen)
         s = natsOptions_SetDisconnectedCB(n->opts, on_disconnected, n);
     if (s == NATS_OK)
         s = natsOptions_SetReconnectedCB(n->opts, on_connected, n);
-    if (s == NATS_OK)
-        s = natsOptions_SetRetryOnFailedConnect(n->opts, true, on_connected, n);
     /*
      * One delivery thread for every subscription: libnats would otherwise
      * start a thread per subscription (three per room), and a single thread
@@ -223,7 +221,7 @@ int relay_nats_connect(relay_nats *n, char *err, size_t errlen)
         snprintf(err, errlen, "nats options: %s", natsStatus_GetText(s));
         return -1;
     }
-    s = natsConnection_Connect(&n->conn, n->opts);
+    s = mr_nats_connect(&n->conn, n->opts, on_connected, n);
     if (s == NATS_OK) {
         on_connected(n->conn, n);
     } else if (s == NATS_NOT_YET_CONNECTED) {
