@@ -47,6 +47,9 @@ relay_metrics relay_m = {
         MR_COUNTER("meridian_relay_auth_failures_total", "Hello frames with a bad token."),
     .rejected_upgrades = MR_COUNTER("meridian_relay_rejected_upgrades_total",
                                     "WebSocket upgrades refused (origin, per-IP limit, draining)."),
+    .nats_rejected =
+        MR_COUNTER("meridian_relay_nats_rejected_total",
+                   "Messages from NATS dropped as malformed (bad subject, id or payload)."),
     .publish_ack_latency =
         MR_HISTOGRAM("meridian_relay_publish_ack_seconds", "Time from a publish frame to its ack.",
                      mr_latency_buckets, 16),
@@ -80,7 +83,8 @@ void relay_metrics_register(void)
                           &relay_m.commits_repaired,
                           &relay_m.slow_consumer_closes,
                           &relay_m.auth_failures,
-                          &relay_m.rejected_upgrades};
+                          &relay_m.rejected_upgrades,
+                          &relay_m.nats_rejected};
     for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++)
         mr_metric_register(plain[i]);
     for (int i = 0; i < MR_ERR_COUNT; i++) {

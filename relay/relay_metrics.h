@@ -12,7 +12,7 @@ typedef struct relay_metrics {
     mr_metric commits_repeated, awaiting_forgotten;
     mr_metric publish_retries, publish_failures, resumes, resumes_incomplete;
     mr_metric commit_repairs, commits_repaired;
-    mr_metric slow_consumer_closes, auth_failures, rejected_upgrades;
+    mr_metric slow_consumer_closes, auth_failures, rejected_upgrades, nats_rejected;
     mr_metric errors[MR_ERR_COUNT];
     mr_metric publish_ack_latency;
 } relay_metrics;

@@ -344,6 +344,8 @@ START_TEST(permission_table)
     ck_assert(!allowed(relay.pub, relay.npub, "meridian.msg.us-east.general"));
     ck_assert(!allowed(relay.pub, relay.npub, "meridian.msg.eu-west.a.b"));
     ck_assert(!allowed(relay.pub, relay.npub, "meridian.commit.general"));
+    ck_assert(allowed(relay.pub, relay.npub, "meridian.relay.hb"));
+    ck_assert(allowed(relay.sub, relay.nsub, "meridian.relay.hb"));
     ck_assert(allowed(relay.sub, relay.nsub, "meridian.msg.us-east.general"));
     ck_assert(allowed(relay.sub, relay.nsub, "meridian.commit.general"));
     ck_assert(!allowed(relay.sub, relay.nsub, "meridian.history.general"));
@@ -378,6 +380,7 @@ START_TEST(permission_table)
     ck_assert(!allowed(control.pub, control.npub, "$JS.API.STREAM.UPDATE.MERIDIAN_US_EAST"));
     ck_assert(!allowed(control.pub, control.npub, "$JS.API.STREAM.CREATE.MERIDIAN_EU_WEST"));
     ck_assert(!allowed(control.pub, control.npub, "meridian.presence.general"));
+    ck_assert(!allowed(control.pub, control.npub, "meridian.relay.hb"));
     ck_assert(allowed(control.sub, control.nsub, "meridian.history.general"));
     ck_assert(!allowed(control.sub, control.nsub, "meridian.msg.us-east.general"));
 

@@ -58,6 +58,12 @@ variable "meridian_version" {
   default     = null
 }
 
+variable "relay_admin_key_parameter" {
+  description = "SSM SecureString with the relays' admin API key (drain/undrain; the health agents send it), same name and value in every AWS region."
+  type        = string
+  default     = "/meridian/relay-admin-key"
+}
+
 variable "token_secret_parameter" {
   description = "SSM SecureString with the client token secret (same name and value in every AWS region)."
   type        = string

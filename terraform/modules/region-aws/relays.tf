@@ -23,7 +23,10 @@ locals {
   } : {})
 
   relay_secrets = merge(
-    { "/etc/meridian/token.secret" = var.token_secret_parameter },
+    {
+      "/etc/meridian/token.secret"    = var.token_secret_parameter
+      "/etc/meridian/relay_admin.key" = var.relay_admin_key_parameter
+    },
     local.nats_daemon_secrets["relay"],
     var.tls_mode == "relay" ? {
       "/etc/meridian/tls/relay.crt" = var.tls_ssm_parameters.cert

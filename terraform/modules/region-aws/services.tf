@@ -33,6 +33,7 @@ locals {
         return keys[0] if keys else None
     subst = {"__POSTGRES__": load("/etc/meridian/postgres.conninfo"),
              "__TOKEN_SECRET__": load("/etc/meridian/token.secret"),
+             "__RELAY_ADMIN_KEY__": load("/etc/meridian/relay_admin.key"),
              "__API_KEY__": first_key("/etc/meridian/api_keys")}
     for name in ("control.json", "healthcheck.json"):
         p = pathlib.Path("/etc/meridian") / name
@@ -67,6 +68,7 @@ locals {
           version           = var.meridian_version
           secrets = merge(
             { "/etc/meridian/token.secret" = var.token_secret_parameter },
+            role == "healthcheck" ? { "/etc/meridian/relay_admin.key" = var.relay_admin_key_parameter } : {},
             local.nats_daemon_secrets[role],
             role == "control" && var.postgres_parameter != null ? { "/etc/meridian/postgres.conninfo" = var.postgres_parameter } : {},
             var.api_keys_parameter != null ? { "/etc/meridian/api_keys" = var.api_keys_parameter } : {},

@@ -151,6 +151,12 @@ variable "token_secret_parameter" {
   type        = string
 }
 
+variable "relay_admin_key_parameter" {
+  description = "SSM SecureString parameter holding the relays' admin API key (at least 16 characters): drain and undrain on their admin port, which the health agents call. Relays refuse every drain without it."
+  type        = string
+  nullable    = false
+}
+
 variable "api_keys_parameter" {
   description = "SSM SecureString parameter holding the control plane API keys (one per line)."
   type        = string
