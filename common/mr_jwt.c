@@ -196,7 +196,9 @@ mr_jwt_status mr_jwt_verify(const mr_jwt_params *p, const char *token, size_t le
     }
     out->sub = mr_strdup(json_string_value(sub));
     out->rooms = rooms ? json_incref(rooms) : NULL;
-    out->exp = (int64_t)json_number_value(exp);
+    /* A double beyond int64_t's range does not convert (undefined behaviour): clamp first. */
+    double e = json_number_value(exp);
+    out->exp = e >= (double)MR_JWT_EXP_MAX ? MR_JWT_EXP_MAX : (int64_t)e;
     st = MR_JWT_OK;
 done:
     json_decref(header);

@@ -37,6 +37,12 @@ typedef struct mr_jwt_claims {
 
 /** Maximum accepted token length in bytes. */
 #define MR_JWT_MAX_LEN 8192
+/*
+ * The latest `exp` kept: 9999-12-31T23:59:59Z. Later ones (up to 2^63, or
+ * past the 9.2e12 seconds whose microseconds overflow an int64_t) are
+ * clamped to it.
+ */
+#define MR_JWT_EXP_MAX 253402300799LL
 /* Longest `sub` (user id) accepted; presence relays users of other relays up to it too. */
 #define MR_JWT_SUB_MAX 256
 

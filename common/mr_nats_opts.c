@@ -13,6 +13,9 @@
  * with the same options and reads the error that attempt returns: that is
  * deterministic, costs nothing while connected, and also tells the operator
  * when the daemon must be restarted because libnats gave up.
+ * mr_nats_connect() keeps that from happening for a passing failure: it
+ * makes the first attempts in the foreground. And the nonce's signature is
+ * made here (mr_nats_sign_nonce), never one libnats would fail to send.
  */
 #include "mr_nats_opts.h"
 #include "mr_alloc.h"
@@ -280,6 +283,55 @@ int mr_nats_conf_check(const mr_nats_conf *c, const char *key, char *err, size_t
  * message was dropped (a misconfigured role, or a bug), so it is an error
  * in the log, at most a few lines a second.
  */
+int mr_nats_sign_nonce(const char *seed_file, const char *nonce, unsigned char sig[MR_NKEY_SIG_LEN],
+                       char *err, size_t errlen)
+{
+    char seed[MR_NKEY_SEED_LEN + 1];
+    if (mr_nkey_load_seed_file(seed_file, seed, err, errlen) != 0)
+        return -1;
+    int rc = mr_nkey_sign(seed, (const unsigned char *)nonce, strlen(nonce), sig);
+    OPENSSL_cleanse(seed, sizeof seed);
+    if (rc != 0) {
+        snprintf(err, errlen, "%s: cannot sign the server's nonce", seed_file);
+        return -1;
+    }
+    /* libnats 3.4 base64-encodes the signature with a helper that returns
+     * nothing for input starting with a zero byte, and then sends the
+     * CONNECT without "sig": the server refuses it ("Signature missing"),
+     * and libnats gives the connection up for good. Ed25519 signatures are
+     * deterministic, so for this nonce there is no other one: fail the
+     * attempt here instead, which libnats retries on a new connection,
+     * with a new nonce (1 attempt in 256). */
+    if (sig[0] == 0) {
+        snprintf(err, errlen,
+                 "the nonce's signature starts with a zero byte, which libnats cannot send; "
+                 "retrying with a new nonce");
+        return -1;
+    }
+    return 0;
+}
+
+/* libnats' signature handler: signs with mr_nats_sign_nonce. The memory
+ * handed back is freed by libnats. */
+static natsStatus sign_nonce_cb(char **custom_err, unsigned char **psig, int *plen,
+                                const char *nonce, void *closure)
+{
+    const char *seed_file = closure;
+    unsigned char *sig = malloc(MR_NKEY_SIG_LEN);
+    char err[512];
+    if (!sig)
+        return NATS_NO_MEMORY;
+    if (!nonce || mr_nats_sign_nonce(seed_file, nonce, sig, err, sizeof err) != 0) {
+        free(sig);
+        if (custom_err)
+            *custom_err = strdup(nonce ? err : "the server sent no nonce to sign");
+        return NATS_ERR;
+    }
+    *psig = sig;
+    *plen = MR_NKEY_SIG_LEN;
+    return NATS_OK;
+}
+
 static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *ud)
 {
     static _Atomic int64_t last_us;
@@ -357,7 +409,10 @@ int mr_nats_conf_apply(const mr_nats_conf *c, natsOptions *o, char *err, size_t 
             return -1;
         }
         what = "nats.nkey_seed_file";
-        s = natsOptions_SetNKeyFromSeed(o, pub, c->nkey_seed_file);
+        /* Our own signature handler rather than natsOptions_SetNKeyFromSeed:
+         * see mr_nats_sign_nonce. The seed file is read at every connect, so
+         * a rotated key is picked up on the next reconnect. */
+        s = natsOptions_SetNKey(o, pub, sign_nonce_cb, c->nkey_seed_file);
     }
     if (s == NATS_OK && c->user) {
         char *pw = read_password(c->password_file, err, errlen, "nats.password_file");
@@ -426,6 +481,33 @@ static bool hung_up_after_tls(const mr_nats_conf *c, natsStatus s, const char *t
     return c->tls && s != NATS_OK && s != NATS_SSL_ERROR &&
            (strstr(text, "got ''") || strstr(text, "SSL_write error") ||
             strstr(text, "SSL_read error"));
+}
+
+natsStatus mr_nats_connect(natsConnection **nc, natsOptions *o, natsConnectionHandler connected_cb,
+                           void *closure)
+{
+    /* libnats 3.4 retrying in the background gives a connection up for good
+     * when its first attempt reached a server but failed in the handshake
+     * (TLS, credentials, or a signature refused by mr_nats_sign_nonce): it
+     * forgets which server it was on and its reconnect thread finds "no
+     * server available". Only a first attempt that found no server at all
+     * may be left to the background. So first try in the foreground, a few
+     * times, each on a new connection with a new nonce. */
+    natsStatus s = natsOptions_SetRetryOnFailedConnect(o, false, NULL, NULL);
+    for (int i = 0; s == NATS_OK && i < MR_NATS_CONNECT_TRIES; i++) {
+        *nc = NULL;
+        s = natsConnection_Connect(nc, o);
+        if (s == NATS_OK || s == NATS_NO_SERVER)
+            break;
+        natsConnection_Destroy(*nc);
+        *nc = NULL;
+        s = NATS_OK;
+    }
+    if (s == NATS_OK && *nc)
+        return NATS_OK;
+    *nc = NULL;
+    s = natsOptions_SetRetryOnFailedConnect(o, true, connected_cb, closure);
+    return s == NATS_OK ? natsConnection_Connect(nc, o) : s;
 }
 
 mr_nats_state mr_nats_probe(const mr_nats_conf *c, int timeout_ms, char *why, size_t n)

@@ -75,6 +75,31 @@ int mr_nats_conf_check(const mr_nats_conf *c, const char *key, char *err, size_t
  */
 int mr_nats_conf_apply(const mr_nats_conf *c, natsOptions *o, char *err, size_t errlen);
 
+/** Attempts mr_nats_connect makes in the foreground before retrying in the background. */
+#define MR_NATS_CONNECT_TRIES 4
+
+/**
+ * Connect with `o` as natsConnection_Connect does with RetryOnFailedConnect
+ * and `connected_cb`: NATS_OK when connected now, NATS_NOT_YET_CONNECTED
+ * when no server answered and libnats keeps trying in the background
+ * (`connected_cb` runs once it succeeds), or another error. Unlike it, a
+ * first attempt that reached a server but failed in the handshake is tried
+ * again at once (MR_NATS_CONNECT_TRIES times), on a new connection: libnats
+ * 3.4 would give such a connection up for good (see mr_nats_opts.c).
+ * `o`'s RetryOnFailedConnect setting is overwritten.
+ */
+natsStatus mr_nats_connect(natsConnection **nc, natsOptions *o, natsConnectionHandler connected_cb,
+                           void *closure);
+
+/**
+ * Sign a server's connection nonce with the user seed in `seed_file`, as
+ * the daemons' connections do. Returns 0, or -1 with `err` set when the file
+ * is unusable or when the signature starts with a zero byte, which libnats
+ * 3.4 cannot send (the attempt then fails and is retried with a new nonce).
+ */
+int mr_nats_sign_nonce(const char *seed_file, const char *nonce, unsigned char sig[64], char *err,
+                       size_t errlen);
+
 /**
  * Shut libnats down (nats_CloseAndWait) in a way that survives OpenSSL 3:
  * call it instead of nats_Close()/nats_CloseAndWait() (see mr_nats_opts.c).

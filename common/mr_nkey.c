@@ -3,10 +3,10 @@
  * naming the key type, the 32 key bytes and a CRC-16 (XMODEM, little
  * endian), in RFC 4648 base32 without padding. A seed carries two prefix
  * bytes, "seed" and the type of its public key, spread so that the first
- * two characters read "SU" for a user. The Ed25519 arithmetic is OpenSSL's;
- * libnats signs the server's nonce itself from the seed file
- * (natsOptions_SetNKeyFromSeed), so only key generation and the derivation
- * of the public key live here. Secret bytes are wiped after use.
+ * two characters read "SU" for a user. The Ed25519 arithmetic is OpenSSL's,
+ * for key generation, the derivation of the public key and the signature
+ * of the server's nonce (mr_nats_opts.c signs with it rather than with
+ * libnats, see there). Secret bytes are wiped after use.
  */
 #include "mr_nkey.h"
 
@@ -116,15 +116,42 @@ int mr_nkey_generate(char seed[MR_NKEY_SEED_LEN + 1], char pub[MR_NKEY_PUBLIC_LE
     return rc;
 }
 
+/* Decode an encoded user seed into its raw form (prefix, key, checksum).
+ * Returns 0, or -1 when it is not one; the caller wipes `raw`. */
+static int decode_seed(const char *seed, unsigned char raw[SEED_RAW])
+{
+    return strlen(seed) == MR_NKEY_SEED_LEN &&
+                   b32_decode(seed, MR_NKEY_SEED_LEN, raw, SEED_RAW) == 0 &&
+                   crc_ok(raw, SEED_RAW) &&
+                   raw[0] == (unsigned char)(PREFIX_SEED | (PREFIX_USER >> 5)) &&
+                   raw[1] == (unsigned char)((PREFIX_USER & 31) << 3)
+               ? 0
+               : -1;
+}
+
 int mr_nkey_public_from_seed(const char *seed, char pub[MR_NKEY_PUBLIC_LEN + 1])
 {
     unsigned char raw[SEED_RAW];
+    int rc = decode_seed(seed, raw) == 0 ? public_of(raw + 2, pub) : -1;
+    OPENSSL_cleanse(raw, sizeof raw);
+    return rc;
+}
+
+int mr_nkey_sign(const char *seed, const unsigned char *msg, size_t len,
+                 unsigned char sig[MR_NKEY_SIG_LEN])
+{
+    unsigned char raw[SEED_RAW];
     int rc = -1;
-    if (strlen(seed) == MR_NKEY_SEED_LEN &&
-        b32_decode(seed, MR_NKEY_SEED_LEN, raw, sizeof raw) == 0 && crc_ok(raw, sizeof raw) &&
-        raw[0] == (unsigned char)(PREFIX_SEED | (PREFIX_USER >> 5)) &&
-        raw[1] == (unsigned char)((PREFIX_USER & 31) << 3))
-        rc = public_of(raw + 2, pub);
+    if (decode_seed(seed, raw) == 0) {
+        EVP_PKEY *pk = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, raw + 2, KEY_LEN);
+        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        size_t n = MR_NKEY_SIG_LEN;
+        if (pk && ctx && EVP_DigestSignInit(ctx, NULL, NULL, NULL, pk) == 1 &&
+            EVP_DigestSign(ctx, sig, &n, msg, len) == 1 && n == MR_NKEY_SIG_LEN)
+            rc = 0;
+        EVP_MD_CTX_free(ctx);
+        EVP_PKEY_free(pk);
+    }
     OPENSSL_cleanse(raw, sizeof raw);
     return rc;
 }
@@ -140,6 +167,17 @@ bool mr_nkey_public_valid(const char *pub)
 int mr_nkey_read_seed_file(const char *path, char pub[MR_NKEY_PUBLIC_LEN + 1], char *err,
                            size_t errlen)
 {
+    char seed[MR_NKEY_SEED_LEN + 1];
+    int rc = mr_nkey_load_seed_file(path, seed, err, errlen);
+    if (rc == 0)
+        rc = mr_nkey_public_from_seed(seed, pub);
+    OPENSSL_cleanse(seed, sizeof seed);
+    return rc;
+}
+
+int mr_nkey_load_seed_file(const char *path, char seed[MR_NKEY_SEED_LEN + 1], char *err,
+                           size_t errlen)
+{
     FILE *f = fopen(path, "r");
     if (!f) {
         snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
@@ -153,15 +191,20 @@ int mr_nkey_read_seed_file(const char *path, char pub[MR_NKEY_PUBLIC_LEN + 1], c
         if (p[0] != 'S' || p[1] != 'U')
             continue;
         found = true;
-        /* libnats reads the rest of the line as the seed: nothing may follow it. */
+        /* The rest of the line is the seed (as libnats and NATS tools read
+         * it): nothing may follow it. */
         p[strcspn(p, "\n")] = '\0';
-        if (mr_nkey_public_from_seed(p, pub) == 0)
+        unsigned char raw[SEED_RAW];
+        if (decode_seed(p, raw) == 0) {
+            memcpy(seed, p, MR_NKEY_SEED_LEN + 1);
             rc = 0;
-        else
+        } else {
             snprintf(err, errlen,
                      "%s: the line starting with \"SU\" is not a valid user seed (%d characters "
                      "of base32 with a checksum, nothing after it on the line)",
                      path, MR_NKEY_SEED_LEN);
+        }
+        OPENSSL_cleanse(raw, sizeof raw);
     }
     OPENSSL_cleanse(line, sizeof line);
     fclose(f);

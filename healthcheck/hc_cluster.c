@@ -384,8 +384,7 @@ hc_cluster *hc_cluster_start(const hc_cluster_conf *conf, hc_cluster_obs_cb cb, 
     natsOptions_SetDisconnectedCB(o, on_disconnected, c);
     natsOptions_SetReconnectedCB(o, on_connected, c);
     natsOptions_SetClosedCB(o, on_closed, c);
-    natsOptions_SetRetryOnFailedConnect(o, true, on_connected, c);
-    natsStatus s = natsConnection_Connect(&c->nc, o);
+    natsStatus s = mr_nats_connect(&c->nc, o, on_connected, c);
     natsOptions_Destroy(o);
     if (s == NATS_OK) {
         atomic_store(&c->connected, true);

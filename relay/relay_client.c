@@ -6,7 +6,11 @@
  * may join rooms, publish and ask for presence. Fragments are joined here,
  * each frame is parsed once (common/mr_proto.c) and handed to the handler its
  * type names in `frames` below. Joining and leaving, which touch every
- * feature's view of a room, are wired here too. All of it runs on the lws
+ * feature's view of a room, are wired here too: a room new on this relay is
+ * subscribed without waiting for the server, its joins are answered when
+ * the confirmation comes back (relay_inbound.c, relay_resume.c) and fail
+ * when it does not (relay_client_tick). Writes go through here so that a
+ * history replay follows the client's reading. All of it runs on the lws
  * thread.
  */
 #include "relay_client.h"
@@ -17,19 +21,33 @@
 #include "relay_metrics.h"
 #include "relay_presence.h"
 #include "relay_publish.h"
-#include "relay_repair.h"
 #include "relay_resume.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* A reassembly buffer larger than this is given back once its message is handled. */
 #define RX_KEEP_BYTES 16384
+/* The longest the session timer waits for a token's expiry in one go (a day). */
+#define TOKEN_TIMER_MAX_S 86400
 
 void relay_client_open(relay *r, relay_conn *c, struct lws *wsi)
 {
     relay_conn_attach(r, c, wsi);
     lws_set_timer_usecs(wsi, (lws_usec_t)r->cfg->limits.handshake_timeout_ms * 1000);
+}
+
+/* Take `m` out of its connection's list of memberships. */
+static void unlink_membership(relay_conn *c, relay_member *m)
+{
+    relay_member **pp = &c->memberships;
+    while (*pp && *pp != m)
+        pp = &(*pp)->conn_next;
+    if (*pp) {
+        *pp = m->conn_next;
+        c->room_count--;
+    }
 }
 
 /* Leave one room: the room and its subscriptions go with their last member. */
@@ -75,7 +93,50 @@ void relay_client_timer(relay_conn *c)
         relay_conn_close(c, MR_CLOSE_TOKEN_EXPIRED, "token expired");
         return;
     }
-    lws_set_timer_usecs(c->wsi, (lws_usec_t)(c->token_exp + c->r->jwt.leeway_s - now) * 1000000);
+    /* At most a day at a time: the timer fires, finds the token valid and waits again. */
+    int64_t wait_s = c->token_exp + c->r->jwt.leeway_s - now;
+    if (wait_s > TOKEN_TIMER_MAX_S)
+        wait_s = TOKEN_TIMER_MAX_S;
+    lws_set_timer_usecs(c->wsi, (lws_usec_t)wait_s * 1000000);
+}
+
+int relay_client_writable(relay_conn *c)
+{
+    int rc = relay_conn_writable(c);
+    /* A history replay goes out at the pace the client reads it. */
+    if (rc == 0 && c->replays)
+        relay_resume_pump(c->r, c);
+    return rc;
+}
+
+void relay_client_tick(relay *r)
+{
+    if (r->rooms.subscribing == 0)
+        return;
+    int64_t now = mr_now_us();
+    size_t b;
+    mr_map_entry *e = mr_map_first(&r->rooms.by_name, &b);
+    while (e) {
+        relay_room *room = e->value;
+        /* Take the next entry first: the room may be destroyed below (mr_map.h). */
+        e = mr_map_next(&r->rooms.by_name, &b, e);
+        if (!room->subscribing || room->subscribe_deadline_us > now)
+            continue;
+        mr_log_warn("room %s: NATS did not confirm the subscriptions within %d ms; its %zu "
+                    "joins fail",
+                    room->name, RELAY_SUBSCRIBE_CONFIRM_MS, room->member_count);
+        /* Each join fails; the last one takes the room and its subscriptions with it. */
+        while (room) {
+            relay_member *m = room->members;
+            relay_conn *c = m->conn;
+            relay_resume_fail(r, m);
+            unlink_membership(c, m);
+            bool gone = room->member_count == 1;
+            leave_membership(c, m);
+            if (gone)
+                room = NULL;
+        }
+    }
 }
 
 static void send_frame(relay_conn *c, mr_buf *b)
@@ -112,6 +173,33 @@ static void on_hello(relay_conn *c, const mr_frame *f)
     send_frame(c, &b);
 }
 
+/*
+ * A room new on this relay: subscribe, and ask the server to confirm. Joins
+ * wait for the confirmation (relay_inbound.c) instead of blocking the lws
+ * thread for the round trip. Returns -1 when NATS refuses at once.
+ */
+static int subscribe_room(relay *r, relay_room *room)
+{
+    if (relay_nats_subscribe(r->nats, room->name, &room->sub, &room->commit_sub,
+                             &room->presence_sub) != 0)
+        return -1;
+    char token[MR_ROOM_MAX + 48];
+    room->subscribe_id = ++r->next_request_id;
+    snprintf(token, sizeof token, RELAY_INBOX_SUBSCRIBED "%llu.%s",
+             (unsigned long long)room->subscribe_id, room->name);
+    if (relay_nats_confirm(r->nats, token) != 0) {
+        relay_nats_unsubscribe(room->sub);
+        relay_nats_unsubscribe(room->commit_sub);
+        relay_nats_unsubscribe(room->presence_sub);
+        room->sub = room->commit_sub = room->presence_sub = NULL;
+        return -1;
+    }
+    room->subscribing = true;
+    room->subscribe_deadline_us = mr_now_us() + RELAY_SUBSCRIBE_CONFIRM_MS * 1000;
+    r->rooms.subscribing++;
+    return 0;
+}
+
 static void on_join(relay_conn *c, const mr_frame *f)
 {
     relay *r = c->r;
@@ -119,8 +207,8 @@ static void on_join(relay_conn *c, const mr_frame *f)
         relay_conn_error(c, f->id, MR_ERR_FORBIDDEN, "the token does not allow this room");
         return;
     }
-    mr_buf b = MR_BUF_INIT;
     if (relay_conn_member(c, f->room, f->room_len)) {
+        mr_buf b = MR_BUF_INIT;
         relay_frame_joined(&b, f->id, json_string_value(json_object_get(f->root, "room")));
         send_frame(c, &b);
         return;
@@ -135,8 +223,7 @@ static void on_join(relay_conn *c, const mr_frame *f)
     relay_room *room = m->room;
     if (created) {
         mr_metric_inc(&relay_m.rooms);
-        if (relay_nats_subscribe(r->nats, room->name, &room->sub, &room->commit_sub,
-                                 &room->presence_sub) != 0) {
+        if (subscribe_room(r, room) != 0) {
             bool last;
             relay_room_leave(&r->rooms, m, c->user, &last);
             relay_room_destroy(&r->rooms, room);
@@ -149,34 +236,21 @@ static void on_join(relay_conn *c, const mr_frame *f)
     m->conn_next = c->memberships;
     c->memberships = m;
     c->room_count++;
-    if (f->has_since) {
-        /* `joined` follows once the missed history is known. */
-        relay_resume_start(r, c, m, f->since, f->id);
-    } else {
-        relay_frame_joined(&b, f->id, room->name);
-        relay_conn_send_buf(c, &b);
-    }
-    mr_buf_free(&b);
-    if (created) {
-        relay_presence_room_created(r, room);
-        relay_repair_room_created(r, room);
-    }
+    /* `joined` follows once the room is subscribed (and, with since, the history is known). */
+    relay_resume_start(r, c, m, f->has_since ? f->since : -1, f->id);
     relay_presence_local(r, room, c->user, +1, c);
 }
 
 static void on_leave(relay_conn *c, const mr_frame *f)
 {
-    relay_member **pp = &c->memberships;
-    while (*pp && !((*pp)->room->name_len == f->room_len &&
-                    memcmp((*pp)->room->name, f->room, f->room_len) == 0))
-        pp = &(*pp)->conn_next;
-    if (!*pp) {
+    relay_member *m = relay_conn_member(c, f->room, f->room_len);
+    if (!m) {
         relay_conn_error(c, f->id, MR_ERR_NOT_JOINED, "not a member of this room");
         return;
     }
-    relay_member *m = *pp;
-    *pp = m->conn_next;
-    c->room_count--;
+    /* A join still waiting for its answer gets it first, so every request has one. */
+    relay_resume_leaving(c->r, m);
+    unlink_membership(c, m);
     char room[MR_ROOM_MAX + 1];
     memcpy(room, f->room, f->room_len);
     room[f->room_len] = '\0';
@@ -189,9 +263,7 @@ static void on_leave(relay_conn *c, const mr_frame *f)
 static void on_publish(relay_conn *c, const mr_frame *f)
 {
     relay_published p;
-    if (relay_publish(c->r, c, f, &p) == 0 && p.delivered)
-        /* Delivered here on the fast path: repair now waits for its commit. */
-        relay_repair_awaiting(c->r, p.room, p.msg_id);
+    relay_publish(c->r, c, f, &p);
 }
 
 static void on_presence(relay_conn *c, const mr_frame *f)

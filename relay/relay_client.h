@@ -19,5 +19,12 @@ void relay_client_closed(relay_conn *c);
 int relay_client_receive(relay_conn *c, const void *in, size_t len, bool binary, bool final);
 /** The session timer fired (hello timeout or token expiry). */
 void relay_client_timer(relay_conn *c);
+/**
+ * The socket can take more (LWS_CALLBACK_SERVER_WRITEABLE): write what is
+ * queued, then queue more of a history replay. Returns -1 to close now.
+ */
+int relay_client_writable(relay_conn *c);
+/** Periodic: joins of rooms whose subscriptions were not confirmed in time fail. */
+void relay_client_tick(relay *r);
 
 #endif

@@ -21,7 +21,7 @@ typedef struct relay_limits {
     int64_t ping_interval_s;
     int64_t idle_timeout_s;
     int64_t max_bad_frames;
-    int64_t dedup_window; /* recent message ids remembered per room */
+    int64_t dedup_window; /* most message ids a room remembers, awaiting and committed each */
     /* lws's receive buffer per connection: memory per idle connection against how much of
      * a busy connection's input one pass of the event loop reads */
     int64_t receive_buffer_bytes;
@@ -60,7 +60,7 @@ typedef struct relay_config {
     int64_t drain_batch;  /* reconnect frames per 100 ms during a drain */
     char **fallback_urls; /* other regions' URLs, offered in welcome and reconnect */
     size_t fallback_count;
-    char *admin_api_key; /* Bearer key for POST /v1/drain and /v1/undrain, or NULL */
+    char *admin_api_key; /* Bearer key for POST /v1/drain and /v1/undrain; NULL: both disabled */
     char *static_dir;
     char *log_level;
     char *log_format; /* "text" or "json" */
@@ -83,6 +83,16 @@ typedef struct relay_config {
     int64_t presence_expire_heartbeats;
 } relay_config;
 
+/* Most URLs a drain request or fallback_urls may list, and the longest one. */
+#define RELAY_DRAIN_URLS_MAX 16
+#define RELAY_URL_MAX        512
+
+/**
+ * A URL clients may be sent to (fallback_urls, POST /v1/drain): ws:// or
+ * wss://, a host, at most RELAY_URL_MAX bytes of printable ASCII without
+ * spaces, quotes, backslashes or angle brackets.
+ */
+bool relay_config_url_valid(const char *url);
 /** Fill `c` with the documented defaults. */
 void relay_config_defaults(relay_config *c);
 /**

@@ -23,19 +23,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-void relay_random_hex(char *out, size_t bytes)
+int relay_random_hex(char *out, size_t bytes)
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char raw[32];
     if (bytes > sizeof raw)
         bytes = sizeof raw;
-    if (RAND_bytes(raw, (int)bytes) != 1)
+    int rc = 0;
+    if (RAND_bytes(raw, (int)bytes) != 1) {
         memset(raw, 0, bytes);
+        rc = -1;
+    }
     for (size_t i = 0; i < bytes; i++) {
         out[2 * i] = hex[raw[i] >> 4];
         out[2 * i + 1] = hex[raw[i] & 15];
     }
     out[2 * bytes] = '\0';
+    return rc;
 }
 
 void relay_conn_attach(relay *r, relay_conn *c, struct lws *wsi)
@@ -44,7 +48,9 @@ void relay_conn_attach(relay *r, relay_conn *c, struct lws *wsi)
     c->r = r;
     c->wsi = wsi;
     c->id = ++r->next_conn_id;
-    relay_random_hex(c->sid, RELAY_SID_LEN / 2);
+    /* Without randomness the session id is still unique within the process. */
+    if (relay_random_hex(c->sid, RELAY_SID_LEN / 2) != 0)
+        snprintf(c->sid, sizeof c->sid, "%016llx", (unsigned long long)c->id);
     if (!wsi || !lws_get_peer_simple(wsi, c->ip, sizeof c->ip))
         snprintf(c->ip, sizeof c->ip, "unknown");
     c->next = r->conns;
@@ -112,17 +118,26 @@ relay_member *relay_conn_member(relay_conn *c, const char *room, size_t len)
     return NULL;
 }
 
-void relay_conn_send(relay_conn *c, relay_out *o)
+void relay_conn_slow_consumer(relay_conn *c, const char *room, size_t bytes)
+{
+    if (c->close_code)
+        return;
+    mr_log_warn("session %s (user %s, %s): slow consumer: %zu bytes would be queued for room %s "
+                "(limits.max_outbound_bytes %lld); closing with %d",
+                c->sid, c->user ? c->user : "-", c->ip, bytes, room ? room : "-",
+                (long long)c->r->cfg->limits.max_outbound_bytes, MR_CLOSE_SLOW_CONSUMER);
+    mr_metric_inc(&relay_m.slow_consumer_closes);
+    /* Drop what is queued: the client is told why by the close code alone. */
+    drop_queue(c);
+    relay_conn_close(c, MR_CLOSE_SLOW_CONSUMER, "slow consumer");
+}
+
+void relay_conn_send_for(relay_conn *c, relay_out *o, const char *room)
 {
     if (c->close_code)
         return; /* nothing more goes out once a close is requested */
-    if (c->qbytes + o->len > (size_t)c->r->cfg->limits.max_outbound_bytes) {
-        mr_log_info("session %s (%s): slow consumer, %zu bytes queued; closing", c->sid,
-                    c->user ? c->user : "-", c->qbytes);
-        mr_metric_inc(&relay_m.slow_consumer_closes);
-        /* Drop what is queued: the client is told why by the close code alone. */
-        drop_queue(c);
-        relay_conn_close(c, MR_CLOSE_SLOW_CONSUMER, "slow consumer");
+    if (c->qlen && c->qbytes + o->len > (size_t)c->r->cfg->limits.max_outbound_bytes) {
+        relay_conn_slow_consumer(c, room, c->qbytes + o->len);
         return;
     }
     if (c->qlen == c->qcap) {
@@ -140,6 +155,11 @@ void relay_conn_send(relay_conn *c, relay_out *o)
     c->qbytes += o->len;
     if (c->qlen == 1 && c->wsi)
         lws_callback_on_writable(c->wsi);
+}
+
+void relay_conn_send(relay_conn *c, relay_out *o)
+{
+    relay_conn_send_for(c, o, NULL);
 }
 
 void relay_conn_send_buf(relay_conn *c, const mr_buf *b)
@@ -229,6 +249,40 @@ size_t relay_conn_take_batch(relay_conn *c, mr_buf *wb)
     return (size_t)(p - start);
 }
 
+/*
+ * Send the close frame ourselves and keep the connection until the client
+ * answers with its close frame (relay_conn_peer_closed) or RELAY_CLOSE_ACK_S
+ * passes. lws 4.1, left to close on its own, shuts the socket right after
+ * the frame: a client still writing then gets a TCP reset, and its stack
+ * may drop the unread close frame with it (Node's ws reported 1006 instead
+ * of 4009 or 4029). Meanwhile relay_client_receive discards what arrives.
+ */
+static int send_close(relay_conn *c)
+{
+    /* Written raw, like the batches: lws keeps the connection open as it knows it. */
+    unsigned char buf[LWS_PRE + 2 + 125];
+    unsigned char *p = buf + LWS_PRE;
+    size_t rl = strlen(c->close_reason);
+    if (rl > 123)
+        rl = 123; /* a control frame's payload is at most 125 bytes */
+    p[0] = 0x88;  /* FIN, close */
+    p[1] = (unsigned char)(2 + rl);
+    p[2] = (unsigned char)(c->close_code >> 8);
+    p[3] = (unsigned char)c->close_code;
+    memcpy(p + 4, c->close_reason, rl);
+    if (lws_write(c->wsi, p, 4 + rl, LWS_WRITE_RAW) < 0)
+        return -1;
+    c->close_sent = true;
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK, RELAY_CLOSE_ACK_S);
+    return 0;
+}
+
+int relay_conn_peer_closed(relay_conn *c)
+{
+    /* Our close frame is out: the client's is the answer, not one to echo. */
+    return c && c->close_sent ? 1 : 0;
+}
+
 int relay_conn_writable(relay_conn *c)
 {
     /*
@@ -259,10 +313,7 @@ int relay_conn_writable(relay_conn *c)
         lws_callback_on_writable(c->wsi);
         return 0;
     }
-    if (c->close_code) {
-        lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
-                         (unsigned char *)c->close_reason, strlen(c->close_reason));
-        return -1;
-    }
+    if (c->close_code && !c->close_sent)
+        return send_close(c);
     return 0;
 }

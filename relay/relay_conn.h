@@ -21,6 +21,13 @@
 
 /* Seconds a closing connection has to flush its queue before it is disconnected regardless. */
 #define RELAY_CLOSE_FLUSH_S 5
+/*
+ * After the close frame: how long the client has to answer with its own
+ * close, while what it still sends is read and discarded (closing the
+ * socket with unread input would reset it, and the client would lose the
+ * close frame and see 1006).
+ */
+#define RELAY_CLOSE_ACK_S 2
 /* Most bytes of queued frames written with one send (frames are never split). */
 #define RELAY_WRITE_BATCH_BYTES 65536
 /* The longest WebSocket header of an unmasked server frame: 2 bytes + 8 of length. */
@@ -51,7 +58,9 @@ typedef struct relay_conn {
     /* Close requested: sent once the queue before it is flushed. */
     int close_code;
     const char *close_reason; /* a string literal */
+    bool close_sent;          /* our close frame is out; waiting for the client's */
     bool reconnect_sent;
+    uint32_t replays; /* memberships replaying history, paced by this queue (relay_resume.c) */
 } relay_conn;
 
 /**
@@ -67,8 +76,20 @@ relay_conn *relay_conn_find(relay *r, uint64_t id);
 /** The connection's membership of `room`, or NULL. */
 relay_member *relay_conn_member(relay_conn *c, const char *room, size_t len);
 
-/** Queue a shared frame (adds a reference). May close the connection as a slow consumer. */
+/**
+ * Queue a shared frame (adds a reference). A frame that would take the
+ * queue past limits.max_outbound_bytes closes the connection as a slow
+ * consumer instead, unless the queue is empty: one frame always fits.
+ */
 void relay_conn_send(relay_conn *c, relay_out *o);
+/** relay_conn_send for a frame of `room` (named in the log if it closes a slow consumer). */
+void relay_conn_send_for(relay_conn *c, relay_out *o, const char *room);
+/**
+ * Close `c` as a slow consumer (4008): drop its queue, count it, and log it
+ * once with the session, the user, `room` (may be NULL) and the `bytes` that
+ * did not fit.
+ */
+void relay_conn_slow_consumer(relay_conn *c, const char *room, size_t bytes);
 /** Queue a frame built in `b`. */
 void relay_conn_send_buf(relay_conn *c, const mr_buf *b);
 /** Ask for a close with `code` once what is queued before it is written (`reason`: a literal). */
@@ -77,6 +98,12 @@ void relay_conn_close(relay_conn *c, int code, const char *reason);
 void relay_conn_error(relay_conn *c, json_t *id, mr_error_code code, const char *message);
 
 /** Write queued frames while the socket accepts them. Returns -1 to close the connection. */
+/**
+ * The client sent a close frame (LWS_CALLBACK_WS_PEER_INITIATED_CLOSE):
+ * returns 1 when it answers ours (lws then closes without echoing), 0 for
+ * lws to echo it and close.
+ */
+int relay_conn_peer_closed(relay_conn *c);
 int relay_conn_writable(relay_conn *c);
 /**
  * Take frames off the queue, up to RELAY_WRITE_BATCH_BYTES (at least one),
@@ -91,7 +118,11 @@ static inline relay_out *relay_conn_queued(const relay_conn *c, uint32_t i)
     return c->q[(c->qhead + i) % c->qcap];
 }
 
-/** Fill `out` with 2*`bytes` random lowercase hex characters and a NUL (bytes <= 32). */
-void relay_random_hex(char *out, size_t bytes);
+/**
+ * Fill `out` with 2*`bytes` random lowercase hex characters and a NUL
+ * (bytes <= 32). Returns 0, or -1 when the random generator failed (`out`
+ * is then all zeros: never use it as an identity).
+ */
+int relay_random_hex(char *out, size_t bytes);
 
 #endif

@@ -27,6 +27,12 @@ relay_metrics relay_m = {
     .recovered_from_commit =
         MR_COUNTER("meridian_relay_delivered_from_commit_total",
                    "Messages first delivered from their commit (fast path missed)."),
+    .commits_repeated =
+        MR_COUNTER("meridian_relay_commits_repeated_total",
+                   "Commits of a seq already delivered here (republished, repair pages), dropped."),
+    .awaiting_forgotten = MR_COUNTER(
+        "meridian_relay_awaiting_forgotten_total",
+        "Fast-path messages left to their commit: the room waited for too many commits."),
     .publish_retries = MR_COUNTER("meridian_relay_publish_retries_total",
                                   "JetStream publishes retried after a timeout."),
     .publish_failures = MR_COUNTER("meridian_relay_publish_failures_total",
@@ -44,6 +50,9 @@ relay_metrics relay_m = {
         MR_COUNTER("meridian_relay_auth_failures_total", "Hello frames with a bad token."),
     .rejected_upgrades = MR_COUNTER("meridian_relay_rejected_upgrades_total",
                                     "WebSocket upgrades refused (origin, per-IP limit, draining)."),
+    .nats_rejected =
+        MR_COUNTER("meridian_relay_nats_rejected_total",
+                   "Messages from NATS dropped as malformed (bad subject, id or payload)."),
     .publish_ack_latency =
         MR_HISTOGRAM("meridian_relay_publish_ack_seconds", "Time from a publish frame to its ack.",
                      mr_latency_buckets, 16),
@@ -69,6 +78,8 @@ void relay_metrics_register(void)
                           &relay_m.duplicates_dropped,
                           &relay_m.commits,
                           &relay_m.recovered_from_commit,
+                          &relay_m.commits_repeated,
+                          &relay_m.awaiting_forgotten,
                           &relay_m.publish_retries,
                           &relay_m.publish_failures,
                           &relay_m.resumes,
@@ -77,7 +88,8 @@ void relay_metrics_register(void)
                           &relay_m.commits_repaired,
                           &relay_m.slow_consumer_closes,
                           &relay_m.auth_failures,
-                          &relay_m.rejected_upgrades};
+                          &relay_m.rejected_upgrades,
+                          &relay_m.nats_rejected};
     for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++)
         mr_metric_register(plain[i]);
     for (int i = 0; i < MR_ERR_COUNT; i++) {

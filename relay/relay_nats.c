@@ -6,6 +6,9 @@
  * FIFO goes from empty to non-empty; the lws thread swaps the whole list out
  * in one lock, so the lock is held for a few instructions per batch.
  *
+ * Subscriptions are confirmed by a PING/PONG on a thread of their own
+ * (confirm_main), whose result comes back through the same FIFO.
+ *
  * Outbound: publishes are made from the lws thread. libnats buffers
  * publishes while reconnecting, which would turn an outage into acks for
  * messages that may never arrive; so we refuse to publish unless the
@@ -47,6 +50,13 @@ struct relay_nats {
     natsSubscription *hb_sub;
     bool published_async; /* lws thread: js_PublishMsgAsync was called at least once */
     char inbox[64];
+    /* Subscription confirmations: tokens waiting for a flush (under lock), and its thread. */
+    pthread_cond_t confirm_cv;
+    char **confirm_tokens;
+    size_t confirm_n, confirm_cap;
+    bool confirm_stop;
+    pthread_t confirm_thread;
+    bool confirm_thread_started;
 };
 
 /* Wake the lws thread unless shutdown has begun (the lws context may be gone then). */
@@ -174,6 +184,7 @@ relay_nats *relay_nats_new(const relay_config *cfg, relay_nats_wake_cb wake, voi
     n->wake = wake;
     n->wake_ud = ud;
     pthread_mutex_init(&n->lock, NULL);
+    pthread_cond_init(&n->confirm_cv, NULL);
     return n;
 }
 
@@ -196,8 +207,6 @@ int relay_nats_connect(relay_nats *n, char *err, size_t errlen)
         s = natsOptions_SetDisconnectedCB(n->opts, on_disconnected, n);
     if (s == NATS_OK)
         s = natsOptions_SetReconnectedCB(n->opts, on_connected, n);
-    if (s == NATS_OK)
-        s = natsOptions_SetRetryOnFailedConnect(n->opts, true, on_connected, n);
     /*
      * One delivery thread for every subscription: libnats would otherwise
      * start a thread per subscription (three per room), and a single thread
@@ -212,7 +221,7 @@ int relay_nats_connect(relay_nats *n, char *err, size_t errlen)
         snprintf(err, errlen, "nats options: %s", natsStatus_GetText(s));
         return -1;
     }
-    s = natsConnection_Connect(&n->conn, n->opts);
+    s = mr_nats_connect(&n->conn, n->opts, on_connected, n);
     if (s == NATS_OK) {
         on_connected(n->conn, n);
     } else if (s == NATS_NOT_YET_CONNECTED) {
@@ -225,14 +234,18 @@ int relay_nats_connect(relay_nats *n, char *err, size_t errlen)
     n->watch = mr_nats_watch_start(&n->cfg->nats, n->conn);
     /* One wildcard inbox carries every reply this relay asks for. */
     unsigned char rnd[8];
-    RAND_bytes(rnd, sizeof rnd);
+    if (RAND_bytes(rnd, sizeof rnd) != 1) {
+        /* Relays sharing an inbox would get each other's replies. */
+        snprintf(err, errlen, "no random bytes for the reply inbox");
+        return -1;
+    }
     snprintf(n->inbox, sizeof n->inbox, "_INBOX.relay%02x%02x%02x%02x%02x%02x%02x%02x.", rnd[0],
              rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
     char wildcard[80];
     snprintf(wildcard, sizeof wildcard, "%s>", n->inbox);
     s = natsConnection_Subscribe(&n->inbox_sub, n->conn, wildcard, on_message, n);
     if (s == NATS_OK)
-        s = natsConnection_Subscribe(&n->hb_sub, n->conn, "meridian.presence.hb", on_message, n);
+        s = natsConnection_Subscribe(&n->hb_sub, n->conn, RELAY_SUBJ_HEARTBEAT, on_message, n);
     if (s == NATS_CONNECTION_CLOSED) {
         /*
          * libnats already gave up on a server that refused the handshake
@@ -288,9 +301,6 @@ static natsStatus subscribe_one(relay_nats *n, const char *subject, natsSubscrip
     return s;
 }
 
-/* How long joining a room waits for the server to confirm its subscriptions. */
-#define SUBSCRIBE_CONFIRM_MS 2000
-
 int relay_nats_subscribe(relay_nats *n, const char *room, natsSubscription **out,
                          natsSubscription **commits, natsSubscription **presence)
 {
@@ -310,24 +320,84 @@ int relay_nats_subscribe(relay_nats *n, const char *room, natsSubscription **out
         snprintf(subject, sizeof subject, RELAY_SUBJ_COMMIT "%s", room);
         s = subscribe_one(n, subject, commits);
     }
-    if (s == NATS_OK) {
-        /*
-         * The member is told `joined` only once the server has the interest:
-         * a round trip to the local NATS server (PING/PONG) makes sure no
-         * message published after `joined` can miss this relay, and resume
-         * relies on subscribing before it reads history.
-         */
-        s = natsConnection_FlushTimeout(n->conn, SUBSCRIBE_CONFIRM_MS);
-        if (s == NATS_OK)
-            return 0;
-    }
+    if (s == NATS_OK)
+        return 0;
     relay_nats_unsubscribe(*out);
     relay_nats_unsubscribe(*commits);
     relay_nats_unsubscribe(*presence);
     *out = *commits = *presence = NULL;
     mr_log_error("nats: subscribe %s: %s", subject, natsStatus_GetText(s));
-    *out = NULL;
     return -1;
+}
+
+/*
+ * The confirmation thread: a PING/PONG (natsConnection_FlushTimeout) after
+ * the subscriptions were sent tells that the server has them. It blocks for
+ * a round trip, so it runs here rather than on the lws thread; one flush
+ * confirms every subscription sent before it, so the tokens waiting are
+ * taken together. A confirmation goes to the lws thread as a message on
+ * this relay's inbox (`<inbox><token>`, made here, not sent), handled like
+ * any reply; a flush that fails confirms nothing, and the joins waiting for
+ * it fail on their deadline.
+ */
+static void *confirm_main(void *arg)
+{
+    relay_nats *n = arg;
+    pthread_mutex_lock(&n->lock);
+    for (;;) {
+        while (!n->confirm_stop && n->confirm_n == 0)
+            pthread_cond_wait(&n->confirm_cv, &n->lock);
+        if (n->confirm_stop)
+            break;
+        char **tokens = n->confirm_tokens;
+        size_t count = n->confirm_n;
+        n->confirm_tokens = NULL;
+        n->confirm_n = n->confirm_cap = 0;
+        pthread_mutex_unlock(&n->lock);
+        natsStatus s = natsConnection_FlushTimeout(n->conn, RELAY_SUBSCRIBE_CONFIRM_MS);
+        for (size_t i = 0; i < count; i++) {
+            char subject[RELAY_SUBJECT_MAX + 64];
+            snprintf(subject, sizeof subject, "%s%s", n->inbox, tokens[i]);
+            natsMsg *msg = NULL;
+            if (s == NATS_OK && natsMsg_Create(&msg, subject, NULL, NULL, 0) == NATS_OK) {
+                relay_inbound *in = mr_calloc(1, sizeof *in);
+                in->kind = RELAY_IN_MSG;
+                in->msg = msg;
+                push(n, in);
+            }
+            free(tokens[i]);
+        }
+        if (s != NATS_OK)
+            mr_log_warn("nats: subscriptions not confirmed: %s", natsStatus_GetText(s));
+        free(tokens);
+        pthread_mutex_lock(&n->lock);
+    }
+    pthread_mutex_unlock(&n->lock);
+    return NULL;
+}
+
+int relay_nats_confirm(relay_nats *n, const char *token)
+{
+    if (!relay_nats_connected(n))
+        return -1;
+    pthread_mutex_lock(&n->lock);
+    if (!n->confirm_thread_started) {
+        if (pthread_create(&n->confirm_thread, NULL, confirm_main, n) != 0) {
+            pthread_mutex_unlock(&n->lock);
+            mr_log_error("nats: cannot start the subscription confirmation thread");
+            return -1;
+        }
+        n->confirm_thread_started = true;
+    }
+    if (n->confirm_n == n->confirm_cap) {
+        n->confirm_cap = n->confirm_cap ? 2 * n->confirm_cap : 8;
+        n->confirm_tokens =
+            mr_realloc(n->confirm_tokens, n->confirm_cap * sizeof *n->confirm_tokens);
+    }
+    n->confirm_tokens[n->confirm_n++] = mr_strdup(token);
+    pthread_cond_signal(&n->confirm_cv);
+    pthread_mutex_unlock(&n->lock);
+    return 0;
 }
 
 void relay_nats_unsubscribe(natsSubscription *sub)
@@ -438,6 +508,18 @@ void relay_nats_free(relay_nats *n)
         atomic_store(&n->stop_stream_thread, true);
         pthread_join(n->stream_thread, NULL);
     }
+    if (n->confirm_thread_started) {
+        /* The connection is closed: a flush in progress returns at once. */
+        pthread_mutex_lock(&n->lock);
+        n->confirm_stop = true;
+        pthread_cond_signal(&n->confirm_cv);
+        pthread_mutex_unlock(&n->lock);
+        pthread_join(n->confirm_thread, NULL);
+    }
+    for (size_t i = 0; i < n->confirm_n; i++)
+        free(n->confirm_tokens[i]);
+    free(n->confirm_tokens);
+    pthread_cond_destroy(&n->confirm_cv);
     natsSubscription_Destroy(n->inbox_sub);
     natsSubscription_Destroy(n->hb_sub);
     if (n->js && n->published_async) {

@@ -17,23 +17,26 @@
  * Subjects (docs/architecture.md, "Subjects"). The relay builds them in the
  * features and takes them apart in relay_inbound.c, so both use these.
  */
-#define RELAY_SUBJ_MSG          "meridian.msg."      /* + <region>.<room>: the fast path */
-#define RELAY_SUBJ_COMMIT       "meridian.commit."   /* + <room>: a message's seq */
-#define RELAY_SUBJ_HISTORY      "meridian.history."  /* + <room>: history requests */
-#define RELAY_SUBJ_PRESENCE     "meridian.presence." /* + <room>: presence deltas, snapshots */
-#define RELAY_PRESENCE_HB_TOKEN "hb"                 /* ... + "hb": heartbeats and bye */
-#define RELAY_SUBJ_PRESENCE_HB  RELAY_SUBJ_PRESENCE RELAY_PRESENCE_HB_TOKEN
+#define RELAY_SUBJ_MSG      "meridian.msg."      /* + <region>.<room>: the fast path */
+#define RELAY_SUBJ_COMMIT   "meridian.commit."   /* + <room>: a message's seq */
+#define RELAY_SUBJ_HISTORY  "meridian.history."  /* + <room>: history requests */
+#define RELAY_SUBJ_PRESENCE "meridian.presence." /* + <room>: presence deltas, snapshots */
+/* Relay heartbeats and bye: outside meridian.presence.*, so that no room name can clash. */
+#define RELAY_SUBJ_HEARTBEAT "meridian.relay.hb"
 /* Room for any subject above: the longest prefix, a region (64), a dot and a room. */
 #define RELAY_SUBJECT_MAX (MR_ROOM_MAX + 96)
 /* The header carrying a message's identity; JetStream de-duplicates on it. */
 #define RELAY_HDR_MSG_ID "Nats-Msg-Id"
 /*
  * Replies come to this relay's inbox as <inbox prefix><token>: presence
- * snapshots as "p.<room>", repair pages as "c.<room>", resume pages as the
- * request's decimal id.
+ * snapshots as "p.<room>", repair pages as "c.<room>", subscription
+ * confirmations as "s.<id>.<room>", resume pages as the request's decimal id.
  */
-#define RELAY_INBOX_PRESENCE "p."
-#define RELAY_INBOX_REPAIR   "c."
+#define RELAY_INBOX_PRESENCE   "p."
+#define RELAY_INBOX_REPAIR     "c."
+#define RELAY_INBOX_SUBSCRIBED "s."
+/* How long a join waits for the server to confirm a new room's subscriptions. */
+#define RELAY_SUBSCRIBE_CONFIRM_MS 2000
 
 typedef enum {
     RELAY_IN_MSG,   /* a message on a subscription: fast path, commit or history reply */
@@ -68,12 +71,21 @@ bool relay_nats_connected(relay_nats *n);
  */
 void relay_nats_describe(relay_nats *n, bool connected, mr_buf *detail);
 /**
- * Subscribe to the fast path of `room` (meridian.msg.*.<room>) and, with
- * JetStream, to its commits (meridian.commit.<room>). Returns once the
- * server has both interests, or -1.
+ * Subscribe to the fast path of `room` (meridian.msg.*.<room>), its
+ * presence and, with JetStream, its commits (meridian.commit.<room>).
+ * Returns 0 once the subscriptions are sent (relay_nats_confirm tells when
+ * the server has them), or -1.
  */
 int relay_nats_subscribe(relay_nats *n, const char *room, natsSubscription **msgs,
                          natsSubscription **commits, natsSubscription **presence);
+/**
+ * Ask the server to confirm every subscription sent so far, without
+ * waiting: a thread of the bridge does the round trip (PING/PONG), and the
+ * confirmation arrives like a reply on this relay's inbox, `<prefix><token>`
+ * (an empty message), or never when the server does not answer within
+ * RELAY_SUBSCRIBE_CONFIRM_MS. Returns 0, or -1 when NATS is down.
+ */
+int relay_nats_confirm(relay_nats *n, const char *token);
 void relay_nats_unsubscribe(natsSubscription *sub);
 /**
  * Publish `data` to `subject` with a Nats-Msg-Id header. Returns 0, or -1

@@ -113,7 +113,17 @@ int relay_publish(relay *r, relay_conn *c, const mr_frame *f, relay_published *o
     if (!mid) {
         random_mid[0] = 'r';
         random_mid[1] = '-';
-        relay_random_hex(random_mid + 2, RANDOM_MID_BYTES);
+        if (relay_random_hex(random_mid + 2, RANDOM_MID_BYTES) != 0) {
+            /*
+             * Every such publish would get the same mid, hence the same
+             * msg_id, and the stream would drop all but the first while
+             * acknowledging each: refuse instead.
+             */
+            mr_log_error("session %s: no random bytes for a publish without mid; refused", c->sid);
+            relay_conn_error(c, f->id, MR_ERR_INTERNAL,
+                             "cannot give the message an id now; retry, or send a mid");
+            return -1;
+        }
         mid = random_mid;
         mid_len = strlen(random_mid);
     }

@@ -3,26 +3,29 @@
  *
  * The control plane publishes meridian.commit.<room> on core NATS once, so a
  * commit published just before a region's NATS server dies, or while its
- * gateways are reconnecting, can be lost; nothing would resend it. Relays
- * therefore keep, per room:
+ * gateways are reconnecting, can be lost; nothing would resend it. Delivery
+ * knows, per room, the seq up to which every commit was delivered
+ * (`through`, from a baseline read from history when the room is created
+ * here), the seqs delivered beyond it, and the messages delivered on the
+ * fast path still waiting for their commit (relay_deliver.h).
  *
- *  - last_seq: the highest seq up to which every commit was delivered. A
- *    baseline comes from history when the room is created here; commits then
- *    advance it one by one. A commit that skips ahead reveals a gap.
- *  - awaiting: message ids delivered on the fast path whose commit has not
- *    arrived (bounded per room).
- *
- * On a gap, or when a message has waited `commit_repair_ms`, the relay asks
- * meridian.history.<room> for everything after last_seq and delivers what it
- * gets exactly as if the commits had arrived. One request per room is in
- * flight at a time, and a room asks at most once per `commit_repair_ms`.
+ * A seq missing below a delivered one, or a message waiting, for
+ * `commit_repair_ms` makes the relay ask meridian.history.<room> for
+ * everything after `through` and deliver what it gets exactly as if the
+ * commits had come; delivery drops what was delivered already. Commits of
+ * one room come from several control planes (one per region stream), so
+ * they often arrive out of seq order for a moment: a gap is only read from
+ * history once it has lasted. One request per room is in flight at a time,
+ * a room asks at most once per `commit_repair_ms`, and a room whose oldest
+ * waiting message history does not hold (a publish that failed and was
+ * never retried, a region whose stream is away) asks less and less often.
  *
  * The baseline can be read after messages delivered here were already
  * stored (a slow or restarting control plane): their seqs are then at or
- * below last_seq, where a forward request never looks. So once, for
+ * below `through`, where a forward request never looks. So once, for
  * messages that were waiting before the baseline arrived, the relay reads
- * the newest page below last_seq instead and delivers from it only the
- * messages it is waiting for.
+ * the newest page below `through` instead; delivery turns the awaited ones
+ * into commits and drops the rest.
  *
  * The state lives in the room's repair slot (relay_rooms_add_state); a room
  * without it (JetStream or repair off) is not repaired.
@@ -39,29 +42,28 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Most fast-path ids a room remembers while they wait for their commits. */
-#define AWAITING_MAX 4096
 /* Most messages asked for in one history page (the control plane's own cap). */
 #define PAGE_MAX 1000
 /* Extra messages read behind the baseline beyond those awaited (others' messages). */
 #define BEHIND_SLACK 100
 /* `after` for "nothing after the newest": the reply carries only last_seq. */
 #define AFTER_NEWEST (INT64_MAX - 1)
+/* A room whose repairs find nothing waits up to 2^BACKOFF_MAX times commit_repair_ms. */
+#define BACKOFF_MAX 6
 
 typedef struct repair_room {
     bool seq_known, inflight;
-    bool backward; /* the request in flight reads the newest page below last_seq */
-    int64_t last_seq;
-    int64_t baseline_ms; /* when last_seq came from the baseline reply; 0 once looked behind it */
+    bool backward;       /* the request in flight reads the newest page below `through` */
+    int64_t baseline_ms; /* when `through` came from the baseline reply; 0 once looked behind it */
     int64_t deadline_us, last_us;
-    mr_map awaiting; /* msg_id -> (intptr) ms when delivered on the fast path */
+    int64_t gap_since_us; /* when a missing seq was first seen, 0 when none is missing */
+    int64_t oldest_asked; /* the oldest waiting message (ms) when the last repair was asked */
+    int backoff;          /* repairs in a row that left the oldest waiting message waiting */
 } repair_room;
 
 static void repair_room_free(void *p)
 {
-    repair_room *rr = p;
-    mr_map_free(&rr->awaiting, NULL);
-    free(rr);
+    free(p);
 }
 
 void relay_repair_init(relay *r)
@@ -90,9 +92,10 @@ static void request_page(relay *r, relay_room *room, repair_room *rr, bool backw
     rr->last_us = now;
 }
 
-static void request(relay *r, relay_room *room, repair_room *rr, int64_t after, int limit)
+static void ask_baseline(relay *r, relay_room *room, repair_room *rr)
 {
-    request_page(r, room, rr, false, after, limit);
+    /* Ask for nothing after the largest seq: the reply carries last_seq. */
+    request_page(r, room, rr, false, AFTER_NEWEST, 1);
 }
 
 void relay_repair_room_created(relay *r, relay_room *room)
@@ -100,18 +103,8 @@ void relay_repair_room_created(relay *r, relay_room *room)
     if (!r->cfg->jetstream || r->cfg->commit_repair_ms == 0)
         return;
     repair_room *rr = mr_calloc(1, sizeof *rr);
-    mr_map_init(&rr->awaiting);
     room->state[r->repair_slot] = rr;
-    /* Ask for nothing after the largest seq: the reply carries last_seq. */
-    request(r, room, rr, AFTER_NEWEST, 1);
-}
-
-void relay_repair_awaiting(relay *r, relay_room *room, const char *msg_id)
-{
-    repair_room *rr = state_of(r, room);
-    if (!rr || rr->awaiting.count >= AWAITING_MAX)
-        return;
-    mr_map_put(&rr->awaiting, msg_id, MR_MSG_ID_LEN, (void *)(intptr_t)(mr_now_us() / 1000));
+    ask_baseline(r, room, rr);
 }
 
 static void ask_missing(relay *r, relay_room *room, repair_room *rr)
@@ -120,34 +113,20 @@ static void ask_missing(relay *r, relay_room *room, repair_room *rr)
         return;
     mr_metric_inc(&relay_m.commit_repairs);
     if (rr->seq_known)
-        request(r, room, rr, rr->last_seq, PAGE_MAX);
+        request_page(r, room, rr, false, relay_deliver_through(room), PAGE_MAX);
     else
-        request(r, room, rr, AFTER_NEWEST, 1);
+        ask_baseline(r, room, rr);
 }
 
-bool relay_repair_commit(relay *r, relay_room *room, const char *msg_id, int64_t seq)
+void relay_repair_commit(relay *r, relay_room *room)
 {
     repair_room *rr = state_of(r, room);
-    if (!rr)
-        return true;
-    mr_map_del(&rr->awaiting, msg_id, MR_MSG_ID_LEN);
-    /*
-     * Commits are always delivered, even when they look old: several control
-     * threads (one per region stream) publish commits for one room, so they
-     * can arrive out of seq order, and a repeat costs a member only a
-     * duplicate `commit` it drops by msg_id. last_seq serves gap detection
-     * alone, and starts from the baseline history reply.
-     */
-    if (!rr->seq_known)
-        return true;
-    if (seq == rr->last_seq + 1) {
-        rr->last_seq = seq;
-    } else if (seq > rr->last_seq + 1) {
-        mr_log_debug("room %s: commit %lld after %lld; repairing the gap", room->name,
-                     (long long)seq, (long long)rr->last_seq);
-        ask_missing(r, room, rr);
-    }
-    return true;
+    if (!rr || !rr->seq_known)
+        return;
+    if (relay_deliver_gap_end(room) == 0)
+        rr->gap_since_us = 0;
+    else if (rr->gap_since_us == 0)
+        rr->gap_since_us = mr_now_us();
 }
 
 void relay_repair_reply(relay *r, const char *room_name, const char *data, size_t len)
@@ -166,12 +145,14 @@ void relay_repair_reply(relay *r, const char *room_name, const char *data, size_
     }
     if (!rr->seq_known && json_array_size(messages) == 0 && json_is_integer(last)) {
         rr->seq_known = true;
-        rr->last_seq = json_integer_value(last);
+        relay_deliver_baseline(room, json_integer_value(last));
         rr->baseline_ms = mr_now_us() / 1000;
+        relay_repair_commit(r, room);
         json_decref(j);
         return;
     }
-    bool backward = rr->backward;
+    int64_t through = relay_deliver_through(room);
+    size_t fresh = 0;
     size_t i;
     json_t *m;
     json_array_foreach(messages, i, m)
@@ -180,27 +161,30 @@ void relay_repair_reply(relay *r, const char *room_name, const char *data, size_
         json_t *id = json_object_get(m, "msg_id");
         if (!json_is_integer(seq) || !json_is_string(id) || json_string_length(id) != MR_MSG_ID_LEN)
             continue;
-        int64_t s = json_integer_value(seq);
-        if (rr->seq_known && s <= rr->last_seq) {
-            /*
-             * Behind last_seq: only a message delivered here whose commit
-             * never came (the baseline was read after it was stored).
-             */
-            if (mr_map_del(&rr->awaiting, json_string_value(id), MR_MSG_ID_LEN)) {
-                relay_deliver_commit(r, room, json_string_value(id), s, m);
-                mr_metric_inc(&relay_m.commits_repaired);
-            }
-            continue;
-        }
-        mr_map_del(&rr->awaiting, json_string_value(id), MR_MSG_ID_LEN);
-        relay_deliver_commit(r, room, json_string_value(id), s, m);
-        rr->seq_known = true;
-        rr->last_seq = s;
-        mr_metric_inc(&relay_m.commits_repaired);
+        /* Delivery drops what was delivered already, and behind `through` all but the awaited. */
+        if (relay_deliver_commit(r, room, json_string_value(id), json_integer_value(seq), m))
+            fresh++;
     }
-    if (!backward && json_is_true(json_object_get(j, "more")))
+    mr_metric_add(&relay_m.commits_repaired, (int64_t)fresh);
+    if (!rr->seq_known && relay_deliver_through(room) > 0)
+        rr->seq_known = true;
+    relay_repair_commit(r, room);
+    /* A full page that moved things on: the rest at once. */
+    if (!rr->backward && json_is_true(json_object_get(j, "more")) &&
+        relay_deliver_through(room) > through)
         ask_missing(r, room, rr);
     json_decref(j);
+}
+
+/* Whether the oldest message waiting for its commit has waited long enough to read history. */
+static bool awaiting_due(relay *r, repair_room *rr, int64_t oldest_ms, int64_t now_ms)
+{
+    if (oldest_ms == INT64_MAX)
+        return false;
+    if (oldest_ms != rr->oldest_asked)
+        rr->backoff = 0; /* another message is the oldest now: back to the normal pace */
+    int64_t wait = r->cfg->commit_repair_ms << rr->backoff;
+    return now_ms - oldest_ms >= r->cfg->commit_repair_ms && now_ms - rr->last_us / 1000 >= wait;
 }
 
 void relay_repair_tick(relay *r)
@@ -221,29 +205,32 @@ void relay_repair_tick(relay *r)
         if (rr->inflight || now - rr->last_us < wait_us)
             continue;
         if (!rr->seq_known) {
-            request(r, room, rr, AFTER_NEWEST, 1);
+            ask_baseline(r, room, rr);
             continue;
         }
-        if (rr->awaiting.count == 0)
+        if (rr->gap_since_us && now - rr->gap_since_us >= wait_us) {
+            mr_log_debug("room %s: seqs after %lld missing for %lld ms; repairing", room->name,
+                         (long long)relay_deliver_through(room),
+                         (long long)(now - rr->gap_since_us) / 1000);
+            ask_missing(r, room, rr);
             continue;
-        int64_t oldest_ms = INT64_MAX;
-        size_t b;
-        for (mr_map_entry *e = mr_map_first(&rr->awaiting, &b); e;
-             e = mr_map_next(&rr->awaiting, &b, e))
-            if ((int64_t)(intptr_t)e->value < oldest_ms)
-                oldest_ms = (int64_t)(intptr_t)e->value;
-        if (now / 1000 - oldest_ms < r->cfg->commit_repair_ms)
+        }
+        int64_t oldest_ms = relay_deliver_oldest_awaiting_ms(room);
+        if (!awaiting_due(r, rr, oldest_ms, now / 1000))
             continue;
-        if (rr->baseline_ms && oldest_ms <= rr->baseline_ms && rr->last_seq > 0) {
+        if (oldest_ms == rr->oldest_asked && rr->backoff < BACKOFF_MAX)
+            rr->backoff++;
+        rr->oldest_asked = oldest_ms;
+        if (rr->baseline_ms && oldest_ms <= rr->baseline_ms && relay_deliver_through(room) > 0) {
             /*
              * Delivered before the baseline reply came: it may be stored
-             * at or below last_seq already, where a forward request cannot
-             * see it. Look once at the newest page below last_seq.
+             * at or below `through` already, where a forward request cannot
+             * see it. Look once at the newest page below it.
              */
             rr->baseline_ms = 0;
             mr_metric_inc(&relay_m.commit_repairs);
-            size_t want = rr->awaiting.count + BEHIND_SLACK;
-            request_page(r, room, rr, true, rr->last_seq + 1,
+            size_t want = relay_deliver_awaiting_count(room) + BEHIND_SLACK;
+            request_page(r, room, rr, true, relay_deliver_through(room) + 1,
                          want > PAGE_MAX ? PAGE_MAX : (int)want);
         } else {
             ask_missing(r, room, rr);

@@ -15,16 +15,14 @@
 
 /** Register repair's per-room state (once, after relay_rooms_init). */
 void relay_repair_init(relay *r);
-/** The room was just created on this relay: learn its current last seq. */
+/** The room was just created (and subscribed) on this relay: learn its current last seq. */
 void relay_repair_room_created(relay *r, relay_room *room);
-/** A message was delivered to the room's members: it now waits for its commit. */
-void relay_repair_awaiting(relay *r, relay_room *room, const char *msg_id);
 /**
- * A commit for (msg_id, seq) arrived: track the room's contiguous seq and
- * ask for the missing range when it leaves a gap. Returns true: the commit
- * is always delivered (commits may arrive out of seq order).
+ * A commit was delivered (relay_deliver_commit): note when a seq is missing
+ * below it, to read history if it stays missing (commits may arrive out of
+ * seq order, so not at once).
  */
-bool relay_repair_commit(relay *r, relay_room *room, const char *msg_id, int64_t seq);
+void relay_repair_commit(relay *r, relay_room *room);
 /** A history reply `data` (`len` bytes) for a repair or a baseline arrived for room `room`. */
 void relay_repair_reply(relay *r, const char *room, const char *data, size_t len);
 /** Periodic: repair rooms whose messages have waited too long for their commits. */

@@ -3,8 +3,8 @@
  * O(1) and fan-out walks the list; each connection keeps its memberships in a
  * singly linked list, since a connection holds few rooms.
  *
- * The dedup ring (relay_dedup.c) remembers the last `dedup_window` message
- * ids of the room.
+ * Delivery's memory of the room (relay_dedup.c) lives here so that it goes
+ * with the room; relay_deliver.c fills it.
  */
 #include "relay_room.h"
 #include "mr_alloc.h"
@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The largest dedup window: 2^20 ids, 16 MiB of ring and 8 MiB of index per room. */
+/* The largest dedup window: 2^20 ids, 32 MiB per room and structure at most. */
 #define RELAY_DEDUP_WINDOW_MAX (1u << 20)
 
 void relay_rooms_init(relay_rooms *rs, uint32_t dedup_window)
@@ -47,7 +47,11 @@ static void room_free(relay_rooms *rs, relay_room *r)
         if (r->state[i] && rs->state_free[i])
             rs->state_free[i](r->state[i]);
     mr_map_free(&r->users, NULL);
-    relay_dedup_free(&r->dedup);
+    relay_dedup_free(&r->awaiting);
+    relay_dedup_free(&r->committed);
+    relay_seqs_free(&r->seqs);
+    if (r->subscribing)
+        rs->subscribing--;
     free(r);
 }
 
@@ -86,6 +90,7 @@ relay_member *relay_room_join(relay_rooms *rs, const char *name, size_t len, str
     relay_member *m = mr_calloc(1, sizeof *m);
     m->room = r;
     m->conn = c;
+    m->stamp = r->stamp;
     m->room_next = r->members;
     if (r->members)
         r->members->room_prev = m;

@@ -1,7 +1,8 @@
 /*
- * Rooms on this relay: who is a member, which users are present, and the
- * recent message ids used to drop fast-path duplicates. A room exists while
- * it has at least one member; the NATS subscription follows its lifetime.
+ * Rooms on this relay: who is a member, which users are present, and what
+ * the members already got (delivery's ids and seqs, relay_dedup.h). A room
+ * exists while it has at least one member; the NATS subscription follows its
+ * lifetime, and joins wait until the server has confirmed it.
  *
  * Features keep per-room state of their own (presence's view of the other
  * relays, repair's seqs) in a slot they register once, and delivery keeps
@@ -22,10 +23,11 @@
 
 struct relay_conn;
 
-/* Registrations of per-room or per-member state (presence, repair and delivery use one each). */
-#define RELAY_ROOM_SLOTS 4
+/* Registrations of per-room or per-member state (presence, repair, delivery, resume: one each). */
+#define RELAY_ROOM_SLOTS 6
 
-struct relay_held; /* frames held for a resuming member (relay_deliver.c) */
+struct relay_held;   /* frames held for a resuming member (relay_deliver.c) */
+struct relay_resume; /* a join waiting for its subscription or replaying history (relay_resume.c) */
 
 typedef struct relay_member {
     struct relay_room *room;
@@ -34,9 +36,13 @@ typedef struct relay_member {
     struct relay_member *conn_next;             /* link in the connection's membership list */
     bool recovering;                            /* live frames are held until history is sent */
     bool presence_events;                       /* the member wants join/leave/update events */
-    int64_t history_through; /* a resume sent history up to this seq: later commits for it are
-                                repeats (a new room instance has no dedup state for them) */
+    int64_t history_through; /* the member has every seq up to this (its `since`, then the history
+                                a resume sent): commits for them are repeats to it */
     struct relay_held *held, *held_tail; /* delivery's; freed through its member callback */
+    size_t held_bytes;                   /* bytes of the frames held */
+    bool hold_bounded; /* the held frames count against max_outbound_bytes (relay_deliver_plan) */
+    uint64_t stamp;    /* the room's stamp when it joined: it got fast-path deliveries above it */
+    struct relay_resume *resume; /* resume's, until `joined` and the history are sent */
 } relay_member;
 
 typedef struct relay_room {
@@ -49,8 +55,14 @@ typedef struct relay_room {
     natsSubscription *sub;          /* fast path: meridian.msg.*.<room> */
     natsSubscription *commit_sub;   /* meridian.commit.<room> (JetStream mode) */
     natsSubscription *presence_sub; /* meridian.presence.<room>: deltas and snapshot queries */
-    relay_dedup dedup;
-    void *state[RELAY_ROOM_SLOTS]; /* features' state, by registered slot; NULL until set */
+    bool subscribing;               /* the server has not confirmed the subscriptions yet */
+    uint64_t subscribe_id;          /* the confirmation this room waits for */
+    int64_t subscribe_deadline_us;  /* joins fail when it has not come by then */
+    relay_dedup awaiting;           /* ids delivered on the fast path, waiting for their commit */
+    relay_dedup committed;          /* ids whose commit was delivered, for a while */
+    relay_seqs seqs;                /* seqs delivered */
+    uint64_t stamp;                 /* fast-path deliveries so far (each one's stamp) */
+    void *state[RELAY_ROOM_SLOTS];  /* features' state, by registered slot; NULL until set */
 } relay_room;
 
 /** Frees a feature's per-room state (the room is being destroyed). */
@@ -60,7 +72,8 @@ typedef void (*relay_member_state_free_cb)(relay_member *m);
 
 typedef struct relay_rooms {
     mr_map by_name;
-    uint32_t dedup_window;
+    uint32_t dedup_window; /* most ids a room remembers in each relay_dedup (a power of two) */
+    size_t subscribing;    /* rooms whose subscription is not confirmed yet */
     relay_room_state_free_cb state_free[RELAY_ROOM_SLOTS];
     relay_member_state_free_cb member_free[RELAY_ROOM_SLOTS];
     int slots;

@@ -2,6 +2,7 @@
 #include "mr_jwt.h"
 
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -196,6 +197,32 @@ START_TEST(bad_claims)
 }
 END_TEST
 
+/*
+ * An `exp` far in the future is clamped to the year 9999 (253402300799): a
+ * double near 2^63 does not fit an int64_t, and seconds above 9.2e12 overflow
+ * once turned into microseconds for a timer.
+ */
+START_TEST(far_exp_is_clamped)
+{
+    static const char *const exps[] = {"1e19", "9223372036854775807", "9300000000000", "1e300",
+                                       "253402300800"};
+    for (size_t i = 0; i < sizeof exps / sizeof exps[0]; i++) {
+        char claims[128];
+        snprintf(claims, sizeof claims, "{\"sub\":\"a\",\"exp\":%s}", exps[i]);
+        char *t = sign_claims(claims);
+        mr_jwt_claims c;
+        ck_assert_int_eq(verify(t, &c), MR_JWT_OK);
+        ck_assert_msg(c.exp == 253402300799, "exp %s became %lld", exps[i], (long long)c.exp);
+        mr_jwt_claims_free(&c);
+        free(t);
+    }
+    char *t = sign_claims("{\"sub\":\"a\",\"exp\":-1e300}");
+    mr_jwt_claims c;
+    ck_assert_int_eq(verify(t, &c), MR_JWT_EXPIRED);
+    free(t);
+}
+END_TEST
+
 START_TEST(b64url_roundtrip)
 {
     unsigned char in[64] = {0}, out[96];
@@ -227,6 +254,7 @@ Suite *jwt_suite(void)
     tcase_add_test(tc, malformed);
     tcase_add_test(tc, issuer_audience);
     tcase_add_test(tc, bad_claims);
+    tcase_add_test(tc, far_exp_is_clamped);
     tcase_add_test(tc, b64url_roundtrip);
     suite_add_tcase(s, tc);
     return s;

@@ -10,6 +10,7 @@
 #include "mr_test.h"
 
 #include <check.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +103,58 @@ START_TEST(nkey_seed_file)
     free(p);
     ck_assert_int_eq(mr_nkey_read_seed_file("/nonexistent/x.nk", pub, err, sizeof err), -1);
     ck_assert_msg(strstr(err, "cannot read /nonexistent/x.nk"), "%s", err);
+}
+END_TEST
+
+/* The nonce's signature, as the daemons send it: one nats-server verifies
+ * (Ed25519 over the nonce with the public key of the seed), and for a
+ * signature starting with a zero byte an error instead, since libnats 3.4
+ * would send the CONNECT without any signature (tests/regions
+ * every_nkey_connect_authenticates shows what that did). */
+START_TEST(nonce_signature)
+{
+    char *p = file("sign.nk", seeds[0]);
+    char pub[MR_NKEY_PUBLIC_LEN + 1], err[600];
+    ck_assert_int_eq(mr_nkey_read_seed_file(p, pub, err, sizeof err), 0);
+    /* The raw public key, from nats-server's vector, to verify with OpenSSL. */
+    unsigned char raw[35];
+    const char *b32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    for (int i = 0, bits = 0, acc = 0, o = 0; pubs[0][i]; i++) {
+        acc = (acc << 5) | (int)(strchr(b32, pubs[0][i]) - b32);
+        if ((bits += 5) >= 8)
+            raw[o++] = (unsigned char)(acc >> (bits -= 8));
+    }
+    EVP_PKEY *pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, raw + 1, 32);
+    ck_assert_ptr_nonnull(pk);
+    int zero = 0, ok = 0;
+    for (int i = 0; i < 2000 && (zero < 2 || ok < 50); i++) {
+        char nonce[32];
+        unsigned char sig[MR_NKEY_SIG_LEN];
+        snprintf(nonce, sizeof nonce, "nonce-%d", i);
+        if (mr_nats_sign_nonce(p, nonce, sig, err, sizeof err) != 0) {
+            ck_assert_msg(strstr(err, "starts with a zero byte"), "%s", err);
+            unsigned char want[MR_NKEY_SIG_LEN];
+            ck_assert_int_eq(mr_nkey_sign(seeds[0], (unsigned char *)nonce, strlen(nonce), want),
+                             0);
+            ck_assert_int_eq(want[0], 0);
+            zero++;
+            continue;
+        }
+        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        ck_assert_int_eq(EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pk), 1);
+        ck_assert_msg(
+            EVP_DigestVerify(ctx, sig, sizeof sig, (unsigned char *)nonce, strlen(nonce)) == 1,
+            "signature of %s does not verify", nonce);
+        EVP_MD_CTX_free(ctx);
+        ck_assert_int_ne(sig[0], 0);
+        ok++;
+    }
+    ck_assert_msg(zero >= 2 && ok >= 50, "zero-led %d, verified %d", zero, ok);
+    EVP_PKEY_free(pk);
+    ck_assert_int_eq(
+        mr_nats_sign_nonce("/nonexistent/x.nk", "n", (unsigned char[64]){0}, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "cannot read /nonexistent/x.nk"), "%s", err);
+    free(p);
 }
 END_TEST
 
@@ -291,6 +344,8 @@ START_TEST(permission_table)
     ck_assert(!allowed(relay.pub, relay.npub, "meridian.msg.us-east.general"));
     ck_assert(!allowed(relay.pub, relay.npub, "meridian.msg.eu-west.a.b"));
     ck_assert(!allowed(relay.pub, relay.npub, "meridian.commit.general"));
+    ck_assert(allowed(relay.pub, relay.npub, "meridian.relay.hb"));
+    ck_assert(allowed(relay.sub, relay.nsub, "meridian.relay.hb"));
     ck_assert(allowed(relay.sub, relay.nsub, "meridian.msg.us-east.general"));
     ck_assert(allowed(relay.sub, relay.nsub, "meridian.commit.general"));
     ck_assert(!allowed(relay.sub, relay.nsub, "meridian.history.general"));
@@ -325,6 +380,7 @@ START_TEST(permission_table)
     ck_assert(!allowed(control.pub, control.npub, "$JS.API.STREAM.UPDATE.MERIDIAN_US_EAST"));
     ck_assert(!allowed(control.pub, control.npub, "$JS.API.STREAM.CREATE.MERIDIAN_EU_WEST"));
     ck_assert(!allowed(control.pub, control.npub, "meridian.presence.general"));
+    ck_assert(!allowed(control.pub, control.npub, "meridian.relay.hb"));
     ck_assert(allowed(control.sub, control.nsub, "meridian.history.general"));
     ck_assert(!allowed(control.sub, control.nsub, "meridian.msg.us-east.general"));
 
@@ -375,6 +431,7 @@ Suite *nats_opts_suite(void)
     tc = tcase_create("conf");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, nkey_seed_file);
+    tcase_add_test(tc, nonce_signature);
     tcase_add_test(tc, conf_forms);
     tcase_add_test(tc, conf_errors);
     tcase_add_test(tc, conf_refuses_credentials_in_urls);

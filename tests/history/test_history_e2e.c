@@ -7,6 +7,7 @@
  */
 #include "ctl_test_util.h"
 #include "mr_test.h"
+#include "mr_test_member.h"
 #include "mr_test_pg.h"
 #include "mr_test_relay.h"
 
@@ -25,7 +26,8 @@ static mr_test_pg pg;
 static ctl_proc ctl;
 static mr_test_relay relays[2];
 
-static void setup(void)
+/* Two relays on one nats-server with JetStream, meridian-control and PostgreSQL. */
+static void setup_with(const char *relay2_extra)
 {
     signal(SIGPIPE, SIG_IGN); /* writes to a killed relay must fail, not kill the test */
     tmp = mr_test_tmpdir("history");
@@ -38,11 +40,21 @@ static void setup(void)
     ctl_proc_start(&ctl, NULL);
     const char *limits = "\"publish_rate\":100000,\"publish_burst\":100000";
     mr_test_relay_config(&relays[0], tmp, "test", "relay-1", nats.url, limits, "");
-    /* relay-2 answers resumes with at most 5 messages, to test paging. */
-    mr_test_relay_config(&relays[1], tmp, "test", "relay-2", nats.url, limits,
-                         "\"resume\":{\"limit\":5}");
+    mr_test_relay_config(&relays[1], tmp, "test", "relay-2", nats.url, limits, relay2_extra);
     mr_test_relay_start(&relays[0], MERIDIAN_RELAY_BIN);
     mr_test_relay_start(&relays[1], MERIDIAN_RELAY_BIN);
+}
+
+static void setup(void)
+{
+    /* relay-2 answers resumes with at most 5 messages, to test paging. */
+    setup_with("\"resume\":{\"limit\":5}");
+}
+
+/* Both relays with the default resume settings: members fail over between them. */
+static void setup_faults(void)
+{
+    setup_with("");
 }
 
 static void teardown(void)
@@ -61,7 +73,8 @@ static int64_t room_count(const char *room)
     return ctl_test_sql_int(&pg, sql);
 }
 
-static void wait_room_count(const char *room, int64_t want, int timeout_ms)
+/* Wait until `room` holds at least `want` messages; returns how many it holds. */
+static int64_t wait_room_at_least(const char *room, int64_t want, int timeout_ms)
 {
     int64_t deadline = mr_test_now_ms() + timeout_ms, n = -1;
     while (mr_test_now_ms() < deadline) {
@@ -71,6 +84,12 @@ static void wait_room_count(const char *room, int64_t want, int timeout_ms)
         struct timespec ts = {0, 50 * 1000000};
         nanosleep(&ts, NULL);
     }
+    return n;
+}
+
+static void wait_room_count(const char *room, int64_t want, int timeout_ms)
+{
+    int64_t n = wait_room_at_least(room, want, timeout_ms);
     ck_assert_msg(n == want, "room %s holds %lld messages, want %lld", room, (long long)n,
                   (long long)want);
 }
@@ -370,7 +389,10 @@ START_TEST(relay_killed_under_load_loses_no_acknowledged_message)
     mr_test_wait_exit(relays[0].pid, 5000);
     relays[0].pid = 0;
     ck_assert_int_gt(json_object_size(acked), 0);
-    wait_room_count("killed", (int64_t)json_object_size(acked), 20000);
+    /* A message stored just before the kill may never have been acknowledged: at least. */
+    int64_t n = wait_room_at_least("killed", (int64_t)json_object_size(acked), 20000);
+    ck_assert_msg(n >= (int64_t)json_object_size(acked), "room killed holds %lld of %zu acked",
+                  (long long)n, json_object_size(acked));
     const char *id;
     json_t *v;
     json_object_foreach(acked, id, v) ck_assert_msg(in_history("killed", id), "acked %s lost", id);
@@ -494,6 +516,249 @@ START_TEST(lost_commits_stored_before_the_baseline_are_repaired)
 }
 END_TEST
 
+/* ---- faults: what each member sees, counted per session (mr_test_member.h) ---- */
+
+enum { NMEMBERS = 4 };
+
+/*
+ * A publisher and a member on relay-1, two members on relay-2; each fails
+ * over to the other relay when its own is gone.
+ */
+static void members_start(mr_test_member *ms, const char *room)
+{
+    mr_test_relay *r12[] = {&relays[0], &relays[1]}, *r21[] = {&relays[1], &relays[0]};
+    mr_test_member_init(&ms[0], "pub", room, r12, 2);
+    mr_test_member_init(&ms[1], "m1", room, r12, 2);
+    mr_test_member_init(&ms[2], "m2", room, r21, 2);
+    mr_test_member_init(&ms[3], "m3", room, r21, 2);
+    for (int i = 0; i < NMEMBERS; i++)
+        ck_assert_msg(mr_test_member_connect(&ms[i], 10000), "%s cannot join", ms[i].user);
+}
+
+/*
+ * Every member got every acknowledged message with its seq; no `message`
+ * twice in a session, no history at or below `since`; with
+ * `commits_once`, no `commit` twice in a session either.
+ */
+static void members_check(mr_test_member *ms, const char *fault, bool commits_once)
+{
+    mr_test_members_settle(ms, NMEMBERS, 120000, 1000);
+    long dups = 0, below = 0, commits = 0;
+    for (int i = 0; i < NMEMBERS; i++) {
+        mr_test_member_report(&ms[i], fault);
+        dups += ms[i].dup_messages;
+        below += ms[i].below_since;
+        commits += ms[i].dup_commits;
+    }
+    ck_assert_msg(dups == 0, "%s: %ld duplicate message frames within sessions", fault, dups);
+    ck_assert_msg(below == 0, "%s: %ld history messages at or below since", fault, below);
+    if (commits_once)
+        ck_assert_msg(commits == 0, "%s: %ld repeated commit frames", fault, commits);
+    ck_assert_int_eq(ctl_test_check_history(&pg), (int64_t)json_object_size(ms[0].acked));
+    for (int i = 0; i < NMEMBERS; i++)
+        mr_test_member_free(&ms[i]);
+}
+
+START_TEST(relay_sigkill_no_duplicate_within_a_session)
+{
+    mr_test_member ms[NMEMBERS];
+    members_start(ms, "f-relay");
+    mr_test_members_publish(ms, NMEMBERS, &ms[0], "a", 0, 150);
+    kill(relays[0].pid, SIGKILL);
+    mr_test_wait_exit(relays[0].pid, 5000);
+    relays[0].pid = 0;
+    mr_test_members_publish(ms, NMEMBERS, &ms[0], "b", 0, 150);
+    mr_test_relay_start(&relays[0], MERIDIAN_RELAY_BIN);
+    mr_test_members_publish(ms, NMEMBERS, &ms[0], "c", 0, 100);
+    members_check(ms, "relay SIGKILL", true);
+}
+END_TEST
+
+/*
+ * PostgreSQL stopped while 1,500 messages go through the stream: the
+ * members get them on the fast path at once, their commits only when
+ * PostgreSQL is back, in a burst, and each member must see every message
+ * once (the issue's drill: 83,850 messages again as new ones).
+ */
+START_TEST(postgres_stopped_no_duplicate_within_a_session)
+{
+    mr_test_member ms[NMEMBERS];
+    members_start(ms, "f-pg");
+    mr_test_members_publish(ms, NMEMBERS, &ms[0], "a", 0, 50);
+    mr_test_pg_stop(&pg);
+    mr_test_members_publish(ms, NMEMBERS, &ms[0], "b", 0, 1500);
+    mr_test_pg_restart(&pg);
+    mr_test_members_publish(ms, NMEMBERS, &ms[0], "c", 0, 50);
+    members_check(ms, "PostgreSQL stopped", true);
+}
+END_TEST
+
+/*
+ * The control plane dies three times between committing a batch to
+ * PostgreSQL and publishing its commits (the test hook): relays repair the
+ * missing commits from history, then the restarted control plane publishes
+ * the same commits again when the stream redelivers the batch.
+ */
+START_TEST(control_sigkill_no_duplicate_within_a_session)
+{
+    mr_test_member ms[NMEMBERS];
+    members_start(ms, "f-ctl");
+    for (int round = 0; round < 3; round++) {
+        ctl_proc_stop(&ctl);
+        ctl_proc_start(&ctl, "MERIDIAN_CONTROL_TEST_KILL_AFTER_COMMIT=2");
+        char tag[8];
+        snprintf(tag, sizeof tag, "r%d", round);
+        int i = 0;
+        while (mr_test_alive(ctl.pid)) {
+            ck_assert_msg(i < 20000, "control did not die after two commits");
+            mr_test_members_publish(ms, NMEMBERS, &ms[0], tag, i, i + 20);
+            i += 20;
+        }
+        ctl.pid = 0;
+        /* Down for a while: relays repair from history meanwhile (nobody answers). */
+        mr_test_members_publish(ms, NMEMBERS, &ms[0], tag, i, i + 100);
+        ctl_proc_start(&ctl, NULL);
+    }
+    members_check(ms, "control SIGKILL", true);
+}
+END_TEST
+
+/* ---- resume at real sizes: replay paced by what the member reads ---- */
+
+/* Publish `n` messages of `bytes` bytes of data to `room` and wait until all are stored. */
+static void publish_big(const char *room, int n, size_t bytes)
+{
+    mr_ws p;
+    mr_test_hello(&p, &relays[0], "bigpub", NULL);
+    mr_test_join(&p, room);
+    char *data = malloc(bytes + 3);
+    data[0] = '"';
+    memset(data + 1, 'x', bytes);
+    data[bytes + 1] = '"';
+    data[bytes + 2] = '\0';
+    char mid[32];
+    int acks = 0;
+    int64_t deadline = mr_test_now_ms() + 120000;
+    for (int i = 0; i < n || acks < n;) {
+        ck_assert_msg(mr_test_now_ms() < deadline, "%d of %d publishes acknowledged", acks, n);
+        if (i < n) {
+            snprintf(mid, sizeof mid, "big-%d", i++);
+            mr_test_publish(&p, room, mid, data);
+        }
+        /* Read our own copies as we go, so the relay never sees us as a slow consumer. */
+        char *f;
+        int cc;
+        while (mr_ws_recv(&p, i < n ? 1 : 5000, &f, NULL, &cc) == 1) {
+            acks += strstr(f, "\"type\":\"ack\"") != NULL;
+            ck_assert_msg(!strstr(f, "\"type\":\"error\""), "%s", f);
+            free(f);
+            if (i == n && acks == n)
+                break;
+        }
+    }
+    free(data);
+    mr_ws_close(&p);
+    wait_room_count(room, n, 60000);
+}
+
+/* Join `room` with since=0 and read the whole replay: every message once, in seq order. */
+static void resume_all(const char *room, int n)
+{
+    mr_ws m;
+    mr_test_hello(&m, &relays[0], "reader", NULL);
+    char join[160];
+    snprintf(join, sizeof join, "{\"type\":\"join\",\"id\":\"big\",\"room\":\"%s\",\"since\":0}",
+             room);
+    mr_ws_send_text(&m, join);
+    char *f = mr_ws_expect(&m, "\"type\":\"joined\"", 30000);
+    ck_assert_msg(f != NULL, "no joined");
+    json_t *j = frame_json(f);
+    free(f);
+    ck_assert_msg(json_is_true(json_object_get(j, "recovered")), "joined: %s",
+                  json_dumps(j, JSON_COMPACT));
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "history")), n);
+    json_decref(j);
+    for (int i = 1; i <= n; i++) {
+        char *p;
+        int cc = 0;
+        int op = mr_ws_recv(&m, 30000, &p, NULL, &cc);
+        ck_assert_msg(op == 1, "history message %d of %d: %s (close %d)", i, n,
+                      op == 8 ? "closed" : "nothing", cc);
+        json_t *mj = frame_json(p);
+        free(p);
+        ck_assert_str_eq(json_string_value(json_object_get(mj, "type")), "message");
+        ck_assert_int_eq(json_integer_value(json_object_get(mj, "seq")), i);
+        json_decref(mj);
+    }
+    ck_assert_int_eq(mr_test_relay_metric(&relays[0], "meridian_relay_slow_consumer_closes_total"),
+                     0);
+    mr_ws_close(&m);
+}
+
+START_TEST(resume_after_1000_messages_of_2kb)
+{
+    publish_big("big2k", 1000, 2000);
+    resume_all("big2k", 1000);
+}
+END_TEST
+
+START_TEST(resume_after_100_messages_of_60kb)
+{
+    publish_big("big60k", 100, 60000);
+    resume_all("big60k", 100);
+}
+END_TEST
+
+/*
+ * join(since) -> leave -> join(since) in one go: the first join is answered
+ * (before its `left`), the second gets its own `joined` with its own id and
+ * the history, once.
+ */
+START_TEST(join_leave_join_each_join_answered_once)
+{
+    publish_committed(&relays[0], "pub", "jlj", 3, 3);
+    mr_ws m;
+    mr_test_hello(&m, &relays[0], "member", NULL);
+    mr_ws_send_text(&m, "{\"type\":\"join\",\"id\":\"j1\",\"room\":\"jlj\",\"since\":0}");
+    mr_ws_send_text(&m, "{\"type\":\"leave\",\"id\":\"l\",\"room\":\"jlj\"}");
+    mr_ws_send_text(&m, "{\"type\":\"join\",\"id\":\"j2\",\"room\":\"jlj\",\"since\":0}");
+    int joined1 = 0, joined2 = 0, left = 0, messages = 0;
+    int64_t deadline = mr_test_now_ms() + 10000;
+    while (mr_test_now_ms() < deadline && !(joined2 && messages == 3)) {
+        char *p;
+        int cc;
+        if (mr_ws_recv(&m, 200, &p, NULL, &cc) != 1)
+            continue;
+        json_t *j = frame_json(p);
+        free(p);
+        const char *type = json_string_value(json_object_get(j, "type"));
+        const char *id = json_string_value(json_object_get(j, "id"));
+        if (strcmp(type, "joined") == 0 && strcmp(id, "j1") == 0) {
+            ck_assert_msg(!left, "joined for j1 after the left");
+            joined1++;
+        } else if (strcmp(type, "joined") == 0 && strcmp(id, "j2") == 0) {
+            ck_assert_msg(left, "joined for j2 before the left");
+            ck_assert(json_is_true(json_object_get(j, "recovered")));
+            joined2++;
+        } else if (strcmp(type, "left") == 0) {
+            left++;
+        } else if (strcmp(type, "message") == 0) {
+            ck_assert_msg(joined2, "a message before the second joined");
+            messages++;
+        }
+        json_decref(j);
+    }
+    ck_assert_int_eq(left, 1);
+    ck_assert_int_eq(joined1, 1);
+    ck_assert_int_eq(joined2, 1);
+    ck_assert_int_eq(messages, 3);
+    /* Nothing more comes: no late joined, no repeated history. */
+    char *late = mr_ws_expect(&m, "\"type\"", 1000);
+    ck_assert_msg(late == NULL, "late frame: %s", late ? late : "");
+    mr_ws_close(&m);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("history_e2e");
@@ -504,6 +769,13 @@ int main(void)
     tcase_add_test(tc, resume_past_the_limit_says_so_and_pages_over_http);
     tcase_add_test(tc, no_acknowledged_message_lost_while_postgres_is_down);
     tcase_add_test(tc, relay_killed_under_load_loses_no_acknowledged_message);
+    tcase_add_test(tc, resume_after_1000_messages_of_2kb);
+    tcase_add_test(tc, resume_after_100_messages_of_60kb);
+    tcase_add_test(tc, join_leave_join_each_join_answered_once);
+    TCase *faults = mr_test_case(s, "faults", setup_faults, teardown, 300);
+    tcase_add_test(faults, relay_sigkill_no_duplicate_within_a_session);
+    tcase_add_test(faults, postgres_stopped_no_duplicate_within_a_session);
+    tcase_add_test(faults, control_sigkill_no_duplicate_within_a_session);
     TCase *lost = mr_test_case(s, "lost_commits", setup_lost_commits, teardown_lost_commits, 120);
     tcase_add_test(lost, lost_commits_are_repaired_from_history);
     tcase_add_test(lost, lost_commits_stored_before_the_baseline_are_repaired);

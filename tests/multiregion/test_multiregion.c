@@ -21,6 +21,7 @@
 #include "ctl_test_util.h"
 #include "mr_nats_opts.h"
 #include "mr_test.h"
+#include "mr_test_member.h"
 #include "mr_test_pg.h"
 #include "mr_test_region.h"
 #include "mr_test_relay.h"
@@ -722,6 +723,121 @@ START_TEST(forged_messages_reach_no_member_and_no_history)
 }
 END_TEST
 
+/* ---- once per member under faults (mr_test_member.h counts per session) ---- */
+
+static long sum_counts(mr_test_member *ms, int n, const char *what, long *commits)
+{
+    long dups = 0, below = 0;
+    *commits = 0;
+    for (int i = 0; i < n; i++) {
+        mr_test_member_report(&ms[i], what);
+        dups += ms[i].dup_messages;
+        below += ms[i].below_since;
+        *commits += ms[i].dup_commits;
+    }
+    ck_assert_msg(below == 0, "%s: %ld history messages at or below since", what, below);
+    return dups;
+}
+
+/*
+ * Commits of one room come from three control planes (one per region,
+ * sharing each region stream's consumer) out of seq order: every member
+ * still gets one commit per message, and one message.
+ */
+START_TEST(commits_reach_each_member_once_from_three_control_planes)
+{
+    ctl_proc more[2];
+    for (int i = 0; i < 2; i++) {
+        char *nats = mr_test_deploy_nats_json(&dep, "control", i + 1);
+        ctl_proc_init(&more[i], nats, pg.conninfo, dep.r[i + 1].name,
+                      "[\"eu-west\",\"us-east\",\"ap-south\"]",
+                      "\"batch\":{\"max_messages\":200,\"max_wait_ms\":20},"
+                      "\"consumer\":{\"ack_wait_ms\":5000}");
+        ctl_proc_start(&more[i], NULL);
+        free(nats);
+    }
+    enum { NM = MR_TEST_NREGIONS * MR_TEST_RELAYS_PER_REGION, PER = 100 };
+    mr_test_member ms[NM];
+    for (int i = 0; i < NM; i++) {
+        char user[16];
+        snprintf(user, sizeof user, "m%d", i);
+        mr_test_relay *rp[] = {
+            relay_of(i / MR_TEST_RELAYS_PER_REGION, i % MR_TEST_RELAYS_PER_REGION)};
+        mr_test_member_init(&ms[i], user, "three", rp, 1);
+        ck_assert(mr_test_member_connect(&ms[i], 10000));
+    }
+    /* One publisher per region, interleaved. */
+    char mid[32], data[32];
+    for (int j = 0; j < PER; j++) {
+        for (int p = 0; p < MR_TEST_NREGIONS; p++) {
+            snprintf(mid, sizeof mid, "p%d-%d", p, j);
+            snprintf(data, sizeof data, "%d", j);
+            mr_test_member_publish(&ms[p * MR_TEST_RELAYS_PER_REGION], mid, data);
+        }
+        for (int k = 0; k < NM; k++)
+            while (mr_test_member_pump(&ms[k], 1))
+                ;
+    }
+    mr_test_members_settle(ms, NM, 60000, 1000);
+    long commits = 0;
+    long dups = sum_counts(ms, NM, "three control planes", &commits);
+    ck_assert_msg(dups == 0, "%ld duplicate message frames", dups);
+    ck_assert_msg(commits == 0, "%ld repeated commit frames", commits);
+    wait_history("three", NM / MR_TEST_RELAYS_PER_REGION * PER, 10000);
+    ck_assert_int_eq(ctl_test_check_history(&pg), MR_TEST_NREGIONS * PER);
+    for (int i = 0; i < NM; i++)
+        mr_test_member_free(&ms[i]);
+    for (int i = 0; i < 2; i++)
+        ctl_proc_stop(&more[i]);
+}
+END_TEST
+
+/*
+ * A region's NATS server and both its relays SIGKILLed while its publisher
+ * is mid-stream: the publisher and the region's members fail over to
+ * eu-west, the publisher retries what was not acknowledged (some of it was
+ * delivered and stored in ap-south already), and ap-south comes back later
+ * with its stream, whose copies the control plane stores once and commits
+ * again. No member gets a message twice within a session.
+ */
+START_TEST(region_killed_no_duplicate_within_a_session)
+{
+    enum { NM = 5 };
+    mr_test_member ms[NM];
+    mr_test_relay *ap_eu[] = {relay_of(2, 0), relay_of(0, 0)};
+    mr_test_relay *ap2_eu[] = {relay_of(2, 1), relay_of(0, 1)};
+    mr_test_relay *eu[] = {relay_of(0, 0)}, *us[] = {relay_of(1, 0)}, *us2[] = {relay_of(1, 1)};
+    mr_test_member_init(&ms[0], "ap-pub", "killed", ap_eu, 2);
+    mr_test_member_init(&ms[1], "ap-member", "killed", ap2_eu, 2);
+    mr_test_member_init(&ms[2], "eu-member", "killed", eu, 1);
+    mr_test_member_init(&ms[3], "us-member", "killed", us, 1);
+    mr_test_member_init(&ms[4], "us-member2", "killed", us2, 1);
+    for (int i = 0; i < NM; i++)
+        ck_assert(mr_test_member_connect(&ms[i], 10000));
+    mr_test_members_publish(ms, NM, &ms[0], "a", 0, 100);
+    /* Mid-burst: the last publishes are in flight when the region dies. */
+    for (int i = 100; i < 140; i++) {
+        char mid[32];
+        snprintf(mid, sizeof mid, "a-%d", i);
+        mr_test_member_publish(&ms[0], mid, "1");
+    }
+    mr_test_deploy_kill_region(&dep, 2);
+    mr_test_members_publish(ms, NM, &ms[0], "b", 0, 100);
+    mr_test_deploy_nats_restart(&dep, 2);
+    mr_test_deploy_relay_restart(&dep, 2, 0);
+    mr_test_deploy_relay_restart(&dep, 2, 1);
+    mr_test_members_publish(ms, NM, &ms[0], "c", 0, 50);
+    mr_test_members_settle(ms, NM, 90000, 2000);
+    long commits = 0;
+    long dups = sum_counts(ms, NM, "region killed", &commits);
+    ck_assert_msg(dups == 0, "%ld duplicate message frames within sessions", dups);
+    ck_assert_msg(commits == 0, "%ld repeated commit frames", commits);
+    ck_assert_int_eq(ctl_test_check_history(&pg), (int64_t)json_object_size(ms[0].acked));
+    for (int i = 0; i < NM; i++)
+        mr_test_member_free(&ms[i]);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("multiregion");
@@ -734,6 +850,12 @@ static Suite *suite(void)
     tcase_add_test(tc, region_outage_keeps_others_serving_and_catches_up);
     tcase_add_test(tc, forged_messages_reach_no_member_and_no_history);
     suite_add_tcase(s, tc);
+    TCase *once = tcase_create("once_per_member");
+    tcase_set_timeout(once, 300);
+    tcase_add_checked_fixture(once, setup, teardown);
+    tcase_add_test(once, commits_reach_each_member_once_from_three_control_planes);
+    tcase_add_test(once, region_killed_no_duplicate_within_a_session);
+    suite_add_tcase(s, once);
     return s;
 }
 

@@ -104,6 +104,11 @@ if [ -x "$root/usr/lib/meridian/meridian-init-secrets" ]; then
     "$root/usr/lib/meridian/meridian-init-secrets" --root "$root" && ok || bad "meridian-init-secrets failed"
     [ -s "$root/etc/meridian/token.secret" ] && [ "$(stat -c %a "$root/etc/meridian/token.secret")" = 640 ] && ok ||
         bad "token.secret missing or not mode 0640"
+    [ "$(wc -c < "$root/etc/meridian/relay_admin.key")" -ge 17 ] && [ "$(stat -c %a "$root/etc/meridian/relay_admin.key")" = 640 ] && ok ||
+        bad "relay_admin.key missing, short or not mode 0640"
+    grep -q '"admin_api_key_file": "/etc/meridian/relay_admin.key"' "$root/etc/meridian/relay.json" && ok ||
+        bad "the packaged relay.json does not use relay_admin.key"
+    grep -q '"listen": "0.0.0.0' "$root/etc/meridian/relay.json" && bad "the packaged relay listens on 0.0.0.0" || ok
     before=$(cat "$root/etc/meridian/token.secret" "$root/etc/meridian/api_keys" | md5sum)
     "$root/usr/lib/meridian/meridian-init-secrets" --root "$root"
     [ "$before" = "$(cat "$root/etc/meridian/token.secret" "$root/etc/meridian/api_keys" | md5sum)" ] && ok ||
@@ -166,7 +171,7 @@ if [ -x "$postrm" ]; then
         set -e
         mount -t tmpfs tmpfs /etc
         mkdir -p /etc/meridian/nats
-        touch /etc/meridian/token.secret /etc/meridian/api_keys /etc/meridian/nats/relay-x.nk
+        touch /etc/meridian/token.secret /etc/meridian/relay_admin.key /etc/meridian/api_keys /etc/meridian/nats/relay-x.nk
         PATH="$1:$PATH" "$2" remove
         [ -e /etc/meridian/token.secret ] || { echo "remove deleted the secrets"; exit 1; }
         PATH="$1:$PATH" "$2" purge

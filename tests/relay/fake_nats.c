@@ -1,7 +1,8 @@
 /* The relay_nats API without a connection: see fake_nats.h. */
 #include "fake_nats.h"
 
-#include <check.h>
+#include "mr_alloc.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -11,23 +12,56 @@ struct relay_nats {
     int unused;
 };
 static relay_nats the_fake;
+static relay_inbound *queued, *queued_tail;
 
 void fake_nats_reset(void)
 {
     memset(&fake_nats, 0, sizeof fake_nats);
     fake_nats.connected = true;
+    while (queued) {
+        relay_inbound *next = queued->next;
+        natsMsg_Destroy(queued->msg);
+        free(queued);
+        queued = next;
+    }
+    queued_tail = NULL;
+}
+
+const fake_nats_call *fake_nats_last_publish(void)
+{
+    FX_ASSERT(fake_nats.publishes > 0, "nothing was published");
+    return &fake_nats.publish[fake_nats.publishes - 1];
+}
+
+void fake_nats_deliver(const char *subject, const char *data)
+{
+    /* Messages need the library (its garbage collector frees them). */
+    static bool opened;
+    if (!opened) {
+        FX_ASSERT(nats_Open(-1) == NATS_OK, "nats_Open failed");
+        opened = true;
+    }
+    relay_inbound *in = mr_calloc(1, sizeof *in);
+    in->kind = RELAY_IN_MSG;
+    FX_ASSERT(natsMsg_Create(&in->msg, subject, NULL, data, (int)strlen(data)) == NATS_OK,
+              "natsMsg_Create failed");
+    if (queued_tail)
+        queued_tail->next = in;
+    else
+        queued = in;
+    queued_tail = in;
 }
 
 const fake_nats_call *fake_nats_last_request(void)
 {
-    ck_assert_int_gt(fake_nats.requests, 0);
+    FX_ASSERT(fake_nats.requests > 0, "no request was made");
     return &fake_nats.request[fake_nats.requests - 1];
 }
 
 static void record(fake_nats_call *log, int *n, const char *subject, const char *reply,
                    const char *data, size_t len)
 {
-    ck_assert_int_lt(*n, FAKE_NATS_MAX);
+    FX_ASSERT(*n < FAKE_NATS_MAX, "more than %d calls recorded", FAKE_NATS_MAX);
     fake_nats_call *c = &log[(*n)++];
     snprintf(c->subject, sizeof c->subject, "%s", subject);
     snprintf(c->reply, sizeof c->reply, "%s", reply ? reply : "");
@@ -58,6 +92,15 @@ int relay_nats_subscribe(relay_nats *n, const char *room, natsSubscription **msg
     (void)n, (void)room;
     *msgs = *commits = *presence = NULL;
     return fake_nats.connected ? 0 : -1;
+}
+
+int relay_nats_confirm(relay_nats *n, const char *token)
+{
+    (void)n;
+    if (!fake_nats.connected)
+        return -1;
+    record(fake_nats.publish, &fake_nats.publishes, "confirm", token, "", 0);
+    return 0;
 }
 
 void relay_nats_unsubscribe(natsSubscription *sub)
@@ -116,7 +159,9 @@ int relay_nats_publish_raw(relay_nats *n, const char *subject, const char *reply
 relay_inbound *relay_nats_take(relay_nats *n)
 {
     (void)n;
-    return NULL;
+    relay_inbound *h = queued;
+    queued = queued_tail = NULL;
+    return h;
 }
 
 void relay_nats_flush(relay_nats *n)

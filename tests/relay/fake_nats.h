@@ -10,6 +10,23 @@
 #include "relay_nats.h"
 
 #include <stdbool.h>
+#include <stdlib.h>
+
+/*
+ * The fixture's own assertions: Check's in the unit tests, abort() in the
+ * fuzz targets (tests/fuzz), which link the fixture without a test runner
+ * (Check's asserts exit when no test is running).
+ */
+#ifdef FX_NO_CHECK
+#define FX_ASSERT(cond, ...)                                                                       \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            abort();                                                                               \
+    } while (0)
+#else
+#include <check.h>
+#define FX_ASSERT(cond, ...) ck_assert_msg(cond, __VA_ARGS__)
+#endif
 
 #define FAKE_NATS_MAX 64
 
@@ -32,5 +49,13 @@ extern fake_nats_log fake_nats;
 void fake_nats_reset(void);
 /** The last request recorded (ck-asserts that there is one). */
 const fake_nats_call *fake_nats_last_request(void);
+/** The last publish recorded (ck-asserts that there is one). */
+const fake_nats_call *fake_nats_last_publish(void);
+/**
+ * Queue a message on `subject` with `data` for relay_nats_take (the test
+ * then calls relay_inbound_take). A subject starting with "_INBOX.fake."
+ * is a reply on the relay's inbox.
+ */
+void fake_nats_deliver(const char *subject, const char *data);
 
 #endif

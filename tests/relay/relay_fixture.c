@@ -8,7 +8,6 @@
 #include "relay_repair.h"
 #include "relay_resume.h"
 
-#include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +27,7 @@ void fx_init(relay_fixture *fx)
     relay_deliver_init(r);
     relay_presence_init(r);
     relay_repair_init(r);
+    relay_resume_init(r);
     relay_drain_init(r);
     r->nats = relay_nats_new(r->cfg, NULL, NULL);
 }
@@ -96,7 +96,7 @@ char **fx_take(relay_conn *c, size_t *n)
     while (c->qlen)
         relay_conn_take_batch(c, &wb);
     mr_buf_free(&wb);
-    ck_assert_uint_eq(c->qbytes, 0);
+    FX_ASSERT(c->qbytes == 0, "%zu bytes still counted as queued", c->qbytes);
     return out;
 }
 
@@ -117,7 +117,7 @@ json_t *fx_json(char **frames, size_t i)
 {
     json_error_t e;
     json_t *j = json_loads(frames[i], 0, &e);
-    ck_assert_msg(j != NULL, "frame %zu is not JSON: %s", i, frames[i]);
+    FX_ASSERT(j != NULL, "frame %zu is not JSON: %s", i, frames[i]);
     return j;
 }
 
@@ -126,4 +126,24 @@ void fx_msg_id(const char *room, int i, char out[MR_MSG_ID_LEN + 1])
     char mid[32];
     int n = snprintf(mid, sizeof mid, "m%d", i);
     mr_msg_id(room, strlen(room), "user", mid, (size_t)n, out);
+}
+
+char *fx_history(const char *room, int from, int to, bool more, int last_seq, size_t data_bytes)
+{
+    char *data = mr_malloc(data_bytes + 1);
+    memset(data, 'd', data_bytes);
+    data[data_bytes] = '\0';
+    json_t *msgs = json_array();
+    for (int i = from; i <= to; i++) {
+        char id[MR_MSG_ID_LEN + 1];
+        fx_msg_id(room, i, id);
+        json_array_append_new(msgs, json_pack("{s:s, s:s, s:s, s:i, s:s}", "type", "message",
+                                              "room", room, "msg_id", id, "seq", i, "data", data));
+    }
+    free(data);
+    json_t *page =
+        json_pack("{s:o, s:b, s:i}", "messages", msgs, "more", more, "last_seq", last_seq);
+    char *text = json_dumps(page, JSON_COMPACT);
+    json_decref(page);
+    return text;
 }

@@ -36,5 +36,11 @@ void fx_discard(relay_conn *c);
 json_t *fx_json(char **frames, size_t i);
 /** A realistic message id: the hash of (room, "user", "m<i>"), as a publish makes them. */
 void fx_msg_id(const char *room, int i, char out[MR_MSG_ID_LEN + 1]);
+/**
+ * A history reply of `room` as the control plane sends it: the stored
+ * messages with seqs from..to (ids from fx_msg_id, `data_bytes` of data
+ * each), `more` and `last_seq`. Returns malloc'd JSON text.
+ */
+char *fx_history(const char *room, int from, int to, bool more, int last_seq, size_t data_bytes);
 
 #endif

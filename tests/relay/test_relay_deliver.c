@@ -24,63 +24,103 @@ static void teardown(void)
 }
 
 /*
- * The dedup ring against a model: for a stream of realistic ids (SHA-256
- * prefixes, so their index slots spread over the table and evictions move
- * entries across wrap-around) with repeats at every distance, relay_dedup_seen
- * answers exactly "among the last `cap` distinct ids remembered".
+ * The id ring against a model: for a stream of realistic ids (SHA-256
+ * prefixes, so their index slots spread over the table and deletions move
+ * entries across wrap-around), random adds, removals from anywhere, drops of
+ * the oldest and expiry by time leave exactly the ids the model holds, in
+ * the model's order, with their values; the ring grows to the cap and no
+ * further, and gives memory back when it empties.
  */
 START_TEST(dedup_realistic_ids)
 {
-    enum { CAP = 64, N = 3000, STEPS = 40000 };
-    static char ids[N][MR_MSG_ID_LEN + 1];
-    for (int i = 0; i < N; i++)
-        fx_msg_id("room", i, ids[i]);
-    /* The ids really spread: their home slots in a 2*CAP index are mostly distinct. */
-    bool home[2 * CAP] = {false};
-    int distinct = 0;
-    for (int i = 0; i < CAP; i++) {
-        unsigned h = 0;
-        for (int b = 3; b >= 0;
-             b--) /* the first four bytes, little-endian, as relay_dedup reads them */
-            h = h << 8 | (unsigned)strtoul((char[]){ids[i][2 * b], ids[i][2 * b + 1], 0}, NULL, 16);
-        if (!home[h & (2 * CAP - 1)]) {
-            home[h & (2 * CAP - 1)] = true;
-            distinct++;
-        }
+    enum { MAX = 64, N = 3000, STEPS = 60000 };
+    static uint8_t keys[N][RELAY_DEDUP_ID_BYTES];
+    for (int i = 0; i < N; i++) {
+        char id[MR_MSG_ID_LEN + 1];
+        fx_msg_id("room", i, id);
+        relay_dedup_key(id, keys[i]);
     }
-    ck_assert_int_gt(distinct, CAP / 2);
-
     relay_dedup d = {0};
-    int window[CAP], wlen = 0, whead = 0; /* the model: the last CAP ids remembered */
+    int model[N], mlen = 0; /* ids in insertion order; the time of id i is i */
     int next_new = 0;
     uint32_t rnd = 12345;
     for (int step = 0; step < STEPS && next_new < N; step++) {
         rnd = rnd * 1103515245u + 12345u;
-        int pick;
-        if (next_new == 0 || (rnd >> 16) % 3 == 0) {
-            pick = next_new++;
-        } else {
-            /* A repeat from up to 2*CAP new ids back: half still remembered, half evicted. */
-            int back = (int)((rnd >> 8) % (2 * CAP)) + 1;
-            pick = next_new - back < 0 ? 0 : next_new - back;
+        uint32_t op = (rnd >> 16) % 10;
+        if (op < 5) {
+            int rc = relay_dedup_add(&d, keys[next_new], next_new, -next_new, MAX);
+            ck_assert_int_eq(rc, mlen < MAX ? 0 : -1);
+            if (rc == 0)
+                model[mlen++] = next_new;
+            next_new++;
+        } else if (op < 8 && mlen) {
+            /* Remove one from anywhere, or an id not remembered. */
+            int k = (int)((rnd >> 4) % (uint32_t)(mlen + 1));
+            int victim = k < mlen ? model[k] : next_new;
+            int64_t val = 1;
+            ck_assert(relay_dedup_remove(&d, keys[victim], &val) == (k < mlen));
+            if (k < mlen) {
+                ck_assert_int_eq(val, -victim);
+                memmove(model + k, model + k + 1, (size_t)(mlen - k - 1) * sizeof *model);
+                mlen--;
+            }
+        } else if (op == 8 && mlen) {
+            relay_dedup_drop_oldest(&d);
+            memmove(model, model + 1, (size_t)(mlen - 1) * sizeof *model);
+            mlen--;
+        } else if (mlen) {
+            /* Expire everything added before the middle of what is held. */
+            int before = model[mlen / 2];
+            relay_dedup_expire(&d, before);
+            int k = 0;
+            while (k < mlen && model[k] < before)
+                k++;
+            memmove(model, model + k, (size_t)(mlen - k) * sizeof *model);
+            mlen -= k;
         }
-        bool expect = false;
-        for (int i = 0; i < wlen; i++)
-            if (window[(whead + i) % CAP] == pick)
-                expect = true;
-        bool got = relay_dedup_seen(&d, CAP, ids[pick]);
-        ck_assert_msg(got == expect, "step %d, id %d: seen=%d, model says %d", step, pick, got,
-                      expect);
-        if (!expect) {
-            if (wlen == CAP)
-                whead = (whead + 1) % CAP;
-            else
-                wlen++;
-            window[(whead + wlen - 1) % CAP] = pick;
+        ck_assert_uint_eq(d.count, (uint32_t)mlen);
+        ck_assert_uint_le(d.cap, MAX);
+        ck_assert_int_eq(relay_dedup_oldest(&d), mlen ? model[0] : INT64_MAX);
+        if (step % 97 == 0) {
+            int k = 0;
+            for (int i = 0; i < next_new; i++) {
+                bool in = k < mlen && model[k] == i;
+                ck_assert_msg(relay_dedup_has(&d, keys[i]) == in, "step %d: id %d", step, i);
+                k += in;
+            }
         }
     }
     ck_assert_int_ge(next_new, N / 2);
+    relay_dedup_expire(&d, INT64_MAX);
+    ck_assert_uint_eq(d.cap, 0); /* empty: nothing held */
     relay_dedup_free(&d);
+}
+END_TEST
+
+/* Delivered seqs: in order, out of order, repeats, a baseline, and a gap given up. */
+START_TEST(seqs_through_and_gaps)
+{
+    relay_seqs s = {0};
+    ck_assert(relay_seqs_add(&s, 1));
+    ck_assert(!relay_seqs_add(&s, 1));
+    ck_assert(relay_seqs_add(&s, 3));
+    ck_assert_int_eq(s.through, 1);
+    ck_assert_int_eq(relay_seqs_gap_end(&s), 3);
+    ck_assert(relay_seqs_add(&s, 2));
+    ck_assert_int_eq(s.through, 3);
+    ck_assert_int_eq(relay_seqs_gap_end(&s), 0);
+    relay_seqs_through(&s, 10);
+    ck_assert(!relay_seqs_add(&s, 7));
+    ck_assert(relay_seqs_add(&s, 12));
+    /* A gap at 11 that never closes is given up after RELAY_SEQS_ABOVE_MAX later seqs. */
+    for (int64_t q = 13; q < 12 + RELAY_SEQS_ABOVE_MAX; q++)
+        ck_assert(relay_seqs_add(&s, q));
+    ck_assert_int_eq(s.through, 10);
+    ck_assert(relay_seqs_add(&s, 12 + RELAY_SEQS_ABOVE_MAX));
+    ck_assert_int_eq(s.through, 12 + RELAY_SEQS_ABOVE_MAX);
+    ck_assert_uint_eq(s.n, 0);
+    ck_assert(relay_seqs_has(&s, 11));
+    relay_seqs_free(&s);
 }
 END_TEST
 
@@ -96,28 +136,10 @@ static void live(relay_room *room, const char *room_name, int i)
     ck_assert(relay_deliver_message(&fx.r, room, id, frame, (size_t)n));
 }
 
-/* A history page with messages from..to (inclusive) and the given `more`. */
-static char *history(const char *room_name, int from, int to, bool more, int last_seq)
-{
-    json_t *msgs = json_array();
-    for (int i = from; i <= to; i++) {
-        char id[MR_MSG_ID_LEN + 1];
-        fx_msg_id(room_name, i, id);
-        json_array_append_new(msgs,
-                              json_pack("{s:s, s:s, s:s, s:i, s:s}", "type", "message", "room",
-                                        room_name, "msg_id", id, "seq", i, "data", "stored"));
-    }
-    json_t *page =
-        json_pack("{s:o, s:b, s:i}", "messages", msgs, "more", more, "last_seq", last_seq);
-    char *text = json_dumps(page, JSON_COMPACT);
-    json_decref(page);
-    return text;
-}
-
 /* Answer the resume waiting on `token` with history from..to. */
 static void reply_history(const char *token, int from, int to, bool more, int last_seq)
 {
-    char *page = history("r", from, to, more, last_seq);
+    char *page = fx_history("r", from, to, more, last_seq, 6);
     relay_resume_reply(&fx.r, token, page, strlen(page));
     free(page);
 }
@@ -224,6 +246,7 @@ END_TEST
 
 START_TEST(resume_history_limit)
 {
+    fx.cfg.resume_limit = 3; /* 50 messages missed: the first 3 are replayed */
     relay_conn *a = fx_conn(&fx, "alice");
     relay_member *m = fx_join(&fx, a, "r", NULL);
     char token[256];
@@ -310,6 +333,7 @@ Suite *relay_deliver_suite(void)
     TCase *tc = tcase_create("deliver");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, dedup_realistic_ids);
+    tcase_add_test(tc, seqs_through_and_gaps);
     tcase_add_test(tc, resume_hold_and_flush);
     tcase_add_test(tc, resume_history_limit);
     tcase_add_test(tc, resume_timeout_releases_held);

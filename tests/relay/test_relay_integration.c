@@ -323,6 +323,83 @@ START_TEST(expired_token_closes_with_4010)
 }
 END_TEST
 
+/*
+ * Tokens whose `exp` is absurdly far: 9.3e12 s overflowed the microseconds
+ * of the expiry timer, 1e19 s does not fit an int64_t (undefined behaviour:
+ * on x86 it became INT64_MIN, so a valid token closed at once with 4010).
+ * Either way the session lives and answers.
+ */
+START_TEST(far_future_exp_keeps_the_session)
+{
+    static const char *const exps[] = {"9300000000000", "1e19", "9223372036854775807"};
+    for (size_t i = 0; i < sizeof exps / sizeof exps[0]; i++) {
+        char claims[128];
+        snprintf(claims, sizeof claims, "{\"sub\":\"far\",\"exp\":%s}", exps[i]);
+        json_t *c = json_loads(claims, 0, NULL);
+        char *t = mr_jwt_sign((const unsigned char *)MR_TEST_SECRET, strlen(MR_TEST_SECRET), c);
+        json_decref(c);
+        mr_ws w;
+        connect_ws(&w, &relays[0]);
+        char hello[2048];
+        snprintf(hello, sizeof hello, "{\"type\":\"hello\",\"token\":\"%s\"}", t);
+        free(t);
+        mr_ws_send_text(&w, hello);
+        mr_test_expect(&w, "\"type\":\"welcome\"");
+        /* Long enough for a timer armed in the past to fire many times. */
+        char *f = mr_ws_expect(&w, "\"type\"", 1500);
+        ck_assert_msg(f == NULL, "exp %s: unexpected %s", exps[i], f);
+        mr_ws_send_text(&w, "{\"type\":\"ping\",\"id\":1}");
+        f = mr_ws_expect(&w, "\"type\":\"pong\"", 5000);
+        ck_assert_msg(f != NULL, "exp %s: the session is gone", exps[i]);
+        free(f);
+        mr_ws_close(&w);
+    }
+}
+END_TEST
+
+/*
+ * Joining a room new on this relay does not block the relay while NATS is
+ * slow to confirm the subscription: with the server stopped, a ping sent
+ * after the join is answered first, and the join fails with `unavailable`
+ * when the confirmation does not come; once NATS is back, joins work.
+ */
+START_TEST(join_waits_for_nats_without_blocking_the_relay)
+{
+    mr_ws w;
+    mr_test_hello(&w, &relays[0], "alice", NULL);
+    mr_test_join(&w, "before");
+    kill(nats.pid, SIGSTOP);
+    mr_ws_send_text(&w, "{\"type\":\"join\",\"id\":\"slow\",\"room\":\"new-room\"}");
+    mr_ws_send_text(&w, "{\"type\":\"ping\",\"id\":\"p\"}");
+    char *f = mr_ws_expect(&w, "\"type\"", 10000);
+    bool pong_first = f && strstr(f, "\"type\":\"pong\"");
+    char *join_reply = pong_first ? mr_ws_expect(&w, "\"id\":\"slow\"", 10000) : f;
+    kill(nats.pid, SIGCONT);
+    ck_assert_msg(pong_first, "the join's answer came before the ping's: %s", f ? f : "nothing");
+    free(f);
+    ck_assert_msg(join_reply && strstr(join_reply, "\"code\":\"unavailable\""),
+                  "join without NATS: %s", join_reply ? join_reply : "nothing");
+    free(join_reply);
+    /* The room is not joined, and joining again works now. */
+    expect_error_for(&w, "{\"type\":\"leave\",\"room\":\"new-room\"}", "not_joined");
+    mr_test_join(&w, "new-room");
+    mr_ws_close(&w);
+}
+END_TEST
+
+/* Lines of `path` holding both needles. */
+static int log_lines(const char *path, const char *a, const char *b)
+{
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "cannot read %s", path);
+    char line[4096];
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        n += strstr(line, a) && strstr(line, b);
+    fclose(f);
+    return n;
+}
+
 static void setup_slow(void)
 {
     start_all("\"publish_rate\":100000,\"publish_burst\":100000,\"max_outbound_bytes\":262144", "");
@@ -427,6 +504,10 @@ START_TEST(slow_consumer_is_cut_off)
     ck_assert_msg(m && strstr(m, "after"), "fast member got %s", m ? m : "nothing");
     free(m);
     ck_assert_int_gt(received, 0);
+    /* Each close is logged once, with the session's user and the room. */
+    ck_assert_int_eq(log_lines(relays[1].log, "(user slow,", "slow consumer"), 1);
+    ck_assert_int_eq(log_lines(relays[1].log, "(user stuck,", "slow consumer"), 1);
+    ck_assert_int_eq(log_lines(relays[1].log, "slow consumer", "for room big"), 2);
     mr_ws_close(&pub);
     mr_ws_close(&fast);
 }
@@ -554,7 +635,7 @@ END_TEST
 static void setup_admin_drain(void)
 {
     start_all("\"max_connections_per_ip\":0",
-              "\"admin_api_key\":\"drain-key\",\"drain_batch\":1,"
+              "\"admin_api_key\":\"drain-key-0123456789\",\"drain_batch\":1,"
               "\"fallback_urls\":[\"ws://fallback.example:17100/\"]");
 }
 
@@ -576,11 +657,12 @@ START_TEST(admin_drain_moves_clients_and_undrain_restores)
         401);
     free(body);
     ck_assert_int_eq(mr_test_http("127.0.0.1", relays[0].admin_port, "POST", "/v1/drain",
-                                  "Authorization: Bearer drain-key\r\n", "{\"urls\":", &body),
+                                  "Authorization: Bearer drain-key-0123456789\r\n",
+                                  "{\"urls\":", &body),
                      400);
     free(body);
     ck_assert_int_eq(mr_test_http("127.0.0.1", relays[0].admin_port, "POST", "/v1/drain",
-                                  "Authorization: Bearer drain-key\r\n",
+                                  "Authorization: Bearer drain-key-0123456789\r\n",
                                   "{\"urls\":[\"ws://127.2.0.1:17100/\"]}", &body),
                      202);
     free(body);
@@ -597,7 +679,7 @@ START_TEST(admin_drain_moves_clients_and_undrain_restores)
     /* An admin drain does not stop the process; undrain takes it back into service. */
     ck_assert(mr_test_alive(relays[0].pid));
     ck_assert_int_eq(mr_test_http("127.0.0.1", relays[0].admin_port, "POST", "/v1/undrain",
-                                  "Authorization: Bearer drain-key\r\n", NULL, &body),
+                                  "Authorization: Bearer drain-key-0123456789\r\n", NULL, &body),
                      202);
     free(body);
     mr_test_relay_wait_ready(&relays[0], 200, 5000);
@@ -772,6 +854,8 @@ int main(void)
     tcase_add_test(tc, presence_on_this_relay);
     tcase_add_test(tc, nats_restart_resumes_delivery);
     tcase_add_test(tc, sigterm_drains);
+    tcase_add_test(tc, far_future_exp_keeps_the_session);
+    tcase_add_test(tc, join_waits_for_nats_without_blocking_the_relay);
 
     TCase *strict = mr_test_case(s, "strict_limits", setup_strict, teardown, 120);
     tcase_add_test(strict, flood_is_rate_limited_then_closed);

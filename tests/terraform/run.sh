@@ -96,6 +96,7 @@ crosscheck)
     mkdir -p "$tmp/etc/nats" "$tmp/nats-tls"
     head -c 48 /dev/urandom | base64 > "$tmp/etc/token.secret"
     head -c 32 /dev/urandom | base64 > "$tmp/etc/api_keys"
+    head -c 32 /dev/urandom | base64 > "$tmp/etc/relay_admin.key"
     # NATS TLS: the servers' CA and certificate (/etc/nats/tls on NATS hosts),
     # the daemons' client CA and certificates (/etc/meridian/nats).
     need openssl "install openssl (scripts/deps)"

@@ -58,6 +58,12 @@ variable "meridian_version" {
   default     = null
 }
 
+variable "relay_admin_key_parameter" {
+  description = "SSM SecureString with the relays' admin API key (drain/undrain; the health agents send it, over TLS: the relays' admin_url is https://), same name and value in every AWS region."
+  type        = string
+  default     = "/meridian/relay-admin-key"
+}
+
 variable "token_secret_parameter" {
   description = "SSM SecureString with the client token secret (same name and value in every AWS region)."
   type        = string
@@ -68,11 +74,6 @@ variable "api_keys_parameter" {
   description = "SSM SecureString with the control plane API keys."
   type        = string
   default     = "/meridian/api-keys"
-}
-
-variable "relay_admin_key_parameter" {
-  description = "SSM SecureString parameter holding the relays' admin API key (at least 16 random characters): the relays' drain API requires it, the health agents send it (over TLS: the relays' admin_url is https://)."
-  type        = string
 }
 
 variable "control_tls_parameters" {

@@ -71,10 +71,11 @@ data "aws_iam_policy_document" "assume_ec2" {
 }
 
 # One role per kind of node, each reading only the secrets it needs:
-# relays the token secret (and their TLS pair), NATS servers their TLS
-# material, the control plane and health agent the token secret, API keys
-# and (control) the PostgreSQL connection string; every daemon its NATS
-# nkey seed and client certificate.
+# relays the token secret and their admin key (and their TLS pair), NATS
+# servers their TLS material, the control plane and health agent the token
+# secret, the relays' admin key (the agent drains relays), API keys and
+# (control) the PostgreSQL connection string; every daemon its NATS nkey
+# seed and client certificate.
 locals {
   # NATS credentials (var.nats_ssm_prefix): the servers' TLS material on
   # NATS hosts, each daemon's nkey seed and client certificate on its host.

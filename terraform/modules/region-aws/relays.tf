@@ -45,7 +45,7 @@ locals {
     version           = var.meridian_version
     secrets           = local.relay_secrets
     node_id_files     = ["/etc/meridian/relay.json"]
-    extra_commands    = local.substitute
+    extra_commands    = ""
     units             = ["meridian-relay.service"]
   })
 

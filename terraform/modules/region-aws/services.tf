@@ -38,9 +38,9 @@ locals {
         return keys[0] if keys else None
     subst = {"__POSTGRES__": load("/etc/meridian/postgres.conninfo"),
              "__TOKEN_SECRET__": load("/etc/meridian/token.secret"),
-             "__API_KEY__": first_key("/etc/meridian/api_keys"),
-             "__RELAY_ADMIN_KEY__": load("/etc/meridian/relay_admin.key")}
-    for name in ("relay.json", "control.json", "healthcheck.json"):
+             "__RELAY_ADMIN_KEY__": load("/etc/meridian/relay_admin.key"),
+             "__API_KEY__": first_key("/etc/meridian/api_keys")}
+    for name in ("control.json", "healthcheck.json"):
         p = pathlib.Path("/etc/meridian") / name
         if not p.exists():
             continue
@@ -52,7 +52,7 @@ locals {
             return subst.get(v, v) if isinstance(v, str) and subst.get(v) is not None else v
         p.write_text(json.dumps(walk(json.loads(p.read_text())), indent=2) + "\n")
     PY
-    rm -f /etc/meridian/postgres.conninfo /etc/meridian/relay_admin.key
+    rm -f /etc/meridian/postgres.conninfo
   EOT
 
   service_user_data = { for role, cfg in {
@@ -73,13 +73,13 @@ locals {
           version           = var.meridian_version
           secrets = merge(
             { "/etc/meridian/token.secret" = var.token_secret_parameter },
+            role == "healthcheck" ? { "/etc/meridian/relay_admin.key" = var.relay_admin_key_parameter } : {},
             local.nats_daemon_secrets[role],
             role == "control" && var.postgres_parameter != null ? { "/etc/meridian/postgres.conninfo" = var.postgres_parameter } : {},
             role == "control" && local.control_tls ? {
               "/etc/meridian/tls/control.crt" = var.control_tls_parameters.cert
               "/etc/meridian/tls/control.key" = var.control_tls_parameters.key
             } : {},
-            role == "healthcheck" ? { "/etc/meridian/relay_admin.key" = var.relay_admin_key_parameter } : {},
             var.api_keys_parameter != null ? { "/etc/meridian/api_keys" = var.api_keys_parameter } : {},
           )
           node_id_files  = ["/etc/meridian/${role}.json"]

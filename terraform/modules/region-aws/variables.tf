@@ -154,8 +154,9 @@ variable "token_secret_parameter" {
 }
 
 variable "relay_admin_key_parameter" {
-  description = "SSM SecureString parameter holding the relays' admin API key (at least 16 characters): the relays require it on their drain API and the health agents send it (topology's __RELAY_ADMIN_KEY__ placeholder, filled in on the hosts)."
+  description = "SSM SecureString parameter holding the relays' admin API key (at least 16 characters): drain and undrain on their admin port, which the health agents call. Relays refuse every drain without it."
   type        = string
+  nullable    = false
 }
 
 variable "control_tls_parameters" {

@@ -98,11 +98,11 @@ locals {
   nats_permissions = {
     relay = { for r in local.ok_regions : r.name => {
       publish = concat(
-        ["meridian.msg.${r.name}.*", "meridian.presence.*", "meridian.history.*"],
+        ["meridian.msg.${r.name}.*", "meridian.presence.*", "meridian.relay.hb", "meridian.history.*"],
         [for op in ["INFO", "CREATE", "UPDATE"] : "$JS.API.STREAM.${op}.${local.regions[r.name].stream}"],
         ["_INBOX.*.p.*", "_GR_.*.*._INBOX.*.p.*"],
       )
-      subscribe       = ["meridian.msg.*.*", "meridian.commit.*", "meridian.presence.*", "_INBOX.>"]
+      subscribe       = ["meridian.msg.*.*", "meridian.commit.*", "meridian.presence.*", "meridian.relay.hb", "_INBOX.>"]
       allow_responses = false
     } }
     control = { for r in local.ok_regions : r.name => {
@@ -285,9 +285,8 @@ locals {
     admin_listen = "0.0.0.0:${local.url_parts[r.relays[0].admin_url].port}"
     nats         = local.daemon_nats[r.name]["relay"]
     auth         = { secret_file = "${var.config_dir}/token.secret" }
-    # The drain API's key: the relays have no key file setting yet, so hosts
-    # substitute __RELAY_ADMIN_KEY__ from config_dir/relay_admin.key.
-    admin_api_key = "__RELAY_ADMIN_KEY__"
+    # Drain and undrain need this key; the region's health agent sends it.
+    admin_api_key_file = "${var.config_dir}/relay_admin.key"
     # The region's stream lives in the region's NATS cluster, replicated on
     # up to three of its servers.
     stream    = { placement = r.name, replicas = local.stream_replicas[r.name] }
@@ -307,17 +306,17 @@ locals {
     } : {}, local.control_replicas == null ? {} : {
     stream = { replicas = local.control_replicas }
   }) if r.control != null }
-  # probe.secret must be the relays' token secret: the agent has no
-  # secret_file yet, so hosts substitute __TOKEN_SECRET__ from the file.
+  # probe.secret must be the relays' token secret and drain.relay_api_key
+  # their admin key: the agent reads neither from a file yet, so hosts
+  # substitute __TOKEN_SECRET__ and __RELAY_ADMIN_KEY__ from the files.
   healthcheck_config = { for r in local.ok_regions : r.name => {
     region       = r.name
     regions_file = "${var.config_dir}/regions.json"
     listen       = "0.0.0.0:${local.url_parts[r.healthcheck.url].port}"
     nats         = local.daemon_nats[r.name]["healthcheck"]
     probe        = { secret = "__TOKEN_SECRET__" }
-    # The relays' admin key, for the drain API of every region's relays.
-    drain     = { relay_api_key = "__RELAY_ADMIN_KEY__" }
-    dns       = { type = "dry-run" }
-    log_level = "info"
+    drain        = { relay_api_key = "__RELAY_ADMIN_KEY__" }
+    dns          = { type = "dry-run" }
+    log_level    = "info"
   } if r.healthcheck != null }
 }

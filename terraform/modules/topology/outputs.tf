@@ -97,7 +97,7 @@ output "dns" {
 }
 
 output "relay_config" {
-  description = "Per region: meridian-relay config (node_id is added per host; admin_api_key is the placeholder __RELAY_ADMIN_KEY__, filled in on the host)."
+  description = "Per region: meridian-relay config (node_id is added per host; admin_api_key_file names config_dir/relay_admin.key)."
   value       = local.relay_config
 }
 

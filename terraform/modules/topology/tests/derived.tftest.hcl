@@ -20,8 +20,8 @@ run "keys_tls_and_replicas" {
     regions_file = "tests/fixtures/two-regions.json"
   }
   assert {
-    condition     = alltrue([for r, c in output.relay_config : c.admin_api_key == "__RELAY_ADMIN_KEY__"])
-    error_message = "every relay config carries the admin key placeholder"
+    condition     = alltrue([for r, c in output.relay_config : c.admin_api_key_file == "/etc/meridian/relay_admin.key"])
+    error_message = "every relay config reads the admin key from its file"
   }
   assert {
     condition     = output.healthcheck_config["eu"].drain.relay_api_key == "__RELAY_ADMIN_KEY__"
