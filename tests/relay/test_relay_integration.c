@@ -368,7 +368,7 @@ START_TEST(join_waits_for_nats_without_blocking_the_relay)
     mr_ws w;
     mr_test_hello(&w, &relays[0], "alice", NULL);
     mr_test_join(&w, "before");
-    kill(nats.pid, SIGSTOP);
+    mr_test_stop_process(nats.pid);
     mr_ws_send_text(&w, "{\"type\":\"join\",\"id\":\"slow\",\"room\":\"new-room\"}");
     mr_ws_send_text(&w, "{\"type\":\"ping\",\"id\":\"p\"}");
     char *f = mr_ws_expect(&w, "\"type\"", 10000);
