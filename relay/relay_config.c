@@ -48,6 +48,7 @@ void relay_config_defaults(relay_config *c)
     c->drain_grace_ms = 10000;
     c->drain_batch = 100;
     relay_config_set_str(&c->log_level, "info");
+    relay_config_set_str(&c->log_format, "text");
     c->workers = 1;
     c->jetstream = true;
     c->publish_ack_timeout_ms = 5000;
@@ -149,6 +150,7 @@ static const char *const top_keys[] = {"region",
                                        "fallback_urls",
                                        "admin_api_key",
                                        "admin_api_key_file",
+                                       "log_format",
                                        NULL};
 static const char *const presence_keys[] = {"heartbeat_ms", "expire_heartbeats", NULL};
 static const char *const publish_keys[] = {"ack_timeout_ms", "retries", NULL};
@@ -204,6 +206,7 @@ int relay_config_load(relay_config *c, const char *path, char *err, size_t errle
     set_from(&cfg, root, "", "admin_listen", &c->admin_listen);
     set_from(&cfg, root, "", "static_dir", &c->static_dir);
     set_from(&cfg, root, "", "log_level", &c->log_level);
+    set_from(&cfg, root, "", "log_format", &c->log_format);
     mr_nats_conf_read(&c->nats, &cfg, root, "nats");
     json_t *origins = mr_cfg_str_array(&cfg, root, "", "origins");
     if (origins)
@@ -407,6 +410,10 @@ int relay_config_validate(const relay_config *c, char *err, size_t errlen)
         snprintf(err, errlen, "log_level: \"%s\" must be error, warn, info or debug", c->log_level);
         return -1;
     }
+    if (mr_log_format_parse(c->log_format) < 0) {
+        snprintf(err, errlen, "log_format: \"%s\" must be text or json", c->log_format);
+        return -1;
+    }
     return 0;
 }
 
@@ -428,6 +435,7 @@ void relay_config_free(relay_config *c)
     free(c->origins);
     free(c->static_dir);
     free(c->log_level);
+    free(c->log_format);
     free(c->stream_placement);
     for (size_t i = 0; i < c->fallback_count; i++)
         free(c->fallback_urls[i]);

@@ -63,7 +63,8 @@ typedef struct relay_config {
     char *admin_api_key; /* Bearer key for POST /v1/drain and /v1/undrain; NULL: both disabled */
     char *static_dir;
     char *log_level;
-    int64_t workers; /* reserved: processes sharing the listen port */
+    char *log_format; /* "text" or "json" */
+    int64_t workers;  /* reserved: processes sharing the listen port */
     /* Durability: JetStream publishes acked by the region's stream. */
     bool jetstream;
     int64_t publish_ack_timeout_ms;

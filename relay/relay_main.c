@@ -194,6 +194,7 @@ int main(int argc, char **argv)
         return 0;
     }
     mr_log_set_level((mr_log_level)mr_log_level_parse(cfg.log_level));
+    mr_log_set_format((mr_log_format)mr_log_format_parse(cfg.log_format));
 
     /* Block signals before any thread starts so that they all inherit the mask. */
     signal_ctx sc;

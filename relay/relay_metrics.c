@@ -6,6 +6,9 @@
 relay_metrics relay_m = {
     .connections = MR_GAUGE("meridian_relay_connections", "Open client WebSocket connections."),
     .rooms = MR_GAUGE("meridian_relay_rooms", "Rooms with at least one member on this relay."),
+    .members = MR_GAUGE("meridian_relay_members",
+                        "Room memberships of this relay's connections (its share of presence)."),
+    .joins = MR_COUNTER("meridian_relay_joins_total", "Room joins accepted (memberships created)."),
     .nats_connected =
         MR_GAUGE("meridian_relay_nats_connected", "1 when the NATS connection is up."),
     .draining = MR_GAUGE("meridian_relay_draining", "1 while the relay drains."),
@@ -60,6 +63,8 @@ void relay_metrics_register(void)
     static char labels[MR_ERR_COUNT][48];
     mr_metric *plain[] = {&relay_m.connections,
                           &relay_m.rooms,
+                          &relay_m.members,
+                          &relay_m.joins,
                           &relay_m.nats_connected,
                           &relay_m.draining,
                           &relay_m.connections_total,

@@ -6,7 +6,8 @@
 #include "mr_proto.h"
 
 typedef struct relay_metrics {
-    mr_metric connections, rooms, nats_connected, draining;
+    mr_metric connections, rooms, members, nats_connected, draining;
+    mr_metric joins;
     mr_metric connections_total, frames_in, frames_out, bytes_in, bytes_out;
     mr_metric publishes, acks, deliveries, duplicates_dropped, commits, recovered_from_commit;
     mr_metric commits_repeated, awaiting_forgotten;

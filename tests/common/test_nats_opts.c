@@ -120,7 +120,8 @@ START_TEST(nonce_signature)
     unsigned char raw[35];
     const char *b32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     for (int i = 0, bits = 0, acc = 0, o = 0; pubs[0][i]; i++) {
-        acc = (acc << 5) | (int)(strchr(b32, pubs[0][i]) - b32);
+        /* Only the bits not yet emitted (fewer than 8) matter: keep the shift in range. */
+        acc = ((acc & 0xff) << 5) | (int)(strchr(b32, pubs[0][i]) - b32);
         if ((bits += 5) >= 8)
             raw[o++] = (unsigned char)(acc >> (bits -= 8));
     }

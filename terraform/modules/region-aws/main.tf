@@ -98,7 +98,8 @@ locals {
       try(var.tls_ssm_parameters.key, null),
     ], values(local.nats_daemon_secrets["relay"])))
     nats = distinct(flatten([for m in values(local.nats_server_secrets) : values(m)]))
-    service = distinct(compact(concat([var.token_secret_parameter, var.relay_admin_key_parameter, var.api_keys_parameter, var.postgres_parameter],
+    service = distinct(compact(concat([var.token_secret_parameter, var.api_keys_parameter, var.postgres_parameter,
+      var.relay_admin_key_parameter, try(var.control_tls_parameters.cert, null), try(var.control_tls_parameters.key, null)],
     values(local.nats_daemon_secrets["control"]), values(local.nats_daemon_secrets["healthcheck"]))))
   }
   parameter_arn = "arn:${data.aws_partition.current.partition}:ssm:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:parameter"
