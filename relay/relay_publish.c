@@ -401,15 +401,17 @@ static bool stored_by_stream(const char *data, size_t len, char *why, size_t why
     return true;
 }
 
-void relay_publish_ack(relay *r, const char *token, const char *data, size_t len)
+bool relay_publish_ack(relay *r, const char *token, const char *data, size_t len)
 {
     struct relay_pubs *ps = r->pubs;
     uint32_t i, gen;
-    if (!ps || !parse_token(token, &i, &gen) || i >= ps->cap || ps->slot[i].gen != gen ||
-        !ps->slot[i].frame.data)
-        return; /* a late PubAck of a publish already answered */
+    if (!parse_token(token, &i, &gen))
+        return false;
+    if (!ps || i >= ps->cap || ps->slot[i].gen != gen || !ps->slot[i].frame.data)
+        return true; /* a late PubAck of a publish already answered */
     char why[160] = "";
     finish(r, ps, i, stored_by_stream(data, len, why, sizeof why), why);
+    return true;
 }
 
 void relay_publish_tick(relay *r, int64_t now_us)

@@ -34,9 +34,10 @@ int relay_publish(relay *r, relay_conn *c, const mr_frame *f, relay_published *o
  * A reply on this relay's inbox with token RELAY_INBOX_PUBACK + `token`:
  * the PubAck of a JetStream publish (or the server's error or status in its
  * place). Sends the publisher its `ack`, or `unavailable`; a token of no
- * publish waiting (answered already, late) is ignored.
+ * publish waiting (answered already, late) is ignored. Returns false when
+ * `token` is not one the relay makes (slot.gen in hex), true otherwise.
  */
-void relay_publish_ack(relay *r, const char *token, const char *data, size_t len);
+bool relay_publish_ack(relay *r, const char *token, const char *data, size_t len);
 /**
  * Housekeeping: publish again, with the same Nats-Msg-Id, what has waited
  * publish.ack_timeout_ms for its PubAck, and fail what has no retries left.
