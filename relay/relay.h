@@ -86,6 +86,7 @@ typedef struct relay {
     json_t *drain_urls; /* where to send clients (admin drain), or NULL for the config's */
     bool drain_started; /* lws thread: reconnect frames sent */
     bool closing_all;
+    bool destroying; /* lws thread: relay_server_stop is closing every session at once */
     lws_sorted_usec_list_t drain_sul;
 } relay;
 

@@ -348,6 +348,7 @@ void relay_server_stop(relay *r)
         relay_nats_flush(r->nats);
     }
     relay_nats_close(r->nats);
+    r->destroying = true;
     if (r->lws)
         lws_context_destroy(r->lws);
     r->lws = NULL;

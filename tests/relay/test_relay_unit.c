@@ -158,7 +158,6 @@ START_TEST(rooms_membership)
     ck_assert(!created && !first);
     relay_member *m3 = relay_room_join(&rs, "r", 1, (void *)&s3, "bob", &created, &first);
     ck_assert(first);
-    ck_assert_ptr_eq(relay_room_join(&rs, "r", 1, (void *)&s3, "bob", &created, &first), m3);
     relay_room *room = relay_room_find(&rs, "r", 1);
     ck_assert_int_eq(room->member_count, 3);
     ck_assert_int_eq(room->users.count, 2);
