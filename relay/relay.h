@@ -75,6 +75,7 @@ typedef struct relay {
     _Atomic int64_t loop_alive_us; /* the service loop's last housekeeping tick */
     _Atomic bool listening;        /* the WebSocket listener is bound (checked every second) */
     int listen_check_ticks;        /* lws thread: ticks until the next listener check */
+    int trim_ticks;                /* lws thread: ticks until free heap is given back */
 
     _Atomic bool draining; /* set by the signal thread on SIGTERM */
     _Atomic bool stopping; /* set when the process should exit now */
