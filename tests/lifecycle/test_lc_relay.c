@@ -301,7 +301,7 @@ START_TEST(reload_refuses_listen_and_bad_files_change_nothing)
     /* listen cannot move without a restart: refused with the key named, the rest applies. */
     int old_port = rp.port, new_port = mr_test_free_port();
     rp.port = new_port;
-    write_config("{\"secret\":\"" MR_TEST_SECRET "\"}", "\"log_level\":\"debug\"");
+    write_config("{\"secret\":\"" MR_TEST_SECRET "\"}", "\"drain_batch\":50");
     rp.port = old_port;
     reload_and_wait("reload: applied", 1);
     ck_assert_msg(lc_log_wait(rp.log, "listen", 100) &&
