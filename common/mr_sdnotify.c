@@ -40,7 +40,14 @@ int mr_sdnotify(const char *state)
     int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
-    ssize_t r = sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa, len);
+    /*
+     * Never wait: a unix datagram socket queues only a few messages
+     * (net.unix.max_dgram_qlen, 10 by default) and a reader that falls behind
+     * would otherwise stall the event loop that sends the watchdog pings. A
+     * ping dropped on a full queue is followed by the next one.
+     */
+    ssize_t r =
+        sendto(fd, state, strlen(state), MSG_NOSIGNAL | MSG_DONTWAIT, (struct sockaddr *)&sa, len);
     int saved = errno;
     close(fd);
     errno = saved;
