@@ -147,8 +147,9 @@ int hc_config_load(hc_agent *a, const char *path, const char *listen_override, c
         json_decref(root);
         return -1;
     }
-    mr_log_set_level((mr_log_level)lvl);
-    mr_log_set_format((mr_log_format)fmt);
+    /* Applied by the caller once the whole file proved good (a reload may still refuse it). */
+    a->log_level = lvl;
+    a->log_format = fmt;
     a->regions = mr_regions_load(regions_file, err, errlen);
     if (!a->regions) {
         json_decref(root);

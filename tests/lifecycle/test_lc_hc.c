@@ -33,6 +33,7 @@ static void setup(void)
     mr_test_nats_start(&nats, false);
     port = mr_test_free_port();
     relay_port = mr_test_free_port(); /* nothing listens there: every probe fails */
+    int relay_admin_port = mr_test_free_port();
     snprintf(cfg, sizeof cfg, "%s/healthcheck.json", tmp);
     snprintf(log_path, sizeof log_path, "%s/healthcheck.log", tmp);
     snprintf(regions, sizeof regions, "%s/regions.json", tmp);
@@ -47,7 +48,7 @@ static void setup(void)
              "\"ws_url\":\"ws://127.0.0.1:%d/\",\"admin_url\":\"http://127.0.0.1:%d\"}],"
              "\"nats\":{\"servers\":[{\"name\":\"eu-nats\",\"host\":\"127.0.0.1\","
              "\"client_port\":4222,\"cluster_port\":6222,\"gateway_port\":7222}]}}]}",
-             relay_port, relay_port, relay_port);
+             relay_port, relay_port, relay_admin_port);
     ck_assert_int_eq(mr_test_write_file(regions, text), 0);
     pid = 0;
 }
