@@ -240,6 +240,13 @@ void hc_agent_take_reloadable(hc_agent *a, hc_agent *next)
     a->relay_api_key = next->relay_api_key;
     next->relay_api_key = t;
     a->log_level = next->log_level;
+    /* The probe token is signed again on the next round (hc_round.c, refresh_token). */
+    if (strcmp(a->probe_secret, next->probe_secret) != 0) {
+        t = a->probe_secret;
+        a->probe_secret = next->probe_secret;
+        next->probe_secret = t;
+        a->token_renew_us = 0;
+    }
 }
 
 void hc_agent_check(hc_agent *a, mr_check *chk)

@@ -43,7 +43,7 @@ bool hc_agent_ready(hc_agent *a);
 /**
  * SIGHUP: take from `next` (a new agent read from the same files, never
  * started) what can change while running: the drain API key, the relays'
- * admin key and the log level. `next` gets the replaced values, for
+ * admin key, the probe secret and the log level. `next` gets the replaced values, for
  * hc_agent_free.
  */
 void hc_agent_take_reloadable(hc_agent *a, hc_agent *next);

@@ -36,7 +36,8 @@ typedef struct hc_life {
 } hc_life;
 
 /* What SIGHUP applies; any other changed key waits for a restart. */
-static const char *const reloadable[] = {"api_key", "drain.relay_api_key", "log_level", NULL};
+static const char *const reloadable[] = {"api_key", "drain.relay_api_key", "probe.secret",
+                                         "log_level", NULL};
 
 /*
  * SIGHUP: read the configuration and the regions file again into a new
@@ -64,7 +65,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
     int level, format;
     hc_agent_log_settings(l->a, &level, &format);
     mr_log_set_level((mr_log_level)level);
-    mr_log_info("reload: applied: API keys and log level%s",
+    mr_log_info("reload: applied: API keys, probe secret and log level%s",
                 refused ? "; see above for keys that need a restart" : "");
     mr_sdnotify_ready(NULL);
 }
@@ -87,9 +88,9 @@ static void usage(FILE *f)
                "             listen address binds and the probe secret is long enough, exit\n"
                "  --version  print the version and exit\n"
                "  see docs/healthcheck.md for the configuration file\n\n"
-               "Signals: SIGTERM or SIGINT stop. SIGHUP reloads api_key, drain.relay_api_key\n"
-               "and log_level; other changed keys are logged as needing a restart, and a file\n"
-               "that is not valid changes nothing.\n\n"
+               "Signals: SIGTERM or SIGINT stop. SIGHUP reloads api_key, drain.relay_api_key,\n"
+               "probe.secret and log_level; other changed keys are logged as needing a\n"
+               "restart, and a file that is not valid changes nothing.\n\n"
                "Exit status: 0 after a clean stop (or --check finding no error), 1 when the\n"
                "agent could not start (its port in use, NATS refusing it), 2 for a\n"
                "configuration or usage error (with --check: anything a start would trip over).\n");
