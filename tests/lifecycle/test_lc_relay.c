@@ -197,6 +197,7 @@ START_TEST(relay_tells_systemd_ready_watchdog_reload_stop)
     ck_assert(mr_test_alive(rp.pid));
 
     /* SIGTERM: STOPPING=1, then a clean exit. */
+    lc_notify_drain(&nt);
     ck_assert_int_eq(kill(rp.pid, SIGTERM), 0);
     ck_assert_msg(lc_notify_expect(&nt, "STOPPING=1", 5000), "no STOPPING=1: %s", nt.seen);
     ck_assert_int_eq(lc_exit_status(rp.pid, 15000), 0);
