@@ -34,16 +34,18 @@ static mr_test_relay rp;
 static lc_notify nt;
 static char *tmp;
 
-/* The relay's config with `auth` (a JSON object) and `extra` top-level members. */
+/* The relay's config with `auth` (a JSON object) and `extra` top-level members (its own
+ * "limits" replaces the default one). */
 static void write_config(const char *auth, const char *extra)
 {
     char text[8192];
     snprintf(text, sizeof text,
              "{\"region\":\"test\",\"node_id\":\"relay-1\",\"listen\":\"127.0.0.1:%d\","
              "\"admin_listen\":\"127.0.0.1:%d\",\"nats\":[\"%s\"],\"auth\":%s,"
-             "\"jetstream\":false,\"drain_grace_ms\":500,\"log_level\":\"info\","
-             "\"limits\":{\"max_connections_per_ip\":0}%s%s}",
-             rp.port, rp.admin_port, nats.url, auth, extra[0] ? "," : "", extra);
+             "\"jetstream\":false,\"drain_grace_ms\":500,\"log_level\":\"info\"%s%s%s}",
+             rp.port, rp.admin_port, nats.url, auth,
+             strstr(extra, "\"limits\"") ? "" : ",\"limits\":{\"max_connections_per_ip\":0}",
+             extra[0] ? "," : "", extra);
     ck_assert_int_eq(mr_test_write_file(rp.cfg, text), 0);
 }
 
@@ -418,6 +420,35 @@ START_TEST(reload_serves_a_new_certificate_to_new_connections)
 }
 END_TEST
 
+/* ---- SIGHUP: limits apply to what comes next, sessions stay ---- */
+
+START_TEST(reload_applies_limits_without_closing_sessions)
+{
+    write_config("{\"secret\":\"" MR_TEST_SECRET "\"}", "");
+    spawn_relay();
+    mr_test_relay_wait_ready(&rp, 200, 15000);
+    mr_ws a, b, c;
+    hello_ok(&a, MR_TEST_SECRET, NULL, "a");
+    mr_test_join(&a, "r");
+    hello_ok(&b, MR_TEST_SECRET, NULL, "b");
+    mr_test_join(&b, "r");
+    /* Two connections per address from now on: both open ones stay, a third is refused. */
+    write_config("{\"secret\":\"" MR_TEST_SECRET "\"}",
+                 "\"limits\":{\"max_connections_per_ip\":2}");
+    reload_and_wait("reload: applied", 1);
+    ck_assert_int_ne(mr_ws_connect(&c, "127.0.0.1", rp.port, NULL), 101);
+    mr_ws_close(&c);
+    still_connected(&a, &b, "m-after-limit");
+    /* Back to no limit: the third comes in. */
+    write_config("{\"secret\":\"" MR_TEST_SECRET "\"}", "");
+    reload_and_wait("reload: applied", 2);
+    hello_ok(&c, MR_TEST_SECRET, NULL, "c");
+    mr_ws_close(&c);
+    mr_ws_close(&a);
+    mr_ws_close(&b);
+}
+END_TEST
+
 /* ---- exit codes and --check ---- */
 
 static int run_relay(const char *cfg, bool check)
@@ -482,8 +513,7 @@ START_TEST(check_finds_what_start_would_trip_over)
     ck_assert_int_eq(run_relay(rp.cfg, true), 2);
     ck_assert(run_log_has("does not match"));
     /* A certificate that cannot be read. */
-    snprintf(extra, sizeof extra, "\"tls\":{\"cert\":\"%s/none.crt\",\"key\":\"%s\"}", tmp,
-             p1.key);
+    snprintf(extra, sizeof extra, "\"tls\":{\"cert\":\"%s/none.crt\",\"key\":\"%s\"}", tmp, p1.key);
     write_config("{\"secret\":\"" MR_TEST_SECRET "\"}", extra);
     ck_assert_int_eq(run_relay(rp.cfg, true), 2);
     ck_assert(run_log_has("none.crt"));
@@ -520,6 +550,7 @@ int main(void)
     tcase_add_test(tc, reload_reads_secret_files_again);
     tcase_add_test(tc, reload_refuses_listen_and_bad_files_change_nothing);
     tcase_add_test(tc, reload_serves_a_new_certificate_to_new_connections);
+    tcase_add_test(tc, reload_applies_limits_without_closing_sessions);
     tc = mr_test_case(s, "exit", setup, teardown, 90);
     tcase_add_test(tc, exit_codes_config_error_2_start_failure_1);
     tcase_add_test(tc, check_finds_what_start_would_trip_over);
