@@ -532,6 +532,9 @@ int main(int argc, char **argv)
     mr_log_init("control", (mr_log_level)level);
     mr_log_set_format((mr_log_format)format);
     signal(SIGPIPE, SIG_IGN);
+    /* Until the reload handler is installed (the loop starts after NATS), a hangup must not
+     * kill the daemon: systemd may send one while a long migration runs. */
+    signal(SIGHUP, SIG_IGN);
     ctl_db_set_auto_migrate(cfg->auto_migrate);
     if (startup_schema_check(cfg) != 0) {
         ctl_config_free(cfg);

@@ -51,7 +51,11 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
     mr_sdnotify_reloading();
     mr_log_info("SIGHUP: reloading %s", l->config);
     char err[1024];
+    mr_log_level level = mr_log_get_level();
+    mr_log_format format = mr_log_get_format();
     hc_agent *next = hc_agent_new(l->base, l->config, l->listen, err, sizeof err);
+    mr_log_set_level(level);   /* the load applied the file's; only an accepted file changes it */
+    mr_log_set_format(format); /* log_format needs a restart */
     if (!next) {
         mr_log_error("reload: refused: %s; the running configuration stays", err);
         mr_sdnotify_ready(NULL);
@@ -62,9 +66,9 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
     json_decref(json);
     hc_agent_take_reloadable(l->a, next);
     hc_agent_free(next);
-    int level, format;
-    hc_agent_log_settings(l->a, &level, &format);
-    mr_log_set_level((mr_log_level)level);
+    int new_level, new_format;
+    hc_agent_log_settings(l->a, &new_level, &new_format);
+    mr_log_set_level((mr_log_level)new_level);
     mr_log_info("reload: applied: API keys, probe secret and log level%s",
                 refused ? "; see above for keys that need a restart" : "");
     mr_sdnotify_ready(NULL);
@@ -144,10 +148,6 @@ int main(int argc, char **argv)
         event_base_free(base);
         return 2;
     }
-    int level, format;
-    hc_agent_log_settings(a, &level, &format);
-    mr_log_set_level((mr_log_level)level);
-    mr_log_set_format((mr_log_format)format);
     if (check) {
         mr_check chk = {.prog = "meridian-healthcheck"};
         hc_agent_check(a, &chk);
