@@ -158,6 +158,7 @@ int main(int argc, char **argv)
             path = argv[i] + 9;
         if (path && relay_config_load(&cfg, path, err, sizeof err) != 0) {
             fprintf(stderr, "meridian-relay: %s\n", err);
+            relay_config_free(&cfg); /* exit codes hold under LeakSanitizer too */
             return 2;
         }
         if (path && npaths < sizeof paths / sizeof paths[0])
@@ -192,17 +193,21 @@ int main(int argc, char **argv)
             break;
         case 'V':
             printf("meridian-relay %s\n", MERIDIAN_VERSION);
+            relay_config_free(&cfg);
             return 0;
         case 'h':
             fputs(usage, stdout);
+            relay_config_free(&cfg);
             return 0;
         default:
             fputs(usage, stderr);
+            relay_config_free(&cfg);
             return 2;
         }
     }
     if (optind < argc) {
         fprintf(stderr, "meridian-relay: unexpected argument \"%s\"\n%s", argv[optind], usage);
+        relay_config_free(&cfg);
         return 2;
     }
     if (relay_config_validate(&cfg, err, sizeof err) != 0) {
