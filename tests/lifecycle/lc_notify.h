@@ -13,7 +13,7 @@
 
 typedef struct lc_notify {
     int fd;
-    char name[600]; /* the NOTIFY_SOCKET value: a path, or "@name" for an abstract socket */
+    char name[600];  /* the NOTIFY_SOCKET value: a path, or "@name" for an abstract socket */
     char seen[8192]; /* every message received so far, one per line ("|" between lines) */
 } lc_notify;
 

@@ -16,9 +16,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define KEY1     "agent-key-one-0123456789"
-#define KEY2     "agent-key-two-0123456789"
-#define SECRET   "probe-secret-for-the-relays-0123456789"
+#define KEY1   "agent-key-one-0123456789"
+#define KEY2   "agent-key-two-0123456789"
+#define SECRET "probe-secret-for-the-relays-0123456789"
 
 static mr_test_nats nats;
 static lc_notify nt;
