@@ -11,6 +11,14 @@
 #include <jansson.h>
 #include <stddef.h>
 
+/* Exchange two lvalues of one type: a reload swaps a value in, the old one out for freeing. */
+#define MR_SWAP(a, b)                                                                              \
+    do {                                                                                           \
+        __typeof__(a) mr_swap_tmp_ = (a);                                                          \
+        (a) = (b);                                                                                 \
+        (b) = mr_swap_tmp_;                                                                        \
+    } while (0)
+
 /**
  * Log "reload: KEY changed but needs a restart; the running value stays"
  * for every dotted key path that differs between `running` and `next` and

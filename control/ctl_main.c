@@ -15,8 +15,8 @@
 #include "ctl_ingest.h"
 #include "ctl_pool.h"
 #include "mr_admin.h"
-#include "mr_check.h"
 #include "mr_alloc.h"
+#include "mr_check.h"
 #include "mr_config.h"
 #include "mr_log.h"
 #include "mr_metrics.h"
@@ -311,13 +311,6 @@ static int build_config(ctl_config *cfg, const ctl_flags *f, char *err, size_t e
 static const char *const reloadable[] = {"api_keys", "api_keys_file", "tls.cert",
                                          "tls.key",  "log_level",     NULL};
 
-#define SWAP(a, b)                                                                                 \
-    do {                                                                                           \
-        __typeof__(a) swap_tmp_ = (a);                                                             \
-        (a) = (b);                                                                                 \
-        (b) = swap_tmp_;                                                                           \
-    } while (0)
-
 /*
  * SIGHUP, on the loop thread (which alone reads the API keys and the TLS
  * context): read the file again into a new configuration, prove it whole,
@@ -343,17 +336,17 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
     int refused = mr_reload_refuse_changes(st->running_json, json, reloadable);
     json_decref(json);
     ctl_config *cur = &st->cfg;
-    SWAP(cur->api_keys, next.api_keys);
-    SWAP(cur->napi_keys, next.napi_keys);
-    SWAP(cur->api_keys_file, next.api_keys_file);
+    MR_SWAP(cur->api_keys, next.api_keys);
+    MR_SWAP(cur->napi_keys, next.napi_keys);
+    MR_SWAP(cur->api_keys_file, next.api_keys_file);
     if (cur->tls_cert && next.tls_cert) {
-        SWAP(cur->tls_cert, next.tls_cert);
-        SWAP(cur->tls_key, next.tls_key);
+        MR_SWAP(cur->tls_cert, next.tls_cert);
+        MR_SWAP(cur->tls_key, next.tls_key);
     } else if (!cur->tls_cert != !next.tls_cert) {
         mr_log_warn("reload: tls changed between TLS and plain HTTP but needs a restart; the "
                     "running value stays");
     }
-    SWAP(cur->log_level, next.log_level);
+    MR_SWAP(cur->log_level, next.log_level);
     mr_log_set_level((mr_log_level)mr_log_level_parse(cur->log_level));
     ctl_config_free(&next);
     mr_log_info("reload: applied: %zu API key(s)%s, log level %s%s", cur->napi_keys,

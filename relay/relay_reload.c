@@ -78,13 +78,6 @@ void relay_reload_free(relay *r)
     r->reload = NULL;
 }
 
-#define SWAP(a, b)                                                                                 \
-    do {                                                                                           \
-        __typeof__(a) swap_tmp_ = (a);                                                             \
-        (a) = (b);                                                                                 \
-        (b) = swap_tmp_;                                                                           \
-    } while (0)
-
 /* Load the files into `next` and prove them; -1 with the reason in `err`. */
 static int load_next(relay *r, relay_config *next, char *err, size_t errlen)
 {
@@ -122,10 +115,10 @@ static int swap_certificate(relay *r, relay_config *next)
 static void apply(relay *r, relay_config *next)
 {
     relay_config *cur = r->cfg;
-    SWAP(cur->keys, next->keys);
-    SWAP(cur->nkeys, next->nkeys);
-    SWAP(cur->issuer, next->issuer);
-    SWAP(cur->audience, next->audience);
+    MR_SWAP(cur->keys, next->keys);
+    MR_SWAP(cur->nkeys, next->nkeys);
+    MR_SWAP(cur->issuer, next->issuer);
+    MR_SWAP(cur->audience, next->audience);
     cur->leeway_s = next->leeway_s;
     r->jwt.keys = cur->keys;
     r->jwt.nkeys = cur->nkeys;
@@ -145,22 +138,22 @@ static void apply(relay *r, relay_config *next)
     l->handshake_timeout_ms = n->handshake_timeout_ms;
     l->max_bad_frames = n->max_bad_frames;
 
-    SWAP(cur->log_level, next->log_level);
+    MR_SWAP(cur->log_level, next->log_level);
     mr_log_set_level((mr_log_level)mr_log_level_parse(cur->log_level));
     pthread_mutex_lock(&r->drain_lock);
-    SWAP(cur->admin_api_key, next->admin_api_key);
+    MR_SWAP(cur->admin_api_key, next->admin_api_key);
     pthread_mutex_unlock(&r->drain_lock);
-    SWAP(cur->origins, next->origins);
-    SWAP(cur->origin_count, next->origin_count);
-    SWAP(cur->fallback_urls, next->fallback_urls);
-    SWAP(cur->fallback_count, next->fallback_count);
+    MR_SWAP(cur->origins, next->origins);
+    MR_SWAP(cur->origin_count, next->origin_count);
+    MR_SWAP(cur->fallback_urls, next->fallback_urls);
+    MR_SWAP(cur->fallback_count, next->fallback_count);
     cur->drain_grace_ms = next->drain_grace_ms;
     cur->drain_batch = next->drain_batch;
 
     if (cur->tls_cert && next->tls_cert) {
         if (swap_certificate(r, next) == 0) {
-            SWAP(cur->tls_cert, next->tls_cert);
-            SWAP(cur->tls_key, next->tls_key);
+            MR_SWAP(cur->tls_cert, next->tls_cert);
+            MR_SWAP(cur->tls_key, next->tls_key);
             mr_log_info("reload: tls: serving %s to new connections", cur->tls_cert);
         } else {
             mr_log_error("reload: tls: the certificate could not be installed; new connections "
