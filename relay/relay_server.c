@@ -48,8 +48,8 @@
 
 /* Ticks between two checks of the listening socket. */
 #define LISTEN_CHECK_TICKS 10
-/* Housekeeping ticks between two malloc_trim calls (10 s). */
-#define TRIM_TICKS 100
+/* Housekeeping ticks between two malloc_trim calls (1 s). */
+#define TRIM_TICKS 10
 
 /*
  * Whether something is bound to the WebSocket address. lws 4.1 starts a
