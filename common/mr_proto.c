@@ -164,6 +164,16 @@ int mr_proto_parse(const char *buf, size_t len, mr_frame *f, mr_proto_err *err)
             f->has_since = true;
             f->since = json_integer_value(since);
         }
+        json_t *rewind = json_object_get(root, "rewind");
+        if (rewind) {
+            if (!json_is_integer(rewind) || json_integer_value(rewind) < 0 || since) {
+                fail(err, MR_ERR_BAD_FRAME,
+                     "field \"rewind\" must be a non-negative integer, without \"since\"");
+                goto err;
+            }
+            f->has_rewind = true;
+            f->rewind = json_integer_value(rewind);
+        }
     } else if (strcmp(t, "leave") == 0 || strcmp(t, "presence") == 0) {
         f->type = t[0] == 'l' ? MR_FRAME_LEAVE : MR_FRAME_PRESENCE;
         if (get_room(root, f, err) < 0)

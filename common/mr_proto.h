@@ -80,6 +80,8 @@ typedef struct mr_frame {
     bool presence; /* join: receive presence events (default true) */
     bool has_since;
     int64_t since; /* join: last seq seen */
+    bool has_rewind;
+    int64_t rewind; /* join: the last N messages of the room (not with since) */
 } mr_frame;
 
 typedef struct mr_proto_err {

@@ -237,7 +237,10 @@ static void on_join(relay_conn *c, const mr_frame *f)
     c->memberships = m;
     c->room_count++;
     /* `joined` follows once the room is subscribed (and, with since, the history is known). */
-    relay_resume_start(r, c, m, f->has_since ? f->since : -1, f->id);
+    if (f->has_rewind)
+        relay_resume_rewind(r, c, m, f->rewind, f->id);
+    else
+        relay_resume_start(r, c, m, f->has_since ? f->since : -1, f->id);
     relay_presence_local(r, room, c->user, +1, c);
 }
 

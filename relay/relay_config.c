@@ -58,6 +58,7 @@ void relay_config_defaults(relay_config *c)
     c->stream_duplicate_window_s = 120;
     c->stream_replicas = 1;
     c->resume_limit = 1000;
+    c->rewind_max = 100;
     c->resume_timeout_ms = 5000;
     c->commit_repair_ms = 3000;
     c->presence_heartbeat_ms = 1000;
@@ -156,7 +157,8 @@ static const char *const presence_keys[] = {"heartbeat_ms", "expire_heartbeats",
 static const char *const publish_keys[] = {"ack_timeout_ms", "retries", NULL};
 static const char *const stream_keys[] = {"max_age_s", "max_bytes", "duplicate_window_s",
                                           "replicas",  "placement", NULL};
-static const char *const resume_keys[] = {"limit", "timeout_ms", "commit_repair_ms", NULL};
+static const char *const resume_keys[] = {"limit", "timeout_ms", "commit_repair_ms", "rewind_max",
+                                          NULL};
 static const char *const auth_keys[] = {"secret",   "secret_file", "issuer",
                                         "audience", "leeway_s",    NULL};
 static const char *const tls_keys[] = {"cert", "key", "ciphersuites", "hsts_max_age", NULL};
@@ -302,6 +304,7 @@ int relay_config_load(relay_config *c, const char *path, char *err, size_t errle
     json_t *res = mr_cfg_obj(&cfg, root, "", "resume");
     mr_cfg_check_keys(&cfg, res, "resume", resume_keys);
     c->resume_limit = mr_cfg_int(&cfg, res, "resume", "limit", c->resume_limit, 1, 1000);
+    c->rewind_max = mr_cfg_int(&cfg, res, "resume", "rewind_max", c->rewind_max, 0, 1000);
     c->resume_timeout_ms =
         mr_cfg_int(&cfg, res, "resume", "timeout_ms", c->resume_timeout_ms, 100, 600000);
     c->commit_repair_ms =

@@ -76,6 +76,7 @@ typedef struct relay_config {
     char *stream_placement;
     /* Resume: history fetched from the control plane on join with `since`. */
     int64_t resume_limit;
+    int64_t rewind_max; /* most messages a join's `rewind` replays (0: rewind is off) */
     int64_t resume_timeout_ms;
     int64_t commit_repair_ms; /* fetch commits missing for this long from history (0: off) */
     /* Presence across relays. */

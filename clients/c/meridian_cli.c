@@ -69,6 +69,7 @@ enum {
     OPT_MID,
     OPT_JSON,
     OPT_SINCE,
+    OPT_REWIND,
     OPT_COUNT,
     OPT_QUIET,
     OPT_VERBOSE,
@@ -95,6 +96,7 @@ typedef struct cli_opts {
     const char *mid;
     bool json;
     long long since;
+    long long rewind;
     long long count;
     bool quiet;
     bool verbose;
@@ -131,6 +133,7 @@ static const struct option token_longopts[] = {
 static const struct option tail_longopts[] = {
     CONN_LONGOPTS,
     {"since", required_argument, NULL, OPT_SINCE},
+    {"rewind", required_argument, NULL, OPT_REWIND},
     {"count", required_argument, NULL, OPT_COUNT},
     {"quiet", no_argument, NULL, OPT_QUIET},
     {NULL, 0, NULL, 0},
@@ -185,6 +188,7 @@ static const char usage_tail[] =
     "log in or join.\n" USAGE_CONN
     "  --timeout MS       time allowed to connect, log in and join, default 10000\n"
     "  --since SEQ        ask for history after sequence SEQ when joining\n"
+    "  --rewind N         ask for the room's last N messages when joining (not with --since)\n"
     "  --count N          exit 0 after N messages\n"
     "  --quiet            do not report 'joined ROOM' on stderr\n";
 
@@ -217,6 +221,7 @@ static int parse_opts(int argc, char **argv, const struct option *longopts, cli_
     o->ttl = 3600;
     o->timeout_ms = 10000;
     o->since = -1;
+    o->rewind = -1;
     o->url = getenv("MERIDIAN_URL");
     o->token = getenv("MERIDIAN_TOKEN");
     optind = 1;
@@ -274,6 +279,10 @@ static int parse_opts(int argc, char **argv, const struct option *longopts, cli_
             break;
         case OPT_SINCE:
             if (parse_ll("--since", optarg, 0, &o->since) < 0)
+                return EXIT_USAGE;
+            break;
+        case OPT_REWIND:
+            if (parse_ll("--rewind", optarg, 0, &o->rewind) < 0)
                 return EXIT_USAGE;
             break;
         case OPT_COUNT:
@@ -646,6 +655,10 @@ static int cmd_tail(int argc, char **argv)
         die_line("at most %d rooms", MAX_ROOMS);
         return EXIT_USAGE;
     }
+    if (o.since >= 0 && o.rewind >= 0) {
+        die_line("give --since or --rewind, not both");
+        return EXIT_USAGE;
+    }
     for (int i = optind; i < argc; i++) {
         if (!mr_room_valid(argv[i], strlen(argv[i]))) {
             die_line("invalid room name '%s': use 1..128 of A-Z a-z 0-9 _ -", argv[i]);
@@ -662,7 +675,8 @@ static int cmd_tail(int argc, char **argv)
         return r;
     pthread_mutex_lock(&s.mu);
     for (int i = optind; i < argc; i++) {
-        int64_t id = mrc_join(s.client, argv[i], o.since);
+        int64_t id = o.rewind >= 0 ? mrc_join_rewind(s.client, argv[i], o.rewind)
+                                   : mrc_join(s.client, argv[i], o.since);
         if (id > 0)
             s.join_ids[s.n_join_ids++] = id;
     }

@@ -744,6 +744,15 @@ int64_t mrc_join(mrc_client *c, const char *room, int64_t since)
     return enqueue(c, f);
 }
 
+int64_t mrc_join_rewind(mrc_client *c, const char *room, int64_t n)
+{
+    json_t *f = n >= 0 ? room_frame("join", room) : NULL;
+    if (!f)
+        return MRC_EINVAL;
+    json_object_set_new(f, "rewind", json_integer(n));
+    return enqueue(c, f);
+}
+
 int64_t mrc_leave(mrc_client *c, const char *room)
 {
     json_t *f = room_frame("leave", room);

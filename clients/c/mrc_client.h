@@ -117,6 +117,11 @@ int mrc_client_new(const mrc_options *opts, mrc_client **out, char *err, size_t 
 
 /** Join `room`; `since` >= 0 asks for history after that seq, -1 for none. */
 int64_t mrc_join(mrc_client *c, const char *room, int64_t since);
+/**
+ * Join `room` asking for its last `n` messages (`rewind`, n >= 0; the relay
+ * caps n at its resume.rewind_max): they follow `joined` as messages with seq.
+ */
+int64_t mrc_join_rewind(mrc_client *c, const char *room, int64_t n);
 int64_t mrc_leave(mrc_client *c, const char *room);
 /**
  * Publish `data` (any JSON value; the client takes no reference) to a joined

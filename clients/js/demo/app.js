@@ -161,7 +161,9 @@ async function start() {
   });
   client.on('joined', (info) => {
     if (info.room !== room) return;
-    if (!info.resumed) $('resume-info').textContent = '';
+    if (info.rewind !== undefined) {
+      $('resume-info').textContent = info.recovered ? '' : 'earlier messages could not be loaded';
+    } else if (!info.resumed) $('resume-info').textContent = '';
     else if (info.recovered) $('resume-info').textContent = `resumed after #${info.since}, nothing missed`;
     else $('resume-info').textContent = `resumed after #${info.since}: history incomplete`;
   });
@@ -175,7 +177,8 @@ async function start() {
   $('room-title').textContent = `#${room}`;
   client.connect().catch(() => {});
   try {
-    await client.join(room, { presence: true });
+    // The page opens with the room's last 50 messages; rejoins resume from the last seq.
+    await client.join(room, { presence: true, rewind: 50 });
     $('text').focus();
   } catch (err) {
     system(`cannot join ${room}: ${err.code} ${err.message}`);

@@ -143,6 +143,10 @@ export interface JoinInfo {
   last_seq: number | null;
   /** True when this join resumed from a previous seq. */
   resumed: boolean;
+  /** A join with `rewind`: the N asked for. (`since` is then where the rewound messages start.) */
+  rewind?: number;
+  /** A join with `rewind`: how many messages were rewound (they follow as `message` events). */
+  history?: number;
 }
 
 export interface CommitEvent<T = Json> {
@@ -193,6 +197,8 @@ export interface JoinOptions {
   presence?: boolean;
   /** Last seq the app already has: the first join resumes from there. */
   since?: number;
+  /** Without `since`: the first join gets the room's last N messages (the relay caps N, default 100). */
+  rewind?: number;
 }
 
 export interface PublishAck {

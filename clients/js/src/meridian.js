@@ -260,6 +260,9 @@ export class MeridianClient extends Emitter {
    * {room, recovered, last_seq} on the first `joined`.
    * options.presence: keep a member list for this room (`members` event).
    * options.since: last seq the app already has (resume from there).
+   * options.rewind: on the first join, the room's last N messages (a
+   *   chat page showing recent history); later rejoins resume from the
+   *   last seq as usual. Ignored when `since` is given.
    */
   join(room, options = {}) {
     let r = this._rooms.get(room);
@@ -275,6 +278,7 @@ export class MeridianClient extends Emitter {
         members: new Map(),
       };
       if (Number.isInteger(options.since) && options.since >= 0) r.lastSeq = options.since;
+      else if (Number.isInteger(options.rewind) && options.rewind > 0) r.rewind = options.rewind;
       this._rooms.set(room, r);
     } else if (options.presence) {
       r.presence = true;
@@ -748,10 +752,12 @@ export class MeridianClient extends Emitter {
   _sendJoin(r) {
     const frame = { type: 'join', room: r.name };
     if (r.lastSeq !== null) frame.since = r.lastSeq;
+    else if (r.rewind) frame.rewind = r.rewind;
     r.joinSent = true;
     const since = frame.since;
+    const rewind = frame.rewind;
     this._request(frame).then(
-      (f) => this._roomJoined(r, f, since),
+      (f) => this._roomJoined(r, f, since, rewind),
       (err) => {
         if (err.code === 'disconnected') return; // rejoined after reconnect
         if (this._rooms.get(r.name) === r) this._rooms.delete(r.name);
@@ -773,12 +779,17 @@ export class MeridianClient extends Emitter {
     this._settle(f);
   }
 
-  _roomJoined(r, f, since) {
+  _roomJoined(r, f, since, rewind) {
     if (this._rooms.get(r.name) !== r) return;
     r.joined = true;
-    const recovered = since === undefined ? null : f.recovered !== false;
+    const recovered = since === undefined && rewind === undefined ? null : f.recovered !== false;
     const lastSeq = Number.isInteger(f.last_seq) ? f.last_seq : null;
-    if (since !== undefined && f.recovered === false && lastSeq !== null && lastSeq > (r.lastSeq ?? 0)) {
+    if (rewind !== undefined && r.lastSeq === null && Number.isInteger(f.since)) {
+      // The rewound messages (seqs after f.since) follow `joined`: ordered
+      // delivery starts with them.
+      r.lastSeq = f.since;
+      this._drainOrdered(r);
+    } else if (since !== undefined && f.recovered === false && lastSeq !== null && lastSeq > (r.lastSeq ?? 0)) {
       // Not everything could be replayed: the app pages (from, to] over
       // the HTTP history API; ordered delivery continues after last_seq.
       const from = r.lastSeq ?? since;
@@ -789,6 +800,11 @@ export class MeridianClient extends Emitter {
       this._drainOrdered(r);
     }
     const info = { room: r.name, recovered, since: since ?? null, last_seq: lastSeq, resumed: since !== undefined };
+    if (rewind !== undefined) {
+      info.rewind = rewind;
+      info.history = Number.isInteger(f.history) ? f.history : 0;
+      if (Number.isInteger(f.since)) info.since = f.since;
+    }
     r.info = info;
     this.emit('joined', info);
     const waiters = r.waiters;
