@@ -29,6 +29,10 @@ void relay_config_defaults(relay_config *c)
     relay_config_set_str(&c->admin_listen, "127.0.0.1:9090");
     mr_nats_conf_init(&c->nats, "nats://127.0.0.1:4222");
     c->leeway_s = 5;
+    c->refresh_hint_s = 60;
+    c->signal_rate = 20;
+    c->signal_burst = 40;
+    c->signal_max_bytes = 1024;
     c->hsts_max_age = 31536000;
     c->limits = (relay_limits){
         .max_message_bytes = 65536,
@@ -152,15 +156,17 @@ static const char *const top_keys[] = {"region",
                                        "admin_api_key",
                                        "admin_api_key_file",
                                        "log_format",
+                                       "signals",
                                        NULL};
 static const char *const presence_keys[] = {"heartbeat_ms", "expire_heartbeats", NULL};
+static const char *const signal_keys[] = {"rate", "burst", "max_bytes", NULL};
 static const char *const publish_keys[] = {"ack_timeout_ms", "retries", NULL};
 static const char *const stream_keys[] = {"max_age_s", "max_bytes", "duplicate_window_s",
                                           "replicas",  "placement", NULL};
 static const char *const resume_keys[] = {"limit", "timeout_ms", "commit_repair_ms", "rewind_max",
                                           NULL};
 static const char *const auth_keys[] = {"secret",   "secret_file", "issuer",
-                                        "audience", "leeway_s",    NULL};
+                                        "audience", "leeway_s",    "refresh_hint_s", NULL};
 static const char *const tls_keys[] = {"cert", "key", "ciphersuites", "hsts_max_age", NULL};
 static const char *const limit_keys[] = {"max_message_bytes",
                                          "publish_rate",
@@ -244,6 +250,8 @@ int relay_config_load(relay_config *c, const char *path, char *err, size_t errle
     set_from(&cfg, auth, "auth", "issuer", &c->issuer);
     set_from(&cfg, auth, "auth", "audience", &c->audience);
     c->leeway_s = mr_cfg_int(&cfg, auth, "auth", "leeway_s", c->leeway_s, 0, 3600);
+    c->refresh_hint_s =
+        mr_cfg_int(&cfg, auth, "auth", "refresh_hint_s", c->refresh_hint_s, 0, 86400);
 
     json_t *tls = mr_cfg_obj(&cfg, root, "", "tls");
     mr_cfg_check_keys(&cfg, tls, "tls", tls_keys);
@@ -316,6 +324,13 @@ int relay_config_load(relay_config *c, const char *path, char *err, size_t errle
         mr_cfg_int(&cfg, pr, "presence", "heartbeat_ms", c->presence_heartbeat_ms, 50, 60000);
     c->presence_expire_heartbeats = mr_cfg_int(&cfg, pr, "presence", "expire_heartbeats",
                                                c->presence_expire_heartbeats, 2, 100);
+
+    json_t *sig = mr_cfg_obj(&cfg, root, "", "signals");
+    mr_cfg_check_keys(&cfg, sig, "signals", signal_keys);
+    c->signal_rate = mr_cfg_num(&cfg, sig, "signals", "rate", c->signal_rate, 0.001, 1e7);
+    c->signal_burst = mr_cfg_num(&cfg, sig, "signals", "burst", c->signal_burst, 1, 1e7);
+    c->signal_max_bytes =
+        mr_cfg_int(&cfg, sig, "signals", "max_bytes", c->signal_max_bytes, 1, 16384);
 
     json_decref(root);
     if (mr_cfg_failed(&cfg)) {

@@ -132,6 +132,20 @@ int64_t mrc_publish(mrc_client *c, const char *room, const char *mid, json_t *da
 /** Like mrc_publish() with the payload given as JSON text. */
 int64_t mrc_publish_text(mrc_client *c, const char *room, const char *mid, const char *json_text);
 int64_t mrc_presence_query(mrc_client *c, const char *room);
+/**
+ * Send an ephemeral signal (typing, cursor...) with `data` (any JSON value;
+ * the client takes no reference) to a joined room. Nothing answers it on
+ * success (no ack); errors come to error_cb with the returned id. The room's
+ * other members get a `signal` frame (frame_cb).
+ */
+int64_t mrc_signal(mrc_client *c, const char *room, json_t *data);
+/**
+ * Hand the session a new token (same user): the relay answers `refreshed`
+ * (frame_cb), or an error (`auth_failed`, `user_mismatch`) after which the
+ * session keeps its current token. The relay sends `refresh_due` (frame_cb)
+ * before the current one expires.
+ */
+int64_t mrc_refresh(mrc_client *c, const char *token);
 int64_t mrc_ping(mrc_client *c);
 
 /** Begin a normal close (1000). close_cb follows. Safe to call more than once. */

@@ -9,6 +9,7 @@
 #include "relay_publish.h"
 #include "relay_repair.h"
 #include "relay_resume.h"
+#include "relay_signal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,7 @@ void fx_init(relay_fixture *fx)
     relay_presence_init(r);
     relay_repair_init(r);
     relay_resume_init(r);
+    relay_signal_init(r);
     relay_drain_init(r);
     r->nats = relay_nats_new(r->cfg, NULL, NULL);
 }

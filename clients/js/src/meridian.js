@@ -163,7 +163,7 @@ async function defaultWebSocket() {
  * resume of joined rooms, a publish outbox and de-duplicated delivery.
  *
  * Events: state, welcome, message, commit, ordered, gap, joined, left,
- * presence, members, error.
+ * presence, members, signal, refreshed, error.
  */
 export class MeridianClient extends Emitter {
   constructor(options = {}) {
@@ -172,6 +172,7 @@ export class MeridianClient extends Emitter {
     this._urls = uniq(urls);
     if (this._urls.length === 0) throw new TypeError('MeridianClient: url is required');
     if (typeof options.token === 'function') this._tokenProvider = options.token;
+    else if (typeof options.getToken === 'function') this._tokenProvider = options.getToken;
     else if (typeof options.tokenProvider === 'function') this._tokenProvider = options.tokenProvider;
     else if (typeof options.token === 'string') this._token = options.token;
     else throw new TypeError('MeridianClient: token (string or function) is required');
@@ -383,6 +384,21 @@ export class MeridianClient extends Emitter {
     });
   }
 
+  /**
+   * Send an ephemeral signal (typing, cursor, "seen") to a joined room: no
+   * ack, no seq, no history, never retried; the room's other members get a
+   * `signal` event. Returns true when it was sent, false when the client is
+   * not connected, the room is not joined yet, or `data` is larger than the
+   * relay's limit (welcome.limits.signal_max_bytes).
+   */
+  signal(room, data) {
+    const r = this._rooms.get(room);
+    if (!this._authenticated || !r || !r.joined || data === undefined) return false;
+    const max = this.limits && this.limits.signal_max_bytes;
+    if (max && new TextEncoder().encode(JSON.stringify(data)).length > max) return false;
+    return this._sendRaw({ type: 'signal', room, data });
+  }
+
   /** Protocol-level ping; resolves with the round-trip time in ms. */
   ping() {
     if (!this._authenticated) {
@@ -436,6 +452,8 @@ export class MeridianClient extends Emitter {
           this._token = t;
           this._tokenAt = this._now();
           this._scheduleRefresh();
+          // Connected: hand the new token to the session instead of reconnecting.
+          if (this._authenticated) this._sendRefresh(t);
           return t;
         })
         .finally(() => { this._tokenPromise = null; });
@@ -459,6 +477,22 @@ export class MeridianClient extends Emitter {
       if (this._refreshDelay() > 0) this._scheduleRefresh(); // woke early (long timer)
       else this._getToken(true).catch((e) => this.emit('error', e));
     }, delay);
+  }
+
+  // A `refresh` frame: same session, same rooms. If the relay refuses the
+  // token, the session goes on until its old token expires (4010), and the
+  // reconnect then asks the provider again.
+  _sendRefresh(token) {
+    const ws = this._ws;
+    this._request({ type: 'refresh', token }).then((f) => {
+      if (this._ws === ws) this._usedToken = token;
+      this.emit('refreshed', { exp: f.exp ?? null });
+    }, (err) => {
+      if (err.code === 'disconnected') return;
+      // Refused: after the 4010 that follows, ask getToken() again rather than reuse it.
+      if (this._token === token) this._usedToken = token;
+      this.emit('error', err);
+    });
   }
 
   async _open(state, reason) {
@@ -705,7 +739,12 @@ export class MeridianClient extends Emitter {
     switch (f.type) {
       case 'welcome': this._onWelcome(f); break;
       case 'joined': this._onJoined(f); break;
-      case 'left': this._settle(f); this.emit('left', { room: f.room }); break;
+      case 'left': this._onLeft(f); break;
+      case 'refreshed': this._settle(f); break;
+      case 'refresh_due': this._onRefreshDue(f); break;
+      case 'signal':
+        if (this._rooms.has(f.room)) this.emit('signal', { room: f.room, from: f.from, region: f.region, data: f.data });
+        break;
       case 'ack': this._onAck(f); break;
       case 'message': this._onMessage(f); break;
       case 'commit': this._onCommit(f); break;
@@ -715,6 +754,35 @@ export class MeridianClient extends Emitter {
       case 'error': this._onError(f); break;
       default: break; // newer relay, unknown frame: ignore
     }
+  }
+
+  _onLeft(f) {
+    if (this._settle(f) || typeof f.reason !== 'string') {
+      this.emit('left', { room: f.room });
+      return;
+    }
+    // The relay ended the membership itself (a refreshed token no longer
+    // allows the room): forget the room, so a reconnect does not rejoin it.
+    const r = this._rooms.get(f.room);
+    if (r) {
+      this._rooms.delete(f.room);
+      const err = new MeridianError(f.reason, `removed from room ${f.room}: ${f.reason}`, { final: true });
+      for (const w of r.waiters) w.reject(err);
+      this._outbox = this._outbox.filter((e) => {
+        if (e.room !== f.room) return true;
+        this._clearEntryTimer(e);
+        e.reject(err);
+        return false;
+      });
+    }
+    this.emit('left', { room: f.room, reason: f.reason });
+  }
+
+  // The relay says the token expires soon: with a provider, fetch a new
+  // one now (it goes to the relay as `refresh`).
+  _onRefreshDue(f) {
+    this.emit('refresh_due', { exp: f.exp ?? null });
+    if (this._tokenProvider) this._getToken(true).catch((e) => this.emit('error', e));
   }
 
   _settle(f) {

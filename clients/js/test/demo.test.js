@@ -35,6 +35,7 @@ test('demo page: connect, presence, send, region and seq, resume', async () => {
   await new Promise((r) => wss.on('listening', r));
   const { port } = wss.address();
   const joins = [];
+  const signals = [];
   let seq = 0;
   let sockets = [];
   wss.on('connection', (sock) => {
@@ -57,6 +58,7 @@ test('demo page: connect, presence, send, region and seq, resume', async () => {
         }
         send({ type: 'joined', id: f.id, room: f.room, ...(f.since !== undefined ? { recovered: true } : {}) });
       }
+      if (f.type === 'signal') signals.push(f);
       if (f.type === 'presence') send({ type: 'presence', id: f.id, room: f.room, members: [{ user: 'alice', sessions: 1 }, { user: 'bob', sessions: 2 }] });
       if (f.type === 'publish') {
         const msgId = f.mid.padEnd(32, '0').slice(0, 32);
@@ -89,6 +91,17 @@ test('demo page: connect, presence, send, region and seq, resume', async () => {
     assert.equal(joins[0].rewind, 50);
     await waitFor(() => $('messages').children.length === 2, 'rewound history');
     assert.deepEqual([...$('messages').children].map((x) => x.querySelector('.text').textContent), ['earlier 1', 'earlier 2']);
+
+    // Typing indicators: a signal from bob shows, and typing here sends one.
+    for (const s of sockets) {
+      s.send(JSON.stringify({ type: 'signal', room: 'general', from: 'bob', region: 'eu-west', node: 'n', data: { typing: true, name: 'Bob' } }));
+    }
+    await waitFor(() => $('typing').textContent === 'Bob is typing…', 'typing indicator');
+    $('text').value = 'h';
+    $('text').dispatchEvent(new dom.window.Event('input'));
+    await waitFor(() => signals.length === 1, 'typing signal sent');
+    assert.deepEqual(signals[0].data, { typing: true, name: 'Alice' });
+    assert.equal(signals[0].room, 'general');
 
     $('text').value = 'hello <b>world</b>';
     $('composer').dispatchEvent(new dom.window.Event('submit', { cancelable: true }));
