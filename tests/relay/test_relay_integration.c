@@ -971,6 +971,24 @@ START_TEST(signal_reaches_members_on_every_relay_over_core_nats)
 }
 END_TEST
 
+/*
+ * The JavaScript SDK with getToken() against this relay: 3-second tokens,
+ * one session for 12 s (tests/relay/sdk_refresh_client.mjs).
+ */
+START_TEST(sdk_get_token_refreshes_without_reconnecting)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "node %s/sdk_refresh_client.mjs ws://127.0.0.1:%d/ %s",
+             MERIDIAN_TEST_SOURCE_DIR, relays[0].port, MR_TEST_SECRET);
+    FILE *f = popen(cmd, "r");
+    ck_assert_ptr_nonnull(f);
+    char line[1024] = "";
+    char *got = fgets(line, sizeof line, f);
+    int st = pclose(f);
+    ck_assert_msg(got && st == 0, "SDK client failed (status %d): %s", st, line);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("relay_integration");
@@ -1014,6 +1032,7 @@ int main(void)
     tcase_add_test(app, refresh_keeps_the_session_past_the_first_expiry);
     tcase_add_test(app, refresh_for_another_user_is_refused);
     tcase_add_test(app, signal_reaches_members_on_every_relay_over_core_nats);
+    tcase_add_test(app, sdk_get_token_refreshes_without_reconnecting);
 
     return mr_test_run(s);
 }
