@@ -50,8 +50,8 @@ export interface BackoffOptions {
 export interface ClientOptions {
   /** Relay URL, or several tried in order (e.g. the geo-DNS name first). */
   url: string | string[];
-  /** A JWT, or a function returning one (called at connect and again before `exp`). */
-  token: string | TokenProvider;
+  /** A JWT, or a function returning one (called at connect and again before `exp`); or give `getToken`. */
+  token?: string | TokenProvider;
   /** Alternative spelling of a function `token`. */
   tokenProvider?: TokenProvider;
   /**
