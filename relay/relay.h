@@ -76,6 +76,12 @@ typedef struct relay {
     _Atomic bool listening;        /* the WebSocket listener is bound (checked every second) */
     int listen_check_ticks;        /* lws thread: ticks until the next listener check */
 
+    /* Life cycle (relay_reload.c): SIGHUP asks, the lws thread reloads; systemd is told. */
+    _Atomic bool reload_requested; /* set by the signal thread on SIGHUP */
+    struct relay_reload *reload;   /* what a reload reads again; NULL: reloads are off */
+    void *ssl_ctx;                 /* the TLS vhost's SSL_CTX (new certificates go in) */
+    bool ready_notified;           /* lws thread: READY=1 sent to systemd */
+
     _Atomic bool draining; /* set by the signal thread on SIGTERM */
     _Atomic bool stopping; /* set when the process should exit now */
     _Atomic bool sigterm;  /* the drain came from SIGTERM: exit when done */

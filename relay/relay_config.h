@@ -2,6 +2,7 @@
 #ifndef RELAY_CONFIG_H
 #define RELAY_CONFIG_H
 
+#include "mr_jwt.h"
 #include "mr_nats_opts.h"
 
 #include <jansson.h>
@@ -42,9 +43,10 @@ typedef struct relay_config {
     char *listen;       /* host:port of the WebSocket server */
     char *admin_listen; /* host:port of the admin HTTP server */
     mr_nats_conf nats;  /* URLs, credentials and TLS (the "nats" key, mr_nats_opts.h) */
-    /* auth */
-    unsigned char *secret;
-    size_t secret_len;
+    /* auth: the token keys (auth.secret, secret_file, secrets or secret_files); the config
+     * owns every kid and secret they point to */
+    mr_jwt_key *keys;
+    size_t nkeys;
     char *issuer;
     char *audience;
     int64_t leeway_s;
@@ -107,6 +109,21 @@ void relay_config_defaults(relay_config *c);
 int relay_config_load(relay_config *c, const char *path, char *err, size_t errlen);
 /** Final checks after files and flags are applied (secret present, addresses parse). */
 int relay_config_validate(const relay_config *c, char *err, size_t errlen);
+/* Most token keys at once: the current one, the one being retired, one being introduced. */
+#define RELAY_AUTH_KEYS_MAX 8
+
+struct mr_check;
+/**
+ * What --check adds to validation (relay_config_validate passed): the
+ * addresses bind, the TLS files are readable and belong together, every
+ * token key is long enough for HS256, the stream's settings are ones NATS
+ * accepts. Findings go to `chk`.
+ */
+void relay_config_check(const relay_config *c, struct mr_check *chk);
+
+/* HS256 keys shorter than this are weaker than the hash (RFC 7518 §3.2). */
+#define RELAY_SECRET_MIN 32
+
 /** Replace the NATS URL list from a comma-separated string (credentials and TLS stay). */
 void relay_config_set_nats(relay_config *c, const char *csv);
 void relay_config_set_str(char **slot, const char *value);
