@@ -43,6 +43,7 @@ static const char *const error_names[MR_ERR_COUNT] = {
     [MR_ERR_RATE_LIMITED] = "rate_limited",
     [MR_ERR_UNAVAILABLE] = "unavailable",
     [MR_ERR_INTERNAL] = "internal",
+    [MR_ERR_USER_MISMATCH] = "user_mismatch",
 };
 
 const char *mr_proto_error_name(mr_error_code code)
@@ -119,6 +120,17 @@ static int get_room(json_t *root, mr_frame *f, mr_proto_err *err)
     return 0;
 }
 
+/* The payload of a publish or signal kept as compact JSON text in f->text. */
+static int data_text(json_t *data, mr_frame *f)
+{
+    f->text = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!f->text)
+        f->text = mr_strdup("null");
+    f->data = f->text;
+    f->data_len = strlen(f->text);
+    return 0;
+}
+
 /* The full parser: jansson decides, and says what is wrong. */
 static int parse_full(const char *buf, size_t len, mr_frame *f, mr_proto_err *err)
 {
@@ -153,8 +165,8 @@ static int parse_full(const char *buf, size_t len, mr_frame *f, mr_proto_err *er
         goto err;
     }
     const char *t = json_string_value(type);
-    if (strcmp(t, "hello") == 0) {
-        f->type = MR_FRAME_HELLO;
+    if (strcmp(t, "hello") == 0 || strcmp(t, "refresh") == 0) {
+        f->type = t[0] == 'h' ? MR_FRAME_HELLO : MR_FRAME_REFRESH;
         if (get_str(root, "token", true, 8192, &f->token, &f->token_len, err) < 0)
             goto err;
     } else if (strcmp(t, "join") == 0) {
@@ -176,6 +188,16 @@ static int parse_full(const char *buf, size_t len, mr_frame *f, mr_proto_err *er
             f->has_since = true;
             f->since = json_integer_value(since);
         }
+        json_t *rewind = json_object_get(root, "rewind");
+        if (rewind) {
+            if (!json_is_integer(rewind) || json_integer_value(rewind) < 0 || since) {
+                fail(err, MR_ERR_BAD_FRAME,
+                     "field \"rewind\" must be a non-negative integer, without \"since\"");
+                goto err;
+            }
+            f->has_rewind = true;
+            f->rewind = json_integer_value(rewind);
+        }
     } else if (strcmp(t, "leave") == 0 || strcmp(t, "presence") == 0) {
         f->type = t[0] == 'l' ? MR_FRAME_LEAVE : MR_FRAME_PRESENCE;
         if (get_room(root, f, err) < 0)
@@ -195,11 +217,19 @@ static int parse_full(const char *buf, size_t len, mr_frame *f, mr_proto_err *er
             fail(err, MR_ERR_BAD_FRAME, "missing field \"data\"");
             goto err;
         }
-        f->text = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
-        if (!f->text)
-            f->text = mr_strdup("null");
-        f->data = f->text;
-        f->data_len = strlen(f->text);
+        if (data_text(data, f) < 0)
+            goto err;
+    } else if (strcmp(t, "signal") == 0) {
+        f->type = MR_FRAME_SIGNAL;
+        if (get_room(root, f, err) < 0)
+            goto err;
+        json_t *data = json_object_get(root, "data");
+        if (!data) {
+            fail(err, MR_ERR_BAD_FRAME, "missing field \"data\"");
+            goto err;
+        }
+        if (data_text(data, f) < 0)
+            goto err;
     } else if (strcmp(t, "ping") == 0) {
         f->type = MR_FRAME_PING;
     } else {
@@ -239,7 +269,7 @@ static int parse_fast(const char *buf, size_t len, mr_frame *f)
     if (!mr_json_scan_object(buf, len, &o))
         return 0;
     const mr_json_member *type = NULL, *id = NULL, *room = NULL, *token = NULL, *mid = NULL,
-                         *data = NULL, *presence = NULL, *since = NULL;
+                         *data = NULL, *presence = NULL, *since = NULL, *rewind = NULL;
     for (size_t i = 0; i < o.count; i++) {
         const mr_json_member *m = &o.members[i];
         if (m->key_escaped)
@@ -255,6 +285,7 @@ static int parse_fast(const char *buf, size_t len, mr_frame *f)
                                       : named(m, "data", 4)     ? &data
                                       : named(m, "presence", 8) ? &presence
                                       : named(m, "since", 5)    ? &since
+                                      : named(m, "rewind", 6)   ? &rewind
                                                                 : NULL;
         if (slot)
             *slot = m;
@@ -275,6 +306,8 @@ static int parse_fast(const char *buf, size_t len, mr_frame *f)
             return 0;
     } else if (IS("join")) {
         f->type = MR_FRAME_JOIN;
+        if (rewind)
+            return 0; /* rare: the full parser checks it against since */
         if (presence && presence->type != MR_JSON_TRUE && presence->type != MR_JSON_FALSE)
             return 0;
         if (since && (since->type != MR_JSON_INTEGER || since->value[0] == '-'))

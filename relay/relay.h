@@ -57,6 +57,7 @@ typedef struct relay {
     int64_t presence_next_hb_us;
     int presence_slot;         /* relay_room.state[] slot of presence's per-room state */
     int repair_slot;           /* relay_room.state[] slot of repair's per-room state */
+    int signal_slot;           /* relay_room.state[] slot of the room's signal subscription */
     bool nats_was_connected;   /* to notice reconnects on the lws thread */
     int64_t inbound_warned_us; /* last warning about malformed NATS input */
     uint64_t inbound_rejected; /* malformed NATS messages since that warning */

@@ -31,6 +31,10 @@ void relay_config_defaults(relay_config *c)
     relay_config_set_str(&c->admin_listen, "127.0.0.1:9090");
     mr_nats_conf_init(&c->nats, "nats://127.0.0.1:4222");
     c->leeway_s = 5;
+    c->refresh_hint_s = 60;
+    c->signal_rate = 20;
+    c->signal_burst = 40;
+    c->signal_max_bytes = 1024;
     c->hsts_max_age = 31536000;
     c->limits = (relay_limits){
         .max_message_bytes = 65536,
@@ -60,6 +64,7 @@ void relay_config_defaults(relay_config *c)
     c->stream_duplicate_window_s = 120;
     c->stream_replicas = 1;
     c->resume_limit = 1000;
+    c->rewind_max = 100;
     c->resume_timeout_ms = 5000;
     c->commit_repair_ms = 3000;
     c->presence_heartbeat_ms = 1000;
@@ -249,25 +254,41 @@ static void read_admin_key_file(relay_config *c, mr_cfg *cfg, const char *path)
     relay_config_set_str(&c->admin_api_key, buf);
 }
 
-static const char *const top_keys[] = {"region",        "node_id",
-                                       "listen",        "admin_listen",
-                                       "nats",          "auth",
-                                       "tls",           "limits",
-                                       "origins",       "drain_grace_ms",
-                                       "static_dir",    "log_level",
-                                       "workers",       "jetstream",
-                                       "publish",       "stream",
-                                       "resume",        "presence",
-                                       "drain_batch",   "fallback_urls",
-                                       "admin_api_key", "admin_api_key_file",
-                                       "log_format",    NULL};
+static const char *const top_keys[] = {"region",
+                                       "node_id",
+                                       "listen",
+                                       "admin_listen",
+                                       "nats",
+                                       "auth",
+                                       "tls",
+                                       "limits",
+                                       "origins",
+                                       "drain_grace_ms",
+                                       "static_dir",
+                                       "log_level",
+                                       "workers",
+                                       "jetstream",
+                                       "publish",
+                                       "stream",
+                                       "resume",
+                                       "presence",
+                                       "drain_batch",
+                                       "fallback_urls",
+                                       "admin_api_key",
+                                       "admin_api_key_file",
+                                       "log_format",
+                                       "signals",
+                                       NULL};
 static const char *const presence_keys[] = {"heartbeat_ms", "expire_heartbeats", NULL};
+static const char *const signal_keys[] = {"rate", "burst", "max_bytes", NULL};
 static const char *const publish_keys[] = {"ack_timeout_ms", "retries", NULL};
 static const char *const stream_keys[] = {"max_age_s", "max_bytes", "duplicate_window_s",
                                           "replicas",  "placement", NULL};
-static const char *const resume_keys[] = {"limit", "timeout_ms", "commit_repair_ms", NULL};
-static const char *const auth_keys[] = {"secret", "secret_file", "secrets",  "secret_files",
-                                        "issuer", "audience",    "leeway_s", NULL};
+static const char *const resume_keys[] = {"limit", "timeout_ms", "commit_repair_ms", "rewind_max",
+                                          NULL};
+static const char *const auth_keys[] = {"secret",       "secret_file",    "secrets",
+                                        "secret_files", "issuer",         "audience",
+                                        "leeway_s",     "refresh_hint_s", NULL};
 static const char *const tls_keys[] = {"cert", "key", "ciphersuites", "hsts_max_age", NULL};
 static const char *const limit_keys[] = {"max_message_bytes",
                                          "publish_rate",
@@ -341,6 +362,8 @@ int relay_config_load(relay_config *c, const char *path, char *err, size_t errle
     set_from(&cfg, auth, "auth", "issuer", &c->issuer);
     set_from(&cfg, auth, "auth", "audience", &c->audience);
     c->leeway_s = mr_cfg_int(&cfg, auth, "auth", "leeway_s", c->leeway_s, 0, 3600);
+    c->refresh_hint_s =
+        mr_cfg_int(&cfg, auth, "auth", "refresh_hint_s", c->refresh_hint_s, 0, 86400);
 
     json_t *tls = mr_cfg_obj(&cfg, root, "", "tls");
     mr_cfg_check_keys(&cfg, tls, "tls", tls_keys);
@@ -401,6 +424,7 @@ int relay_config_load(relay_config *c, const char *path, char *err, size_t errle
     json_t *res = mr_cfg_obj(&cfg, root, "", "resume");
     mr_cfg_check_keys(&cfg, res, "resume", resume_keys);
     c->resume_limit = mr_cfg_int(&cfg, res, "resume", "limit", c->resume_limit, 1, 1000);
+    c->rewind_max = mr_cfg_int(&cfg, res, "resume", "rewind_max", c->rewind_max, 0, 1000);
     c->resume_timeout_ms =
         mr_cfg_int(&cfg, res, "resume", "timeout_ms", c->resume_timeout_ms, 100, 600000);
     c->commit_repair_ms =
@@ -412,6 +436,13 @@ int relay_config_load(relay_config *c, const char *path, char *err, size_t errle
         mr_cfg_int(&cfg, pr, "presence", "heartbeat_ms", c->presence_heartbeat_ms, 50, 60000);
     c->presence_expire_heartbeats = mr_cfg_int(&cfg, pr, "presence", "expire_heartbeats",
                                                c->presence_expire_heartbeats, 2, 100);
+
+    json_t *sig = mr_cfg_obj(&cfg, root, "", "signals");
+    mr_cfg_check_keys(&cfg, sig, "signals", signal_keys);
+    c->signal_rate = mr_cfg_num(&cfg, sig, "signals", "rate", c->signal_rate, 0.001, 1e7);
+    c->signal_burst = mr_cfg_num(&cfg, sig, "signals", "burst", c->signal_burst, 1, 1e7);
+    c->signal_max_bytes =
+        mr_cfg_int(&cfg, sig, "signals", "max_bytes", c->signal_max_bytes, 1, 16384);
 
     json_decref(root);
     if (mr_cfg_failed(&cfg)) {

@@ -50,6 +50,7 @@ typedef struct relay_config {
     char *issuer;
     char *audience;
     int64_t leeway_s;
+    int64_t refresh_hint_s; /* send `refresh_due` this long before a token expires (0: never) */
     /* tls */
     char *tls_cert;
     char *tls_key;
@@ -78,9 +79,13 @@ typedef struct relay_config {
     char *stream_placement;
     /* Resume: history fetched from the control plane on join with `since`. */
     int64_t resume_limit;
+    int64_t rewind_max; /* most messages a join's `rewind` replays (0: rewind is off) */
     int64_t resume_timeout_ms;
     int64_t commit_repair_ms; /* fetch commits missing for this long from history (0: off) */
     /* Presence across relays. */
+    /* Ephemeral signals (relay_signal.c): per-connection bucket and the largest `data`. */
+    double signal_rate, signal_burst;
+    int64_t signal_max_bytes;
     int64_t presence_heartbeat_ms;
     int64_t presence_expire_heartbeats;
 } relay_config;

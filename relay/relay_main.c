@@ -23,6 +23,7 @@
 #include "relay_reload.h"
 #include "relay_repair.h"
 #include "relay_resume.h"
+#include "relay_signal.h"
 #include "relay_server.h"
 
 #include <getopt.h>
@@ -257,6 +258,7 @@ int main(int argc, char **argv)
     relay_presence_init(&r);
     relay_repair_init(&r);
     relay_resume_init(&r);
+    relay_signal_init(&r);
     relay_drain_init(&r);
 
     int rc = 1;

@@ -120,6 +120,7 @@ static void apply(relay *r, relay_config *next)
     MR_SWAP(cur->issuer, next->issuer);
     MR_SWAP(cur->audience, next->audience);
     cur->leeway_s = next->leeway_s;
+    cur->refresh_hint_s = next->refresh_hint_s;
     r->jwt.keys = cur->keys;
     r->jwt.nkeys = cur->nkeys;
     r->jwt.issuer = cur->issuer;

@@ -231,6 +231,10 @@ START_TEST(fast_and_full_parsers_agree)
         "{\"type\":\"join\",\"room\":\"r\",\"since\":-0,\"presence\":false}",
         "{\"type\":\"join\",\"room\":\"r\",\"since\":0,\"presence\":true}",
         "{\"type\":\"join\",\"room\":\"r\",\"presence\":1}",
+        /* rewind (issue 16): a scan that ignored the field lost it */
+        "{\"type\":\"join\",\"room\":\"r\",\"rewind\":5}",
+        "{\"type\":\"join\",\"room\":\"r\",\"rewind\":5,\"since\":1}",
+        "{\"type\":\"signal\",\"room\":\"r\",\"data\":{\"typing\":true}}",
         "{\"type\":\"leave\",\"room\":\"r\",\"x\":{\"y\":[]}}",
         "{\"type\":\"ping\",\"id\":-5}",
         "{\"type\":\"ping\"} x",
@@ -262,7 +266,13 @@ START_TEST(fast_and_full_parsers_agree)
             ck_assert_str_eq(f.mid, json_string_value(json_object_get(j, "mid")));
         if (f.token)
             ck_assert_str_eq(f.token, json_string_value(json_object_get(j, "token")));
-        if (f.type == MR_FRAME_PUBLISH) {
+        if (f.type == MR_FRAME_JOIN) {
+            json_t *rw = json_object_get(j, "rewind");
+            ck_assert_msg(f.has_rewind == (rw != NULL), "rewind differs: %s", text);
+            if (rw)
+                ck_assert_int_eq(f.rewind, json_integer_value(rw));
+        }
+        if (f.type == MR_FRAME_PUBLISH || f.type == MR_FRAME_SIGNAL) {
             json_t *d =
                 json_loadb(f.data, f.data_len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
             ck_assert_msg(d && json_equal(d, json_object_get(j, "data")), "data differs: %s", text);
