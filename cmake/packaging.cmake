@@ -46,6 +46,11 @@ install(FILES ${CMAKE_CURRENT_LIST_DIR}/../regions/README.md
         DESTINATION share/doc/meridian-common RENAME regions-file.md COMPONENT common OPTIONAL)
 set(_mr_common_conffiles "/etc/meridian/regions.json\n")
 
+if(TARGET meridian-control)
+  # Backup and restore of the control plane's database (docs/operations.md, section 8).
+  install(PROGRAMS ${MERIDIAN_PKG_DIR}/tools/meridian-db DESTINATION lib/meridian COMPONENT control)
+  set(CPACK_DEBIAN_CONTROL_PACKAGE_RECOMMENDS "postgresql-client")
+endif()
 foreach(_d IN LISTS _mr_daemons)
   install(TARGETS meridian-${_d} RUNTIME DESTINATION bin COMPONENT ${_d})
   install(FILES ${MERIDIAN_PKG_DIR}/systemd/meridian-${_d}.service
@@ -55,6 +60,70 @@ endforeach()
 if(TARGET meridian-cli)
   install(TARGETS meridian-cli RUNTIME DESTINATION bin COMPONENT cli)
 endif()
+
+# Every package: the machine-readable copyright file and the Debian
+# changelog (compressed as policy wants, without a timestamp so builds are
+# reproducible), under /usr/share/doc/<package>/.
+set(_mr_changelog_gz ${CMAKE_CURRENT_BINARY_DIR}/packaging-doc/changelog.Debian.gz)
+file(MAKE_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/packaging-doc ${CMAKE_CURRENT_BINARY_DIR}/man)
+add_custom_command(
+  OUTPUT ${_mr_changelog_gz}
+  COMMAND sh -c "gzip -9nc \"$1\" > \"$2\"" sh ${MERIDIAN_PKG_DIR}/debian/changelog
+          ${_mr_changelog_gz}
+  DEPENDS ${MERIDIAN_PKG_DIR}/debian/changelog
+  COMMENT "Compressing the Debian changelog" VERBATIM)
+set(_mr_pkg_doc_outputs ${_mr_changelog_gz})
+foreach(_c IN LISTS _mr_components)
+  install(FILES ${MERIDIAN_PKG_DIR}/debian/copyright DESTINATION share/doc/meridian-${_c}
+          COMPONENT ${_c})
+  install(FILES ${_mr_changelog_gz} DESTINATION share/doc/meridian-${_c} COMPONENT ${_c})
+  # The one lintian warning that does not apply: these packages are not
+  # uploaded to Debian, so the first changelog entry closes no ITP bug.
+  file(WRITE ${CMAKE_CURRENT_BINARY_DIR}/packaging-doc/lintian-${_c}
+       "# Not a Debian upload: there is no ITP bug to close.\n"
+       "meridian-${_c}: initial-upload-closes-no-bugs [usr/share/doc/meridian-${_c}/changelog.Debian.gz:1]\n")
+  install(FILES ${CMAKE_CURRENT_BINARY_DIR}/packaging-doc/lintian-${_c}
+          DESTINATION share/lintian/overrides RENAME meridian-${_c} COMPONENT ${_c})
+endforeach()
+
+# Man pages, made at build time by help2man from each program's own --help
+# and --version, so a page can never say something the binary does not.
+find_program(MERIDIAN_HELP2MAN help2man)
+set(_mr_man_names
+    "meridian-relay|Meridian relay: the real-time WebSocket edge"
+    "meridian-control|Meridian control plane: history, sequence numbers and the publish API"
+    "meridian-healthcheck|Meridian health-check agent: region health and geo-DNS failover"
+    "meridian-regions|check and render Meridian's regions file"
+    "meridian-cli|Meridian command-line client")
+if(MERIDIAN_HELP2MAN)
+  foreach(_entry IN LISTS _mr_man_names)
+    string(REPLACE "|" ";" _parts "${_entry}")
+    list(GET _parts 0 _prog)
+    list(GET _parts 1 _what)
+    if(NOT TARGET ${_prog})
+      continue()
+    endif()
+    set(_page ${CMAKE_CURRENT_BINARY_DIR}/man/${_prog}.1)
+    add_custom_command(
+      OUTPUT ${_page}.gz
+      # Leak checks are for the tests: --help of a sanitizer build must just print.
+      COMMAND ${CMAKE_COMMAND} -E env ASAN_OPTIONS=detect_leaks=0 ${MERIDIAN_HELP2MAN} --no-info --section=1 --name=${_what}
+              --include=${MERIDIAN_PKG_DIR}/man/see-also.h2m --output=${_page} $<TARGET_FILE:${_prog}>
+      COMMAND gzip -9nf ${_page}
+      DEPENDS ${_prog} ${MERIDIAN_PKG_DIR}/man/see-also.h2m
+      COMMENT "Man page of ${_prog} from its --help" VERBATIM)
+    list(APPEND _mr_pkg_doc_outputs ${_page}.gz)
+    if(_prog STREQUAL "meridian-regions")
+      set(_comp common)
+    else()
+      string(REPLACE "meridian-" "" _comp ${_prog})
+    endif()
+    install(FILES ${_page}.gz DESTINATION share/man/man1 COMPONENT ${_comp})
+  endforeach()
+else()
+  message(WARNING "help2man not found: the packages get no man pages (scripts/deps installs it)")
+endif()
+add_custom_target(meridian_package_docs ALL DEPENDS ${_mr_pkg_doc_outputs})
 
 # Maintainer scripts and conffiles, per component, copied into the build tree
 # so that CPack gets one directory per package.
@@ -102,15 +171,15 @@ set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 
 set(CPACK_COMPONENT_COMMON_DESCRIPTION
-    "Meridian real-time WebSocket edge: shared files\n The meridian system user, /etc/meridian/regions.json (the regions file),\n meridian-regions and the operations guide.")
+    "Meridian real-time WebSocket edge: shared files\nThe meridian system user, /etc/meridian/regions.json (the regions file),\nmeridian-regions and the operations guide.")
 set(CPACK_DEBIAN_COMMON_PACKAGE_DEPENDS "adduser")
 set(CPACK_COMPONENT_RELAY_DESCRIPTION
-    "Meridian relay daemon\n Holds client WebSockets, fans messages out to room members and\n replicates them to every region through NATS JetStream.")
+    "Meridian relay daemon\nHolds client WebSockets, fans messages out to room members and\nreplicates them to every region through NATS JetStream.")
 set(CPACK_COMPONENT_CONTROL_DESCRIPTION
-    "Meridian control plane\n Persists every region's messages to PostgreSQL, assigns per-room\n sequence numbers, serves history and a server-side publish API.")
+    "Meridian control plane\nPersists every region's messages to PostgreSQL, assigns per-room\nsequence numbers, serves history and a server-side publish API.")
 set(CPACK_COMPONENT_HEALTHCHECK_DESCRIPTION
-    "Meridian health-check agent\n Probes every relay of every region, agrees on region health with the\n other agents and moves geo-DNS away from a failing region.")
-set(CPACK_COMPONENT_CLI_DESCRIPTION "Meridian command-line client\n Tokens, publishing, history and region status from the shell.")
+    "Meridian health-check agent\nProbes every relay of every region, agrees on region health with the\nother agents and moves geo-DNS away from a failing region.")
+set(CPACK_COMPONENT_CLI_DESCRIPTION "Meridian command-line client\nTokens, publishing, history and region status from the shell.")
 foreach(_d IN LISTS _mr_daemons)
   string(TOUPPER ${_d} _D)
   set(CPACK_DEBIAN_${_D}_PACKAGE_DEPENDS "meridian-common (= ${_mr_full_version})")

@@ -57,7 +57,15 @@ static void on_readyz(struct evhttp_request *req, void *arg)
 
 static void on_metrics(struct evhttp_request *req, void *arg)
 {
+    admin_routes *r = arg;
     mr_buf body = MR_BUF_INIT;
+    /* The readiness callback also refreshes state gauges (control's ready, nats_connected...):
+     * evaluate it so a scrape never reads what the last /readyz left, however old. */
+    if (r && r->ready) {
+        mr_buf_reset(&body);
+        r->ready(r->ud, &body);
+        mr_buf_reset(&body);
+    }
     mr_metrics_render(&body);
     reply(req, 200, "text/plain; version=0.0.4", body.data ? body.data : "", body.len);
     mr_buf_free(&body);

@@ -1,10 +1,26 @@
-/* Prometheus metric registry: a linked list walked by the renderer under a mutex. */
+/*
+ * Prometheus metric registry: a linked list walked by the renderer under a
+ * mutex. The renderer also appends what every daemon exports alike: the
+ * build (meridian_build_info) and the process_* metrics of the Prometheus
+ * client libraries, read from /proc at scrape time, so dashboards and
+ * alerts written for any Prometheus-instrumented service work unchanged.
+ */
 #include "mr_metrics.h"
 
+#include <dirent.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#ifndef MERIDIAN_COMMIT
+#define MERIDIAN_COMMIT "unknown"
+#endif
+#ifndef MERIDIAN_VERSION
+#define MERIDIAN_VERSION "unknown"
+#endif
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static mr_metric *registry_head, *registry_tail;
@@ -63,6 +79,89 @@ static void render_histogram(mr_buf *out, mr_metric *m)
     mr_buf_printf(out, "%s_count %llu\n", m->name, (unsigned long long)count);
 }
 
+const char *mr_build_commit(void)
+{
+    return MERIDIAN_COMMIT;
+}
+
+/* Seconds since the epoch at which the system booted (btime of /proc/stat), or -1. */
+static long long boot_time(void)
+{
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return -1;
+    char line[256];
+    long long bt = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "btime %lld", &bt) == 1)
+            break;
+    fclose(f);
+    return bt;
+}
+
+static int open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n - 1; /* the directory's own descriptor */
+}
+
+static void one_metric(mr_buf *out, const char *name, const char *help, const char *type, double v)
+{
+    mr_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %.15g\n", name, help, name, type, name, v);
+}
+
+/*
+ * The process_* metrics as the Prometheus client libraries define them.
+ * Fields of /proc/self/stat after the command name (which may hold spaces
+ * and parentheses, hence the last ')'): 14 utime, 15 stime, 22 starttime
+ * (clock ticks since boot), 23 vsize (bytes), 24 rss (pages).
+ */
+static void render_process(mr_buf *out)
+{
+    char buf[1024];
+    FILE *f = fopen("/proc/self/stat", "r");
+    if (!f)
+        return;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    unsigned long long utime, stime, start, vsize;
+    long long rss;
+    if (!p || sscanf(p + 2,
+                     "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d "
+                     "%*d %llu %llu %lld",
+                     &utime, &stime, &start, &vsize, &rss) != 5)
+        return;
+    double tick = (double)sysconf(_SC_CLK_TCK);
+    one_metric(out, "process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
+               "counter", (double)(utime + stime) / tick);
+    one_metric(out, "process_resident_memory_bytes", "Resident memory size in bytes.", "gauge",
+               (double)rss * (double)sysconf(_SC_PAGESIZE));
+    one_metric(out, "process_virtual_memory_bytes", "Virtual memory size in bytes.", "gauge",
+               (double)vsize);
+    long long bt = boot_time();
+    if (bt >= 0)
+        one_metric(out, "process_start_time_seconds",
+                   "Start time of the process since unix epoch in seconds.", "gauge",
+                   (double)bt + (double)start / tick);
+    int fds = open_fds();
+    if (fds >= 0)
+        one_metric(out, "process_open_fds", "Number of open file descriptors.", "gauge", fds);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        one_metric(out, "process_max_fds", "Maximum number of open file descriptors.", "gauge",
+                   rl.rlim_cur == RLIM_INFINITY ? -1.0 : (double)rl.rlim_cur);
+}
+
 void mr_metrics_render(mr_buf *out)
 {
     pthread_mutex_lock(&registry_lock);
@@ -82,4 +181,10 @@ void mr_metrics_render(mr_buf *out)
         }
     }
     pthread_mutex_unlock(&registry_lock);
+    mr_buf_printf(out,
+                  "# HELP meridian_build_info The version and git commit this binary was built "
+                  "from; always 1.\n# TYPE meridian_build_info gauge\n"
+                  "meridian_build_info{version=\"%s\",commit=\"%s\"} 1\n",
+                  MERIDIAN_VERSION, mr_build_commit());
+    render_process(out);
 }

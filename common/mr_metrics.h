@@ -73,8 +73,15 @@ static inline int64_t mr_metric_get(mr_metric *m)
 }
 /** Record one observation of `us` microseconds into a histogram. */
 void mr_metric_observe_us(mr_metric *m, uint64_t us);
-/** Render every registered metric. */
+/**
+ * Render every registered metric, then meridian_build_info{version,commit}
+ * and the standard process_* metrics of this process (CPU, memory, file
+ * descriptors, start time), which every daemon exports the same way.
+ */
 void mr_metrics_render(mr_buf *out);
+
+/** The git commit the binary was configured from (12 hex digits), or "unknown". */
+const char *mr_build_commit(void);
 
 /** Bucket bounds (seconds) for latencies between 100 us and 10 s. */
 extern const double mr_latency_buckets[];

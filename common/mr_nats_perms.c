@@ -70,6 +70,7 @@ static void relay_perms(mr_nats_perms *p, const char *region)
     mr_stream_name(region, stream, sizeof stream);
     add(&p->pub, &p->npub, "meridian.msg.%s.*", region);
     add(&p->pub, &p->npub, "meridian.presence.*");
+    add(&p->pub, &p->npub, "meridian.relay.hb");
     add(&p->pub, &p->npub, "meridian.history.*");
     add(&p->pub, &p->npub, "$JS.API.STREAM.INFO.%s", stream);
     add(&p->pub, &p->npub, "$JS.API.STREAM.CREATE.%s", stream);
@@ -78,6 +79,7 @@ static void relay_perms(mr_nats_perms *p, const char *region)
     add(&p->sub, &p->nsub, "meridian.msg.*.*");
     add(&p->sub, &p->nsub, "meridian.commit.*");
     add(&p->sub, &p->nsub, "meridian.presence.*");
+    add(&p->sub, &p->nsub, "meridian.relay.hb");
     add(&p->sub, &p->nsub, "_INBOX.>");
 }
 

@@ -36,7 +36,9 @@ void ctl_config_init(ctl_config *c)
     c->partition_interval = mr_strdup("day");
     c->partitions_ahead = 3;
     c->history_workers = 2;
+    c->auto_migrate = true;
     c->log_level = mr_strdup("info");
+    c->log_format = mr_strdup("text");
 }
 
 void ctl_config_set(char **slot, const char *value)
@@ -131,7 +133,9 @@ int ctl_config_load(ctl_config *c, const char *path, char *err, size_t errlen)
                                       "partition_interval",
                                       "partitions_ahead",
                                       "history_workers",
+                                      "auto_migrate",
                                       "log_level",
+                                      "log_format",
                                       NULL};
     mr_cfg_check_keys(&m, root, "", top);
     str_from_json(&m, root, "", "region", &c->region);
@@ -145,6 +149,7 @@ int ctl_config_load(ctl_config *c, const char *path, char *err, size_t errlen)
     list_from_json(&c->api_keys, &c->napi_keys, mr_cfg_str_array(&m, root, "", "api_keys"));
     str_from_json(&m, root, "", "api_keys_file", &c->api_keys_file);
     str_from_json(&m, root, "", "log_level", &c->log_level);
+    str_from_json(&m, root, "", "log_format", &c->log_format);
 
     json_t *tls = mr_cfg_obj(&m, root, "", "tls");
     static const char *const tls_keys[] = {"cert", "key", "hsts_max_age", NULL};
@@ -194,6 +199,7 @@ int ctl_config_load(ctl_config *c, const char *path, char *err, size_t errlen)
         (int)mr_cfg_int(&m, root, "", "partitions_ahead", c->partitions_ahead, 1, 100);
     c->history_workers =
         (int)mr_cfg_int(&m, root, "", "history_workers", c->history_workers, 1, 32);
+    c->auto_migrate = mr_cfg_bool(&m, root, "", "auto_migrate", c->auto_migrate);
     json_decref(root);
     if (mr_cfg_failed(&m)) {
         snprintf(err, errlen, "%s", m.err);
@@ -327,5 +333,6 @@ void ctl_config_free(ctl_config *c)
     free(c->stream_placement);
     free(c->partition_interval);
     free(c->log_level);
+    free(c->log_format);
     memset(c, 0, sizeof *c);
 }

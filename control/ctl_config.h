@@ -45,7 +45,9 @@ typedef struct ctl_config {
     char *partition_interval; /* "hour", "day" or "week" */
     int partitions_ahead;
     int history_workers;
+    bool auto_migrate; /* apply pending migrations at start (default), else wait for `migrate` */
     char *log_level;
+    char *log_format; /* "text" or "json" */
 } ctl_config;
 
 /** Defaults for every key; strings are NULL where there is no default. */

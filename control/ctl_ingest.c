@@ -21,9 +21,23 @@
  * its row is committed, so a crash at any point leaves it unacked and
  * JetStream redelivers it after consumer.ack_wait_ms; the redelivered copy
  * finds its identity row and gets the seq stored the first time, so the
- * commit republished is identical. Several control instances share the
- * durable consumer; meridian_ingest() locks the batch's room rows before
- * looking identities up, so two instances never number the same message.
+ * commit republished is identical.
+ *
+ * Several control instances may run for one region (availability), but
+ * only one of them ingests it at a time: the leader, which holds a
+ * PostgreSQL advisory lock named after the region on a session of its own
+ * (lead_check). Two instances pulling from one consumer would each get
+ * part of a publisher's messages and could commit the later part first,
+ * numbering a publisher's messages out of the order in which the relays
+ * delivered them. A standby checks every second and takes over when the
+ * leader's session ends (its process died, or it stopped). Messages the
+ * old leader had fetched but not acknowledged are redelivered by JetStream
+ * only after consumer.ack_wait_ms, and ahead of newer ones; so a new leader
+ * that finds unacknowledged messages waits that long before its first
+ * pull (lead_check), and seqs stay in stream order across the takeover.
+ * Exactly-once does not depend on the lock: meridian_ingest() locks the
+ * batch's room rows before looking identities up, so even two instances
+ * pulling at once never number a message twice.
  *
  * When PostgreSQL is unreachable a lane keeps the batch it holds and
  * reconnects with exponential backoff (libpq tries every host of a
@@ -65,6 +79,14 @@
 #define STREAM_MISMATCH_RETRY_MS 5000
 /* A refusal is logged again at most this often while it lasts. */
 #define STREAM_REFUSAL_LOG_MS (60 * 1000)
+/* How often a standby tries to become the region's leader, and a leader checks its lock. */
+#define LEAD_CHECK_MS 1000
+/* The advisory lock class of ingest leadership (the key is a hash of the region). */
+#define LEAD_LOCK_CLASS 0x4d524447 /* "MRDG" */
+/* How often the consumer's lag and the stream's fill are read for /metrics. */
+#define LAG_REFRESH_MS 5000
+/* The longest a lag reading may hold the fetcher up when NATS answers slowly. */
+#define LAG_REQUEST_WAIT_MS 1000
 
 /* What ingest knows of its region stream (see check_stream). */
 enum stream_state { STREAM_PENDING, STREAM_ABSENT, STREAM_OK, STREAM_MISMATCH };
@@ -100,6 +122,42 @@ void ctl_ingest_metrics_register(void)
     mr_metric_register(&m_batch_time);
     mr_metric_register(&m_commit_latency);
 }
+
+/*
+ * Per-region gauges: what `nats consumer info` and `nats stream info` would
+ * say, so that "history is behind" and "the stream is nearly full" are on
+ * a dashboard and can alert. Every instance of a region reads the same
+ * durable consumer, so several control planes export the same values
+ * (aggregate with max by region).
+ */
+enum {
+    LAG_PENDING,      /* stream messages not yet delivered to the consumer */
+    LAG_ACK_PENDING,  /* delivered, not yet acknowledged (being written, or lost with a crash) */
+    LAG_REDELIVERED,  /* delivered more than once and not yet acknowledged */
+    LAG_STREAM_MSGS,  /* messages in the stream */
+    LAG_STREAM_BYTES, /* bytes in the stream */
+    LAG_STREAM_MAX_BYTES,
+    LAG_STREAM_MAX_MSGS,
+    LAG_LEADER, /* 1 while this instance ingests the region */
+    LAG_N
+};
+
+static const struct {
+    const char *name, *help;
+} lag_defs[LAG_N] = {
+    {"meridian_control_consumer_pending_messages",
+     "Stream messages not yet delivered to the durable consumer (history is behind by this many)."},
+    {"meridian_control_consumer_ack_pending_messages",
+     "Messages delivered to the durable consumer and not yet acknowledged."},
+    {"meridian_control_consumer_redelivered_messages",
+     "Unacknowledged messages that were delivered more than once."},
+    {"meridian_control_stream_messages", "Messages held by the region stream."},
+    {"meridian_control_stream_bytes", "Bytes held by the region stream."},
+    {"meridian_control_stream_max_bytes", "The region stream's max_bytes limit (-1: none)."},
+    {"meridian_control_stream_max_messages", "The region stream's max_msgs limit (-1: none)."},
+    {"meridian_control_ingest_leader",
+     "1 while this instance ingests the region (the others stand by)."},
+};
 
 /* One validated message of a batch. */
 typedef struct item {
@@ -151,6 +209,14 @@ struct ctl_ingest {
     batch *done_head, *done_tail; /* under mu: batches back from the lanes */
     _Atomic uint64_t commits;     /* transactions committed, for the test crash hook */
     uint64_t kill_after;
+    mr_metric *lag;      /* LAG_N gauges labelled with the region */
+    bool lag_registered; /* then never freed: the registry keeps pointing at them */
+    int64_t next_lag_ms; /* fetcher thread: when to read them again */
+    /* Leadership (fetcher thread; `leader` is read by /readyz). */
+    PGconn *lead_db; /* the session holding the region's advisory lock */
+    _Atomic bool leader;
+    int64_t next_lead_ms;  /* next acquisition attempt or lock check */
+    int64_t pull_after_ms; /* after a takeover: no pull before (redeliveries first) */
 };
 
 /* Sleep up to `ms`, returning early when stop is requested (then true) or, with `done`, when a
@@ -715,11 +781,20 @@ static void *lane_main(void *arg)
         pthread_cond_broadcast(&in->cv);
         pthread_mutex_unlock(&in->mu);
     }
-    /* Batches still queued go back uncommitted: JetStream redelivers them. */
+    /*
+     * Batches still queued get one attempt each (a session is there in the
+     * normal case), so that a clean stop leaves nothing unacknowledged and
+     * the next leader need not wait for redeliveries; what fails goes back
+     * uncommitted and JetStream redelivers it.
+     */
     pthread_mutex_lock(&in->mu);
     while (l->head) {
         batch *bt = l->head;
         l->head = bt->next;
+        pthread_mutex_unlock(&in->mu);
+        if (l->db)
+            lane_process(l, bt);
+        pthread_mutex_lock(&in->mu);
         done_push(in, bt);
     }
     l->tail = NULL;
@@ -736,6 +811,8 @@ static uint32_t room_hash(const char *s)
     return h;
 }
 
+static void refresh_lag(ctl_ingest *in);
+
 /*
  * Wait until every lane is connected and has room for one more batch,
  * publishing and acking finished batches meanwhile. False on stop. `busy`
@@ -746,6 +823,8 @@ static bool lanes_accepting(ctl_ingest *in, bool *busy)
 {
     for (;;) {
         flush_done(in);
+        /* Also while the lanes wait for PostgreSQL: that is when the lag grows. */
+        refresh_lag(in);
         bool ok = true;
         *busy = false;
         pthread_mutex_lock(&in->mu);
@@ -874,6 +953,121 @@ static natsStatus pull(ctl_ingest *in, natsMsg **msgs, int want, int *got)
     return NATS_OK;
 }
 
+/*
+ * Read the consumer's and the stream's state into the lag gauges (fetcher
+ * thread, every LAG_REFRESH_MS once the consumer is bound). A failed read
+ * leaves the last values: the nats_connected gauge tells why they are old.
+ */
+static void refresh_lag(ctl_ingest *in)
+{
+    int64_t now = mr_now_us() / 1000;
+    if (now < in->next_lag_ms)
+        return;
+    in->next_lag_ms = now + LAG_REFRESH_MS;
+    jsOptions o;
+    jsOptions_Init(&o);
+    o.Wait = LAG_REQUEST_WAIT_MS;
+    jsConsumerInfo *ci = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetConsumerInfo(&ci, in->js, in->stream, CTL_INGEST_DURABLE, &o, &jerr);
+    if (s == NATS_OK && ci) {
+        mr_metric_set(&in->lag[LAG_PENDING], (int64_t)ci->NumPending);
+        mr_metric_set(&in->lag[LAG_ACK_PENDING], ci->NumAckPending);
+        mr_metric_set(&in->lag[LAG_REDELIVERED], ci->NumRedelivered);
+    } else {
+        mr_log_debug("ingest %s: consumer info: %s", in->region, natsStatus_GetText(s));
+    }
+    if (ci)
+        jsConsumerInfo_Destroy(ci);
+    jsStreamInfo *si = NULL;
+    jerr = 0;
+    s = js_GetStreamInfo(&si, in->js, in->stream, &o, &jerr);
+    if (s == NATS_OK && si && si->Config) {
+        mr_metric_set(&in->lag[LAG_STREAM_MSGS], (int64_t)si->State.Msgs);
+        mr_metric_set(&in->lag[LAG_STREAM_BYTES], (int64_t)si->State.Bytes);
+        mr_metric_set(&in->lag[LAG_STREAM_MAX_BYTES], si->Config->MaxBytes);
+        mr_metric_set(&in->lag[LAG_STREAM_MAX_MSGS], si->Config->MaxMsgs);
+    } else {
+        mr_log_debug("ingest %s: stream info: %s", in->region, natsStatus_GetText(s));
+    }
+    if (si)
+        jsStreamInfo_Destroy(si);
+}
+
+static void lead_close(ctl_ingest *in)
+{
+    if (in->lead_db)
+        PQfinish(in->lead_db);
+    in->lead_db = NULL;
+    if (atomic_exchange(&in->leader, false))
+        mr_log_info("ingest %s: no longer the region's leader", in->region);
+    mr_metric_set(&in->lag[LAG_LEADER], 0);
+}
+
+/*
+ * True while this instance is the region's leader and may pull (fetcher
+ * thread). A standby tries to take the lock every LEAD_CHECK_MS; a leader
+ * checks that its session (hence its lock) is still there as often. On
+ * taking over with unacknowledged messages on the consumer (fetched by a
+ * leader that is gone), the first pull waits until they are redeliverable.
+ */
+static bool lead_check(ctl_ingest *in)
+{
+    int64_t now = mr_now_us() / 1000;
+    bool leader = atomic_load(&in->leader);
+    if (now < in->next_lead_ms)
+        return leader && now >= in->pull_after_ms;
+    in->next_lead_ms = now + LEAD_CHECK_MS;
+    char err[512];
+    if (!in->lead_db) {
+        char app[128];
+        snprintf(app, sizeof app, "meridian-control/lead/%s", in->region);
+        in->lead_db = ctl_db_connect(in->cfg->postgres, app, 5, err, sizeof err);
+        if (!in->lead_db) {
+            mr_log_debug("ingest %s: leadership: %s", in->region, err);
+            return false;
+        }
+    }
+    char sql[128];
+    if (leader)
+        snprintf(sql, sizeof sql, "SELECT true");
+    else
+        snprintf(sql, sizeof sql, "SELECT pg_try_advisory_lock(%d, %d)", LEAD_LOCK_CLASS,
+                 (int)room_hash(in->region));
+    PGresult *r = PQexec(in->lead_db, sql);
+    bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+    bool got = ok && PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    if (!ok) {
+        mr_log_warn("ingest %s: leadership session lost (%s)", in->region,
+                    PQerrorMessage(in->lead_db));
+        lead_close(in);
+        return false;
+    }
+    if (leader || !got)
+        return leader && now >= in->pull_after_ms;
+    /* Taken over. */
+    atomic_store(&in->leader, true);
+    mr_metric_set(&in->lag[LAG_LEADER], 1);
+    in->pull_after_ms = now;
+    jsConsumerInfo *ci = NULL;
+    if (js_GetConsumerInfo(&ci, in->js, in->stream, CTL_INGEST_DURABLE, NULL, NULL) == NATS_OK &&
+        ci) {
+        if (ci->NumAckPending > 0 && ci->Config)
+            in->pull_after_ms = now + ci->Config->AckWait / 1000000;
+        mr_log_info("ingest %s: this instance is the region's leader now%s", in->region,
+                    ci->NumAckPending > 0 ? "; the previous leader's unacknowledged messages are "
+                                            "taken first, once redelivered"
+                                          : "");
+        jsConsumerInfo_Destroy(ci);
+    } else {
+        /* Unknown: wait as if there were some (order before latency). */
+        in->pull_after_ms = now + in->cfg->ack_wait_ms;
+        mr_log_info("ingest %s: this instance is the region's leader now", in->region);
+    }
+    return now >= in->pull_after_ms;
+}
+
 static void *fetch_main(void *arg)
 {
     ctl_ingest *in = arg;
@@ -887,6 +1081,13 @@ static void *fetch_main(void *arg)
             continue;
         }
         backoff = BACKOFF_MIN_MS;
+        refresh_lag(in); /* standbys export the consumer's lag too */
+        if (!lead_check(in)) {
+            /* A standby, or a new leader letting redeliveries come first. */
+            if (nap(in, 100))
+                break;
+            continue;
+        }
         /* Fetch only what the lanes can write now: otherwise the backlog stays in the stream. */
         bool busy;
         if (!lanes_accepting(in, &busy))
@@ -930,6 +1131,11 @@ ctl_ingest *ctl_ingest_start(const ctl_config *cfg, natsConnection *nc, const ch
         mr_log_error("ingest %s: cannot create a condition variable", region);
         abort();
     }
+    /* Before the fetcher starts: it fills these in (registered by ctl_ingest_lag_metrics_register).
+     */
+    in->lag = mr_calloc(LAG_N, sizeof *in->lag);
+    mr_metric_set(&in->lag[LAG_STREAM_MAX_BYTES], -1);
+    mr_metric_set(&in->lag[LAG_STREAM_MAX_MSGS], -1);
     in->nlanes = cfg->batch_lanes;
     in->lanes = mr_calloc((size_t)in->nlanes, sizeof *in->lanes);
     for (int i = 0; i < in->nlanes; i++) {
@@ -947,6 +1153,26 @@ ctl_ingest *ctl_ingest_start(const ctl_config *cfg, natsConnection *nc, const ch
     return in;
 }
 
+void ctl_ingest_lag_metrics_register(ctl_ingest *const *ingest, size_t n)
+{
+    /* Metrics sharing a name are registered together: gauge by gauge, then region by region. */
+    for (size_t i = 0; i < n; i++) {
+        ctl_ingest *in = ingest[i];
+        char *labels = mr_malloc(sizeof in->region + 16);
+        snprintf(labels, sizeof in->region + 16, "region=\"%s\"", in->region);
+        for (int k = 0; k < LAG_N; k++) {
+            in->lag[k].name = lag_defs[k].name;
+            in->lag[k].help = lag_defs[k].help;
+            in->lag[k].labels = labels;
+            in->lag[k].kind = MR_METRIC_GAUGE;
+        }
+        in->lag_registered = true;
+    }
+    for (int k = 0; k < LAG_N; k++)
+        for (size_t i = 0; i < n; i++)
+            mr_metric_register(&ingest[i]->lag[k]);
+}
+
 void ctl_ingest_stop(ctl_ingest *in)
 {
     if (!in)
@@ -961,6 +1187,8 @@ void ctl_ingest_stop(ctl_ingest *in)
     /* Committed batches still get their commits and acks: no needless redelivery. */
     flush_done(in);
     free(in->lanes);
+    /* Releases the advisory lock: a standby takes over within LEAD_CHECK_MS. */
+    lead_close(in);
     /* A plain inbox subscription: unsubscribing leaves the durable consumer in place. */
     if (in->sub) {
         natsSubscription_Unsubscribe(in->sub);
@@ -970,6 +1198,8 @@ void ctl_ingest_stop(ctl_ingest *in)
         jsCtx_Destroy(in->js);
     pthread_mutex_destroy(&in->mu);
     pthread_cond_destroy(&in->cv);
+    if (!in->lag_registered)
+        free(in->lag);
     free(in);
 }
 
@@ -979,6 +1209,11 @@ static bool lanes_connected(ctl_ingest *in)
         if (!atomic_load(&in->lanes[i].db_ok))
             return false;
     return true;
+}
+
+bool ctl_ingest_db_connected(ctl_ingest *in)
+{
+    return lanes_connected(in);
 }
 
 bool ctl_ingest_ready(ctl_ingest *in)
@@ -997,9 +1232,12 @@ void ctl_ingest_describe(ctl_ingest *in, mr_buf *out)
 {
     static const char *const names[] = {"pending", "absent", "ok", "mismatch"};
     int st = atomic_load(&in->stream_state);
-    mr_buf_printf(out, "\"%s\":{\"stream\":\"%s\",\"consumer\":\"%s\",\"postgres\":\"%s\"",
+    mr_buf_printf(out,
+                  "\"%s\":{\"stream\":\"%s\",\"consumer\":\"%s\",\"postgres\":\"%s\","
+                  "\"ingest\":\"%s\"",
                   in->region, names[st], atomic_load(&in->sub_ok) ? "bound" : "pending",
-                  lanes_connected(in) ? "connected" : "disconnected");
+                  lanes_connected(in) ? "connected" : "disconnected",
+                  atomic_load(&in->leader) ? "leader" : "standby");
     if (st == STREAM_MISMATCH) {
         pthread_mutex_lock(&in->mu);
         mr_buf_puts(out, ",\"stream_problem\":");

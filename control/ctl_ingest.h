@@ -12,6 +12,7 @@
 
 #include <nats/nats.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 /** Durable consumer name shared by every control instance on each region stream. */
 #define CTL_INGEST_DURABLE MR_STREAM_CONSUMER
@@ -32,10 +33,20 @@ void ctl_ingest_stop(ctl_ingest *in);
 /** True once the stream is ensured, the consumer bound and the database connected. */
 bool ctl_ingest_ready(ctl_ingest *in);
 
+/** True while every lane of this ingest has a PostgreSQL session. */
+bool ctl_ingest_db_connected(ctl_ingest *in);
+
 /** Append "\"<region>\":{...}" describing the state (for /readyz). Thread-safe. */
 void ctl_ingest_describe(ctl_ingest *in, mr_buf *out);
 
 /** Register the ingest metrics (once per process, before starting). */
 void ctl_ingest_metrics_register(void);
+
+/**
+ * Register the per-region consumer lag and stream gauges of `ingest[0..n)`
+ * (once, right after starting them; the fetchers fill them in every few
+ * seconds). The gauges live as long as the process.
+ */
+void ctl_ingest_lag_metrics_register(ctl_ingest *const *ingest, size_t n);
 
 #endif

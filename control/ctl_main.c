@@ -36,6 +36,8 @@ static mr_metric m_schema =
 static mr_metric m_nats_up =
     MR_GAUGE("meridian_control_nats_connected", "1 while connected to NATS");
 static mr_metric m_ready = MR_GAUGE("meridian_control_ready", "1 while /readyz reports ready");
+static mr_metric m_pg_up = MR_GAUGE("meridian_control_postgres_connected",
+                                    "1 while every ingest lane has a PostgreSQL session");
 
 typedef struct ctl_state {
     ctl_config cfg;
@@ -48,7 +50,11 @@ typedef struct ctl_state {
 static void usage(FILE *f)
 {
     fprintf(f, "Usage: meridian-control [options]\n"
-               "Persists region streams to PostgreSQL, serves history and the publish API.\n\n"
+               "       meridian-control migrate [--check] [--config FILE] [--postgres CONNINFO]\n"
+               "Persists region streams to PostgreSQL, serves history and the publish API.\n"
+               "`migrate` applies the schema migrations this binary carries and exits;\n"
+               "with --check it only tells whether any is pending (exit 0: none, 3: pending,\n"
+               "1: cannot tell, or the database is newer than this binary).\n\n"
                "  --config FILE        JSON configuration (see docs/control.md)\n"
                "  --nats URLS          NATS server URLs, comma-separated\n"
                "  --postgres CONNINFO  libpq connection string or URI (multi-host allowed)\n"
@@ -57,7 +63,8 @@ static void usage(FILE *f)
                "  --region NAME        own region (API publishes go to its stream)\n"
                "  --regions LIST       regions whose streams to persist, comma-separated\n"
                "  --log-level LEVEL    error, warn, info or debug\n"
-               "  --check              validate the configuration and exit\n"
+               "  --check              validate the configuration and exit (with migrate:\n"
+               "                       report pending migrations, change nothing)\n"
                "  --version            print the version and exit\n"
                "  --help               this text\n");
 }
@@ -67,6 +74,7 @@ static bool ready_cb(void *ud, mr_buf *detail)
     ctl_state *st = ud;
     bool nats_ok = natsConnection_Status(st->nc) == NATS_CONN_STATUS_CONNECTED;
     bool ok = nats_ok && ctl_db_schema_version() > 0;
+    bool pg_ok = true;
     mr_buf_putc(detail, '{');
     mr_nats_watch_describe(st->watch, nats_ok, detail);
     mr_buf_printf(detail, ",\"schema_version\":%d,\"regions\":{", ctl_db_schema_version());
@@ -75,11 +83,13 @@ static bool ready_cb(void *ud, mr_buf *detail)
             mr_buf_putc(detail, ',');
         ctl_ingest_describe(st->ingest[i], detail);
         ok = ok && ctl_ingest_ready(st->ingest[i]);
+        pg_ok = pg_ok && ctl_ingest_db_connected(st->ingest[i]);
     }
     mr_buf_puts(detail, "}}");
     mr_metric_set(&m_nats_up, nats_ok);
     mr_metric_set(&m_schema, ctl_db_schema_version());
     mr_metric_set(&m_ready, ok);
+    mr_metric_set(&m_pg_up, pg_ok);
     return ok;
 }
 
@@ -150,6 +160,94 @@ static int nats_connect(ctl_state *st, char *err, size_t errlen)
     }
     st->watch = mr_nats_watch_start(&st->cfg.nats, st->nc);
     return 0;
+}
+
+/* `migrate --check` exits with this when migrations are pending. */
+#define EXIT_MIGRATIONS_PENDING 3
+
+/*
+ * meridian-control migrate [--check]: the schema step of an upgrade, run
+ * once per database before the new binaries start (auto_migrate off), or
+ * to see where a database stands. Needs only `postgres` from the config.
+ */
+static int run_migrate(const ctl_config *cfg, bool check)
+{
+    if (!cfg->postgres || !cfg->postgres[0]) {
+        fprintf(stderr, "meridian-control migrate: postgres: a conninfo is required "
+                        "(--postgres or the config's \"postgres\")\n");
+        return 2;
+    }
+    char err[1536];
+    PGconn *c = ctl_db_connect(cfg->postgres, "meridian-control/migrate", 10, err, sizeof err);
+    if (!c) {
+        fprintf(stderr, "meridian-control migrate: PostgreSQL: %s\n", err);
+        return 1;
+    }
+    ctl_db_schema st;
+    int rc = 1;
+    if (ctl_db_inspect(c, &st, err, sizeof err) != 0) {
+        fprintf(stderr, "meridian-control migrate: %s\n", err);
+        goto out;
+    }
+    if (st.version > st.latest) {
+        ctl_db_newer_message(&st, err, sizeof err);
+        fprintf(stderr, "meridian-control migrate: %s\n", err);
+        goto out;
+    }
+    if (check) {
+        if (st.pending == 0) {
+            printf("schema up to date: version %d\n", st.version);
+            rc = 0;
+        } else {
+            printf("migrations pending: the schema is at version %d, this meridian-control %s "
+                   "needs %d (%d pending, first %s); run meridian-control migrate\n",
+                   st.version, MERIDIAN_VERSION, st.latest, st.pending, st.next);
+            rc = EXIT_MIGRATIONS_PENDING;
+        }
+        goto out;
+    }
+    int applied = 0;
+    int v = ctl_db_migrate(c, &applied, err, sizeof err);
+    if (v < 0) {
+        fprintf(stderr, "meridian-control migrate: %s\n", err);
+        goto out;
+    }
+    printf("schema at version %d (%d migration(s) applied)\n", v, applied);
+    rc = 0;
+out:
+    PQfinish(c);
+    return rc;
+}
+
+/*
+ * At start, one look at the schema (with a short connect timeout, so an
+ * absent PostgreSQL does not delay the start: ingest and history keep
+ * trying on their own). A newer schema is fatal: no later retry can fix
+ * it. Returns 0 to go on, -1 to exit.
+ */
+static int startup_schema_check(const ctl_config *cfg)
+{
+    char err[1536];
+    PGconn *c = ctl_db_connect(cfg->postgres, "meridian-control/start", 5, err, sizeof err);
+    if (!c) {
+        mr_log_warn("PostgreSQL not reachable at start (%s); ingest and history keep trying", err);
+        return 0;
+    }
+    ctl_db_schema st;
+    int rc = 0;
+    if (ctl_db_inspect(c, &st, err, sizeof err) != 0) {
+        mr_log_warn("schema check at start: %s", err);
+    } else if (st.version > st.latest) {
+        ctl_db_newer_message(&st, err, sizeof err);
+        mr_log_error("%s", err);
+        rc = -1;
+    } else if (st.pending > 0 && !cfg->auto_migrate) {
+        mr_log_warn("the database schema is at version %d and this binary needs %d; auto_migrate "
+                    "is off: waiting for `meridian-control migrate` (not ready until then)",
+                    st.version, st.latest);
+    }
+    PQfinish(c);
+    return rc;
 }
 
 enum {
@@ -228,6 +326,9 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    bool migrate = optind < argc && strcmp(argv[optind], "migrate") == 0;
+    if (migrate)
+        optind++;
     if (optind < argc) {
         fprintf(stderr, "meridian-control: unexpected argument \"%s\"\n", argv[optind]);
         usage(stderr);
@@ -258,6 +359,19 @@ int main(int argc, char **argv)
                 cfg->log_level);
         return 1;
     }
+    int format = mr_log_format_parse(cfg->log_format);
+    if (format < 0) {
+        fprintf(stderr, "meridian-control: log_format: \"%s\" is not text or json\n",
+                cfg->log_format);
+        return 1;
+    }
+    if (migrate) {
+        mr_log_init("control", (mr_log_level)level);
+        mr_log_set_format((mr_log_format)format);
+        int rc = run_migrate(cfg, check);
+        ctl_config_free(cfg);
+        return rc;
+    }
     if (ctl_config_finish(cfg, err, sizeof err) != 0) {
         fprintf(stderr, "meridian-control: %s%s%s\n", config ? config : "", config ? ": " : "",
                 err);
@@ -269,7 +383,13 @@ int main(int argc, char **argv)
         return 0;
     }
     mr_log_init("control", (mr_log_level)level);
+    mr_log_set_format((mr_log_format)format);
     signal(SIGPIPE, SIG_IGN);
+    ctl_db_set_auto_migrate(cfg->auto_migrate);
+    if (startup_schema_check(cfg) != 0) {
+        ctl_config_free(cfg);
+        return 1;
+    }
 
     /* libevent must know about threads before the base exists: workers post replies to it. */
     evthread_use_pthreads();
@@ -277,6 +397,7 @@ int main(int argc, char **argv)
     mr_metric_register(&m_schema);
     mr_metric_register(&m_nats_up);
     mr_metric_register(&m_ready);
+    mr_metric_register(&m_pg_up);
     ctl_ingest_metrics_register();
     ctl_history_metrics_register();
     ctl_http_metrics_register();
@@ -294,6 +415,7 @@ int main(int argc, char **argv)
     st.ingest = mr_calloc(st.ningest, sizeof *st.ingest);
     for (size_t i = 0; i < st.ningest; i++)
         st.ingest[i] = ctl_ingest_start(cfg, st.nc, cfg->regions[i], i == 0);
+    ctl_ingest_lag_metrics_register(st.ingest, st.ningest);
     db_pool = ctl_pool_start(cfg->history_workers, cfg->postgres, "history", 10000);
     pub_pool = ctl_pool_start(2, NULL, "publish", 10000);
     hist = ctl_history_service_start(st.nc, db_pool, err, sizeof err);

@@ -49,10 +49,10 @@ int hc_config_load(hc_agent *a, const char *path, const char *listen_override, c
         snprintf(err, errlen, "%s", c->err);
         return -1;
     }
-    static const char *const keys[] = {"agent_id", "region",    "regions_file", "listen",
-                                       "nats",     "api_key",   "probe",        "thresholds",
-                                       "quorum",   "lease",     "dns",          "verify",
-                                       "drain",    "log_level", "state_dir",    NULL};
+    static const char *const keys[] = {
+        "agent_id", "region",     "regions_file", "listen",     "nats", "api_key",
+        "probe",    "thresholds", "quorum",       "lease",      "dns",  "verify",
+        "drain",    "log_level",  "state_dir",    "log_format", NULL};
     mr_cfg_check_keys(c, root, "", keys);
     const char *regions_file = mr_cfg_str(c, root, "", "regions_file", NULL);
     const char *region = mr_cfg_str(c, root, "", "region", NULL);
@@ -60,6 +60,7 @@ int hc_config_load(hc_agent *a, const char *path, const char *listen_override, c
     const char *listen = mr_cfg_str(c, root, "", "listen", NULL);
     const char *api_key = mr_cfg_str(c, root, "", "api_key", "");
     const char *level = mr_cfg_str(c, root, "", "log_level", "info");
+    const char *format = mr_cfg_str(c, root, "", "log_format", "text");
     mr_nats_conf_init(&a->nats, NULL);
     mr_nats_conf_read(&a->nats, c, root, "nats");
     json_t *probe = mr_cfg_obj(c, root, "", "probe");
@@ -132,6 +133,9 @@ int hc_config_load(hc_agent *a, const char *path, const char *listen_override, c
     int lvl = mr_log_level_parse(level);
     if (lvl < 0)
         mr_cfg_error(c, "log_level", "must be error, warn, info or debug");
+    int fmt = mr_log_format_parse(format);
+    if (fmt < 0)
+        mr_cfg_error(c, "log_format", "must be text or json");
     if (mr_cfg_failed(c)) {
         snprintf(err, errlen, "%s", c->err);
         json_decref(root);
@@ -144,6 +148,7 @@ int hc_config_load(hc_agent *a, const char *path, const char *listen_override, c
         return -1;
     }
     mr_log_set_level((mr_log_level)lvl);
+    mr_log_set_format((mr_log_format)fmt);
     a->regions = mr_regions_load(regions_file, err, errlen);
     if (!a->regions) {
         json_decref(root);

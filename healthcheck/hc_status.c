@@ -188,24 +188,33 @@ static void agent_metrics(hc_agent *a, mr_buf *b)
     for (size_t r = 0; r < nr; r++)
         mr_buf_printf(b, "meridian_hc_region_drained{region=\"%s\"} %d\n",
                       a->regions->regions[r].name, a->drained[r]);
+    /* Per relay, labelled with its region so dashboards can aggregate by region. Units are
+     * Prometheus base units (seconds), as `promtool check metrics` requires. */
     mr_buf_puts(b, "# HELP meridian_hc_endpoint_up 1 when this agent sees the endpoint up.\n"
                    "# TYPE meridian_hc_endpoint_up gauge\n");
     for (size_t i = 0; i < a->regions->n_relays_total; i++)
-        mr_buf_printf(b, "meridian_hc_endpoint_up{relay=\"%s\"} %d\n", a->eps[i].ep->id,
+        mr_buf_printf(b, "meridian_hc_endpoint_up{region=\"%s\",relay=\"%s\"} %d\n",
+                      a->regions->regions[a->eps[i].ep->region].name, a->eps[i].ep->id,
                       a->eps[i].fsm.state == HC_STATE_UP);
-    mr_buf_puts(b, "# HELP meridian_hc_probe_latency_ms Last probe latency by kind.\n"
-                   "# TYPE meridian_hc_probe_latency_ms gauge\n");
+    mr_buf_puts(b, "# HELP meridian_hc_probe_latency_seconds Last probe latency by kind.\n"
+                   "# TYPE meridian_hc_probe_latency_seconds gauge\n");
     for (size_t i = 0; i < a->regions->n_relays_total; i++)
         for (int k = 0; k < HC_N_KINDS; k++)
             if (a->eps[i].lat[k] >= 0)
-                mr_buf_printf(b, "meridian_hc_probe_latency_ms{relay=\"%s\",kind=\"%s\"} %.3f\n",
-                              a->eps[i].ep->id, hc_round_kinds[k]->name, a->eps[i].lat[k]);
-    mr_buf_puts(b, "# HELP meridian_hc_cert_days_left Days until the relay's TLS certificate "
-                   "expires.\n# TYPE meridian_hc_cert_days_left gauge\n");
+                mr_buf_printf(b,
+                              "meridian_hc_probe_latency_seconds{region=\"%s\",relay=\"%s\","
+                              "kind=\"%s\"} %.6f\n",
+                              a->regions->regions[a->eps[i].ep->region].name, a->eps[i].ep->id,
+                              hc_round_kinds[k]->name, a->eps[i].lat[k] / 1000.0);
+    mr_buf_puts(b, "# HELP meridian_hc_cert_expires_in_seconds Seconds until the relay's TLS "
+                   "certificate expires (wss:// endpoints).\n"
+                   "# TYPE meridian_hc_cert_expires_in_seconds gauge\n");
     for (size_t i = 0; i < a->regions->n_relays_total; i++)
         if (a->eps[i].cert_days_left >= 0)
-            mr_buf_printf(b, "meridian_hc_cert_days_left{relay=\"%s\"} %.1f\n", a->eps[i].ep->id,
-                          a->eps[i].cert_days_left);
+            mr_buf_printf(b,
+                          "meridian_hc_cert_expires_in_seconds{region=\"%s\",relay=\"%s\"} %.0f\n",
+                          a->regions->regions[a->eps[i].ep->region].name, a->eps[i].ep->id,
+                          a->eps[i].cert_days_left * 86400.0);
 }
 
 static bool agent_ready(hc_agent *a, mr_buf *detail)

@@ -29,6 +29,12 @@ struct relay_conn;
 
 /* Period of the lws thread's housekeeping: timeouts, heartbeats, repair, drain batches. */
 #define RELAY_TICK_MS 100
+/*
+ * /readyz says not ready when housekeeping has not run for this long: the
+ * service loop is stuck and serves nobody (a tick is normally 100 ms late at
+ * most; a join may block it up to 2 s waiting for NATS).
+ */
+#define RELAY_LOOP_STALL_MS 5000
 
 typedef struct relay {
     relay_config *cfg;
@@ -48,10 +54,12 @@ typedef struct relay {
     char instance[RELAY_NODE_ID_MAX]; /* region/node/random: this process in presence */
     mr_map presence_nodes;            /* other relays' instance -> last heartbeat */
     int64_t presence_next_hb_us;
-    int presence_slot;       /* relay_room.state[] slot of presence's per-room state */
-    int repair_slot;         /* relay_room.state[] slot of repair's per-room state */
-    bool nats_was_connected; /* to notice reconnects on the lws thread */
-    mr_buf write_batch;      /* scratch for coalesced writes (lws thread) */
+    int presence_slot;         /* relay_room.state[] slot of presence's per-room state */
+    int repair_slot;           /* relay_room.state[] slot of repair's per-room state */
+    bool nats_was_connected;   /* to notice reconnects on the lws thread */
+    int64_t inbound_warned_us; /* last warning about malformed NATS input */
+    uint64_t inbound_rejected; /* malformed NATS messages since that warning */
+    mr_buf write_batch;        /* scratch for coalesced writes (lws thread) */
 
     /* The lws server's settings, which lws reads for the context's lifetime. */
     lws_retry_bo_t retry;
@@ -61,6 +69,11 @@ typedef struct relay {
     struct lws_protocol_vhost_options hsts_header;
     char hsts[64];
     char listen_host[256];
+
+    /* Read by /readyz on the admin thread, written by the lws thread. */
+    _Atomic int64_t loop_alive_us; /* the service loop's last housekeeping tick */
+    _Atomic bool listening;        /* the WebSocket listener is bound (checked every second) */
+    int listen_check_ticks;        /* lws thread: ticks until the next listener check */
 
     _Atomic bool draining; /* set by the signal thread on SIGTERM */
     _Atomic bool stopping; /* set when the process should exit now */

@@ -48,6 +48,7 @@ void relay_config_defaults(relay_config *c)
     c->drain_grace_ms = 10000;
     c->drain_batch = 100;
     relay_config_set_str(&c->log_level, "info");
+    relay_config_set_str(&c->log_format, "text");
     c->workers = 1;
     c->jetstream = true;
     c->publish_ack_timeout_ms = 5000;
@@ -106,12 +107,51 @@ static int read_secret_file(relay_config *c, mr_cfg *cfg, const char *path)
     return 0;
 }
 
-static const char *const top_keys[] = {
-    "region",        "node_id",   "listen",   "admin_listen", "nats",
-    "auth",          "tls",       "limits",   "origins",      "drain_grace_ms",
-    "static_dir",    "log_level", "workers",  "jetstream",    "publish",
-    "stream",        "resume",    "presence", "drain_batch",  "fallback_urls",
-    "admin_api_key", NULL};
+/* The admin key from a file (one line; what meridian-init-secrets writes). */
+static void read_admin_key_file(relay_config *c, mr_cfg *cfg, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        mr_cfg_error(cfg, "admin_api_key_file", "cannot read %s: %s", path, strerror(errno));
+        return;
+    }
+    char buf[1024];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        n--;
+    buf[n] = '\0';
+    if (n == 0 || strlen(buf) != n || strchr(buf, '\n')) {
+        mr_cfg_error(cfg, "admin_api_key_file", "%s must hold one line: the key", path);
+        return;
+    }
+    relay_config_set_str(&c->admin_api_key, buf);
+}
+
+static const char *const top_keys[] = {"region",
+                                       "node_id",
+                                       "listen",
+                                       "admin_listen",
+                                       "nats",
+                                       "auth",
+                                       "tls",
+                                       "limits",
+                                       "origins",
+                                       "drain_grace_ms",
+                                       "static_dir",
+                                       "log_level",
+                                       "workers",
+                                       "jetstream",
+                                       "publish",
+                                       "stream",
+                                       "resume",
+                                       "presence",
+                                       "drain_batch",
+                                       "fallback_urls",
+                                       "admin_api_key",
+                                       "admin_api_key_file",
+                                       "log_format",
+                                       NULL};
 static const char *const presence_keys[] = {"heartbeat_ms", "expire_heartbeats", NULL};
 static const char *const publish_keys[] = {"ack_timeout_ms", "retries", NULL};
 static const char *const stream_keys[] = {"max_age_s", "max_bytes", "duplicate_window_s",
@@ -166,6 +206,7 @@ int relay_config_load(relay_config *c, const char *path, char *err, size_t errle
     set_from(&cfg, root, "", "admin_listen", &c->admin_listen);
     set_from(&cfg, root, "", "static_dir", &c->static_dir);
     set_from(&cfg, root, "", "log_level", &c->log_level);
+    set_from(&cfg, root, "", "log_format", &c->log_format);
     mr_nats_conf_read(&c->nats, &cfg, root, "nats");
     json_t *origins = mr_cfg_str_array(&cfg, root, "", "origins");
     if (origins)
@@ -175,7 +216,14 @@ int relay_config_load(relay_config *c, const char *path, char *err, size_t errle
     json_t *fallback = mr_cfg_str_array(&cfg, root, "", "fallback_urls");
     if (fallback)
         copy_str_array(fallback, &c->fallback_urls, &c->fallback_count);
-    set_from(&cfg, root, "", "admin_api_key", &c->admin_api_key);
+    const char *admin_key = mr_cfg_str(&cfg, root, "", "admin_api_key", NULL);
+    const char *admin_key_file = mr_cfg_str(&cfg, root, "", "admin_api_key_file", NULL);
+    if (admin_key && admin_key_file)
+        mr_cfg_error(&cfg, "admin_api_key", "set either admin_api_key or admin_api_key_file");
+    else if (admin_key)
+        relay_config_set_str(&c->admin_api_key, admin_key);
+    else if (admin_key_file)
+        read_admin_key_file(c, &cfg, admin_key_file);
     c->workers = mr_cfg_int(&cfg, root, "", "workers", c->workers, 1, 64);
 
     json_t *auth = mr_cfg_obj(&cfg, root, "", "auth");
@@ -274,6 +322,21 @@ int relay_config_load(relay_config *c, const char *path, char *err, size_t errle
     return 0;
 }
 
+bool relay_config_url_valid(const char *url)
+{
+    size_t n = strnlen(url, RELAY_URL_MAX + 1);
+    if (n > RELAY_URL_MAX)
+        return false;
+    size_t scheme = strncmp(url, "wss://", 6) == 0 ? 6 : strncmp(url, "ws://", 5) == 0 ? 5 : 0;
+    /* A host follows the scheme: not empty, and not straight into a path, query or port. */
+    if (!scheme || n == scheme || strchr("/?#:@", url[scheme]))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (url[i] <= ' ' || url[i] > '~' || strchr("\"\\<>`{}|^", url[i]))
+            return false;
+    return true;
+}
+
 static bool token_safe(const char *s)
 {
     if (!*s || strlen(s) > 64)
@@ -316,6 +379,22 @@ int relay_config_validate(const relay_config *c, char *err, size_t errlen)
     }
     if (mr_nats_conf_check(&c->nats, "nats", err, errlen) != 0)
         return -1;
+    if (c->fallback_count > RELAY_DRAIN_URLS_MAX) {
+        snprintf(err, errlen, "fallback_urls: at most %d URLs", RELAY_DRAIN_URLS_MAX);
+        return -1;
+    }
+    for (size_t i = 0; i < c->fallback_count; i++) {
+        if (!relay_config_url_valid(c->fallback_urls[i])) {
+            snprintf(err, errlen,
+                     "fallback_urls: \"%.100s\" must be a ws:// or wss:// URL of at most %d bytes",
+                     c->fallback_urls[i], RELAY_URL_MAX);
+            return -1;
+        }
+    }
+    if (c->admin_api_key && strlen(c->admin_api_key) < 16) {
+        snprintf(err, errlen, "admin_api_key: use at least 16 characters (a long random key)");
+        return -1;
+    }
     if (c->limits.max_outbound_bytes < c->limits.max_message_bytes) {
         /* A single publish of the largest size would close every member as a slow consumer. */
         snprintf(err, errlen,
@@ -329,6 +408,10 @@ int relay_config_validate(const relay_config *c, char *err, size_t errlen)
     }
     if (mr_log_level_parse(c->log_level) < 0) {
         snprintf(err, errlen, "log_level: \"%s\" must be error, warn, info or debug", c->log_level);
+        return -1;
+    }
+    if (mr_log_format_parse(c->log_format) < 0) {
+        snprintf(err, errlen, "log_format: \"%s\" must be text or json", c->log_format);
         return -1;
     }
     return 0;
@@ -352,6 +435,7 @@ void relay_config_free(relay_config *c)
     free(c->origins);
     free(c->static_dir);
     free(c->log_level);
+    free(c->log_format);
     free(c->stream_placement);
     for (size_t i = 0; i < c->fallback_count; i++)
         free(c->fallback_urls[i]);

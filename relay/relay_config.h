@@ -60,10 +60,11 @@ typedef struct relay_config {
     int64_t drain_batch;  /* reconnect frames per 100 ms during a drain */
     char **fallback_urls; /* other regions' URLs, offered in welcome and reconnect */
     size_t fallback_count;
-    char *admin_api_key; /* Bearer key for POST /v1/drain and /v1/undrain, or NULL */
+    char *admin_api_key; /* Bearer key for POST /v1/drain and /v1/undrain; NULL: both disabled */
     char *static_dir;
     char *log_level;
-    int64_t workers; /* reserved: processes sharing the listen port */
+    char *log_format; /* "text" or "json" */
+    int64_t workers;  /* reserved: processes sharing the listen port */
     /* Durability: JetStream publishes acked by the region's stream. */
     bool jetstream;
     int64_t publish_ack_timeout_ms;
@@ -82,6 +83,16 @@ typedef struct relay_config {
     int64_t presence_expire_heartbeats;
 } relay_config;
 
+/* Most URLs a drain request or fallback_urls may list, and the longest one. */
+#define RELAY_DRAIN_URLS_MAX 16
+#define RELAY_URL_MAX        512
+
+/**
+ * A URL clients may be sent to (fallback_urls, POST /v1/drain): ws:// or
+ * wss://, a host, at most RELAY_URL_MAX bytes of printable ASCII without
+ * spaces, quotes, backslashes or angle brackets.
+ */
+bool relay_config_url_valid(const char *url);
 /** Fill `c` with the documented defaults. */
 void relay_config_defaults(relay_config *c);
 /**

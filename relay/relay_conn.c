@@ -249,6 +249,40 @@ size_t relay_conn_take_batch(relay_conn *c, mr_buf *wb)
     return (size_t)(p - start);
 }
 
+/*
+ * Send the close frame ourselves and keep the connection until the client
+ * answers with its close frame (relay_conn_peer_closed) or RELAY_CLOSE_ACK_S
+ * passes. lws 4.1, left to close on its own, shuts the socket right after
+ * the frame: a client still writing then gets a TCP reset, and its stack
+ * may drop the unread close frame with it (Node's ws reported 1006 instead
+ * of 4009 or 4029). Meanwhile relay_client_receive discards what arrives.
+ */
+static int send_close(relay_conn *c)
+{
+    /* Written raw, like the batches: lws keeps the connection open as it knows it. */
+    unsigned char buf[LWS_PRE + 2 + 125];
+    unsigned char *p = buf + LWS_PRE;
+    size_t rl = strlen(c->close_reason);
+    if (rl > 123)
+        rl = 123; /* a control frame's payload is at most 125 bytes */
+    p[0] = 0x88;  /* FIN, close */
+    p[1] = (unsigned char)(2 + rl);
+    p[2] = (unsigned char)(c->close_code >> 8);
+    p[3] = (unsigned char)c->close_code;
+    memcpy(p + 4, c->close_reason, rl);
+    if (lws_write(c->wsi, p, 4 + rl, LWS_WRITE_RAW) < 0)
+        return -1;
+    c->close_sent = true;
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK, RELAY_CLOSE_ACK_S);
+    return 0;
+}
+
+int relay_conn_peer_closed(relay_conn *c)
+{
+    /* Our close frame is out: the client's is the answer, not one to echo. */
+    return c && c->close_sent ? 1 : 0;
+}
+
 int relay_conn_writable(relay_conn *c)
 {
     /*
@@ -279,10 +313,7 @@ int relay_conn_writable(relay_conn *c)
         lws_callback_on_writable(c->wsi);
         return 0;
     }
-    if (c->close_code) {
-        lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
-                         (unsigned char *)c->close_reason, strlen(c->close_reason));
-        return -1;
-    }
+    if (c->close_code && !c->close_sent)
+        return send_close(c);
     return 0;
 }

@@ -21,6 +21,13 @@
 
 /* Seconds a closing connection has to flush its queue before it is disconnected regardless. */
 #define RELAY_CLOSE_FLUSH_S 5
+/*
+ * After the close frame: how long the client has to answer with its own
+ * close, while what it still sends is read and discarded (closing the
+ * socket with unread input would reset it, and the client would lose the
+ * close frame and see 1006).
+ */
+#define RELAY_CLOSE_ACK_S 2
 /* Most bytes of queued frames written with one send (frames are never split). */
 #define RELAY_WRITE_BATCH_BYTES 65536
 /* The longest WebSocket header of an unmasked server frame: 2 bytes + 8 of length. */
@@ -51,6 +58,7 @@ typedef struct relay_conn {
     /* Close requested: sent once the queue before it is flushed. */
     int close_code;
     const char *close_reason; /* a string literal */
+    bool close_sent;          /* our close frame is out; waiting for the client's */
     bool reconnect_sent;
     uint32_t replays; /* memberships replaying history, paced by this queue (relay_resume.c) */
 } relay_conn;
@@ -90,6 +98,12 @@ void relay_conn_close(relay_conn *c, int code, const char *reason);
 void relay_conn_error(relay_conn *c, json_t *id, mr_error_code code, const char *message);
 
 /** Write queued frames while the socket accepts them. Returns -1 to close the connection. */
+/**
+ * The client sent a close frame (LWS_CALLBACK_WS_PEER_INITIATED_CLOSE):
+ * returns 1 when it answers ours (lws then closes without echoing), 0 for
+ * lws to echo it and close.
+ */
+int relay_conn_peer_closed(relay_conn *c);
 int relay_conn_writable(relay_conn *c);
 /**
  * Take frames off the queue, up to RELAY_WRITE_BATCH_BYTES (at least one),

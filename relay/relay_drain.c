@@ -34,8 +34,6 @@
 
 /* After the 1012 closes of a drain that exits: time for the close handshakes, then stop. */
 #define CLOSE_HANDSHAKE_WAIT_S 2
-/* Longest URL accepted in POST /v1/drain. */
-#define URL_MAX 512
 
 void relay_drain_init(relay *r)
 {
@@ -51,70 +49,120 @@ static void reply(struct evhttp_request *req, int code, const char *body)
     evbuffer_free(b);
 }
 
+/*
+ * Drain and undrain change what every client of the relay is told, so they
+ * need the admin key: without admin_api_key they are disabled (403), a
+ * missing or wrong key gets 401. Reading (/healthz, /readyz, /metrics)
+ * stays open for balancers and Prometheus.
+ */
 static bool authorised(struct evhttp_request *req, relay *r)
 {
     const char *key = r->cfg->admin_api_key;
-    if (!key)
-        return true;
+    if (!key) {
+        reply(req, 403,
+              "{\"error\":{\"code\":\"forbidden\",\"message\":\"drain and undrain are disabled: "
+              "set admin_api_key\"}}\n");
+        return false;
+    }
     const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
     size_t kl = strlen(key);
-    return h && strncmp(h, "Bearer ", 7) == 0 && strlen(h + 7) == kl &&
-           CRYPTO_memcmp(h + 7, key, kl) == 0;
+    if (h && strncmp(h, "Bearer ", 7) == 0 && strlen(h + 7) == kl &&
+        CRYPTO_memcmp(h + 7, key, kl) == 0)
+        return true;
+    reply(req, 401,
+          "{\"error\":{\"code\":\"unauthorized\",\"message\":\"bad or missing API key\"}}\n");
+    return false;
+}
+
+static bool post_allowed(struct evhttp_request *req, relay *r)
+{
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+        reply(req, 405, "{\"error\":{\"code\":\"method_not_allowed\",\"message\":\"use POST\"}}\n");
+        return false;
+    }
+    return authorised(req, r);
+}
+
+/*
+ * The body of POST /v1/drain: empty, {} or {"urls":[...]} with at most
+ * RELAY_DRAIN_URLS_MAX ws:// or wss:// URLs (relay_config_url_valid), which
+ * clients will connect to. Returns the URL array (a new reference, or NULL
+ * for none) in *urls, or false when the body is not that.
+ */
+static bool parse_drain_body(struct evhttp_request *req, json_t **urls)
+{
+    *urls = NULL;
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    if (len == 0)
+        return true;
+    char *body = mr_malloc(len);
+    evbuffer_remove(in, body, len);
+    json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+    free(body);
+    json_t *u = json_object_get(j, "urls");
+    bool ok = json_is_object(j) && json_object_size(j) == (u ? 1u : 0u) &&
+              (!u || (json_is_array(u) && json_array_size(u) <= RELAY_DRAIN_URLS_MAX));
+    size_t i;
+    json_t *e;
+    if (ok && u)
+        json_array_foreach(u, i, e) ok = ok && json_is_string(e) &&
+                                         strlen(json_string_value(e)) == json_string_length(e) &&
+                                         relay_config_url_valid(json_string_value(e));
+    if (ok && u)
+        *urls = json_incref(u);
+    json_decref(j);
+    return ok;
 }
 
 static void on_drain(struct evhttp_request *req, void *arg)
 {
     relay *r = arg;
-    if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
-        reply(req, 405, "{\"error\":{\"code\":\"method_not_allowed\",\"message\":\"use POST\"}}\n");
+    if (!post_allowed(req, r))
         return;
-    }
-    if (!authorised(req, r)) {
-        reply(req, 401,
-              "{\"error\":{\"code\":\"unauthorized\",\"message\":\"bad or missing API key\"}}\n");
+    json_t *urls;
+    if (!parse_drain_body(req, &urls)) {
+        reply(req, 400,
+              "{\"error\":{\"code\":\"bad_request\",\"message\":\"body must be empty or "
+              "{\\\"urls\\\":[...]}: at most 16 ws:// or wss:// URLs of at most 512 bytes\"}}\n");
         return;
-    }
-    bool drain = strcmp(evhttp_request_get_uri(req), "/v1/drain") == 0;
-    json_t *urls = NULL;
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t len = evbuffer_get_length(in);
-    if (drain && len > 0) {
-        char *body = mr_malloc(len + 1);
-        evbuffer_remove(in, body, len);
-        json_t *j = json_loadb(body, len, 0, NULL);
-        free(body);
-        json_t *u = json_object_get(j, "urls");
-        bool ok = json_is_object(j) && (!u || json_is_array(u));
-        size_t i;
-        json_t *e;
-        if (u)
-            json_array_foreach(u, i, e) ok =
-                ok && json_is_string(e) && json_string_length(e) < URL_MAX;
-        if (!ok) {
-            json_decref(j);
-            reply(req, 400,
-                  "{\"error\":{\"code\":\"bad_request\",\"message\":\"body must be "
-                  "{\\\"urls\\\":[\\\"wss://...\\\"]}\"}}\n");
-            return;
-        }
-        urls = u ? json_incref(u) : NULL;
-        json_decref(j);
     }
     pthread_mutex_lock(&r->drain_lock);
     json_decref(r->drain_requested_urls);
     r->drain_requested_urls = urls;
-    r->drain_requested = drain ? 1 : -1;
+    r->drain_requested = 1;
     pthread_mutex_unlock(&r->drain_lock);
-    if (drain)
-        atomic_store(&r->draining, true);
+    atomic_store(&r->draining, true);
     lws_cancel_service(r->lws);
-    reply(req, 202, drain ? "{\"draining\":true}\n" : "{\"draining\":false}\n");
+    reply(req, 202, "{\"draining\":true}\n");
+}
+
+static void on_undrain(struct evhttp_request *req, void *arg)
+{
+    relay *r = arg;
+    if (!post_allowed(req, r))
+        return;
+    /* A relay told to stop stays stopping; relay_drain_poll checks again on its thread. */
+    if (atomic_load(&r->sigterm)) {
+        reply(req, 409,
+              "{\"error\":{\"code\":\"conflict\",\"message\":\"the relay is stopping (SIGTERM) "
+              "and cannot be undrained\"}}\n");
+        return;
+    }
+    pthread_mutex_lock(&r->drain_lock);
+    json_decref(r->drain_requested_urls);
+    r->drain_requested_urls = NULL;
+    r->drain_requested = -1;
+    pthread_mutex_unlock(&r->drain_lock);
+    lws_cancel_service(r->lws);
+    reply(req, 202, "{\"draining\":false}\n");
 }
 
 void relay_drain_admin_routes(struct evhttp *http, relay *r)
 {
+    /* evhttp matches callbacks on the path alone: a query string does not change the route. */
     evhttp_set_cb(http, "/v1/drain", on_drain, r);
-    evhttp_set_cb(http, "/v1/undrain", on_drain, r);
+    evhttp_set_cb(http, "/v1/undrain", on_undrain, r);
 }
 
 static void close_timer_cb(lws_sorted_usec_list_t *sul)
@@ -160,15 +208,16 @@ void relay_drain_poll(relay *r)
     r->drain_requested = 0;
     r->drain_requested_urls = NULL;
     pthread_mutex_unlock(&r->drain_lock);
+    bool sigterm = atomic_load(&r->sigterm);
     if (req == 1) {
         json_decref(r->drain_urls);
         r->drain_urls = urls;
         if (!r->drain_started)
-            start(r, false);
-        return;
-    }
-    json_decref(urls);
-    if (req == -1) {
+            start(r, sigterm);
+    } else if (req == -1 && sigterm) {
+        /* SIGTERM came after the admin thread checked: stopping wins. */
+        mr_log_info("drain: undrain refused; the relay is stopping");
+    } else if (req == -1) {
         mr_log_info("drain: cancelled; accepting clients again");
         atomic_store(&r->draining, false);
         r->drain_started = false;
@@ -179,11 +228,10 @@ void relay_drain_poll(relay *r)
         lws_sul_cancel(&r->drain_sul);
         return;
     }
-    /* SIGTERM: drain, then exit. */
+    /* SIGTERM: drain, then exit (also when an admin drain was already under way). */
     if (atomic_load(&r->draining) && !r->drain_started)
         start(r, true);
-    else if (atomic_load(&r->draining) && r->drain_started && !r->drain_exit &&
-             atomic_load(&r->sigterm))
+    else if (r->drain_started && !r->drain_exit && sigterm)
         r->drain_exit = true;
 }
 

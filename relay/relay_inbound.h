@@ -9,5 +9,7 @@
 
 /** Take everything queued from NATS and handle it, oldest first (lws thread, after a wake-up). */
 void relay_inbound_take(relay *r);
+/** Handle one message that arrived on a subscription (lws thread); the caller still owns it. */
+void relay_inbound_message(relay *r, natsMsg *msg);
 
 #endif

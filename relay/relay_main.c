@@ -10,6 +10,7 @@
 #include "mr_alloc.h"
 #include "mr_log.h"
 #include "mr_metrics.h"
+#include "mr_time.h"
 #include "relay.h"
 #include "relay_config.h"
 #include "relay_deliver.h"
@@ -83,20 +84,29 @@ static void admin_routes(struct evhttp *http, void *ud)
     relay_drain_admin_routes(http, ud);
 }
 
+/*
+ * Ready: NATS connected, the region's stream there, not draining, the
+ * WebSocket listener bound, and the service loop alive (its housekeeping
+ * ran within RELAY_LOOP_STALL_MS). The admin thread runs this, so it reads
+ * only atomics.
+ */
 static bool relay_ready(void *ud, mr_buf *detail)
 {
     relay *r = ud;
     bool nats = relay_nats_healthy(r->nats); /* connected, and the server answers (relay_nats.h) */
     bool stream = relay_nats_stream_ready(r->nats);
     bool draining = atomic_load(&r->draining);
+    bool listening = atomic_load(&r->listening);
+    bool running = mr_now_us() - atomic_load(&r->loop_alive_us) < RELAY_LOOP_STALL_MS * 1000;
     mr_buf_putc(detail, '{');
     relay_nats_describe(r->nats, nats, detail);
-    mr_buf_printf(detail, ",\"stream\":\"%s\",\"draining\":%s}",
+    mr_buf_printf(detail, ",\"stream\":\"%s\",\"draining\":%s,\"listener\":\"%s\",\"loop\":\"%s\"}",
                   !r->cfg->jetstream ? "off"
                   : stream           ? "ready"
                                      : "missing",
-                  draining ? "true" : "false");
-    return nats && stream && !draining;
+                  draining ? "true" : "false", listening ? "bound" : "unbound",
+                  running ? "running" : "stalled");
+    return nats && stream && !draining && listening && running;
 }
 
 int main(int argc, char **argv)
@@ -184,6 +194,7 @@ int main(int argc, char **argv)
         return 0;
     }
     mr_log_set_level((mr_log_level)mr_log_level_parse(cfg.log_level));
+    mr_log_set_format((mr_log_format)mr_log_format_parse(cfg.log_format));
 
     /* Block signals before any thread starts so that they all inherit the mask. */
     signal_ctx sc;

@@ -6,6 +6,9 @@
 relay_metrics relay_m = {
     .connections = MR_GAUGE("meridian_relay_connections", "Open client WebSocket connections."),
     .rooms = MR_GAUGE("meridian_relay_rooms", "Rooms with at least one member on this relay."),
+    .members = MR_GAUGE("meridian_relay_members",
+                        "Room memberships of this relay's connections (its share of presence)."),
+    .joins = MR_COUNTER("meridian_relay_joins_total", "Room joins accepted (memberships created)."),
     .nats_connected =
         MR_GAUGE("meridian_relay_nats_connected", "1 when the NATS connection is up."),
     .draining = MR_GAUGE("meridian_relay_draining", "1 while the relay drains."),
@@ -47,6 +50,9 @@ relay_metrics relay_m = {
         MR_COUNTER("meridian_relay_auth_failures_total", "Hello frames with a bad token."),
     .rejected_upgrades = MR_COUNTER("meridian_relay_rejected_upgrades_total",
                                     "WebSocket upgrades refused (origin, per-IP limit, draining)."),
+    .nats_rejected =
+        MR_COUNTER("meridian_relay_nats_rejected_total",
+                   "Messages from NATS dropped as malformed (bad subject, id or payload)."),
     .publish_ack_latency =
         MR_HISTOGRAM("meridian_relay_publish_ack_seconds", "Time from a publish frame to its ack.",
                      mr_latency_buckets, 16),
@@ -57,6 +63,8 @@ void relay_metrics_register(void)
     static char labels[MR_ERR_COUNT][48];
     mr_metric *plain[] = {&relay_m.connections,
                           &relay_m.rooms,
+                          &relay_m.members,
+                          &relay_m.joins,
                           &relay_m.nats_connected,
                           &relay_m.draining,
                           &relay_m.connections_total,
@@ -80,7 +88,8 @@ void relay_metrics_register(void)
                           &relay_m.commits_repaired,
                           &relay_m.slow_consumer_closes,
                           &relay_m.auth_failures,
-                          &relay_m.rejected_upgrades};
+                          &relay_m.rejected_upgrades,
+                          &relay_m.nats_rejected};
     for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++)
         mr_metric_register(plain[i]);
     for (int i = 0; i < MR_ERR_COUNT; i++) {

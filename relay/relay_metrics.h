@@ -6,13 +6,14 @@
 #include "mr_proto.h"
 
 typedef struct relay_metrics {
-    mr_metric connections, rooms, nats_connected, draining;
+    mr_metric connections, rooms, members, nats_connected, draining;
+    mr_metric joins;
     mr_metric connections_total, frames_in, frames_out, bytes_in, bytes_out;
     mr_metric publishes, acks, deliveries, duplicates_dropped, commits, recovered_from_commit;
     mr_metric commits_repeated, awaiting_forgotten;
     mr_metric publish_retries, publish_failures, resumes, resumes_incomplete;
     mr_metric commit_repairs, commits_repaired;
-    mr_metric slow_consumer_closes, auth_failures, rejected_upgrades;
+    mr_metric slow_consumer_closes, auth_failures, rejected_upgrades, nats_rejected;
     mr_metric errors[MR_ERR_COUNT];
     mr_metric publish_ack_latency;
 } relay_metrics;

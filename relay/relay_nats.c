@@ -357,7 +357,7 @@ int relay_nats_connect(relay_nats *n, char *err, size_t errlen)
     snprintf(wildcard, sizeof wildcard, "%s>", n->inbox);
     s = natsConnection_Subscribe(&n->inbox_sub, n->conn, wildcard, on_message, n);
     if (s == NATS_OK)
-        s = natsConnection_Subscribe(&n->hb_sub, n->conn, "meridian.presence.hb", on_message, n);
+        s = natsConnection_Subscribe(&n->hb_sub, n->conn, RELAY_SUBJ_HEARTBEAT, on_message, n);
     if (s == NATS_CONNECTION_CLOSED) {
         /*
          * libnats already gave up on a server that refused the handshake

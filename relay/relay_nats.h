@@ -17,12 +17,12 @@
  * Subjects (docs/architecture.md, "Subjects"). The relay builds them in the
  * features and takes them apart in relay_inbound.c, so both use these.
  */
-#define RELAY_SUBJ_MSG          "meridian.msg."      /* + <region>.<room>: the fast path */
-#define RELAY_SUBJ_COMMIT       "meridian.commit."   /* + <room>: a message's seq */
-#define RELAY_SUBJ_HISTORY      "meridian.history."  /* + <room>: history requests */
-#define RELAY_SUBJ_PRESENCE     "meridian.presence." /* + <room>: presence deltas, snapshots */
-#define RELAY_PRESENCE_HB_TOKEN "hb"                 /* ... + "hb": heartbeats and bye */
-#define RELAY_SUBJ_PRESENCE_HB  RELAY_SUBJ_PRESENCE RELAY_PRESENCE_HB_TOKEN
+#define RELAY_SUBJ_MSG      "meridian.msg."      /* + <region>.<room>: the fast path */
+#define RELAY_SUBJ_COMMIT   "meridian.commit."   /* + <room>: a message's seq */
+#define RELAY_SUBJ_HISTORY  "meridian.history."  /* + <room>: history requests */
+#define RELAY_SUBJ_PRESENCE "meridian.presence." /* + <room>: presence deltas, snapshots */
+/* Relay heartbeats and bye: outside meridian.presence.*, so that no room name can clash. */
+#define RELAY_SUBJ_HEARTBEAT "meridian.relay.hb"
 /* Room for any subject above: the longest prefix, a region (64), a dot and a room. */
 #define RELAY_SUBJECT_MAX (MR_ROOM_MAX + 96)
 /* The header carrying a message's identity; JetStream de-duplicates on it. */

@@ -11,7 +11,8 @@
  *
  * A relay that starts watching a room asks the others for a snapshot with a
  * request on the same subject; each relay with members there answers with
- * its users. Every relay heartbeats on meridian.presence.hb; a relay that
+ * its users. Every relay heartbeats on meridian.relay.hb (a subject no room
+ * name can produce, unlike the meridian.presence.hb of old); a relay that
  * misses `presence.expire_heartbeats` heartbeats is considered gone and its
  * entries are dropped everywhere, so a relay killed with SIGKILL leaves no
  * zombie members. N is a per-process instance id, so a restarted relay
@@ -49,6 +50,14 @@ typedef struct presence_room {
     mr_map remote;        /* "user\x1fnode" -> remote_entry* */
     mr_map remote_totals; /* user -> (intptr_t) sum of its sessions on other relays */
 } presence_room;
+
+/* Most sessions one relay may report for a user; larger counts are refused as malformed. */
+#define RELAY_PRESENCE_SESSIONS_MAX 10000000
+/*
+ * Most relays heard of at once. Each costs a map entry until it misses its
+ * heartbeats, so a publisher inventing ids cannot grow memory without bound.
+ */
+#define RELAY_PRESENCE_NODES_MAX 4096
 
 /* Key of a remote entry: a user (at most MR_JWT_SUB_MAX bytes), \x1f, a node's instance id. */
 #define REMOTE_KEY_MAX (MR_JWT_SUB_MAX + 1 + RELAY_NODE_ID_MAX)
@@ -204,17 +213,6 @@ static void remote_set(relay *r, relay_room *room, const char *node, const char 
                   true);
 }
 
-static void saw_node(relay *r, const char *node)
-{
-    size_t nl = strlen(node);
-    node_info *ni = mr_map_get(&r->presence_nodes, node, nl);
-    if (!ni) {
-        ni = mr_calloc(1, sizeof *ni);
-        mr_map_put(&r->presence_nodes, node, nl, ni);
-    }
-    ni->last_seen_us = mr_now_us();
-}
-
 static void drop_node(relay *r, const char *node)
 {
     size_t rb;
@@ -263,62 +261,137 @@ static void answer_query(relay *r, relay_room *room, const char *reply)
     mr_buf_free(&b);
 }
 
-static void apply_snapshot(relay *r, relay_room *room, json_t *j)
+/*
+ * Everything below comes from NATS, where any connected process could
+ * publish: each field is checked before it is used, as the frame parser
+ * checks client frames. A node id is what relay_presence_init makes: region
+ * and node id of at most 64 bytes each (relay_config.c), two slashes and 12
+ * hex digits, so at most 142 bytes of [A-Za-z0-9_/-].
+ */
+static bool node_valid(const char *s, size_t len)
+{
+    if (len == 0 || len >= RELAY_NODE_ID_MAX || strlen(s) != len)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+              (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '_' || s[i] == '/'))
+            return false;
+    return true;
+}
+
+/* The node id in `j`, or NULL when it is absent or malformed. */
+static const char *node_of(json_t *j)
 {
     json_t *node = json_object_get(j, "node");
+    if (!json_is_string(node) || !node_valid(json_string_value(node), json_string_length(node)))
+        return NULL;
+    return json_string_value(node);
+}
+
+/* A user as tokens name them (1 to MR_JWT_SUB_MAX bytes, no NUL). */
+static bool user_valid(const char *user, size_t len)
+{
+    return len > 0 && len <= MR_JWT_SUB_MAX && strlen(user) == len;
+}
+
+static bool sessions_valid(json_t *n)
+{
+    return json_is_integer(n) && json_integer_value(n) >= 0 &&
+           json_integer_value(n) <= RELAY_PRESENCE_SESSIONS_MAX;
+}
+
+/* Note that `node` is alive; false when it is new and too many nodes are known already. */
+static bool saw_node(relay *r, const char *node)
+{
+    size_t nl = strlen(node);
+    node_info *ni = mr_map_get(&r->presence_nodes, node, nl);
+    if (!ni) {
+        if (r->presence_nodes.count >= RELAY_PRESENCE_NODES_MAX)
+            return false;
+        ni = mr_calloc(1, sizeof *ni);
+        mr_map_put(&r->presence_nodes, node, nl, ni);
+    }
+    ni->last_seen_us = mr_now_us();
+    return true;
+}
+
+/* Apply another relay's users in `room` (`node` is valid and not this relay). */
+static bool apply_snapshot(relay *r, relay_room *room, const char *node, json_t *j)
+{
     json_t *users = json_object_get(j, "users");
-    if (!json_is_string(node) || !json_is_object(users) ||
-        strcmp(json_string_value(node), r->instance) == 0)
-        return;
-    saw_node(r, json_string_value(node));
+    if (!json_is_object(users))
+        return false;
     const char *user;
     json_t *n;
-    mr_log_debug("presence: snapshot from %s for %s", json_string_value(node), room->name);
-    json_object_foreach(users, user, n) if (json_is_integer(n) && strlen(user) <= MR_JWT_SUB_MAX)
-        remote_set(r, room, json_string_value(node), user, (long)json_integer_value(n));
+    json_object_foreach(users, user, n)
+    {
+        /* jansson keys cannot hold NUL, so strlen is the key's length. */
+        if (!user_valid(user, strlen(user)) || !sessions_valid(n))
+            return false;
+    }
+    if (!saw_node(r, node))
+        return false;
+    mr_log_debug("presence: snapshot from %s for %s", node, room->name);
+    json_object_foreach(users, user, n)
+        remote_set(r, room, node, user, (long)json_integer_value(n));
+    return true;
 }
 
-void relay_presence_on_message(relay *r, const char *rest, const char *reply, const char *data,
-                               size_t len)
+bool relay_presence_on_heartbeat(relay *r, const char *data, size_t len)
 {
     json_t *j = json_loadb(data, len, 0, NULL);
-    json_t *node = json_object_get(j, "node");
-    if (strcmp(rest, RELAY_PRESENCE_HB_TOKEN) == 0) {
-        json_t *op = json_object_get(j, "op");
-        if (json_is_string(node) && strcmp(json_string_value(node), r->instance) != 0) {
-            if (json_is_string(op) && strcmp(json_string_value(op), "bye") == 0)
-                drop_node(r, json_string_value(node));
-            else
-                saw_node(r, json_string_value(node));
-        }
-        json_decref(j);
-        return;
-    }
-    relay_room *room = relay_room_find(&r->rooms, rest, strlen(rest));
-    if (room && reply && reply[0]) {
-        answer_query(r, room, reply);
-    } else if (room && json_is_string(node) && strcmp(json_string_value(node), r->instance) != 0) {
-        json_t *user = json_object_get(j, "user");
-        json_t *sessions = json_object_get(j, "sessions");
-        if (json_is_string(user) && json_string_length(user) <= MR_JWT_SUB_MAX &&
-            json_is_integer(sessions)) {
-            saw_node(r, json_string_value(node));
-            remote_set(r, room, json_string_value(node), json_string_value(user),
-                       (long)json_integer_value(sessions));
-        }
+    const char *node = node_of(j);
+    json_t *op = json_object_get(j, "op");
+    bool ok = node && (!op || (json_is_string(op) && strcmp(json_string_value(op), "bye") == 0));
+    if (ok && strcmp(node, r->instance) != 0) {
+        if (op)
+            drop_node(r, node);
+        else
+            ok = saw_node(r, node);
     }
     json_decref(j);
+    return ok;
 }
 
-void relay_presence_snapshot_reply(relay *r, const char *room_name, const char *data, size_t len)
+bool relay_presence_on_message(relay *r, const char *room_name, const char *reply, const char *data,
+                               size_t len)
 {
     relay_room *room = relay_room_find(&r->rooms, room_name, strlen(room_name));
     if (!room)
-        return;
+        return true; /* every member left after the message was queued */
+    if (reply && reply[0]) {
+        answer_query(r, room, reply);
+        return true;
+    }
     json_t *j = json_loadb(data, len, 0, NULL);
-    if (json_is_object(j))
-        apply_snapshot(r, room, j);
+    const char *node = node_of(j);
+    json_t *op = json_object_get(j, "op");
+    json_t *user = json_object_get(j, "user");
+    json_t *sessions = json_object_get(j, "sessions");
+    bool ok = node && json_is_string(op) && strcmp(json_string_value(op), "set") == 0 &&
+              json_is_string(user) &&
+              user_valid(json_string_value(user), json_string_length(user)) &&
+              sessions_valid(sessions);
+    /* This relay's own deltas come back to it too. */
+    if (ok && strcmp(node, r->instance) != 0) {
+        ok = saw_node(r, node);
+        if (ok)
+            remote_set(r, room, node, json_string_value(user), (long)json_integer_value(sessions));
+    }
     json_decref(j);
+    return ok;
+}
+
+bool relay_presence_snapshot_reply(relay *r, const char *room_name, const char *data, size_t len)
+{
+    relay_room *room = relay_room_find(&r->rooms, room_name, strlen(room_name));
+    if (!room)
+        return true;
+    json_t *j = json_loadb(data, len, 0, NULL);
+    const char *node = node_of(j);
+    bool ok = node && (strcmp(node, r->instance) == 0 || apply_snapshot(r, room, node, j));
+    json_decref(j);
+    return ok;
 }
 
 void relay_presence_room_created(relay *r, relay_room *room)
@@ -382,7 +455,7 @@ void relay_presence_tick(relay *r)
         mr_buf_puts(&b, "{\"node\":");
         mr_buf_json_str(&b, r->instance, strlen(r->instance));
         mr_buf_printf(&b, ",\"interval_ms\":%lld}", (long long)r->cfg->presence_heartbeat_ms);
-        relay_nats_publish_raw(r->nats, RELAY_SUBJ_PRESENCE_HB, NULL, b.data, b.len);
+        relay_nats_publish_raw(r->nats, RELAY_SUBJ_HEARTBEAT, NULL, b.data, b.len);
         mr_buf_free(&b);
     }
     int64_t expire = interval * r->cfg->presence_expire_heartbeats;
@@ -392,9 +465,10 @@ void relay_presence_tick(relay *r)
         mr_map_entry *next = mr_map_next(&r->presence_nodes, &bucket, e);
         if (now - ni->last_seen_us > expire) {
             mr_log_info("presence: relay %s missed its heartbeats; dropping its members", e->key);
-            char node[RELAY_NODE_ID_MAX];
-            snprintf(node, sizeof node, "%s", e->key);
+            /* A copy of the whole key: drop_node deletes the entry that holds it. */
+            char *node = mr_strndup(e->key, e->klen);
             drop_node(r, node);
+            free(node);
             /* drop_node changed the map: start over, the walk is short. */
             next = mr_map_first(&r->presence_nodes, &bucket);
         }
@@ -422,6 +496,6 @@ void relay_presence_bye(relay *r)
     mr_buf_puts(&b, "{\"op\":\"bye\",\"node\":");
     mr_buf_json_str(&b, r->instance, strlen(r->instance));
     mr_buf_putc(&b, '}');
-    relay_nats_publish_raw(r->nats, RELAY_SUBJ_PRESENCE_HB, NULL, b.data, b.len);
+    relay_nats_publish_raw(r->nats, RELAY_SUBJ_HEARTBEAT, NULL, b.data, b.len);
     mr_buf_free(&b);
 }

@@ -25,14 +25,17 @@ void relay_presence_local(relay *r, relay_room *room, const char *user, int delt
 void relay_presence_room_gone(relay *r, relay_room *room, const char *user);
 /** The room was just created here: ask the other relays for their members. */
 void relay_presence_room_created(relay *r, relay_room *room);
-/**
- * A message on meridian.presence.<room> or meridian.presence.hb: `rest` is
- * the subject after "meridian.presence.", `reply` its reply subject or NULL.
+/*
+ * The handlers of what arrives from NATS return false when the message is
+ * malformed (and was ignored), for the dispatcher to count and log.
  */
-void relay_presence_on_message(relay *r, const char *rest, const char *reply, const char *data,
+/** A delta or snapshot request on meridian.presence.<room>; `reply` is NULL or empty for deltas. */
+bool relay_presence_on_message(relay *r, const char *room, const char *reply, const char *data,
                                size_t len);
+/** A heartbeat or bye on meridian.relay.hb. */
+bool relay_presence_on_heartbeat(relay *r, const char *data, size_t len);
 /** A snapshot reply for `room` arrived on the inbox. */
-void relay_presence_snapshot_reply(relay *r, const char *room, const char *data, size_t len);
+bool relay_presence_snapshot_reply(relay *r, const char *room, const char *data, size_t len);
 /** Answer a `presence` frame of `c` about `m`'s room: its members across relays. */
 void relay_presence_answer(relay_conn *c, relay_member *m, json_t *id);
 /** Append the room's members across relays as a JSON array. */

@@ -8,6 +8,7 @@
  */
 #include "relay_room.h"
 #include "mr_alloc.h"
+#include "relay_metrics.h"
 #include "mr_log.h"
 
 #include <stdint.h>
@@ -99,6 +100,8 @@ relay_member *relay_room_join(relay_rooms *rs, const char *name, size_t len, str
     intptr_t n = (intptr_t)mr_map_get(&r->users, user, ul);
     mr_map_put(&r->users, user, ul, (void *)(n + 1));
     *first_of_user = n == 0;
+    mr_metric_inc(&relay_m.joins);
+    mr_metric_inc(&relay_m.members);
     return m;
 }
 
@@ -125,6 +128,7 @@ bool relay_room_leave(relay_rooms *rs, relay_member *m, const char *user, bool *
         if (rs->member_free[i])
             rs->member_free[i](m);
     free(m);
+    mr_metric_add(&relay_m.members, -1);
     return r->member_count == 0;
 }
 

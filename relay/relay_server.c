@@ -26,10 +26,15 @@
 #include "relay_repair.h"
 #include "relay_resume.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 /* Most bytes lws writes to a socket at once (our batches are at most 64 KiB and a frame). */
 #define TX_PACKET_BYTES (256 * 1024)
@@ -38,10 +43,68 @@
 /* Seconds lws allows for its own protocol steps (handshakes, close). */
 #define LWS_TIMEOUT_S 10
 
+/* Ticks between two checks of the listening socket. */
+#define LISTEN_CHECK_TICKS 10
+
+/*
+ * Whether something is bound to the WebSocket address. lws 4.1 starts a
+ * vhost whose interface does not exist yet without a listening socket (and
+ * says nothing through its API), so ask the kernel: a bind to the same
+ * address fails with EADDRINUSE exactly when a socket holds it. A probe
+ * that does bind is closed at once, before any client could notice.
+ */
+static bool listener_bound(relay *r)
+{
+    int port = relay_server_port(r);
+    if (port <= 0)
+        return false;
+    const char *host = r->listen_host;
+    bool v6 = strchr(host, ':') != NULL;
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    socklen_t sl;
+    if (v6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1)
+            return true; /* a scoped address or a name: trust the bind lws reported */
+        sl = sizeof *a;
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        a->sin_family = AF_INET;
+        a->sin_port = htons((uint16_t)port);
+        a->sin_addr.s_addr = htonl(INADDR_ANY);
+        if (host[0] && strcmp(host, "0.0.0.0") != 0 && inet_pton(AF_INET, host, &a->sin_addr) != 1)
+            return true; /* a host name: lws resolved it; trust the bind it reported */
+        sl = sizeof *a;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return true; /* out of descriptors says nothing about the listener */
+    int rc = bind(fd, (struct sockaddr *)&ss, sl);
+    int err = errno;
+    close(fd);
+    return rc != 0 && err == EADDRINUSE;
+}
+
+static void check_listener(relay *r)
+{
+    bool bound = listener_bound(r);
+    if (atomic_exchange(&r->listening, bound) != bound)
+        mr_log(bound ? MR_LOG_INFO : MR_LOG_ERROR, "WebSocket listener on %s %s", r->cfg->listen,
+               bound ? "bound" : "is not bound: not ready");
+}
+
 /* Periodic work on the lws thread, every RELAY_TICK_MS. */
 static void housekeeping_cb(lws_sorted_usec_list_t *sul)
 {
     relay *r = lws_container_of(sul, relay, housekeeping_sul);
+    atomic_store(&r->loop_alive_us, mr_now_us());
+    if (--r->listen_check_ticks <= 0) {
+        r->listen_check_ticks = LISTEN_CHECK_TICKS;
+        check_listener(r);
+    }
     relay_resume_expire(r);
     relay_client_tick(r);
     relay_presence_tick(r);
@@ -116,6 +179,8 @@ static int callback_meridian(struct lws *wsi, enum lws_callback_reasons reason, 
                                     lws_is_final_fragment(wsi));
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return relay_client_writable(c);
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        return relay_conn_peer_closed(c);
     case LWS_CALLBACK_TIMER:
         relay_client_timer(c);
         return 0;
@@ -239,6 +304,10 @@ int relay_server_start(relay *r, char *err, size_t errlen)
     if (relay_nats_connect(r->nats, err, errlen) != 0)
         return -1;
     mr_metric_set(&relay_m.nats_connected, relay_nats_connected(r->nats));
+    atomic_store(&r->loop_alive_us, mr_now_us());
+    atomic_store(&r->listening, true); /* so that the first check logs only a missing listener */
+    check_listener(r);
+    r->listen_check_ticks = LISTEN_CHECK_TICKS;
     lws_sul_schedule(r->lws, 0, &r->housekeeping_sul, housekeeping_cb, 100 * LWS_US_PER_MS);
     return 0;
 }

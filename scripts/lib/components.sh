@@ -168,6 +168,15 @@ postgres_start() {
 relay_bins() { echo "meridian-relay"; }
 relay_ports() { echo "relay relay-admin"; }
 
+# The relays' admin key (drain and undrain); the health agents send it.
+mr_relay_admin_key_file() {
+    local key=$MR_STATE/conf/relay-admin.key
+    if [[ ! -s $key ]]; then
+        (umask 077 && od -An -tx1 -N24 /dev/urandom | tr -d ' \n' >"$key" && echo >>"$key")
+    fi
+    printf '%s\n' "$key"
+}
+
 # The development token secret shared by every relay and the token commands.
 mr_secret_file() {
     local secret=$MR_STATE/conf/jwt.secret
@@ -197,6 +206,7 @@ relay_start() {
   "admin_listen": "${admin[$id]}",
   "nats": $(nats_json relay "$region"),
   "auth": {"secret_file": "$secret"},
+  "admin_api_key_file": "$(mr_relay_admin_key_file)",
   "stream": {"placement": "$region"},
   "presence": {"heartbeat_ms": 1000, "expire_heartbeats": 3},
   "static_dir": "$MR_ROOT/clients/js/demo",
@@ -353,6 +363,7 @@ healthcheck_start() {
   "nats": $(nats_json healthcheck "$region"),
   "api_key": "$(head -n 1 "$apikey")",
   "probe": {"secret": "$secret"},
+  "drain": {"relay_api_key": "$(head -n 1 "$(mr_relay_admin_key_file)")"},
   "dns": $dns
 }
 EOF

@@ -10,6 +10,8 @@ Suite *map_suite(void);
 Suite *json_scan_suite(void);
 Suite *nats_opts_suite(void);
 Suite *admin_suite(void);
+Suite *log_suite(void);
+Suite *metrics_suite(void);
 
 int main(void)
 {
@@ -21,6 +23,8 @@ int main(void)
     srunner_add_suite(sr, map_suite());
     srunner_add_suite(sr, nats_opts_suite());
     srunner_add_suite(sr, admin_suite());
+    srunner_add_suite(sr, log_suite());
+    srunner_add_suite(sr, metrics_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -120,7 +120,8 @@ START_TEST(nonce_signature)
     unsigned char raw[35];
     const char *b32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     for (int i = 0, bits = 0, acc = 0, o = 0; pubs[0][i]; i++) {
-        acc = (acc << 5) | (int)(strchr(b32, pubs[0][i]) - b32);
+        /* Only the bits not yet emitted (fewer than 8) matter: keep the shift in range. */
+        acc = ((acc & 0xff) << 5) | (int)(strchr(b32, pubs[0][i]) - b32);
         if ((bits += 5) >= 8)
             raw[o++] = (unsigned char)(acc >> (bits -= 8));
     }
@@ -344,6 +345,8 @@ START_TEST(permission_table)
     ck_assert(!allowed(relay.pub, relay.npub, "meridian.msg.us-east.general"));
     ck_assert(!allowed(relay.pub, relay.npub, "meridian.msg.eu-west.a.b"));
     ck_assert(!allowed(relay.pub, relay.npub, "meridian.commit.general"));
+    ck_assert(allowed(relay.pub, relay.npub, "meridian.relay.hb"));
+    ck_assert(allowed(relay.sub, relay.nsub, "meridian.relay.hb"));
     ck_assert(allowed(relay.sub, relay.nsub, "meridian.msg.us-east.general"));
     ck_assert(allowed(relay.sub, relay.nsub, "meridian.commit.general"));
     ck_assert(!allowed(relay.sub, relay.nsub, "meridian.history.general"));
@@ -378,6 +381,7 @@ START_TEST(permission_table)
     ck_assert(!allowed(control.pub, control.npub, "$JS.API.STREAM.UPDATE.MERIDIAN_US_EAST"));
     ck_assert(!allowed(control.pub, control.npub, "$JS.API.STREAM.CREATE.MERIDIAN_EU_WEST"));
     ck_assert(!allowed(control.pub, control.npub, "meridian.presence.general"));
+    ck_assert(!allowed(control.pub, control.npub, "meridian.relay.hb"));
     ck_assert(allowed(control.sub, control.nsub, "meridian.history.general"));
     ck_assert(!allowed(control.sub, control.nsub, "meridian.msg.us-east.general"));
 

@@ -43,8 +43,10 @@
 
 #define SECRET  "healthcheck-test-secret-0123456789"
 #define API_KEY "drain-key-for-tests"
-#define NREG    3
-#define NAGENT  3
+/* The relays' admin_api_key, which the agents send when they drain a relay. */
+#define RELAY_ADMIN_KEY "relay-admin-key-for-tests"
+#define NREG            3
+#define NAGENT          3
 
 static const char *const region_names[NREG] = {"eu-west", "us-east", "ap-south"};
 static const char *const relay_addr[NREG] = {"127.1.0.1", "127.2.0.1", "127.3.0.1"};
@@ -260,9 +262,9 @@ static void write_agent_config(int i, const char *nats_url, const char *regions,
              "\"lease\":{\"ttl_ms\":2000,\"renew_ms\":400},"
              "\"verify\":{\"timeout_ms\":10000},"
              "\"dns\":{\"type\":\"powerdns\",\"api_url\":\"%s\",\"api_key\":\"%s\","
-             "\"timeout_ms\":1000},\"log_level\":\"info\"}",
+             "\"timeout_ms\":1000},\"drain\":{\"relay_api_key\":\"%s\"},\"log_level\":\"info\"}",
              'A' + i, region_names[i], regions, p->port, nats_url, API_KEY, SECRET, pdns.api_url,
-             pdns_key);
+             pdns_key, RELAY_ADMIN_KEY);
     ck_assert_int_eq(mr_test_write_file(p->cfg, text), 0);
 }
 
@@ -286,12 +288,13 @@ static void setup(void)
         snprintf(p->cfg, sizeof p->cfg, "%s/relay-%d.json", tmp, r);
         snprintf(p->log, sizeof p->log, "%s/relay-%d.log", tmp, r);
         char text[2048];
-        snprintf(text, sizeof text,
-                 "{\"region\":\"%s\",\"node_id\":\"%s-1\",\"listen\":\"%s:%d\","
-                 "\"admin_listen\":\"%s:%d\",\"nats\":[\"%s\"],\"auth\":{\"secret\":\"%s\"},"
-                 "\"stream\":{\"placement\":\"%s\"},\"log_level\":\"warn\"}",
-                 region_names[r], region_names[r], relay_addr[r], relay_port, relay_addr[r],
-                 admin_port, dep.r[r].nats_url, SECRET, region_names[r]);
+        snprintf(
+            text, sizeof text,
+            "{\"region\":\"%s\",\"node_id\":\"%s-1\",\"listen\":\"%s:%d\","
+            "\"admin_listen\":\"%s:%d\",\"nats\":[\"%s\"],\"auth\":{\"secret\":\"%s\"},"
+            "\"stream\":{\"placement\":\"%s\"},\"admin_api_key\":\"%s\",\"log_level\":\"warn\"}",
+            region_names[r], region_names[r], relay_addr[r], relay_port, relay_addr[r], admin_port,
+            dep.r[r].nats_url, SECRET, region_names[r], RELAY_ADMIN_KEY);
         ck_assert_int_eq(mr_test_write_file(p->cfg, text), 0);
         relay_start(r);
     }
@@ -804,7 +807,7 @@ START_TEST(dashboard_and_metrics_are_served)
         const char *live = strstr(body, "\nmeridian_hc_live_agents ");
         bool ok = live && atoi(live + 25) == 3 &&
                   strstr(body, "meridian_hc_region_up{region=\"eu-west\"} 1") &&
-                  strstr(body, "meridian_hc_probe_latency_ms{relay=\"us-east-1\",kind=\"ws\"}");
+                  strstr(body, "meridian_hc_probe_latency_seconds{region=\"us-east\",relay=\"us-east-1\",kind=\"ws\"}");
         json_t *s = status(0);
         json_t *ep = json_array_get(
             json_object_get(json_array_get(json_object_get(s, "regions"), 1), "endpoints"), 0);

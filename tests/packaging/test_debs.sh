@@ -1,6 +1,14 @@
 #!/usr/bin/env bash
 # Build the .deb packages of a build tree with CPack (into a temporary
-# directory, the build tree's binaries as they are), then, like an install:
+# directory, the build tree's binaries as they are), then:
+#   - lintian reports no error and no warning on any of them;
+#   - every package has /usr/share/doc/<package>/copyright (Apache-2.0, the
+#     root LICENSE) and changelog.Debian.gz whose entry is the package's
+#     version; every program in /usr/bin has a man page naming every
+#     option its --help lists;
+#   - meridian-common's postrm purge removes the secrets and the user, a
+#     remove keeps them;
+# and, like an install:
 #   - each expected package exists, with its name, version, Depends (library
 #     dependencies from dpkg-shlibdeps, meridian-common for daemons), conffiles
 #     and maintainer scripts;
@@ -16,9 +24,10 @@ cpack=${2:?}
 IFS=, read -r -a comps <<< "${3:?}"
 version=${4:?}
 
-for tool in "$cpack" dpkg-deb dpkg-shlibdeps; do
-    command -v "$tool" >/dev/null || { echo "FAIL: $tool is missing (apt-get install cmake dpkg-dev)"; exit 1; }
+for tool in "$cpack" dpkg-deb dpkg-shlibdeps lintian unshare; do
+    command -v "$tool" >/dev/null || { echo "FAIL: $tool is missing (scripts/deps: cmake dpkg-dev lintian util-linux)"; exit 1; }
 done
+src=$(cd "$(dirname "$0")/../.." && pwd)
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -65,14 +74,41 @@ for c in "${comps[@]}"; do
         grep -q 'adduser --system' "$ctrl/postinst" && ok || bad "meridian-common postinst does not create the user"
         ;;
     esac
+    # Every package documents its licence and its history.
+    [[ $contents == *"./usr/share/doc/meridian-$c/copyright"* ]] && ok || bad "meridian-$c has no copyright file"
+    [[ $contents == *"./usr/share/doc/meridian-$c/changelog.Debian.gz"* ]] && ok || bad "meridian-$c has no changelog.Debian.gz"
     dpkg-deb -x "$deb" "$root"
 done
+
+# Licence: one, everywhere. The copyright file names Apache-2.0 for all
+# files; the root LICENSE is that licence; the JS SDK says the same.
+copyright=$root/usr/share/doc/meridian-common/copyright
+if [ -f "$copyright" ]; then
+    grep -q '^License: Apache-2.0$' "$copyright" && ok || bad "copyright does not name Apache-2.0"
+    head -3 "$src/LICENSE" | grep -q 'Apache License' && ok || bad "the root LICENSE is not the Apache License"
+    grep -q '"license": "Apache-2.0"' "$src/clients/js/package.json" && ok || bad "clients/js/package.json has another licence"
+fi
+# The changelog's latest entry is this version.
+changelog=$root/usr/share/doc/meridian-common/changelog.Debian.gz
+if [ -f "$changelog" ]; then
+    first=$(zcat "$changelog" | head -1)
+    [[ $first == "meridian ($version-1) "* ]] && ok || bad "changelog.Debian.gz starts with \"$first\", not version $version-1 (edit packaging/debian/changelog)"
+fi
+
+# lintian: no error and no warning (informational tags are allowed).
+lint=$(lintian --tag-display-limit 0 "$tmp"/pkgs/*.deb 2>&1 | grep -E '^[EW]: ' || true)
+if [ -z "$lint" ]; then ok; else bad "lintian:"; echo "$lint"; fi
 
 # What meridian-common's postinst does to a fresh /etc/meridian.
 if [ -x "$root/usr/lib/meridian/meridian-init-secrets" ]; then
     "$root/usr/lib/meridian/meridian-init-secrets" --root "$root" && ok || bad "meridian-init-secrets failed"
     [ -s "$root/etc/meridian/token.secret" ] && [ "$(stat -c %a "$root/etc/meridian/token.secret")" = 640 ] && ok ||
         bad "token.secret missing or not mode 0640"
+    [ "$(wc -c < "$root/etc/meridian/relay_admin.key")" -ge 17 ] && [ "$(stat -c %a "$root/etc/meridian/relay_admin.key")" = 640 ] && ok ||
+        bad "relay_admin.key missing, short or not mode 0640"
+    grep -q '"admin_api_key_file": "/etc/meridian/relay_admin.key"' "$root/etc/meridian/relay.json" && ok ||
+        bad "the packaged relay.json does not use relay_admin.key"
+    grep -q '"listen": "0.0.0.0' "$root/etc/meridian/relay.json" && bad "the packaged relay listens on 0.0.0.0" || ok
     before=$(cat "$root/etc/meridian/token.secret" "$root/etc/meridian/api_keys" | md5sum)
     "$root/usr/lib/meridian/meridian-init-secrets" --root "$root"
     [ "$before" = "$(cat "$root/etc/meridian/token.secret" "$root/etc/meridian/api_keys" | md5sum)" ] && ok ||
@@ -103,6 +139,54 @@ for b in "${bins[@]}"; do
     fi
     if out=$("$b" --version 2>&1) && [[ $out == *"$version"* ]]; then ok; else bad "$name --version: exit $?, output: $out"; fi
 done
+
+# Man pages: one per program, made from its --help; every option the
+# program lists is in its page.
+for b in "${bins[@]}"; do
+    name=$(basename "$b")
+    page=$root/usr/share/man/man1/$name.1.gz
+    if [ ! -f "$page" ]; then
+        bad "$name has no man page ($page)"
+        continue
+    fi
+    text=$(zcat "$page" | sed 's/\\-/-/g')
+    missing=""
+    for opt in $("$b" --help 2>&1 | grep -oE -- '--[a-z][a-z0-9-]+' | sort -u); do
+        [[ $text == *"$opt"* ]] || missing="$missing $opt"
+    done
+    [ -z "$missing" ] && ok || bad "$name's man page lacks$missing"
+done
+
+# meridian-common's purge, run in a private mount namespace whose /etc is a
+# scratch tmpfs, with getent/deluser/delgroup stubbed: the host is untouched.
+postrm=$tmp/ctrl-common/postrm
+if [ -x "$postrm" ]; then
+    stubs=$tmp/stubs
+    mkdir -p "$stubs"
+    printf '#!/bin/sh\nexit 0\n' > "$stubs/getent"
+    printf '#!/bin/sh\necho "$(basename "$0") $*" >> %s/calls\n' "$tmp" > "$stubs/deluser"
+    cp "$stubs/deluser" "$stubs/delgroup"
+    chmod +x "$stubs"/*
+    purge_out=$(unshare --mount --propagation private sh -c '
+        set -e
+        mount -t tmpfs tmpfs /etc
+        mkdir -p /etc/meridian/nats
+        touch /etc/meridian/token.secret /etc/meridian/relay_admin.key /etc/meridian/api_keys /etc/meridian/nats/relay-x.nk
+        PATH="$1:$PATH" "$2" remove
+        [ -e /etc/meridian/token.secret ] || { echo "remove deleted the secrets"; exit 1; }
+        PATH="$1:$PATH" "$2" purge
+        [ ! -e /etc/meridian ] || { echo "purge left: $(find /etc/meridian)"; exit 1; }
+        # Files an operator added are kept and named.
+        mkdir -p /etc/meridian && touch /etc/meridian/token.secret /etc/meridian/mine.json
+        PATH="$1:$PATH" "$2" purge 2>&1
+        [ -e /etc/meridian/mine.json ] && [ ! -e /etc/meridian/token.secret ] || { echo "purge removed an operator file or kept a secret"; exit 1; }
+    ' sh "$stubs" "$postrm" 2>&1) && ok || bad "meridian-common postrm: $purge_out"
+    [[ $purge_out == *"still holds: mine.json"* ]] && ok || bad "postrm purge does not name what it left: $purge_out"
+    grep -q '^deluser --system --quiet meridian$' "$tmp/calls" 2>/dev/null && ok || bad "purge does not remove the meridian user"
+    grep -q '^delgroup --system --quiet --only-if-empty meridian$' "$tmp/calls" 2>/dev/null && ok || bad "purge does not remove the meridian group"
+else
+    bad "meridian-common has no postrm"
+fi
 
 # A config copied out of the root with /etc/meridian pointing into the root.
 rooted() { sed "s#/etc/meridian/#$root/etc/meridian/#g" "$1" > "$2"; }

@@ -360,7 +360,11 @@ START_TEST(control_bad_credentials_reported)
     char *argv[] = {(char *)control_bin, "--config", cfg, NULL};
     pid_t pid = mr_test_spawn(argv, log);
     char *out = wait_log(log, "nats: cannot connect: authorization violation", 10000);
-    ck_assert_msg(!strstr(out, "not reachable"), "%s", out);
+    /* Only NATS lines count: PostgreSQL (port 1) is rightly "not reachable". */
+    for (char *line = strstr(out, "nats:"); line; line = strstr(line + 1, "nats:")) {
+        size_t len = strcspn(line, "\n");
+        ck_assert_msg(!memmem(line, len, "not reachable", 13), "%s", out);
+    }
     free(out);
     ck_assert(mr_test_alive(pid));
     mr_test_stop(pid, SIGTERM, 5000);

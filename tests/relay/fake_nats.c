@@ -3,7 +3,6 @@
 
 #include "mr_alloc.h"
 
-#include <check.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -30,7 +29,7 @@ void fake_nats_reset(void)
 
 const fake_nats_call *fake_nats_last_publish(void)
 {
-    ck_assert_int_gt(fake_nats.publishes, 0);
+    FX_ASSERT(fake_nats.publishes > 0, "nothing was published");
     return &fake_nats.publish[fake_nats.publishes - 1];
 }
 
@@ -39,12 +38,13 @@ void fake_nats_deliver(const char *subject, const char *data)
     /* Messages need the library (its garbage collector frees them). */
     static bool opened;
     if (!opened) {
-        ck_assert_int_eq(nats_Open(-1), NATS_OK);
+        FX_ASSERT(nats_Open(-1) == NATS_OK, "nats_Open failed");
         opened = true;
     }
     relay_inbound *in = mr_calloc(1, sizeof *in);
     in->kind = RELAY_IN_MSG;
-    ck_assert_int_eq(natsMsg_Create(&in->msg, subject, NULL, data, (int)strlen(data)), NATS_OK);
+    FX_ASSERT(natsMsg_Create(&in->msg, subject, NULL, data, (int)strlen(data)) == NATS_OK,
+              "natsMsg_Create failed");
     if (queued_tail)
         queued_tail->next = in;
     else
@@ -54,14 +54,14 @@ void fake_nats_deliver(const char *subject, const char *data)
 
 const fake_nats_call *fake_nats_last_request(void)
 {
-    ck_assert_int_gt(fake_nats.requests, 0);
+    FX_ASSERT(fake_nats.requests > 0, "no request was made");
     return &fake_nats.request[fake_nats.requests - 1];
 }
 
 static void record(fake_nats_call *log, int *n, const char *subject, const char *reply,
                    const char *data, size_t len)
 {
-    ck_assert_int_lt(*n, FAKE_NATS_MAX);
+    FX_ASSERT(*n < FAKE_NATS_MAX, "more than %d calls recorded", FAKE_NATS_MAX);
     fake_nats_call *c = &log[(*n)++];
     snprintf(c->subject, sizeof c->subject, "%s", subject);
     snprintf(c->reply, sizeof c->reply, "%s", reply ? reply : "");

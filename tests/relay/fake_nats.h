@@ -10,6 +10,23 @@
 #include "relay_nats.h"
 
 #include <stdbool.h>
+#include <stdlib.h>
+
+/*
+ * The fixture's own assertions: Check's in the unit tests, abort() in the
+ * fuzz targets (tests/fuzz), which link the fixture without a test runner
+ * (Check's asserts exit when no test is running).
+ */
+#ifdef FX_NO_CHECK
+#define FX_ASSERT(cond, ...)                                                                       \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            abort();                                                                               \
+    } while (0)
+#else
+#include <check.h>
+#define FX_ASSERT(cond, ...) ck_assert_msg(cond, __VA_ARGS__)
+#endif
 
 #define FAKE_NATS_MAX 64
 

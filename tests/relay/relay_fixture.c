@@ -8,7 +8,6 @@
 #include "relay_repair.h"
 #include "relay_resume.h"
 
-#include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,7 +96,7 @@ char **fx_take(relay_conn *c, size_t *n)
     while (c->qlen)
         relay_conn_take_batch(c, &wb);
     mr_buf_free(&wb);
-    ck_assert_uint_eq(c->qbytes, 0);
+    FX_ASSERT(c->qbytes == 0, "%zu bytes still counted as queued", c->qbytes);
     return out;
 }
 
@@ -118,7 +117,7 @@ json_t *fx_json(char **frames, size_t i)
 {
     json_error_t e;
     json_t *j = json_loads(frames[i], 0, &e);
-    ck_assert_msg(j != NULL, "frame %zu is not JSON: %s", i, frames[i]);
+    FX_ASSERT(j != NULL, "frame %zu is not JSON: %s", i, frames[i]);
     return j;
 }
 

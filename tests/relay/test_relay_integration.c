@@ -368,7 +368,7 @@ START_TEST(join_waits_for_nats_without_blocking_the_relay)
     mr_ws w;
     mr_test_hello(&w, &relays[0], "alice", NULL);
     mr_test_join(&w, "before");
-    kill(nats.pid, SIGSTOP);
+    mr_test_stop_process(nats.pid);
     mr_ws_send_text(&w, "{\"type\":\"join\",\"id\":\"slow\",\"room\":\"new-room\"}");
     mr_ws_send_text(&w, "{\"type\":\"ping\",\"id\":\"p\"}");
     char *f = mr_ws_expect(&w, "\"type\"", 10000);
@@ -685,7 +685,7 @@ END_TEST
 static void setup_admin_drain(void)
 {
     start_all("\"max_connections_per_ip\":0",
-              "\"admin_api_key\":\"drain-key\",\"drain_batch\":1,"
+              "\"admin_api_key\":\"drain-key-0123456789\",\"drain_batch\":1,"
               "\"fallback_urls\":[\"ws://fallback.example:17100/\"]");
 }
 
@@ -707,11 +707,12 @@ START_TEST(admin_drain_moves_clients_and_undrain_restores)
         401);
     free(body);
     ck_assert_int_eq(mr_test_http("127.0.0.1", relays[0].admin_port, "POST", "/v1/drain",
-                                  "Authorization: Bearer drain-key\r\n", "{\"urls\":", &body),
+                                  "Authorization: Bearer drain-key-0123456789\r\n",
+                                  "{\"urls\":", &body),
                      400);
     free(body);
     ck_assert_int_eq(mr_test_http("127.0.0.1", relays[0].admin_port, "POST", "/v1/drain",
-                                  "Authorization: Bearer drain-key\r\n",
+                                  "Authorization: Bearer drain-key-0123456789\r\n",
                                   "{\"urls\":[\"ws://127.2.0.1:17100/\"]}", &body),
                      202);
     free(body);
@@ -728,7 +729,7 @@ START_TEST(admin_drain_moves_clients_and_undrain_restores)
     /* An admin drain does not stop the process; undrain takes it back into service. */
     ck_assert(mr_test_alive(relays[0].pid));
     ck_assert_int_eq(mr_test_http("127.0.0.1", relays[0].admin_port, "POST", "/v1/undrain",
-                                  "Authorization: Bearer drain-key\r\n", NULL, &body),
+                                  "Authorization: Bearer drain-key-0123456789\r\n", NULL, &body),
                      202);
     free(body);
     mr_test_relay_wait_ready(&relays[0], 200, 5000);

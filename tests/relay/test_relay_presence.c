@@ -1,6 +1,7 @@
 /* Presence totals across relays: remote sessions, events on transitions, expiry by bye. */
 #include "mr_jwt.h"
 #include "relay_fixture.h"
+#include "relay_inbound.h"
 #include "relay_presence.h"
 
 #include <check.h>
@@ -42,6 +43,11 @@ static void on_presence(const char *rest, const char *reply, const char *fmt, ..
     int n = vsnprintf(body, sizeof body, fmt, ap);
     va_end(ap);
     relay_presence_on_message(&fx.r, rest, reply, body, (size_t)n);
+}
+
+static bool heartbeat(const char *body)
+{
+    return relay_presence_on_heartbeat(&fx.r, body, strlen(body));
 }
 
 static void set(const char *node, const char *user, int sessions)
@@ -137,7 +143,7 @@ START_TEST(presence_totals)
     expect_event(NULL, NULL, 0);
 
     /* N1 leaves: its sessions go from every total at once. */
-    on_presence(RELAY_PRESENCE_HB_TOKEN, NULL, "{\"op\":\"bye\",\"node\":\"" N1 "\"}");
+    heartbeat("{\"op\":\"bye\",\"node\":\"" N1 "\"}");
     f = fx_take(alice, &n);
     ck_assert_uint_eq(n, 2); /* carol 3 -> 1 and alice 4 -> 1, in the map's order */
     fx_frames_free(f);
@@ -151,9 +157,13 @@ START_TEST(presence_totals)
     expect_members("alice=1,bob=1");
 
     /* A snapshot from a third relay. */
-    const char snap[] = "{\"node\":\"ap/relay-1/cccccccccccc\",\"users\":{\"dave\":2,\"x\":\"y\"}}";
-    relay_presence_snapshot_reply(&fx.r, "r", snap, sizeof snap - 1);
+    const char snap[] = "{\"node\":\"ap/relay-1/cccccccccccc\",\"users\":{\"dave\":2}}";
+    ck_assert(relay_presence_snapshot_reply(&fx.r, "r", snap, sizeof snap - 1));
     expect_event("join", "dave", 2);
+    /* One malformed entry makes the whole snapshot malformed: nothing of it is applied. */
+    const char bad[] = "{\"node\":\"ap/relay-1/cccccccccccc\",\"users\":{\"erin\":1,\"x\":\"y\"}}";
+    ck_assert(!relay_presence_snapshot_reply(&fx.r, "r", bad, sizeof bad - 1));
+    expect_event(NULL, NULL, 0);
     expect_members("alice=1,bob=1,dave=2");
 }
 END_TEST
@@ -181,6 +191,51 @@ START_TEST(presence_bad_input)
 }
 END_TEST
 
+/* Let every node heard of so far miss its heartbeats, then run the expiry. */
+static void expire_all(void)
+{
+    size_t b;
+    for (mr_map_entry *e = mr_map_first(&fx.r.presence_nodes, &b); e;
+         e = mr_map_next(&fx.r.presence_nodes, &b, e))
+        ((int64_t *)e->value)[0] = 0; /* node_info.last_seen_us: long ago */
+    relay_presence_tick(&fx.r);
+}
+
+/*
+ * A node id of RELAY_NODE_ID_MAX bytes or more used to be truncated on
+ * expiry, so the expiry looked up a name that did not exist and looped
+ * forever (issue 12). Ids that no relay can have are refused, and expiry
+ * of the longest valid one ends.
+ */
+START_TEST(presence_long_node_id_neither_hangs_nor_sticks)
+{
+    fx_discard(alice);
+    fx_discard(bob);
+    char node[RELAY_NODE_ID_MAX + 40];
+    memset(node, 'n', sizeof node - 1);
+    node[sizeof node - 1] = '\0';
+    char body[512];
+    snprintf(body, sizeof body, "{\"node\":\"%s\",\"interval_ms\":1000}", node);
+    ck_assert(!heartbeat(body));
+    set(node, "carol", 1);
+    expect_event(NULL, NULL, 0);
+    expire_all();
+    ck_assert_uint_eq(fx.r.presence_nodes.count, 0);
+
+    /* The longest id a relay can have: region and node id of 64 bytes each, 12 hex digits. */
+    char longest[64 + 1 + 64 + 1 + 12 + 1];
+    memset(longest, 'a', sizeof longest - 1);
+    longest[64] = longest[129] = '/';
+    longest[sizeof longest - 1] = '\0';
+    set(longest, "carol", 1);
+    expect_event("join", "carol", 1);
+    expire_all();
+    expect_event("leave", "carol", 0);
+    ck_assert_uint_eq(fx.r.presence_nodes.count, 0);
+    expect_members("alice=1,bob=1");
+}
+END_TEST
+
 START_TEST(presence_answers_snapshot_queries)
 {
     int before = fake_nats.publishes;
@@ -196,6 +251,49 @@ START_TEST(presence_answers_snapshot_queries)
 }
 END_TEST
 
+/* A message as NATS delivers it, through the relay's subject dispatch. */
+static void dispatch(const char *subject, const char *reply, const char *body)
+{
+    natsMsg *msg = NULL;
+    ck_assert_int_eq(nats_Open(-1), NATS_OK); /* natsMsg_Destroy needs the library */
+    ck_assert_int_eq(natsMsg_Create(&msg, subject, reply, body, (int)strlen(body)), NATS_OK);
+    relay_inbound_message(&fx.r, msg);
+    natsMsg_Destroy(msg);
+}
+
+/*
+ * Heartbeats used to share meridian.presence.<room>'s namespace as
+ * meridian.presence.hb, so the room "hb" lost its presence: its deltas were
+ * taken for heartbeats and its snapshot requests went unanswered.
+ */
+START_TEST(presence_in_a_room_named_hb)
+{
+    relay_conn *carl = fx_conn(&fx, "carl");
+    relay_room *hb = fx_join(&fx, carl, "hb", NULL)->room;
+    relay_presence_local(&fx.r, hb, "carl", +1, carl);
+    fx_discard(carl);
+    dispatch("meridian.presence.hb", NULL,
+             "{\"op\":\"set\",\"node\":\"" N1 "\",\"user\":\"dora\",\"sessions\":1}");
+    size_t n;
+    char **f = fx_take(carl, &n);
+    ck_assert_msg(n == 1 && strstr(f[0], "\"event\":\"join\",\"user\":\"dora\""), "carl got %s",
+                  n ? f[0] : "nothing");
+    fx_frames_free(f);
+    int before = fake_nats.publishes;
+    dispatch("meridian.presence.hb", "_INBOX.other.p.hb", "{}");
+    ck_assert_int_eq(fake_nats.publishes, before + 1);
+    ck_assert_str_eq(fake_nats.publish[before].subject, "_INBOX.other.p.hb");
+    ck_assert_ptr_nonnull(strstr(fake_nats.publish[before].body, "\"carl\":1"));
+    /* Heartbeats have a subject of their own, which no room name can produce. */
+    dispatch(RELAY_SUBJ_HEARTBEAT, NULL, "{\"op\":\"bye\",\"node\":\"" N1 "\"}");
+    f = fx_take(carl, &n);
+    ck_assert_msg(n == 1 && strstr(f[0], "\"event\":\"leave\",\"user\":\"dora\""), "carl got %s",
+                  n ? f[0] : "nothing");
+    fx_frames_free(f);
+    fx_close(&fx, carl);
+}
+END_TEST
+
 Suite *relay_presence_suite(void)
 {
     Suite *s = suite_create("relay_presence");
@@ -204,6 +302,10 @@ Suite *relay_presence_suite(void)
     tcase_add_test(tc, presence_totals);
     tcase_add_test(tc, presence_bad_input);
     tcase_add_test(tc, presence_answers_snapshot_queries);
+    tcase_add_test(tc, presence_long_node_id_neither_hangs_nor_sticks);
+    tcase_add_test(tc, presence_in_a_room_named_hb);
+    /* A hang is a failure, not a stuck suite. */
+    tcase_set_timeout(tc, 10);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -99,6 +99,50 @@ START_TEST(config_errors)
                         "\"max_outbound_bytes\":8192}}",
                         "limits.max_outbound_bytes: must be at least limits.max_message_bytes");
     expect_config_error("{\"auth\":", "relay.json:1:");
+    /* Clients are sent to fallback URLs: WebSocket URLs only, few, short. */
+    expect_config_error("{\"auth\":{\"secret\":\"s\"},\"fallback_urls\":[\"javascript:alert(1)\"]}",
+                        "fallback_urls: \"javascript:alert(1)\" must be a ws:// or wss:// URL");
+    expect_config_error("{\"auth\":{\"secret\":\"s\"},\"fallback_urls\":[\"http://evil/\"]}",
+                        "fallback_urls:");
+    expect_config_error("{\"auth\":{\"secret\":\"s\"},\"admin_api_key\":\"short\"}",
+                        "admin_api_key: use at least 16 characters");
+    expect_config_error("{\"auth\":{\"secret\":\"s\"},\"admin_api_key_file\":\"/nonexistent/k\"}",
+                        "admin_api_key_file: cannot read /nonexistent/k");
+    expect_config_error("{\"auth\":{\"secret\":\"s\"},\"admin_api_key\":\"0123456789abcdef\","
+                        "\"admin_api_key_file\":\"/etc/hostname\"}",
+                        "set either admin_api_key or admin_api_key_file");
+}
+END_TEST
+
+START_TEST(config_url_valid)
+{
+    const char *good[] = {"ws://a", "wss://eu.ws.example/", "ws://127.0.0.1:17100/",
+                          "wss://[::1]:443/path?x=1", "wss://h.example/a%20b"};
+    const char *bad[] = {"",
+                         "javascript:alert(1)",
+                         "http://evil/",
+                         "WSS://x/",
+                         "wss://",
+                         "wss:///path",
+                         "wss://:443/",
+                         "wss://a b/",
+                         "wss://a/\"onload=",
+                         "wss://a/<script>",
+                         "wss://a/\n",
+                         "wss://a/\x7f",
+                         "wss://a/\xc3\xa9"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        ck_assert_msg(relay_config_url_valid(good[i]), "refused %s", good[i]);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(!relay_config_url_valid(bad[i]), "accepted %s", bad[i]);
+    char url[RELAY_URL_MAX + 2];
+    memset(url, 'x', sizeof url - 1);
+    memcpy(url, "wss://", 6);
+    url[RELAY_URL_MAX] = '\0';
+    ck_assert(relay_config_url_valid(url));
+    url[RELAY_URL_MAX] = 'x';
+    url[RELAY_URL_MAX + 1] = '\0';
+    ck_assert(!relay_config_url_valid(url));
 }
 END_TEST
 
@@ -144,6 +188,7 @@ int main(void)
     TCase *tc = tcase_create("units");
     tcase_add_test(tc, config_ok);
     tcase_add_test(tc, config_errors);
+    tcase_add_test(tc, config_url_valid);
     tcase_add_test(tc, config_nats_forms);
     tcase_add_test(tc, rooms_membership);
     suite_add_tcase(s, tc);

@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -667,4 +668,44 @@ void mr_ws_close(mr_ws *ws)
     ws->fd = -1;
     free(ws->rbuf);
     ws->rbuf = NULL;
+}
+
+/* True when every thread of `pid` is stopped ('T' or 't' in /proc). */
+static bool all_threads_stopped(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return false;
+    bool all = true;
+    struct dirent *e;
+    while (all && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char stat[320], buf[512];
+        snprintf(stat, sizeof stat, "/proc/%d/task/%s/stat", (int)pid, e->d_name);
+        FILE *f = fopen(stat, "r");
+        if (!f)
+            continue; /* the thread just ended */
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        /* "pid (comm) S ...": the state follows the last ')'. */
+        const char *p = strrchr(buf, ')');
+        all = p && p[1] == ' ' && (p[2] == 'T' || p[2] == 't');
+    }
+    closedir(d);
+    return all;
+}
+
+void mr_test_stop_process(pid_t pid)
+{
+    ck_assert_int_eq(kill(pid, SIGSTOP), 0);
+    int64_t deadline = mr_test_now_ms() + 2000;
+    while (!all_threads_stopped(pid)) {
+        ck_assert_msg(mr_test_now_ms() < deadline, "process %d did not stop within 2 s", (int)pid);
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
 }

@@ -76,6 +76,13 @@ void mr_test_clockstep_env(long seconds);
 
 /** Monotonic milliseconds. */
 int64_t mr_test_now_ms(void);
+/**
+ * SIGSTOP `pid` and wait until every one of its threads is stopped: kill()
+ * only queues the signal, and a thread running on the other core goes on a
+ * little while (a nats-server could still answer a request sent right
+ * after). Aborts the test when it is not stopped within 2 s.
+ */
+void mr_test_stop_process(pid_t pid);
 
 /* A nats-server started for one test. */
 typedef struct mr_test_nats {

@@ -167,3 +167,52 @@ test("render/ passes the same template arguments as modules/region-aws", async (
     assert.deepEqual([...base].filter((k) => !c.has(k)), [], "render/main.tf passes arguments the module does not");
   }
 });
+
+// Release hygiene of every module and the example: a README that names
+// every variable and output (each with a description in the .tf files),
+// provider and Terraform version ranges with an upper bound, a backend
+// example, and a provider lock file that git would keep.
+for (const dir of dirs) {
+  const rel = path.relative(tfRoot, dir);
+  test(`${rel}: README describes every variable and output`, async () => {
+    const m = await parseDir(dir);
+    const readme = path.join(dir, "README.md");
+    assert.ok(fs.existsSync(readme), `${rel} has no README.md`);
+    const text = fs.readFileSync(readme, "utf8");
+    for (const [kind, names] of [["variable", Object.keys(m.variable)], ["output", Object.keys(m.output)]]) {
+      for (const name of names) {
+        const block = kind === "variable" ? m.variable[name] : m.output[name];
+        assert.ok(typeof block.description === "string" && block.description.length > 10, `${rel}: ${kind} ${name} has no description`);
+        assert.ok(text.includes("`" + name + "`"), `${rel}/README.md does not describe ${kind} ${name}`);
+      }
+    }
+    assert.match(text, /Apache-2\.0/, `${rel}/README.md does not state the licence`);
+  });
+
+  test(`${rel}: versions have an upper bound`, async () => {
+    const m = await parseDir(dir);
+    for (const t of m.terraform) {
+      if (t.required_version) assert.match(t.required_version, /</, `${rel}: required_version ${t.required_version} has no upper bound`);
+      for (const rp of t.required_providers ?? []) {
+        for (const [name, spec] of Object.entries(rp)) {
+          assert.match(spec.version ?? "", />=.*,\s*</, `${rel}: provider ${name} version "${spec.version}" needs a range with an upper bound`);
+        }
+      }
+    }
+  });
+}
+
+test("the example has a backend example, and git keeps provider lock files", async () => {
+  const ex = path.join(tfRoot, "examples/three-regions");
+  const text = fs.readFileSync(path.join(ex, "backend.tf.example"), "utf8");
+  const j = await parse("backend.tf", text);
+  const s3 = j.terraform?.[0]?.backend?.[0]?.s3?.[0] ?? j.terraform?.[0]?.backend?.s3?.[0];
+  assert.ok(s3, `backend.tf.example declares no s3 backend: ${JSON.stringify(j)}`);
+  assert.equal(s3.encrypt, true);
+  assert.ok(s3.dynamodb_table || s3.use_lockfile, "the backend example must lock the state");
+  const ignored = fs.readFileSync(path.join(tfRoot, ".gitignore"), "utf8").split("\n").map((l) => l.trim());
+  for (const pat of ignored) {
+    assert.ok(!(pat === ".terraform.lock.hcl" || pat === "*.hcl" || pat === "*.lock.hcl"), `terraform/.gitignore ignores the lock file (${pat})`);
+  }
+  assert.match(fs.readFileSync(path.join(ex, "README.md"), "utf8"), /terraform providers lock/);
+});

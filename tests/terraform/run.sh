@@ -96,6 +96,7 @@ crosscheck)
     mkdir -p "$tmp/etc/nats" "$tmp/nats-tls"
     head -c 48 /dev/urandom | base64 > "$tmp/etc/token.secret"
     head -c 32 /dev/urandom | base64 > "$tmp/etc/api_keys"
+    head -c 32 /dev/urandom | base64 > "$tmp/etc/relay_admin.key"
     # NATS TLS: the servers' CA and certificate (/etc/nats/tls on NATS hosts),
     # the daemons' client CA and certificates (/etc/meridian/nats).
     need openssl "install openssl (scripts/deps)"
@@ -114,7 +115,10 @@ crosscheck)
     { mkca "$tmp/nats-tls/ca" "servers" && mkca "$tmp/nats-tls/client-ca" "clients" &&
         mkcert "$tmp/nats-tls/ca" "$tmp/nats-tls/server" "serverAuth,clientAuth" &&
         cp "$tmp/nats-tls/ca.pem" "$tmp/etc/nats/ca.pem" &&
-        for role in relay control healthcheck; do mkcert "$tmp/nats-tls/client-ca" "$tmp/etc/nats/$role" clientAuth || exit 1; done; } ||
+        for role in relay control healthcheck; do mkcert "$tmp/nats-tls/client-ca" "$tmp/etc/nats/$role" clientAuth || exit 1; done &&
+        # The control API's own TLS (https:// api_url): config_dir/tls/control.crt and .key.
+        mkdir -p "$tmp/etc/tls" && mkcert "$tmp/nats-tls/ca" "$tmp/etc/tls/control" serverAuth &&
+        mv "$tmp/etc/tls/control.pem" "$tmp/etc/tls/control.crt"; } ||
         { cat "$tmp/openssl.log"; echo "FAIL: openssl"; exit 1; }
     export TF_DATA_DIR=$tmp/data TF_IN_AUTOMATION=1 TF_INPUT=0 CHECKPOINT_DISABLE=1
     cd "$here/crosscheck"

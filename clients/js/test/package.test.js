@@ -52,11 +52,11 @@ test('no runtime dependencies; ws is an optional peer', () => {
   assert.doesNotMatch(src, /require\(/);
 });
 
-test('npm pack ships the module, the declarations, the README and package.json only', () => {
+test('npm pack ships the module, the declarations, the README, the licence and package.json only', () => {
   const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8' });
   const [info] = JSON.parse(out);
   const files = info.files.map((f) => f.path).sort();
-  assert.deepEqual(files, ['README.md', 'package.json', 'src/meridian.d.ts', 'src/meridian.js']);
+  assert.deepEqual(files, ['LICENSE', 'README.md', 'package.json', 'src/meridian.d.ts', 'src/meridian.js']);
   assert.equal(info.name, '@meridian/client');
 });
 
@@ -124,4 +124,9 @@ test('Node without a global WebSocket: the ws package carries a real session', a
     client.close();
     await new Promise((r) => wss.close(r));
   }
+});
+
+test('the licence is the project licence: Apache-2.0, and LICENSE is the root LICENSE', () => {
+  assert.equal(pkg.license, 'Apache-2.0');
+  assert.equal(readFileSync(join(root, 'LICENSE'), 'utf8'), readFileSync(join(root, '..', '..', 'LICENSE'), 'utf8'));
 });

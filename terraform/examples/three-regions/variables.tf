@@ -58,6 +58,12 @@ variable "meridian_version" {
   default     = null
 }
 
+variable "relay_admin_key_parameter" {
+  description = "SSM SecureString with the relays' admin API key (drain/undrain; the health agents send it, over TLS: the relays' admin_url is https://), same name and value in every AWS region."
+  type        = string
+  default     = "/meridian/relay-admin-key"
+}
+
 variable "token_secret_parameter" {
   description = "SSM SecureString with the client token secret (same name and value in every AWS region)."
   type        = string
@@ -68,6 +74,18 @@ variable "api_keys_parameter" {
   description = "SSM SecureString with the control plane API keys."
   type        = string
   default     = "/meridian/api-keys"
+}
+
+variable "control_tls_parameters" {
+  description = "Per region: SSM SecureString parameter names of the control plane's PEM certificate chain and key ({cert, key}); required for every region whose control.api_url is https:// (all of them in regions.json)."
+  type        = map(object({ cert = string, key = string }))
+  default     = {}
+}
+
+variable "service_rollouts" {
+  description = "Per region: change the value to replace that region's control plane and health agent instances with the current AMI and config (modules/region-aws, service_rollout). Nothing else replaces them."
+  type        = map(string)
+  default     = {}
 }
 
 variable "postgres_parameter" {
@@ -130,8 +148,9 @@ variable "healthcheck_dns" {
 }
 
 variable "tags" {
-  type    = map(string)
-  default = {}
+  description = "Tags of every resource (the aws providers' default_tags)."
+  type        = map(string)
+  default     = {}
 }
 
 variable "nats_nkeys" {

@@ -1,13 +1,13 @@
 terraform {
-  required_version = ">= 1.9.0"
+  required_version = ">= 1.9.0, < 2.0.0"
   required_providers {
     aws = {
       source  = "hashicorp/aws"
-      version = ">= 5.30"
+      version = ">= 5.30, < 6.0"
     }
     powerdns = {
       source  = "pan-net/powerdns"
-      version = ">= 1.5"
+      version = ">= 1.5, < 2.0"
     }
   }
 }

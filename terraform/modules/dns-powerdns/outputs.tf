@@ -1,5 +1,6 @@
 output "zone" {
-  value = local.t.zone
+  description = "The zone the records are in (with its trailing dot)."
+  value       = local.t.zone
 }
 
 output "ws_record" {

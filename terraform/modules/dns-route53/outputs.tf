@@ -1,5 +1,6 @@
 output "zone_id" {
-  value = local.zone_id
+  description = "The Route 53 hosted zone id the records are in (given, or looked up by the zone name)."
+  value       = local.zone_id
 }
 
 output "region_health_check_ids" {

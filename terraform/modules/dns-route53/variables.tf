@@ -38,6 +38,7 @@ variable "health_check_failure_threshold" {
 }
 
 variable "tags" {
-  type    = map(string)
-  default = {}
+  description = "Tags of the hosted zone and health checks this module creates."
+  type        = map(string)
+  default     = {}
 }

@@ -1,9 +1,9 @@
 terraform {
-  required_version = ">= 1.9.0"
+  required_version = ">= 1.9.0, < 2.0.0"
   required_providers {
     aws = {
       source  = "hashicorp/aws"
-      version = ">= 5.30"
+      version = ">= 5.30, < 6.0"
     }
   }
 }

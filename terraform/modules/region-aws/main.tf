@@ -71,10 +71,11 @@ data "aws_iam_policy_document" "assume_ec2" {
 }
 
 # One role per kind of node, each reading only the secrets it needs:
-# relays the token secret (and their TLS pair), NATS servers their TLS
-# material, the control plane and health agent the token secret, API keys
-# and (control) the PostgreSQL connection string; every daemon its NATS
-# nkey seed and client certificate.
+# relays the token secret and their admin key (and their TLS pair), NATS
+# servers their TLS material, the control plane and health agent the token
+# secret, the relays' admin key (the agent drains relays), API keys and
+# (control) the PostgreSQL connection string; every daemon its NATS nkey
+# seed and client certificate.
 locals {
   # NATS credentials (var.nats_ssm_prefix): the servers' TLS material on
   # NATS hosts, each daemon's nkey seed and client certificate on its host.
@@ -92,11 +93,13 @@ locals {
   role_parameters = {
     relay = compact(concat([
       var.token_secret_parameter,
+      var.relay_admin_key_parameter,
       try(var.tls_ssm_parameters.cert, null),
       try(var.tls_ssm_parameters.key, null),
     ], values(local.nats_daemon_secrets["relay"])))
     nats = distinct(flatten([for m in values(local.nats_server_secrets) : values(m)]))
-    service = distinct(compact(concat([var.token_secret_parameter, var.api_keys_parameter, var.postgres_parameter],
+    service = distinct(compact(concat([var.token_secret_parameter, var.api_keys_parameter, var.postgres_parameter,
+      var.relay_admin_key_parameter, try(var.control_tls_parameters.cert, null), try(var.control_tls_parameters.key, null)],
     values(local.nats_daemon_secrets["control"]), values(local.nats_daemon_secrets["healthcheck"]))))
   }
   parameter_arn = "arn:${data.aws_partition.current.partition}:ssm:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:parameter"

@@ -4,11 +4,13 @@ output "relay_endpoints" {
 }
 
 output "nlb_arn" {
-  value = aws_lb.relay.arn
+  description = "ARN of the relays' network load balancer."
+  value       = aws_lb.relay.arn
 }
 
 output "nlb_dns_name" {
-  value = aws_lb.relay.dns_name
+  description = "AWS DNS name of the relays' balancer (clients use the regions file's names and Elastic IPs instead)."
+  value       = aws_lb.relay.dns_name
 }
 
 output "relay_asg_name" {
@@ -17,7 +19,8 @@ output "relay_asg_name" {
 }
 
 output "relay_target_group_arn" {
-  value = aws_lb_target_group.ws.arn
+  description = "ARN of the relays' WebSocket target group (deregistration delay = drain_seconds)."
+  value       = aws_lb_target_group.ws.arn
 }
 
 output "nats_instance_ids" {
@@ -31,6 +34,7 @@ output "service_instance_ids" {
 }
 
 output "security_group_ids" {
+  description = "Security group ids by kind: nlb, relay, nats, service."
   value = {
     nlb     = aws_security_group.nlb.id
     relay   = aws_security_group.relay.id

@@ -23,7 +23,10 @@ locals {
   } : {})
 
   relay_secrets = merge(
-    { "/etc/meridian/token.secret" = var.token_secret_parameter },
+    {
+      "/etc/meridian/token.secret"    = var.token_secret_parameter
+      "/etc/meridian/relay_admin.key" = var.relay_admin_key_parameter
+    },
     local.nats_daemon_secrets["relay"],
     var.tls_mode == "relay" ? {
       "/etc/meridian/tls/relay.crt" = var.tls_ssm_parameters.cert
@@ -97,8 +100,10 @@ resource "aws_lb_target_group" "ws" {
   connection_termination = false
   preserve_client_ip     = "true"
 
+  # The relays' admin port is plain HTTP on the instance; with an https://
+  # admin_url the balancer terminates TLS in front of it.
   health_check {
-    protocol            = local.relays[0].admin_tls ? "HTTPS" : "HTTP"
+    protocol            = "HTTP"
     port                = tostring(local.admin_port)
     path                = "/readyz"
     healthy_threshold   = 2
@@ -121,7 +126,7 @@ resource "aws_lb_target_group" "admin" {
   deregistration_delay = 10
 
   health_check {
-    protocol = local.relays[0].admin_tls ? "HTTPS" : "HTTP"
+    protocol = "HTTP"
     port     = "traffic-port"
     path     = "/healthz"
     interval = 10
@@ -147,16 +152,33 @@ resource "aws_lb_listener" "ws" {
   tags = local.tags
 }
 
+# With an https:// admin_url (the health agents call the drain API with the
+# relays' admin key) the listener is TLS, so the key never crosses public
+# networks in clear text; the topology module refuses plain http to a public
+# address.
 resource "aws_lb_listener" "admin" {
   load_balancer_arn = aws_lb.relay.arn
   port              = local.admin_port
-  protocol          = "TCP"
+  protocol          = local.relays[0].admin_tls ? "TLS" : "TCP"
+  certificate_arn   = local.relays[0].admin_tls ? coalesce(var.admin_certificate_arn, var.certificate_arn) : null
+  ssl_policy        = local.relays[0].admin_tls ? "ELBSecurityPolicy-TLS13-1-2-2021-06" : null
 
   default_action {
     type             = "forward"
     target_group_arn = aws_lb_target_group.admin.arn
   }
   tags = local.tags
+
+  lifecycle {
+    precondition {
+      condition     = !local.relays[0].admin_tls || coalesce(var.admin_certificate_arn, var.certificate_arn, "none") != "none"
+      error_message = "Region ${var.region}: the relays' admin_url is https://: set admin_certificate_arn (or certificate_arn) for the balancer's admin listener."
+    }
+    precondition {
+      condition     = length(distinct([for x in local.relays : x.admin_tls])) == 1
+      error_message = "Region ${var.region}: the relays' admin_url must all be https:// or all http:// (one balancer listener)."
+    }
+  }
 }
 
 resource "aws_launch_template" "relay" {

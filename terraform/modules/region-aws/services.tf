@@ -15,10 +15,15 @@ locals {
     postgres = "__POSTGRES__"
   }) : null
 
-  # The drain API is guarded by the first control plane API key.
+  # The drain API is guarded by the first control plane API key, which is
+  # set only where it cannot travel in clear text to a public address: an
+  # https:// healthcheck.url (a TLS terminator in front of the agent) or a
+  # private one. Elsewhere the agent's drain API stays disabled.
+  healthcheck_key_safe = local.has_healthcheck ? var.topology.regions[var.region].healthcheck.key_safe : false
   healthcheck_config = local.has_healthcheck ? merge(var.topology.healthcheck_config[var.region], {
     dns = var.healthcheck_dns
-  }, var.api_keys_parameter != null ? { api_key = "__API_KEY__" } : {}) : null
+  }, var.api_keys_parameter != null && local.healthcheck_key_safe ? { api_key = "__API_KEY__" } : {}) : null
+  control_tls = local.has_control ? contains(keys(var.topology.control_config[var.region]), "tls") : false
 
   # Values the configs cannot carry in plain text: substituted on the host
   # from the files fetched from SSM (python3 is in Debian's cloud images).
@@ -33,6 +38,7 @@ locals {
         return keys[0] if keys else None
     subst = {"__POSTGRES__": load("/etc/meridian/postgres.conninfo"),
              "__TOKEN_SECRET__": load("/etc/meridian/token.secret"),
+             "__RELAY_ADMIN_KEY__": load("/etc/meridian/relay_admin.key"),
              "__API_KEY__": first_key("/etc/meridian/api_keys")}
     for name in ("control.json", "healthcheck.json"):
         p = pathlib.Path("/etc/meridian") / name
@@ -67,8 +73,13 @@ locals {
           version           = var.meridian_version
           secrets = merge(
             { "/etc/meridian/token.secret" = var.token_secret_parameter },
+            role == "healthcheck" ? { "/etc/meridian/relay_admin.key" = var.relay_admin_key_parameter } : {},
             local.nats_daemon_secrets[role],
             role == "control" && var.postgres_parameter != null ? { "/etc/meridian/postgres.conninfo" = var.postgres_parameter } : {},
+            role == "control" && local.control_tls ? {
+              "/etc/meridian/tls/control.crt" = var.control_tls_parameters.cert
+              "/etc/meridian/tls/control.key" = var.control_tls_parameters.key
+            } : {},
             var.api_keys_parameter != null ? { "/etc/meridian/api_keys" = var.api_keys_parameter } : {},
           )
           node_id_files  = ["/etc/meridian/${role}.json"]
@@ -88,6 +99,12 @@ data "aws_eip" "control" {
 data "aws_eip" "healthcheck" {
   count     = local.has_healthcheck ? 1 : 0
   public_ip = local.healthcheck_host
+}
+
+# What replaces the control plane and health agent instances: a change of
+# var.service_rollout, nothing else (see the lifecycle below).
+resource "terraform_data" "service_rollout" {
+  input = var.service_rollout
 }
 
 resource "aws_instance" "service" {
@@ -115,7 +132,18 @@ resource "aws_instance" "service" {
 
   tags = merge(local.tags, { Name = "${local.name}-${each.key}", "meridian:role" = each.key })
 
+  # A new Debian AMI (the data source follows the latest) or a changed
+  # config would otherwise replace the region's only control plane and
+  # health agent at the next apply, unannounced. They are replaced when
+  # var.service_rollout changes: deliberately, one region at a time
+  # (docs/operations.md, section 7). Config changes in between: in place.
   lifecycle {
+    ignore_changes       = [ami, user_data_base64]
+    replace_triggered_by = [terraform_data.service_rollout]
+    precondition {
+      condition     = each.key != "control" || !local.control_tls || var.control_tls_parameters != null
+      error_message = "Region ${var.region}: control.api_url is https://: set control_tls_parameters (SSM parameters of the control plane's certificate and key)."
+    }
     precondition {
       condition     = var.service_subnet_id != null
       error_message = "Region ${var.region} has a ${each.key} section in the regions file: set service_subnet_id (a public subnet)."

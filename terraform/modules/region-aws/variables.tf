@@ -61,8 +61,9 @@ variable "ami_id" {
 }
 
 variable "relay_instance_type" {
-  type    = string
-  default = "c6i.large"
+  description = "EC2 instance type of the relays (CPU bound: TLS off-loaded to the balancer by default)."
+  type        = string
+  default     = "c6i.large"
 }
 
 variable "relay_count" {
@@ -83,8 +84,9 @@ variable "relay_listen_port" {
 }
 
 variable "nats_instance_type" {
-  type    = string
-  default = "m6i.large"
+  description = "EC2 instance type of the NATS servers (JetStream: memory and disk I/O)."
+  type        = string
+  default     = "m6i.large"
 }
 
 variable "nats_volume_gb" {
@@ -149,6 +151,30 @@ variable "nats_ssm_prefix" {
 variable "token_secret_parameter" {
   description = "SSM SecureString parameter holding the client token (JWT) secret shared by every relay of every region."
   type        = string
+}
+
+variable "relay_admin_key_parameter" {
+  description = "SSM SecureString parameter holding the relays' admin API key (at least 16 characters): drain and undrain on their admin port, which the health agents call. Relays refuse every drain without it."
+  type        = string
+  nullable    = false
+}
+
+variable "control_tls_parameters" {
+  description = "SSM SecureString parameter names of the control plane's PEM certificate chain and key, for a control.api_url that is https:// (control terminates TLS; the certificate must cover the api_url host). Required then."
+  type        = object({ cert = string, key = string })
+  default     = null
+}
+
+variable "admin_certificate_arn" {
+  description = "ACM certificate of the balancer's TLS listener on the relays' admin port, used when the relays' admin_url is https:// (it must cover the admin_url hosts); null: certificate_arn."
+  type        = string
+  default     = null
+}
+
+variable "service_rollout" {
+  description = "Any string; changing it replaces the control plane and health agent instances (with the current AMI and user data). A new AMI or config alone never replaces them (lifecycle ignore_changes): roll them deliberately, one region at a time (docs/operations.md)."
+  type        = string
+  default     = "1"
 }
 
 variable "api_keys_parameter" {

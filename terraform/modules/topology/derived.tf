@@ -14,7 +14,26 @@ locals {
   nats_route_urls   = { for r in local.ok_regions : r.name => [for s in r.nats_servers : "nats-route://${strcontains(s.host, ":") ? "[${s.host}]" : s.host}:${s.cluster_port}"] }
 
   relay_addresses = { for r in local.ok_regions : r.name => [for x in r.relays : x.address] }
-  relay_port      = try(local.relay_ports[0], null)
+
+  # Where a key may travel in a request: over TLS, or to a loopback or
+  # private address (RFC 1918, fc00::/7). Anything else crosses networks
+  # nobody here controls, and an API key sent there in clear text is a key
+  # given away.
+  url_private = { for u, p in local.url_parts : u => p.host == "localhost" || try(
+    cidrhost("${p.host}/8", 0) == "10.0.0.0" || cidrhost("${p.host}/8", 0) == "127.0.0.0" ||
+    cidrhost("${p.host}/12", 0) == "172.16.0.0" || cidrhost("${p.host}/16", 0) == "192.168.0.0" ||
+  p.host == "::1" || can(regex("^f[cd][0-9a-f]{0,2}:", lower(p.host))), false) }
+  url_safe = { for u, p in local.url_parts : u => p.scheme == "https" || local.url_private[u] }
+  # The relays' admin API (drain) is called by every region's health agent with the relays'
+  # admin key; the control API gets the backends' API keys.
+  unsafe_admin_urls   = [for x in local.all_relays : x.admin_url if !try(local.url_safe[x.admin_url], true)]
+  unsafe_control_urls = [for r in local.ok_regions : r.control.api_url if r.control != null && !try(local.url_safe[r.control.api_url], true)]
+  # Stream replicas: the relays create each region's stream with up to three
+  # replicas in the region's cluster; control checks the same number when
+  # every region has the same, so that relay and control never disagree.
+  stream_replicas  = { for r in local.ok_regions : r.name => min(3, length(r.nats_servers)) }
+  control_replicas = length(distinct(values(local.stream_replicas))) == 1 ? values(local.stream_replicas)[0] : null
+  relay_port       = try(local.relay_ports[0], null)
 
   regions = { for r in local.ok_regions : r.name => {
     name               = r.name
@@ -42,6 +61,8 @@ locals {
     })
     healthcheck = r.healthcheck == null ? null : merge(r.healthcheck, {
       port = local.url_parts[r.healthcheck.url].port
+      # May the agent's drain API key be sent to this URL (TLS, or a private address)?
+      key_safe = local.url_safe[r.healthcheck.url]
     })
   } }
 
@@ -77,11 +98,11 @@ locals {
   nats_permissions = {
     relay = { for r in local.ok_regions : r.name => {
       publish = concat(
-        ["meridian.msg.${r.name}.*", "meridian.presence.*", "meridian.history.*"],
+        ["meridian.msg.${r.name}.*", "meridian.presence.*", "meridian.relay.hb", "meridian.history.*"],
         [for op in ["INFO", "CREATE", "UPDATE"] : "$JS.API.STREAM.${op}.${local.regions[r.name].stream}"],
         ["_INBOX.*.p.*", "_GR_.*.*._INBOX.*.p.*"],
       )
-      subscribe       = ["meridian.msg.*.*", "meridian.commit.*", "meridian.presence.*", "_INBOX.>"]
+      subscribe       = ["meridian.msg.*.*", "meridian.commit.*", "meridian.presence.*", "meridian.relay.hb", "_INBOX.>"]
       allow_responses = false
     } }
     control = { for r in local.ok_regions : r.name => {
@@ -264,12 +285,14 @@ locals {
     admin_listen = "0.0.0.0:${local.url_parts[r.relays[0].admin_url].port}"
     nats         = local.daemon_nats[r.name]["relay"]
     auth         = { secret_file = "${var.config_dir}/token.secret" }
+    # Drain and undrain need this key; the region's health agent sends it.
+    admin_api_key_file = "${var.config_dir}/relay_admin.key"
     # The region's stream lives in the region's NATS cluster, replicated on
     # up to three of its servers.
-    stream    = { placement = r.name, replicas = min(3, length(r.nats_servers)) }
+    stream    = { placement = r.name, replicas = local.stream_replicas[r.name] }
     log_level = "info"
   } }
-  control_config = { for r in local.ok_regions : r.name => {
+  control_config = { for r in local.ok_regions : r.name => merge({
     region        = r.name
     regions       = [for x in local.ok_regions : x.name]
     nats          = local.daemon_nats[r.name]["control"]
@@ -277,15 +300,22 @@ locals {
     admin_listen  = "0.0.0.0:${local.url_parts[r.control.admin_url].port}"
     api_keys_file = "${var.config_dir}/api_keys"
     log_level     = "info"
-  } if r.control != null }
-  # probe.secret must be the relays' token secret: the agent has no
-  # secret_file yet, so hosts substitute __TOKEN_SECRET__ from the file.
+    }, local.url_parts[r.control.api_url].scheme == "https" ? {
+    # The API is https:// in the regions file: control terminates TLS itself.
+    tls = { cert = "${var.config_dir}/tls/control.crt", key = "${var.config_dir}/tls/control.key" }
+    } : {}, local.control_replicas == null ? {} : {
+    stream = { replicas = local.control_replicas }
+  }) if r.control != null }
+  # probe.secret must be the relays' token secret and drain.relay_api_key
+  # their admin key: the agent reads neither from a file yet, so hosts
+  # substitute __TOKEN_SECRET__ and __RELAY_ADMIN_KEY__ from the files.
   healthcheck_config = { for r in local.ok_regions : r.name => {
     region       = r.name
     regions_file = "${var.config_dir}/regions.json"
     listen       = "0.0.0.0:${local.url_parts[r.healthcheck.url].port}"
     nats         = local.daemon_nats[r.name]["healthcheck"]
     probe        = { secret = "__TOKEN_SECRET__" }
+    drain        = { relay_api_key = "__RELAY_ADMIN_KEY__" }
     dns          = { type = "dry-run" }
     log_level    = "info"
   } if r.healthcheck != null }

@@ -97,16 +97,24 @@ output "dns" {
 }
 
 output "relay_config" {
-  description = "Per region: meridian-relay config (node_id is added per host)."
+  description = "Per region: meridian-relay config (node_id is added per host; admin_api_key_file names config_dir/relay_admin.key)."
   value       = local.relay_config
 }
 
 output "control_config" {
-  description = "Per region with a control section: meridian-control config without postgres (added by the caller)."
+  description = "Per region with a control section: meridian-control config without postgres (added by the caller); tls (config_dir/tls/control.crt and .key) when the region's control.api_url is https://, and stream.replicas when every region's stream has the same number (the relays' value)."
   value       = local.control_config
+  precondition {
+    condition     = !var.enforce || length(local.unsafe_control_urls) == 0
+    error_message = "control.api_url ${join(", ", local.unsafe_control_urls)}: plain http to a public address would carry the backends' API keys in clear text; use https:// (control then terminates TLS with config_dir/tls/control.crt and .key)."
+  }
 }
 
 output "healthcheck_config" {
-  description = "Per region with a healthcheck section: meridian-healthcheck config (dns provider dry-run until the caller sets one; probe.secret is the placeholder __TOKEN_SECRET__)."
+  description = "Per region with a healthcheck section: meridian-healthcheck config (dns provider dry-run until the caller sets one; probe.secret and drain.relay_api_key are the placeholders __TOKEN_SECRET__ and __RELAY_ADMIN_KEY__, filled in on the host)."
   value       = local.healthcheck_config
+  precondition {
+    condition     = !var.enforce || length(local.healthcheck_config) == 0 || length(local.unsafe_admin_urls) == 0
+    error_message = "Relay admin_url ${join(", ", local.unsafe_admin_urls)}: the health agents call it with the relays' admin key, which plain http to a public address would carry in clear text; use https:// (modules/region-aws terminates TLS on the balancer's admin listener) or a private address."
+  }
 }

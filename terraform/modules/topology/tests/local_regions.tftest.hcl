@@ -96,6 +96,10 @@ run "local_topology" {
     error_message = "relay config is not derived from the regions file"
   }
   assert {
+    condition     = output.relay_config["eu-west"].admin_api_key_file == "/etc/meridian/relay_admin.key" && output.healthcheck_config["eu-west"].drain.relay_api_key == "__RELAY_ADMIN_KEY__"
+    error_message = "relays must require an admin key and the health agents must send it"
+  }
+  assert {
     condition     = output.control_config["ap-south"].http_listen == "0.0.0.0:17300" && length(output.control_config["ap-south"].regions) == 3
     error_message = "control config is not derived from the regions file"
   }
