@@ -17,6 +17,7 @@
 #include "mr_log.h"
 #include "mr_proto.h"
 #include "mr_time.h"
+#include "relay_deliver.h"
 #include "relay_frames.h"
 #include "relay_metrics.h"
 #include "relay_presence.h"
@@ -236,6 +237,7 @@ static void on_join(relay_conn *c, const mr_frame *f)
     m->conn_next = c->memberships;
     c->memberships = m;
     c->room_count++;
+    relay_deliver_have(m, f->have);
     /* `joined` follows once the room is subscribed (and, with since, the history is known). */
     relay_resume_start(r, c, m, f->has_since ? f->since : -1, f->id);
     relay_presence_local(r, room, c->user, +1, c);

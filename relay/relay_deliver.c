@@ -69,6 +69,12 @@ static void member_free(relay_member *m)
     }
     m->held_tail = NULL;
     m->held_bytes = 0;
+    if (m->have) {
+        m->conn->have_ids -= (uint32_t)m->have->count;
+        mr_map_free(m->have, NULL);
+        free(m->have);
+        m->have = NULL;
+    }
 }
 
 void relay_deliver_init(relay *r)
@@ -111,11 +117,54 @@ void relay_deliver_to(relay_member *m, relay_out *o, const char *msg_id, int64_t
     m->held_bytes += o->len;
 }
 
-/* Deliver to every member (a fast-path message: nobody knows its seq yet). */
+void relay_deliver_have(relay_member *m, json_t *ids)
+{
+    /*
+     * A connection remembers at most MR_HAVE_MAX ids over all its rooms
+     * (about 100 KB): the ids beyond come again with their seq, as for a
+     * client that does not send `have` (docs/protocol.md).
+     */
+    relay_conn *c = m->conn;
+    if (!json_array_size(ids) || c->have_ids >= MR_HAVE_MAX)
+        return;
+    m->have = mr_malloc(sizeof *m->have);
+    mr_map_init(m->have);
+    size_t i;
+    json_t *id;
+    json_array_foreach(ids, i, id)
+    {
+        if (c->have_ids >= MR_HAVE_MAX)
+            break;
+        if (!mr_map_put(m->have, json_string_value(id), MR_MSG_ID_LEN, (void *)1))
+            c->have_ids++;
+    }
+}
+
+static bool member_has(const relay_member *m, const char *msg_id)
+{
+    return m->have && mr_map_get(m->have, msg_id, MR_MSG_ID_LEN);
+}
+
+bool relay_deliver_take_have(relay_member *m, const char *msg_id)
+{
+    if (!member_has(m, msg_id))
+        return false;
+    mr_map_del(m->have, msg_id, MR_MSG_ID_LEN);
+    m->conn->have_ids--;
+    return true;
+}
+
+/*
+ * Deliver to every member (a fast-path message: nobody knows its seq yet),
+ * except those that said they have it: a publisher's retry through another
+ * region of a message they got from a relay that died.
+ */
 static size_t deliver_all(relay_room *room, relay_out *o, const char *msg_id)
 {
     size_t n = 0;
     for (relay_member *m = room->members; m; m = m->room_next) {
+        if (member_has(m, msg_id))
+            continue;
         relay_deliver_to(m, o, msg_id, 0);
         n++;
     }
@@ -201,15 +250,16 @@ bool relay_deliver_commit(relay *r, relay_room *room, const char *msg_id, int64_
     remember_committed(r, room, key);
     mr_metric_inc(awaited ? &relay_m.commits : &relay_m.recovered_from_commit);
     /*
-     * Members that got the message on the fast path get its seq; the others
-     * (it never came here, or they joined after it did) get the message.
+     * Members that got the message on the fast path, here or (their `have`)
+     * from another relay, get its seq; the others (it never came here, or
+     * they joined after it did) get the message.
      * Members that have the seq already (their resume, their `since`) get nothing.
      */
     relay_out *commit = NULL, *whole = NULL;
     for (relay_member *m = room->members; m; m = m->room_next) {
         if (seq <= m->history_through)
             continue;
-        if (awaited && m->stamp < (uint64_t)stamp)
+        if (relay_deliver_take_have(m, msg_id) || (awaited && m->stamp < (uint64_t)stamp))
             relay_deliver_to(m, frame_once(&commit, room, msg_id, seq, NULL), msg_id, seq);
         else
             relay_deliver_to(m, frame_once(&whole, room, msg_id, seq, message), msg_id, seq);

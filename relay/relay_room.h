@@ -43,6 +43,8 @@ typedef struct relay_member {
     bool hold_bounded; /* the held frames count against max_outbound_bytes (relay_deliver_plan) */
     uint64_t stamp;    /* the room's stamp when it joined: it got fast-path deliveries above it */
     struct relay_resume *resume; /* resume's, until `joined` and the history are sent */
+    mr_map *have; /* ids its join said it got without their seq (`have`): each comes as a
+                     `commit`, never as a `message` (delivery's; NULL when none are left) */
 } relay_member;
 
 typedef struct relay_room {
