@@ -35,6 +35,12 @@ bool relay_deliver_message(relay *r, relay_room *room, const char *msg_id, const
  */
 bool relay_deliver_commit(relay *r, relay_room *room, const char *msg_id, int64_t seq,
                           json_t *message);
+/**
+ * A resume sent (msg_id, seq) from history to a member: a fast-path copy of
+ * it arriving later (a publisher's retry through another relay) skips every
+ * member that has `seq`, though this relay never saw the commit.
+ */
+void relay_deliver_replayed(relay *r, relay_room *room, const char *msg_id, int64_t seq);
 /** Every seq up to `seq` was stored before the room had members here (repair's baseline). */
 void relay_deliver_baseline(relay_room *room, int64_t seq);
 /** The highest seq up to which every commit was delivered here. */

@@ -238,6 +238,7 @@ static void replay(relay_resume *rs)
         relay_out_unref(rs->next);
         rs->next = NULL;
         mr_map_put(&rs->seen, rs->next_id, MR_MSG_ID_LEN, (void *)1);
+        relay_deliver_replayed(rs->r, m->room, rs->next_id, rs->next_seq);
         rs->last_sent = rs->next_seq;
     }
     if (rs->state == REPLAY) {

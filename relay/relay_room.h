@@ -62,6 +62,7 @@ typedef struct relay_room {
     int64_t subscribe_deadline_us;  /* joins fail when it has not come by then */
     relay_dedup awaiting;           /* ids delivered on the fast path, waiting for their commit */
     relay_dedup committed;          /* ids whose commit was delivered, for a while */
+    relay_dedup replayed;           /* ids a resume sent from history (value: seq), for a while */
     relay_seqs seqs;                /* seqs delivered */
     uint64_t stamp;                 /* fast-path deliveries so far (each one's stamp) */
     void *state[RELAY_ROOM_SLOTS];  /* features' state, by registered slot; NULL until set */

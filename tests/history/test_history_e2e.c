@@ -413,6 +413,48 @@ START_TEST(live_retry_of_a_message_in_have_is_not_delivered_again)
 }
 END_TEST
 
+/*
+ * A resume sent a message from history; the publisher's retry of it (same
+ * mid, through another relay: its first relay was stopped) then reaches the
+ * member's relay on the fast path. The room is new on that relay, so it
+ * never saw the commit: the copy must still not reach the member, who has it
+ * with its seq (the chaos suite's relay-stop phase: once within a session).
+ */
+START_TEST(retry_after_the_resume_sent_it_is_not_delivered_again)
+{
+    publish_committed(&relays[0], "pub", "replayed", 3, 3);
+    mr_ws m, p;
+    mr_test_hello(&m, &relays[1], "member", NULL);
+    mr_ws_send_text(&m, "{\"type\":\"join\",\"id\":\"r\",\"room\":\"replayed\",\"since\":0}");
+    char *f = mr_ws_expect(&m, "\"type\":\"joined\"", 10000);
+    ck_assert_msg(f && strstr(f, "\"recovered\":true"), "%s", f ? f : "no joined");
+    free(f);
+    char ids[3][33];
+    for (int i = 0; i < 3; i++) {
+        json_t *j = next_delivery(&m, 5000);
+        ck_assert_msg(j && json_integer_value(json_object_get(j, "seq")) == i + 1, "history %d", i);
+        snprintf(ids[i], sizeof ids[i], "%s", json_string_value(json_object_get(j, "msg_id")));
+        json_decref(j);
+    }
+    /* The retry of the second message, through the member's relay, then a new one. */
+    mr_test_hello(&p, &relays[1], "pub", NULL);
+    mr_test_join(&p, "replayed");
+    mr_test_publish(&p, "replayed", "pub-1", "{\"i\":1}");
+    mr_test_expect(&p, "\"type\":\"ack\"");
+    mr_test_publish(&p, "replayed", "after", "\"after\"");
+    json_t *next = next_delivery(&m, 5000);
+    char *text = next ? json_dumps(next, JSON_COMPACT) : NULL;
+    ck_assert_msg(next && strcmp(json_string_value(json_object_get(next, "msg_id")), ids[1]) != 0,
+                  "the retry reached the member again: %s", text ? text : "nothing");
+    ck_assert_msg(strcmp(json_string_value(json_object_get(next, "data")), "after") == 0, "%s",
+                  text);
+    free(text);
+    json_decref(next);
+    mr_ws_close(&m);
+    mr_ws_close(&p);
+}
+END_TEST
+
 START_TEST(resume_past_the_limit_says_so_and_pages_over_http)
 {
     publish_committed(&relays[0], "pub", "paged", 12, 12);
@@ -919,6 +961,7 @@ int main(void)
     TCase *have = mr_test_case(s, "have", setup, teardown, 120);
     tcase_add_test(have, resume_with_have_sends_commits_for_what_the_member_has);
     tcase_add_test(have, live_retry_of_a_message_in_have_is_not_delivered_again);
+    tcase_add_test(have, retry_after_the_resume_sent_it_is_not_delivered_again);
     TCase *faults = mr_test_case(s, "faults", setup_faults, teardown, 300);
     tcase_add_test(faults, relay_sigkill_no_duplicate_within_a_session);
     tcase_add_test(faults, postgres_stopped_no_duplicate_within_a_session);
