@@ -231,7 +231,7 @@ static void finish(relay_hooks *h, hook_job *job, CURLcode rc)
 static void start(relay_hooks *h, hook_job *job)
 {
     job->start_us = mr_now_us();
-    CURL *e = curl_easy_init();
+    CURL *e = job->body ? curl_easy_init() : NULL; /* no body: json_dumps failed */
     if (!e) {
         finish(h, job, CURLE_OUT_OF_MEMORY);
         return;
