@@ -92,14 +92,7 @@ static json_t *wait_events(size_t want, int timeout_ms)
 
 static long metric(ctl_proc *c, const char *name)
 {
-    char *body = NULL;
-    ck_assert_int_eq(mr_test_http_get("127.0.0.1", c->admin_port, "/metrics", &body), 200);
-    char needle[160];
-    snprintf(needle, sizeof needle, "\n%s ", name);
-    char *p = strstr(body, needle);
-    long v = p ? atol(p + strlen(needle)) : -1;
-    free(body);
-    return v;
+    return mr_test_metric(c->admin_port, name);
 }
 
 static long wait_metric(ctl_proc *c, const char *name, long want, int timeout_ms)
