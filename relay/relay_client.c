@@ -430,6 +430,12 @@ static void hook_send(relay *r, relay_held *h, json_t *body, const relay_hook_ru
 
 static void hold_join(relay_conn *c, const mr_frame *f, const relay_hook_rule *rule)
 {
+    /* Joins waiting count as rooms: a client cannot keep the backend busy with more. */
+    if (c->room_count + c->joins_held >= (uint32_t)c->r->cfg->limits.max_rooms_per_connection) {
+        relay_conn_error(c, f->id, MR_ERR_TOO_MANY_ROOMS, "too many rooms on this connection");
+        return;
+    }
+    c->joins_held++;
     relay_held *h = hold(c, f);
     hook_send(c->r, h, hook_body(c, "join", f), rule);
 }
@@ -554,6 +560,7 @@ static void hook_decided(relay *r, relay_hook_result *v)
         return;
     }
     if (h->f.type == MR_FRAME_JOIN) {
+        c->joins_held--;
         if (v->verdict == RELAY_HOOK_ALLOW)
             join_room(c, &h->f);
         else if (v->verdict == RELAY_HOOK_DENY)

@@ -63,6 +63,7 @@ typedef struct relay_conn {
     uint32_t replays; /* memberships replaying history, paced by this queue (relay_resume.c) */
     struct relay_held *held; /* publishes in order, the first waiting for a backend hook */
     uint32_t held_count;
+    uint32_t joins_held; /* joins waiting for a backend hook (they count as rooms) */
 } relay_conn;
 
 /**

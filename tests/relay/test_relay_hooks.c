@@ -309,6 +309,37 @@ START_TEST(connections_to_the_backend_are_kept_alive)
 }
 END_TEST
 
+/* Joins waiting for their hook count as rooms: one client cannot queue unbounded requests. */
+START_TEST(waiting_joins_count_against_the_room_limit)
+{
+    mr_ws a;
+    mr_test_hello(&a, &relay, "alice", NULL);
+    char room[32];
+    for (int i = 0; i < 100; i++) {
+        snprintf(room, sizeof room, "h-slow-%d", i);
+        send_join(&a, room);
+    }
+    send_join(&a, "h-allow-101");
+    json_t *j = answer(&a, "j-h-allow-101");
+    ck_assert_str_eq(str(j, "code"), "too_many_rooms");
+    json_decref(j);
+    /* Every waiting join still gets its answer (the backend is too slow: unavailable). */
+    int unavailable = 0;
+    int64_t deadline = mr_test_now_ms() + 10000;
+    while (unavailable < 100 && mr_test_now_ms() < deadline) {
+        char *f = NULL;
+        size_t len = 0;
+        int close_code = 0;
+        if (mr_ws_recv(&a, 1000, &f, &len, &close_code) == 1 && f &&
+            strstr(f, "\"id\":\"j-h-slow-") && strstr(f, "\"code\":\"unavailable\""))
+            unavailable++;
+        free(f);
+    }
+    ck_assert_int_eq(unavailable, 100);
+    mr_ws_close(&a);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("relay_hooks");
@@ -320,5 +351,6 @@ int main(void)
     tcase_add_test(tc, order_kept_across_hooked_and_plain_rooms);
     tcase_add_test(tc, retried_mid_is_not_hooked_again);
     tcase_add_test(tc, connections_to_the_backend_are_kept_alive);
+    tcase_add_test(tc, waiting_joins_count_against_the_room_limit);
     return mr_test_run(s);
 }
