@@ -66,7 +66,7 @@ typedef struct cache_slot {
     char msg_id[MR_MSG_ID_LEN + 1]; /* "" when free */
     int64_t expires_us;
     relay_hook_verdict verdict;
-    char reason[RELAY_HOOK_REASON_MAX + 1];
+    char *reason; /* DENY only (most slots are allows: no room for a reason in each) */
     json_t *data;
 } cache_slot;
 
@@ -415,7 +415,7 @@ bool relay_hooks_cached(relay_hooks *h, const char *msg_id, relay_hook_result *o
         return false;
     memset(out, 0, sizeof *out);
     out->verdict = s->verdict;
-    memcpy(out->reason, s->reason, sizeof out->reason);
+    snprintf(out->reason, sizeof out->reason, "%s", s->reason ? s->reason : "");
     out->data = s->data ? json_incref(s->data) : NULL;
     mr_metric_inc(&relay_m.hook_cached);
     return true;
@@ -436,8 +436,9 @@ void relay_hooks_remember(relay_hooks *h, const char *msg_id, const relay_hook_r
         mr_map_put(&h->cache, s->msg_id, MR_MSG_ID_LEN, s);
     }
     json_decref(s->data);
+    free(s->reason);
     s->verdict = res->verdict;
-    memcpy(s->reason, res->reason, sizeof s->reason);
+    s->reason = res->verdict == RELAY_HOOK_DENY ? mr_strdup(res->reason) : NULL;
     s->data = res->data ? json_incref(res->data) : NULL;
     s->expires_us = mr_now_us() + h->cfg->stream_duplicate_window_s * 1000000;
 }
@@ -457,8 +458,10 @@ void relay_hooks_free(relay_hooks *h)
         relay_hook_result_free(res);
         res = next;
     }
-    for (size_t i = 0; i < h->slot_count; i++)
+    for (size_t i = 0; i < h->slot_count; i++) {
         json_decref(h->slots[i].data);
+        free(h->slots[i].reason);
+    }
     free(h->slots);
     mr_map_free(&h->cache, NULL);
     curl_multi_cleanup(h->multi);

@@ -155,6 +155,13 @@ START_TEST(publish_data_replaced_or_refused)
     ck_assert_str_eq(str(j, "code"), "forbidden");
     ck_assert_str_eq(str(j, "message"), "no spam");
     json_decref(j);
+    /* Its retry gets the same refusal, remembered: the backend is not asked again. */
+    mr_test_publish(&a, "h-denypub", "m2", "{\"text\":\"spam\"}");
+    j = answer(&a, "m2");
+    ck_assert_str_eq(str(j, "code"), "forbidden");
+    ck_assert_str_eq(str(j, "message"), "no spam");
+    json_decref(j);
+    ck_assert_int_eq(backend_requests("publish", "h-denypub", NULL), 1);
     /* A publish without mid is given one before the backend sees it. */
     ck_assert_int_eq(mr_ws_send_text(&a, "{\"type\":\"publish\",\"id\":\"nomid\",\"room\":"
                                          "\"h-replace\",\"data\":2}"),
