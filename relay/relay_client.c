@@ -418,13 +418,13 @@ static json_t *hook_body(relay_conn *c, const char *hook, const mr_frame *f)
                      c->r->cfg->node_id, "session", c->sid);
 }
 
-static void hook_send(relay *r, relay_held *h, json_t *body, const relay_hook_rule *rule)
+static void hook_send(relay *r, relay_held *h, json_t *body, const relay_hook_rule *rule, int event)
 {
     char key[24];
     h->hook_id = ++r->next_request_id;
     snprintf(key, sizeof key, "%llu", (unsigned long long)h->hook_id);
     mr_map_put(&r->hook_waits, key, strlen(key), h);
-    relay_hooks_call(r->hooks, rule, h->hook_id, json_dumps(body, JSON_COMPACT));
+    relay_hooks_call(r->hooks, rule, event, h->hook_id, json_dumps(body, JSON_COMPACT));
     json_decref(body);
 }
 
@@ -437,7 +437,7 @@ static void hold_join(relay_conn *c, const mr_frame *f, const relay_hook_rule *r
     }
     c->joins_held++;
     relay_held *h = hold(c, f);
-    hook_send(c->r, h, hook_body(c, "join", f), rule);
+    hook_send(c->r, h, hook_body(c, "join", f), rule, RELAY_HOOK_ON_JOIN);
 }
 
 /* A refusal by the backend: `forbidden` with its reason, not counted as a bad frame. */
@@ -487,7 +487,7 @@ static void pump(relay_conn *c)
             json_object_set_new(body, "msg_id", json_string(h->msg_id));
             json_object_set_new(body, "mid", json_stringn(f->mid, f->mid_len));
             json_object_set(body, "data", f->data);
-            hook_send(r, h, body, rule);
+            hook_send(r, h, body, rule, RELAY_HOOK_ON_PUBLISH);
             return;
         }
         c->held = h->next;

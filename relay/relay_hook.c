@@ -54,6 +54,7 @@ typedef struct hook_job {
     struct hook_job *next, *prev; /* the submitted list, then the running list */
     uint64_t id;
     const relay_hook_rule *rule;
+    bool publish; /* a publish hook: "data" in the answer replaces the message's */
     char *body;
     mr_buf answer;
     size_t answer_max;
@@ -159,7 +160,7 @@ static void read_answer(relay_hooks *h, hook_job *job, relay_hook_result *res, c
         if (reason)
             sanitise_reason(json_string_value(reason), json_string_length(reason), res->reason);
         mr_metric_inc(&relay_m.hook_denials);
-    } else if (data) {
+    } else if (data && job->publish) {
         /* The message frame carries the data as compact JSON: bound that, as for clients. */
         size_t n = json_dumpb(data, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
         if (n == 0 || n > (size_t)h->cfg->limits.max_message_bytes) {
@@ -371,11 +372,13 @@ const relay_hook_rule *relay_hooks_match(relay_hooks *h, int event, const char *
     return NULL;
 }
 
-void relay_hooks_call(relay_hooks *h, const relay_hook_rule *rule, uint64_t id, char *body)
+void relay_hooks_call(relay_hooks *h, const relay_hook_rule *rule, int event, uint64_t id,
+                      char *body)
 {
     hook_job *job = mr_calloc(1, sizeof *job);
     job->id = id;
     job->rule = rule;
+    job->publish = event == RELAY_HOOK_ON_PUBLISH;
     job->body = body;
     job->answer_max = (size_t)h->cfg->limits.max_message_bytes + ANSWER_SLACK;
     mr_metric_inc(&relay_m.hook_calls);

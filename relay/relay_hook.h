@@ -48,10 +48,12 @@ relay_hooks *relay_hooks_new(const relay_config *cfg, relay_hooks_wake_cb wake, 
 const relay_hook_rule *relay_hooks_match(relay_hooks *h, int event, const char *room,
                                          size_t room_len);
 /**
- * Ask the backend of `rule` (lws thread). `body` is the JSON request; the
- * result arrives with `id`, always exactly once unless the relay stops.
+ * Ask the backend of `rule` about `event` (RELAY_HOOK_ON_*; lws thread).
+ * `body` is the JSON request (taken over; NULL fails the hook); the result
+ * arrives with `id`, always exactly once unless the relay stops.
  */
-void relay_hooks_call(relay_hooks *h, const relay_hook_rule *rule, uint64_t id, char *body);
+void relay_hooks_call(relay_hooks *h, const relay_hook_rule *rule, int event, uint64_t id,
+                      char *body);
 /** Every result finished since the last call, oldest first (lws thread). */
 relay_hook_result *relay_hooks_take(relay_hooks *h);
 void relay_hook_result_free(relay_hook_result *res);

@@ -162,6 +162,12 @@ START_TEST(publish_data_replaced_or_refused)
     ck_assert_str_eq(str(j, "message"), "no spam");
     json_decref(j);
     ck_assert_int_eq(backend_requests("publish", "h-denypub", NULL), 1);
+    /* Replacement data over limits.max_message_bytes is a failure: refused (on_failure). */
+    mr_test_join(&a, "h-bigdata");
+    mr_test_publish(&a, "h-bigdata", "m3", "1");
+    j = answer(&a, "m3");
+    ck_assert_str_eq(str(j, "code"), "unavailable");
+    json_decref(j);
     /* A publish without mid is given one before the backend sees it. */
     ck_assert_int_eq(mr_ws_send_text(&a, "{\"type\":\"publish\",\"id\":\"nomid\",\"room\":"
                                          "\"h-replace\",\"data\":2}"),

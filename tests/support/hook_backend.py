@@ -4,8 +4,10 @@
   hook_backend.py PORT [--secret-file F] [--fail-first N]
 
 POST /hook answers a relay hook by the words of the room's name (split on
-"-"): allow, deny (a long reason with control characters), replace (new
-data), counter (data numbered by request), slow (answers after 3 s), err
+"-"): allow, deny (a long reason with control characters), denypub
+(publishes refused, joins allowed), replace (new data), bigdata (data over
+the relay's default max_message_bytes, in an answer under its answer
+limit), counter (data numbered by request), slow (answers after 3 s), err
 (HTTP 500), garbage (not JSON), huge (2 MB), noallow (JSON without
 "allow"). Rooms without any of these words are allowed.
 
@@ -85,6 +87,8 @@ class Handler(BaseHTTPRequestHandler):
             self.reply(200, json.dumps({"allow": False, "reason": reason}))
         elif "replace" in words:
             self.reply(200, json.dumps({"allow": True, "data": {"replaced": req.get("data")}}))
+        elif "bigdata" in words:
+            self.reply(200, json.dumps({"allow": True, "data": "x" * 66000}))
         elif "counter" in words:
             self.reply(200, json.dumps({"allow": True, "data": {"n": count}}))
         elif "err" in words:
