@@ -58,6 +58,7 @@ typedef struct relay {
     int64_t presence_next_hb_us;
     int presence_slot;         /* relay_room.state[] slot of presence's per-room state */
     int repair_slot;           /* relay_room.state[] slot of repair's per-room state */
+    int signal_slot;           /* relay_room.state[] slot of the room's signal subscription */
     bool nats_was_connected;   /* to notice reconnects on the lws thread */
     int64_t inbound_warned_us; /* last warning about malformed NATS input */
     uint64_t inbound_rejected; /* malformed NATS messages since that warning */
@@ -76,6 +77,12 @@ typedef struct relay {
     _Atomic int64_t loop_alive_us; /* the service loop's last housekeeping tick */
     _Atomic bool listening;        /* the WebSocket listener is bound (checked every second) */
     int listen_check_ticks;        /* lws thread: ticks until the next listener check */
+
+    /* Life cycle (relay_reload.c): SIGHUP asks, the lws thread reloads; systemd is told. */
+    _Atomic bool reload_requested; /* set by the signal thread on SIGHUP */
+    struct relay_reload *reload;   /* what a reload reads again; NULL: reloads are off */
+    void *ssl_ctx;                 /* the TLS vhost's SSL_CTX (new certificates go in) */
+    bool ready_notified;           /* lws thread: READY=1 sent to systemd */
 
     _Atomic bool draining; /* set by the signal thread on SIGTERM */
     _Atomic bool stopping; /* set when the process should exit now */

@@ -23,7 +23,9 @@
 #include "relay_metrics.h"
 #include "relay_presence.h"
 #include "relay_publish.h"
+#include "relay_refresh.h"
 #include "relay_resume.h"
+#include "relay_signal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,11 +100,18 @@ void relay_client_timer(relay_conn *c)
         relay_conn_close(c, MR_CLOSE_TOKEN_EXPIRED, "token expired");
         return;
     }
+    int64_t due = relay_refresh_due_at(c->r, c);
+    if (now >= due) {
+        relay_refresh_hint(c->r, c);
+        due = INT64_MAX;
+    }
     /* At most a day at a time: the timer fires, finds the token valid and waits again. */
-    int64_t wait_s = c->token_exp + c->r->jwt.leeway_s - now;
+    int64_t wait_s =
+        (due < c->token_exp + c->r->jwt.leeway_s ? due : c->token_exp + c->r->jwt.leeway_s) - now;
     if (wait_s > TOKEN_TIMER_MAX_S)
         wait_s = TOKEN_TIMER_MAX_S;
-    lws_set_timer_usecs(c->wsi, (lws_usec_t)wait_s * 1000000);
+    if (c->wsi) /* unit tests' connections have no socket */
+        lws_set_timer_usecs(c->wsi, (lws_usec_t)wait_s * 1000000);
 }
 
 int relay_client_writable(relay_conn *c)
@@ -169,6 +178,7 @@ static void on_hello(relay_conn *c, const mr_frame *f)
     c->user = claims.sub;
     c->rooms_claim = claims.rooms;
     c->token_exp = claims.exp;
+    c->token_at = time(NULL);
     const relay_limits *l = &c->r->cfg->limits;
     mr_ratelimit_init(&c->rl, l->publish_rate, l->publish_burst, mr_now_us());
     /* From now on the timer watches token expiry instead of the handshake. */
@@ -188,6 +198,14 @@ static int subscribe_room(relay *r, relay_room *room)
     if (relay_nats_subscribe(r->nats, room->name, &room->sub, &room->commit_sub,
                              &room->presence_sub) != 0)
         return -1;
+    /* Before the confirmation is asked for, so that it covers the signals too. */
+    if (relay_signal_room_created(r, room) != 0) {
+        relay_nats_unsubscribe(room->sub);
+        relay_nats_unsubscribe(room->commit_sub);
+        relay_nats_unsubscribe(room->presence_sub);
+        room->sub = room->commit_sub = room->presence_sub = NULL;
+        return -1;
+    }
     char token[MR_ROOM_MAX + 48];
     room->subscribe_id = ++r->next_request_id;
     snprintf(token, sizeof token, RELAY_INBOX_SUBSCRIBED "%llu.%s",
@@ -241,7 +259,10 @@ static void join_room(relay_conn *c, const mr_frame *f)
     c->memberships = m;
     c->room_count++;
     /* `joined` follows once the room is subscribed (and, with since, the history is known). */
-    relay_resume_start(r, c, m, f->has_since ? f->since : -1, f->id);
+    if (f->has_rewind)
+        relay_resume_rewind(r, c, m, f->rewind, f->id);
+    else
+        relay_resume_start(r, c, m, f->has_since ? f->since : -1, f->id);
     relay_presence_local(r, room, c->user, +1, c);
 }
 
@@ -301,6 +322,40 @@ static void on_presence(relay_conn *c, const mr_frame *f)
     relay_presence_answer(c, m, f->id);
 }
 
+/*
+ * A new token for the session. Memberships its rooms claim no longer
+ * allows end here, each with a `left` the client did not ask for (a join
+ * still waiting for its answer gets it first, as for a leave).
+ */
+static void on_refresh(relay_conn *c, const mr_frame *f)
+{
+    if (relay_refresh(c->r, c, f) != 0)
+        return;
+    relay_member **pp = &c->memberships;
+    while (*pp) {
+        relay_member *m = *pp;
+        const char *name = m->room->name;
+        if (mr_jwt_room_allowed(c->rooms_claim, name, strlen(name))) {
+            pp = &m->conn_next;
+            continue;
+        }
+        relay_resume_leaving(c->r, m);
+        char room[MR_ROOM_MAX + 1];
+        snprintf(room, sizeof room, "%s", name);
+        unlink_membership(c, m);
+        leave_membership(c, m);
+        mr_buf b = MR_BUF_INIT;
+        relay_frame_left_because(&b, room, "forbidden");
+        send_frame(c, &b);
+    }
+    relay_client_timer(c);
+}
+
+static void on_signal(relay_conn *c, const mr_frame *f)
+{
+    relay_signal(c->r, c, f);
+}
+
 static void on_ping(relay_conn *c, const mr_frame *f)
 {
     mr_buf b = MR_BUF_INIT;
@@ -317,6 +372,7 @@ static const struct {
     {MR_FRAME_HELLO, false, on_hello},      {MR_FRAME_JOIN, true, on_join},
     {MR_FRAME_LEAVE, true, on_leave},       {MR_FRAME_PUBLISH, true, on_publish},
     {MR_FRAME_PRESENCE, true, on_presence}, {MR_FRAME_PING, true, on_ping},
+    {MR_FRAME_REFRESH, true, on_refresh},   {MR_FRAME_SIGNAL, true, on_signal},
 };
 
 static void on_frame(relay_conn *c, const char *text, size_t len)

@@ -45,6 +45,10 @@ typedef struct relay_conn {
     char *user;  /* NULL until hello succeeds */
     json_t *rooms_claim;
     int64_t token_exp;
+    int64_t token_at;       /* when the current token was accepted (relay_refresh.c) */
+    bool refresh_hinted;    /* `refresh_due` was sent for the current token */
+    mr_ratelimit signal_rl; /* signals' own bucket (relay_signal.c), set up at the first */
+    bool signal_rl_ready;
     relay_member *memberships;
     uint32_t room_count;
     mr_ratelimit rl;

@@ -58,7 +58,8 @@ typedef struct hook_job {
     char *body;
     mr_buf answer;
     size_t answer_max;
-    bool too_large; /* the answer passed answer_max and the transfer was aborted */
+    size_t data_max; /* limits.max_message_bytes when asked (a reload may change it) */
+    bool too_large;  /* the answer passed answer_max and the transfer was aborted */
     CURL *easy;
     int64_t start_us;
 } hook_job;
@@ -163,7 +164,7 @@ static void read_answer(relay_hooks *h, hook_job *job, relay_hook_result *res, c
     } else if (data && job->publish) {
         /* The message frame carries the data as compact JSON: bound that, as for clients. */
         size_t n = json_dumpb(data, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
-        if (n == 0 || n > (size_t)h->cfg->limits.max_message_bytes) {
+        if (n == 0 || n > job->data_max) {
             snprintf(why, whylen, "replacement data of %zu bytes is over limits.max_message_bytes",
                      n);
         } else {
@@ -380,7 +381,8 @@ void relay_hooks_call(relay_hooks *h, const relay_hook_rule *rule, int event, ui
     job->rule = rule;
     job->publish = event == RELAY_HOOK_ON_PUBLISH;
     job->body = body;
-    job->answer_max = (size_t)h->cfg->limits.max_message_bytes + ANSWER_SLACK;
+    job->data_max = (size_t)h->cfg->limits.max_message_bytes;
+    job->answer_max = job->data_max + ANSWER_SLACK;
     mr_metric_inc(&relay_m.hook_calls);
     pthread_mutex_lock(&h->lock);
     *h->jobs_tail = job;

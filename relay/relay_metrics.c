@@ -56,6 +56,14 @@ relay_metrics relay_m = {
     .publish_ack_latency =
         MR_HISTOGRAM("meridian_relay_publish_ack_seconds", "Time from a publish frame to its ack.",
                      mr_latency_buckets, 16),
+    .rewinds = MR_COUNTER("meridian_relay_rewinds_total",
+                          "Joins with rewind (also counted in meridian_relay_resumes_total)."),
+    .refreshes = MR_COUNTER("meridian_relay_refreshes_total", "Tokens refreshed in a session."),
+    .refresh_failures = MR_COUNTER("meridian_relay_refresh_failures_total",
+                                   "Refresh frames refused (bad token, other user)."),
+    .signals = MR_COUNTER("meridian_relay_signals_total", "Signals accepted from clients."),
+    .signals_delivered = MR_COUNTER("meridian_relay_signals_delivered_total",
+                                    "Signals queued to members (one per member)."),
     .hook_calls = MR_COUNTER("meridian_relay_hook_calls_total",
                              "Requests sent to the app's backend by join and publish hooks."),
     .hook_denials =
@@ -121,5 +129,9 @@ void relay_metrics_register(void)
         mr_metric_register(&relay_m.errors[i]);
     }
     mr_metric_register(&relay_m.publish_ack_latency);
+    mr_metric *app[] = {&relay_m.rewinds, &relay_m.refreshes, &relay_m.refresh_failures,
+                        &relay_m.signals, &relay_m.signals_delivered};
+    for (size_t i = 0; i < sizeof app / sizeof app[0]; i++)
+        mr_metric_register(app[i]);
     mr_metric_register(&relay_m.hook_latency);
 }

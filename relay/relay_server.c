@@ -24,6 +24,7 @@
 #include "relay_inbound.h"
 #include "relay_metrics.h"
 #include "relay_presence.h"
+#include "relay_reload.h"
 #include "relay_repair.h"
 #include "relay_resume.h"
 
@@ -102,6 +103,7 @@ static void housekeeping_cb(lws_sorted_usec_list_t *sul)
 {
     relay *r = lws_container_of(sul, relay, housekeeping_sul);
     atomic_store(&r->loop_alive_us, mr_now_us());
+    relay_reload_tick(r);
     if (--r->listen_check_ticks <= 0) {
         r->listen_check_ticks = LISTEN_CHECK_TICKS;
         check_listener(r);
@@ -161,6 +163,7 @@ static int callback_meridian(struct lws *wsi, enum lws_callback_reasons reason, 
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         return filter_upgrade(r, wsi);
     case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
+        r->ssl_ctx = user; /* a SIGHUP installs renewed certificates here */
         /* Idle TLS connections give their read and write buffers back (about 34 KiB each). */
         SSL_CTX_set_mode((SSL_CTX *)user, SSL_MODE_RELEASE_BUFFERS);
         /*
@@ -194,6 +197,7 @@ static int callback_meridian(struct lws *wsi, enum lws_callback_reasons reason, 
         relay_inbound_take(r);
         relay_client_hooks_take(r);
         relay_drain_poll(r);
+        relay_reload_poll(r);
         return 0;
     default:
         break;

@@ -36,7 +36,7 @@ LAYERS = [
     ("leaf", ["relay_frames", "relay_conn"]),
     ("delivery", ["relay_deliver"]),
     ("features", ["relay_publish", "relay_resume", "relay_repair", "relay_presence",
-                  "relay_drain"]),
+                  "relay_drain", "relay_reload", "relay_refresh", "relay_signal"]),
     ("dispatch", ["relay_client", "relay_inbound"]),
     ("server", ["relay_server"]),
     ("main", ["relay_main"]),

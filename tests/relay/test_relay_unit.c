@@ -219,6 +219,9 @@ Suite *relay_repair_suite(void);
 Suite *relay_presence_suite(void);
 Suite *relay_once_suite(void);
 Suite *relay_join_suite(void);
+Suite *relay_rewind_suite(void);
+Suite *relay_refresh_suite(void);
+Suite *relay_signal_suite(void);
 
 int main(void)
 {
@@ -238,6 +241,9 @@ int main(void)
     srunner_add_suite(sr, relay_presence_suite());
     srunner_add_suite(sr, relay_once_suite());
     srunner_add_suite(sr, relay_join_suite());
+    srunner_add_suite(sr, relay_rewind_suite());
+    srunner_add_suite(sr, relay_refresh_suite());
+    srunner_add_suite(sr, relay_signal_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
