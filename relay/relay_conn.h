@@ -65,6 +65,9 @@ typedef struct relay_conn {
     bool close_sent;          /* our close frame is out; waiting for the client's */
     bool reconnect_sent;
     uint32_t replays; /* memberships replaying history, paced by this queue (relay_resume.c) */
+    struct relay_held *held; /* publishes in order, the first waiting for a backend hook */
+    uint32_t held_count;
+    uint32_t joins_held; /* joins waiting for a backend hook (they count as rooms) */
 } relay_conn;
 
 /**
