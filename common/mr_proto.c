@@ -107,6 +107,43 @@ static int get_room(json_t *root, mr_frame *f, mr_proto_err *err)
     return 0;
 }
 
+bool mr_msg_id_valid(const char *s, size_t len)
+{
+    if (!s || len != MR_MSG_ID_LEN)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+_Static_assert(MR_HAVE_MAX == 1024, "the error message below names the limit");
+
+/* join's `have`: the msg_ids the client got without their seq (docs/protocol.md). */
+static int get_have(json_t *root, mr_frame *f, mr_proto_err *err)
+{
+    json_t *have = json_object_get(root, "have");
+    if (!have)
+        return 0;
+    if (!json_is_array(have) || json_array_size(have) > MR_HAVE_MAX) {
+        fail(err, MR_ERR_BAD_FRAME, "field \"have\" must be an array of at most 1024 msg_ids");
+        return -1;
+    }
+    size_t i;
+    json_t *id;
+    json_array_foreach(have, i, id)
+    {
+        if (!json_is_string(id) ||
+            !mr_msg_id_valid(json_string_value(id), json_string_length(id))) {
+            fail(err, MR_ERR_BAD_FRAME,
+                 "field \"have\" must hold msg_ids (32 lowercase hex digits)");
+            return -1;
+        }
+    }
+    f->have = have;
+    return 0;
+}
+
 int mr_proto_parse(const char *buf, size_t len, mr_frame *f, mr_proto_err *err)
 {
     memset(f, 0, sizeof *f);
@@ -175,6 +212,8 @@ int mr_proto_parse(const char *buf, size_t len, mr_frame *f, mr_proto_err *err)
             f->has_rewind = true;
             f->rewind = json_integer_value(rewind);
         }
+        if (get_have(root, f, err) < 0)
+            goto err;
     } else if (strcmp(t, "leave") == 0 || strcmp(t, "presence") == 0) {
         f->type = t[0] == 'l' ? MR_FRAME_LEAVE : MR_FRAME_PRESENCE;
         if (get_room(root, f, err) < 0)

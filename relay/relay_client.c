@@ -18,6 +18,7 @@
 #include "mr_log.h"
 #include "mr_proto.h"
 #include "mr_time.h"
+#include "relay_deliver.h"
 #include "relay_frames.h"
 #include "relay_hook.h"
 #include "relay_metrics.h"
@@ -258,6 +259,7 @@ static void join_room(relay_conn *c, const mr_frame *f)
     m->conn_next = c->memberships;
     c->memberships = m;
     c->room_count++;
+    relay_deliver_have(m, f->have);
     /* `joined` follows once the room is subscribed (and, with since, the history is known). */
     if (f->has_rewind)
         relay_resume_rewind(r, c, m, f->rewind, f->id);

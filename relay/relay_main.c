@@ -110,7 +110,7 @@ static void admin_routes(struct evhttp *http, void *ud)
 static bool relay_ready(void *ud, mr_buf *detail)
 {
     relay *r = ud;
-    bool nats = relay_nats_connected(r->nats);
+    bool nats = relay_nats_healthy(r->nats); /* connected, and the server answers (relay_nats.h) */
     bool stream = relay_nats_stream_ready(r->nats);
     bool draining = atomic_load(&r->draining);
     bool listening = atomic_load(&r->listening);

@@ -46,7 +46,7 @@ static void usage(FILE *f)
             "count: one markdown table row per log (--json: one JSON object per log;\n"
             "--detail: each defect found, one line each, on stderr).\n"
             "--strict exits 3 when a log shows a defect (anything but latency, reconnects,\n"
-            "unacked publishes, resume duplicates above `since` and repeated commits).\n",
+            "unacked publishes, unrecovered joins and repeated commits).\n",
             d.phase, d.run_id, d.rooms, d.publishers, d.subscribers, d.rate, d.size, d.max_seconds,
             d.settle_seconds, d.ack_timeout_ms, d.connect_timeout_ms, d.backoff_max_ms,
             d.retry_delay_ms, d.unavailable_failover);

@@ -37,6 +37,13 @@ START_TEST(parse_frames)
     ck_assert_int_eq(f.room_len, 7);
     mr_frame_free(&f);
 
+    ck_assert_int_eq(parse("{\"type\":\"join\",\"room\":\"r\",\"since\":4,"
+                           "\"have\":[\"0123456789abcdef0123456789abcdef\"]}",
+                           &f, &e),
+                     0);
+    ck_assert_int_eq(json_array_size(f.have), 1);
+    mr_frame_free(&f);
+
     ck_assert_int_eq(parse("{\"type\":\"publish\",\"id\":\"x\",\"room\":\"r\",\"mid\":\"m-1\","
                            "\"data\":{\"text\":\"hi\"},\"extra\":true}",
                            &f, &e),
@@ -80,11 +87,35 @@ START_TEST(parse_errors)
     expect_error("{\"type\":\"join\",\"room\":\"\"}", MR_ERR_INVALID_ROOM);
     expect_error("{\"type\":\"join\",\"room\":\"r\",\"since\":-1}", MR_ERR_BAD_FRAME);
     expect_error("{\"type\":\"join\",\"room\":\"r\",\"since\":\"5\"}", MR_ERR_BAD_FRAME);
+    /* `have`: an array of at most 1024 msg_ids, each 32 lowercase hex digits. */
+    expect_error("{\"type\":\"join\",\"room\":\"r\",\"have\":\"x\"}", MR_ERR_BAD_FRAME);
+    expect_error("{\"type\":\"join\",\"room\":\"r\",\"have\":[1]}", MR_ERR_BAD_FRAME);
+    expect_error("{\"type\":\"join\",\"room\":\"r\",\"have\":[\"abc\"]}", MR_ERR_BAD_FRAME);
+    expect_error(
+        "{\"type\":\"join\",\"room\":\"r\",\"have\":[\"0123456789ABCDEF0123456789abcdef\"]}",
+        MR_ERR_BAD_FRAME);
     expect_error("{\"type\":\"publish\",\"room\":\"r\"}", MR_ERR_BAD_FRAME);
     expect_error("{\"type\":\"publish\",\"room\":\"r\",\"mid\":\"a b\",\"data\":1}",
                  MR_ERR_BAD_FRAME);
     expect_error("{\"type\":\"publish\",\"room\":\"r\",\"mid\":\"\",\"data\":1}", MR_ERR_BAD_FRAME);
     expect_error("{\"type\":\"ping\",\"id\":[1]}", MR_ERR_BAD_FRAME);
+    /* 1025 ids: one too many. */
+    size_t cap = 64 + (MR_HAVE_MAX + 1) * (MR_MSG_ID_LEN + 3);
+    char *big = malloc(cap);
+    size_t n = (size_t)snprintf(big, cap, "{\"type\":\"join\",\"room\":\"r\",\"have\":[");
+    for (int i = 0; i <= MR_HAVE_MAX; i++)
+        n += (size_t)snprintf(big + n, cap - n, "%s\"%032x\"", i ? "," : "", i);
+    snprintf(big + n, cap - n, "]}");
+    expect_error(big, MR_ERR_BAD_FRAME);
+    /* 1024 are fine. */
+    char *last = strrchr(big, ',');
+    snprintf(last, cap - (size_t)(last - big), "]}");
+    mr_frame f2;
+    mr_proto_err e2;
+    ck_assert_int_eq(parse(big, &f2, &e2), 0);
+    ck_assert_int_eq(json_array_size(f2.have), MR_HAVE_MAX);
+    mr_frame_free(&f2);
+    free(big);
     char room[200];
     memset(room, 'a', sizeof room);
     room[sizeof room - 1] = '\0';
