@@ -1,17 +1,7 @@
 /* Unit tests of the shared modules: one suite per module. */
+#include "test_suites.h"
 #include <check.h>
 #include <stdlib.h>
-
-Suite *jwt_suite(void);
-Suite *proto_suite(void);
-Suite *ratelimit_suite(void);
-Suite *config_suite(void);
-Suite *map_suite(void);
-Suite *json_scan_suite(void);
-Suite *nats_opts_suite(void);
-Suite *admin_suite(void);
-Suite *log_suite(void);
-Suite *metrics_suite(void);
 
 int main(void)
 {
