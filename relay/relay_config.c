@@ -128,30 +128,18 @@ static void read_admin_key_file(relay_config *c, mr_cfg *cfg, const char *path)
     relay_config_set_str(&c->admin_api_key, buf);
 }
 
-static const char *const top_keys[] = {"region",
-                                       "node_id",
-                                       "listen",
-                                       "admin_listen",
-                                       "nats",
-                                       "auth",
-                                       "tls",
-                                       "limits",
-                                       "origins",
-                                       "drain_grace_ms",
-                                       "static_dir",
-                                       "log_level",
-                                       "workers",
-                                       "jetstream",
-                                       "publish",
-                                       "stream",
-                                       "resume",
-                                       "presence",
-                                       "drain_batch",
-                                       "fallback_urls",
-                                       "admin_api_key",
-                                       "admin_api_key_file",
-                                       "log_format",
-                                       NULL};
+static const char *const top_keys[] = {"region",        "node_id",
+                                       "listen",        "admin_listen",
+                                       "nats",          "auth",
+                                       "tls",           "limits",
+                                       "origins",       "drain_grace_ms",
+                                       "static_dir",    "log_level",
+                                       "workers",       "jetstream",
+                                       "publish",       "stream",
+                                       "resume",        "presence",
+                                       "drain_batch",   "fallback_urls",
+                                       "admin_api_key", "admin_api_key_file",
+                                       "log_format",    NULL};
 static const char *const presence_keys[] = {"heartbeat_ms", "expire_heartbeats", NULL};
 static const char *const publish_keys[] = {"ack_timeout_ms", "retries", NULL};
 static const char *const stream_keys[] = {"max_age_s", "max_bytes", "duplicate_window_s",

@@ -807,7 +807,8 @@ START_TEST(dashboard_and_metrics_are_served)
         const char *live = strstr(body, "\nmeridian_hc_live_agents ");
         bool ok = live && atoi(live + 25) == 3 &&
                   strstr(body, "meridian_hc_region_up{region=\"eu-west\"} 1") &&
-                  strstr(body, "meridian_hc_probe_latency_seconds{region=\"us-east\",relay=\"us-east-1\",kind=\"ws\"}");
+                  strstr(body, "meridian_hc_probe_latency_seconds"
+                               "{region=\"us-east\",relay=\"us-east-1\",kind=\"ws\"}");
         json_t *s = status(0);
         json_t *ep = json_array_get(
             json_object_get(json_array_get(json_object_get(s, "regions"), 1), "endpoints"), 0);
