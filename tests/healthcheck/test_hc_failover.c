@@ -971,6 +971,15 @@ int main(void)
     tcase_add_test(tc, dashboard_and_metrics_are_served);
     tcase_add_test(tc, bad_input_clear_errors);
     suite_add_tcase(s, tc);
+    /* The agents' threads under TSan (scripts/test --tsan runs only this case): a failover,
+     * and a drain whose flags travel between agents on NATS threads. */
+    TCase *threads = tcase_create("threads");
+    tcase_add_checked_fixture(threads, setup, teardown);
+    tcase_set_timeout(threads, 150);
+    tcase_set_tags(threads, "tsan_only");
+    tcase_add_test(threads, kill_region_fails_over_and_back);
+    tcase_add_test(threads, drain_takes_region_out_of_dns);
+    suite_add_tcase(s, threads);
     TCase *browser = tcase_create("dashboard");
     tcase_add_checked_fixture(browser, setup, teardown);
     tcase_set_timeout(browser, 150);
