@@ -14,5 +14,6 @@ Suite *nats_opts_suite(void);
 Suite *admin_suite(void);
 Suite *log_suite(void);
 Suite *metrics_suite(void);
+Suite *alloc_suite(void);
 
 #endif
