@@ -2,6 +2,8 @@
 # The files the lint checks look at, one per line, relative to the source
 # tree: Meridian's own C code and shell scripts. Tracked files when the tree
 # is a git checkout, otherwise a walk that skips build and dependency trees.
+# The script that sources this file sets src (the source tree).
+# shellcheck disable=SC2154 # src: set by the sourcing script, as said above
 
 lint_files() {
   if git -C "$src" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
