@@ -69,6 +69,7 @@ static void usage(FILE *f)
           "  --window W           publish closed loop: outstanding per publisher (16)\n"
           "  --size B             payload bytes (100)\n"
           "  --join               connect/churn: also join a room\n"
+          "  --signal             fanout: send ephemeral signals instead of publishes\n"
           "  --room-prefix S      room names are S-<n> (lg)\n"
           "  --sub-msg TEXT       generic: sent after connecting; {{room}} is replaced\n"
           "  --pub-template TEXT  generic: message body; {{payload}}, {{room}} replaced\n"
@@ -242,6 +243,7 @@ int main(int argc, char **argv)
         OPT_WINDOW,
         OPT_SIZE,
         OPT_JOIN,
+        OPT_SIGNAL,
         OPT_PREFIX,
         OPT_SUBMSG,
         OPT_TMPL,
@@ -271,6 +273,7 @@ int main(int argc, char **argv)
         {"window", required_argument, 0, OPT_WINDOW},
         {"size", required_argument, 0, OPT_SIZE},
         {"join", no_argument, 0, OPT_JOIN},
+        {"signal", no_argument, 0, OPT_SIGNAL},
         {"room-prefix", required_argument, 0, OPT_PREFIX},
         {"sub-msg", required_argument, 0, OPT_SUBMSG},
         {"pub-template", required_argument, 0, OPT_TMPL},
@@ -335,6 +338,9 @@ int main(int argc, char **argv)
             break;
         case OPT_JOIN:
             O.join = 1;
+            break;
+        case OPT_SIGNAL:
+            O.signal = 1;
             break;
         case OPT_PREFIX:
             O.room_prefix = optarg;

@@ -311,6 +311,7 @@ static void text_cb(lg_conn *c, const char *p, size_t n)
     t += 8;
     switch (t[0]) {
     case 'm': /* message */
+    case 's': /* signal */
         got_delivery(cl, p, n);
         return;
     case 'a': /* ack */
@@ -416,6 +417,11 @@ static void pub_send(lg_pub *p, int64_t intended)
         mr_buf_printf(&b, "{\"lg_t\":%lld,\"p\":\"%s\"}", (long long)intended, W.pad);
         expand(&W.out, o->pub_tmpl, rn, b.data);
         mr_buf_free(&b);
+    } else if (o->signal) {
+        /* No id, no mid: a signal has no ack; its delivery is timed like a message's. */
+        mr_buf_printf(&W.out,
+                      "{\"type\":\"signal\",\"room\":\"%s\",\"data\":{\"lg_t\":%lld,\"p\":\"%s\"}}",
+                      rn, (long long)intended, W.pad);
     } else {
         mr_buf_printf(&W.out,
                       "{\"type\":\"publish\",\"id\":%lld,\"room\":\"%s\",\"mid\":\"%llu\","

@@ -49,6 +49,7 @@ typedef struct lg_opts {
     const char *sub_msg;  /* generic: sent after the upgrade; {{room}} is replaced */
     const char *pub_tmpl; /* generic: message body; {{payload}} and {{room}} are replaced */
     int join;             /* connect mode: also join a room */
+    int signal;           /* fanout: publishers send ephemeral `signal` frames, not publishes */
     pid_t server_pids[LG_MAX_PIDS];
     int nserver_pids;
     const char *json_path;

@@ -12,6 +12,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -121,6 +122,52 @@ static int valid_rooms_claim(json_t *rooms)
     return 1;
 }
 
+/* HMAC of the signed part with `secret` matches the decoded signature `sig`. */
+static bool mac_matches(const unsigned char *secret, size_t secret_len, const char *token,
+                        size_t signed_len, const unsigned char *sig, long sl)
+{
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int maclen = 0;
+    if (!HMAC(EVP_sha256(), secret, (int)secret_len, (const unsigned char *)token, signed_len, mac,
+              &maclen))
+        return false;
+    return sl == (long)maclen && CRYPTO_memcmp(sig, mac, maclen) == 0;
+}
+
+/*
+ * The signature against the keys `kid` selects (mr_jwt_key). Every
+ * candidate is computed even after a match, so the time taken says
+ * nothing about which key matched.
+ */
+static mr_jwt_status check_signature(const mr_jwt_params *p, const char *kid, const char *token,
+                                     size_t len, const char *dot2)
+{
+    size_t siglen = len - (size_t)(dot2 + 1 - token);
+    size_t signed_len = (size_t)(dot2 - token);
+    unsigned char sig[MR_JWT_MAX_LEN];
+    long sl = mr_b64url_decode(dot2 + 1, siglen, sig);
+    if (p->nkeys == 0)
+        return mac_matches(p->secret, p->secret_len, token, signed_len, sig, sl)
+                   ? MR_JWT_OK
+                   : MR_JWT_BAD_SIGNATURE;
+    bool named = false;
+    if (kid)
+        for (size_t i = 0; i < p->nkeys && !named; i++)
+            named = p->keys[i].kid && strcmp(p->keys[i].kid, kid) == 0;
+    bool ok = false, tried = false;
+    for (size_t i = 0; i < p->nkeys; i++) {
+        const mr_jwt_key *k = &p->keys[i];
+        bool candidate = !kid ? true : named ? k->kid && strcmp(k->kid, kid) == 0 : !k->kid;
+        if (!candidate)
+            continue;
+        tried = true;
+        ok |= mac_matches(k->secret, k->secret_len, token, signed_len, sig, sl);
+    }
+    if (!tried)
+        return MR_JWT_UNKNOWN_KID;
+    return ok ? MR_JWT_OK : MR_JWT_BAD_SIGNATURE;
+}
+
 mr_jwt_status mr_jwt_verify(const mr_jwt_params *p, const char *token, size_t len, int64_t now,
                             mr_jwt_claims *out)
 {
@@ -150,18 +197,13 @@ mr_jwt_status mr_jwt_verify(const mr_jwt_params *p, const char *token, size_t le
         goto done;
     }
 
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int maclen = 0;
-    if (!HMAC(EVP_sha256(), p->secret, (int)p->secret_len, (const unsigned char *)token,
-              (size_t)(dot2 - token), mac, &maclen))
+    json_t *kid = json_object_get(header, "kid");
+    if (kid && !json_is_string(kid))
         goto done;
-    size_t siglen = len - (size_t)(dot2 + 1 - token);
-    unsigned char sig[MR_JWT_MAX_LEN];
-    long sl = mr_b64url_decode(dot2 + 1, siglen, sig);
-    if (sl != (long)maclen || CRYPTO_memcmp(sig, mac, maclen) != 0) {
-        st = MR_JWT_BAD_SIGNATURE;
+    st = check_signature(p, kid ? json_string_value(kid) : NULL, token, len, dot2);
+    if (st != MR_JWT_OK)
         goto done;
-    }
+    st = MR_JWT_MALFORMED;
 
     payload = decode_json_part(dot1 + 1, (size_t)(dot2 - dot1 - 1));
     if (!payload)
@@ -235,6 +277,8 @@ const char *mr_jwt_status_str(mr_jwt_status s)
         return "token audience is not accepted";
     case MR_JWT_BAD_CLAIMS:
         return "token claims are invalid (sub, rooms)";
+    case MR_JWT_UNKNOWN_KID:
+        return "token key id (kid) names no key this server has";
     }
     return "unknown token error";
 }

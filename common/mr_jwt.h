@@ -18,8 +18,21 @@ typedef enum {
     MR_JWT_NOT_YET_VALID = -5, /* nbf in the future */
     MR_JWT_BAD_ISSUER = -6,
     MR_JWT_BAD_AUDIENCE = -7,
-    MR_JWT_BAD_CLAIMS = -8 /* sub missing or empty, rooms not a list of strings */
+    MR_JWT_BAD_CLAIMS = -8, /* sub missing or empty, rooms not a list of strings */
+    MR_JWT_UNKNOWN_KID = -9 /* the header's kid names no key, and every key has an id */
 } mr_jwt_status;
+
+/*
+ * One verification key. Several are configured while a secret is rotated:
+ * a token whose header has a "kid" is checked against the key with that id
+ * (or, when none has it, against the keys without an id); a token without
+ * one against every key.
+ */
+typedef struct mr_jwt_key {
+    const char *kid; /* NULL: no id */
+    const unsigned char *secret;
+    size_t secret_len;
+} mr_jwt_key;
 
 typedef struct mr_jwt_params {
     const unsigned char *secret;
@@ -27,6 +40,9 @@ typedef struct mr_jwt_params {
     const char *issuer;   /* required value of iss, or NULL */
     const char *audience; /* required member of aud, or NULL */
     int64_t leeway_s;     /* clock skew tolerated on exp and nbf */
+    /* The keys; when nkeys is 0, `secret` alone (without an id) is the key. */
+    const mr_jwt_key *keys;
+    size_t nkeys;
 } mr_jwt_params;
 
 typedef struct mr_jwt_claims {

@@ -57,6 +57,16 @@ void mr_log_set_level(mr_log_level level)
     log_level = level;
 }
 
+mr_log_level mr_log_get_level(void)
+{
+    return (mr_log_level)log_level;
+}
+
+mr_log_format mr_log_get_format(void)
+{
+    return (mr_log_format)log_format;
+}
+
 int mr_log_enabled(mr_log_level level)
 {
     return (int)level <= log_level;

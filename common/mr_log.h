@@ -17,6 +17,9 @@ void mr_log_init(const char *component, mr_log_level level);
 /** Parse "error", "warn", "info" or "debug"; returns -1 when unknown. */
 int mr_log_level_parse(const char *s);
 void mr_log_set_level(mr_log_level level);
+/** The level and format in force (a reload that reads a file it may refuse restores them). */
+mr_log_level mr_log_get_level(void);
+mr_log_format mr_log_get_format(void);
 int mr_log_enabled(mr_log_level level);
 /** Parse "text" or "json" (the `log_format` config key); returns -1 when unknown. */
 int mr_log_format_parse(const char *s);

@@ -69,6 +69,7 @@ static void relay_perms(mr_nats_perms *p, const char *region)
     char stream[MR_STREAM_NAME_MAX];
     mr_stream_name(region, stream, sizeof stream);
     add(&p->pub, &p->npub, "meridian.msg.%s.*", region);
+    add(&p->pub, &p->npub, "meridian.sig.%s.*", region);
     add(&p->pub, &p->npub, "meridian.presence.*");
     add(&p->pub, &p->npub, "meridian.relay.hb");
     add(&p->pub, &p->npub, "meridian.history.*");
@@ -77,6 +78,7 @@ static void relay_perms(mr_nats_perms *p, const char *region)
     add(&p->pub, &p->npub, "$JS.API.STREAM.UPDATE.%s", stream);
     add_reply(p, "_INBOX.*.p.*");
     add(&p->sub, &p->nsub, "meridian.msg.*.*");
+    add(&p->sub, &p->nsub, "meridian.sig.*.*");
     add(&p->sub, &p->nsub, "meridian.commit.*");
     add(&p->sub, &p->nsub, "meridian.presence.*");
     add(&p->sub, &p->nsub, "meridian.relay.hb");

@@ -30,6 +30,7 @@ static const char *const error_names[MR_ERR_COUNT] = {
     [MR_ERR_RATE_LIMITED] = "rate_limited",
     [MR_ERR_UNAVAILABLE] = "unavailable",
     [MR_ERR_INTERNAL] = "internal",
+    [MR_ERR_USER_MISMATCH] = "user_mismatch",
 };
 
 const char *mr_proto_error_name(mr_error_code code)
@@ -141,8 +142,8 @@ int mr_proto_parse(const char *buf, size_t len, mr_frame *f, mr_proto_err *err)
         goto err;
     }
     const char *t = json_string_value(type);
-    if (strcmp(t, "hello") == 0) {
-        f->type = MR_FRAME_HELLO;
+    if (strcmp(t, "hello") == 0 || strcmp(t, "refresh") == 0) {
+        f->type = t[0] == 'h' ? MR_FRAME_HELLO : MR_FRAME_REFRESH;
         if (get_str(root, "token", true, 8192, &f->token, &f->token_len, err) < 0)
             goto err;
     } else if (strcmp(t, "join") == 0) {
@@ -164,6 +165,16 @@ int mr_proto_parse(const char *buf, size_t len, mr_frame *f, mr_proto_err *err)
             f->has_since = true;
             f->since = json_integer_value(since);
         }
+        json_t *rewind = json_object_get(root, "rewind");
+        if (rewind) {
+            if (!json_is_integer(rewind) || json_integer_value(rewind) < 0 || since) {
+                fail(err, MR_ERR_BAD_FRAME,
+                     "field \"rewind\" must be a non-negative integer, without \"since\"");
+                goto err;
+            }
+            f->has_rewind = true;
+            f->rewind = json_integer_value(rewind);
+        }
     } else if (strcmp(t, "leave") == 0 || strcmp(t, "presence") == 0) {
         f->type = t[0] == 'l' ? MR_FRAME_LEAVE : MR_FRAME_PRESENCE;
         if (get_room(root, f, err) < 0)
@@ -178,6 +189,15 @@ int mr_proto_parse(const char *buf, size_t len, mr_frame *f, mr_proto_err *err)
             fail(err, MR_ERR_BAD_FRAME, "field \"mid\" must be printable ASCII without spaces");
             goto err;
         }
+        f->data = json_object_get(root, "data");
+        if (!f->data) {
+            fail(err, MR_ERR_BAD_FRAME, "missing field \"data\"");
+            goto err;
+        }
+    } else if (strcmp(t, "signal") == 0) {
+        f->type = MR_FRAME_SIGNAL;
+        if (get_room(root, f, err) < 0)
+            goto err;
         f->data = json_object_get(root, "data");
         if (!f->data) {
             fail(err, MR_ERR_BAD_FRAME, "missing field \"data\"");

@@ -50,6 +50,7 @@ typedef enum {
     MR_ERR_RATE_LIMITED,
     MR_ERR_UNAVAILABLE,
     MR_ERR_INTERNAL,
+    MR_ERR_USER_MISMATCH, /* refresh: the token is for another user */
     MR_ERR_COUNT
 } mr_error_code;
 
@@ -63,23 +64,27 @@ typedef enum {
     MR_FRAME_LEAVE,
     MR_FRAME_PUBLISH,
     MR_FRAME_PRESENCE,
-    MR_FRAME_PING
+    MR_FRAME_PING,
+    MR_FRAME_REFRESH, /* a new token for the session (issue 16) */
+    MR_FRAME_SIGNAL   /* an ephemeral signal to a room (issue 16) */
 } mr_frame_type;
 
 typedef struct mr_frame {
     mr_frame_type type;
     json_t *root;     /* owns everything below */
     json_t *id;       /* request id (string or integer) or NULL */
-    const char *room; /* join, leave, publish, presence */
+    const char *room; /* join, leave, publish, presence, signal */
     size_t room_len;
-    const char *token; /* hello */
+    const char *token; /* hello, refresh */
     size_t token_len;
     const char *mid; /* publish: client message id, or NULL */
     size_t mid_len;
-    json_t *data;  /* publish payload: any JSON value */
+    json_t *data;  /* publish, signal payload: any JSON value */
     bool presence; /* join: receive presence events (default true) */
     bool has_since;
     int64_t since; /* join: last seq seen */
+    bool has_rewind;
+    int64_t rewind; /* join: the last N messages of the room (not with since) */
 } mr_frame;
 
 typedef struct mr_proto_err {

@@ -497,6 +497,33 @@ fail:;
     return NULL;
 }
 
+/* Hashes of the API keys: a request's key is hashed and compared with these. */
+static void set_keys(ctl_http *h, const ctl_config *cfg)
+{
+    free(h->key_hashes);
+    h->nkeys = cfg->napi_keys;
+    h->key_hashes = mr_calloc(h->nkeys ? h->nkeys : 1, sizeof *h->key_hashes);
+    for (size_t i = 0; i < h->nkeys; i++)
+        sha256(cfg->api_keys[i], strlen(cfg->api_keys[i]), h->key_hashes[i]);
+}
+
+int ctl_http_reload(ctl_http *h, const ctl_config *cfg, char *err, size_t errlen)
+{
+    SSL_CTX *ssl = NULL;
+    if (h->ssl && cfg->tls_cert) {
+        ssl = tls_ctx(cfg, err, errlen);
+        if (!ssl)
+            return -1;
+    }
+    set_keys(h, cfg);
+    if (ssl) {
+        /* Each SSL holds a reference to its context: open connections keep the old one. */
+        SSL_CTX_free(h->ssl);
+        h->ssl = ssl;
+    }
+    return 0;
+}
+
 ctl_http *ctl_http_start(struct event_base *base, const ctl_config *cfg, ctl_pool *db_pool,
                          ctl_pool *pub_pool, natsConnection *nc, char *err, size_t errlen)
 {
@@ -510,10 +537,7 @@ ctl_http *ctl_http_start(struct event_base *base, const ctl_config *cfg, ctl_poo
         snprintf(err, errlen, "cannot create a JetStream context");
         goto fail;
     }
-    h->nkeys = cfg->napi_keys;
-    h->key_hashes = mr_calloc(h->nkeys, sizeof *h->key_hashes);
-    for (size_t i = 0; i < h->nkeys; i++)
-        sha256(cfg->api_keys[i], strlen(cfg->api_keys[i]), h->key_hashes[i]);
+    set_keys(h, cfg);
     if (cfg->tls_cert) {
         h->ssl = tls_ctx(cfg, err, errlen);
         if (!h->ssl)

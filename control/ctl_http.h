@@ -27,6 +27,14 @@ ctl_http *ctl_http_start(struct event_base *base, const ctl_config *cfg, ctl_poo
 /** Stop listening and drop open connections. Call before stopping the pools. */
 void ctl_http_stop(ctl_http *h);
 
+/**
+ * SIGHUP: serve with `cfg`'s API keys, and with its certificate and key
+ * when the API runs TLS. The new pair is loaded into a new context first;
+ * when that fails nothing changes and -1 comes back with `err` set.
+ * Connections already open keep their keys' verdicts and certificates.
+ */
+int ctl_http_reload(ctl_http *h, const ctl_config *cfg, char *err, size_t errlen);
+
 void ctl_http_metrics_register(void);
 
 #endif

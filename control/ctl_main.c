@@ -14,17 +14,22 @@
 #include "ctl_http.h"
 #include "ctl_ingest.h"
 #include "ctl_pool.h"
+#include "ctl_webhook.h"
 #include "mr_admin.h"
 #include "mr_alloc.h"
+#include "mr_check.h"
 #include "mr_config.h"
 #include "mr_log.h"
 #include "mr_metrics.h"
 #include "mr_nats_opts.h"
+#include "mr_reload.h"
+#include "mr_sdnotify.h"
 
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/thread.h>
 #include <getopt.h>
+#include <libpq-fe.h>
 #include <nats/nats.h>
 #include <signal.h>
 #include <stdio.h>
@@ -39,8 +44,17 @@ static mr_metric m_ready = MR_GAUGE("meridian_control_ready", "1 while /readyz r
 static mr_metric m_pg_up = MR_GAUGE("meridian_control_postgres_connected",
                                     "1 while every ingest lane has a PostgreSQL session");
 
+/* The command line's settings, applied over the file at start and on every reload. */
+typedef struct ctl_flags {
+    const char *config, *nats, *pg, *http, *admin, *region, *regions, *log;
+} ctl_flags;
+
 typedef struct ctl_state {
     ctl_config cfg;
+    ctl_flags flags;
+    json_t *running_json; /* the config file at start: what a reload compares edits with */
+    struct ctl_http *http;
+    bool ready_notified; /* READY=1 sent to systemd */
     natsConnection *nc;
     mr_nats_watch *watch; /* why NATS is not up, for the logs and /readyz */
     ctl_ingest **ingest;
@@ -66,7 +80,15 @@ static void usage(FILE *f)
                "  --check              validate the configuration and exit (with migrate:\n"
                "                       report pending migrations, change nothing)\n"
                "  --version            print the version and exit\n"
-               "  --help               this text\n");
+               "  --help               this text\n\n"
+               "Signals: SIGTERM or SIGINT stop. SIGHUP reloads the API keys (api_keys,\n"
+               "api_keys_file), the TLS certificate and key and the log level; other changed\n"
+               "keys are logged as needing a restart, and a file that is not valid changes\n"
+               "nothing.\n\n"
+               "Exit status: 0 after a clean stop (or --check finding no error), 1 when the\n"
+               "daemon could not start (a port in use, a database newer than this binary),\n"
+               "2 for a configuration or usage error (with --check: anything a start would\n"
+               "trip over). `migrate --check` exits 3 when migrations are pending.\n");
 }
 
 static bool ready_cb(void *ud, mr_buf *detail)
@@ -96,6 +118,7 @@ static bool ready_cb(void *ud, mr_buf *detail)
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     mr_log_info("signal %d: shutting down", (int)sig);
+    mr_sdnotify_stopping();
     event_base_loopexit(arg, NULL);
 }
 
@@ -250,6 +273,143 @@ static int startup_schema_check(const ctl_config *cfg)
     return rc;
 }
 
+/*
+ * The file (when given) over the defaults, then the flags over it, then
+ * the merged checks: the same steps at start and on SIGHUP. Returns 0, or
+ * -1 with `err` naming the key.
+ */
+static int build_config(ctl_config *cfg, const ctl_flags *f, char *err, size_t errlen)
+{
+    if (f->config && ctl_config_load(cfg, f->config, err, errlen) != 0)
+        return -1;
+    if (f->nats)
+        mr_nats_conf_set_urls(&cfg->nats, f->nats);
+    if (f->pg)
+        ctl_config_set(&cfg->postgres, f->pg);
+    if (f->http)
+        ctl_config_set(&cfg->http_listen, f->http);
+    if (f->admin)
+        ctl_config_set(&cfg->admin_listen, f->admin);
+    if (f->region)
+        ctl_config_set(&cfg->region, f->region);
+    if (f->regions)
+        ctl_config_set_list(&cfg->regions, &cfg->nregions, f->regions);
+    if (f->log)
+        ctl_config_set(&cfg->log_level, f->log);
+    if (mr_log_level_parse(cfg->log_level) < 0) {
+        snprintf(err, errlen, "log_level: \"%s\" is not error, warn, info or debug",
+                 cfg->log_level);
+        return -1;
+    }
+    if (mr_log_format_parse(cfg->log_format) < 0) {
+        snprintf(err, errlen, "log_format: \"%s\" is not text or json", cfg->log_format);
+        return -1;
+    }
+    return 0;
+}
+
+/* What SIGHUP applies; any other changed key waits for a restart. */
+static const char *const reloadable[] = {"api_keys", "api_keys_file", "tls.cert",
+                                         "tls.key",  "log_level",     NULL};
+
+/*
+ * SIGHUP, on the loop thread (which alone reads the API keys and the TLS
+ * context): read the file again into a new configuration, prove it whole,
+ * then apply the reloadable part. Ingest and history keep running.
+ */
+static void on_reload(evutil_socket_t sig, short what, void *arg)
+{
+    ctl_state *st = arg;
+    mr_sdnotify_reloading();
+    mr_log_info("SIGHUP: reloading %s", st->flags.config ? st->flags.config : "(no file)");
+    ctl_config next;
+    ctl_config_init(&next);
+    char err[1200];
+    if (build_config(&next, &st->flags, err, sizeof err) != 0 ||
+        ctl_config_finish(&next, err, sizeof err) != 0 ||
+        ctl_http_reload(st->http, &next, err, sizeof err) != 0) {
+        mr_log_error("reload: refused: %s; the running configuration stays", err);
+        ctl_config_free(&next);
+        mr_sdnotify_ready(NULL);
+        return;
+    }
+    json_t *json = st->flags.config ? mr_reload_read_json(st->flags.config) : NULL;
+    int refused = mr_reload_refuse_changes(st->running_json, json, reloadable);
+    json_decref(json);
+    ctl_config *cur = &st->cfg;
+    MR_SWAP(cur->api_keys, next.api_keys);
+    MR_SWAP(cur->napi_keys, next.napi_keys);
+    MR_SWAP(cur->api_keys_file, next.api_keys_file);
+    if (cur->tls_cert && next.tls_cert) {
+        MR_SWAP(cur->tls_cert, next.tls_cert);
+        MR_SWAP(cur->tls_key, next.tls_key);
+    } else if (!cur->tls_cert != !next.tls_cert) {
+        mr_log_warn("reload: tls changed between TLS and plain HTTP but needs a restart; the "
+                    "running value stays");
+    }
+    MR_SWAP(cur->log_level, next.log_level);
+    mr_log_set_level((mr_log_level)mr_log_level_parse(cur->log_level));
+    ctl_config_free(&next);
+    mr_log_info("reload: applied: %zu API key(s)%s, log level %s%s", cur->napi_keys,
+                cur->tls_cert ? ", certificate from the files" : "", cur->log_level,
+                refused ? "; see above for keys that need a restart" : "");
+    mr_sdnotify_ready(NULL);
+}
+
+/* Every LIFECYCLE_TICK_MS: READY=1 once ready (NATS up, schema there), the watchdog ping. */
+#define LIFECYCLE_TICK_MS 100
+static void on_lifecycle_tick(evutil_socket_t fd, short what, void *arg)
+{
+    ctl_state *st = arg;
+    mr_sdnotify_watchdog_feed();
+    if (st->ready_notified)
+        return;
+    mr_buf scratch = MR_BUF_INIT;
+    bool ready = ready_cb(st, &scratch);
+    mr_buf_free(&scratch);
+    if (ready) {
+        st->ready_notified = true;
+        mr_sdnotify_ready(NULL);
+        mr_log_info("ready");
+    }
+}
+
+/*
+ * --check beyond the configuration's syntax: addresses that bind, TLS files
+ * that belong together, a conninfo libpq understands, history kept at least
+ * as long as the streams keep messages.
+ */
+static void check_offline(const ctl_config *cfg, mr_check *chk)
+{
+    mr_check_bindable(chk, "http_listen", cfg->http_listen);
+    mr_check_bindable(chk, "admin_listen", cfg->admin_listen);
+    if (cfg->tls_cert)
+        mr_check_tls_pair(chk, "tls", cfg->tls_cert, cfg->tls_key);
+    char *perr = NULL;
+    PQconninfoOption *opts = PQconninfoParse(cfg->postgres, &perr);
+    if (!opts) {
+        /* libpq's message ends with a newline; keep the finding on one line. */
+        size_t n = perr ? strcspn(perr, "\n") : 0;
+        mr_check_error(chk, "postgres", "%.*s", (int)n,
+                       perr ? perr : "not a conninfo libpq parses");
+    }
+    PQconninfoFree(opts);
+    PQfreemem(perr);
+    int64_t kept_s = (int64_t)cfg->retention_days * 86400;
+    if (cfg->stream.max_age_s > 0 && kept_s < cfg->stream.max_age_s)
+        mr_check_error(chk, "retention_days",
+                       "%d days is shorter than stream.max_age_s (%lld s): a client resuming from "
+                       "the stream's oldest message would find history gone",
+                       cfg->retention_days, (long long)cfg->stream.max_age_s);
+    else if (cfg->stream.max_age_s < 0)
+        mr_check_note(chk, "retention_days",
+                      "stream.max_age_s is not set here: the stream's own max_age (on the NATS "
+                      "server) is compared at start, not offline");
+    mr_check_note(chk, "nats",
+                  "not checked offline: whether NATS and PostgreSQL are reachable and accept the "
+                  "credentials, and the schema version (meridian-control migrate --check)");
+}
+
 enum {
     OPT_CONFIG = 256,
     OPT_NATS,
@@ -282,36 +442,34 @@ int main(int argc, char **argv)
     static ctl_state st;
     ctl_config *cfg = &st.cfg;
     ctl_config_init(cfg);
-    const char *config = NULL;
-    const char *flag_nats = NULL, *flag_pg = NULL, *flag_http = NULL, *flag_admin = NULL,
-               *flag_region = NULL, *flag_regions = NULL, *flag_log = NULL;
+    ctl_flags *f = &st.flags;
     bool check = false;
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case OPT_CONFIG:
-            config = optarg;
+            f->config = optarg;
             break;
         case OPT_NATS:
-            flag_nats = optarg;
+            f->nats = optarg;
             break;
         case OPT_POSTGRES:
-            flag_pg = optarg;
+            f->pg = optarg;
             break;
         case OPT_HTTP:
-            flag_http = optarg;
+            f->http = optarg;
             break;
         case OPT_ADMIN:
-            flag_admin = optarg;
+            f->admin = optarg;
             break;
         case OPT_REGION:
-            flag_region = optarg;
+            f->region = optarg;
             break;
         case OPT_REGIONS:
-            flag_regions = optarg;
+            f->regions = optarg;
             break;
         case OPT_LOG:
-            flag_log = optarg;
+            f->log = optarg;
             break;
         case OPT_CHECK:
             check = true;
@@ -336,36 +494,12 @@ int main(int argc, char **argv)
         return 2;
     }
     char err[640];
-    if (config && ctl_config_load(cfg, config, err, sizeof err) != 0) {
+    if (build_config(cfg, f, err, sizeof err) != 0) {
         fprintf(stderr, "meridian-control: %s\n", err);
-        return 1;
+        return 2;
     }
-    if (flag_nats)
-        mr_nats_conf_set_urls(&cfg->nats, flag_nats);
-    if (flag_pg)
-        ctl_config_set(&cfg->postgres, flag_pg);
-    if (flag_http)
-        ctl_config_set(&cfg->http_listen, flag_http);
-    if (flag_admin)
-        ctl_config_set(&cfg->admin_listen, flag_admin);
-    if (flag_region)
-        ctl_config_set(&cfg->region, flag_region);
-    if (flag_regions)
-        ctl_config_set_list(&cfg->regions, &cfg->nregions, flag_regions);
-    if (flag_log)
-        ctl_config_set(&cfg->log_level, flag_log);
     int level = mr_log_level_parse(cfg->log_level);
-    if (level < 0) {
-        fprintf(stderr, "meridian-control: log_level: \"%s\" is not error, warn, info or debug\n",
-                cfg->log_level);
-        return 1;
-    }
     int format = mr_log_format_parse(cfg->log_format);
-    if (format < 0) {
-        fprintf(stderr, "meridian-control: log_format: \"%s\" is not text or json\n",
-                cfg->log_format);
-        return 1;
-    }
     if (migrate) {
         mr_log_init("control", (mr_log_level)level);
         mr_log_set_format((mr_log_format)format);
@@ -374,18 +508,28 @@ int main(int argc, char **argv)
         return rc;
     }
     if (ctl_config_finish(cfg, err, sizeof err) != 0) {
-        fprintf(stderr, "meridian-control: %s%s%s\n", config ? config : "", config ? ": " : "",
-                err);
-        return 1;
+        fprintf(stderr, "meridian-control: %s%s%s\n", f->config ? f->config : "",
+                f->config ? ": " : "", err);
+        return 2;
     }
     if (check) {
-        printf("configuration OK\n");
+        mr_check chk = {.prog = "meridian-control"};
+        check_offline(cfg, &chk);
         ctl_config_free(cfg);
+        if (chk.errors) {
+            fprintf(stderr, "meridian-control: %d problem(s) found\n", chk.errors);
+            return 2;
+        }
+        printf("configuration OK\n");
         return 0;
     }
+    st.running_json = f->config ? mr_reload_read_json(f->config) : NULL;
     mr_log_init("control", (mr_log_level)level);
     mr_log_set_format((mr_log_format)format);
     signal(SIGPIPE, SIG_IGN);
+    /* Until the reload handler is installed (the loop starts after NATS), a hangup must not
+     * kill the daemon: systemd may send one while a long migration runs. */
+    signal(SIGHUP, SIG_IGN);
     ctl_db_set_auto_migrate(cfg->auto_migrate);
     if (startup_schema_check(cfg) != 0) {
         ctl_config_free(cfg);
@@ -402,11 +546,13 @@ int main(int argc, char **argv)
     ctl_ingest_metrics_register();
     ctl_history_metrics_register();
     ctl_http_metrics_register();
+    ctl_webhook_metrics_register();
 
     int rc = 1;
     ctl_pool *db_pool = NULL, *pub_pool = NULL;
     ctl_history_service *hist = NULL;
     ctl_http *http = NULL;
+    ctl_webhook *webhook = NULL;
     struct evhttp *admin = NULL;
     if (nats_connect(&st, err, sizeof err) != 0) {
         mr_log_error("%s", err);
@@ -417,6 +563,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < st.ningest; i++)
         st.ingest[i] = ctl_ingest_start(cfg, st.nc, cfg->regions[i], i == 0);
     ctl_ingest_lag_metrics_register(st.ingest, st.ningest);
+    webhook = ctl_webhook_start(cfg);
     db_pool = ctl_pool_start(cfg->history_workers, cfg->postgres, "history", 10000);
     pub_pool = ctl_pool_start(2, NULL, "publish", 10000);
     hist = ctl_history_service_start(st.nc, db_pool, err, sizeof err);
@@ -429,6 +576,7 @@ int main(int argc, char **argv)
         mr_log_error("%s", err);
         goto out;
     }
+    st.http = http;
     admin = evhttp_new(base);
     mr_admin_attach(admin, ready_cb, &st);
     char host[256];
@@ -440,19 +588,27 @@ int main(int argc, char **argv)
     }
     struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, base);
     struct event *sigint = evsignal_new(base, SIGINT, on_signal, base);
+    struct event *sighup = evsignal_new(base, SIGHUP, on_reload, &st);
+    struct event *tick = event_new(base, -1, EV_PERSIST, on_lifecycle_tick, &st);
+    struct timeval tick_tv = {0, LIFECYCLE_TICK_MS * 1000};
     event_add(sigterm, NULL);
     event_add(sigint, NULL);
+    event_add(sighup, NULL);
+    event_add(tick, &tick_tv);
     mr_log_info("meridian-control %s: region %s, %zu region stream(s), admin on %s",
                 MERIDIAN_VERSION, cfg->region, cfg->nregions, cfg->admin_listen);
     event_base_dispatch(base);
     event_free(sigterm);
     event_free(sigint);
+    event_free(sighup);
+    event_free(tick);
     rc = 0;
 out:
     /* Order matters: producers of work stop before the pools, the pools before HTTP. */
     for (size_t i = 0; i < st.ningest; i++)
         ctl_ingest_stop(st.ingest[i]);
     free(st.ingest);
+    ctl_webhook_stop(webhook);
     ctl_history_service_stop(hist);
     ctl_pool_stop(db_pool);
     ctl_pool_stop(pub_pool);
@@ -467,6 +623,7 @@ out:
         natsConnection_Destroy(st.nc);
     }
     event_base_free(base);
+    json_decref(st.running_json);
     ctl_config_free(cfg);
     mr_nats_lib_close(5000);
     mr_log_info("stopped");

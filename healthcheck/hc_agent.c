@@ -22,6 +22,7 @@
 #include "hc_verify.h"
 #include "hc_writer.h"
 #include "mr_alloc.h"
+#include "mr_check.h"
 #include "mr_log.h"
 #include "mr_metrics.h"
 #include "mr_time.h"
@@ -216,6 +217,50 @@ int hc_agent_port(hc_agent *a)
 struct evhttp *hc_agent_http(hc_agent *a)
 {
     return a->http;
+}
+
+void hc_agent_log_settings(const hc_agent *a, int *level, int *format)
+{
+    *level = a->log_level;
+    *format = a->log_format;
+}
+
+bool hc_agent_ready(hc_agent *a)
+{
+    return a->http && a->cluster && hc_cluster_connected(a->cluster);
+}
+
+void hc_agent_take_reloadable(hc_agent *a, hc_agent *next)
+{
+    /* Both keys are read on the loop thread only (hc_status.c, hc_drain.c): a swap is enough. */
+    char *t = a->api_key;
+    a->api_key = next->api_key;
+    next->api_key = t;
+    t = a->relay_api_key;
+    a->relay_api_key = next->relay_api_key;
+    next->relay_api_key = t;
+    a->log_level = next->log_level;
+    /* The probe token is signed again on the next round (hc_round.c, refresh_token). */
+    if (strcmp(a->probe_secret, next->probe_secret) != 0) {
+        t = a->probe_secret;
+        a->probe_secret = next->probe_secret;
+        next->probe_secret = t;
+        a->token_renew_us = 0;
+    }
+}
+
+void hc_agent_check(hc_agent *a, mr_check *chk)
+{
+    mr_check_bindable(chk, "listen", a->listen);
+    /* The probe token is HS256 with the relays' secret; the relays' --check wants 32 bytes. */
+    if (strlen(a->probe_secret) < 32)
+        mr_check_error(chk, "probe.secret",
+                       "%zu bytes; it is the relays' token secret, which HS256 wants at least 32 "
+                       "bytes long",
+                       strlen(a->probe_secret));
+    mr_check_note(chk, "nats",
+                  "not checked offline: whether NATS and the DNS provider are reachable and "
+                  "accept the credentials");
 }
 
 void hc_agent_free(hc_agent *a)

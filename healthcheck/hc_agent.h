@@ -36,4 +36,20 @@ void hc_agent_free(hc_agent *a);
 /** The agent's HTTP server (bound by hc_agent_start), for hc_status_attach. */
 struct evhttp *hc_agent_http(hc_agent *a);
 
+/** The log level and format the configuration asks for (mr_log_level, mr_log_format). */
+void hc_agent_log_settings(const hc_agent *a, int *level, int *format);
+/** Ready for systemd: the HTTP server bound and NATS connected. */
+bool hc_agent_ready(hc_agent *a);
+/**
+ * SIGHUP: take from `next` (a new agent read from the same files, never
+ * started) what can change while running: the drain API key, the relays'
+ * admin key, the probe secret and the log level. `next` gets the replaced values, for
+ * hc_agent_free.
+ */
+void hc_agent_take_reloadable(hc_agent *a, hc_agent *next);
+
+struct mr_check;
+/** --check beyond the file's syntax: the listen address binds, the probe secret is long enough. */
+void hc_agent_check(hc_agent *a, struct mr_check *chk);
+
 #endif

@@ -63,6 +63,8 @@ struct hc_agent {
     char *agent_id;
     char *region_name;
     char *api_key;
+    int log_level;  /* mr_log_level from log_level; applied by hc_main.c */
+    int log_format; /* mr_log_format from log_format */
     char *probe_secret;
     char *token;
     int64_t token_renew_us;

@@ -147,8 +147,12 @@ int hc_config_load(hc_agent *a, const char *path, const char *listen_override, c
         json_decref(root);
         return -1;
     }
+    /* At once, so that what the rest of the load says is in the configured form; a reload
+     * (hc_main.c) puts the running settings back and applies only the level it accepts. */
     mr_log_set_level((mr_log_level)lvl);
     mr_log_set_format((mr_log_format)fmt);
+    a->log_level = lvl;
+    a->log_format = fmt;
     a->regions = mr_regions_load(regions_file, err, errlen);
     if (!a->regions) {
         json_decref(root);

@@ -48,14 +48,17 @@ typedef struct relay {
     mr_map conns_by_id; /* connection id (raw uint64_t) -> relay_conn* (late replies) */
     uint64_t next_conn_id;
     mr_jwt_params jwt;
-    mr_map pending_pubs; /* "%p" of the natsMsg -> relay_pending* (JetStream acks) */
-    mr_map resumes;      /* decimal request id -> relay_resume* (history fetches) */
+    mr_map pending_pubs;       /* "%p" of the natsMsg -> relay_pending* (JetStream acks) */
+    mr_map resumes;            /* decimal request id -> relay_resume* (history fetches) */
+    struct relay_hooks *hooks; /* backend hooks, or NULL when none is configured */
+    mr_map hook_waits;         /* decimal request id -> relay_held* (relay_client.c) */
     uint64_t next_request_id;
     char instance[RELAY_NODE_ID_MAX]; /* region/node/random: this process in presence */
     mr_map presence_nodes;            /* other relays' instance -> last heartbeat */
     int64_t presence_next_hb_us;
     int presence_slot;         /* relay_room.state[] slot of presence's per-room state */
     int repair_slot;           /* relay_room.state[] slot of repair's per-room state */
+    int signal_slot;           /* relay_room.state[] slot of the room's signal subscription */
     bool nats_was_connected;   /* to notice reconnects on the lws thread */
     int64_t inbound_warned_us; /* last warning about malformed NATS input */
     uint64_t inbound_rejected; /* malformed NATS messages since that warning */
@@ -74,6 +77,12 @@ typedef struct relay {
     _Atomic int64_t loop_alive_us; /* the service loop's last housekeeping tick */
     _Atomic bool listening;        /* the WebSocket listener is bound (checked every second) */
     int listen_check_ticks;        /* lws thread: ticks until the next listener check */
+
+    /* Life cycle (relay_reload.c): SIGHUP asks, the lws thread reloads; systemd is told. */
+    _Atomic bool reload_requested; /* set by the signal thread on SIGHUP */
+    struct relay_reload *reload;   /* what a reload reads again; NULL: reloads are off */
+    void *ssl_ctx;                 /* the TLS vhost's SSL_CTX (new certificates go in) */
+    bool ready_notified;           /* lws thread: READY=1 sent to systemd */
 
     _Atomic bool draining; /* set by the signal thread on SIGTERM */
     _Atomic bool stopping; /* set when the process should exit now */

@@ -14,14 +14,18 @@
  * thread.
  */
 #include "relay_client.h"
+#include "mr_alloc.h"
 #include "mr_log.h"
 #include "mr_proto.h"
 #include "mr_time.h"
 #include "relay_frames.h"
+#include "relay_hook.h"
 #include "relay_metrics.h"
 #include "relay_presence.h"
 #include "relay_publish.h"
+#include "relay_refresh.h"
 #include "relay_resume.h"
+#include "relay_signal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,10 +74,13 @@ static void leave_membership(relay_conn *c, relay_member *m)
     }
 }
 
+static void held_drop_all(relay_conn *c);
+
 void relay_client_closed(relay_conn *c)
 {
     if (!c->r)
         return; /* never opened */
+    held_drop_all(c);
     while (c->memberships) {
         relay_member *m = c->memberships;
         c->memberships = m->conn_next;
@@ -93,11 +100,18 @@ void relay_client_timer(relay_conn *c)
         relay_conn_close(c, MR_CLOSE_TOKEN_EXPIRED, "token expired");
         return;
     }
+    int64_t due = relay_refresh_due_at(c->r, c);
+    if (now >= due) {
+        relay_refresh_hint(c->r, c);
+        due = INT64_MAX;
+    }
     /* At most a day at a time: the timer fires, finds the token valid and waits again. */
-    int64_t wait_s = c->token_exp + c->r->jwt.leeway_s - now;
+    int64_t wait_s =
+        (due < c->token_exp + c->r->jwt.leeway_s ? due : c->token_exp + c->r->jwt.leeway_s) - now;
     if (wait_s > TOKEN_TIMER_MAX_S)
         wait_s = TOKEN_TIMER_MAX_S;
-    lws_set_timer_usecs(c->wsi, (lws_usec_t)wait_s * 1000000);
+    if (c->wsi) /* unit tests' connections have no socket */
+        lws_set_timer_usecs(c->wsi, (lws_usec_t)wait_s * 1000000);
 }
 
 int relay_client_writable(relay_conn *c)
@@ -164,6 +178,7 @@ static void on_hello(relay_conn *c, const mr_frame *f)
     c->user = claims.sub;
     c->rooms_claim = claims.rooms;
     c->token_exp = claims.exp;
+    c->token_at = time(NULL);
     const relay_limits *l = &c->r->cfg->limits;
     mr_ratelimit_init(&c->rl, l->publish_rate, l->publish_burst, mr_now_us());
     /* From now on the timer watches token expiry instead of the handshake. */
@@ -183,6 +198,14 @@ static int subscribe_room(relay *r, relay_room *room)
     if (relay_nats_subscribe(r->nats, room->name, &room->sub, &room->commit_sub,
                              &room->presence_sub) != 0)
         return -1;
+    /* Before the confirmation is asked for, so that it covers the signals too. */
+    if (relay_signal_room_created(r, room) != 0) {
+        relay_nats_unsubscribe(room->sub);
+        relay_nats_unsubscribe(room->commit_sub);
+        relay_nats_unsubscribe(room->presence_sub);
+        room->sub = room->commit_sub = room->presence_sub = NULL;
+        return -1;
+    }
     char token[MR_ROOM_MAX + 48];
     room->subscribe_id = ++r->next_request_id;
     snprintf(token, sizeof token, RELAY_INBOX_SUBSCRIBED "%llu.%s",
@@ -200,13 +223,12 @@ static int subscribe_room(relay *r, relay_room *room)
     return 0;
 }
 
-static void on_join(relay_conn *c, const mr_frame *f)
+static void hold_join(relay_conn *c, const mr_frame *f, const relay_hook_rule *rule);
+
+/* A join the token (and the backend's hook, if any) allows. */
+static void join_room(relay_conn *c, const mr_frame *f)
 {
     relay *r = c->r;
-    if (!mr_jwt_room_allowed(c->rooms_claim, f->room, f->room_len)) {
-        relay_conn_error(c, f->id, MR_ERR_FORBIDDEN, "the token does not allow this room");
-        return;
-    }
     if (relay_conn_member(c, f->room, f->room_len)) {
         mr_buf b = MR_BUF_INIT;
         relay_frame_joined(&b, f->id, json_string_value(json_object_get(f->root, "room")));
@@ -237,8 +259,25 @@ static void on_join(relay_conn *c, const mr_frame *f)
     c->memberships = m;
     c->room_count++;
     /* `joined` follows once the room is subscribed (and, with since, the history is known). */
-    relay_resume_start(r, c, m, f->has_since ? f->since : -1, f->id);
+    if (f->has_rewind)
+        relay_resume_rewind(r, c, m, f->rewind, f->id);
+    else
+        relay_resume_start(r, c, m, f->has_since ? f->since : -1, f->id);
     relay_presence_local(r, room, c->user, +1, c);
+}
+
+static void on_join(relay_conn *c, const mr_frame *f)
+{
+    if (!mr_jwt_room_allowed(c->rooms_claim, f->room, f->room_len)) {
+        relay_conn_error(c, f->id, MR_ERR_FORBIDDEN, "the token does not allow this room");
+        return;
+    }
+    const relay_hook_rule *rule =
+        relay_hooks_match(c->r->hooks, RELAY_HOOK_ON_JOIN, f->room, f->room_len);
+    if (rule && !relay_conn_member(c, f->room, f->room_len))
+        hold_join(c, f, rule);
+    else
+        join_room(c, f);
 }
 
 static void on_leave(relay_conn *c, const mr_frame *f)
@@ -260,8 +299,15 @@ static void on_leave(relay_conn *c, const mr_frame *f)
     send_frame(c, &b);
 }
 
+static void hold_publish(relay_conn *c, const mr_frame *f);
+
 static void on_publish(relay_conn *c, const mr_frame *f)
 {
+    /* Behind a publish waiting for its hook, every publish waits: the order is the client's. */
+    if (c->held || relay_hooks_match(c->r->hooks, RELAY_HOOK_ON_PUBLISH, f->room, f->room_len)) {
+        hold_publish(c, f);
+        return;
+    }
     relay_published p;
     relay_publish(c->r, c, f, &p);
 }
@@ -274,6 +320,40 @@ static void on_presence(relay_conn *c, const mr_frame *f)
         return;
     }
     relay_presence_answer(c, m, f->id);
+}
+
+/*
+ * A new token for the session. Memberships its rooms claim no longer
+ * allows end here, each with a `left` the client did not ask for (a join
+ * still waiting for its answer gets it first, as for a leave).
+ */
+static void on_refresh(relay_conn *c, const mr_frame *f)
+{
+    if (relay_refresh(c->r, c, f) != 0)
+        return;
+    relay_member **pp = &c->memberships;
+    while (*pp) {
+        relay_member *m = *pp;
+        const char *name = m->room->name;
+        if (mr_jwt_room_allowed(c->rooms_claim, name, strlen(name))) {
+            pp = &m->conn_next;
+            continue;
+        }
+        relay_resume_leaving(c->r, m);
+        char room[MR_ROOM_MAX + 1];
+        snprintf(room, sizeof room, "%s", name);
+        unlink_membership(c, m);
+        leave_membership(c, m);
+        mr_buf b = MR_BUF_INIT;
+        relay_frame_left_because(&b, room, "forbidden");
+        send_frame(c, &b);
+    }
+    relay_client_timer(c);
+}
+
+static void on_signal(relay_conn *c, const mr_frame *f)
+{
+    relay_signal(c->r, c, f);
 }
 
 static void on_ping(relay_conn *c, const mr_frame *f)
@@ -292,6 +372,7 @@ static const struct {
     {MR_FRAME_HELLO, false, on_hello},      {MR_FRAME_JOIN, true, on_join},
     {MR_FRAME_LEAVE, true, on_leave},       {MR_FRAME_PUBLISH, true, on_publish},
     {MR_FRAME_PRESENCE, true, on_presence}, {MR_FRAME_PING, true, on_ping},
+    {MR_FRAME_REFRESH, true, on_refresh},   {MR_FRAME_SIGNAL, true, on_signal},
 };
 
 static void on_frame(relay_conn *c, const char *text, size_t len)
@@ -347,4 +428,231 @@ int relay_client_receive(relay_conn *c, const void *in, size_t len, bool binary,
         on_frame(c, in, len);
     }
     return 0;
+}
+
+/*
+ * Backend hooks (docs/relay.md, "Backend hooks"). A join or publish that a
+ * hook rule covers is held, with its frame, until the backend's verdict
+ * comes back from the hook thread (relay_hook.c). Joins wait side by side;
+ * publishes wait in the connection's order: while the first waits for its
+ * verdict, every later publish of the connection, hooked or not, queues
+ * behind it, so the backend never reorders a client's messages. A publish
+ * is given its mid (when it has none) and so its msg_id before the backend
+ * sees it, and the verdict is remembered by msg_id (relay_hooks_remember):
+ * a retry of the same mid gets the same message, or the same refusal,
+ * without a second request.
+ */
+typedef struct relay_held {
+    struct relay_held *next;
+    uint64_t conn_id;
+    uint64_t hook_id; /* the request in flight, 0 while queued */
+    mr_frame f;       /* the client's frame: a reference to its parsed root */
+    char mid[24];     /* a random mid for a publish that has none ("r-" and 16 hex) */
+    char msg_id[MR_MSG_ID_LEN + 1];
+} relay_held;
+
+static void held_free(relay_held *h)
+{
+    mr_frame_free(&h->f);
+    free(h);
+}
+
+static relay_held *hold(relay_conn *c, const mr_frame *f)
+{
+    relay_held *h = mr_calloc(1, sizeof *h);
+    h->conn_id = c->id;
+    h->f = *f;
+    json_incref(h->f.root);
+    return h;
+}
+
+/* The fields every hook request carries. */
+static json_t *hook_body(relay_conn *c, const char *hook, const mr_frame *f)
+{
+    return json_pack("{s:s, s:s, s:s#, s:s, s:s, s:s}", "hook", hook, "user", c->user, "room",
+                     f->room, (int)f->room_len, "region", c->r->cfg->region, "node",
+                     c->r->cfg->node_id, "session", c->sid);
+}
+
+static void hook_send(relay *r, relay_held *h, json_t *body, const relay_hook_rule *rule, int event)
+{
+    char key[24];
+    h->hook_id = ++r->next_request_id;
+    snprintf(key, sizeof key, "%llu", (unsigned long long)h->hook_id);
+    mr_map_put(&r->hook_waits, key, strlen(key), h);
+    relay_hooks_call(r->hooks, rule, event, h->hook_id, json_dumps(body, JSON_COMPACT));
+    json_decref(body);
+}
+
+static void hold_join(relay_conn *c, const mr_frame *f, const relay_hook_rule *rule)
+{
+    /* Joins waiting count as rooms: a client cannot keep the backend busy with more. */
+    if (c->room_count + c->joins_held >= (uint32_t)c->r->cfg->limits.max_rooms_per_connection) {
+        relay_conn_error(c, f->id, MR_ERR_TOO_MANY_ROOMS, "too many rooms on this connection");
+        return;
+    }
+    c->joins_held++;
+    relay_held *h = hold(c, f);
+    hook_send(c->r, h, hook_body(c, "join", f), rule, RELAY_HOOK_ON_JOIN);
+}
+
+/* A refusal by the backend: `forbidden` with its reason, not counted as a bad frame. */
+static void hook_refuse(relay_conn *c, json_t *id, const char *reason)
+{
+    mr_buf b = MR_BUF_INIT;
+    relay_frame_error(&b, id, MR_ERR_FORBIDDEN, reason[0] ? reason : "refused by the app");
+    send_frame(c, &b);
+    mr_metric_inc(&relay_m.errors[MR_ERR_FORBIDDEN]);
+}
+
+static void hook_unavailable(relay_conn *c, json_t *id)
+{
+    relay_conn_error(c, id, MR_ERR_UNAVAILABLE,
+                     "the app's backend did not answer; retry (with the same mid)");
+}
+
+/* Publish `h` as the verdict `v` says. */
+static void publish_decided(relay_conn *c, relay_held *h, const relay_hook_result *v)
+{
+    if (v->verdict == RELAY_HOOK_DENY) {
+        hook_refuse(c, h->f.id, v->reason);
+    } else if (v->verdict == RELAY_HOOK_UNAVAILABLE) {
+        hook_unavailable(c, h->f.id);
+    } else {
+        mr_frame f = h->f;
+        if (v->data)
+            f.data = v->data;
+        relay_published p;
+        relay_publish(c->r, c, &f, &p);
+    }
+}
+
+/* Publish what the connection holds, in order, until one waits for its backend. */
+static void pump(relay_conn *c)
+{
+    relay *r = c->r;
+    while (c->held && !c->held->hook_id) {
+        relay_held *h = c->held;
+        const mr_frame *f = &h->f;
+        const relay_hook_rule *rule =
+            relay_hooks_match(r->hooks, RELAY_HOOK_ON_PUBLISH, f->room, f->room_len);
+        relay_hook_result cached;
+        bool member = relay_conn_member(c, f->room, f->room_len) != NULL;
+        if (rule && member && !relay_hooks_cached(r->hooks, h->msg_id, &cached)) {
+            json_t *body = hook_body(c, "publish", f);
+            json_object_set_new(body, "msg_id", json_string(h->msg_id));
+            json_object_set_new(body, "mid", json_stringn(f->mid, f->mid_len));
+            json_object_set(body, "data", f->data);
+            hook_send(r, h, body, rule, RELAY_HOOK_ON_PUBLISH);
+            return;
+        }
+        c->held = h->next;
+        c->held_count--;
+        if (rule && member) {
+            publish_decided(c, h, &cached);
+            json_decref(cached.data);
+        } else {
+            relay_published p;
+            relay_publish(r, c, f, &p); /* not hooked (or not a member: it says so) */
+        }
+        held_free(h);
+    }
+}
+
+static void hold_publish(relay_conn *c, const mr_frame *f)
+{
+    if (c->held_count >= (uint32_t)c->r->cfg->hooks.max_pending) {
+        relay_conn_error(c, f->id, MR_ERR_RATE_LIMITED,
+                         "too many publishes waiting for the app's backend");
+        return;
+    }
+    relay_held *h = hold(c, f);
+    if (!h->f.mid) {
+        /* The backend sees the msg_id the message will have, so give it its mid now. */
+        h->mid[0] = 'r';
+        h->mid[1] = '-';
+        if (relay_random_hex(h->mid + 2, 8) != 0) {
+            relay_conn_error(c, f->id, MR_ERR_INTERNAL,
+                             "cannot give the message an id now; retry, or send a mid");
+            held_free(h);
+            return;
+        }
+        h->f.mid = h->mid;
+        h->f.mid_len = strlen(h->mid);
+    }
+    mr_msg_id(f->room, f->room_len, c->user, h->f.mid, h->f.mid_len, h->msg_id);
+    relay_held **tail = &c->held;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = h;
+    c->held_count++;
+    pump(c);
+}
+
+static void held_drop_all(relay_conn *c)
+{
+    while (c->held) {
+        relay_held *h = c->held;
+        c->held = h->next;
+        if (h->hook_id) {
+            char key[24];
+            snprintf(key, sizeof key, "%llu", (unsigned long long)h->hook_id);
+            mr_map_del(&c->r->hook_waits, key, strlen(key));
+        }
+        held_free(h);
+    }
+    c->held_count = 0;
+}
+
+static void hook_decided(relay *r, relay_hook_result *v)
+{
+    char key[24];
+    snprintf(key, sizeof key, "%llu", (unsigned long long)v->id);
+    relay_held *h = mr_map_del(&r->hook_waits, key, strlen(key));
+    relay_conn *c = h ? relay_conn_find(r, h->conn_id) : NULL;
+    if (!c) {
+        if (h)
+            held_free(h); /* a join whose connection closed meanwhile */
+        return;
+    }
+    if (h->f.type == MR_FRAME_JOIN) {
+        c->joins_held--;
+        if (v->verdict == RELAY_HOOK_ALLOW)
+            join_room(c, &h->f);
+        else if (v->verdict == RELAY_HOOK_DENY)
+            hook_refuse(c, h->f.id, v->reason);
+        else
+            hook_unavailable(c, h->f.id);
+        held_free(h);
+        return;
+    }
+    /* A publish: the head of its connection's queue. */
+    c->held = h->next;
+    c->held_count--;
+    if (v->verdict != RELAY_HOOK_UNAVAILABLE)
+        relay_hooks_remember(r->hooks, h->msg_id, v);
+    publish_decided(c, h, v);
+    held_free(h);
+    pump(c);
+}
+
+void relay_client_hooks_take(relay *r)
+{
+    relay_hook_result *v = relay_hooks_take(r->hooks);
+    while (v) {
+        relay_hook_result *next = v->next;
+        hook_decided(r, v);
+        relay_hook_result_free(v);
+        v = next;
+    }
+}
+
+static void free_held_value(void *h)
+{
+    held_free(h);
+}
+
+void relay_client_hooks_free(relay *r)
+{
+    mr_map_free(&r->hook_waits, free_held_value);
 }

@@ -5,6 +5,7 @@
  */
 #include "relay_config.h"
 #include "mr_alloc.h"
+#include "mr_check.h"
 #include "mr_config.h"
 #include "mr_log.h"
 
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void relay_config_set_str(char **slot, const char *value)
 {
@@ -29,6 +31,10 @@ void relay_config_defaults(relay_config *c)
     relay_config_set_str(&c->admin_listen, "127.0.0.1:9090");
     mr_nats_conf_init(&c->nats, "nats://127.0.0.1:4222");
     c->leeway_s = 5;
+    c->refresh_hint_s = 60;
+    c->signal_rate = 20;
+    c->signal_burst = 40;
+    c->signal_max_bytes = 1024;
     c->hsts_max_age = 31536000;
     c->limits = (relay_limits){
         .max_message_bytes = 65536,
@@ -58,10 +64,14 @@ void relay_config_defaults(relay_config *c)
     c->stream_duplicate_window_s = 120;
     c->stream_replicas = 1;
     c->resume_limit = 1000;
+    c->rewind_max = 100;
     c->resume_timeout_ms = 5000;
     c->commit_repair_ms = 3000;
     c->presence_heartbeat_ms = 1000;
     c->presence_expire_heartbeats = 3;
+    c->hooks.max_connections = 16;
+    c->hooks.max_pending = 64;
+    c->hooks.cache_entries = 65536;
 }
 
 void relay_config_set_nats(relay_config *c, const char *csv)
@@ -84,12 +94,13 @@ static void copy_str_array(json_t *arr, char ***out, size_t *count)
         (*out)[i] = mr_strdup(json_string_value(json_array_get(arr, i)));
 }
 
-static int read_secret_file(relay_config *c, mr_cfg *cfg, const char *path)
+/* A secret from a file: its bytes up to 4 KiB, without trailing line ends. Owned, or NULL. */
+static unsigned char *read_secret_file(mr_cfg *cfg, const char *key, const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        mr_cfg_error(cfg, "auth.secret_file", "cannot read %s: %s", path, strerror(errno));
-        return -1;
+        mr_cfg_error(cfg, key, "cannot read %s: %s", path, strerror(errno));
+        return NULL;
     }
     unsigned char buf[4096];
     size_t n = fread(buf, 1, sizeof buf, f);
@@ -97,14 +108,132 @@ static int read_secret_file(relay_config *c, mr_cfg *cfg, const char *path)
     while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
         n--;
     if (n == 0) {
-        mr_cfg_error(cfg, "auth.secret_file", "%s is empty", path);
-        return -1;
+        mr_cfg_error(cfg, key, "%s is empty", path);
+        return NULL;
     }
-    free(c->secret);
-    c->secret = mr_malloc(n);
-    memcpy(c->secret, buf, n);
-    c->secret_len = n;
-    return 0;
+    unsigned char *s = mr_malloc(n);
+    memcpy(s, buf, n);
+    *len = n;
+    return s;
+}
+
+static void free_keys(relay_config *c)
+{
+    for (size_t i = 0; i < c->nkeys; i++) {
+        free((char *)c->keys[i].kid);
+        free((unsigned char *)c->keys[i].secret);
+    }
+    free(c->keys);
+    c->keys = NULL;
+    c->nkeys = 0;
+}
+
+static void add_key(relay_config *c, const char *kid, unsigned char *secret, size_t len)
+{
+    c->keys = mr_realloc(c->keys, (c->nkeys + 1) * sizeof *c->keys);
+    c->keys[c->nkeys++] = (mr_jwt_key){kid ? mr_strdup(kid) : NULL, secret, len};
+}
+
+static bool kid_valid(const char *kid)
+{
+    size_t n = strlen(kid);
+    if (n == 0 || n > 64)
+        return false;
+    for (const char *p = kid; *p; p++)
+        if (*p <= ' ' || *p > '~' || *p == '"' || *p == '\\')
+            return false;
+    return true;
+}
+
+/*
+ * One entry of auth.secrets or auth.secret_files: an object {"kid", "secret"
+ * or "secret_file"}, or (secret_files only) a path. `path` names it in errors.
+ */
+static void read_key_entry(relay_config *c, mr_cfg *cfg, json_t *e, const char *path,
+                           bool files_only)
+{
+    if (files_only && json_is_string(e)) {
+        size_t len = 0;
+        unsigned char *s = read_secret_file(cfg, path, json_string_value(e), &len);
+        if (s)
+            add_key(c, NULL, s, len);
+        return;
+    }
+    if (!json_is_object(e)) {
+        mr_cfg_error(cfg, path,
+                     files_only ? "must be a path or {\"kid\", \"secret_file\"}"
+                                : "must be {\"kid\", \"secret\" or \"secret_file\"}");
+        return;
+    }
+    static const char *const entry_keys[] = {"kid", "secret", "secret_file", NULL};
+    static const char *const file_entry_keys[] = {"kid", "secret_file", NULL};
+    mr_cfg_check_keys(cfg, e, path, files_only ? file_entry_keys : entry_keys);
+    const char *kid = mr_cfg_str(cfg, e, path, "kid", NULL);
+    const char *secret = mr_cfg_str(cfg, e, path, "secret", NULL);
+    const char *file = mr_cfg_str(cfg, e, path, "secret_file", NULL);
+    if (kid && !kid_valid(kid)) {
+        mr_cfg_error(cfg, path, "kid \"%.70s\" must be 1-64 printable characters", kid);
+        return;
+    }
+    for (size_t i = 0; kid && i < c->nkeys; i++)
+        if (c->keys[i].kid && strcmp(c->keys[i].kid, kid) == 0) {
+            mr_cfg_error(cfg, path, "kid \"%s\" is given twice", kid);
+            return;
+        }
+    if (!secret == !file) {
+        mr_cfg_error(cfg, path, "set either secret or secret_file");
+        return;
+    }
+    if (secret && !secret[0]) {
+        mr_cfg_error(cfg, path, "secret is empty");
+        return;
+    }
+    size_t len = secret ? strlen(secret) : 0;
+    unsigned char *s =
+        secret ? (unsigned char *)mr_strdup(secret) : read_secret_file(cfg, path, file, &len);
+    if (s)
+        add_key(c, kid, s, len);
+}
+
+/* auth: exactly one of secret, secret_file, secrets and secret_files gives the keys. */
+static void read_auth_keys(relay_config *c, mr_cfg *cfg, json_t *auth)
+{
+    const char *secret = mr_cfg_str(cfg, auth, "auth", "secret", NULL);
+    const char *secret_file = mr_cfg_str(cfg, auth, "auth", "secret_file", NULL);
+    json_t *secrets = json_object_get(auth, "secrets");
+    json_t *files = json_object_get(auth, "secret_files");
+    int forms = !!secret + !!secret_file + !!secrets + !!files;
+    if (forms == 0)
+        return;
+    if (forms > 1) {
+        mr_cfg_error(cfg, "auth",
+                     "set one of secret, secret_file, secrets and secret_files, not several");
+        return;
+    }
+    free_keys(c);
+    if (secret) {
+        add_key(c, NULL, (unsigned char *)mr_strdup(secret), strlen(secret));
+        return;
+    }
+    if (secret_file) {
+        size_t len = 0;
+        unsigned char *s = read_secret_file(cfg, "auth.secret_file", secret_file, &len);
+        if (s)
+            add_key(c, NULL, s, len);
+        return;
+    }
+    json_t *list = secrets ? secrets : files;
+    const char *name = secrets ? "auth.secrets" : "auth.secret_files";
+    size_t n = json_array_size(list);
+    if (!json_is_array(list) || n == 0 || n > RELAY_AUTH_KEYS_MAX) {
+        mr_cfg_error(cfg, name, "must be a list of 1 to %d keys", RELAY_AUTH_KEYS_MAX);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "%s[%zu]", name, i);
+        read_key_entry(c, cfg, json_array_get(list, i), path, files != NULL);
+    }
 }
 
 /* The admin key from a file (one line; what meridian-init-secrets writes). */
@@ -139,14 +268,22 @@ static const char *const top_keys[] = {"region",        "node_id",
                                        "resume",        "presence",
                                        "drain_batch",   "fallback_urls",
                                        "admin_api_key", "admin_api_key_file",
-                                       "log_format",    NULL};
+                                       "log_format",    "hooks",
+                                       "signals",       NULL};
+static const char *const hooks_keys[] = {"rules", "max_connections", "max_pending", "cache_entries",
+                                         NULL};
+static const char *const hook_rule_keys[] = {"on",         "rooms",      "url",
+                                             "timeout_ms", "on_failure", NULL};
 static const char *const presence_keys[] = {"heartbeat_ms", "expire_heartbeats", NULL};
+static const char *const signal_keys[] = {"rate", "burst", "max_bytes", NULL};
 static const char *const publish_keys[] = {"ack_timeout_ms", "retries", NULL};
 static const char *const stream_keys[] = {"max_age_s", "max_bytes", "duplicate_window_s",
                                           "replicas",  "placement", NULL};
-static const char *const resume_keys[] = {"limit", "timeout_ms", "commit_repair_ms", NULL};
-static const char *const auth_keys[] = {"secret",   "secret_file", "issuer",
-                                        "audience", "leeway_s",    NULL};
+static const char *const resume_keys[] = {"limit", "timeout_ms", "commit_repair_ms", "rewind_max",
+                                          NULL};
+static const char *const auth_keys[] = {"secret",       "secret_file",    "secrets",
+                                        "secret_files", "issuer",         "audience",
+                                        "leeway_s",     "refresh_hint_s", NULL};
 static const char *const tls_keys[] = {"cert", "key", "ciphersuites", "hsts_max_age", NULL};
 static const char *const limit_keys[] = {"max_message_bytes",
                                          "publish_rate",
@@ -170,6 +307,86 @@ static bool ciphersuites_valid(const char *list)
     bool ok = ctx && SSL_CTX_set_ciphersuites(ctx, list) == 1;
     SSL_CTX_free(ctx);
     return ok;
+}
+
+static void hooks_free(relay_hooks_conf *h)
+{
+    for (size_t i = 0; i < h->rule_count; i++) {
+        json_decref(h->rules[i].rooms);
+        free(h->rules[i].url);
+    }
+    free(h->rules);
+    h->rules = NULL;
+    h->rule_count = 0;
+}
+
+/* One entry of hooks.rules at `path` ("hooks.rules[2]"); false after an error. */
+static bool read_hook_rule(relay_hook_rule *rule, mr_cfg *cfg, json_t *o, const char *path)
+{
+    if (!json_is_object(o)) {
+        mr_cfg_error(cfg, path, "must be an object");
+        return false;
+    }
+    mr_cfg_check_keys(cfg, o, path, hook_rule_keys);
+    json_t *on = mr_cfg_str_array(cfg, o, path, "on");
+    size_t i;
+    json_t *e;
+    json_array_foreach(on, i, e)
+    {
+        if (strcmp(json_string_value(e), "join") == 0)
+            rule->events |= RELAY_HOOK_ON_JOIN;
+        else if (strcmp(json_string_value(e), "publish") == 0)
+            rule->events |= RELAY_HOOK_ON_PUBLISH;
+        else
+            mr_cfg_error(cfg, path, "on: \"%.40s\" is not join or publish", json_string_value(e));
+    }
+    if (!rule->events)
+        mr_cfg_error(cfg, path, "on: list join, publish or both");
+    json_t *rooms = mr_cfg_str_array(cfg, o, path, "rooms");
+    if (rooms)
+        rule->rooms = json_incref(rooms);
+    const char *url = mr_cfg_str(cfg, o, path, "url", NULL);
+    if (!url || (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) ||
+        strlen(url) > RELAY_URL_MAX)
+        mr_cfg_error(cfg, path, "url: an http:// or https:// URL of at most %d bytes is required",
+                     RELAY_URL_MAX);
+    else
+        rule->url = mr_strdup(url);
+    rule->timeout_ms = mr_cfg_int(cfg, o, path, "timeout_ms", 500, 10, 60000);
+    const char *fail = mr_cfg_str(cfg, o, path, "on_failure", "refuse");
+    if (strcmp(fail, "allow") == 0)
+        rule->fail_open = true;
+    else if (strcmp(fail, "refuse") != 0)
+        mr_cfg_error(cfg, path, "on_failure: \"%.40s\" must be refuse or allow", fail);
+    return !mr_cfg_failed(cfg);
+}
+
+/* The "hooks" object (docs/relay.md, "Backend hooks"); a file's rules replace earlier ones. */
+static void read_hooks(relay_hooks_conf *h, mr_cfg *cfg, json_t *o)
+{
+    if (!o)
+        return;
+    mr_cfg_check_keys(cfg, o, "hooks", hooks_keys);
+    h->max_connections =
+        mr_cfg_int(cfg, o, "hooks", "max_connections", h->max_connections, 1, 1024);
+    h->max_pending = mr_cfg_int(cfg, o, "hooks", "max_pending", h->max_pending, 1, 100000);
+    h->cache_entries = mr_cfg_int(cfg, o, "hooks", "cache_entries", h->cache_entries, 0, 1 << 22);
+    json_t *rules = json_object_get(o, "rules");
+    if (!rules)
+        return;
+    if (!json_is_array(rules) || json_array_size(rules) > 64) {
+        mr_cfg_error(cfg, "hooks.rules", "must be an array of at most 64 rules");
+        return;
+    }
+    hooks_free(h);
+    h->rules = mr_calloc(json_array_size(rules) + 1, sizeof *h->rules);
+    for (size_t i = 0; i < json_array_size(rules); i++) {
+        char path[40];
+        snprintf(path, sizeof path, "hooks.rules[%zu]", i);
+        h->rule_count++;
+        if (!read_hook_rule(&h->rules[i], cfg, json_array_get(rules, i), path))
+            return;
+    }
 }
 
 static void set_from(mr_cfg *cfg, json_t *o, const char *path, const char *key, char **slot)
@@ -216,20 +433,12 @@ int relay_config_load(relay_config *c, const char *path, char *err, size_t errle
 
     json_t *auth = mr_cfg_obj(&cfg, root, "", "auth");
     mr_cfg_check_keys(&cfg, auth, "auth", auth_keys);
-    const char *secret = mr_cfg_str(&cfg, auth, "auth", "secret", NULL);
-    const char *secret_file = mr_cfg_str(&cfg, auth, "auth", "secret_file", NULL);
-    if (secret && secret_file)
-        mr_cfg_error(&cfg, "auth", "set either secret or secret_file, not both");
-    if (secret) {
-        free(c->secret);
-        c->secret = (unsigned char *)mr_strdup(secret);
-        c->secret_len = strlen(secret);
-    } else if (secret_file) {
-        read_secret_file(c, &cfg, secret_file);
-    }
+    read_auth_keys(c, &cfg, auth);
     set_from(&cfg, auth, "auth", "issuer", &c->issuer);
     set_from(&cfg, auth, "auth", "audience", &c->audience);
     c->leeway_s = mr_cfg_int(&cfg, auth, "auth", "leeway_s", c->leeway_s, 0, 3600);
+    c->refresh_hint_s =
+        mr_cfg_int(&cfg, auth, "auth", "refresh_hint_s", c->refresh_hint_s, 0, 86400);
 
     json_t *tls = mr_cfg_obj(&cfg, root, "", "tls");
     mr_cfg_check_keys(&cfg, tls, "tls", tls_keys);
@@ -290,6 +499,7 @@ int relay_config_load(relay_config *c, const char *path, char *err, size_t errle
     json_t *res = mr_cfg_obj(&cfg, root, "", "resume");
     mr_cfg_check_keys(&cfg, res, "resume", resume_keys);
     c->resume_limit = mr_cfg_int(&cfg, res, "resume", "limit", c->resume_limit, 1, 1000);
+    c->rewind_max = mr_cfg_int(&cfg, res, "resume", "rewind_max", c->rewind_max, 0, 1000);
     c->resume_timeout_ms =
         mr_cfg_int(&cfg, res, "resume", "timeout_ms", c->resume_timeout_ms, 100, 600000);
     c->commit_repair_ms =
@@ -301,6 +511,14 @@ int relay_config_load(relay_config *c, const char *path, char *err, size_t errle
         mr_cfg_int(&cfg, pr, "presence", "heartbeat_ms", c->presence_heartbeat_ms, 50, 60000);
     c->presence_expire_heartbeats = mr_cfg_int(&cfg, pr, "presence", "expire_heartbeats",
                                                c->presence_expire_heartbeats, 2, 100);
+    read_hooks(&c->hooks, &cfg, mr_cfg_obj(&cfg, root, "", "hooks"));
+
+    json_t *sig = mr_cfg_obj(&cfg, root, "", "signals");
+    mr_cfg_check_keys(&cfg, sig, "signals", signal_keys);
+    c->signal_rate = mr_cfg_num(&cfg, sig, "signals", "rate", c->signal_rate, 0.001, 1e7);
+    c->signal_burst = mr_cfg_num(&cfg, sig, "signals", "burst", c->signal_burst, 1, 1e7);
+    c->signal_max_bytes =
+        mr_cfg_int(&cfg, sig, "signals", "max_bytes", c->signal_max_bytes, 1, 16384);
 
     json_decref(root);
     if (mr_cfg_failed(&cfg)) {
@@ -340,13 +558,18 @@ int relay_config_validate(const relay_config *c, char *err, size_t errlen)
 {
     char host[256];
     int port;
-    if (!c->secret || c->secret_len == 0) {
+    if (c->nkeys == 0) {
         snprintf(err, errlen,
-                 "auth.secret: a token secret is required (auth.secret or auth.secret_file)");
+                 "auth.secret: a token secret is required (auth.secret, secret_file, secrets or "
+                 "secret_files)");
         return -1;
     }
-    if (c->secret_len < 16)
-        mr_log_warn("auth.secret is shorter than 16 bytes; use a long random secret in production");
+    for (size_t i = 0; i < c->nkeys; i++)
+        if (c->keys[i].secret_len < RELAY_SECRET_MIN)
+            mr_log_warn("auth: token key %zu%s%s%s is %zu bytes; HS256 wants at least %d random "
+                        "bytes (--check fails on it)",
+                        i, c->keys[i].kid ? " (kid \"" : "", c->keys[i].kid ? c->keys[i].kid : "",
+                        c->keys[i].kid ? "\")" : "", c->keys[i].secret_len, RELAY_SECRET_MIN);
     if (!token_safe(c->region)) {
         snprintf(err, errlen, "region: \"%s\" must be 1-64 characters of A-Z a-z 0-9 _ -",
                  c->region);
@@ -405,6 +628,32 @@ int relay_config_validate(const relay_config *c, char *err, size_t errlen)
     return 0;
 }
 
+void relay_config_check(const relay_config *c, mr_check *chk)
+{
+    mr_check_bindable(chk, "listen", c->listen);
+    mr_check_bindable(chk, "admin_listen", c->admin_listen);
+    if (c->tls_cert)
+        mr_check_tls_pair(chk, "tls", c->tls_cert, c->tls_key);
+    for (size_t i = 0; i < c->nkeys; i++)
+        if (c->keys[i].secret_len < RELAY_SECRET_MIN)
+            mr_check_error(chk, "auth",
+                           "token key %zu%s%s%s is %zu bytes; HS256 needs at least "
+                           "%d bytes (32 bytes from a random source)",
+                           i, c->keys[i].kid ? " (kid \"" : "",
+                           c->keys[i].kid ? c->keys[i].kid : "", c->keys[i].kid ? "\")" : "",
+                           c->keys[i].secret_len, RELAY_SECRET_MIN);
+    if (c->stream_max_age_s > 0 && c->stream_duplicate_window_s > c->stream_max_age_s)
+        mr_check_error(
+            chk, "stream.duplicate_window_s",
+            "%lld s is longer than stream.max_age_s (%lld s): NATS refuses such a stream",
+            (long long)c->stream_duplicate_window_s, (long long)c->stream_max_age_s);
+    if (c->static_dir && access(c->static_dir, R_OK | X_OK) != 0)
+        mr_check_error(chk, "static_dir", "cannot read %s: %s", c->static_dir, strerror(errno));
+    mr_check_note(chk, "nats",
+                  "not checked offline: whether NATS is reachable and accepts the credentials, "
+                  "and the settings of an existing stream (a start compares them)");
+}
+
 void relay_config_free(relay_config *c)
 {
     free(c->region);
@@ -412,7 +661,7 @@ void relay_config_free(relay_config *c)
     free(c->listen);
     free(c->admin_listen);
     mr_nats_conf_free(&c->nats);
-    free(c->secret);
+    free_keys(c);
     free(c->issuer);
     free(c->audience);
     free(c->tls_cert);
@@ -429,5 +678,6 @@ void relay_config_free(relay_config *c)
         free(c->fallback_urls[i]);
     free(c->fallback_urls);
     free(c->admin_api_key);
+    hooks_free(&c->hooks);
     memset(c, 0, sizeof *c);
 }

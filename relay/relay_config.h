@@ -2,6 +2,7 @@
 #ifndef RELAY_CONFIG_H
 #define RELAY_CONFIG_H
 
+#include "mr_jwt.h"
 #include "mr_nats_opts.h"
 
 #include <jansson.h>
@@ -27,6 +28,27 @@ typedef struct relay_limits {
     int64_t receive_buffer_bytes;
 } relay_limits;
 
+/* Events a backend hook rule applies to (relay_hook_rule.events). */
+#define RELAY_HOOK_ON_JOIN    1
+#define RELAY_HOOK_ON_PUBLISH 2
+
+/* One rule of "hooks.rules": which events and rooms go to which backend URL. */
+typedef struct relay_hook_rule {
+    int events;         /* RELAY_HOOK_ON_* bits */
+    json_t *rooms;      /* room patterns as in a token's rooms claim, or NULL: every room */
+    char *url;          /* http:// or https:// */
+    int64_t timeout_ms; /* the whole exchange, connecting included */
+    bool fail_open;     /* allow when the backend fails (default: refuse) */
+} relay_hook_rule;
+
+typedef struct relay_hooks_conf {
+    relay_hook_rule *rules; /* the first rule matching an event and a room applies */
+    size_t rule_count;
+    int64_t max_connections; /* kept-alive connections per backend host */
+    int64_t max_pending;     /* publishes a connection may have waiting for hooks */
+    int64_t cache_entries;   /* publish decisions remembered by msg_id */
+} relay_hooks_conf;
+
 /*
  * TLS 1.3 suites when tls.ciphersuites is not set, in the server's order: AES-128-GCM is
  * the fastest with AES instructions and keeps less state per connection than the
@@ -42,12 +64,14 @@ typedef struct relay_config {
     char *listen;       /* host:port of the WebSocket server */
     char *admin_listen; /* host:port of the admin HTTP server */
     mr_nats_conf nats;  /* URLs, credentials and TLS (the "nats" key, mr_nats_opts.h) */
-    /* auth */
-    unsigned char *secret;
-    size_t secret_len;
+    /* auth: the token keys (auth.secret, secret_file, secrets or secret_files); the config
+     * owns every kid and secret they point to */
+    mr_jwt_key *keys;
+    size_t nkeys;
     char *issuer;
     char *audience;
     int64_t leeway_s;
+    int64_t refresh_hint_s; /* send `refresh_due` this long before a token expires (0: never) */
     /* tls */
     char *tls_cert;
     char *tls_key;
@@ -76,11 +100,16 @@ typedef struct relay_config {
     char *stream_placement;
     /* Resume: history fetched from the control plane on join with `since`. */
     int64_t resume_limit;
+    int64_t rewind_max; /* most messages a join's `rewind` replays (0: rewind is off) */
     int64_t resume_timeout_ms;
     int64_t commit_repair_ms; /* fetch commits missing for this long from history (0: off) */
     /* Presence across relays. */
+    /* Ephemeral signals (relay_signal.c): per-connection bucket and the largest `data`. */
+    double signal_rate, signal_burst;
+    int64_t signal_max_bytes;
     int64_t presence_heartbeat_ms;
     int64_t presence_expire_heartbeats;
+    relay_hooks_conf hooks; /* backend hooks on join and publish (relay_hook.c) */
 } relay_config;
 
 /* Most URLs a drain request or fallback_urls may list, and the longest one. */
@@ -102,6 +131,21 @@ void relay_config_defaults(relay_config *c);
 int relay_config_load(relay_config *c, const char *path, char *err, size_t errlen);
 /** Final checks after files and flags are applied (secret present, addresses parse). */
 int relay_config_validate(const relay_config *c, char *err, size_t errlen);
+/* Most token keys at once: the current one, the one being retired, one being introduced. */
+#define RELAY_AUTH_KEYS_MAX 8
+
+struct mr_check;
+/**
+ * What --check adds to validation (relay_config_validate passed): the
+ * addresses bind, the TLS files are readable and belong together, every
+ * token key is long enough for HS256, the stream's settings are ones NATS
+ * accepts. Findings go to `chk`.
+ */
+void relay_config_check(const relay_config *c, struct mr_check *chk);
+
+/* HS256 keys shorter than this are weaker than the hash (RFC 7518 §3.2). */
+#define RELAY_SECRET_MIN 32
+
 /** Replace the NATS URL list from a comma-separated string (credentials and TLS stay). */
 void relay_config_set_nats(relay_config *c, const char *csv);
 void relay_config_set_str(char **slot, const char *value);

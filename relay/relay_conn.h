@@ -45,6 +45,10 @@ typedef struct relay_conn {
     char *user;  /* NULL until hello succeeds */
     json_t *rooms_claim;
     int64_t token_exp;
+    int64_t token_at;       /* when the current token was accepted (relay_refresh.c) */
+    bool refresh_hinted;    /* `refresh_due` was sent for the current token */
+    mr_ratelimit signal_rl; /* signals' own bucket (relay_signal.c), set up at the first */
+    bool signal_rl_ready;
     relay_member *memberships;
     uint32_t room_count;
     mr_ratelimit rl;
@@ -61,6 +65,9 @@ typedef struct relay_conn {
     bool close_sent;          /* our close frame is out; waiting for the client's */
     bool reconnect_sent;
     uint32_t replays; /* memberships replaying history, paced by this queue (relay_resume.c) */
+    struct relay_held *held; /* publishes in order, the first waiting for a backend hook */
+    uint32_t held_count;
+    uint32_t joins_held; /* joins waiting for a backend hook (they count as rooms) */
 } relay_conn;
 
 /**

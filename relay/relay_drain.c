@@ -57,17 +57,24 @@ static void reply(struct evhttp_request *req, int code, const char *body)
  */
 static bool authorised(struct evhttp_request *req, relay *r)
 {
+    /* A reload (relay_reload.c) may replace the key: compare under drain_lock. */
+    pthread_mutex_lock(&r->drain_lock);
     const char *key = r->cfg->admin_api_key;
-    if (!key) {
+    bool disabled = !key, ok = false;
+    const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    if (key) {
+        size_t kl = strlen(key);
+        ok = h && strncmp(h, "Bearer ", 7) == 0 && strlen(h + 7) == kl &&
+             CRYPTO_memcmp(h + 7, key, kl) == 0;
+    }
+    pthread_mutex_unlock(&r->drain_lock);
+    if (disabled) {
         reply(req, 403,
               "{\"error\":{\"code\":\"forbidden\",\"message\":\"drain and undrain are disabled: "
               "set admin_api_key\"}}\n");
         return false;
     }
-    const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
-    size_t kl = strlen(key);
-    if (h && strncmp(h, "Bearer ", 7) == 0 && strlen(h + 7) == kl &&
-        CRYPTO_memcmp(h + 7, key, kl) == 0)
+    if (ok)
         return true;
     reply(req, 401,
           "{\"error\":{\"code\":\"unauthorized\",\"message\":\"bad or missing API key\"}}\n");

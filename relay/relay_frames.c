@@ -54,11 +54,13 @@ void relay_frame_welcome(mr_buf *b, const relay *r, json_t *id, const char *sid,
     mr_buf_json_str(b, user, strlen(user));
     mr_buf_printf(b,
                   ",\"heartbeat\":%lld,\"limits\":{\"max_message_bytes\":%lld,\"publish_rate\":%g,"
-                  "\"publish_burst\":%g,\"max_rooms\":%lld,\"idle_timeout\":%lld}",
+                  "\"publish_burst\":%g,\"max_rooms\":%lld,\"idle_timeout\":%lld,"
+                  "\"signal_rate\":%g,\"signal_burst\":%g,\"signal_max_bytes\":%lld}",
                   (long long)c->limits.ping_interval_s, (long long)c->limits.max_message_bytes,
                   c->limits.publish_rate, c->limits.publish_burst,
                   (long long)c->limits.max_rooms_per_connection,
-                  (long long)c->limits.idle_timeout_s);
+                  (long long)c->limits.idle_timeout_s, c->signal_rate, c->signal_burst,
+                  (long long)c->signal_max_bytes);
     mr_buf_puts(b, ",\"fallback\":");
     relay_frame_urls(b, r);
     mr_buf_putc(b, '}');
@@ -160,4 +162,41 @@ void relay_frame_reconnect(mr_buf *b, const relay *r)
 void relay_frame_error(mr_buf *b, json_t *id, mr_error_code code, const char *message)
 {
     mr_proto_error_frame(b, id, code, message);
+}
+
+void relay_frame_refreshed(mr_buf *b, json_t *id, int64_t exp)
+{
+    mr_buf_puts(b, "{\"type\":\"refreshed\"");
+    put_id(b, id);
+    mr_buf_printf(b, ",\"exp\":%lld}", (long long)exp);
+}
+
+void relay_frame_refresh_due(mr_buf *b, int64_t exp)
+{
+    mr_buf_printf(b, "{\"type\":\"refresh_due\",\"exp\":%lld}", (long long)exp);
+}
+
+void relay_frame_left_because(mr_buf *b, const char *room, const char *reason)
+{
+    mr_buf_puts(b, "{\"type\":\"left\",\"room\":");
+    mr_buf_json_str(b, room, strlen(room));
+    mr_buf_puts(b, ",\"reason\":");
+    mr_buf_json_str(b, reason, strlen(reason));
+    mr_buf_putc(b, '}');
+}
+
+void relay_frame_signal(mr_buf *b, const char *room, const char *from, const char *region,
+                        const char *node, const char *data, size_t data_len)
+{
+    mr_buf_puts(b, "{\"type\":\"signal\",\"room\":");
+    mr_buf_json_str(b, room, strlen(room));
+    mr_buf_puts(b, ",\"from\":");
+    mr_buf_json_str(b, from, strlen(from));
+    mr_buf_puts(b, ",\"region\":");
+    mr_buf_json_str(b, region, strlen(region));
+    mr_buf_puts(b, ",\"node\":");
+    mr_buf_json_str(b, node, strlen(node));
+    mr_buf_puts(b, ",\"data\":");
+    mr_buf_append(b, data, data_len);
+    mr_buf_putc(b, '}');
 }

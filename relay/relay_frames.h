@@ -58,6 +58,15 @@ void relay_frame_pong(mr_buf *b, json_t *id, int64_t now_ms);
 void relay_frame_reconnect(mr_buf *b, const relay *r);
 /** `error`. */
 void relay_frame_error(mr_buf *b, json_t *id, mr_error_code code, const char *message);
+/** `refreshed`: the answer to a `refresh`, with the new token's expiry. */
+void relay_frame_refreshed(mr_buf *b, json_t *id, int64_t exp);
+/** `refresh_due`: the token expires at `exp`; send `refresh` before then. */
+void relay_frame_refresh_due(mr_buf *b, int64_t exp);
+/** `left` sent unasked: the membership ended for `reason` (a refreshed token's rooms claim). */
+void relay_frame_left_because(mr_buf *b, const char *room, const char *reason);
+/** `signal`: `data` is the payload's JSON text (`data_len` bytes); `node` this relay's instance. */
+void relay_frame_signal(mr_buf *b, const char *room, const char *from, const char *region,
+                        const char *node, const char *data, size_t data_len);
 /**
  * The URLs clients should move to, as a JSON array: those of an admin drain
  * when it named some, else the configured fallback_urls.

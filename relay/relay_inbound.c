@@ -13,6 +13,7 @@
  *   meridian.relay.hb                       relay_presence_on_heartbeat
  *   meridian.msg.<region>.<room>            fast path: relay_deliver_message
  *   meridian.commit.<room>                  commit: relay_deliver_commit, relay_repair_commit
+ *   meridian.sig.<region>.<room>            ephemeral signal: relay_signal_deliver
  *
  * Commits and subscription confirmations are wired here rather than in a
  * feature, since several features meet on them: repair looks for gaps in
@@ -36,6 +37,7 @@
 #include "relay_publish.h"
 #include "relay_repair.h"
 #include "relay_resume.h"
+#include "relay_signal.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -182,6 +184,56 @@ static bool on_commit(relay *r, natsMsg *msg, const char *room_name)
     return ok;
 }
 
+/*
+ * Bytes a signal may have beyond signals.max_bytes of data: the room (128),
+ * the sender (256, up to 6 bytes each when escaped), region, node and
+ * punctuation.
+ */
+#define SIGNAL_SLACK 4096
+
+/* A relay instance id as presence makes them: 1-159 bytes of A-Z a-z 0-9 _ - /. */
+static bool valid_instance(json_t *v)
+{
+    size_t n = json_string_length(v);
+    const char *s = json_string_value(v);
+    if (!s || n == 0 || n >= RELAY_NODE_ID_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!(mr_room_valid(s + i, 1) || s[i] == '/'))
+            return false;
+    return true;
+}
+
+/*
+ * meridian.sig.<region>.<room>: forwarded to clients as it is, so it must be
+ * the `signal` frame it claims to be, of this room and region, from a user
+ * id a token could carry; the echo of this relay's own signals is dropped.
+ */
+static bool on_signal(relay *r, natsMsg *msg, const char *rest)
+{
+    const char *dot = strchr(rest, '.');
+    if (!dot || !valid_region(rest, (size_t)(dot - rest)) || !valid_room(dot + 1))
+        return false;
+    const char *room_name = dot + 1;
+    relay_room *room = relay_room_find(&r->rooms, room_name, strlen(room_name));
+    size_t len = (size_t)natsMsg_GetDataLength(msg);
+    if (len > (size_t)r->cfg->signal_max_bytes + SIGNAL_SLACK)
+        return false;
+    const char *data = natsMsg_GetData(msg);
+    json_t *j = json_loadb(data, len, JSON_REJECT_DUPLICATES, NULL);
+    json_t *from = json_object_get(j, "from");
+    json_t *node = json_object_get(j, "node");
+    bool ok = json_is_object(j) && field_is(j, "type", "signal", 6) &&
+              field_is(j, "room", room_name, strlen(room_name)) &&
+              field_is(j, "region", rest, (size_t)(dot - rest)) && json_is_string(from) &&
+              json_string_length(from) >= 1 && json_string_length(from) <= MR_JWT_SUB_MAX &&
+              valid_instance(node) && json_object_get(j, "data");
+    if (ok && room && strcmp(json_string_value(node), r->instance) != 0)
+        relay_signal_deliver(r, room, data, len);
+    json_decref(j);
+    return ok;
+}
+
 /* A NATS subject a reply can go to: printable ASCII without spaces, bounded. */
 static bool valid_reply_subject(const char *s)
 {
@@ -222,6 +274,7 @@ static const struct {
     {RELAY_SUBJ_COMMIT, sizeof RELAY_SUBJ_COMMIT - 1, on_commit},
     {RELAY_SUBJ_PRESENCE, sizeof RELAY_SUBJ_PRESENCE - 1, on_presence},
     {RELAY_SUBJ_HEARTBEAT, sizeof RELAY_SUBJ_HEARTBEAT - 1, on_heartbeat},
+    {RELAY_SUBJ_SIGNAL, sizeof RELAY_SUBJ_SIGNAL - 1, on_signal},
 };
 
 /* A resume's request id: what relay_resume.c puts in its inbox token. */

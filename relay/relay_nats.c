@@ -301,6 +301,20 @@ static natsStatus subscribe_one(relay_nats *n, const char *subject, natsSubscrip
     return s;
 }
 
+int relay_nats_subscribe_subject(relay_nats *n, const char *subject, natsSubscription **out)
+{
+    *out = NULL;
+    if (!relay_nats_connected(n))
+        return -1;
+    natsStatus s = subscribe_one(n, subject, out);
+    if (s == NATS_OK)
+        return 0;
+    relay_nats_unsubscribe(*out);
+    *out = NULL;
+    mr_log_error("nats: subscribe %s: %s", subject, natsStatus_GetText(s));
+    return -1;
+}
+
 int relay_nats_subscribe(relay_nats *n, const char *room, natsSubscription **out,
                          natsSubscription **commits, natsSubscription **presence)
 {

@@ -21,6 +21,7 @@
 #define RELAY_SUBJ_COMMIT   "meridian.commit."   /* + <room>: a message's seq */
 #define RELAY_SUBJ_HISTORY  "meridian.history."  /* + <room>: history requests */
 #define RELAY_SUBJ_PRESENCE "meridian.presence." /* + <room>: presence deltas, snapshots */
+#define RELAY_SUBJ_SIGNAL   "meridian.sig."      /* + <region>.<room>: ephemeral signals */
 /* Relay heartbeats and bye: outside meridian.presence.*, so that no room name can clash. */
 #define RELAY_SUBJ_HEARTBEAT "meridian.relay.hb"
 /* Room for any subject above: the longest prefix, a region (64), a dot and a room. */
@@ -87,6 +88,8 @@ int relay_nats_subscribe(relay_nats *n, const char *room, natsSubscription **msg
  */
 int relay_nats_confirm(relay_nats *n, const char *token);
 void relay_nats_unsubscribe(natsSubscription *sub);
+/** Subscribe to one more subject (a room's signals); confirmed like the others. Returns 0 or -1. */
+int relay_nats_subscribe_subject(relay_nats *n, const char *subject, natsSubscription **out);
 /**
  * Publish `data` to `subject` with a Nats-Msg-Id header. Returns 0, or -1
  * when NATS is not connected or refuses the message (the caller answers

@@ -25,6 +25,16 @@
  * (three attempts) closes the connection with 1011, since the member was
  * promised more: it resumes from the last seq it got.
  *
+ * A join with `rewind: N` (the last N messages, N at most resume.rewind_max)
+ * is a resume whose `since` the relay finds itself, after subscribing like
+ * every join: it asks history for the newest N messages (`before` the
+ * largest seq). That page starts at some seq F and ends at the room's
+ * last_seq, so it is exactly the page a resume from since = F - 1 would
+ * get, and the replay goes on as for that resume, with the same guarantees
+ * (no gap to the live messages, none twice, `recovered`). Only when the
+ * page was cut short by its size (large messages) is since = last_seq - N
+ * used, and the history read forwards from there as usual.
+ *
  * Each request has its own token, kept in r->resumes; the record belongs
  * to the membership (relay_member.resume) and goes with it, so a reply for
  * a membership that ended (left and joined again) finds nothing.
@@ -59,7 +69,8 @@ typedef struct relay_resume {
     relay *r;
     relay_member *m;
     json_t *join_id;
-    int64_t since; /* -1: a join without since */
+    int64_t since;  /* -1: a join without since */
+    int64_t rewind; /* a join with rewind: the N asked for until the first page came, else 0 */
     resume_state state;
     bool answered;         /* `joined` was sent */
     bool presence_events;  /* what the join asked for: presence events start with `joined` */
@@ -155,7 +166,12 @@ static void request_page(relay_resume *rs)
         limit = rs->target - rs->last_sent;
     char subject[RELAY_SUBJECT_MAX], body[96];
     snprintf(subject, sizeof subject, RELAY_SUBJ_HISTORY "%s", rs->m->room->name);
-    int n = snprintf(body, sizeof body, "{\"after\":%lld,\"limit\":%lld}", (long long)after,
+    int n;
+    if (rs->rewind > 0) /* the newest N: below any seq there can be */
+        n = snprintf(body, sizeof body, "{\"before\":%lld,\"limit\":%lld}", (long long)INT64_MAX,
+                     (long long)rs->rewind);
+    else
+        n = snprintf(body, sizeof body, "{\"after\":%lld,\"limit\":%lld}", (long long)after,
                      (long long)limit);
     snprintf(rs->token, sizeof rs->token, "%llu", (unsigned long long)++r->next_request_id);
     rs->attempts++;
@@ -264,6 +280,10 @@ static void begin(relay_resume *rs)
         answer_without_history(rs, "history is not available (jetstream is off)");
         return;
     }
+    if (rs->rewind > 0 && rs->r->cfg->rewind_max == 0) {
+        answer_without_history(rs, "rewind is off on this relay");
+        return;
+    }
     if (!relay_nats_connected(rs->r->nats)) {
         answer_without_history(rs, "history is unavailable: the message bus is down");
         return;
@@ -271,12 +291,13 @@ static void begin(relay_resume *rs)
     request_page(rs);
 }
 
-void relay_resume_start(relay *r, relay_conn *c, relay_member *m, int64_t since, json_t *id)
+static void start(relay *r, relay_member *m, int64_t since, int64_t rewind, json_t *id)
 {
     relay_resume *rs = mr_calloc(1, sizeof *rs);
     rs->r = r;
     rs->m = m;
     rs->since = since;
+    rs->rewind = rewind;
     rs->join_id = id ? json_incref(id) : NULL;
     mr_map_init(&rs->seen);
     m->resume = rs;
@@ -291,10 +312,28 @@ void relay_resume_start(relay *r, relay_conn *c, relay_member *m, int64_t since,
         rs->last_sent = since;
         rs->target = since;
     }
-    (void)c;
     rs->state = WAIT_SUBSCRIBED;
     if (!m->room->subscribing)
         begin(rs);
+}
+
+void relay_resume_start(relay *r, relay_conn *c, relay_member *m, int64_t since, json_t *id)
+{
+    (void)c;
+    start(r, m, since, 0, id);
+}
+
+void relay_resume_rewind(relay *r, relay_conn *c, relay_member *m, int64_t n, json_t *id)
+{
+    if (n == 0) {
+        relay_resume_start(r, c, m, -1, id);
+        return;
+    }
+    (void)c;
+    int64_t max = r->cfg->rewind_max;
+    mr_metric_inc(&relay_m.rewinds);
+    /* Since 0 until the newest page tells where the last N start. */
+    start(r, m, 0, max > 0 && n > max ? max : n, id);
 }
 
 void relay_resume_subscribed(relay *r, relay_room *room)
@@ -385,6 +424,39 @@ static const char *error_reason(json_t *reply)
     return "history reply is malformed";
 }
 
+/*
+ * The newest page of a rewind: set `since` before its first message, so
+ * the page is what a resume from there reads. Returns true when the page
+ * is not used: it holds fewer than N messages only because of its size, so
+ * the resume reads forwards from last_seq - N instead (asked for here).
+ */
+static bool rewind_found(relay_resume *rs, json_t *messages, bool more, json_t *last_seq)
+{
+    size_t n = json_array_size(messages);
+    json_t *first = n ? json_object_get(json_array_get(messages, 0), "seq") : NULL;
+    json_t *last = n ? json_object_get(json_array_get(messages, n - 1), "seq") : NULL;
+    int64_t newest = json_is_integer(last_seq) ? json_integer_value(last_seq) : 0;
+    if (json_is_integer(last) && json_integer_value(last) > newest)
+        newest = json_integer_value(last);
+    int64_t since;
+    bool cut = more && (int64_t)n < rs->rewind;
+    if (json_is_integer(first) && !cut)
+        since = json_integer_value(first) - 1;
+    else
+        since = newest > rs->rewind ? newest - rs->rewind : 0;
+    if (since < 0)
+        since = 0;
+    rs->rewind = 0;
+    rs->since = rs->last_sent = rs->target = since;
+    if (since > rs->m->history_through)
+        rs->m->history_through = since;
+    if (!cut)
+        return false;
+    rs->attempts = 0;
+    request_page(rs);
+    return true;
+}
+
 void relay_resume_reply(relay *r, const char *token, const char *data, size_t len)
 {
     relay_resume *rs = mr_map_del(&r->resumes, token, strlen(token));
@@ -399,11 +471,19 @@ void relay_resume_reply(relay *r, const char *token, const char *data, size_t le
         json_decref(reply);
         return;
     }
+    bool more_after = json_is_true(more);
+    if (rs->rewind > 0) {
+        if (rewind_found(rs, messages, more_after, json_object_get(reply, "last_seq"))) {
+            json_decref(reply);
+            return;
+        }
+        more_after = false; /* the page ends at the newest message; `more` was about older ones */
+    }
     if (!rs->answered)
-        plan(rs, messages, json_is_true(more), json_object_get(reply, "last_seq"));
+        plan(rs, messages, more_after, json_object_get(reply, "last_seq"));
     rs->page = json_incref(messages);
     rs->pos = 0;
-    rs->page_more = json_is_true(more);
+    rs->page_more = more_after;
     json_decref(reply);
     rs->state = REPLAY;
     if (!rs->paced) {

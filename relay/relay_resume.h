@@ -22,6 +22,11 @@ void relay_resume_init(relay *r);
  * request id (may be NULL).
  */
 void relay_resume_start(relay *r, relay_conn *c, relay_member *m, int64_t since, json_t *id);
+/**
+ * Answer a join with `rewind`: like a resume, from the seq before the
+ * room's last `n` messages (at most resume.rewind_max; 0 is a plain join).
+ */
+void relay_resume_rewind(relay *r, relay_conn *c, relay_member *m, int64_t n, json_t *id);
 /** The server confirmed `room`'s subscriptions: answer the joins that waited for it. */
 void relay_resume_subscribed(relay *r, relay_room *room);
 /**

@@ -20,9 +20,11 @@
 #include "relay_client.h"
 #include "relay_conn.h"
 #include "relay_drain.h"
+#include "relay_hook.h"
 #include "relay_inbound.h"
 #include "relay_metrics.h"
 #include "relay_presence.h"
+#include "relay_reload.h"
 #include "relay_repair.h"
 #include "relay_resume.h"
 
@@ -101,6 +103,7 @@ static void housekeeping_cb(lws_sorted_usec_list_t *sul)
 {
     relay *r = lws_container_of(sul, relay, housekeeping_sul);
     atomic_store(&r->loop_alive_us, mr_now_us());
+    relay_reload_tick(r);
     if (--r->listen_check_ticks <= 0) {
         r->listen_check_ticks = LISTEN_CHECK_TICKS;
         check_listener(r);
@@ -160,6 +163,7 @@ static int callback_meridian(struct lws *wsi, enum lws_callback_reasons reason, 
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         return filter_upgrade(r, wsi);
     case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
+        r->ssl_ctx = user; /* a SIGHUP installs renewed certificates here */
         /* Idle TLS connections give their read and write buffers back (about 34 KiB each). */
         SSL_CTX_set_mode((SSL_CTX *)user, SSL_MODE_RELEASE_BUFFERS);
         /*
@@ -191,7 +195,9 @@ static int callback_meridian(struct lws *wsi, enum lws_callback_reasons reason, 
         if (!r)
             return 0;
         relay_inbound_take(r);
+        relay_client_hooks_take(r);
         relay_drain_poll(r);
+        relay_reload_poll(r);
         return 0;
     default:
         break;
@@ -292,6 +298,13 @@ int relay_server_start(relay *r, char *err, size_t errlen)
         info.headers = &r->hsts_header;
     }
 
+    bool hooks_failed;
+    mr_map_init(&r->hook_waits);
+    r->hooks = relay_hooks_new(c, wake, r, &hooks_failed);
+    if (hooks_failed) {
+        snprintf(err, errlen, "hooks: cannot start the HTTP client for backend hooks");
+        return -1;
+    }
     r->nats = relay_nats_new(c, wake, r);
     r->lws = lws_create_context(&info);
     if (!r->lws) {
@@ -345,9 +358,13 @@ void relay_server_stop(relay *r)
         relay_nats_flush(r->nats);
     }
     relay_nats_close(r->nats);
+    relay_hooks_free(r->hooks); /* joins the hook thread: no wake-up after this */
+    r->hooks = NULL;
     if (r->lws)
         lws_context_destroy(r->lws);
     r->lws = NULL;
+    if (r->hook_waits.buckets)
+        relay_client_hooks_free(r);
     relay_nats_free(r->nats);
     r->nats = NULL;
 }

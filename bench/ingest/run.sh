@@ -7,6 +7,7 @@
 #      exactly-once path: identity check, per-room seq, commit publication, ack);
 #   2. publish-to-commit latency at fixed rates ($RATES messages/s for $SECS s).
 # Usage: bench/ingest/run.sh BUILD_DIR   (run as root; needs postgresql-15, nats-server)
+# CTL_EXTRA: more top-level members for control.json (e.g. a "webhook" object).
 set -eu
 BUILD=${1:?usage: run.sh BUILD_DIR}
 N=${N:-300000}
@@ -46,7 +47,7 @@ cat >"$DIR/control.json" <<CONF
  "http_listen":"127.0.0.1:$HTTP","admin_listen":"127.0.0.1:$ADMIN",
  "api_keys":["bench-key-0123456789"],"log_level":"${LOG_LEVEL:-warn}",
  "batch":{"max_messages":${BATCH:-5000},"max_wait_ms":${WAIT_MS:-10},"lanes":${LANES:-3}},
- "consumer":{"max_ack_pending":50000}}
+ "consumer":{"max_ack_pending":50000}${CTL_EXTRA:+,$CTL_EXTRA}}
 CONF
 wait_ready() {
     i=0

@@ -73,7 +73,7 @@ bench_relay_config() {
     cat >"$file" <<JSON
 {"region":"bench","node_id":"$node","listen":"127.0.0.1:$port","admin_listen":"127.0.0.1:$admin",
  "nats":["nats://127.0.0.1:$NATS_PORT"],"auth":{"secret":"${BENCH_SECRET:-dev-secret}"},$tls_json
- "log_level":"warn",
+ "log_level":"warn","signals":{"rate":100000,"burst":100000},
  "limits":{"max_connections_per_ip":0,"publish_rate":100000,"publish_burst":100000,
            "max_outbound_bytes":16777216,"max_rooms_per_connection":1000,
            "handshake_timeout_ms":60000$rxbuf}}

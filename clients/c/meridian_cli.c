@@ -69,8 +69,11 @@ enum {
     OPT_MID,
     OPT_JSON,
     OPT_SINCE,
+    OPT_REWIND,
     OPT_COUNT,
     OPT_QUIET,
+    OPT_SIGNALS,
+    OPT_SIGNAL,
     OPT_VERBOSE,
     OPT_HELP
 };
@@ -95,8 +98,11 @@ typedef struct cli_opts {
     const char *mid;
     bool json;
     long long since;
+    long long rewind;
     long long count;
     bool quiet;
+    bool signals; /* tail: print signals too */
+    bool signal;  /* send: an ephemeral signal, not a message */
     bool verbose;
 } cli_opts;
 
@@ -131,8 +137,10 @@ static const struct option token_longopts[] = {
 static const struct option tail_longopts[] = {
     CONN_LONGOPTS,
     {"since", required_argument, NULL, OPT_SINCE},
+    {"rewind", required_argument, NULL, OPT_REWIND},
     {"count", required_argument, NULL, OPT_COUNT},
     {"quiet", no_argument, NULL, OPT_QUIET},
+    {"signals", no_argument, NULL, OPT_SIGNALS},
     {NULL, 0, NULL, 0},
 };
 
@@ -140,6 +148,7 @@ static const struct option send_longopts[] = {
     CONN_LONGOPTS,
     {"mid", required_argument, NULL, OPT_MID},
     {"json", no_argument, NULL, OPT_JSON},
+    {"signal", no_argument, NULL, OPT_SIGNAL},
     {NULL, 0, NULL, 0},
 };
 
@@ -185,8 +194,10 @@ static const char usage_tail[] =
     "log in or join.\n" USAGE_CONN
     "  --timeout MS       time allowed to connect, log in and join, default 10000\n"
     "  --since SEQ        ask for history after sequence SEQ when joining\n"
+    "  --rewind N         ask for the room's last N messages when joining (not with --since)\n"
     "  --count N          exit 0 after N messages\n"
-    "  --quiet            do not report 'joined ROOM' on stderr\n";
+    "  --quiet            do not report 'joined ROOM' on stderr\n"
+    "  --signals          print the rooms' ephemeral signals too (one JSON line each)\n";
 
 static const char usage_send[] =
     "usage: meridian-cli send [OPTIONS] ROOM TEXT\n"
@@ -195,7 +206,9 @@ static const char usage_send[] =
     "message id (msg_id). Exits 0 on ack, 1 on error or time-out.\n" USAGE_CONN
     "  --timeout MS       time allowed for everything up to the ack, default 10000\n"
     "  --mid MID          client message id (default: a random one); reuse it to retry\n"
-    "  --json             TEXT is a JSON value to publish as the data as it is\n";
+    "  --json             TEXT is a JSON value to publish as the data as it is\n"
+    "  --signal           send TEXT as an ephemeral signal (no ack, no history); exits\n"
+    "                     once the relay has handled it, printing nothing\n";
 
 static int parse_ll(const char *flag, const char *s, long long min, long long *out)
 {
@@ -217,6 +230,7 @@ static int parse_opts(int argc, char **argv, const struct option *longopts, cli_
     o->ttl = 3600;
     o->timeout_ms = 10000;
     o->since = -1;
+    o->rewind = -1;
     o->url = getenv("MERIDIAN_URL");
     o->token = getenv("MERIDIAN_TOKEN");
     optind = 1;
@@ -276,12 +290,22 @@ static int parse_opts(int argc, char **argv, const struct option *longopts, cli_
             if (parse_ll("--since", optarg, 0, &o->since) < 0)
                 return EXIT_USAGE;
             break;
+        case OPT_REWIND:
+            if (parse_ll("--rewind", optarg, 0, &o->rewind) < 0)
+                return EXIT_USAGE;
+            break;
         case OPT_COUNT:
             if (parse_ll("--count", optarg, 1, &o->count) < 0)
                 return EXIT_USAGE;
             break;
         case OPT_QUIET:
             o->quiet = true;
+            break;
+        case OPT_SIGNALS:
+            o->signals = true;
+            break;
+        case OPT_SIGNAL:
+            o->signal = true;
             break;
         case OPT_VERBOSE:
             o->verbose = true;
@@ -399,6 +423,8 @@ typedef struct session {
     bool client_gone; /* mrc_client_free() has begun: the signal thread keeps off */
     long long messages;
     long long max_messages;
+    bool print_signals;
+    int64_t ping_id; /* send --signal: the ping that follows the signal */
 } session;
 
 static bool is_own_request(session *s, int64_t id)
@@ -488,6 +514,27 @@ static void on_message_print(mrc_client *c, const mrc_message *m, void *ud)
     pthread_mutex_unlock(&s->mu);
     if (enough)
         mrc_close(c);
+}
+
+/* tail --signals prints signal frames; send --signal waits for the pong after its signal. */
+static void on_frame(mrc_client *c, const char *type, json_t *frame, void *ud)
+{
+    session *s = ud;
+    if (strcmp(type, "signal") == 0 && s->print_signals) {
+        char *text = json_dumps(frame, JSON_COMPACT);
+        if (text)
+            puts(text);
+        fflush(stdout);
+        free(text);
+    } else if (strcmp(type, "pong") == 0) {
+        json_t *id = json_object_get(frame, "id");
+        pthread_mutex_lock(&s->mu);
+        if (json_is_integer(id) && json_integer_value(id) == s->ping_id) {
+            s->acked = true;
+            pthread_cond_broadcast(&s->cv);
+        }
+        pthread_mutex_unlock(&s->mu);
+    }
 }
 
 static void on_reconnect(mrc_client *c, const char *reason, json_t *urls, void *ud)
@@ -646,6 +693,10 @@ static int cmd_tail(int argc, char **argv)
         die_line("at most %d rooms", MAX_ROOMS);
         return EXIT_USAGE;
     }
+    if (o.since >= 0 && o.rewind >= 0) {
+        die_line("give --since or --rewind, not both");
+        return EXIT_USAGE;
+    }
     for (int i = optind; i < argc; i++) {
         if (!mr_room_valid(argv[i], strlen(argv[i]))) {
             die_line("invalid room name '%s': use 1..128 of A-Z a-z 0-9 _ -", argv[i]);
@@ -657,12 +708,14 @@ static int cmd_tail(int argc, char **argv)
     s.quiet = o.quiet;
     s.max_messages = o.count;
     s.pub_id = -1;
-    mrc_callbacks cb = {.message_cb = on_message_print};
+    s.print_signals = o.signals;
+    mrc_callbacks cb = {.message_cb = on_message_print, .frame_cb = on_frame};
     if ((r = session_open(&s, &o, cb)) != 0)
         return r;
     pthread_mutex_lock(&s.mu);
     for (int i = optind; i < argc; i++) {
-        int64_t id = mrc_join(s.client, argv[i], o.since);
+        int64_t id = o.rewind >= 0 ? mrc_join_rewind(s.client, argv[i], o.rewind)
+                                   : mrc_join(s.client, argv[i], o.since);
         if (id > 0)
             s.join_ids[s.n_join_ids++] = id;
     }
@@ -750,7 +803,8 @@ static int cmd_send(int argc, char **argv)
     static session s;
     s.quiet = true;
     s.pub_id = -1;
-    mrc_callbacks cb = {0};
+    s.ping_id = -1;
+    mrc_callbacks cb = {.frame_cb = on_frame};
     if ((r = session_open(&s, &o, cb)) != 0) {
         json_decref(data);
         return r;
@@ -760,7 +814,13 @@ static int cmd_send(int argc, char **argv)
     int64_t jid = mrc_join(s.client, room, -1);
     if (jid > 0)
         s.join_ids[s.n_join_ids++] = jid;
-    s.pub_id = mrc_publish(s.client, room, mid, data);
+    if (o.signal) {
+        /* No ack for a signal: the pong of a ping sent after it says the relay handled it. */
+        s.pub_id = mrc_signal(s.client, room, data);
+        s.ping_id = mrc_ping(s.client);
+    } else {
+        s.pub_id = mrc_publish(s.client, room, mid, data);
+    }
     json_decref(data);
     struct timespec deadline = mr_deadline_ms(o.timeout_ms);
     while (!s.acked && !s.failed && !s.closed)
@@ -770,7 +830,7 @@ static int cmd_send(int argc, char **argv)
     /* Decide before closing: our own close must not be mistaken for the relay's. */
     bool timed_out = !s.acked && !s.failed && !s.closed;
     pthread_mutex_unlock(&s.mu);
-    if (acked) {
+    if (acked && !o.signal) {
         printf("%s\n", s.msg_id);
         fflush(stdout);
     }

@@ -750,6 +750,15 @@ int64_t mrc_join(mrc_client *c, const char *room, int64_t since)
     return enqueue(c, f);
 }
 
+int64_t mrc_join_rewind(mrc_client *c, const char *room, int64_t n)
+{
+    json_t *f = n >= 0 ? room_frame("join", room) : NULL;
+    if (!f)
+        return MRC_EINVAL;
+    json_object_set_new(f, "rewind", json_integer(n));
+    return enqueue(c, f);
+}
+
 int64_t mrc_leave(mrc_client *c, const char *room)
 {
     json_t *f = room_frame("leave", room);
@@ -778,6 +787,22 @@ int64_t mrc_publish(mrc_client *c, const char *room, const char *mid, json_t *da
         json_object_set_new(f, "mid", json_string(mid));
     json_object_set(f, "data", data);
     return enqueue(c, f);
+}
+
+int64_t mrc_signal(mrc_client *c, const char *room, json_t *data)
+{
+    json_t *f = data ? room_frame("signal", room) : NULL;
+    if (!f)
+        return MRC_EINVAL;
+    json_object_set(f, "data", data);
+    return enqueue(c, f);
+}
+
+int64_t mrc_refresh(mrc_client *c, const char *token)
+{
+    if (!token || !token[0])
+        return MRC_EINVAL;
+    return enqueue(c, json_pack("{s:s, s:s}", "type", "refresh", "token", token));
 }
 
 int64_t mrc_publish_text(mrc_client *c, const char *room, const char *mid, const char *json_text)

@@ -117,6 +117,11 @@ int mrc_client_new(const mrc_options *opts, mrc_client **out, char *err, size_t 
 
 /** Join `room`; `since` >= 0 asks for history after that seq, -1 for none. */
 int64_t mrc_join(mrc_client *c, const char *room, int64_t since);
+/**
+ * Join `room` asking for its last `n` messages (`rewind`, n >= 0; the relay
+ * caps n at its resume.rewind_max): they follow `joined` as messages with seq.
+ */
+int64_t mrc_join_rewind(mrc_client *c, const char *room, int64_t n);
 int64_t mrc_leave(mrc_client *c, const char *room);
 /**
  * Publish `data` (any JSON value; the client takes no reference) to a joined
@@ -127,6 +132,20 @@ int64_t mrc_publish(mrc_client *c, const char *room, const char *mid, json_t *da
 /** Like mrc_publish() with the payload given as JSON text. */
 int64_t mrc_publish_text(mrc_client *c, const char *room, const char *mid, const char *json_text);
 int64_t mrc_presence_query(mrc_client *c, const char *room);
+/**
+ * Send an ephemeral signal (typing, cursor...) with `data` (any JSON value;
+ * the client takes no reference) to a joined room. Nothing answers it on
+ * success (no ack); errors come to error_cb with the returned id. The room's
+ * other members get a `signal` frame (frame_cb).
+ */
+int64_t mrc_signal(mrc_client *c, const char *room, json_t *data);
+/**
+ * Hand the session a new token (same user): the relay answers `refreshed`
+ * (frame_cb), or an error (`auth_failed`, `user_mismatch`) after which the
+ * session keeps its current token. The relay sends `refresh_due` (frame_cb)
+ * before the current one expires.
+ */
+int64_t mrc_refresh(mrc_client *c, const char *token);
 int64_t mrc_ping(mrc_client *c);
 
 /** Begin a normal close (1000). close_cb follows. Safe to call more than once. */

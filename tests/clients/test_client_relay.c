@@ -623,6 +623,45 @@ START_TEST(cli_tail_count_exits_zero)
 }
 END_TEST
 
+START_TEST(cli_signals_and_rewind)
+{
+    /* tail --rewind joins with rewind (this relay has no history service: recovered false). */
+    const char *tail_args[] = {"tail", "--url",     url,        "--secret", SECRET,   "--sub",
+                               "eyes", "--signals", "--rewind", "50",       "typing", NULL};
+    cli_proc tail;
+    cli_start(&tail, tmpdir, "tail-signals", tail_args);
+    ck_assert_msg(cli_wait_output(&tail, true, "joined typing", 20000), "tail did not join");
+    const char *send_args[] = {
+        "send",     "--url",  url,      "--secret",          SECRET, "--sub", "typer",
+        "--signal", "--json", "typing", "{\"typing\":true}", NULL};
+    char *out, *err;
+    int rc = cli_run(tmpdir, "send-signal", send_args, 20000, &out, &err);
+    ck_assert_msg(rc == 0, "send --signal exit %d: %s", rc, err);
+    ck_assert_str_eq(out, ""); /* no msg_id: a signal has none */
+    ck_assert_msg(cli_wait_output(&tail, false, "\"type\":\"signal\"", 10000),
+                  "tail did not print the signal");
+    char *lines = cli_out(&tail);
+    json_t *j = json_loads(lines, 0, NULL);
+    ck_assert_msg(j != NULL, "not one JSON line: %s", lines);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "from")), "typer");
+    ck_assert(json_is_true(json_object_get(json_object_get(j, "data"), "typing")));
+    json_decref(j);
+    /* A signal to a room it may not join: the relay's error, exit 1. */
+    const char *bad[] = {"send",   "--url", url,        "--secret", SECRET, "--sub", "typer",
+                         "--room", "x-*",   "--signal", "typing",   "hi",   NULL};
+    char *out2, *err2;
+    rc = cli_run(tmpdir, "send-signal-bad", bad, 20000, &out2, &err2);
+    ck_assert_msg(rc == 1 && strstr(err2, "forbidden"), "exit %d: %s", rc, err2);
+    kill(tail.pid, SIGTERM);
+    ck_assert_int_eq(cli_wait(&tail, 10000), 0);
+    free(lines);
+    free(out);
+    free(err);
+    free(out2);
+    free(err2);
+}
+END_TEST
+
 START_TEST(cli_auth_and_permission_errors)
 {
     char *out, *err;
@@ -787,6 +826,11 @@ static Suite *client_relay_suite(void)
     tcase_add_test(cli, cli_tail_exits_nonzero_on_drain);
     tcase_add_test(cli, cli_send_errors_nats_down_and_wrong_port);
     suite_add_tcase(s, cli);
+    TCase *app = tcase_create("app_features");
+    tcase_add_checked_fixture(app, setup_ws, teardown);
+    tcase_set_timeout(app, 120);
+    tcase_add_test(app, cli_signals_and_rewind);
+    suite_add_tcase(s, app);
     TCase *tls = tcase_create("tls");
     tcase_add_checked_fixture(tls, setup_wss, teardown);
     tcase_set_timeout(tls, 180);

@@ -3,6 +3,8 @@
 #include "mr_jwt.h"
 
 #include <check.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -241,6 +243,64 @@ START_TEST(b64url_roundtrip)
 }
 END_TEST
 
+/* header.payload signed with `key` (HS256), for tokens with a kid header. */
+static char *sign_with(const char *key, const char *header, const char *payload)
+{
+    char *tok = forge(header, payload);
+    size_t n = strlen(tok);
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int maclen = 0;
+    HMAC(EVP_sha256(), key, (int)strlen(key), (const unsigned char *)tok, n, mac, &maclen);
+    tok[n++] = '.';
+    mr_b64url_encode(mac, maclen, tok + n);
+    return tok;
+}
+
+static mr_jwt_status verify_keys(const mr_jwt_key *keys, size_t n, const char *key,
+                                 const char *header)
+{
+    char *tok = sign_with(key, header, "{\"sub\":\"a\",\"exp\":1700000100}");
+    mr_jwt_params p = {.keys = keys, .nkeys = n};
+    mr_jwt_claims c;
+    mr_jwt_status st = mr_jwt_verify(&p, tok, strlen(tok), NOW, &c);
+    if (st == MR_JWT_OK)
+        mr_jwt_claims_free(&c);
+    free(tok);
+    return st;
+}
+
+/* Several keys during a rotation: a kid picks its key, no kid tries them all. */
+START_TEST(keys_and_kid)
+{
+    const char *k_new = "new-secret-0123456789abcdef0123456789";
+    const char *k_old = "old-secret-0123456789abcdef0123456789";
+    mr_jwt_key both[] = {{"2026-12", (const unsigned char *)k_new, strlen(k_new)},
+                         {"2026-06", (const unsigned char *)k_old, strlen(k_old)}};
+    ck_assert_int_eq(verify_keys(both, 2, k_new, "{\"alg\":\"HS256\",\"kid\":\"2026-12\"}"),
+                     MR_JWT_OK);
+    ck_assert_int_eq(verify_keys(both, 2, k_old, "{\"alg\":\"HS256\",\"kid\":\"2026-06\"}"),
+                     MR_JWT_OK);
+    ck_assert_int_eq(verify_keys(both, 2, k_old, "{\"alg\":\"HS256\"}"), MR_JWT_OK);
+    ck_assert_int_eq(verify_keys(both, 2, k_new, "{\"alg\":\"HS256\"}"), MR_JWT_OK);
+    /* The kid names the key: the other key's signature does not count. */
+    ck_assert_int_eq(verify_keys(both, 2, k_old, "{\"alg\":\"HS256\",\"kid\":\"2026-12\"}"),
+                     MR_JWT_BAD_SIGNATURE);
+    ck_assert_int_eq(verify_keys(both, 2, k_new, "{\"alg\":\"HS256\",\"kid\":\"1999\"}"),
+                     MR_JWT_UNKNOWN_KID);
+    ck_assert_int_eq(verify_keys(both, 2, k_new, "{\"alg\":\"HS256\",\"kid\":7}"),
+                     MR_JWT_MALFORMED);
+    ck_assert_int_eq(verify_keys(both, 2, "another-secret-0123456789abcdef", "{\"alg\":\"HS256\"}"),
+                     MR_JWT_BAD_SIGNATURE);
+    /* A key without an id takes tokens whose kid names no key, and only those. */
+    mr_jwt_key mixed[] = {{"a", (const unsigned char *)k_new, strlen(k_new)},
+                          {NULL, (const unsigned char *)k_old, strlen(k_old)}};
+    ck_assert_int_eq(verify_keys(mixed, 2, k_old, "{\"alg\":\"HS256\",\"kid\":\"zzz\"}"),
+                     MR_JWT_OK);
+    ck_assert_int_eq(verify_keys(mixed, 2, k_old, "{\"alg\":\"HS256\",\"kid\":\"a\"}"),
+                     MR_JWT_BAD_SIGNATURE);
+}
+END_TEST
+
 Suite *jwt_suite(void)
 {
     Suite *s = suite_create("jwt");
@@ -254,6 +314,7 @@ Suite *jwt_suite(void)
     tcase_add_test(tc, alg_none_and_others);
     tcase_add_test(tc, malformed);
     tcase_add_test(tc, issuer_audience);
+    tcase_add_test(tc, keys_and_kid);
     tcase_add_test(tc, bad_claims);
     tcase_add_test(tc, far_exp_is_clamped);
     tcase_add_test(tc, b64url_roundtrip);

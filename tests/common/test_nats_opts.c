@@ -348,6 +348,12 @@ START_TEST(permission_table)
     ck_assert(!allowed(relay.pub, relay.npub, "meridian.commit.general"));
     ck_assert(allowed(relay.pub, relay.npub, "meridian.relay.hb"));
     ck_assert(allowed(relay.sub, relay.nsub, "meridian.relay.hb"));
+    /* Signals likewise: its own region's only; every region's are read. */
+    ck_assert(allowed(relay.pub, relay.npub, "meridian.sig.eu-west.general"));
+    ck_assert(!allowed(relay.pub, relay.npub, "meridian.sig.us-east.general"));
+    ck_assert(allowed(relay.sub, relay.nsub, "meridian.sig.us-east.general"));
+    ck_assert(!allowed(control.pub, control.npub, "meridian.sig.us-east.general"));
+    ck_assert(!allowed(hc.sub, hc.nsub, "meridian.sig.ap-south.general"));
     ck_assert(allowed(relay.sub, relay.nsub, "meridian.msg.us-east.general"));
     ck_assert(allowed(relay.sub, relay.nsub, "meridian.commit.general"));
     ck_assert(!allowed(relay.sub, relay.nsub, "meridian.history.general"));

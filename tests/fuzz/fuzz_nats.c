@@ -6,6 +6,7 @@
  *   fuzz_nats_commit     meridian.commit.<rest>    "<rest>\n<payload>"
  *   fuzz_nats_presence   meridian.presence.<rest>  "<rest>\n<reply>\n<payload>"
  *   fuzz_nats_heartbeat  meridian.relay.hb<rest>   "<rest>\n<payload>"
+ *   fuzz_nats_signal     meridian.sig.<rest>       "<rest>\n<payload>"
  *   fuzz_nats_history    <inbox><token>            "<which><token>\n<payload>": which 'r' answers
  *                        the pending resume, 'c' the repair of room r, 'p' its presence snapshot,
  *                        anything else uses <token> as it is
@@ -30,7 +31,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { FAMILY_MSG, FAMILY_COMMIT, FAMILY_PRESENCE, FAMILY_HEARTBEAT, FAMILY_HISTORY };
+enum {
+    FAMILY_MSG,
+    FAMILY_COMMIT,
+    FAMILY_PRESENCE,
+    FAMILY_HEARTBEAT,
+    FAMILY_HISTORY,
+    FAMILY_SIGNAL
+};
 
 #ifndef FUZZ_FAMILY
 #error "FUZZ_FAMILY must name the subject family"
@@ -128,7 +136,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         char *rest = field(&p, end);
         snprintf(subject, sizeof subject, "%s%s",
-                 family == FAMILY_COMMIT ? RELAY_SUBJ_COMMIT : RELAY_SUBJ_HEARTBEAT, rest);
+                 family == FAMILY_COMMIT   ? RELAY_SUBJ_COMMIT
+                 : family == FAMILY_SIGNAL ? RELAY_SUBJ_SIGNAL
+                                           : RELAY_SUBJ_HEARTBEAT,
+                 rest);
         deliver(subject, NULL, NULL, p, (size_t)(end - p));
         free(rest);
     }

@@ -695,6 +695,58 @@ static void resume_all(const char *room, int n)
     mr_ws_close(&m);
 }
 
+/*
+ * Join `room` (holding `total` messages) with rewind `n`: `joined` says the
+ * rewind starts after seq total - n (0 when the room holds fewer), those
+ * messages follow in seq order, once, then a live message.
+ */
+static void rewind_last(const char *room, int total, int n)
+{
+    mr_ws m;
+    mr_test_hello(&m, &relays[0], "rewinder", NULL);
+    char join[160];
+    snprintf(join, sizeof join, "{\"type\":\"join\",\"id\":\"rw\",\"room\":\"%s\",\"rewind\":%d}",
+             room, n);
+    mr_ws_send_text(&m, join);
+    char *f = mr_ws_expect(&m, "\"type\":\"joined\"", 30000);
+    ck_assert_msg(f != NULL, "no joined");
+    json_t *j = frame_json(f);
+    ck_assert_msg(json_is_true(json_object_get(j, "recovered")), "joined: %s", f);
+    int first = total > n ? total - n + 1 : 1;
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "since")), first - 1);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "through")), total);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "history")), total - first + 1);
+    free(f);
+    json_decref(j);
+    for (int i = first; i <= total; i++) {
+        char *msg = mr_test_next_message(&m, 30000);
+        ck_assert_msg(msg != NULL, "rewound message %d missing", i);
+        json_t *mj = frame_json(msg);
+        free(msg);
+        ck_assert_int_eq(json_integer_value(json_object_get(mj, "seq")), i);
+        json_decref(mj);
+    }
+    mr_ws live;
+    mr_test_hello(&live, &relays[0], "live", NULL);
+    mr_test_join(&live, room);
+    mr_test_publish(&live, room, "after-rewind", "\"live\"");
+    char *msg = mr_test_next_message(&m, 5000);
+    ck_assert_msg(msg && strstr(msg, "after-rewind"), "%s", msg ? msg : "nothing");
+    free(msg);
+    mr_ws_close(&live);
+    mr_ws_close(&m);
+}
+
+START_TEST(rewind_gets_the_last_messages_then_live)
+{
+    publish_committed(&relays[0], "pub", "rewind", 20, 20);
+    rewind_last("rewind", 20, 5);
+    wait_room_count("rewind", 21, 20000);
+    /* More than the room holds: all of it, from seq 1. */
+    rewind_last("rewind", 21, 50);
+}
+END_TEST
+
 START_TEST(resume_after_1000_messages_of_2kb)
 {
     publish_big("big2k", 1000, 2000);
@@ -706,6 +758,8 @@ START_TEST(resume_after_100_messages_of_60kb)
 {
     publish_big("big60k", 100, 60000);
     resume_all("big60k", 100);
+    /* 30 × 60 KB is more than one history page: the rewind reads forwards instead. */
+    rewind_last("big60k", 100, 30);
 }
 END_TEST
 
@@ -772,6 +826,8 @@ int main(void)
     tcase_add_test(tc, resume_after_1000_messages_of_2kb);
     tcase_add_test(tc, resume_after_100_messages_of_60kb);
     tcase_add_test(tc, join_leave_join_each_join_answered_once);
+    TCase *rewind = mr_test_case(s, "rewind", setup, teardown, 120);
+    tcase_add_test(rewind, rewind_gets_the_last_messages_then_live);
     TCase *faults = mr_test_case(s, "faults", setup_faults, teardown, 300);
     tcase_add_test(faults, relay_sigkill_no_duplicate_within_a_session);
     tcase_add_test(faults, postgres_stopped_no_duplicate_within_a_session);

@@ -841,6 +841,52 @@ START_TEST(region_killed_no_duplicate_within_a_session)
 }
 END_TEST
 
+/*
+ * Issue 16 §3: an ephemeral signal from one region reaches the room's
+ * members on every relay of every region (core NATS across the gateways),
+ * and leaves nothing in history.
+ */
+START_TEST(signal_reaches_every_region_and_no_history)
+{
+    enum { NM = MR_TEST_NREGIONS * MR_TEST_RELAYS_PER_REGION };
+    member ms[NM];
+    char user[32];
+    for (int i = 0; i < NM; i++) {
+        snprintf(user, sizeof user, "s%d", i);
+        member_init(&ms[i], user);
+        member_join(&ms[i], relay_of(i / MR_TEST_RELAYS_PER_REGION, i % MR_TEST_RELAYS_PER_REGION),
+                    "typing", -1);
+    }
+    /* Signals are best effort: repeat until each member got one (interest may still be spreading).
+     */
+    int64_t deadline = mr_test_now_ms() + 20000;
+    bool got[NM] = {false};
+    int missing = NM - 1;
+    while (missing > 0) {
+        ck_assert_msg(mr_test_now_ms() < deadline, "%d members never got the signal", missing);
+        ck_assert_int_eq(
+            mr_ws_send_text(&ms[0].ws,
+                            "{\"type\":\"signal\",\"room\":\"typing\",\"data\":{\"typing\":true}}"),
+            0);
+        for (int i = 1; i < NM; i++) {
+            if (got[i])
+                continue;
+            char *f = mr_ws_expect(&ms[i].ws, "\"type\":\"signal\"", 300);
+            if (f) {
+                ck_assert_msg(strstr(f, "\"from\":\"s0\"") && strstr(f, "{\"typing\":true}"), "%s",
+                              f);
+                got[i] = true;
+                missing--;
+                free(f);
+            }
+        }
+    }
+    ck_assert_int_eq(history_count("typing"), 0);
+    for (int i = 0; i < NM; i++)
+        member_free(&ms[i]);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("multiregion");
@@ -853,6 +899,11 @@ static Suite *suite(void)
     tcase_add_test(tc, region_outage_keeps_others_serving_and_catches_up);
     tcase_add_test(tc, forged_messages_reach_no_member_and_no_history);
     suite_add_tcase(s, tc);
+    TCase *sig = tcase_create("signals");
+    tcase_set_timeout(sig, 120);
+    tcase_add_checked_fixture(sig, setup, teardown);
+    tcase_add_test(sig, signal_reaches_every_region_and_no_history);
+    suite_add_tcase(s, sig);
     TCase *once = tcase_create("once_per_member");
     tcase_set_timeout(once, 300);
     tcase_add_checked_fixture(once, setup, teardown);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The systemd units and maintainer scripts as shipped in packaging/: syntax
-# (systemd-analyze verify, sh -n), restart policy, a dedicated user, and a
+# (systemd-analyze verify, sh -n), restart policy, Type=notify with a
+# watchdog and a SIGHUP reload, a dedicated user, and a
 # hardening level checked by `systemd-analyze security --offline` (exposure
 # score at most 2.5 of 10).
 set -euo pipefail
@@ -22,7 +23,12 @@ for unit in "${units[@]}"; do
         'ProtectSystem=strict' 'ProtectHome=yes' 'PrivateTmp=yes' 'StandardError=journal'
         'ExecStartPre=/usr/bin/meridian-[a-z]* --check --config /etc/meridian/[a-z]*.json'
         'ExecStart=/usr/bin/meridian-[a-z]* --config /etc/meridian/[a-z]*.json'
-        'WantedBy=multi-user.target')
+        'WantedBy=multi-user.target'
+        # Life cycle (issue 15): READY after listeners and NATS, a watchdog fed from the
+        # event loop, reloads by SIGHUP; AF_UNIX for the notify socket.
+        'Type=notify' 'NotifyAccess=main' 'WatchdogSec=[1-9][0-9]*s'
+        'TimeoutStartSec=[1-9][0-9]*s' 'ExecReload=/bin/kill -HUP $MAINPID'
+        'RestrictAddressFamilies=.*AF_UNIX.*')
     for want in "${wants[@]}"; do
         if grep -qx "$want" "$unit"; then ok; else bad "$name lacks $want"; fi
     done

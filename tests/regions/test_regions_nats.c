@@ -582,6 +582,17 @@ static void check_publish_permissions(super *s)
     relay_eu2 = connect_as(s, EU, "relay", EU);
     assert_dropped(relay_eu2, "meridian.commit.general", relay_eu, "meridian.msg.eu-west.m4",
                    watcher);
+    /* Signals (core NATS, no stream): a relay's own region's cross the gateways, another's not. */
+    natsSubscription *sig_watcher = NULL;
+    ck_assert_int_eq(natsConnection_SubscribeSync(&sig_watcher, relay_us, "meridian.sig.*.*"),
+                     NATS_OK);
+    ck_assert_int_eq(natsConnection_FlushTimeout(relay_us, 5000), NATS_OK);
+    await_delivery(relay_eu, "meridian.sig.eu-west.probe", sig_watcher);
+    natsConnection_Destroy(relay_eu2);
+    relay_eu2 = connect_as(s, EU, "relay", EU);
+    assert_dropped(relay_eu2, "meridian.sig.us-east.general", relay_eu, "meridian.sig.eu-west.s1",
+                   sig_watcher);
+    natsSubscription_Destroy(sig_watcher);
     /* Nor may a health agent even listen to them. */
     natsSubscription *spy = NULL;
     natsConnection *hc_us = connect_as(s, US, "healthcheck", US);

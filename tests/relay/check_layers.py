@@ -32,11 +32,11 @@ import tempfile
 # layers named in SHARED (there only cycles are refused).
 LAYERS = [
     ("base", ["relay", "relay_config", "relay_metrics", "relay_out", "relay_dedup",
-              "relay_nats", "relay_room"]),
+              "relay_nats", "relay_hook", "relay_room"]),
     ("leaf", ["relay_frames", "relay_conn"]),
     ("delivery", ["relay_deliver"]),
     ("features", ["relay_publish", "relay_resume", "relay_repair", "relay_presence",
-                  "relay_drain"]),
+                  "relay_drain", "relay_reload", "relay_refresh", "relay_signal"]),
     ("dispatch", ["relay_client", "relay_inbound"]),
     ("server", ["relay_server"]),
     ("main", ["relay_main"]),

@@ -103,6 +103,13 @@ int relay_nats_confirm(relay_nats *n, const char *token)
     return 0;
 }
 
+int relay_nats_subscribe_subject(relay_nats *n, const char *subject, natsSubscription **out)
+{
+    (void)n, (void)subject;
+    *out = NULL;
+    return fake_nats.connected ? 0 : -1;
+}
+
 void relay_nats_unsubscribe(natsSubscription *sub)
 {
     (void)sub;

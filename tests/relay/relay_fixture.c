@@ -1,12 +1,15 @@
 /* See relay_fixture.h. */
 #include "relay_fixture.h"
 #include "mr_alloc.h"
+#include "relay_client.h"
 #include "relay_deliver.h"
 #include "relay_drain.h"
+#include "relay_inbound.h"
 #include "relay_presence.h"
 #include "relay_publish.h"
 #include "relay_repair.h"
 #include "relay_resume.h"
+#include "relay_signal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +31,7 @@ void fx_init(relay_fixture *fx)
     relay_presence_init(r);
     relay_repair_init(r);
     relay_resume_init(r);
+    relay_signal_init(r);
     relay_drain_init(r);
     r->nats = relay_nats_new(r->cfg, NULL, NULL);
 }
@@ -146,4 +150,37 @@ char *fx_history(const char *room, int from, int to, bool more, int last_seq, si
     char *text = json_dumps(page, JSON_COMPACT);
     json_decref(page);
     return text;
+}
+
+void fx_client_sends(relay_conn *c, const char *text)
+{
+    FX_ASSERT(relay_client_receive(c, text, strlen(text), false, true) == 0, "receive failed");
+}
+
+void fx_take_types(relay_conn *c, char *out, size_t cap)
+{
+    size_t n, used = 0;
+    char **f = fx_take(c, &n);
+    out[0] = '\0';
+    for (size_t i = 0; i < n && used < cap; i++) {
+        json_t *j = fx_json(f, i);
+        const char *id = json_string_value(json_object_get(j, "id"));
+        used += (size_t)snprintf(out + used, cap - used, "%s%s%s%s", i ? " " : "",
+                                 json_string_value(json_object_get(j, "type")), id ? ":" : "",
+                                 id ? id : "");
+        json_decref(j);
+    }
+    fx_frames_free(f);
+}
+
+void fx_confirm_last(relay_fixture *fx)
+{
+    int i = fake_nats.publishes - 1;
+    while (i >= 0 && strcmp(fake_nats.publish[i].subject, "confirm") != 0)
+        i--;
+    FX_ASSERT(i >= 0, "no subscription confirmation asked for");
+    char subject[300];
+    snprintf(subject, sizeof subject, "_INBOX.fake.%s", fake_nats.publish[i].reply);
+    fake_nats_deliver(subject, "");
+    relay_inbound_take(&fx->r);
 }

@@ -42,5 +42,11 @@ void fx_msg_id(const char *room, int i, char out[MR_MSG_ID_LEN + 1]);
  * each), `more` and `last_seq`. Returns malloc'd JSON text.
  */
 char *fx_history(const char *room, int from, int to, bool more, int last_seq, size_t data_bytes);
+/** A text frame from the client, through the dispatcher, as lws hands it over. */
+void fx_client_sends(relay_conn *c, const char *text);
+/** The frames queued for `c` as "type[:id]" words separated by spaces; takes them. */
+void fx_take_types(relay_conn *c, char *out, size_t cap);
+/** Answer the subscription confirmation the relay asked NATS for last. */
+void fx_confirm_last(relay_fixture *fx);
 
 #endif

@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <check.h>
 #include <jansson.h>
+#include <nats/nats.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <poll.h>
@@ -842,6 +843,152 @@ static void teardown_tls(void)
     teardown();
 }
 
+/* hello with `token`, wait for welcome. */
+static void hello_with(mr_ws *w, mr_test_relay *rp, char *token)
+{
+    connect_ws(w, rp);
+    char hello[2048];
+    snprintf(hello, sizeof hello, "{\"type\":\"hello\",\"token\":\"%s\"}", token);
+    free(token);
+    mr_ws_send_text(w, hello);
+    mr_test_expect(w, "\"type\":\"welcome\"");
+}
+
+static void send_refresh(mr_ws *w, const char *id, char *token)
+{
+    char frame[2048];
+    snprintf(frame, sizeof frame, "{\"type\":\"refresh\",\"id\":\"%s\",\"token\":\"%s\"}", id,
+             token);
+    free(token);
+    mr_ws_send_text(w, frame);
+}
+
+/*
+ * Issue 16 §1: a session whose token expires in 2 s is hinted with
+ * refresh_due, refreshes with a token whose rooms claim drops one of its
+ * rooms (left with reason), and lives on past the first token's expiry and
+ * leeway, still getting messages.
+ */
+START_TEST(refresh_keeps_the_session_past_the_first_expiry)
+{
+    mr_ws w, pub;
+    hello_with(&w, &relays[0], mr_test_token("renewer", 2, NULL));
+    mr_test_join(&w, "team-x");
+    mr_test_join(&w, "other");
+    char *f = mr_ws_expect(&w, "\"type\":\"refresh_due\"", 5000);
+    ck_assert_msg(f != NULL, "no refresh_due before the expiry");
+    free(f);
+    send_refresh(&w, "r1", mr_test_token("renewer", 3600, "[\"team-*\"]"));
+    f = mr_ws_expect(&w, "\"type\":\"refreshed\"", 5000);
+    ck_assert_msg(f && strstr(f, "\"id\":\"r1\""), "%s", f ? f : "no refreshed");
+    free(f);
+    f = mr_ws_expect(&w, "\"type\":\"left\"", 5000);
+    ck_assert_msg(f && strstr(f, "\"room\":\"other\"") && strstr(f, "\"reason\":\"forbidden\""),
+                  "%s", f ? f : "no left");
+    free(f);
+    /* Past the first token's exp + leeway (5 s): no 4010. */
+    f = mr_ws_expect(&w, "\"type\"", 8000);
+    ck_assert_msg(f == NULL, "unexpected %s", f);
+    mr_test_hello(&pub, &relays[1], "talker", NULL);
+    mr_test_join(&pub, "team-x");
+    mr_test_publish(&pub, "team-x", "after-refresh", "1");
+    char *m = mr_test_next_message(&w, 5000);
+    ck_assert_msg(m && strstr(m, "after-refresh"), "%s", m ? m : "no message");
+    free(m);
+    mr_ws_close(&pub);
+    mr_ws_close(&w);
+}
+END_TEST
+
+/* A token of another user is refused: the session keeps its own, and ends with 4010 at its exp. */
+START_TEST(refresh_for_another_user_is_refused)
+{
+    mr_ws w;
+    hello_with(&w, &relays[0], mr_test_token("owner", 1, NULL));
+    send_refresh(&w, "r1", mr_test_token("intruder", 3600, NULL));
+    char *f = mr_ws_expect(&w, "\"code\":\"user_mismatch\"", 5000);
+    ck_assert_msg(f && strstr(f, "\"id\":\"r1\""), "%s", f ? f : "no user_mismatch");
+    free(f);
+    int code = mr_ws_wait_close(&w, 15000);
+    ck_assert_msg(code == 4010, "close code %d, want 4010", code);
+    mr_ws_close(&w);
+}
+END_TEST
+
+/*
+ * Issue 16 §3: a signal reaches the room's members on both relays (the
+ * sender's other session too) and not the sender; nothing is published to
+ * JetStream and no ack comes.
+ */
+START_TEST(signal_reaches_members_on_every_relay_over_core_nats)
+{
+    mr_ws a, a2, b, c;
+    mr_test_hello(&a, &relays[0], "alice", NULL);
+    mr_test_hello(&a2, &relays[1], "alice", NULL);
+    mr_test_hello(&b, &relays[1], "bob", NULL);
+    mr_test_hello(&c, &relays[0], "carol", NULL);
+    mr_ws *all[] = {&a, &a2, &b, &c};
+    for (int i = 0; i < 4; i++) {
+        char join[128];
+        snprintf(join, sizeof join,
+                 "{\"type\":\"join\",\"id\":\"j\",\"room\":\"sig\",\"presence\":false}");
+        mr_ws_send_text(all[i], join);
+        mr_test_expect(all[i], "\"type\":\"joined\"");
+    }
+    mr_ws_send_text(
+        &a, "{\"type\":\"signal\",\"id\":\"s1\",\"room\":\"sig\",\"data\":{\"typing\":true}}");
+    mr_ws_send_text(&a, "{\"type\":\"ping\",\"id\":\"p\"}");
+    for (int i = 1; i < 4; i++) {
+        char *f = mr_ws_expect(all[i], "\"type\":\"signal\"", 5000);
+        ck_assert_msg(f && strstr(f, "\"from\":\"alice\"") && strstr(f, "{\"typing\":true}") &&
+                          strstr(f, "\"region\":\"test\""),
+                      "member %d: %s", i, f ? f : "no signal");
+        free(f);
+    }
+    /* The sender's next frame is the pong: no ack, no echo. */
+    char *p;
+    int cc;
+    ck_assert_int_eq(mr_ws_recv(&a, 5000, &p, NULL, &cc), 1);
+    ck_assert_msg(strstr(p, "\"type\":\"pong\""), "%s", p);
+    free(p);
+    ck_assert_int_eq(mr_test_relay_metric(&relays[0], "meridian_relay_signals_total"), 1);
+    ck_assert_int_eq(mr_test_relay_metric(&relays[0], "meridian_relay_publishes_total"), 0);
+    ck_assert_int_eq(mr_test_relay_metric(&relays[1], "meridian_relay_signals_delivered_total"), 2);
+    /* Nothing went to the region's stream. */
+    natsConnection *nc = NULL;
+    ck_assert_int_eq(natsConnection_ConnectTo(&nc, nats.url), NATS_OK);
+    jsCtx *js = NULL;
+    ck_assert_int_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    ck_assert_int_eq(js_GetStreamInfo(&si, js, "MERIDIAN_TEST", NULL, &jerr), NATS_OK);
+    ck_assert_uint_eq(si->State.Msgs, 0);
+    jsStreamInfo_Destroy(si);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    for (int i = 0; i < 4; i++)
+        mr_ws_close(all[i]);
+}
+END_TEST
+
+/*
+ * The JavaScript SDK with getToken() against this relay: 3-second tokens,
+ * one session for 12 s (tests/relay/sdk_refresh_client.mjs).
+ */
+START_TEST(sdk_get_token_refreshes_without_reconnecting)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "node %s/sdk_refresh_client.mjs ws://127.0.0.1:%d/ %s",
+             MERIDIAN_TEST_SOURCE_DIR, relays[0].port, MR_TEST_SECRET);
+    FILE *f = popen(cmd, "r");
+    ck_assert_ptr_nonnull(f);
+    char line[1024] = "";
+    char *got = fgets(line, sizeof line, f);
+    int st = pclose(f);
+    ck_assert_msg(got && st == 0, "SDK client failed (status %d): %s", st, line);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("relay_integration");
@@ -880,6 +1027,12 @@ int main(void)
     TCase *tls = mr_test_case(s, "tls", setup_tls, teardown_tls, 60);
     tcase_add_test(tls, tls13_only_with_hsts);
     tcase_add_test(tls, default_suites_prefer_aes128_and_chacha20_for_clients_that_ask);
+
+    TCase *app = mr_test_case(s, "app_features", setup, teardown, 120);
+    tcase_add_test(app, refresh_keeps_the_session_past_the_first_expiry);
+    tcase_add_test(app, refresh_for_another_user_is_refused);
+    tcase_add_test(app, signal_reaches_members_on_every_relay_over_core_nats);
+    tcase_add_test(app, sdk_get_token_refreshes_without_reconnecting);
 
     return mr_test_run(s);
 }

@@ -18,6 +18,12 @@ fields.url.value = params.get('url') || defaultUrl;
 let client = null;
 let room = null;
 const rendered = new Map(); // msg_id -> <li>
+// Typing indicators ride on ephemeral signals: no history, no seq, no ack.
+const TYPING_SHOW_MS = 4000; // how long "is typing" stays after the last signal
+const TYPING_SEND_MS = 2000; // at most one typing signal per this while typing
+const typers = new Map(); // user -> {name, until}
+let typingTimer = null;
+let lastTypingSent = 0;
 const pendingByMid = new Map(); // mid -> <li> of our own unsent/unacked message
 
 function el(tag, cls, text) {
@@ -87,8 +93,27 @@ function placeBySeq(li, seq) {
   if (li.parentNode !== list || li.nextSibling !== before) list.insertBefore(li, before);
 }
 
+function renderTyping() {
+  const now = Date.now();
+  for (const [user, t] of typers) if (t.until <= now) typers.delete(user);
+  const names = [...typers.values()].map((t) => t.name);
+  $('typing').textContent = names.length === 0 ? ''
+    : names.length === 1 ? `${names[0]} is typing…` : `${names.join(', ')} are typing…`;
+  if (typingTimer) clearTimeout(typingTimer);
+  typingTimer = typers.size ? setTimeout(renderTyping, 500) : null;
+}
+
+function onSignal(ev) {
+  if (ev.room !== room || !ev.data || typeof ev.data !== 'object') return;
+  const name = typeof ev.data.name === 'string' && ev.data.name ? ev.data.name : ev.from;
+  if (ev.data.typing === true) typers.set(ev.from, { name, until: Date.now() + TYPING_SHOW_MS });
+  else if (ev.data.typing === false) typers.delete(ev.from);
+  renderTyping();
+}
+
 function onMessage(msg) {
   if (msg.room !== room) return;
+  if (typers.delete(msg.from)) renderTyping();
   let li = pendingByMid.get(msg.mid);
   if (li && client && msg.from === client.user) {
     pendingByMid.delete(msg.mid);
@@ -155,13 +180,16 @@ async function start() {
   client.on('state', renderState);
   client.on('message', onMessage);
   client.on('commit', onCommit);
+  client.on('signal', onSignal);
   client.on('members', (ev) => { if (ev.room === room) renderMembers(ev.members); });
   client.on('presence', (ev) => {
     if (ev.room === room && ev.event) log(`${ev.user} ${ev.event === 'join' ? 'joined' : 'left'}`);
   });
   client.on('joined', (info) => {
     if (info.room !== room) return;
-    if (!info.resumed) $('resume-info').textContent = '';
+    if (info.rewind !== undefined) {
+      $('resume-info').textContent = info.recovered ? '' : 'earlier messages could not be loaded';
+    } else if (!info.resumed) $('resume-info').textContent = '';
     else if (info.recovered) $('resume-info').textContent = `resumed after #${info.since}, nothing missed`;
     else $('resume-info').textContent = `resumed after #${info.since}: history incomplete`;
   });
@@ -175,7 +203,8 @@ async function start() {
   $('room-title').textContent = `#${room}`;
   client.connect().catch(() => {});
   try {
-    await client.join(room, { presence: true });
+    // The page opens with the room's last 50 messages; rejoins resume from the last seq.
+    await client.join(room, { presence: true, rewind: 50 });
     $('text').focus();
   } catch (err) {
     system(`cannot join ${room}: ${err.code} ${err.message}`);
@@ -207,6 +236,8 @@ $('composer').addEventListener('submit', (ev) => {
   const text = input.value.trim();
   if (!text || !client) return;
   input.value = '';
+  if (lastTypingSent) client.signal(room, { typing: false });
+  lastTypingSent = 0;
   const li = el('li', 'pending');
   li.append(el('span', 'who', fields.name.value.trim()));
   li.append(el('span', 'badge', '…'));
@@ -227,6 +258,12 @@ $('composer').addEventListener('submit', (ev) => {
   });
 });
 
+$('text').addEventListener('input', () => {
+  const now = Date.now();
+  if (!client || !$('text').value || now - lastTypingSent < TYPING_SEND_MS) return;
+  if (client.signal(room, { typing: true, name: fields.name.value.trim() })) lastTypingSent = now;
+});
+
 $('leave').addEventListener('click', () => {
   if (!client) return;
   client.leave(room).catch(() => {});
@@ -234,6 +271,8 @@ $('leave').addEventListener('click', () => {
   client = null;
   rendered.clear();
   pendingByMid.clear();
+  typers.clear();
+  renderTyping();
   $('messages').replaceChildren();
   $('members').replaceChildren();
   $('chat').hidden = true;

@@ -50,10 +50,16 @@ export interface BackoffOptions {
 export interface ClientOptions {
   /** Relay URL, or several tried in order (e.g. the geo-DNS name first). */
   url: string | string[];
-  /** A JWT, or a function returning one (called at connect and again before `exp`). */
-  token: string | TokenProvider;
+  /** A JWT, or a function returning one (called at connect and again before `exp`); or give `getToken`. */
+  token?: string | TokenProvider;
   /** Alternative spelling of a function `token`. */
   tokenProvider?: TokenProvider;
+  /**
+   * Another spelling of a function `token`: called at connect, when the
+   * relay sends `refresh_due` and shortly before `exp`; while connected the
+   * new token goes to the relay as a `refresh` (same session, same rooms).
+   */
+  getToken?: TokenProvider;
   /** WebSocket implementation; default: global WebSocket, else the `ws` package. */
   WebSocket?: WebSocketConstructor;
   /** WebSocket subprotocol(s), e.g. 'meridian.v1'. Default: none. */
@@ -95,6 +101,9 @@ export interface Welcome {
     publish_burst?: number;
     max_rooms?: number;
     idle_timeout?: number;
+    signal_rate?: number;
+    signal_burst?: number;
+    signal_max_bytes?: number;
   };
   fallback?: string[];
   [key: string]: unknown;
@@ -143,6 +152,10 @@ export interface JoinInfo {
   last_seq: number | null;
   /** True when this join resumed from a previous seq. */
   resumed: boolean;
+  /** A join with `rewind`: the N asked for. (`since` is then where the rewound messages start.) */
+  rewind?: number;
+  /** A join with `rewind`: how many messages were rewound (they follow as `message` events). */
+  history?: number;
 }
 
 export interface CommitEvent<T = Json> {
@@ -181,7 +194,14 @@ export interface ClientEvents {
   /** A resume could not replay everything. */
   gap: (ev: GapEvent) => void;
   joined: (info: JoinInfo) => void;
-  left: (ev: { room: string }) => void;
+  /** `reason` is set when the relay ended the membership itself (e.g. "forbidden" after a refresh). */
+  left: (ev: { room: string; reason?: string }) => void;
+  /** An ephemeral signal from another member (typing, cursor...). */
+  signal: (ev: { room: string; from: string; region?: string; data: Json }) => void;
+  /** The relay accepted a refreshed token; `exp` is its expiry (seconds). */
+  refreshed: (ev: { exp: number | null }) => void;
+  /** The relay says the token expires at `exp` (seconds): refresh before then. */
+  refresh_due: (ev: { exp: number | null }) => void;
   presence: (ev: PresenceEvent) => void;
   /** Member list of a room joined with { presence: true } changed. */
   members: (ev: { room: string; members: Member[] }) => void;
@@ -193,6 +213,8 @@ export interface JoinOptions {
   presence?: boolean;
   /** Last seq the app already has: the first join resumes from there. */
   since?: number;
+  /** Without `since`: the first join gets the room's last N messages (the relay caps N, default 100). */
+  rewind?: number;
 }
 
 export interface PublishAck {
@@ -231,6 +253,8 @@ export declare class MeridianClient {
   newMid(): string;
   presence(room: string): Promise<Member[]>;
   ping(): Promise<number>;
+  /** Send an ephemeral signal to a joined room; false when it could not be sent. */
+  signal<T extends Json = Json>(room: string, data: T): boolean;
 }
 
 export declare function backoffDelay(attempt: number, options?: BackoffOptions, random?: () => number): number;

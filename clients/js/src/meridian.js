@@ -163,7 +163,7 @@ async function defaultWebSocket() {
  * resume of joined rooms, a publish outbox and de-duplicated delivery.
  *
  * Events: state, welcome, message, commit, ordered, gap, joined, left,
- * presence, members, error.
+ * presence, members, signal, refreshed, error.
  */
 export class MeridianClient extends Emitter {
   constructor(options = {}) {
@@ -172,6 +172,7 @@ export class MeridianClient extends Emitter {
     this._urls = uniq(urls);
     if (this._urls.length === 0) throw new TypeError('MeridianClient: url is required');
     if (typeof options.token === 'function') this._tokenProvider = options.token;
+    else if (typeof options.getToken === 'function') this._tokenProvider = options.getToken;
     else if (typeof options.tokenProvider === 'function') this._tokenProvider = options.tokenProvider;
     else if (typeof options.token === 'string') this._token = options.token;
     else throw new TypeError('MeridianClient: token (string or function) is required');
@@ -260,6 +261,9 @@ export class MeridianClient extends Emitter {
    * {room, recovered, last_seq} on the first `joined`.
    * options.presence: keep a member list for this room (`members` event).
    * options.since: last seq the app already has (resume from there).
+   * options.rewind: on the first join, the room's last N messages (a
+   *   chat page showing recent history); later rejoins resume from the
+   *   last seq as usual. Ignored when `since` is given.
    */
   join(room, options = {}) {
     let r = this._rooms.get(room);
@@ -275,6 +279,7 @@ export class MeridianClient extends Emitter {
         members: new Map(),
       };
       if (Number.isInteger(options.since) && options.since >= 0) r.lastSeq = options.since;
+      else if (Number.isInteger(options.rewind) && options.rewind > 0) r.rewind = options.rewind;
       this._rooms.set(room, r);
     } else if (options.presence) {
       r.presence = true;
@@ -379,6 +384,21 @@ export class MeridianClient extends Emitter {
     });
   }
 
+  /**
+   * Send an ephemeral signal (typing, cursor, "seen") to a joined room: no
+   * ack, no seq, no history, never retried; the room's other members get a
+   * `signal` event. Returns true when it was sent, false when the client is
+   * not connected, the room is not joined yet, or `data` is larger than the
+   * relay's limit (welcome.limits.signal_max_bytes).
+   */
+  signal(room, data) {
+    const r = this._rooms.get(room);
+    if (!this._authenticated || !r || !r.joined || data === undefined) return false;
+    const max = this.limits && this.limits.signal_max_bytes;
+    if (max && new TextEncoder().encode(JSON.stringify(data)).length > max) return false;
+    return this._sendRaw({ type: 'signal', room, data });
+  }
+
   /** Protocol-level ping; resolves with the round-trip time in ms. */
   ping() {
     if (!this._authenticated) {
@@ -432,6 +452,8 @@ export class MeridianClient extends Emitter {
           this._token = t;
           this._tokenAt = this._now();
           this._scheduleRefresh();
+          // Connected: hand the new token to the session instead of reconnecting.
+          if (this._authenticated) this._sendRefresh(t);
           return t;
         })
         .finally(() => { this._tokenPromise = null; });
@@ -455,6 +477,22 @@ export class MeridianClient extends Emitter {
       if (this._refreshDelay() > 0) this._scheduleRefresh(); // woke early (long timer)
       else this._getToken(true).catch((e) => this.emit('error', e));
     }, delay);
+  }
+
+  // A `refresh` frame: same session, same rooms. If the relay refuses the
+  // token, the session goes on until its old token expires (4010), and the
+  // reconnect then asks the provider again.
+  _sendRefresh(token) {
+    const ws = this._ws;
+    this._request({ type: 'refresh', token }).then((f) => {
+      if (this._ws === ws) this._usedToken = token;
+      this.emit('refreshed', { exp: f.exp ?? null });
+    }, (err) => {
+      if (err.code === 'disconnected') return;
+      // Refused: after the 4010 that follows, ask getToken() again rather than reuse it.
+      if (this._token === token) this._usedToken = token;
+      this.emit('error', err);
+    });
   }
 
   async _open(state, reason) {
@@ -701,7 +739,12 @@ export class MeridianClient extends Emitter {
     switch (f.type) {
       case 'welcome': this._onWelcome(f); break;
       case 'joined': this._onJoined(f); break;
-      case 'left': this._settle(f); this.emit('left', { room: f.room }); break;
+      case 'left': this._onLeft(f); break;
+      case 'refreshed': this._settle(f); break;
+      case 'refresh_due': this._onRefreshDue(f); break;
+      case 'signal':
+        if (this._rooms.has(f.room)) this.emit('signal', { room: f.room, from: f.from, region: f.region, data: f.data });
+        break;
       case 'ack': this._onAck(f); break;
       case 'message': this._onMessage(f); break;
       case 'commit': this._onCommit(f); break;
@@ -711,6 +754,35 @@ export class MeridianClient extends Emitter {
       case 'error': this._onError(f); break;
       default: break; // newer relay, unknown frame: ignore
     }
+  }
+
+  _onLeft(f) {
+    if (this._settle(f) || typeof f.reason !== 'string') {
+      this.emit('left', { room: f.room });
+      return;
+    }
+    // The relay ended the membership itself (a refreshed token no longer
+    // allows the room): forget the room, so a reconnect does not rejoin it.
+    const r = this._rooms.get(f.room);
+    if (r) {
+      this._rooms.delete(f.room);
+      const err = new MeridianError(f.reason, `removed from room ${f.room}: ${f.reason}`, { final: true });
+      for (const w of r.waiters) w.reject(err);
+      this._outbox = this._outbox.filter((e) => {
+        if (e.room !== f.room) return true;
+        this._clearEntryTimer(e);
+        e.reject(err);
+        return false;
+      });
+    }
+    this.emit('left', { room: f.room, reason: f.reason });
+  }
+
+  // The relay says the token expires soon: with a provider, fetch a new
+  // one now (it goes to the relay as `refresh`).
+  _onRefreshDue(f) {
+    this.emit('refresh_due', { exp: f.exp ?? null });
+    if (this._tokenProvider) this._getToken(true).catch((e) => this.emit('error', e));
   }
 
   _settle(f) {
@@ -748,10 +820,12 @@ export class MeridianClient extends Emitter {
   _sendJoin(r) {
     const frame = { type: 'join', room: r.name };
     if (r.lastSeq !== null) frame.since = r.lastSeq;
+    else if (r.rewind) frame.rewind = r.rewind;
     r.joinSent = true;
     const since = frame.since;
+    const rewind = frame.rewind;
     this._request(frame).then(
-      (f) => this._roomJoined(r, f, since),
+      (f) => this._roomJoined(r, f, since, rewind),
       (err) => {
         if (err.code === 'disconnected') return; // rejoined after reconnect
         if (this._rooms.get(r.name) === r) this._rooms.delete(r.name);
@@ -773,12 +847,17 @@ export class MeridianClient extends Emitter {
     this._settle(f);
   }
 
-  _roomJoined(r, f, since) {
+  _roomJoined(r, f, since, rewind) {
     if (this._rooms.get(r.name) !== r) return;
     r.joined = true;
-    const recovered = since === undefined ? null : f.recovered !== false;
+    const recovered = since === undefined && rewind === undefined ? null : f.recovered !== false;
     const lastSeq = Number.isInteger(f.last_seq) ? f.last_seq : null;
-    if (since !== undefined && f.recovered === false && lastSeq !== null && lastSeq > (r.lastSeq ?? 0)) {
+    if (rewind !== undefined && r.lastSeq === null && Number.isInteger(f.since)) {
+      // The rewound messages (seqs after f.since) follow `joined`: ordered
+      // delivery starts with them.
+      r.lastSeq = f.since;
+      this._drainOrdered(r);
+    } else if (since !== undefined && f.recovered === false && lastSeq !== null && lastSeq > (r.lastSeq ?? 0)) {
       // Not everything could be replayed: the app pages (from, to] over
       // the HTTP history API; ordered delivery continues after last_seq.
       const from = r.lastSeq ?? since;
@@ -789,6 +868,11 @@ export class MeridianClient extends Emitter {
       this._drainOrdered(r);
     }
     const info = { room: r.name, recovered, since: since ?? null, last_seq: lastSeq, resumed: since !== undefined };
+    if (rewind !== undefined) {
+      info.rewind = rewind;
+      info.history = Number.isInteger(f.history) ? f.history : 0;
+      if (Number.isInteger(f.since)) info.since = f.since;
+    }
     r.info = info;
     this.emit('joined', info);
     const waiters = r.waiters;

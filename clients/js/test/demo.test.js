@@ -35,6 +35,7 @@ test('demo page: connect, presence, send, region and seq, resume', async () => {
   await new Promise((r) => wss.on('listening', r));
   const { port } = wss.address();
   const joins = [];
+  const signals = [];
   let seq = 0;
   let sockets = [];
   wss.on('connection', (sock) => {
@@ -45,8 +46,19 @@ test('demo page: connect, presence, send, region and seq, resume', async () => {
       if (f.type === 'hello') send({ type: 'welcome', id: f.id, region: 'us-east', node: 'relay-7', session: 's', user: 'alice', heartbeat: 25 });
       if (f.type === 'join') {
         joins.push(f);
+        if (f.rewind !== undefined) {
+          // The room's history so far: two stored messages, rewound after `joined`.
+          send({ type: 'joined', id: f.id, room: f.room, recovered: true, history: 2, since: 0, through: 2, last_seq: 2 });
+          for (const s of [1, 2]) {
+            send({ type: 'message', room: f.room, msg_id: `old${s}`.padEnd(32, '0'), from: 'bob', mid: `b${s}`,
+              region: 'eu-west', node: 'relay-1', ts: Date.now(), data: { text: `earlier ${s}` }, seq: s });
+          }
+          seq = 2;
+          return;
+        }
         send({ type: 'joined', id: f.id, room: f.room, ...(f.since !== undefined ? { recovered: true } : {}) });
       }
+      if (f.type === 'signal') signals.push(f);
       if (f.type === 'presence') send({ type: 'presence', id: f.id, room: f.room, members: [{ user: 'alice', sessions: 1 }, { user: 'bob', sessions: 2 }] });
       if (f.type === 'publish') {
         const msgId = f.mid.padEnd(32, '0').slice(0, 32);
@@ -75,24 +87,40 @@ test('demo page: connect, presence, send, region and seq, resume', async () => {
     await waitFor(() => $('members').children.length === 2, 'presence list');
     assert.deepEqual([...$('members').children].map((li) => li.textContent), ['alice', 'bob (2)']);
     assert.equal(joins[0].room, 'general');
+    // The page opens with the room's last messages (rewind 50).
+    assert.equal(joins[0].rewind, 50);
+    await waitFor(() => $('messages').children.length === 2, 'rewound history');
+    assert.deepEqual([...$('messages').children].map((x) => x.querySelector('.text').textContent), ['earlier 1', 'earlier 2']);
+
+    // Typing indicators: a signal from bob shows, and typing here sends one.
+    for (const s of sockets) {
+      s.send(JSON.stringify({ type: 'signal', room: 'general', from: 'bob', region: 'eu-west', node: 'n', data: { typing: true, name: 'Bob' } }));
+    }
+    await waitFor(() => $('typing').textContent === 'Bob is typing…', 'typing indicator');
+    $('text').value = 'h';
+    $('text').dispatchEvent(new dom.window.Event('input'));
+    await waitFor(() => signals.length === 1, 'typing signal sent');
+    assert.deepEqual(signals[0].data, { typing: true, name: 'Alice' });
+    assert.equal(signals[0].room, 'general');
 
     $('text').value = 'hello <b>world</b>';
     $('composer').dispatchEvent(new dom.window.Event('submit', { cancelable: true }));
-    const li = await waitFor(() => [...$('messages').children].find((x) => /#1/.test(x.textContent)), 'committed message');
+    const li = await waitFor(() => [...$('messages').children].find((x) => /#3/.test(x.textContent)), 'committed message');
     assert.equal(li.querySelector('.badge').textContent, 'us-east');
     assert.equal(li.querySelector('.text').textContent, 'hello <b>world</b>', 'text, not HTML');
     assert.equal(li.querySelector('b'), null);
     assert.match(li.querySelector('.who').textContent, /Alice \(alice\)/);
-    assert.equal($('messages').children.length, 1, 'own message shown once');
+    assert.equal($('messages').children.length, 3, 'own message shown once, after the history');
 
-    // Drop the connection: the page shows it, the SDK resumes from seq 1.
+    // Drop the connection: the page shows it, the SDK resumes from seq 3.
     for (const s of sockets) s.terminate();
     sockets = [];
     await waitFor(() => $('status').dataset.state === 'reconnecting', 'reconnecting state');
     await waitFor(() => $('status').dataset.state === 'connected', 'connected again', 10000);
     await waitFor(() => joins.length === 2, 'rejoin');
-    assert.equal(joins[1].since, 1);
-    await waitFor(() => /resumed after #1/.test($('resume-info').textContent), 'resume info');
+    assert.equal(joins[1].since, 3);
+    assert.equal(joins[1].rewind, undefined);
+    await waitFor(() => /resumed after #3/.test($('resume-info').textContent), 'resume info');
     assert.ok($('log').children.length >= 4);
   } finally {
     $('leave').click();

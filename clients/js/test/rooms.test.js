@@ -259,3 +259,26 @@ test('ordering: a hole that never fills is skipped (gap) instead of buffering fo
   assert.equal(ctx.client.lastSeq('general'), 7);
   ctx.client.close();
 });
+
+test('join({rewind}) asks for the last N once, delivers them in order, later rejoins resume', async () => {
+  const ctx = setup();
+  ctx.client.connect();
+  const ws = await accept(ctx);
+  const p = ctx.client.join('general', { rewind: 50 });
+  await flush();
+  const j = ws.last('join');
+  assert.deepEqual({ rewind: j.rewind, since: j.since }, { rewind: 50, since: undefined });
+  await answerJoins(ws, { recovered: true, history: 2, since: 40, through: 42, last_seq: 42 });
+  const info = await p;
+  assert.deepEqual(info, { room: 'general', recovered: true, since: 40, last_seq: 42, resumed: false, rewind: 50, history: 2 });
+  ws.deliver(msg('general', 'a', { seq: 41 }));
+  ws.deliver(msg('general', 'b', { seq: 42 }));
+  ws.deliver(msg('general', 'c')); // live, after the rewound ones
+  ws.deliver({ type: 'commit', room: 'general', msg_id: 'c', seq: 43 });
+  assert.deepEqual(ctx.of('message').map((m) => m.msg_id), ['a', 'b', 'c']);
+  assert.deepEqual(ctx.of('ordered').map((o) => `${o.seq}:${o.msg_id}`), ['41:a', '42:b', '43:c']);
+  const ws2 = await dropAndReconnect(ctx);
+  const j2 = ws2.last('join');
+  assert.deepEqual({ rewind: j2.rewind, since: j2.since }, { rewind: undefined, since: 43 });
+  ctx.client.close();
+});

@@ -98,11 +98,11 @@ locals {
   nats_permissions = {
     relay = { for r in local.ok_regions : r.name => {
       publish = concat(
-        ["meridian.msg.${r.name}.*", "meridian.presence.*", "meridian.relay.hb", "meridian.history.*"],
+        ["meridian.msg.${r.name}.*", "meridian.sig.${r.name}.*", "meridian.presence.*", "meridian.relay.hb", "meridian.history.*"],
         [for op in ["INFO", "CREATE", "UPDATE"] : "$JS.API.STREAM.${op}.${local.regions[r.name].stream}"],
         ["_INBOX.*.p.*", "_GR_.*.*._INBOX.*.p.*"],
       )
-      subscribe       = ["meridian.msg.*.*", "meridian.commit.*", "meridian.presence.*", "meridian.relay.hb", "_INBOX.>"]
+      subscribe       = ["meridian.msg.*.*", "meridian.sig.*.*", "meridian.commit.*", "meridian.presence.*", "meridian.relay.hb", "_INBOX.>"]
       allow_responses = false
     } }
     control = { for r in local.ok_regions : r.name => {

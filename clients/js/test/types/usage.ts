@@ -34,10 +34,17 @@ async function main(): Promise<void> {
   console.log(members.length, client.members('general'), client.lastSeq('general'), client.outboxSize, client.urls);
   const rtt: number = await client.ping();
   console.log(rtt, backoffDelay(2), tokenExpiry('a.b.c'));
+  const rewound = await client.join('recent', { rewind: 50 });
+  console.log(rewound.rewind, rewound.history);
+  const sent: boolean = client.signal('recent', { typing: true });
+  client.on('signal', (ev) => console.log(ev.from, ev.data, sent));
+  client.on('refreshed', (ev) => console.log(ev.exp));
+  client.on('left', (ev) => console.log(ev.room, ev.reason));
   await client.leave('general');
   client.close();
 }
 void main;
+new MeridianClient({ url: 'wss://x/', getToken: async () => 'jwt' });
 
 // @ts-expect-error: url is required
 new MeridianClient({ token: 'x' });
