@@ -426,6 +426,7 @@ enum {
 
 int main(int argc, char **argv)
 {
+    mr_alloc_use_for_jansson();
     static const struct option opts[] = {{"config", required_argument, NULL, OPT_CONFIG},
                                          {"nats", required_argument, NULL, OPT_NATS},
                                          {"postgres", required_argument, NULL, OPT_POSTGRES},

@@ -128,14 +128,20 @@ static bool nap(ctl_webhook *w, int64_t ms)
     return stop;
 }
 
-/* Log a failure, at most once a second with the count since the last line. */
-static void warn(ctl_webhook *w, const char *fmt, const char *what)
+/*
+ * Log a failure, at most once a second with the count since the last line:
+ * "webhook: <what>: <detail>; <then> (<count> <noun> since the last warning)".
+ * The format stays a literal here so that -Wformat=2 checks it.
+ */
+static void warn(ctl_webhook *w, const char *what, const char *detail, const char *then,
+                 const char *noun)
 {
     w->unlogged++;
     int64_t now = mr_now_us();
     if (now - w->warned_us < 1000000)
         return;
-    mr_log_warn(fmt, what, (unsigned long long)w->unlogged);
+    mr_log_warn("webhook: %s: %s%s%s (%llu %s since the last warning)", what, detail,
+                then[0] ? "; " : "", then, (unsigned long long)w->unlogged, noun);
     w->warned_us = now;
     w->unlogged = 0;
 }
@@ -157,7 +163,7 @@ static PGresult *query(ctl_webhook *w, const char *sql, int n, const char *const
     ExecStatusType st = PQresultStatus(r);
     if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
         return r;
-    warn(w, "webhook: PostgreSQL: %s (%llu errors since the last warning)", PQerrorMessage(w->db));
+    warn(w, "PostgreSQL", PQerrorMessage(w->db), "", "errors");
     PQclear(r);
     if (ctl_db_lost(w->db))
         drop_db(w);
@@ -171,7 +177,7 @@ static bool become_sender(ctl_webhook *w)
         char err[256];
         w->db = ctl_db_open(w->cfg->postgres, "meridian-control/webhook", err, sizeof err);
         if (!w->db) {
-            warn(w, "webhook: PostgreSQL: %s (%llu errors since the last warning)", err);
+            warn(w, "PostgreSQL", err, "", "errors");
             return false;
         }
     }
@@ -287,10 +293,7 @@ static bool post(ctl_webhook *w, const char *body, const char *key)
         char clean[400];
         mr_log_sanitize(why, clean, sizeof clean);
         mr_metric_inc(&m_failures);
-        warn(w,
-             "webhook: delivery failed: %s; retrying with backoff (%llu failures since the "
-             "last warning)",
-             clean);
+        warn(w, "delivery failed", clean, "retrying with backoff", "failures");
     }
     mr_buf_free(&answer);
     return ok;

@@ -128,6 +128,7 @@ static bool relay_ready(void *ud, mr_buf *detail)
 
 int main(int argc, char **argv)
 {
+    mr_alloc_use_for_jansson();
     enum { OPT_LOG_LEVEL = 1000, OPT_CHECK };
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                          {"listen", required_argument, NULL, 'l'},

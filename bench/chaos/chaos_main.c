@@ -7,6 +7,7 @@
  */
 #include "chaos_count.h"
 #include "chaos_load.h"
+#include "mr_alloc.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -267,6 +268,7 @@ static int cmd_run(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    mr_alloc_use_for_jansson();
     if (argc >= 2 && strcmp(argv[1], "run") == 0)
         return cmd_run(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "count") == 0)

@@ -13,6 +13,7 @@
  * The relay's config must send "h-*" joins and publishes to
  * http://127.0.0.1:P/hook (bench/hooks/run.sh writes one).
  */
+#include "mr_alloc.h"
 #include "mr_jwt.h"
 #include "mr_test.h"
 
@@ -127,6 +128,7 @@ static int64_t request(mr_ws *ws, const char *frame, const char *id)
 
 int main(int argc, char **argv)
 {
+    mr_alloc_use_for_jansson();
     const char *relay = NULL, *secret_file = NULL;
     int backend_port = 0, count = 500;
     for (int i = 1; i + 1 < argc; i += 2) {

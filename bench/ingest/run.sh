@@ -68,18 +68,18 @@ $BENCH --nats nats://127.0.0.1:$NATS_PORT drain "$N" & DRAIN=$!
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 pg_ticks() {
     t=0
-    for p in $(pgrep -u postgres postgres || true); do t=$((t + $(ticks $p))); done
+    for p in $(pgrep -u postgres postgres || true); do t=$((t + $(ticks "$p"))); done
     echo $t
 }
 HZ=$(getconf CLK_TCK)
-NATS0=$(ticks $NATS_PID); PG0=$(pg_ticks)
+NATS0=$(ticks "$NATS_PID"); PG0=$(pg_ticks)
 sleep 0.5
 $CTL --config "$DIR/control.json" >>"$DIR/control.log" 2>&1 & CTL_PID=$!
 wait $DRAIN
 # Where the drain's cost per message goes: CPU seconds spent during it.
-echo "cpu seconds during the drain: meridian-control $(awk -v t=$(ticks $CTL_PID) -v hz=$HZ 'BEGIN{printf "%.1f", t/hz}')," \
-    "nats-server $(awk -v t=$(($(ticks $NATS_PID) - NATS0)) -v hz=$HZ 'BEGIN{printf "%.1f", t/hz}')," \
-    "PostgreSQL (all processes) $(awk -v t=$(($(pg_ticks) - PG0)) -v hz=$HZ 'BEGIN{printf "%.1f", t/hz}')"
+echo "cpu seconds during the drain: meridian-control $(awk -v t="$(ticks "$CTL_PID")" -v hz="$HZ" 'BEGIN{printf "%.1f", t/hz}')," \
+    "nats-server $(awk -v t=$(($(ticks "$NATS_PID") - NATS0)) -v hz="$HZ" 'BEGIN{printf "%.1f", t/hz}')," \
+    "PostgreSQL (all processes) $(awk -v t=$(($(pg_ticks) - PG0)) -v hz="$HZ" 'BEGIN{printf "%.1f", t/hz}')"
 kill -0 $CTL_PID 2>/dev/null || { echo "meridian-control exited during the drain:" >&2; tail -20 "$DIR/control.log" >&2; exit 1; }
 wait_ready
 psql -h 127.0.0.1 -p $PG_PORT -U postgres -Atc \

@@ -1,4 +1,5 @@
 /* Client protocol: parsing every frame type, every error, and the serialisers. */
+#include "test_suites.h"
 #include "mr_proto.h"
 
 #include <check.h>

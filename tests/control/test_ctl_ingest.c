@@ -487,6 +487,12 @@ int main(void)
     tcase_add_test(tc, test_pg_outage_no_loss);
     tcase_add_test(tc, test_history_nats);
     suite_add_tcase(s, tc);
+    /* The ingest lanes under TSan (scripts/test --tsan runs only this case): duplicates
+     * spread over lanes, and lanes retrying through a PostgreSQL outage. */
+    TCase *threads = mr_test_case(s, "threads", setup, teardown, 240);
+    tcase_set_tags(threads, "tsan_only");
+    tcase_add_test(threads, test_exactly_once_duplicates);
+    tcase_add_test(threads, test_pg_outage_no_loss);
     TCase *clock = mr_test_case(s, "clock", setup, teardown, 120);
     tcase_add_test(clock, test_wall_clock_step_does_not_stall_ingest);
     SRunner *sr = srunner_create(s);

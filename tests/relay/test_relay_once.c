@@ -4,6 +4,7 @@
  * its commit, a resume's `since`, and replies matched to the membership that
  * asked (docs/protocol.md, "What a client may see twice").
  */
+#include "relay_suites.h"
 #include "relay_deliver.h"
 #include "relay_fixture.h"
 #include "relay_repair.h"

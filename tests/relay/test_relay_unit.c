@@ -3,6 +3,7 @@
  * queue, delivery and resume, repair and presence in their own files, against
  * a relay without sockets or NATS (relay_fixture.h).
  */
+#include "relay_suites.h"
 #include "mr_test.h"
 #include "relay_config.h"
 #include "relay_room.h"
@@ -212,16 +213,6 @@ START_TEST(rooms_membership)
     relay_rooms_free(&rs);
 }
 END_TEST
-
-Suite *relay_conn_suite(void);
-Suite *relay_deliver_suite(void);
-Suite *relay_repair_suite(void);
-Suite *relay_presence_suite(void);
-Suite *relay_once_suite(void);
-Suite *relay_join_suite(void);
-Suite *relay_rewind_suite(void);
-Suite *relay_refresh_suite(void);
-Suite *relay_signal_suite(void);
 
 int main(void)
 {
