@@ -210,6 +210,7 @@ static void print_hist(const char *name, const lg_hist *h)
 
 int main(int argc, char **argv)
 {
+    mr_alloc_use_for_jansson();
     mr_log_init("loadgen", MR_LOG_INFO);
     memset(&O, 0, sizeof O);
     O.mode = LG_MODE_FANOUT;

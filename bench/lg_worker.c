@@ -25,6 +25,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,9 +98,12 @@ static int32_t phase(void)
     return __atomic_load_n(&W.sh->phase, __ATOMIC_ACQUIRE);
 }
 
-static void set_error(const char *fmt, const char *a, int b)
+__attribute__((format(printf, 1, 2))) static void set_error(const char *fmt, ...)
 {
-    snprintf(W.st.last_error, sizeof W.st.last_error, fmt, a, b);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(W.st.last_error, sizeof W.st.last_error, fmt, ap);
+    va_end(ap);
 }
 
 /* ---- role assignment ---- */

@@ -6,6 +6,7 @@
  */
 #include "mr_alloc.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,9 +17,17 @@ static void mr_oom(size_t n)
     abort();
 }
 
+/* What mr_malloc asks for memory; tests swap in one that counts or fails. */
+static void *(*malloc_fn)(size_t n) = malloc;
+
+void mr_alloc_set_malloc(void *(*fn)(size_t n))
+{
+    malloc_fn = fn ? fn : malloc;
+}
+
 void *mr_malloc(size_t n)
 {
-    void *p = malloc(n ? n : 1);
+    void *p = malloc_fn(n ? n : 1);
     if (!p)
         mr_oom(n);
     return p;
@@ -51,4 +60,10 @@ char *mr_strndup(const char *s, size_t n)
     memcpy(p, s, n);
     p[n] = '\0';
     return p;
+}
+
+void mr_alloc_use_for_jansson(void)
+{
+    /* free() is right for both: mr_malloc returns what malloc returned. */
+    json_set_alloc_funcs(mr_malloc, free);
 }

@@ -25,6 +25,7 @@
 #include <pthread.h>
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,6 +129,44 @@ static int data_text(json_t *data, mr_frame *f)
         f->text = mr_strdup("null");
     f->data = f->text;
     f->data_len = strlen(f->text);
+    f->text_size = f->data_len + 1;
+    return 0;
+}
+
+bool mr_msg_id_valid(const char *s, size_t len)
+{
+    if (!s || len != MR_MSG_ID_LEN)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+_Static_assert(MR_HAVE_MAX == 1024, "the error message below names the limit");
+
+/* join's `have`: the msg_ids the client got without their seq (docs/protocol.md). */
+static int get_have(json_t *root, mr_frame *f, mr_proto_err *err)
+{
+    json_t *have = json_object_get(root, "have");
+    if (!have)
+        return 0;
+    if (!json_is_array(have) || json_array_size(have) > MR_HAVE_MAX) {
+        fail(err, MR_ERR_BAD_FRAME, "field \"have\" must be an array of at most 1024 msg_ids");
+        return -1;
+    }
+    size_t i;
+    json_t *id;
+    json_array_foreach(have, i, id)
+    {
+        if (!json_is_string(id) ||
+            !mr_msg_id_valid(json_string_value(id), json_string_length(id))) {
+            fail(err, MR_ERR_BAD_FRAME,
+                 "field \"have\" must hold msg_ids (32 lowercase hex digits)");
+            return -1;
+        }
+    }
+    f->have = have;
     return 0;
 }
 
@@ -198,6 +237,8 @@ static int parse_full(const char *buf, size_t len, mr_frame *f, mr_proto_err *er
             f->has_rewind = true;
             f->rewind = json_integer_value(rewind);
         }
+        if (get_have(root, f, err) < 0)
+            goto err;
     } else if (strcmp(t, "leave") == 0 || strcmp(t, "presence") == 0) {
         f->type = t[0] == 'l' ? MR_FRAME_LEAVE : MR_FRAME_PRESENCE;
         if (get_room(root, f, err) < 0)
@@ -269,7 +310,8 @@ static int parse_fast(const char *buf, size_t len, mr_frame *f)
     if (!mr_json_scan_object(buf, len, &o))
         return 0;
     const mr_json_member *type = NULL, *id = NULL, *room = NULL, *token = NULL, *mid = NULL,
-                         *data = NULL, *presence = NULL, *since = NULL, *rewind = NULL;
+                         *data = NULL, *presence = NULL, *since = NULL, *rewind = NULL,
+                         *have = NULL;
     for (size_t i = 0; i < o.count; i++) {
         const mr_json_member *m = &o.members[i];
         if (m->key_escaped)
@@ -286,6 +328,7 @@ static int parse_fast(const char *buf, size_t len, mr_frame *f)
                                       : named(m, "presence", 8) ? &presence
                                       : named(m, "since", 5)    ? &since
                                       : named(m, "rewind", 6)   ? &rewind
+                                      : named(m, "have", 4)     ? &have
                                                                 : NULL;
         if (slot)
             *slot = m;
@@ -306,8 +349,8 @@ static int parse_fast(const char *buf, size_t len, mr_frame *f)
             return 0;
     } else if (IS("join")) {
         f->type = MR_FRAME_JOIN;
-        if (rewind)
-            return 0; /* rare: the full parser checks it against since */
+        if (rewind || have)
+            return 0; /* rare (resumes, rewinds): the full parser checks them */
         if (presence && presence->type != MR_JSON_TRUE && presence->type != MR_JSON_FALSE)
             return 0;
         if (since && (since->type != MR_JSON_INTEGER || since->value[0] == '-'))
@@ -338,6 +381,7 @@ static int parse_fast(const char *buf, size_t len, mr_frame *f)
     f->text = len < MR_FRAME_INLINE ? f->inline_text : mr_malloc(len + 1);
     memcpy(f->text, buf, len);
     f->text[len] = '\0';
+    f->text_size = len + 1;
 #define COPY(m, ptr, n)                                                                            \
     do {                                                                                           \
         ptr = f->text + ((m)->value - buf);                                                        \
@@ -383,6 +427,31 @@ void mr_frame_free(mr_frame *f)
     if (f->text != f->inline_text)
         free(f->text);
     f->text = NULL;
+    f->text_size = 0;
+}
+
+/* `p` moved from src's text to dst's when it points into it (else kept: the tree, or elsewhere). */
+static const char *rebase(const char *p, const mr_frame *src, const mr_frame *dst)
+{
+    uintptr_t at = (uintptr_t)p, start = (uintptr_t)src->text;
+    if (!p || !src->text || at < start || at - start >= src->text_size)
+        return p;
+    return dst->text + (p - src->text);
+}
+
+void mr_frame_copy(mr_frame *dst, const mr_frame *src)
+{
+    memcpy(dst, src, offsetof(mr_frame, inline_text));
+    json_incref(dst->id);
+    json_incref(dst->root);
+    if (!src->text)
+        return;
+    dst->text = src->text_size <= MR_FRAME_INLINE ? dst->inline_text : mr_malloc(src->text_size);
+    memcpy(dst->text, src->text, src->text_size);
+    dst->room = rebase(src->room, src, dst);
+    dst->token = rebase(src->token, src, dst);
+    dst->mid = rebase(src->mid, src, dst);
+    dst->data = rebase(src->data, src, dst);
 }
 
 void mr_proto_err_free(mr_proto_err *err)

@@ -17,6 +17,8 @@
 #define MR_MID_MAX    64
 #define MR_REQ_ID_MAX 64
 #define MR_MSG_ID_LEN 32 /* hex characters */
+/* Most msg_ids a join's `have` may name (each 35 bytes of JSON: 36 KB at most). */
+#define MR_HAVE_MAX 1024
 
 /* WebSocket close codes used by the relay (see docs/protocol.md). */
 enum {
@@ -91,9 +93,11 @@ typedef struct mr_frame {
     bool presence; /* join: receive presence events (default true) */
     bool has_since;
     int64_t since; /* join: last seq seen */
+    json_t *have;  /* join: msg_ids it got after `since` without their seq (array), or NULL */
     bool has_rewind;
-    int64_t rewind; /* join: the last N messages of the room (not with since) */
-    char *text;     /* what the strings above point into: inline_text or the heap */
+    int64_t rewind;   /* join: the last N messages of the room (not with since) */
+    char *text;       /* what the strings above point into: inline_text or the heap */
+    size_t text_size; /* bytes of `text` (its NULs included), 0 when NULL */
     char inline_text[MR_FRAME_INLINE];
 } mr_frame;
 
@@ -114,8 +118,17 @@ typedef struct mr_proto_err {
  */
 int mr_proto_parse(const char *buf, size_t len, mr_frame *f, mr_proto_err *err);
 void mr_frame_free(mr_frame *f);
+/**
+ * Copy `src` into `dst` for keeping beyond src's life (a publish held for a
+ * backend hook): the text is copied and the strings in it point into the
+ * copy; the tree and the id are shared by reference. Release with
+ * mr_frame_free; `src` is unchanged.
+ */
+void mr_frame_copy(mr_frame *dst, const mr_frame *src);
 void mr_proto_err_free(mr_proto_err *err);
 
+/** A msg_id: MR_MSG_ID_LEN lowercase hex digits. */
+bool mr_msg_id_valid(const char *s, size_t len);
 /** Room names: 1..128 bytes of [A-Za-z0-9_-] (safe as a NATS subject token). */
 bool mr_room_valid(const char *room, size_t len);
 

@@ -39,6 +39,11 @@ void ctl_config_init(ctl_config *c)
     c->auto_migrate = true;
     c->log_level = mr_strdup("info");
     c->log_format = mr_strdup("text");
+    c->webhook.timeout_ms = 5000;
+    c->webhook.batch_max = 100;
+    c->webhook.retry_min_ms = 500;
+    c->webhook.retry_max_ms = 60000;
+    c->webhook.poll_ms = 200;
 }
 
 void ctl_config_set(char **slot, const char *value)
@@ -136,6 +141,7 @@ int ctl_config_load(ctl_config *c, const char *path, char *err, size_t errlen)
                                       "auto_migrate",
                                       "log_level",
                                       "log_format",
+                                      "webhook",
                                       NULL};
     mr_cfg_check_keys(&m, root, "", top);
     str_from_json(&m, root, "", "region", &c->region);
@@ -200,6 +206,21 @@ int ctl_config_load(ctl_config *c, const char *path, char *err, size_t errlen)
     c->history_workers =
         (int)mr_cfg_int(&m, root, "", "history_workers", c->history_workers, 1, 32);
     c->auto_migrate = mr_cfg_bool(&m, root, "", "auto_migrate", c->auto_migrate);
+    json_t *wh = mr_cfg_obj(&m, root, "", "webhook");
+    static const char *const wh_keys[] = {"url",          "secret_file",  "timeout_ms", "batch_max",
+                                          "retry_min_ms", "retry_max_ms", "poll_ms",    NULL};
+    mr_cfg_check_keys(&m, wh, "webhook", wh_keys);
+    str_from_json(&m, wh, "webhook", "url", &c->webhook.url);
+    str_from_json(&m, wh, "webhook", "secret_file", &c->webhook.secret_file);
+    c->webhook.timeout_ms =
+        mr_cfg_int(&m, wh, "webhook", "timeout_ms", c->webhook.timeout_ms, 100, 600000);
+    c->webhook.batch_max =
+        (int)mr_cfg_int(&m, wh, "webhook", "batch_max", c->webhook.batch_max, 1, 10000);
+    c->webhook.retry_min_ms =
+        mr_cfg_int(&m, wh, "webhook", "retry_min_ms", c->webhook.retry_min_ms, 10, 3600000);
+    c->webhook.retry_max_ms =
+        mr_cfg_int(&m, wh, "webhook", "retry_max_ms", c->webhook.retry_max_ms, 10, 86400000);
+    c->webhook.poll_ms = mr_cfg_int(&m, wh, "webhook", "poll_ms", c->webhook.poll_ms, 10, 60000);
     json_decref(root);
     if (mr_cfg_failed(&m)) {
         snprintf(err, errlen, "%s", m.err);
@@ -241,8 +262,47 @@ static int load_keys_file(ctl_config *c, char *err, size_t errlen)
     return 0;
 }
 
+/* The webhook secret: the file's bytes without a trailing newline, 16 to 4096 of them. */
+static int load_webhook_secret(ctl_config *c, char *err, size_t errlen)
+{
+    const char *url = c->webhook.url;
+    if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) {
+        snprintf(err, errlen, "webhook.url: \"%.100s\" must be an http:// or https:// URL", url);
+        return -1;
+    }
+    if (!c->webhook.secret_file) {
+        snprintf(err, errlen, "webhook.secret_file: required with webhook.url (the signing key)");
+        return -1;
+    }
+    FILE *f = fopen(c->webhook.secret_file, "rb");
+    if (!f) {
+        snprintf(err, errlen, "webhook.secret_file %s: %s", c->webhook.secret_file,
+                 strerror(errno));
+        return -1;
+    }
+    unsigned char buf[4097];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        n--;
+    if (n < 16 || n > 4096) {
+        snprintf(err, errlen, "webhook.secret_file %s: the secret must be 16 to 4096 bytes",
+                 c->webhook.secret_file);
+        return -1;
+    }
+    free(c->webhook.secret);
+    c->webhook.secret = mr_malloc(n);
+    memcpy(c->webhook.secret, buf, n);
+    c->webhook.secret_len = n;
+    if (c->webhook.retry_max_ms < c->webhook.retry_min_ms)
+        c->webhook.retry_max_ms = c->webhook.retry_min_ms;
+    return 0;
+}
+
 int ctl_config_finish(ctl_config *c, char *err, size_t errlen)
 {
+    if (c->webhook.url && load_webhook_secret(c, err, errlen) != 0)
+        return -1;
     if (!c->region || !ctl_region_valid(c->region)) {
         snprintf(err, errlen, "region: required, [a-z0-9-] 1..64 bytes");
         return -1;
@@ -334,5 +394,8 @@ void ctl_config_free(ctl_config *c)
     free(c->partition_interval);
     free(c->log_level);
     free(c->log_format);
+    free(c->webhook.url);
+    free(c->webhook.secret_file);
+    free(c->webhook.secret);
     memset(c, 0, sizeof *c);
 }

@@ -48,6 +48,17 @@ typedef struct ctl_config {
     bool auto_migrate; /* apply pending migrations at start (default), else wait for `migrate` */
     char *log_level;
     char *log_format; /* "text" or "json" */
+    /* Webhooks for committed messages (ctl_webhook.c); off while url is NULL. */
+    struct {
+        char *url;
+        char *secret_file;
+        unsigned char *secret; /* read from secret_file by ctl_config_finish */
+        size_t secret_len;
+        int64_t timeout_ms;
+        int batch_max;
+        int64_t retry_min_ms, retry_max_ms;
+        int64_t poll_ms;
+    } webhook;
 } ctl_config;
 
 /** Defaults for every key; strings are NULL where there is no default. */

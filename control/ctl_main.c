@@ -14,6 +14,7 @@
 #include "ctl_http.h"
 #include "ctl_ingest.h"
 #include "ctl_pool.h"
+#include "ctl_webhook.h"
 #include "mr_admin.h"
 #include "mr_alloc.h"
 #include "mr_check.h"
@@ -425,6 +426,7 @@ enum {
 
 int main(int argc, char **argv)
 {
+    mr_alloc_use_for_jansson();
     static const struct option opts[] = {{"config", required_argument, NULL, OPT_CONFIG},
                                          {"nats", required_argument, NULL, OPT_NATS},
                                          {"postgres", required_argument, NULL, OPT_POSTGRES},
@@ -544,11 +546,13 @@ int main(int argc, char **argv)
     ctl_ingest_metrics_register();
     ctl_history_metrics_register();
     ctl_http_metrics_register();
+    ctl_webhook_metrics_register();
 
     int rc = 1;
     ctl_pool *db_pool = NULL, *pub_pool = NULL;
     ctl_history_service *hist = NULL;
     ctl_http *http = NULL;
+    ctl_webhook *webhook = NULL;
     struct evhttp *admin = NULL;
     if (nats_connect(&st, err, sizeof err) != 0) {
         mr_log_error("%s", err);
@@ -559,6 +563,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < st.ningest; i++)
         st.ingest[i] = ctl_ingest_start(cfg, st.nc, cfg->regions[i], i == 0);
     ctl_ingest_lag_metrics_register(st.ingest, st.ningest);
+    webhook = ctl_webhook_start(cfg);
     db_pool = ctl_pool_start(cfg->history_workers, cfg->postgres, "history", 10000);
     pub_pool = ctl_pool_start(2, NULL, "publish", 10000);
     hist = ctl_history_service_start(st.nc, db_pool, err, sizeof err);
@@ -603,6 +608,7 @@ out:
     for (size_t i = 0; i < st.ningest; i++)
         ctl_ingest_stop(st.ingest[i]);
     free(st.ingest);
+    ctl_webhook_stop(webhook);
     ctl_history_service_stop(hist);
     ctl_pool_stop(db_pool);
     ctl_pool_stop(pub_pool);

@@ -53,6 +53,9 @@ struct hc_cluster {
     pthread_cond_t cond; /* CLOCK_MONOTONIC */
     bool stopping;
     bool closed; /* the connection's closed callback ran: no callback follows */
+    /* Subscriptions whose completion callback is set, and how many have run it (under mu):
+     * only then has their message handler returned for the last time. */
+    int subs_watched, subs_done;
 
     atomic_bool connected;
     hc_lease lease;          /* under mu */
@@ -215,8 +218,47 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
     hc_cluster *c = closure;
     int len = natsMsg_GetDataLength(msg);
     if (len > 0 && len <= HC_WIRE_MAX_BYTES)
-        c->cb(natsMsg_GetData(msg), (size_t)len, c->ud);
+        c->cb(c, natsMsg_GetData(msg), (size_t)len, c->ud);
     natsMsg_Destroy(msg);
+}
+
+/* libnats: this subscription's message handler has returned and will not run again. */
+static void on_sub_complete(void *closure)
+{
+    hc_cluster *c = closure;
+    pthread_mutex_lock(&c->mu);
+    c->subs_done++;
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void watch_sub(hc_cluster *c, natsSubscription *sub)
+{
+    if (sub && natsSubscription_SetOnCompleteCB(sub, on_sub_complete, c) == NATS_OK)
+        c->subs_watched++;
+}
+
+/*
+ * Unsubscribing does not wait for a message handler already running on a
+ * libnats thread (nats.h says so at natsSubscription_SetOnCompleteCB): wait
+ * for each handler's last return before `c` is freed (bounded, like
+ * close_connection).
+ */
+static void unsubscribe_all(hc_cluster *c)
+{
+    natsSubscription_Unsubscribe(c->sub);
+    natsSubscription_Unsubscribe(c->lease_sub);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += 3;
+    pthread_mutex_lock(&c->mu);
+    while (c->subs_done < c->subs_watched)
+        if (pthread_cond_timedwait(&c->cond, &c->mu, &ts) != 0)
+            break;
+    pthread_mutex_unlock(&c->mu);
+    natsSubscription_Destroy(c->sub);
+    natsSubscription_Destroy(c->lease_sub);
+    c->sub = c->lease_sub = NULL;
 }
 
 static void on_disconnected(natsConnection *nc, void *closure)
@@ -399,6 +441,8 @@ hc_cluster *hc_cluster_start(const hc_cluster_conf *conf, hc_cluster_obs_cb cb, 
     if (s == NATS_OK)
         s = natsConnection_Subscribe(&c->lease_sub, c->nc, HC_CLUSTER_LEASE_SUBJECT, on_lease_msg,
                                      c);
+    watch_sub(c, c->sub);
+    watch_sub(c, c->lease_sub);
     if (s == NATS_CONNECTION_CLOSED) {
         /* libnats gave up on a server that refused the handshake (bad
          * credentials, untrusted certificate: mr_nats_opts.c): run on, not
@@ -443,10 +487,7 @@ void hc_cluster_stop(hc_cluster *c)
     send_out(c, &out);
     if (out.n && c->nc)
         natsConnection_FlushTimeout(c->nc, 500);
-    natsSubscription_Unsubscribe(c->sub);
-    natsSubscription_Destroy(c->sub);
-    natsSubscription_Unsubscribe(c->lease_sub);
-    natsSubscription_Destroy(c->lease_sub);
+    unsubscribe_all(c);
     mr_nats_watch_stop(c->watch);
     close_connection(c);
     free_cluster(c);

@@ -42,9 +42,10 @@ typedef struct hc_cluster_conf {
 
 /**
  * An observation from some agent (this one included), called on a NATS
- * thread: copy what is needed and return.
+ * thread: copy what is needed and return. `c` is the cluster that received it:
+ * the first observation can arrive before hc_cluster_start has returned it.
  */
-typedef void (*hc_cluster_obs_cb)(const char *data, size_t len, void *ud);
+typedef void (*hc_cluster_obs_cb)(hc_cluster *c, const char *data, size_t len, void *ud);
 
 /**
  * Read the state file, connect (retrying in the background when no server

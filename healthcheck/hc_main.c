@@ -5,6 +5,7 @@
  */
 #include "hc_agent.h"
 #include "hc_status.h"
+#include "mr_alloc.h"
 #include "mr_check.h"
 #include "mr_log.h"
 #include "mr_reload.h"
@@ -102,6 +103,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    mr_alloc_use_for_jansson();
     const char *config = NULL, *listen = NULL;
     bool check = false;
     static const struct option opts[] = {

@@ -35,7 +35,7 @@ void hc_tick_metrics_register(void)
     mr_metric_register(&m_term);
 }
 
-void hc_tick_on_observation(const char *data, size_t len, void *ud)
+void hc_tick_on_observation(hc_cluster *c, const char *data, size_t len, void *ud)
 {
     hc_agent *a = ud;
     hc_obs *o = mr_malloc(sizeof *o);
@@ -60,7 +60,7 @@ void hc_tick_on_observation(const char *data, size_t len, void *ud)
     for (size_t i = 0; i < a->n_items; i++)
         v[i] = hc_state_from_char(o->votes[i]);
     if (o->n_drains)
-        hc_cluster_merge_drains(a->cluster, o->drains, o->n_drains);
+        hc_cluster_merge_drains(c, o->drains, o->n_drains); /* a->cluster may not be set yet */
     int64_t now_us = mr_now_us();
     pthread_mutex_lock(&a->mu);
     hc_quorum_observe(&a->quorum, o->agent, o->region, o->lease, v, now_us / 1000, o->ts);

@@ -8,6 +8,8 @@
 #ifndef HC_TICK_H
 #define HC_TICK_H
 
+#include "hc_cluster.h"
+
 #include <stddef.h>
 
 typedef struct hc_agent hc_agent;
@@ -20,6 +22,6 @@ void hc_tick_cb(int fd, short what, void *arg);
  * An observation from NATS (any agent's, this one's included), on libnats'
  * thread: parsed and copied into the quorum table under the agent's lock.
  */
-void hc_tick_on_observation(const char *data, size_t len, void *ud);
+void hc_tick_on_observation(hc_cluster *c, const char *data, size_t len, void *ud);
 
 #endif

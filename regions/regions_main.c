@@ -490,6 +490,7 @@ static int cmd_route(mr_regions *r, args *a)
 
 int main(int argc, char **argv)
 {
+    mr_alloc_use_for_jansson();
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         usage(stdout);
         return 0;

@@ -49,8 +49,10 @@ typedef struct relay {
     mr_map conns_by_id; /* connection id (raw uint64_t) -> relay_conn* (late replies) */
     uint64_t next_conn_id;
     mr_jwt_params jwt;
-    struct relay_pubs *pubs; /* JetStream publishes waiting for their PubAck (relay_publish.c) */
-    mr_map resumes;          /* decimal request id -> relay_resume* (history fetches) */
+    struct relay_pubs *pubs;   /* JetStream publishes waiting for their PubAck (relay_publish.c) */
+    mr_map resumes;            /* decimal request id -> relay_resume* (history fetches) */
+    struct relay_hooks *hooks; /* backend hooks, or NULL when none is configured */
+    mr_map hook_waits;         /* decimal request id -> relay_held* (relay_client.c) */
     uint64_t next_request_id;
     char instance[RELAY_NODE_ID_MAX]; /* region/node/random: this process in presence */
     mr_map presence_nodes;            /* other relays' instance -> last heartbeat */

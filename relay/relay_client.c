@@ -14,10 +14,13 @@
  * thread.
  */
 #include "relay_client.h"
+#include "mr_alloc.h"
 #include "mr_log.h"
 #include "mr_proto.h"
 #include "mr_time.h"
+#include "relay_deliver.h"
 #include "relay_frames.h"
+#include "relay_hook.h"
 #include "relay_metrics.h"
 #include "relay_presence.h"
 #include "relay_publish.h"
@@ -72,10 +75,13 @@ static void leave_membership(relay_conn *c, relay_member *m)
     }
 }
 
+static void held_drop_all(relay_conn *c);
+
 void relay_client_closed(relay_conn *c)
 {
     if (!c->r)
         return; /* never opened */
+    held_drop_all(c);
     while (c->memberships) {
         relay_member *m = c->memberships;
         c->memberships = m->conn_next;
@@ -218,13 +224,12 @@ static int subscribe_room(relay *r, relay_room *room)
     return 0;
 }
 
-static void on_join(relay_conn *c, const mr_frame *f)
+static void hold_join(relay_conn *c, const mr_frame *f, const relay_hook_rule *rule);
+
+/* A join the token (and the backend's hook, if any) allows. */
+static void join_room(relay_conn *c, const mr_frame *f)
 {
     relay *r = c->r;
-    if (!mr_jwt_room_allowed(c->rooms_claim, f->room, f->room_len)) {
-        relay_conn_error(c, f->id, MR_ERR_FORBIDDEN, "the token does not allow this room");
-        return;
-    }
     if (relay_conn_member(c, f->room, f->room_len)) {
         mr_buf b = MR_BUF_INIT;
         relay_frame_joined(&b, f->id, f->room);
@@ -254,12 +259,27 @@ static void on_join(relay_conn *c, const mr_frame *f)
     m->conn_next = c->memberships;
     c->memberships = m;
     c->room_count++;
+    relay_deliver_have(m, f->have);
     /* `joined` follows once the room is subscribed (and, with since, the history is known). */
     if (f->has_rewind)
         relay_resume_rewind(r, c, m, f->rewind, f->id);
     else
         relay_resume_start(r, c, m, f->has_since ? f->since : -1, f->id);
     relay_presence_local(r, room, c->user, +1, c);
+}
+
+static void on_join(relay_conn *c, const mr_frame *f)
+{
+    if (!mr_jwt_room_allowed(c->rooms_claim, f->room, f->room_len)) {
+        relay_conn_error(c, f->id, MR_ERR_FORBIDDEN, "the token does not allow this room");
+        return;
+    }
+    const relay_hook_rule *rule =
+        relay_hooks_match(c->r->hooks, RELAY_HOOK_ON_JOIN, f->room, f->room_len);
+    if (rule && !relay_conn_member(c, f->room, f->room_len))
+        hold_join(c, f, rule);
+    else
+        join_room(c, f);
 }
 
 static void on_leave(relay_conn *c, const mr_frame *f)
@@ -281,8 +301,15 @@ static void on_leave(relay_conn *c, const mr_frame *f)
     send_frame(c, &b);
 }
 
+static void hold_publish(relay_conn *c, const mr_frame *f);
+
 static void on_publish(relay_conn *c, const mr_frame *f)
 {
+    /* Behind a publish waiting for its hook, every publish waits: the order is the client's. */
+    if (c->held || relay_hooks_match(c->r->hooks, RELAY_HOOK_ON_PUBLISH, f->room, f->room_len)) {
+        hold_publish(c, f);
+        return;
+    }
     relay_published p;
     relay_publish(c->r, c, f, &p);
 }
@@ -403,4 +430,237 @@ int relay_client_receive(relay_conn *c, const void *in, size_t len, bool binary,
         on_frame(c, in, len);
     }
     return 0;
+}
+
+/*
+ * Backend hooks (docs/relay.md, "Backend hooks"). A join or publish that a
+ * hook rule covers is held, with its frame, until the backend's verdict
+ * comes back from the hook thread (relay_hook.c). Joins wait side by side;
+ * publishes wait in the connection's order: while the first waits for its
+ * verdict, every later publish of the connection, hooked or not, queues
+ * behind it, so the backend never reorders a client's messages. A publish
+ * is given its mid (when it has none) and so its msg_id before the backend
+ * sees it, and the verdict is remembered by msg_id (relay_hooks_remember):
+ * a retry of the same mid gets the same message, or the same refusal,
+ * without a second request.
+ */
+typedef struct relay_held {
+    struct relay_held *next;
+    uint64_t conn_id;
+    uint64_t hook_id; /* the request in flight, 0 while queued */
+    mr_frame f;       /* a copy of the client's frame (mr_frame_copy) */
+    char mid[24];     /* a random mid for a publish that has none ("r-" and 16 hex) */
+    char msg_id[MR_MSG_ID_LEN + 1];
+} relay_held;
+
+static void held_free(relay_held *h)
+{
+    mr_frame_free(&h->f);
+    free(h);
+}
+
+static relay_held *hold(relay_conn *c, const mr_frame *f)
+{
+    relay_held *h = mr_calloc(1, sizeof *h);
+    h->conn_id = c->id;
+    mr_frame_copy(&h->f, f);
+    return h;
+}
+
+/* The fields every hook request carries. */
+static json_t *hook_body(relay_conn *c, const char *hook, const mr_frame *f)
+{
+    return json_pack("{s:s, s:s, s:s#, s:s, s:s, s:s}", "hook", hook, "user", c->user, "room",
+                     f->room, (int)f->room_len, "region", c->r->cfg->region, "node",
+                     c->r->cfg->node_id, "session", c->sid);
+}
+
+static void hook_send(relay *r, relay_held *h, json_t *body, const relay_hook_rule *rule, int event)
+{
+    char key[24];
+    h->hook_id = ++r->next_request_id;
+    snprintf(key, sizeof key, "%llu", (unsigned long long)h->hook_id);
+    mr_map_put(&r->hook_waits, key, strlen(key), h);
+    relay_hooks_call(r->hooks, rule, event, h->hook_id, json_dumps(body, JSON_COMPACT));
+    json_decref(body);
+}
+
+static void hold_join(relay_conn *c, const mr_frame *f, const relay_hook_rule *rule)
+{
+    /* Joins waiting count as rooms: a client cannot keep the backend busy with more. */
+    if (c->room_count + c->joins_held >= (uint32_t)c->r->cfg->limits.max_rooms_per_connection) {
+        relay_conn_error(c, f->id, MR_ERR_TOO_MANY_ROOMS, "too many rooms on this connection");
+        return;
+    }
+    c->joins_held++;
+    relay_held *h = hold(c, f);
+    hook_send(c->r, h, hook_body(c, "join", f), rule, RELAY_HOOK_ON_JOIN);
+}
+
+/* A refusal by the backend: `forbidden` with its reason, not counted as a bad frame. */
+static void hook_refuse(relay_conn *c, json_t *id, const char *reason)
+{
+    mr_buf b = MR_BUF_INIT;
+    relay_frame_error(&b, id, MR_ERR_FORBIDDEN, reason[0] ? reason : "refused by the app");
+    send_frame(c, &b);
+    mr_metric_inc(&relay_m.errors[MR_ERR_FORBIDDEN]);
+}
+
+static void hook_unavailable(relay_conn *c, json_t *id)
+{
+    relay_conn_error(c, id, MR_ERR_UNAVAILABLE,
+                     "the app's backend did not answer; retry (with the same mid)");
+}
+
+/* Publish `h` as the verdict `v` says. */
+static void publish_decided(relay_conn *c, relay_held *h, const relay_hook_result *v)
+{
+    if (v->verdict == RELAY_HOOK_DENY) {
+        hook_refuse(c, h->f.id, v->reason);
+    } else if (v->verdict == RELAY_HOOK_UNAVAILABLE) {
+        hook_unavailable(c, h->f.id);
+    } else {
+        /* The backend's replacement data becomes the frame's text, as a client's would be. */
+        mr_frame f = h->f;
+        char *text = v->data ? json_dumps(v->data, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+        if (text) {
+            f.data = text;
+            f.data_len = strlen(text);
+        }
+        relay_published p;
+        relay_publish(c->r, c, &f, &p);
+        free(text);
+    }
+}
+
+/* Publish what the connection holds, in order, until one waits for its backend. */
+static void pump(relay_conn *c)
+{
+    relay *r = c->r;
+    while (c->held && !c->held->hook_id) {
+        relay_held *h = c->held;
+        const mr_frame *f = &h->f;
+        const relay_hook_rule *rule =
+            relay_hooks_match(r->hooks, RELAY_HOOK_ON_PUBLISH, f->room, f->room_len);
+        relay_hook_result cached;
+        bool member = relay_conn_member(c, f->room, f->room_len) != NULL;
+        if (rule && member && !relay_hooks_cached(r->hooks, h->msg_id, &cached)) {
+            json_t *body = hook_body(c, "publish", f);
+            json_object_set_new(body, "msg_id", json_string(h->msg_id));
+            json_object_set_new(body, "mid", json_stringn(f->mid, f->mid_len));
+            /* The data is kept as the client's JSON text; the request carries it as JSON. */
+            json_t *data = json_loadb(f->data, f->data_len, JSON_DECODE_ANY, NULL);
+            json_object_set_new(body, "data", data ? data : json_null());
+            hook_send(r, h, body, rule, RELAY_HOOK_ON_PUBLISH);
+            return;
+        }
+        c->held = h->next;
+        c->held_count--;
+        if (rule && member) {
+            publish_decided(c, h, &cached);
+            json_decref(cached.data);
+        } else {
+            relay_published p;
+            relay_publish(r, c, f, &p); /* not hooked (or not a member: it says so) */
+        }
+        held_free(h);
+    }
+}
+
+static void hold_publish(relay_conn *c, const mr_frame *f)
+{
+    if (c->held_count >= (uint32_t)c->r->cfg->hooks.max_pending) {
+        relay_conn_error(c, f->id, MR_ERR_RATE_LIMITED,
+                         "too many publishes waiting for the app's backend");
+        return;
+    }
+    relay_held *h = hold(c, f);
+    if (!h->f.mid) {
+        /* The backend sees the msg_id the message will have, so give it its mid now. */
+        h->mid[0] = 'r';
+        h->mid[1] = '-';
+        if (relay_random_hex(h->mid + 2, 8) != 0) {
+            relay_conn_error(c, f->id, MR_ERR_INTERNAL,
+                             "cannot give the message an id now; retry, or send a mid");
+            held_free(h);
+            return;
+        }
+        h->f.mid = h->mid;
+        h->f.mid_len = strlen(h->mid);
+    }
+    mr_msg_id(f->room, f->room_len, c->user, h->f.mid, h->f.mid_len, h->msg_id);
+    relay_held **tail = &c->held;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = h;
+    c->held_count++;
+    pump(c);
+}
+
+static void held_drop_all(relay_conn *c)
+{
+    while (c->held) {
+        relay_held *h = c->held;
+        c->held = h->next;
+        if (h->hook_id) {
+            char key[24];
+            snprintf(key, sizeof key, "%llu", (unsigned long long)h->hook_id);
+            mr_map_del(&c->r->hook_waits, key, strlen(key));
+        }
+        held_free(h);
+    }
+    c->held_count = 0;
+}
+
+static void hook_decided(relay *r, relay_hook_result *v)
+{
+    char key[24];
+    snprintf(key, sizeof key, "%llu", (unsigned long long)v->id);
+    relay_held *h = mr_map_del(&r->hook_waits, key, strlen(key));
+    relay_conn *c = h ? relay_conn_find(r, h->conn_id) : NULL;
+    if (!c) {
+        if (h)
+            held_free(h); /* a join whose connection closed meanwhile */
+        return;
+    }
+    if (h->f.type == MR_FRAME_JOIN) {
+        c->joins_held--;
+        if (v->verdict == RELAY_HOOK_ALLOW)
+            join_room(c, &h->f);
+        else if (v->verdict == RELAY_HOOK_DENY)
+            hook_refuse(c, h->f.id, v->reason);
+        else
+            hook_unavailable(c, h->f.id);
+        held_free(h);
+        return;
+    }
+    /* A publish: the head of its connection's queue. */
+    c->held = h->next;
+    c->held_count--;
+    if (v->verdict != RELAY_HOOK_UNAVAILABLE)
+        relay_hooks_remember(r->hooks, h->msg_id, v);
+    publish_decided(c, h, v);
+    held_free(h);
+    pump(c);
+}
+
+void relay_client_hooks_take(relay *r)
+{
+    relay_hook_result *v = relay_hooks_take(r->hooks);
+    while (v) {
+        relay_hook_result *next = v->next;
+        hook_decided(r, v);
+        relay_hook_result_free(v);
+        v = next;
+    }
+}
+
+static void free_held_value(void *h)
+{
+    held_free(h);
+}
+
+void relay_client_hooks_free(relay *r)
+{
+    mr_map_free(&r->hook_waits, free_held_value);
 }

@@ -26,5 +26,9 @@ void relay_client_timer(relay_conn *c);
 int relay_client_writable(relay_conn *c);
 /** Periodic: joins of rooms whose subscriptions were not confirmed in time fail. */
 void relay_client_tick(relay *r);
+/** Answer the joins and publishes whose backend hooks have decided (lws thread, on a wake-up). */
+void relay_client_hooks_take(relay *r);
+/** Forget the joins still waiting for a hook (shutdown, after every connection closed). */
+void relay_client_hooks_free(relay *r);
 
 #endif

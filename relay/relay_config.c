@@ -69,6 +69,9 @@ void relay_config_defaults(relay_config *c)
     c->commit_repair_ms = 3000;
     c->presence_heartbeat_ms = 1000;
     c->presence_expire_heartbeats = 3;
+    c->hooks.max_connections = 16;
+    c->hooks.max_pending = 64;
+    c->hooks.cache_entries = 65536;
 }
 
 void relay_config_set_nats(relay_config *c, const char *csv)
@@ -254,31 +257,23 @@ static void read_admin_key_file(relay_config *c, mr_cfg *cfg, const char *path)
     relay_config_set_str(&c->admin_api_key, buf);
 }
 
-static const char *const top_keys[] = {"region",
-                                       "node_id",
-                                       "listen",
-                                       "admin_listen",
-                                       "nats",
-                                       "auth",
-                                       "tls",
-                                       "limits",
-                                       "origins",
-                                       "drain_grace_ms",
-                                       "static_dir",
-                                       "log_level",
-                                       "workers",
-                                       "jetstream",
-                                       "publish",
-                                       "stream",
-                                       "resume",
-                                       "presence",
-                                       "drain_batch",
-                                       "fallback_urls",
-                                       "admin_api_key",
-                                       "admin_api_key_file",
-                                       "log_format",
-                                       "signals",
-                                       NULL};
+static const char *const top_keys[] = {"region",        "node_id",
+                                       "listen",        "admin_listen",
+                                       "nats",          "auth",
+                                       "tls",           "limits",
+                                       "origins",       "drain_grace_ms",
+                                       "static_dir",    "log_level",
+                                       "workers",       "jetstream",
+                                       "publish",       "stream",
+                                       "resume",        "presence",
+                                       "drain_batch",   "fallback_urls",
+                                       "admin_api_key", "admin_api_key_file",
+                                       "log_format",    "hooks",
+                                       "signals",       NULL};
+static const char *const hooks_keys[] = {"rules", "max_connections", "max_pending", "cache_entries",
+                                         NULL};
+static const char *const hook_rule_keys[] = {"on",         "rooms",      "url",
+                                             "timeout_ms", "on_failure", NULL};
 static const char *const presence_keys[] = {"heartbeat_ms", "expire_heartbeats", NULL};
 static const char *const signal_keys[] = {"rate", "burst", "max_bytes", NULL};
 static const char *const publish_keys[] = {"ack_timeout_ms", "retries", NULL};
@@ -312,6 +307,86 @@ static bool ciphersuites_valid(const char *list)
     bool ok = ctx && SSL_CTX_set_ciphersuites(ctx, list) == 1;
     SSL_CTX_free(ctx);
     return ok;
+}
+
+static void hooks_free(relay_hooks_conf *h)
+{
+    for (size_t i = 0; i < h->rule_count; i++) {
+        json_decref(h->rules[i].rooms);
+        free(h->rules[i].url);
+    }
+    free(h->rules);
+    h->rules = NULL;
+    h->rule_count = 0;
+}
+
+/* One entry of hooks.rules at `path` ("hooks.rules[2]"); false after an error. */
+static bool read_hook_rule(relay_hook_rule *rule, mr_cfg *cfg, json_t *o, const char *path)
+{
+    if (!json_is_object(o)) {
+        mr_cfg_error(cfg, path, "must be an object");
+        return false;
+    }
+    mr_cfg_check_keys(cfg, o, path, hook_rule_keys);
+    json_t *on = mr_cfg_str_array(cfg, o, path, "on");
+    size_t i;
+    json_t *e;
+    json_array_foreach(on, i, e)
+    {
+        if (strcmp(json_string_value(e), "join") == 0)
+            rule->events |= RELAY_HOOK_ON_JOIN;
+        else if (strcmp(json_string_value(e), "publish") == 0)
+            rule->events |= RELAY_HOOK_ON_PUBLISH;
+        else
+            mr_cfg_error(cfg, path, "on: \"%.40s\" is not join or publish", json_string_value(e));
+    }
+    if (!rule->events)
+        mr_cfg_error(cfg, path, "on: list join, publish or both");
+    json_t *rooms = mr_cfg_str_array(cfg, o, path, "rooms");
+    if (rooms)
+        rule->rooms = json_incref(rooms);
+    const char *url = mr_cfg_str(cfg, o, path, "url", NULL);
+    if (!url || (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) ||
+        strlen(url) > RELAY_URL_MAX)
+        mr_cfg_error(cfg, path, "url: an http:// or https:// URL of at most %d bytes is required",
+                     RELAY_URL_MAX);
+    else
+        rule->url = mr_strdup(url);
+    rule->timeout_ms = mr_cfg_int(cfg, o, path, "timeout_ms", 500, 10, 60000);
+    const char *fail = mr_cfg_str(cfg, o, path, "on_failure", "refuse");
+    if (strcmp(fail, "allow") == 0)
+        rule->fail_open = true;
+    else if (strcmp(fail, "refuse") != 0)
+        mr_cfg_error(cfg, path, "on_failure: \"%.40s\" must be refuse or allow", fail);
+    return !mr_cfg_failed(cfg);
+}
+
+/* The "hooks" object (docs/relay.md, "Backend hooks"); a file's rules replace earlier ones. */
+static void read_hooks(relay_hooks_conf *h, mr_cfg *cfg, json_t *o)
+{
+    if (!o)
+        return;
+    mr_cfg_check_keys(cfg, o, "hooks", hooks_keys);
+    h->max_connections =
+        mr_cfg_int(cfg, o, "hooks", "max_connections", h->max_connections, 1, 1024);
+    h->max_pending = mr_cfg_int(cfg, o, "hooks", "max_pending", h->max_pending, 1, 100000);
+    h->cache_entries = mr_cfg_int(cfg, o, "hooks", "cache_entries", h->cache_entries, 0, 1 << 22);
+    json_t *rules = json_object_get(o, "rules");
+    if (!rules)
+        return;
+    if (!json_is_array(rules) || json_array_size(rules) > 64) {
+        mr_cfg_error(cfg, "hooks.rules", "must be an array of at most 64 rules");
+        return;
+    }
+    hooks_free(h);
+    h->rules = mr_calloc(json_array_size(rules) + 1, sizeof *h->rules);
+    for (size_t i = 0; i < json_array_size(rules); i++) {
+        char path[40];
+        snprintf(path, sizeof path, "hooks.rules[%zu]", i);
+        h->rule_count++;
+        if (!read_hook_rule(&h->rules[i], cfg, json_array_get(rules, i), path))
+            return;
+    }
 }
 
 static void set_from(mr_cfg *cfg, json_t *o, const char *path, const char *key, char **slot)
@@ -436,6 +511,7 @@ int relay_config_load(relay_config *c, const char *path, char *err, size_t errle
         mr_cfg_int(&cfg, pr, "presence", "heartbeat_ms", c->presence_heartbeat_ms, 50, 60000);
     c->presence_expire_heartbeats = mr_cfg_int(&cfg, pr, "presence", "expire_heartbeats",
                                                c->presence_expire_heartbeats, 2, 100);
+    read_hooks(&c->hooks, &cfg, mr_cfg_obj(&cfg, root, "", "hooks"));
 
     json_t *sig = mr_cfg_obj(&cfg, root, "", "signals");
     mr_cfg_check_keys(&cfg, sig, "signals", signal_keys);
@@ -602,5 +678,6 @@ void relay_config_free(relay_config *c)
         free(c->fallback_urls[i]);
     free(c->fallback_urls);
     free(c->admin_api_key);
+    hooks_free(&c->hooks);
     memset(c, 0, sizeof *c);
 }

@@ -28,6 +28,27 @@ typedef struct relay_limits {
     int64_t receive_buffer_bytes;
 } relay_limits;
 
+/* Events a backend hook rule applies to (relay_hook_rule.events). */
+#define RELAY_HOOK_ON_JOIN    1
+#define RELAY_HOOK_ON_PUBLISH 2
+
+/* One rule of "hooks.rules": which events and rooms go to which backend URL. */
+typedef struct relay_hook_rule {
+    int events;         /* RELAY_HOOK_ON_* bits */
+    json_t *rooms;      /* room patterns as in a token's rooms claim, or NULL: every room */
+    char *url;          /* http:// or https:// */
+    int64_t timeout_ms; /* the whole exchange, connecting included */
+    bool fail_open;     /* allow when the backend fails (default: refuse) */
+} relay_hook_rule;
+
+typedef struct relay_hooks_conf {
+    relay_hook_rule *rules; /* the first rule matching an event and a room applies */
+    size_t rule_count;
+    int64_t max_connections; /* kept-alive connections per backend host */
+    int64_t max_pending;     /* publishes a connection may have waiting for hooks */
+    int64_t cache_entries;   /* publish decisions remembered by msg_id */
+} relay_hooks_conf;
+
 /*
  * TLS 1.3 suites when tls.ciphersuites is not set, in the server's order: AES-128-GCM is
  * the fastest with AES instructions and keeps less state per connection than the
@@ -88,6 +109,7 @@ typedef struct relay_config {
     int64_t signal_max_bytes;
     int64_t presence_heartbeat_ms;
     int64_t presence_expire_heartbeats;
+    relay_hooks_conf hooks; /* backend hooks on join and publish (relay_hook.c) */
 } relay_config;
 
 /* Most URLs a drain request or fallback_urls may list, and the longest one. */

@@ -72,7 +72,11 @@ typedef struct relay_conn {
     const char *close_reason; /* a string literal */
     bool close_sent;          /* our close frame is out; waiting for the client's */
     bool reconnect_sent;
-    uint32_t replays; /* memberships replaying history, paced by this queue (relay_resume.c) */
+    uint32_t replays;  /* memberships replaying history, paced by this queue (relay_resume.c) */
+    uint32_t have_ids; /* msg_ids its joins' `have` named, still remembered: at most MR_HAVE_MAX */
+    struct relay_held *held; /* publishes in order, the first waiting for a backend hook */
+    uint32_t held_count;
+    uint32_t joins_held; /* joins waiting for a backend hook (they count as rooms) */
 } relay_conn;
 
 /**

@@ -67,6 +67,15 @@ bool relay_dedup_has(const relay_dedup *d, const uint8_t *id)
     return find(d, id) >= 0;
 }
 
+bool relay_dedup_get(const relay_dedup *d, const uint8_t *id, int64_t *val)
+{
+    int64_t i = find(d, id);
+    if (i < 0)
+        return false;
+    *val = d->val[d->index[i] - 1];
+    return true;
+}
+
 static void index_insert(relay_dedup *d, uint32_t slot)
 {
     uint32_t mask = d->cap * 2 - 1;

@@ -40,6 +40,8 @@ typedef struct relay_dedup {
 void relay_dedup_key(const char *msg_id, uint8_t out[RELAY_DEDUP_ID_BYTES]);
 /** Whether `id` is remembered. */
 bool relay_dedup_has(const relay_dedup *d, const uint8_t *id);
+/** Whether `id` is remembered, and its value in *val. */
+bool relay_dedup_get(const relay_dedup *d, const uint8_t *id, int64_t *val);
 /**
  * Remember `id` (not remembered yet) with `val`, as added at `now_ms`.
  * Returns 0, or -1 when `max` ids are remembered already: nothing changed.

@@ -69,6 +69,12 @@ static void member_free(relay_member *m)
     }
     m->held_tail = NULL;
     m->held_bytes = 0;
+    if (m->have) {
+        m->conn->have_ids -= (uint32_t)m->have->count;
+        mr_map_free(m->have, NULL);
+        free(m->have);
+        m->have = NULL;
+    }
 }
 
 void relay_deliver_init(relay *r)
@@ -111,11 +117,54 @@ void relay_deliver_to(relay_member *m, relay_out *o, const char *msg_id, int64_t
     m->held_bytes += o->len;
 }
 
-/* Deliver to every member (a fast-path message: nobody knows its seq yet). */
-static size_t deliver_all(relay_room *room, relay_out *o, const char *msg_id)
+void relay_deliver_have(relay_member *m, json_t *ids)
+{
+    /*
+     * A connection remembers at most MR_HAVE_MAX ids over all its rooms
+     * (about 100 KB): the ids beyond come again with their seq, as for a
+     * client that does not send `have` (docs/protocol.md).
+     */
+    relay_conn *c = m->conn;
+    if (!json_array_size(ids) || c->have_ids >= MR_HAVE_MAX)
+        return;
+    m->have = mr_malloc(sizeof *m->have);
+    mr_map_init(m->have);
+    size_t i;
+    json_t *id;
+    json_array_foreach(ids, i, id)
+    {
+        if (c->have_ids >= MR_HAVE_MAX)
+            break;
+        if (!mr_map_put(m->have, json_string_value(id), MR_MSG_ID_LEN, (void *)1))
+            c->have_ids++;
+    }
+}
+
+static bool member_has(const relay_member *m, const char *msg_id)
+{
+    return m->have && mr_map_get(m->have, msg_id, MR_MSG_ID_LEN);
+}
+
+bool relay_deliver_take_have(relay_member *m, const char *msg_id)
+{
+    if (!member_has(m, msg_id))
+        return false;
+    mr_map_del(m->have, msg_id, MR_MSG_ID_LEN);
+    m->conn->have_ids--;
+    return true;
+}
+
+/*
+ * Deliver to every member (a fast-path message: nobody knows its seq yet),
+ * except those that said they have it: a publisher's retry through another
+ * region of a message they got from a relay that died.
+ */
+static size_t deliver_all(relay_room *room, relay_out *o, const char *msg_id, int64_t replayed_seq)
 {
     size_t n = 0;
     for (relay_member *m = room->members; m; m = m->room_next) {
+        if (member_has(m, msg_id) || (replayed_seq > 0 && m->history_through >= replayed_seq))
+            continue;
         relay_deliver_to(m, o, msg_id, 0);
         n++;
     }
@@ -127,15 +176,20 @@ static int64_t now_ms(void)
     return mr_now_us() / 1000;
 }
 
-/* Remember a committed id for the stream's duplicate window (the oldest goes when full). */
-static void remember_committed(relay *r, relay_room *room, const uint8_t *key)
+/* Remember an id with `val` for the stream's duplicate window (the oldest goes when full). */
+static void remember_for_window(relay *r, relay_dedup *d, const uint8_t *key, int64_t val)
 {
     int64_t now = now_ms();
-    relay_dedup_expire(&room->committed, now - r->cfg->stream_duplicate_window_s * 1000);
-    if (relay_dedup_add(&room->committed, key, now, 0, r->rooms.dedup_window) != 0) {
-        relay_dedup_drop_oldest(&room->committed);
-        relay_dedup_add(&room->committed, key, now, 0, r->rooms.dedup_window);
+    relay_dedup_expire(d, now - r->cfg->stream_duplicate_window_s * 1000);
+    if (relay_dedup_add(d, key, now, val, r->rooms.dedup_window) != 0) {
+        relay_dedup_drop_oldest(d);
+        relay_dedup_add(d, key, now, val, r->rooms.dedup_window);
     }
+}
+
+static void remember_committed(relay *r, relay_room *room, const uint8_t *key)
+{
+    remember_for_window(r, &room->committed, key, 0);
 }
 
 bool relay_deliver_message(relay *r, relay_room *room, const char *msg_id, const void *frame,
@@ -147,6 +201,10 @@ bool relay_deliver_message(relay *r, relay_room *room, const char *msg_id, const
         mr_metric_inc(&relay_m.duplicates_dropped);
         return false;
     }
+    /* A resume sent it from history (its seq): the members that have that seq skip it. */
+    int64_t replayed_seq = 0;
+    relay_dedup_expire(&room->replayed, now_ms() - r->cfg->stream_duplicate_window_s * 1000);
+    relay_dedup_get(&room->replayed, key, &replayed_seq);
     if (r->cfg->jetstream) {
         int64_t now = now_ms();
         /* A message older than the stream's max_age (0: none) can never be committed any more. */
@@ -165,7 +223,7 @@ bool relay_deliver_message(relay *r, relay_room *room, const char *msg_id, const
     }
     room->stamp++;
     relay_out *o = relay_out_new(frame, len);
-    mr_metric_add(&relay_m.deliveries, (int64_t)deliver_all(room, o, msg_id));
+    mr_metric_add(&relay_m.deliveries, (int64_t)deliver_all(room, o, msg_id, replayed_seq));
     relay_out_unref(o);
     return true;
 }
@@ -201,15 +259,16 @@ bool relay_deliver_commit(relay *r, relay_room *room, const char *msg_id, int64_
     remember_committed(r, room, key);
     mr_metric_inc(awaited ? &relay_m.commits : &relay_m.recovered_from_commit);
     /*
-     * Members that got the message on the fast path get its seq; the others
-     * (it never came here, or they joined after it did) get the message.
+     * Members that got the message on the fast path, here or (their `have`)
+     * from another relay, get its seq; the others (it never came here, or
+     * they joined after it did) get the message.
      * Members that have the seq already (their resume, their `since`) get nothing.
      */
     relay_out *commit = NULL, *whole = NULL;
     for (relay_member *m = room->members; m; m = m->room_next) {
         if (seq <= m->history_through)
             continue;
-        if (awaited && m->stamp < (uint64_t)stamp)
+        if (relay_deliver_take_have(m, msg_id) || (awaited && m->stamp < (uint64_t)stamp))
             relay_deliver_to(m, frame_once(&commit, room, msg_id, seq, NULL), msg_id, seq);
         else
             relay_deliver_to(m, frame_once(&whole, room, msg_id, seq, message), msg_id, seq);
@@ -219,6 +278,14 @@ bool relay_deliver_commit(relay *r, relay_room *room, const char *msg_id, int64_
     if (whole)
         relay_out_unref(whole);
     return true;
+}
+
+void relay_deliver_replayed(relay *r, relay_room *room, const char *msg_id, int64_t seq)
+{
+    uint8_t key[RELAY_DEDUP_ID_BYTES];
+    relay_dedup_key(msg_id, key);
+    if (!relay_dedup_has(&room->replayed, key)) /* else another resume sent it: same seq */
+        remember_for_window(r, &room->replayed, key, seq);
 }
 
 void relay_deliver_baseline(relay_room *room, int64_t seq)

@@ -35,6 +35,12 @@ bool relay_deliver_message(relay *r, relay_room *room, const char *msg_id, const
  */
 bool relay_deliver_commit(relay *r, relay_room *room, const char *msg_id, int64_t seq,
                           json_t *message);
+/**
+ * A resume sent (msg_id, seq) from history to a member: a fast-path copy of
+ * it arriving later (a publisher's retry through another relay) skips every
+ * member that has `seq`, though this relay never saw the commit.
+ */
+void relay_deliver_replayed(relay *r, relay_room *room, const char *msg_id, int64_t seq);
 /** Every seq up to `seq` was stored before the room had members here (repair's baseline). */
 void relay_deliver_baseline(relay_room *room, int64_t seq);
 /** The highest seq up to which every commit was delivered here. */
@@ -50,6 +56,17 @@ size_t relay_deliver_awaiting_count(const relay_room *room);
  * `seq` is the message's seq when the frame comes from its commit, else 0.
  */
 void relay_deliver_to(relay_member *m, relay_out *o, const char *msg_id, int64_t seq);
+/**
+ * The member's join said it got these msg_ids (a JSON array, validated by
+ * mr_proto) without their seq: each reaches it only as a `commit`, from
+ * history or live, never as a `message` again. At most MR_HAVE_MAX.
+ */
+void relay_deliver_have(relay_member *m, json_t *ids);
+/**
+ * Whether the member said it has `msg_id` (relay_deliver_have); the id is
+ * forgotten then, since the caller sends its `commit`.
+ */
+bool relay_deliver_take_have(relay_member *m, const char *msg_id);
 /** From now on hold the member's live frames (a resume is fetching its history). */
 void relay_deliver_hold(relay_member *m);
 /**

@@ -70,12 +70,7 @@ static void reject(relay *r, natsMsg *msg, const char *why)
 
 static bool valid_msg_id(const char *s)
 {
-    if (!s || strlen(s) != MR_MSG_ID_LEN)
-        return false;
-    for (int i = 0; i < MR_MSG_ID_LEN; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return false;
-    return true;
+    return s && mr_msg_id_valid(s, strlen(s));
 }
 
 /* A region token as relay_config.c accepts them: 1-64 of A-Z a-z 0-9 _ -. */

@@ -110,7 +110,7 @@ static void admin_routes(struct evhttp *http, void *ud)
 static bool relay_ready(void *ud, mr_buf *detail)
 {
     relay *r = ud;
-    bool nats = relay_nats_connected(r->nats);
+    bool nats = relay_nats_healthy(r->nats); /* connected, and the server answers (relay_nats.h) */
     bool stream = relay_nats_stream_ready(r->nats);
     bool draining = atomic_load(&r->draining);
     bool listening = atomic_load(&r->listening);
@@ -128,6 +128,7 @@ static bool relay_ready(void *ud, mr_buf *detail)
 
 int main(int argc, char **argv)
 {
+    mr_alloc_use_for_jansson();
     enum { OPT_LOG_LEVEL = 1000, OPT_CHECK };
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                          {"listen", required_argument, NULL, 'l'},

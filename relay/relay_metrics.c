@@ -64,6 +64,21 @@ relay_metrics relay_m = {
     .signals = MR_COUNTER("meridian_relay_signals_total", "Signals accepted from clients."),
     .signals_delivered = MR_COUNTER("meridian_relay_signals_delivered_total",
                                     "Signals queued to members (one per member)."),
+    .hook_calls = MR_COUNTER("meridian_relay_hook_calls_total",
+                             "Requests sent to the app's backend by join and publish hooks."),
+    .hook_denials =
+        MR_COUNTER("meridian_relay_hook_denials_total", "Joins and publishes the backend refused."),
+    .hook_replacements = MR_COUNTER("meridian_relay_hook_replacements_total",
+                                    "Publishes whose data the backend replaced."),
+    .hook_failures = MR_COUNTER(
+        "meridian_relay_hook_failures_total",
+        "Hook requests without a usable answer (time-out, connection, status, bad or large "
+        "answer); the rule's on_failure decided."),
+    .hook_cached = MR_COUNTER("meridian_relay_hook_cached_total",
+                              "Publishes decided by the remembered answer for their msg_id."),
+    .hook_latency = MR_HISTOGRAM("meridian_relay_hook_seconds",
+                                 "Time from a hook request to the backend's answer (or failure).",
+                                 mr_latency_buckets, 16),
 };
 
 void relay_metrics_register(void)
@@ -97,7 +112,12 @@ void relay_metrics_register(void)
                           &relay_m.slow_consumer_closes,
                           &relay_m.auth_failures,
                           &relay_m.rejected_upgrades,
-                          &relay_m.nats_rejected};
+                          &relay_m.nats_rejected,
+                          &relay_m.hook_calls,
+                          &relay_m.hook_denials,
+                          &relay_m.hook_replacements,
+                          &relay_m.hook_failures,
+                          &relay_m.hook_cached};
     for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++)
         mr_metric_register(plain[i]);
     for (int i = 0; i < MR_ERR_COUNT; i++) {
@@ -113,4 +133,5 @@ void relay_metrics_register(void)
                         &relay_m.signals, &relay_m.signals_delivered};
     for (size_t i = 0; i < sizeof app / sizeof app[0]; i++)
         mr_metric_register(app[i]);
+    mr_metric_register(&relay_m.hook_latency);
 }

@@ -18,6 +18,9 @@ typedef struct relay_metrics {
     mr_metric publish_ack_latency;
     /* Issue 16: rewind on join, token refresh, ephemeral signals. */
     mr_metric rewinds, refreshes, refresh_failures, signals, signals_delivered;
+    /* Backend hooks (relay_hook.c). */
+    mr_metric hook_calls, hook_denials, hook_replacements, hook_failures, hook_cached;
+    mr_metric hook_latency;
 } relay_metrics;
 
 extern relay_metrics relay_m;

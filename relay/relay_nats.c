@@ -7,7 +7,12 @@
  * in one lock, so the lock is held for a few instructions per batch.
  *
  * Subscriptions are confirmed by a PING/PONG on a thread of their own
- * (confirm_main), whose result comes back through the same FIFO.
+ * (confirm_main), whose result comes back through the same FIFO. The same
+ * thread makes a round trip at least every RELAY_NATS_PROBE_MS even when
+ * nothing waits for one: a server that keeps the TCP connection open but
+ * no longer reads it (stopped, or wedged as nats-server 2.9's filestore
+ * is by a full disk) looks connected to libnats for minutes, and only a
+ * round trip tells (relay_nats_healthy, /readyz).
  *
  * Outbound: publishes are made from the lws thread, JetStream ones too:
  * a core publish with a reply subject on the inbox, whose PubAck
@@ -22,6 +27,7 @@
 #include "mr_log.h"
 #include "mr_nats_opts.h"
 #include "mr_stream.h"
+#include "mr_time.h"
 
 #include <openssl/rand.h>
 #include <time.h>
@@ -65,6 +71,11 @@ struct relay_nats {
     bool confirm_stop;
     pthread_t confirm_thread;
     bool confirm_thread_started;
+    /* Liveness: when the last round trip to the server succeeded (mr_now_us), and why the last one
+     * failed (under lock; "" after a success). */
+    _Atomic int64_t rtt_ok_us;
+    char rtt_err[64];
+    bool rtt_warned; /* under lock: the silence was logged */
 };
 
 /* Wake the lws thread unless shutdown has begun (the lws context may be gone then). */
@@ -161,11 +172,111 @@ static void on_connected(natsConnection *nc, void *closure)
     natsConnection_GetConnectedUrl(nc, url, sizeof url);
     /* Never log credentials (URLs with them are refused by the config, but still). */
     mr_nats_url_redact(url, shown, sizeof shown);
+    /* The handshake ended with a PONG: the server answered just now. */
+    atomic_store(&n->rtt_ok_us, mr_now_us());
     atomic_store(&n->connected, true);
     mr_log_info("nats: connected to %s", shown);
     pthread_mutex_lock(&n->lock);
     wake_locked(n);
     pthread_mutex_unlock(&n->lock);
+}
+
+/* Record the outcome of a round trip to the server (the confirmation thread). */
+static void rtt_done(relay_nats *n, natsStatus s)
+{
+    int64_t now = mr_now_us();
+    pthread_mutex_lock(&n->lock);
+    int64_t silent_ms = (now - atomic_load(&n->rtt_ok_us)) / 1000;
+    if (s == NATS_OK) {
+        if (n->rtt_warned)
+            mr_log_info("nats: the server answers again after %lld ms", (long long)silent_ms);
+        atomic_store(&n->rtt_ok_us, now);
+        n->rtt_err[0] = '\0';
+        n->rtt_warned = false;
+    } else {
+        snprintf(n->rtt_err, sizeof n->rtt_err, "%s", natsStatus_GetText(s));
+        if (!n->rtt_warned && silent_ms > RELAY_NATS_STALE_MS) {
+            mr_log_warn("nats: connected, but the server has not answered for %lld ms (%s): not "
+                        "ready",
+                        (long long)silent_ms, n->rtt_err);
+            n->rtt_warned = true;
+        }
+    }
+    pthread_mutex_unlock(&n->lock);
+}
+
+/*
+ * The confirmation thread: a PING/PONG (natsConnection_FlushTimeout) after
+ * the subscriptions were sent tells that the server has them. It blocks for
+ * a round trip, so it runs here rather than on the lws thread; one flush
+ * confirms every subscription sent before it, so the tokens waiting are
+ * taken together. A confirmation goes to the lws thread as a message on
+ * this relay's inbox (`<inbox><token>`, made here, not sent), handled like
+ * any reply; a flush that fails confirms nothing, and the joins waiting for
+ * it fail on their deadline.
+ *
+ * With no token waiting it still flushes every RELAY_NATS_PROBE_MS while
+ * connected: each flush that succeeds is the server's latest sign of life
+ * (relay_nats_healthy). A flush is sent after what the relay published
+ * before it, so it also fails when the server stopped reading them.
+ */
+static void *confirm_main(void *arg)
+{
+    relay_nats *n = arg;
+    int64_t next_probe_us = mr_now_us() + RELAY_NATS_PROBE_MS * 1000;
+    pthread_mutex_lock(&n->lock);
+    for (;;) {
+        while (!n->confirm_stop && n->confirm_n == 0 &&
+               !(mr_now_us() >= next_probe_us && relay_nats_connected(n))) {
+            struct timespec until = mr_deadline_ms((next_probe_us - mr_now_us()) / 1000 + 1);
+            pthread_cond_timedwait(&n->confirm_cv, &n->lock, &until);
+            /* Disconnected: nothing to probe; look again a period later. */
+            if (!relay_nats_connected(n) && mr_now_us() >= next_probe_us)
+                next_probe_us = mr_now_us() + RELAY_NATS_PROBE_MS * 1000;
+        }
+        if (n->confirm_stop)
+            break;
+        char **tokens = n->confirm_tokens;
+        size_t count = n->confirm_n;
+        n->confirm_tokens = NULL;
+        n->confirm_n = n->confirm_cap = 0;
+        pthread_mutex_unlock(&n->lock);
+        natsStatus s = natsConnection_FlushTimeout(n->conn, RELAY_SUBSCRIBE_CONFIRM_MS);
+        /* A flush made while the link was down says nothing about the server. */
+        if (s == NATS_OK || relay_nats_connected(n))
+            rtt_done(n, s);
+        next_probe_us = mr_now_us() + RELAY_NATS_PROBE_MS * 1000;
+        for (size_t i = 0; i < count; i++) {
+            char subject[RELAY_SUBJECT_MAX + 64];
+            snprintf(subject, sizeof subject, "%s%s", n->inbox, tokens[i]);
+            natsMsg *msg = NULL;
+            if (s == NATS_OK && natsMsg_Create(&msg, subject, NULL, NULL, 0) == NATS_OK) {
+                relay_inbound *in = mr_calloc(1, sizeof *in);
+                in->msg = msg;
+                push(n, in);
+            }
+            free(tokens[i]);
+        }
+        if (s != NATS_OK && count)
+            mr_log_warn("nats: subscriptions not confirmed: %s", natsStatus_GetText(s));
+        free(tokens);
+        pthread_mutex_lock(&n->lock);
+    }
+    pthread_mutex_unlock(&n->lock);
+    return NULL;
+}
+
+/* Start the confirmation thread once (under lock). Returns 0 or -1. */
+static int confirm_thread_start_locked(relay_nats *n)
+{
+    if (n->confirm_thread_started)
+        return 0;
+    if (pthread_create(&n->confirm_thread, NULL, confirm_main, n) != 0) {
+        mr_log_error("nats: cannot start the subscription confirmation thread");
+        return -1;
+    }
+    n->confirm_thread_started = true;
+    return 0;
 }
 
 relay_nats *relay_nats_new(const relay_config *cfg, relay_nats_wake_cb wake, void *ud)
@@ -175,7 +286,7 @@ relay_nats *relay_nats_new(const relay_config *cfg, relay_nats_wake_cb wake, voi
     n->wake = wake;
     n->wake_ud = ud;
     pthread_mutex_init(&n->lock, NULL);
-    pthread_cond_init(&n->confirm_cv, NULL);
+    mr_cond_init_monotonic(&n->confirm_cv);
     return n;
 }
 
@@ -260,6 +371,14 @@ int relay_nats_connect(relay_nats *n, char *err, size_t errlen)
         snprintf(err, errlen, "nats inbox subscription: %s", natsStatus_GetText(s));
         return -1;
     }
+    /* Liveness probes run from the start, not only once a room is joined. */
+    pthread_mutex_lock(&n->lock);
+    int started = confirm_thread_start_locked(n);
+    pthread_mutex_unlock(&n->lock);
+    if (started != 0) {
+        snprintf(err, errlen, "cannot start the NATS confirmation thread");
+        return -1;
+    }
     if (!n->cfg->jetstream) {
         atomic_store(&n->stream_ready, true);
         return 0;
@@ -283,9 +402,21 @@ bool relay_nats_connected(relay_nats *n)
     return atomic_load(&n->connected);
 }
 
-void relay_nats_describe(relay_nats *n, bool connected, mr_buf *detail)
+void relay_nats_describe(relay_nats *n, bool healthy, mr_buf *detail)
 {
-    mr_nats_watch_describe(n->watch, connected, detail);
+    if (!healthy && relay_nats_connected(n)) {
+        /* Connected, but the server has not answered a round trip lately. */
+        char why[160];
+        pthread_mutex_lock(&n->lock);
+        snprintf(why, sizeof why, "no answer from the server for %lld ms (%s)",
+                 (long long)((mr_now_us() - atomic_load(&n->rtt_ok_us)) / 1000),
+                 n->rtt_err[0] ? n->rtt_err : "round trip pending");
+        pthread_mutex_unlock(&n->lock);
+        mr_buf_puts(detail, "\"nats\":\"unresponsive\",\"nats_error\":");
+        mr_buf_json_str(detail, why, strlen(why));
+        return;
+    }
+    mr_nats_watch_describe(n->watch, healthy, detail);
 }
 
 static natsStatus subscribe_one(relay_nats *n, const char *subject, natsSubscription **out)
@@ -340,63 +471,14 @@ int relay_nats_subscribe(relay_nats *n, const char *room, natsSubscription **out
     return -1;
 }
 
-/*
- * The confirmation thread: a PING/PONG (natsConnection_FlushTimeout) after
- * the subscriptions were sent tells that the server has them. It blocks for
- * a round trip, so it runs here rather than on the lws thread; one flush
- * confirms every subscription sent before it, so the tokens waiting are
- * taken together. A confirmation goes to the lws thread as a message on
- * this relay's inbox (`<inbox><token>`, made here, not sent), handled like
- * any reply; a flush that fails confirms nothing, and the joins waiting for
- * it fail on their deadline.
- */
-static void *confirm_main(void *arg)
-{
-    relay_nats *n = arg;
-    pthread_mutex_lock(&n->lock);
-    for (;;) {
-        while (!n->confirm_stop && n->confirm_n == 0)
-            pthread_cond_wait(&n->confirm_cv, &n->lock);
-        if (n->confirm_stop)
-            break;
-        char **tokens = n->confirm_tokens;
-        size_t count = n->confirm_n;
-        n->confirm_tokens = NULL;
-        n->confirm_n = n->confirm_cap = 0;
-        pthread_mutex_unlock(&n->lock);
-        natsStatus s = natsConnection_FlushTimeout(n->conn, RELAY_SUBSCRIBE_CONFIRM_MS);
-        for (size_t i = 0; i < count; i++) {
-            char subject[RELAY_SUBJECT_MAX + 64];
-            snprintf(subject, sizeof subject, "%s%s", n->inbox, tokens[i]);
-            natsMsg *msg = NULL;
-            if (s == NATS_OK && natsMsg_Create(&msg, subject, NULL, NULL, 0) == NATS_OK) {
-                relay_inbound *in = mr_calloc(1, sizeof *in);
-                in->msg = msg;
-                push(n, in);
-            }
-            free(tokens[i]);
-        }
-        if (s != NATS_OK)
-            mr_log_warn("nats: subscriptions not confirmed: %s", natsStatus_GetText(s));
-        free(tokens);
-        pthread_mutex_lock(&n->lock);
-    }
-    pthread_mutex_unlock(&n->lock);
-    return NULL;
-}
-
 int relay_nats_confirm(relay_nats *n, const char *token)
 {
     if (!relay_nats_connected(n))
         return -1;
     pthread_mutex_lock(&n->lock);
-    if (!n->confirm_thread_started) {
-        if (pthread_create(&n->confirm_thread, NULL, confirm_main, n) != 0) {
-            pthread_mutex_unlock(&n->lock);
-            mr_log_error("nats: cannot start the subscription confirmation thread");
-            return -1;
-        }
-        n->confirm_thread_started = true;
+    if (confirm_thread_start_locked(n) != 0) {
+        pthread_mutex_unlock(&n->lock);
+        return -1;
     }
     if (n->confirm_n == n->confirm_cap) {
         n->confirm_cap = n->confirm_cap ? 2 * n->confirm_cap : 8;
@@ -407,6 +489,13 @@ int relay_nats_confirm(relay_nats *n, const char *token)
     pthread_cond_signal(&n->confirm_cv);
     pthread_mutex_unlock(&n->lock);
     return 0;
+}
+
+bool relay_nats_healthy(relay_nats *n)
+{
+    if (!relay_nats_connected(n))
+        return false;
+    return mr_now_us() - atomic_load(&n->rtt_ok_us) <= (int64_t)RELAY_NATS_STALE_MS * 1000;
 }
 
 void relay_nats_unsubscribe(natsSubscription *sub)

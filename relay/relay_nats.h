@@ -40,6 +40,10 @@
 #define RELAY_INBOX_SUBSCRIBED "s."
 /* How long a join waits for the server to confirm a new room's subscriptions. */
 #define RELAY_SUBSCRIBE_CONFIRM_MS 2000
+/* A round trip to the server (PING/PONG) at least this often while connected... */
+#define RELAY_NATS_PROBE_MS 1000
+/* ...and the relay is not ready when the last one that succeeded is older than this. */
+#define RELAY_NATS_STALE_MS 5000
 
 /* A message from NATS for the lws thread: a subscription's or a reply on the inbox. */
 typedef struct relay_inbound {
@@ -60,11 +64,21 @@ int relay_nats_connect(relay_nats *n, char *err, size_t errlen);
 /** Whether the connection is up right now (any thread). */
 bool relay_nats_connected(relay_nats *n);
 /**
- * Append `"nats":"connected"` when `connected` (the caller's reading of
- * relay_nats_connected()), or `"nats":"disconnected","nats_error":"WHY"`
- * (authorization violation, TLS, not reachable...), for /readyz.
+ * Whether NATS works (any thread): connected, and the server answered a
+ * round trip (PING/PONG) within the last RELAY_NATS_STALE_MS. A server
+ * that stopped reading this connection (SIGSTOPped, wedged) keeps the TCP
+ * connection open, so relay_nats_connected() alone stays true for minutes.
+ * This is what /readyz reports.
  */
-void relay_nats_describe(relay_nats *n, bool connected, mr_buf *detail);
+bool relay_nats_healthy(relay_nats *n);
+/**
+ * Append `"nats":"connected"` when `healthy` (the caller's reading of
+ * relay_nats_healthy()); else `"nats":"unresponsive","nats_error":"no answer
+ * from the server for N ms (...)"` while the connection is up, or
+ * `"nats":"disconnected","nats_error":"WHY"` (authorization violation, TLS,
+ * not reachable...), for /readyz.
+ */
+void relay_nats_describe(relay_nats *n, bool healthy, mr_buf *detail);
 /**
  * Subscribe to the fast path of `room` (meridian.msg.*.<room>), its
  * presence and, with JetStream, its commits (meridian.commit.<room>).

@@ -238,7 +238,11 @@ static void replay(relay_resume *rs)
                 break;
             }
             mr_buf b = MR_BUF_INIT;
-            relay_frame_stored_message(&b, e);
+            /* What the member said it has (`have`) comes as its commit: the seq only. */
+            if (relay_deliver_take_have(m, json_string_value(id)))
+                relay_frame_commit(&b, m->room->name, m->room->name_len, json_string_value(id), s);
+            else
+                relay_frame_stored_message(&b, e);
             rs->next = relay_out_new(b.data, b.len);
             mr_buf_free(&b);
             memcpy(rs->next_id, json_string_value(id), MR_MSG_ID_LEN + 1);
@@ -250,6 +254,7 @@ static void replay(relay_resume *rs)
         relay_out_unref(rs->next);
         rs->next = NULL;
         mr_map_put(&rs->seen, rs->next_id, MR_MSG_ID_LEN, (void *)1);
+        relay_deliver_replayed(rs->r, m->room, rs->next_id, rs->next_seq);
         rs->last_sent = rs->next_seq;
     }
     if (rs->state == REPLAY) {

@@ -49,6 +49,7 @@ static void room_free(relay_rooms *rs, relay_room *r)
     mr_map_free(&r->users, NULL);
     relay_dedup_free(&r->awaiting);
     relay_dedup_free(&r->committed);
+    relay_dedup_free(&r->replayed);
     relay_seqs_free(&r->seqs);
     if (r->subscribing)
         rs->subscribing--;

@@ -43,6 +43,8 @@ typedef struct relay_member {
     bool hold_bounded; /* the held frames count against max_outbound_bytes (relay_deliver_plan) */
     uint64_t stamp;    /* the room's stamp when it joined: it got fast-path deliveries above it */
     struct relay_resume *resume; /* resume's, until `joined` and the history are sent */
+    mr_map *have; /* ids its join said it got without their seq (`have`): each comes as a
+                     `commit`, never as a `message` (delivery's; NULL when none are left) */
 } relay_member;
 
 typedef struct relay_room {
@@ -60,6 +62,7 @@ typedef struct relay_room {
     int64_t subscribe_deadline_us;  /* joins fail when it has not come by then */
     relay_dedup awaiting;           /* ids delivered on the fast path, waiting for their commit */
     relay_dedup committed;          /* ids whose commit was delivered, for a while */
+    relay_dedup replayed;           /* ids a resume sent from history (value: seq), for a while */
     relay_seqs seqs;                /* seqs delivered */
     uint64_t stamp;                 /* fast-path deliveries so far (each one's stamp) */
     void *state[RELAY_ROOM_SLOTS];  /* features' state, by registered slot; NULL until set */

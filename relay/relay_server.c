@@ -20,6 +20,7 @@
 #include "relay_client.h"
 #include "relay_conn.h"
 #include "relay_drain.h"
+#include "relay_hook.h"
 #include "relay_inbound.h"
 #include "relay_metrics.h"
 #include "relay_presence.h"
@@ -221,6 +222,7 @@ static int callback_meridian(struct lws *wsi, enum lws_callback_reasons reason, 
         if (!r)
             return 0;
         relay_inbound_take(r);
+        relay_client_hooks_take(r);
         relay_drain_poll(r);
         relay_reload_poll(r);
         return 0;
@@ -323,6 +325,13 @@ int relay_server_start(relay *r, char *err, size_t errlen)
         info.headers = &r->hsts_header;
     }
 
+    bool hooks_failed;
+    mr_map_init(&r->hook_waits);
+    r->hooks = relay_hooks_new(c, wake, r, &hooks_failed);
+    if (hooks_failed) {
+        snprintf(err, errlen, "hooks: cannot start the HTTP client for backend hooks");
+        return -1;
+    }
     r->nats = relay_nats_new(c, wake, r);
     r->lws = lws_create_context(&info);
     if (!r->lws) {
@@ -377,10 +386,14 @@ void relay_server_stop(relay *r)
         relay_nats_flush(r->nats);
     }
     relay_nats_close(r->nats);
+    relay_hooks_free(r->hooks); /* joins the hook thread: no wake-up after this */
+    r->hooks = NULL;
     r->destroying = true;
     if (r->lws)
         lws_context_destroy(r->lws);
     r->lws = NULL;
+    if (r->hook_waits.buckets)
+        relay_client_hooks_free(r);
     relay_nats_free(r->nats);
     r->nats = NULL;
 }

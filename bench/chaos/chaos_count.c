@@ -523,8 +523,8 @@ int chaos_count_text(const char *text, chaos_counts *out, char *err, size_t errl
 int chaos_count_clean(const chaos_counts *c)
 {
     return c->lost == 0 && c->hist_dups == 0 && c->seq_gaps == 0 && c->seq_reused == 0 &&
-           c->dup_session == 0 && c->dup_resume == 0 && c->missed_live == 0 &&
-           c->missed_resume == 0 && c->bad_lines == 0;
+           c->dup_session == 0 && c->dup_resume == 0 && c->dup_resume_above == 0 &&
+           c->missed_live == 0 && c->missed_resume == 0 && c->bad_lines == 0;
 }
 
 void chaos_count_print_header(FILE *f)

@@ -15,7 +15,11 @@
  *   other regions.
  * - A subscriber joins every room of the phase with `since` = the highest
  *   contiguous seq it has seen (from `message` and `commit` frames), at
- *   first 0, again after every reconnect. After `recovered:false` with a
+ *   first 0, again after every reconnect, and `have` = the msg_ids it got
+ *   after `since`: without a seq (whose seq it has not learnt), or with a
+ *   seq above `since` (commits come out of order: it may know 580 and not
+ *   579), at most 1024, so that the resume sends their commits instead of
+ *   the messages again. After `recovered:false` with a
  *   `last_seq` it continues after last_seq, as the JS SDK does.
  * - Both reconnect as the SDK does: full-jitter backoff from 500 ms, each
  *   attempt on the next URL, starting from the client's own relay after an
@@ -71,6 +75,8 @@ typedef struct room_state {
     int64_t contig;     /* highest seq with every seq up to it known */
     int64_t join_since; /* the `since` the current session's join sent */
     int joined;         /* `joined` received on the current session */
+    mr_map pending;     /* msg_ids got as `message` without a seq, seq not known yet: `have` */
+    mr_map above;       /* msg_ids got with a seq above contig (intptr_t seq): `have` too */
 } room_state;
 
 typedef struct client {
@@ -351,10 +357,27 @@ static void on_welcome(client *c, json_t *f, int64_t now)
         return;
     }
     for (int r = 0; r < L.o->rooms; r++) {
-        c->rs[r].join_since = c->rs[r].contig;
-        send_json(c,
-                  json_pack("{s:s, s:i, s:s, s:I, s:b}", "type", "join", "id", ID_JOIN + r, "room",
-                            L.rooms[r], "since", (json_int_t)c->rs[r].contig, "presence", 0));
+        room_state *rs = &c->rs[r];
+        rs->join_since = rs->contig;
+        json_t *have = json_array();
+        size_t b;
+        for (mr_map_entry *e = mr_map_first(&rs->pending, &b); e && json_array_size(have) < 1024;
+             e = mr_map_next(&rs->pending, &b, e))
+            json_array_append_new(have, json_string(e->key));
+        mr_map_entry *e = mr_map_first(&rs->above, &b);
+        while (e) {
+            mr_map_entry *next = mr_map_next(&rs->above, &b, e);
+            if ((intptr_t)e->value <= rs->contig) {
+                char key[33];
+                snprintf(key, sizeof key, "%s", e->key);
+                mr_map_del(&rs->above, key, strlen(key)); /* frees only this entry */
+            } else if (json_array_size(have) < 1024)
+                json_array_append_new(have, json_string(e->key));
+            e = next;
+        }
+        send_json(c, json_pack("{s:s, s:i, s:s, s:I, s:o, s:b}", "type", "join", "id", ID_JOIN + r,
+                               "room", L.rooms[r], "since", (json_int_t)rs->contig, "have", have,
+                               "presence", 0));
     }
 }
 
@@ -434,6 +457,12 @@ static void on_sub_message(client *c, json_t *f, int64_t now, int is_commit)
     ev("%s %" PRId64 " %s %ld %s %s %" PRId64, is_commit ? "commit" : "msg", now, c->name, c->sess,
        L.rooms[r], id, (int64_t)seq);
     mark_seq(&c->rs[r], seq);
+    if (seq > 0)
+        mr_map_del(&c->rs[r].pending, id, strlen(id));
+    if (seq > c->rs[r].contig && strlen(id) == 32)
+        mr_map_put(&c->rs[r].above, id, strlen(id), (void *)(intptr_t)seq);
+    else if (!is_commit && strlen(id) == 32)
+        mr_map_put(&c->rs[r].pending, id, strlen(id), (void *)1);
     if (!is_commit)
         got_get(id, r)->subs |= 1ull << c->idx;
 }
@@ -708,6 +737,10 @@ static int setup(const chaos_opts *o)
         c->conn.fd = -1;
         if (!c->is_pub) {
             c->rs = mr_calloc((size_t)o->rooms, sizeof *c->rs);
+            for (int r = 0; r < o->rooms; r++) {
+                mr_map_init(&c->rs[r].pending);
+                mr_map_init(&c->rs[r].above);
+            }
             L.all_subs |= 1ull << c->idx;
             for (int r = 0; r < o->rooms; r++)
                 ev("member %s %s", c->name, L.rooms[r]);
@@ -851,8 +884,11 @@ int chaos_load_run(const chaos_opts *o)
         free(c->token);
         free(c->out);
         if (c->rs) {
-            for (int r = 0; r < o->rooms; r++)
+            for (int r = 0; r < o->rooms; r++) {
                 free(c->rs[r].seen);
+                mr_map_free(&c->rs[r].pending, NULL);
+                mr_map_free(&c->rs[r].above, NULL);
+            }
             free(c->rs);
         }
     }

@@ -7,6 +7,7 @@
  */
 #include "chaos_count.h"
 #include "chaos_load.h"
+#include "mr_alloc.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -46,7 +47,7 @@ static void usage(FILE *f)
             "count: one markdown table row per log (--json: one JSON object per log;\n"
             "--detail: each defect found, one line each, on stderr).\n"
             "--strict exits 3 when a log shows a defect (anything but latency, reconnects,\n"
-            "unacked publishes, resume duplicates above `since` and repeated commits).\n",
+            "unacked publishes, unrecovered joins and repeated commits).\n",
             d.phase, d.run_id, d.rooms, d.publishers, d.subscribers, d.rate, d.size, d.max_seconds,
             d.settle_seconds, d.ack_timeout_ms, d.connect_timeout_ms, d.backoff_max_ms,
             d.retry_delay_ms, d.unavailable_failover);
@@ -267,6 +268,7 @@ static int cmd_run(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    mr_alloc_use_for_jansson();
     if (argc >= 2 && strcmp(argv[1], "run") == 0)
         return cmd_run(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "count") == 0)

@@ -141,6 +141,14 @@ START_TEST(duplicate_on_resume)
     ck_assert_int_eq(c.reconnects, 1);
     ck_assert_int_eq(c.sessions, 4);
     ck_assert(!chaos_count_clean(&c));
+    /* Above `since` alone is a defect too: the resume's `have` named it. */
+    c = count(HEAD DELIVER_ALL "close 50 s0 1 1006\n"
+                               "sess 60 s0 2\n"
+                               "join 61 s0 2 r 1 1 3\n"
+                               "msg 63 s0 2 r aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa2 2\n" HIST_ALL);
+    ck_assert_int_eq(c.dup_resume, 0);
+    ck_assert_int_eq(c.dup_resume_above, 1);
+    ck_assert(!chaos_count_clean(&c));
 }
 END_TEST
 

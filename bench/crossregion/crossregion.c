@@ -14,6 +14,7 @@
  *            [--room ROOM] [--warmup N] HOST:PORT[=LABEL]...
  * The first address is the publisher's relay (its subscriber is "same relay").
  */
+#include "mr_alloc.h"
 #include "mr_jwt.h"
 #include "mr_test.h"
 
@@ -171,6 +172,7 @@ static char *read_secret(const char *path)
 
 int main(int argc, char **argv)
 {
+    mr_alloc_use_for_jansson();
     const char *secret_file = NULL, *room = "bench-crossregion";
     long count = 1000, warmup = 50;
     double rate = 40; /* under the relay's default publish_rate of 50/s per connection */

@@ -13,6 +13,7 @@
  * process), so latency includes the JetStream publish, the fetch, the
  * database transaction and the commit publication.
  */
+#include "mr_alloc.h"
 #include "mr_buf.h"
 #include "mr_proto.h"
 #include "mr_stream.h"
@@ -144,6 +145,7 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
+    mr_alloc_use_for_jansson();
     const char *run = "r0";
     int a = 1;
     for (; a + 1 < argc && strncmp(argv[a], "--", 2) == 0; a += 2) {

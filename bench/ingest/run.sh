@@ -7,6 +7,7 @@
 #      exactly-once path: identity check, per-room seq, commit publication, ack);
 #   2. publish-to-commit latency at fixed rates ($RATES messages/s for $SECS s).
 # Usage: bench/ingest/run.sh BUILD_DIR   (run as root; needs postgresql-15, nats-server)
+# CTL_EXTRA: more top-level members for control.json (e.g. a "webhook" object).
 set -eu
 BUILD=${1:?usage: run.sh BUILD_DIR}
 N=${N:-300000}
@@ -46,7 +47,7 @@ cat >"$DIR/control.json" <<CONF
  "http_listen":"127.0.0.1:$HTTP","admin_listen":"127.0.0.1:$ADMIN",
  "api_keys":["bench-key-0123456789"],"log_level":"${LOG_LEVEL:-warn}",
  "batch":{"max_messages":${BATCH:-5000},"max_wait_ms":${WAIT_MS:-10},"lanes":${LANES:-3}},
- "consumer":{"max_ack_pending":50000}}
+ "consumer":{"max_ack_pending":50000}${CTL_EXTRA:+,$CTL_EXTRA}}
 CONF
 wait_ready() {
     i=0
@@ -67,18 +68,18 @@ $BENCH --nats nats://127.0.0.1:$NATS_PORT drain "$N" & DRAIN=$!
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 pg_ticks() {
     t=0
-    for p in $(pgrep -u postgres postgres || true); do t=$((t + $(ticks $p))); done
+    for p in $(pgrep -u postgres postgres || true); do t=$((t + $(ticks "$p"))); done
     echo $t
 }
 HZ=$(getconf CLK_TCK)
-NATS0=$(ticks $NATS_PID); PG0=$(pg_ticks)
+NATS0=$(ticks "$NATS_PID"); PG0=$(pg_ticks)
 sleep 0.5
 $CTL --config "$DIR/control.json" >>"$DIR/control.log" 2>&1 & CTL_PID=$!
 wait $DRAIN
 # Where the drain's cost per message goes: CPU seconds spent during it.
-echo "cpu seconds during the drain: meridian-control $(awk -v t=$(ticks $CTL_PID) -v hz=$HZ 'BEGIN{printf "%.1f", t/hz}')," \
-    "nats-server $(awk -v t=$(($(ticks $NATS_PID) - NATS0)) -v hz=$HZ 'BEGIN{printf "%.1f", t/hz}')," \
-    "PostgreSQL (all processes) $(awk -v t=$(($(pg_ticks) - PG0)) -v hz=$HZ 'BEGIN{printf "%.1f", t/hz}')"
+echo "cpu seconds during the drain: meridian-control $(awk -v t="$(ticks "$CTL_PID")" -v hz="$HZ" 'BEGIN{printf "%.1f", t/hz}')," \
+    "nats-server $(awk -v t=$(($(ticks "$NATS_PID") - NATS0)) -v hz="$HZ" 'BEGIN{printf "%.1f", t/hz}')," \
+    "PostgreSQL (all processes) $(awk -v t=$(($(pg_ticks) - PG0)) -v hz="$HZ" 'BEGIN{printf "%.1f", t/hz}')"
 kill -0 $CTL_PID 2>/dev/null || { echo "meridian-control exited during the drain:" >&2; tail -20 "$DIR/control.log" >&2; exit 1; }
 wait_ready
 psql -h 127.0.0.1 -p $PG_PORT -U postgres -Atc \

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared shell helpers for bench/run and bench/smoke.sh: free ports, and
 # nats-server / meridian-relay / Node broadcaster processes in a temp dir.
 # Every process started here is recorded in BENCH_PIDS and stopped by
@@ -56,7 +57,7 @@ bench_start_nats() {
     mkdir -p "$dir/js"
     nats-server -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$dir/js" >"$dir/nats.log" 2>&1 &
     NATS_PID=$!
-    BENCH_PIDS+=($NATS_PID)
+    BENCH_PIDS+=("$NATS_PID")
     bench_wait_port "$NATS_PORT" 10 || { bench_log "nats-server did not start ($dir/nats.log)"; return 1; }
 }
 
@@ -87,7 +88,7 @@ bench_start_relay() {
     bench_relay_config "$dir/$node.json" "$node" "$RELAY_PORT" "$RELAY_ADMIN" "$tls"
     "$bin" --config "$dir/$node.json" >"$dir/$node.log" 2>&1 &
     RELAY_PID=$!
-    BENCH_PIDS+=($RELAY_PID)
+    BENCH_PIDS+=("$RELAY_PID")
     bench_wait_port "$RELAY_PORT" 15 && bench_wait_ready "$RELAY_ADMIN" 20 ||
         { bench_log "relay $node did not become ready ($dir/$node.log)"; return 1; }
 }

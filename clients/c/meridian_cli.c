@@ -849,6 +849,7 @@ static int cmd_send(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    mr_alloc_use_for_jansson();
     if (argc < 2) {
         fputs(usage_main, stderr);
         return EXIT_USAGE;

@@ -35,6 +35,7 @@
 #include <netdb.h>
 #include <openssl/x509.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -543,10 +544,15 @@ static void *service_main(void *arg)
 
 /* ---- caller side ---- */
 
-static void set_err(char *err, size_t errlen, const char *fmt, const char *arg)
+__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen, const char *fmt,
+                                                          ...)
 {
-    if (err && errlen)
-        snprintf(err, errlen, fmt, arg);
+    if (!err || !errlen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
 }
 
 static void client_destroy(mrc_client *c)

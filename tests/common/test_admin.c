@@ -3,6 +3,7 @@
  * requests pipelined in one write are all answered, in order, whatever
  * their paths, including one that matches no route.
  */
+#include "test_suites.h"
 #include "mr_admin.h"
 #include "mr_test.h"
 

@@ -1,4 +1,5 @@
 /* Config reader: each error names the file, the key path and the reason. */
+#include "test_suites.h"
 #include "mr_config.h"
 #include "mr_test.h"
 

@@ -3,6 +3,7 @@
  * accepts as an object, member by member; everything it is not sure of it
  * leaves to jansson (returns false).
  */
+#include "test_suites.h"
 #include "mr_json_scan.h"
 
 #include <check.h>

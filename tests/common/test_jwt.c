@@ -1,4 +1,5 @@
 /* JWT validation: every way a token can be wrong, and the happy path. */
+#include "test_suites.h"
 #include "mr_jwt.h"
 
 #include <check.h>

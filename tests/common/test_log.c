@@ -1,4 +1,5 @@
 /* mr_log: one line per event, text or JSON, credentials masked. */
+#include "test_suites.h"
 #include "mr_log.h"
 
 #include <check.h>

@@ -1,17 +1,7 @@
 /* Unit tests of the shared modules: one suite per module. */
+#include "test_suites.h"
 #include <check.h>
 #include <stdlib.h>
-
-Suite *jwt_suite(void);
-Suite *proto_suite(void);
-Suite *ratelimit_suite(void);
-Suite *config_suite(void);
-Suite *map_suite(void);
-Suite *json_scan_suite(void);
-Suite *nats_opts_suite(void);
-Suite *admin_suite(void);
-Suite *log_suite(void);
-Suite *metrics_suite(void);
 
 int main(void)
 {
@@ -25,6 +15,7 @@ int main(void)
     srunner_add_suite(sr, admin_suite());
     srunner_add_suite(sr, log_suite());
     srunner_add_suite(sr, metrics_suite());
+    srunner_add_suite(sr, alloc_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -1,4 +1,5 @@
 /* Hash map: put, replace, delete and iterate across growth, and delete while iterating. */
+#include "test_suites.h"
 #include "mr_map.h"
 
 #include <check.h>

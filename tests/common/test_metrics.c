@@ -1,4 +1,5 @@
 /* mr_metrics: what every daemon's /metrics ends with (build info, process metrics). */
+#include "test_suites.h"
 #include "mr_buf.h"
 #include "mr_metrics.h"
 

@@ -4,6 +4,7 @@
  * secret in any message), URL redaction, and the permission table read the
  * way nats-server matches subjects.
  */
+#include "test_suites.h"
 #include "mr_nats_opts.h"
 #include "mr_nats_perms.h"
 #include "mr_nkey.h"

@@ -1,4 +1,5 @@
 /* Client protocol: parsing every frame type, every error, and the serialisers. */
+#include "test_suites.h"
 #include "mr_proto.h"
 
 #include <check.h>
@@ -37,6 +38,13 @@ START_TEST(parse_frames)
     ck_assert(f.has_since);
     ck_assert_int_eq(f.since, 42);
     ck_assert_int_eq(f.room_len, 7);
+    mr_frame_free(&f);
+
+    ck_assert_int_eq(parse("{\"type\":\"join\",\"room\":\"r\",\"since\":4,"
+                           "\"have\":[\"0123456789abcdef0123456789abcdef\"]}",
+                           &f, &e),
+                     0);
+    ck_assert_int_eq(json_array_size(f.have), 1);
     mr_frame_free(&f);
 
     ck_assert_int_eq(parse("{\"type\":\"publish\",\"id\":\"x\",\"room\":\"r\",\"mid\":\"m-1\","
@@ -85,11 +93,35 @@ START_TEST(parse_errors)
     expect_error("{\"type\":\"join\",\"room\":\"\"}", MR_ERR_INVALID_ROOM);
     expect_error("{\"type\":\"join\",\"room\":\"r\",\"since\":-1}", MR_ERR_BAD_FRAME);
     expect_error("{\"type\":\"join\",\"room\":\"r\",\"since\":\"5\"}", MR_ERR_BAD_FRAME);
+    /* `have`: an array of at most 1024 msg_ids, each 32 lowercase hex digits. */
+    expect_error("{\"type\":\"join\",\"room\":\"r\",\"have\":\"x\"}", MR_ERR_BAD_FRAME);
+    expect_error("{\"type\":\"join\",\"room\":\"r\",\"have\":[1]}", MR_ERR_BAD_FRAME);
+    expect_error("{\"type\":\"join\",\"room\":\"r\",\"have\":[\"abc\"]}", MR_ERR_BAD_FRAME);
+    expect_error(
+        "{\"type\":\"join\",\"room\":\"r\",\"have\":[\"0123456789ABCDEF0123456789abcdef\"]}",
+        MR_ERR_BAD_FRAME);
     expect_error("{\"type\":\"publish\",\"room\":\"r\"}", MR_ERR_BAD_FRAME);
     expect_error("{\"type\":\"publish\",\"room\":\"r\",\"mid\":\"a b\",\"data\":1}",
                  MR_ERR_BAD_FRAME);
     expect_error("{\"type\":\"publish\",\"room\":\"r\",\"mid\":\"\",\"data\":1}", MR_ERR_BAD_FRAME);
     expect_error("{\"type\":\"ping\",\"id\":[1]}", MR_ERR_BAD_FRAME);
+    /* 1025 ids: one too many. */
+    size_t cap = 64 + (MR_HAVE_MAX + 1) * (MR_MSG_ID_LEN + 3);
+    char *big = malloc(cap);
+    size_t n = (size_t)snprintf(big, cap, "{\"type\":\"join\",\"room\":\"r\",\"have\":[");
+    for (int i = 0; i <= MR_HAVE_MAX; i++)
+        n += (size_t)snprintf(big + n, cap - n, "%s\"%032x\"", i ? "," : "", i);
+    snprintf(big + n, cap - n, "]}");
+    expect_error(big, MR_ERR_BAD_FRAME);
+    /* 1024 are fine. */
+    char *last = strrchr(big, ',');
+    snprintf(last, cap - (size_t)(last - big), "]}");
+    mr_frame f2;
+    mr_proto_err e2;
+    ck_assert_int_eq(parse(big, &f2, &e2), 0);
+    ck_assert_int_eq(json_array_size(f2.have), MR_HAVE_MAX);
+    mr_frame_free(&f2);
+    free(big);
     char room[200];
     memset(room, 'a', sizeof room);
     room[sizeof room - 1] = '\0';
@@ -234,6 +266,12 @@ START_TEST(fast_and_full_parsers_agree)
         /* rewind (issue 16): a scan that ignored the field lost it */
         "{\"type\":\"join\",\"room\":\"r\",\"rewind\":5}",
         "{\"type\":\"join\",\"room\":\"r\",\"rewind\":5,\"since\":1}",
+        /* have (chaos2): a scan that ignored the field lost it */
+        "{\"type\":\"join\",\"room\":\"r\",\"since\":3,"
+        "\"have\":[\"0123456789abcdef0123456789abcdef\"]}",
+        "{\"type\":\"join\",\"room\":\"r\",\"have\":[]}",
+        "{\"type\":\"join\",\"room\":\"r\",\"have\":[\"x\"]}",
+        "{\"type\":\"join\",\"room\":\"r\",\"have\":\"0123456789abcdef0123456789abcdef\"}",
         "{\"type\":\"signal\",\"room\":\"r\",\"data\":{\"typing\":true}}",
         "{\"type\":\"leave\",\"room\":\"r\",\"x\":{\"y\":[]}}",
         "{\"type\":\"ping\",\"id\":-5}",
@@ -271,6 +309,8 @@ START_TEST(fast_and_full_parsers_agree)
             ck_assert_msg(f.has_rewind == (rw != NULL), "rewind differs: %s", text);
             if (rw)
                 ck_assert_int_eq(f.rewind, json_integer_value(rw));
+            json_t *have = json_object_get(j, "have");
+            ck_assert_msg(have ? json_equal(f.have, have) : !f.have, "have differs: %s", text);
         }
         if (f.type == MR_FRAME_PUBLISH || f.type == MR_FRAME_SIGNAL) {
             json_t *d =
@@ -301,6 +341,54 @@ START_TEST(large_frames)
 }
 END_TEST
 
+/*
+ * A copy outlives the frame it was made from (hooks hold frames): its
+ * strings point into its own text, whether the frame's text was inline, on
+ * the heap or written by the full parser.
+ */
+START_TEST(copies_outlive_the_original)
+{
+    char big[2000];
+    int n =
+        snprintf(big, sizeof big, "{\"type\":\"publish\",\"id\":\"q\",\"room\":\"r\",\"data\":\"");
+    memset(big + n, 'y', 1500);
+    snprintf(big + n + 1500, sizeof big - (size_t)n - 1500, "\",\"mid\":\"m1\"}");
+    const char *texts[] = {
+        "{\"type\":\"publish\",\"id\":\"q\",\"room\":\"room1\",\"mid\":\"m1\",\"data\":[1]}",
+        big,
+        "{\"type\":\"publish\",\"id\":\"q\",\"room\":\"\\u0072\",\"mid\":\"m1\",\"data\":{\"a\":"
+        "\"\\u00e9\"}}",
+        "{\"type\":\"join\",\"id\":\"q\",\"room\":\"r\",\"have\":["
+        "\"0123456789abcdef0123456789abcdef\"]}",
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        mr_frame *f = malloc(sizeof *f), copy;
+        mr_proto_err e;
+        ck_assert_int_eq(parse(texts[i], f, &e), 0);
+        char room[200], data[2000];
+        snprintf(room, sizeof room, "%s", f->room);
+        snprintf(data, sizeof data, "%.*s", (int)f->data_len, f->data ? f->data : "");
+        mr_frame_copy(&copy, f);
+        /* Scribble over the original before freeing it: nothing may still point there. */
+        if (f->text)
+            memset(f->text, '#', f->text_size);
+        mr_frame_free(f);
+        memset(f, '#', sizeof *f);
+        free(f);
+        ck_assert_str_eq(copy.room, room);
+        ck_assert_str_eq(json_string_value(copy.id), "q");
+        if (copy.type == MR_FRAME_PUBLISH) {
+            ck_assert_str_eq(copy.mid, "m1");
+            ck_assert_int_eq((int)copy.data_len, (int)strlen(data));
+            ck_assert(memcmp(copy.data, data, copy.data_len) == 0);
+        } else {
+            ck_assert_uint_eq(json_array_size(copy.have), 1);
+        }
+        mr_frame_free(&copy);
+    }
+}
+END_TEST
+
 Suite *proto_suite(void)
 {
     Suite *s = suite_create("proto");
@@ -314,6 +402,7 @@ Suite *proto_suite(void)
     tcase_add_test(tc, serialise);
     tcase_add_test(tc, fast_and_full_parsers_agree);
     tcase_add_test(tc, large_frames);
+    tcase_add_test(tc, copies_outlive_the_original);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,4 +1,5 @@
 /* Token bucket: burst, refill, and no refill beyond the burst. */
+#include "test_suites.h"
 #include "mr_ratelimit.h"
 
 #include <check.h>

@@ -4,6 +4,7 @@
  * what the fast path accepts (the fuzz target checks the same on random
  * input).
  */
+#include "ctl_suites.h"
 #include "ctl_envelope.h"
 
 #include <check.h>

@@ -429,7 +429,7 @@ START_TEST(test_history_nats)
     ck_assert_int_eq(ctl_proc_stop(&a), 0);
 
     /* Schema version and partitions: maintenance is idempotent, retention drops partitions. */
-    ck_assert_int_eq(ctl_test_sql_int(&pg, "SELECT max(version) FROM schema_migrations"), 3);
+    ck_assert_int_eq(ctl_test_sql_int(&pg, "SELECT max(version) FROM schema_migrations"), 4);
     ck_assert_int_eq(ctl_test_sql_int(&pg, "SELECT meridian_maintain('1 day', 3, '30 days')"), 0);
     ck_assert_int_eq(ctl_test_sql_int(&pg, "SELECT meridian_maintain('1 day', 3, '30 days')"), 0);
     ck_assert_int_ge(ctl_test_sql_int(&pg, "SELECT count(*) FROM pg_inherits WHERE inhparent = "
@@ -487,6 +487,12 @@ int main(void)
     tcase_add_test(tc, test_pg_outage_no_loss);
     tcase_add_test(tc, test_history_nats);
     suite_add_tcase(s, tc);
+    /* The ingest lanes under TSan (scripts/test --tsan runs only this case): duplicates
+     * spread over lanes, and lanes retrying through a PostgreSQL outage. */
+    TCase *threads = mr_test_case(s, "threads", setup, teardown, 240);
+    tcase_set_tags(threads, "tsan_only");
+    tcase_add_test(threads, test_exactly_once_duplicates);
+    tcase_add_test(threads, test_pg_outage_no_loss);
     TCase *clock = mr_test_case(s, "clock", setup, teardown, 120);
     tcase_add_test(clock, test_wall_clock_step_does_not_stall_ingest);
     SRunner *sr = srunner_create(s);

@@ -2,6 +2,7 @@
  * Unit tests of the control plane modules that need no servers: stream
  * naming, configuration parsing and errors, history request parsing.
  */
+#include "ctl_suites.h"
 #include "ctl_config.h"
 #include "ctl_history.h"
 #include "mr_stream.h"
@@ -162,8 +163,6 @@ START_TEST(test_history_request_parse)
     mr_buf_free(&b);
 }
 END_TEST
-
-Suite *envelope_suite(void);
 
 int main(void)
 {

@@ -807,7 +807,8 @@ START_TEST(dashboard_and_metrics_are_served)
         const char *live = strstr(body, "\nmeridian_hc_live_agents ");
         bool ok = live && atoi(live + 25) == 3 &&
                   strstr(body, "meridian_hc_region_up{region=\"eu-west\"} 1") &&
-                  strstr(body, "meridian_hc_probe_latency_seconds{region=\"us-east\",relay=\"us-east-1\",kind=\"ws\"}");
+                  strstr(body, "meridian_hc_probe_latency_seconds"
+                               "{region=\"us-east\",relay=\"us-east-1\",kind=\"ws\"}");
         json_t *s = status(0);
         json_t *ep = json_array_get(
             json_object_get(json_array_get(json_object_get(s, "regions"), 1), "endpoints"), 0);
@@ -970,6 +971,15 @@ int main(void)
     tcase_add_test(tc, dashboard_and_metrics_are_served);
     tcase_add_test(tc, bad_input_clear_errors);
     suite_add_tcase(s, tc);
+    /* The agents' threads under TSan (scripts/test --tsan runs only this case): a failover,
+     * and a drain whose flags travel between agents on NATS threads. */
+    TCase *threads = tcase_create("threads");
+    tcase_add_checked_fixture(threads, setup, teardown);
+    tcase_set_timeout(threads, 150);
+    tcase_set_tags(threads, "tsan_only");
+    tcase_add_test(threads, kill_region_fails_over_and_back);
+    tcase_add_test(threads, drain_takes_region_out_of_dns);
+    suite_add_tcase(s, threads);
     TCase *browser = tcase_create("dashboard");
     tcase_add_checked_fixture(browser, setup, teardown);
     tcase_set_timeout(browser, 150);

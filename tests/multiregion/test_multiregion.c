@@ -29,6 +29,7 @@
 #include <check.h>
 #include <jansson.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -240,10 +241,13 @@ static void pump_all_for(member *ms, int n, int ms_window)
                 ;
 }
 
-static void send_frame(member *m, const char *fmt, const char *a, long b)
+__attribute__((format(printf, 2, 3))) static void send_frame(member *m, const char *fmt, ...)
 {
     char frame[512];
-    snprintf(frame, sizeof frame, fmt, a, b);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(frame, sizeof frame, fmt, ap);
+    va_end(ap);
     ck_assert_int_eq(mr_ws_send_text(&m->ws, frame), 0);
 }
 
@@ -258,7 +262,7 @@ static void member_join(member *m, mr_test_relay *rp, const char *room, long sin
         send_frame(m, "{\"type\":\"join\",\"id\":\"j\",\"room\":\"%s\",\"since\":%ld}", room,
                    since);
     else
-        send_frame(m, "{\"type\":\"join\",\"id\":\"j\",\"room\":\"%s\"%.0ld}", room, 0);
+        send_frame(m, "{\"type\":\"join\",\"id\":\"j\",\"room\":\"%s\"}", room);
     int64_t deadline = mr_test_now_ms() + 10000;
     while (!m->joined) {
         ck_assert_msg(mr_test_now_ms() < deadline, "%s: no joined for %s", m->user, room);
@@ -434,8 +438,7 @@ static bool presence_is(member *ms, int n, const char *room, json_t *want, int t
             if (!ms[i].open)
                 continue;
             json_object_clear(ms[i].list);
-            send_frame(&ms[i], "{\"type\":\"presence\",\"id\":\"p\",\"room\":\"%s\"%.0ld}", room,
-                       0);
+            send_frame(&ms[i], "{\"type\":\"presence\",\"id\":\"p\",\"room\":\"%s\"}", room);
             int64_t d2 = mr_test_now_ms() + 2000;
             while (json_object_size(ms[i].list) == 0 && mr_test_now_ms() < d2)
                 pump(&ms[i], 20);
@@ -484,7 +487,7 @@ START_TEST(presence_across_regions_converges_and_has_no_zombies)
            (long long)(mr_test_now_ms() - t_joined), (long long)(t_joined - t0));
 
     /* A leave reaches every region. */
-    send_frame(&ms[5], "{\"type\":\"leave\",\"id\":\"l\",\"room\":\"%s\"%.0ld}", "pres", 0);
+    send_frame(&ms[5], "{\"type\":\"leave\",\"id\":\"l\",\"room\":\"%s\"}", "pres");
     int64_t t_leave = mr_test_now_ms();
     for (int i = 0; i < 5; i++)
         while (!json_object_get(ms[i].leaves, "u5")) {

@@ -47,7 +47,7 @@ mkdir -p "$root"
 for c in "${comps[@]}"; do
     deb=$tmp/pkgs/meridian-${c}_${version}-1_amd64.deb
     if [ ! -f "$deb" ]; then
-        bad "package meridian-$c was not built (have: $(cd "$tmp/pkgs" && ls -- *.deb | tr '\n' ' '))"
+        bad "package meridian-$c was not built (have: $(cd "$tmp/pkgs" && echo ./*.deb))"
         continue
     fi
     ok
@@ -164,9 +164,11 @@ if [ -x "$postrm" ]; then
     stubs=$tmp/stubs
     mkdir -p "$stubs"
     printf '#!/bin/sh\nexit 0\n' > "$stubs/getent"
+    # shellcheck disable=SC2016 # the stub expands these when it runs, not here
     printf '#!/bin/sh\necho "$(basename "$0") $*" >> %s/calls\n' "$tmp" > "$stubs/deluser"
     cp "$stubs/deluser" "$stubs/delgroup"
     chmod +x "$stubs"/*
+    # shellcheck disable=SC2016 # the inner shell expands its own variables
     purge_out=$(unshare --mount --propagation private sh -c '
         set -e
         mount -t tmpfs tmpfs /etc
@@ -219,6 +221,7 @@ done
 # Every unit starts a binary and reads a config that the packages ship.
 for unit in "$root"/lib/systemd/system/meridian-*.service; do
     [ -e "$unit" ] || continue
+    # shellcheck disable=SC2013 # words, not lines: each line gives a binary and a config
     for path in $(sed -n 's/^ExecStart\(Pre\)\?=\([^ ]*\).*--config \([^ ]*\).*/\2 \3/p' "$unit"); do
         [ -e "$root$path" ] && ok || bad "$(basename "$unit") refers to $path, which no package ships"
     done

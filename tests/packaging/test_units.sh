@@ -19,6 +19,7 @@ units=("$pkg"/systemd/*.service)
 [ -e "${units[0]}" ] || { echo "FAIL: no units in $pkg/systemd"; exit 1; }
 for unit in "${units[@]}"; do
     name=$(basename "$unit")
+    # shellcheck disable=SC2016 # $MAINPID is systemd's, matched literally in the unit
     wants=('User=meridian' 'Group=meridian' 'Restart=on-failure' 'NoNewPrivileges=yes'
         'ProtectSystem=strict' 'ProtectHome=yes' 'PrivateTmp=yes' 'StandardError=journal'
         'ExecStartPre=/usr/bin/meridian-[a-z]* --check --config /etc/meridian/[a-z]*.json'

@@ -32,7 +32,7 @@ import tempfile
 # layers named in SHARED (there only cycles are refused).
 LAYERS = [
     ("base", ["relay", "relay_config", "relay_metrics", "relay_out", "relay_dedup",
-              "relay_nats", "relay_room"]),
+              "relay_nats", "relay_hook", "relay_room"]),
     ("leaf", ["relay_frames", "relay_conn"]),
     ("delivery", ["relay_deliver"]),
     ("features", ["relay_publish", "relay_resume", "relay_repair", "relay_presence",

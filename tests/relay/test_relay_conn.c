@@ -1,4 +1,5 @@
 /* The connection queue: batched write framing, the slow-consumer bound, errors, lookup by id. */
+#include "relay_suites.h"
 #include "relay_fixture.h"
 
 #include <check.h>

@@ -2,6 +2,7 @@
  * Delivery and resume: dedup with real message ids, resume ordering, holding
  * live frames while history is fetched and releasing them without repeats.
  */
+#include "relay_suites.h"
 #include "relay_deliver.h"
 #include "relay_fixture.h"
 #include "relay_resume.h"

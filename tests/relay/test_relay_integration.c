@@ -388,6 +388,56 @@ START_TEST(join_waits_for_nats_without_blocking_the_relay)
 }
 END_TEST
 
+/* Poll `rp`'s /readyz until it answers `want` or `timeout_ms` passes; the last status and body. */
+static int poll_ready(mr_test_relay *rp, int want, int timeout_ms, char **body)
+{
+    int64_t deadline = mr_test_now_ms() + timeout_ms;
+    for (;;) {
+        int status = mr_test_http_get("127.0.0.1", rp->admin_port, "/readyz", body);
+        if (status == want || mr_test_now_ms() >= deadline)
+            return status;
+        free(*body);
+        struct timespec ts = {0, 50 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/*
+ * A server that stops answering while its TCP connection stays open
+ * (SIGSTOP here; in production nats-server 2.9 wedged by a full disk under
+ * its JetStream store) makes the relay not ready, saying why, within a few
+ * seconds, and ready again once the server answers: health agents must
+ * see a region whose NATS does not work.
+ */
+START_TEST(unresponsive_nats_makes_the_relay_unready)
+{
+    char *body = NULL;
+    ck_assert_int_eq(poll_ready(&relays[0], 200, 5000, &body), 200);
+    free(body);
+    kill(nats.pid, SIGSTOP);
+    int down = poll_ready(&relays[0], 503, 15000, &body);
+    kill(nats.pid, SIGCONT);
+    ck_assert_msg(down == 503, "/readyz with the server stopped: %d %s", down, body);
+    ck_assert_msg(strstr(body, "\"nats\":\"unresponsive\"") &&
+                      strstr(body, "\"nats_error\":\"no answer from the server for"),
+                  "%s", body);
+    free(body);
+    int up = poll_ready(&relays[0], 200, 15000, &body);
+    ck_assert_msg(up == 200, "/readyz once the server answers again: %d %s", up, body);
+    ck_assert_msg(strstr(body, "\"nats\":\"connected\""), "%s", body);
+    free(body);
+    /* And it works: a member still gets messages. */
+    mr_ws a;
+    mr_test_hello(&a, &relays[0], "alice", NULL);
+    mr_test_join(&a, "after-stop");
+    mr_test_publish(&a, "after-stop", "m1", "1");
+    char *m = mr_test_next_message(&a, 10000);
+    ck_assert_msg(m != NULL, "no delivery after the server answered again");
+    free(m);
+    mr_ws_close(&a);
+}
+END_TEST
+
 /* Lines of `path` holding both needles. */
 static int log_lines(const char *path, const char *a, const char *b)
 {
@@ -1003,6 +1053,7 @@ int main(void)
     tcase_add_test(tc, sigterm_drains);
     tcase_add_test(tc, far_future_exp_keeps_the_session);
     tcase_add_test(tc, join_waits_for_nats_without_blocking_the_relay);
+    tcase_add_test(tc, unresponsive_nats_makes_the_relay_unready);
 
     TCase *strict = mr_test_case(s, "strict_limits", setup_strict, teardown, 120);
     tcase_add_test(strict, flood_is_rate_limited_then_closed);

@@ -7,6 +7,7 @@
  * joined after a fast-path delivery, and a publish refused without
  * randomness.
  */
+#include "relay_suites.h"
 #include "mr_time.h"
 #include "relay_client.h"
 #include "relay_deliver.h"
@@ -16,6 +17,7 @@
 
 #include <check.h>
 #include <dlfcn.h>
+#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -4,6 +4,7 @@
  * its commit, a resume's `since`, and replies matched to the membership that
  * asked (docs/protocol.md, "What a client may see twice").
  */
+#include "relay_suites.h"
 #include "relay_deliver.h"
 #include "relay_fixture.h"
 #include "relay_repair.h"
@@ -129,6 +130,63 @@ START_TEST(repeated_commits_reach_nobody)
     k = take_counts(a);
     ck_assert_msg(k.messages == 0 && k.commits == 0,
                   "repeats after 3,000 messages: %zu messages, %zu commits", k.messages, k.commits);
+}
+END_TEST
+
+/* A `have` array naming messages from..to of `room`. */
+static json_t *have_ids(const char *room, int from, int to)
+{
+    json_t *a = json_array();
+    char id[MR_MSG_ID_LEN + 1];
+    for (int i = from; i <= to; i++) {
+        fx_msg_id(room, i, id);
+        json_array_append_new(a, json_string(id));
+    }
+    return a;
+}
+
+/*
+ * A member whose join said it has messages 1 and 2 (`have`: got on another
+ * relay, without their seq): the fast-path copy of 1 (a retry) does not
+ * reach it, and both commits come to it as `commit` frames, while a member
+ * without `have` gets the messages. A connection remembers at most
+ * MR_HAVE_MAX such ids over all its rooms: the ids beyond come as messages.
+ */
+START_TEST(have_turns_messages_into_commits)
+{
+    relay_conn *a = fx_conn(&fx, "alice"), *b = fx_conn(&fx, "bob");
+    relay_member *m = fx_join(&fx, a, "r", NULL);
+    relay_room *room = m->room;
+    json_t *have = have_ids("r", 1, 2);
+    relay_deliver_have(m, have);
+    json_decref(have);
+    ck_assert_uint_eq(a->have_ids, 2);
+    fx_join(&fx, b, "r", NULL);
+    ck_assert(fast(room, 1));
+    counts k = take_counts(a);
+    ck_assert_msg(k.messages == 0, "a retried message it has reached it");
+    ck_assert_uint_eq(take_counts(b).messages, 1);
+    commit(room, 1, 1);
+    commit(room, 2, 2);
+    k = take_counts(a);
+    ck_assert_msg(k.messages == 0 && k.commits == 2, "%zu messages, %zu commits", k.messages,
+                  k.commits);
+    k = take_counts(b);
+    ck_assert_uint_eq(k.commits, 1);  /* it got 1 on the fast path */
+    ck_assert_uint_eq(k.messages, 1); /* and 2 only from its commit */
+    ck_assert_uint_eq(a->have_ids, 0);
+
+    /* The bound: 1000 ids in one room and 1000 in another keep MR_HAVE_MAX in all. */
+    relay_member *m2 = fx_join(&fx, a, "s", NULL), *m3 = fx_join(&fx, a, "t", NULL);
+    have = have_ids("s", 1, 1000);
+    relay_deliver_have(m2, have);
+    json_decref(have);
+    have = have_ids("t", 1, 1000);
+    relay_deliver_have(m3, have);
+    json_decref(have);
+    ck_assert_uint_eq(a->have_ids, MR_HAVE_MAX);
+    ck_assert_uint_eq(m3->have->count, MR_HAVE_MAX - 1000);
+    fx_close(&fx, a);
 }
 END_TEST
 
@@ -277,6 +335,7 @@ Suite *relay_once_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, commits_after_a_long_outage_are_commits);
     tcase_add_test(tc, repeated_commits_reach_nobody);
+    tcase_add_test(tc, have_turns_messages_into_commits);
     tcase_add_test(tc, fast_path_copy_after_its_commit_is_dropped);
     tcase_add_test(tc, out_of_order_commits_and_a_repair_page_once_each);
     tcase_add_test(tc, since_holds_when_history_fails);

@@ -1,4 +1,5 @@
 /* Presence totals across relays: remote sessions, events on transitions, expiry by bye. */
+#include "relay_suites.h"
 #include "mr_jwt.h"
 #include "relay_client.h"
 #include "relay_fixture.h"

@@ -5,6 +5,8 @@
  * and time-outs after the retries answer `unavailable`; retries carry the
  * same Nats-Msg-Id; a late or foreign PubAck changes nothing.
  */
+#include "relay_suites.h"
+
 #include "relay_client.h"
 #include "relay_fixture.h"
 #include "relay_inbound.h"

@@ -6,6 +6,7 @@
  * the session keeps its token; `refresh_due` comes once per token, before
  * its expiry.
  */
+#include "relay_suites.h"
 #include "mr_alloc.h"
 #include "mr_jwt.h"
 #include "relay_client.h"

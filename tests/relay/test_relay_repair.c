@@ -2,6 +2,7 @@
  * Commit repair: the baseline, gaps in seqs read from history once they
  * last, one request in flight, reading behind the baseline.
  */
+#include "relay_suites.h"
 #include "mr_time.h"
 #include "relay_deliver.h"
 #include "relay_fixture.h"

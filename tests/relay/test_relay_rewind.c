@@ -4,6 +4,7 @@
  * room is subscribed, nothing between the history and the live messages
  * lost, nothing twice, `recovered` — and N is bounded by resume.rewind_max.
  */
+#include "relay_suites.h"
 #include "relay_deliver.h"
 #include "relay_fixture.h"
 #include "relay_inbound.h"

@@ -5,6 +5,7 @@
  * limit; what comes in from NATS is checked like every NATS input, and the
  * echo of the relay's own signal is dropped.
  */
+#include "relay_suites.h"
 #include "relay_fixture.h"
 #include "relay_inbound.h"
 #include "mr_time.h"

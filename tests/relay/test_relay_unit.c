@@ -3,6 +3,7 @@
  * queue, delivery and resume, repair and presence in their own files, against
  * a relay without sockets or NATS (relay_fixture.h).
  */
+#include "relay_suites.h"
 #include "mr_test.h"
 #include "relay_config.h"
 #include "relay_room.h"
@@ -114,6 +115,44 @@ START_TEST(config_errors)
 }
 END_TEST
 
+/* Backend hook rules (docs/relay.md, "Backend hooks"): each mistake named with its rule. */
+START_TEST(config_hooks)
+{
+    char err[600] = "";
+    ck_assert_msg(load("{\"auth\":{\"secret\":\"0123456789abcdef\"},\"hooks\":{\"rules\":["
+                       "{\"on\":[\"join\",\"publish\"],\"rooms\":[\"a-*\"],\"url\":\"http://h/x\","
+                       "\"timeout_ms\":100,\"on_failure\":\"allow\"},"
+                       "{\"on\":[\"join\"],\"url\":\"https://h/y\"}],\"max_connections\":2}}",
+                       err, sizeof err) == 0,
+                  "%s", err);
+    const char *s = "{\"auth\":{\"secret\":\"s\"},\"hooks\":";
+    char text[600];
+    const struct {
+        const char *hooks, *needle;
+    } bad[] = {
+        {"{\"rules\":[{\"on\":[\"leave\"],\"url\":\"http://h/\"}]}",
+         "hooks.rules[0]: on: \"leave\" is not join or publish"},
+        {"{\"rules\":[{\"url\":\"http://h/\"}]}", "hooks.rules[0]: on: list join, publish"},
+        {"{\"rules\":[{\"on\":[\"join\"],\"url\":\"http://h/\"},{\"on\":[\"join\"]}]}",
+         "hooks.rules[1]: url: an http:// or https:// URL"},
+        {"{\"rules\":[{\"on\":[\"join\"],\"url\":\"ftp://h/\"}]}", "hooks.rules[0]: url:"},
+        {"{\"rules\":[{\"on\":[\"join\"],\"url\":\"http://h/\",\"on_failure\":\"maybe\"}]}",
+         "on_failure: \"maybe\" must be refuse or allow"},
+        {"{\"rules\":[{\"on\":[\"join\"],\"url\":\"http://h/\",\"timeout_ms\":0}]}",
+         "hooks.rules[0].timeout_ms: must be between"},
+        {"{\"rules\":[{\"on\":[\"join\"],\"url\":\"http://h/\",\"retry\":1}]}",
+         "hooks.rules[0].retry: unknown key"},
+        {"{\"rules\":{}}", "hooks.rules: must be an array"},
+        {"{\"rules\":[5]}", "hooks.rules[0]: must be an object"},
+        {"{\"max_pending\":0}", "hooks.max_pending: must be between"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(text, sizeof text, "%s%s}", s, bad[i].hooks);
+        expect_config_error(text, bad[i].needle);
+    }
+}
+END_TEST
+
 START_TEST(config_url_valid)
 {
     const char *good[] = {"ws://a", "wss://eu.ws.example/", "ws://127.0.0.1:17100/",
@@ -174,17 +213,6 @@ START_TEST(rooms_membership)
 }
 END_TEST
 
-Suite *relay_conn_suite(void);
-Suite *relay_deliver_suite(void);
-Suite *relay_repair_suite(void);
-Suite *relay_presence_suite(void);
-Suite *relay_once_suite(void);
-Suite *relay_join_suite(void);
-Suite *relay_publish_suite(void);
-Suite *relay_rewind_suite(void);
-Suite *relay_refresh_suite(void);
-Suite *relay_signal_suite(void);
-
 int main(void)
 {
     Suite *s = suite_create("relay_unit");
@@ -192,6 +220,7 @@ int main(void)
     tcase_add_test(tc, config_ok);
     tcase_add_test(tc, config_errors);
     tcase_add_test(tc, config_url_valid);
+    tcase_add_test(tc, config_hooks);
     tcase_add_test(tc, config_nats_forms);
     tcase_add_test(tc, rooms_membership);
     suite_add_tcase(s, tc);

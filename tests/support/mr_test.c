@@ -339,6 +339,18 @@ int mr_test_http_get(const char *host, int port, const char *path, char **body)
     return mr_test_http(host, port, "GET", path, NULL, NULL, body);
 }
 
+long mr_test_metric(int admin_port, const char *name)
+{
+    char *body;
+    ck_assert_int_eq(mr_test_http_get("127.0.0.1", admin_port, "/metrics", &body), 200);
+    char needle[200];
+    snprintf(needle, sizeof needle, "\n%s ", name);
+    char *p = strstr(body, needle);
+    long v = p ? atol(p + strlen(needle)) : -1;
+    free(body);
+    return v;
+}
+
 /* Length of the first complete response in buf[0..len), or 0; its status goes to *status. */
 static size_t http_response_len(const char *buf, size_t len, int *status)
 {

@@ -43,6 +43,8 @@ int mr_test_http(const char *host, int port, const char *method, const char *pat
                  const char *headers, const char *req_body, char **body);
 /** Blocking HTTP/1.0 GET; returns the status code (or -1) and the body in a malloc'd string. */
 int mr_test_http_get(const char *host, int port, const char *path, char **body);
+/** The value of an unlabelled metric on 127.0.0.1:`admin_port`/metrics, or -1. */
+long mr_test_metric(int admin_port, const char *name);
 
 typedef struct ssl_ctx_st SSL_CTX;
 /**

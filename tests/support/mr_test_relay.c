@@ -74,14 +74,7 @@ void mr_test_relay_stop_clean(mr_test_relay *rp)
 
 long mr_test_relay_metric(mr_test_relay *rp, const char *name)
 {
-    char *body;
-    ck_assert_int_eq(mr_test_http_get("127.0.0.1", rp->admin_port, "/metrics", &body), 200);
-    char needle[200];
-    snprintf(needle, sizeof needle, "\n%s ", name);
-    char *p = strstr(body, needle);
-    long v = p ? atol(p + strlen(needle)) : -1;
-    free(body);
-    return v;
+    return mr_test_metric(rp->admin_port, name);
 }
 
 char *mr_test_token(const char *user, long exp_offset_s, const char *rooms)

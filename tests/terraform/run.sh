@@ -145,7 +145,8 @@ for line in open(f"{tmp}/nkeys.txt"):
 json.dump({"nats_nkeys": keys}, open(f"{tmp}/nkeys.tfvars.json", "w"))
 PY
         for role in relay control healthcheck; do
-            cp "$(ls "$tmp"/nkeys/"$role"-*.nk | head -n 1)" "$tmp/etc/nats/$role.nk"
+            nks=("$tmp"/nkeys/"$role"-*.nk)
+            cp "${nks[0]}" "$tmp/etc/nats/$role.nk"
         done
         "$regions_bin" nats-permissions "$f" > "$tmp/permissions.json"
         if ! terraform apply -auto-approve -input=false -no-color -state="$state" -var "regions_file=$f" -var-file="$tmp/nkeys.tfvars.json" > "$tmp/apply.log" 2>&1; then
