@@ -766,6 +766,13 @@ int lg_conn_send(lg_conn *c, const char *p, size_t n)
         return -1;
     if (!c->url->http)
         return send_frame(c, 0x1, p, n);
+    return lg_conn_post(c, c->url->path, p, n);
+}
+
+int lg_conn_post(lg_conn *c, const char *path, const char *p, size_t n)
+{
+    if (c->state != LG_CONN_OPEN || !c->url->http)
+        return -1;
     lg_loop *l = c->loop;
     size_t need = n + 512;
     if (need > l->wscratch_cap) {
@@ -776,7 +783,7 @@ int lg_conn_send(lg_conn *c, const char *p, size_t n)
     int hl = snprintf(l->wscratch, l->wscratch_cap,
                       "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
                       "Content-Length: %zu\r\n\r\n",
-                      c->url->path, c->url->hostport, n);
+                      path, c->url->hostport, n);
     memcpy(l->wscratch + hl, p, n);
     c->http_pending++;
     return queue_out(c, l->wscratch, (size_t)hl + n);

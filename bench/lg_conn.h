@@ -101,6 +101,8 @@ void lg_conn_event(lg_conn *c, uint32_t events);
  * connection failed (close_cb has run).
  */
 int lg_conn_send(lg_conn *c, const char *p, size_t n);
+/** HTTP connections: POST `p` to `path` (instead of the URL's own). Returns 0 or -1. */
+int lg_conn_post(lg_conn *c, const char *path, const char *p, size_t n);
 
 /** Send a close frame with `code` and close the socket without waiting; no callback. */
 void lg_conn_close(lg_conn *c, int code);

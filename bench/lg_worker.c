@@ -74,6 +74,7 @@ typedef struct worker {
     int inflight;
     lg_pub *pubs;
     int npubs;
+    lg_url *room_urls;  /* generic mode, --url with {{room}}: subscriber URLs by room */
     char *shared_token; /* when all subscribers share one user */
     char *pad;
     mr_buf out;
@@ -411,12 +412,21 @@ static void pub_send(lg_pub *p, int64_t intended)
     char rn[160], payload[64];
     room_name(rn, sizeof rn, room);
     mr_buf_reset(&W.out);
+    const char *path = NULL; /* generic, HTTP with {{room}}: this message's own path */
+    char pathbuf[512];
     if (o->mode == LG_MODE_GENERIC) {
         mr_buf b = MR_BUF_INIT;
         snprintf(payload, sizeof payload, "%lld", (long long)intended);
         mr_buf_printf(&b, "{\"lg_t\":%lld,\"p\":\"%s\"}", (long long)intended, W.pad);
         expand(&W.out, o->pub_tmpl, rn, b.data);
         mr_buf_free(&b);
+        if (cl->c.url->http && strstr(cl->c.url->path, "{{room}}")) {
+            mr_buf pb = MR_BUF_INIT;
+            expand(&pb, cl->c.url->path, rn, "");
+            snprintf(pathbuf, sizeof pathbuf, "%s", pb.data);
+            mr_buf_free(&pb);
+            path = pathbuf;
+        }
     } else if (o->signal) {
         /* No id, no mid: a signal has no ack; its delivery is timed like a message's. */
         mr_buf_printf(&W.out,
@@ -434,7 +444,10 @@ static void pub_send(lg_pub *p, int64_t intended)
     W.st.ctr[LG_C_SENT]++;
     if (intended >= W.sh->t_measure_us && intended < W.sh->t_stop_us)
         W.st.ctr[LG_C_SENT_M]++;
-    lg_conn_send(&cl->c, W.out.data, W.out.len);
+    if (path)
+        lg_conn_post(&cl->c, path, W.out.data, W.out.len);
+    else
+        lg_conn_send(&cl->c, W.out.data, W.out.len);
 }
 
 /*
@@ -481,6 +494,8 @@ static void start_client(lg_client *cl, uint64_t addr_key)
     const lg_url *u;
     if (o->mode == LG_MODE_GENERIC && cl->role == ROLE_PUB)
         u = &o->pub_urls[cl->gidx % (uint32_t)o->npub_urls];
+    else if (W.room_urls && cl->role == ROLE_SUB)
+        u = &W.room_urls[cl->gidx % (uint32_t)o->rooms];
     else
         u = &o->urls[cl->gidx % (uint32_t)o->nurls];
     cl->app = APP_NONE;
@@ -584,6 +599,23 @@ static void setup(void)
         cl->c.fd = -1;
         cl->gidx = (uint32_t)(W.id + i * o->workers);
         cl->role = (uint8_t)role;
+    }
+    /*
+     * Generic mode: a subscriber URL with {{room}} names the room in its path
+     * (nchan: /sub/{{room}}); subscriber g connects to room g % rooms. A
+     * publisher's HTTP URL with {{room}} POSTs each message to its room's path.
+     */
+    if (o->mode == LG_MODE_GENERIC && strstr(o->urls[0].path, "{{room}}")) {
+        W.room_urls = mr_calloc((size_t)o->rooms, sizeof *W.room_urls);
+        for (int r = 0; r < o->rooms; r++) {
+            char rn[160];
+            room_name(rn, sizeof rn, (uint32_t)r);
+            W.room_urls[r] = o->urls[r % o->nurls];
+            mr_buf pb = MR_BUF_INIT;
+            expand(&pb, o->urls[r % o->nurls].path, rn, "");
+            snprintf(W.room_urls[r].path, sizeof W.room_urls[r].path, "%s", pb.data);
+            mr_buf_free(&pb);
+        }
     }
     /* Generic mode has no rooms of its own unless the templates use them. */
     int plen = o->size - 20 > 0 ? o->size - 20 : 1;

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Smoke test for meridian-loadgen (ctest bench_loadgen_smoke, label
-# integration): --help works, a two-second fan-out against a real relay
-# (with its own nats-server) delivers every message, and so does a
-# two-second generic run against meridian-ws-floor. Under 20 seconds.
-#   bench/smoke.sh LOADGEN RELAY FLOOR
+# Smoke test for meridian-loadgen and the comparison tools (ctest
+# bench_loadgen_smoke, label integration): --help works, a two-second
+# fan-out against a real relay (with its own nats-server) delivers every
+# message, and so do two-second generic runs against meridian-ws-floor and
+# against nchan (nginx-light, rooms in the URL); a one-second run of
+# meridian-js-pub gets PubAcks from the same JetStream. Under 30 seconds.
+#   bench/smoke.sh LOADGEN RELAY FLOOR JSPUB
 set -euo pipefail
 LG=$1
 RELAY=$2
 FLOOR=$3
+JSPUB=$4
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib/bench-env.sh"
 
@@ -42,4 +45,20 @@ timeout 15 "$LG" generic --url "ws://127.0.0.1:$port/" --pub-url "ws://127.0.0.1
 fdeliv=$(grep -o '"delivered_measured": [0-9]*' "$tmp/floor.json" | grep -o '[0-9]*$')
 echo "floor delivered=$fdeliv"
 [[ $fdeliv -ge 1800 ]] || { echo "FAIL: too few deliveries from meridian-ws-floor"; exit 1; }
+# nchan, two rooms of 10 named in the URLs, publishes POSTed to each room's path.
+bench_start_nchan "$tmp" || { echo "FAIL: nchan did not start"; exit 1; }
+timeout 15 "$LG" generic --url "ws://127.0.0.1:$NCHAN_PORT/sub/{{room}}" \
+    --pub-url "http://127.0.0.1:$NCHAN_PORT/pub/{{room}}" -n 20 --rooms 2 --publishers 2 \
+    --rate 50 --duration 2 --warmup 0.5 --drain 1 --connect-timeout 5 -q --json "$tmp/nchan.json"
+ndeliv=$(grep -o '"delivered_measured": [0-9]*' "$tmp/nchan.json" | grep -o '[0-9]*$')
+echo "nchan delivered=$ndeliv"
+[[ $ndeliv -ge 900 ]] || { echo "FAIL: too few deliveries from nchan"; exit 1; }
+
+# The JetStream ceiling client: PubAcks from the relay's region stream.
+timeout 15 "$JSPUB" --url "nats://127.0.0.1:$NATS_PORT" --region bench --inflight 64 \
+    --duration 1 --warmup 0.2 --json "$tmp/jspub.json" >/dev/null
+jacks=$(grep -o '"acks_measured": [0-9]*' "$tmp/jspub.json" | grep -o '[0-9]*$')
+jerrs=$(grep -o '"errors": [0-9]*' "$tmp/jspub.json" | grep -o '[0-9]*$')
+echo "js-pub acks=$jacks errors=$jerrs"
+[[ $jacks -ge 100 && $jerrs -eq 0 ]] || { echo "FAIL: meridian-js-pub got too few PubAcks"; exit 1; }
 echo PASS

@@ -51,12 +51,23 @@ static bool scan_utf8(scanner *s)
     return true;
 }
 
+/* A byte a string may hold as it is: printable ASCII but '"' and '\\'. */
+static inline bool plain(unsigned char c)
+{
+    return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+}
+
 /* A string; s->p is on the opening quote. Leaves s->p after the closing quote. */
 static bool scan_string(scanner *s, bool *escaped)
 {
     s->p++;
     *escaped = false;
     while (s->p < s->end) {
+        /* The common case first: runs of plain ASCII. */
+        while (s->p < s->end && plain((unsigned char)*s->p))
+            s->p++;
+        if (s->p >= s->end)
+            break;
         unsigned char c = (unsigned char)*s->p;
         if (c == '"') {
             s->p++;
@@ -151,11 +162,21 @@ static bool next_element(scanner *s, char close, bool *done)
     return true;
 }
 
-/* An object; s->p is on '{'. With `out`, the members are recorded (top level only). */
+/*
+ * An object; s->p is on '{'. With `out`, the members are recorded (top
+ * level only). Nested objects must have plainly distinct names: at most
+ * MR_JSON_SCAN_MEMBERS of them, none escaped (two escapes may spell one
+ * name), none repeated; anything else is left to the full parser.
+ */
 static bool scan_object(scanner *s, int depth, mr_json_object *out)
 {
     if (empty_container(s, '}'))
         return true;
+    struct {
+        const char *p;
+        size_t n;
+    } names[MR_JSON_SCAN_MEMBERS];
+    size_t nnames = 0;
     for (bool done = false; !done;) {
         if (s->p >= s->end || *s->p != '"')
             return false;
@@ -164,6 +185,15 @@ static bool scan_object(scanner *s, int depth, mr_json_object *out)
         if (!scan_string(s, &m.key_escaped))
             return false;
         m.key_len = (size_t)(s->p - 1 - m.key);
+        if (!out) {
+            if (m.key_escaped || nnames == MR_JSON_SCAN_MEMBERS)
+                return false;
+            for (size_t i = 0; i < nnames; i++)
+                if (names[i].n == m.key_len && memcmp(names[i].p, m.key, m.key_len) == 0)
+                    return false;
+            names[nnames].p = m.key;
+            names[nnames++].n = m.key_len;
+        }
         skip_ws(s);
         if (s->p >= s->end || *s->p != ':')
             return false;

@@ -6,8 +6,10 @@
  * ground where every strict parser agrees: it gives up (returns false) on
  * anything it does not decide itself — \u escapes (surrogate rules),
  * exponents, integers over 18 digits, nesting deeper than
- * MR_JSON_SCAN_DEPTH, more than MR_JSON_SCAN_MEMBERS top-level members —
- * and on everything invalid. A caller then falls back to a full parser
+ * MR_JSON_SCAN_DEPTH, more than MR_JSON_SCAN_MEMBERS members in one object,
+ * a nested object with an escaped or repeated name (the top level's are
+ * reported instead: key_escaped, mr_json_member_get's `repeated`) — and on
+ * everything invalid. A caller then falls back to a full parser
  * (jansson), which decides and explains. So a true answer is exact and a
  * false one only means "ask the full parser".
  */

@@ -71,23 +71,34 @@ typedef enum {
     MR_FRAME_SIGNAL   /* an ephemeral signal to a room (issue 16) */
 } mr_frame_type;
 
+/* Frames up to this size are copied into the frame itself rather than the heap. */
+#define MR_FRAME_INLINE 512
+
+/*
+ * A parsed frame. Its strings are NUL-terminated and live in the frame (or
+ * in `root`): they are valid until mr_frame_free.
+ */
 typedef struct mr_frame {
     mr_frame_type type;
-    json_t *root;     /* owns everything below */
-    json_t *id;       /* request id (string or integer) or NULL */
+    json_t *root;     /* the full parser's tree, or NULL (see mr_proto_parse) */
+    json_t *id;       /* request id (string or integer) or NULL; owned by the frame */
     const char *room; /* join, leave, publish, presence, signal */
     size_t room_len;
     const char *token; /* hello, refresh */
     size_t token_len;
     const char *mid; /* publish: client message id, or NULL */
     size_t mid_len;
-    json_t *data;  /* publish, signal payload: any JSON value */
+    const char *data; /* publish, signal payload: one JSON value, as text (not NUL-terminated) */
+    size_t data_len;
     bool presence; /* join: receive presence events (default true) */
     bool has_since;
     int64_t since; /* join: last seq seen */
     json_t *have;  /* join: msg_ids it got after `since` without their seq (array), or NULL */
     bool has_rewind;
-    int64_t rewind; /* join: the last N messages of the room (not with since) */
+    int64_t rewind;   /* join: the last N messages of the room (not with since) */
+    char *text;       /* what the strings above point into: inline_text or the heap */
+    size_t text_size; /* bytes of `text` (its NULs included), 0 when NULL */
+    char inline_text[MR_FRAME_INLINE];
 } mr_frame;
 
 typedef struct mr_proto_err {
@@ -99,9 +110,21 @@ typedef struct mr_proto_err {
 /**
  * Parse one text frame. Returns 0 and fills `f` (release with
  * mr_frame_free) or -1 and fills `err` (release with mr_proto_err_free).
+ *
+ * A frame that is plainly valid (mr_json_scan.h) is taken apart without a
+ * tree and its payload kept as the client wrote it; anything else goes
+ * through jansson, which decides and explains, and the payload is written
+ * back compact. Both accept and refuse the same frames.
  */
 int mr_proto_parse(const char *buf, size_t len, mr_frame *f, mr_proto_err *err);
 void mr_frame_free(mr_frame *f);
+/**
+ * Copy `src` into `dst` for keeping beyond src's life (a publish held for a
+ * backend hook): the text is copied and the strings in it point into the
+ * copy; the tree and the id are shared by reference. Release with
+ * mr_frame_free; `src` is unchanged.
+ */
+void mr_frame_copy(mr_frame *dst, const mr_frame *src);
 void mr_proto_err_free(mr_proto_err *err);
 
 /** A msg_id: MR_MSG_ID_LEN lowercase hex digits. */
@@ -132,7 +155,9 @@ typedef struct mr_envelope {
     const char *region;
     const char *node;
     int64_t ts_ms;
-    json_t *data;
+    json_t *data;          /* the payload, or NULL for data_json */
+    const char *data_json; /* ... the payload as JSON text (mr_frame's data) */
+    size_t data_json_len;
 } mr_envelope;
 
 void mr_proto_message(mr_buf *b, const mr_envelope *e);

@@ -24,6 +24,7 @@
 #include <stdbool.h>
 
 struct relay_conn;
+struct relay_pubs;
 
 #define RELAY_NODE_ID_MAX 160
 
@@ -48,7 +49,7 @@ typedef struct relay {
     mr_map conns_by_id; /* connection id (raw uint64_t) -> relay_conn* (late replies) */
     uint64_t next_conn_id;
     mr_jwt_params jwt;
-    mr_map pending_pubs;       /* "%p" of the natsMsg -> relay_pending* (JetStream acks) */
+    struct relay_pubs *pubs;   /* JetStream publishes waiting for their PubAck (relay_publish.c) */
     mr_map resumes;            /* decimal request id -> relay_resume* (history fetches) */
     struct relay_hooks *hooks; /* backend hooks, or NULL when none is configured */
     mr_map hook_waits;         /* decimal request id -> relay_held* (relay_client.c) */
@@ -77,6 +78,7 @@ typedef struct relay {
     _Atomic int64_t loop_alive_us; /* the service loop's last housekeeping tick */
     _Atomic bool listening;        /* the WebSocket listener is bound (checked every second) */
     int listen_check_ticks;        /* lws thread: ticks until the next listener check */
+    int trim_ticks;                /* lws thread: ticks until free heap is given back */
 
     /* Life cycle (relay_reload.c): SIGHUP asks, the lws thread reloads; systemd is told. */
     _Atomic bool reload_requested; /* set by the signal thread on SIGHUP */
@@ -94,6 +96,7 @@ typedef struct relay {
     json_t *drain_urls; /* where to send clients (admin drain), or NULL for the config's */
     bool drain_started; /* lws thread: reconnect frames sent */
     bool closing_all;
+    bool destroying; /* lws thread: relay_server_stop is closing every session at once */
     lws_sorted_usec_list_t drain_sul;
 } relay;
 

@@ -232,7 +232,7 @@ static void join_room(relay_conn *c, const mr_frame *f)
     relay *r = c->r;
     if (relay_conn_member(c, f->room, f->room_len)) {
         mr_buf b = MR_BUF_INIT;
-        relay_frame_joined(&b, f->id, json_string_value(json_object_get(f->root, "room")));
+        relay_frame_joined(&b, f->id, f->room);
         send_frame(c, &b);
         return;
     }
@@ -448,7 +448,7 @@ typedef struct relay_held {
     struct relay_held *next;
     uint64_t conn_id;
     uint64_t hook_id; /* the request in flight, 0 while queued */
-    mr_frame f;       /* the client's frame: a reference to its parsed root */
+    mr_frame f;       /* a copy of the client's frame (mr_frame_copy) */
     char mid[24];     /* a random mid for a publish that has none ("r-" and 16 hex) */
     char msg_id[MR_MSG_ID_LEN + 1];
 } relay_held;
@@ -463,8 +463,7 @@ static relay_held *hold(relay_conn *c, const mr_frame *f)
 {
     relay_held *h = mr_calloc(1, sizeof *h);
     h->conn_id = c->id;
-    h->f = *f;
-    json_incref(h->f.root);
+    mr_frame_copy(&h->f, f);
     return h;
 }
 
@@ -521,11 +520,16 @@ static void publish_decided(relay_conn *c, relay_held *h, const relay_hook_resul
     } else if (v->verdict == RELAY_HOOK_UNAVAILABLE) {
         hook_unavailable(c, h->f.id);
     } else {
+        /* The backend's replacement data becomes the frame's text, as a client's would be. */
         mr_frame f = h->f;
-        if (v->data)
-            f.data = v->data;
+        char *text = v->data ? json_dumps(v->data, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+        if (text) {
+            f.data = text;
+            f.data_len = strlen(text);
+        }
         relay_published p;
         relay_publish(c->r, c, &f, &p);
+        free(text);
     }
 }
 
@@ -544,7 +548,9 @@ static void pump(relay_conn *c)
             json_t *body = hook_body(c, "publish", f);
             json_object_set_new(body, "msg_id", json_string(h->msg_id));
             json_object_set_new(body, "mid", json_stringn(f->mid, f->mid_len));
-            json_object_set(body, "data", f->data);
+            /* The data is kept as the client's JSON text; the request carries it as JSON. */
+            json_t *data = json_loadb(f->data, f->data_len, JSON_DECODE_ANY, NULL);
+            json_object_set_new(body, "data", data ? data : json_null());
             hook_send(r, h, body, rule, RELAY_HOOK_ON_PUBLISH);
             return;
         }

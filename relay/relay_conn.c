@@ -47,6 +47,8 @@ void relay_conn_attach(relay *r, relay_conn *c, struct lws *wsi)
     memset(c, 0, sizeof *c);
     c->r = r;
     c->wsi = wsi;
+    c->q = c->q_inline;
+    c->qcap = RELAY_CONN_QUEUE_INLINE;
     c->id = ++r->next_conn_id;
     /* Without randomness the session id is still unique within the process. */
     if (relay_random_hex(c->sid, RELAY_SID_LEN / 2) != 0)
@@ -66,6 +68,17 @@ void relay_conn_attach(relay *r, relay_conn *c, struct lws *wsi)
     mr_metric_inc(&relay_m.connections_total);
 }
 
+/* An empty queue gives its heap ring back and uses the inline one again. */
+static void queue_emptied(relay_conn *c)
+{
+    c->qhead = 0;
+    if (c->q != c->q_inline) {
+        free(c->q);
+        c->q = c->q_inline;
+        c->qcap = RELAY_CONN_QUEUE_INLINE;
+    }
+}
+
 static void drop_queue(relay_conn *c)
 {
     while (c->qlen) {
@@ -74,14 +87,13 @@ static void drop_queue(relay_conn *c)
         c->qlen--;
     }
     c->qbytes = 0;
+    queue_emptied(c);
 }
 
 void relay_conn_detach(relay_conn *c)
 {
     relay *r = c->r;
     drop_queue(c);
-    free(c->q);
-    c->q = NULL;
     mr_buf_free(&c->rx);
     free(c->user);
     c->user = NULL;
@@ -140,12 +152,15 @@ void relay_conn_send_for(relay_conn *c, relay_out *o, const char *room)
         relay_conn_slow_consumer(c, room, c->qbytes + o->len);
         return;
     }
+    if (!c->q)
+        queue_emptied(c); /* a connection set up without relay_conn_attach */
     if (c->qlen == c->qcap) {
-        uint32_t ncap = c->qcap ? c->qcap * 2 : 4;
+        uint32_t ncap = c->qcap * 2;
         relay_out **nq = mr_malloc(ncap * sizeof *nq);
         for (uint32_t i = 0; i < c->qlen; i++)
             nq[i] = c->q[(c->qhead + i) % c->qcap];
-        free(c->q);
+        if (c->q != c->q_inline)
+            free(c->q);
         c->q = nq;
         c->qhead = 0;
         c->qcap = ncap;
@@ -205,6 +220,8 @@ static relay_out *dequeue(relay_conn *c)
     c->qhead = (c->qhead + 1) % c->qcap;
     c->qlen--;
     c->qbytes -= o->len;
+    if (c->qlen == 0)
+        queue_emptied(c);
     mr_metric_inc(&relay_m.frames_out);
     mr_metric_add(&relay_m.bytes_out, o->len);
     return o;

@@ -32,6 +32,13 @@
 #define RELAY_WRITE_BATCH_BYTES 65536
 /* The longest WebSocket header of an unmasked server frame: 2 bytes + 8 of length. */
 #define RELAY_WS_HEADER_MAX 10
+/*
+ * Queue entries kept in the connection itself: what an idle or keeping-up
+ * member needs. A burst grows the ring on the heap; it goes back here once
+ * written, so a member keeps nothing from a burst (docs/benchmarks.md,
+ * memory per joined connection).
+ */
+#define RELAY_CONN_QUEUE_INLINE 4
 /* Characters of a session id (hex of 8 random bytes), shown to clients in `welcome`. */
 #define RELAY_SID_LEN 16
 
@@ -55,9 +62,10 @@ typedef struct relay_conn {
     uint32_t strikes; /* consecutive rate-limited publishes */
     uint32_t bad_frames;
     mr_buf rx; /* reassembly of a fragmented message */
-    /* Outbound queue: a ring of shared frames. */
+    /* Outbound queue: a ring of shared frames, q_inline unless a burst outgrew it. */
     relay_out **q;
     uint32_t qhead, qlen, qcap;
+    relay_out *q_inline[RELAY_CONN_QUEUE_INLINE];
     size_t qbytes;
     /* Close requested: sent once the queue before it is flushed. */
     int close_code;

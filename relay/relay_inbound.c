@@ -4,7 +4,7 @@
  * libnats threads only queue (relay_nats.c); here, on the lws thread, each
  * queued item goes to its handler:
  *
- *   PubAck of a JetStream publish           relay_publish_outcome
+ *   <inbox>a.<slot>.<gen>  PubAck of a JetStream publish: relay_publish_ack
  *   <inbox>p.<room>  presence snapshot      relay_presence_snapshot_reply
  *   <inbox>c.<room>  repair history page    relay_repair_reply
  *   <inbox>s.<id>.<room>  subscriptions confirmed: presence, repair, resume
@@ -313,6 +313,8 @@ static bool on_reply(relay *r, natsMsg *msg, const char *token)
 {
     const char *data = natsMsg_GetData(msg);
     size_t len = (size_t)natsMsg_GetDataLength(msg);
+    if (strncmp(token, RELAY_INBOX_PUBACK, sizeof RELAY_INBOX_PUBACK - 1) == 0)
+        return relay_publish_ack(r, token + sizeof RELAY_INBOX_PUBACK - 1, data, len);
     if (strncmp(token, RELAY_INBOX_PRESENCE, sizeof RELAY_INBOX_PRESENCE - 1) == 0) {
         const char *room = token + sizeof RELAY_INBOX_PRESENCE - 1;
         return valid_room(room) && relay_presence_snapshot_reply(r, room, data, len);
@@ -357,10 +359,7 @@ void relay_inbound_take(relay *r)
     relay_inbound *in = relay_nats_take(r->nats);
     while (in) {
         relay_inbound *next = in->next;
-        if (in->kind == RELAY_IN_PUBACK)
-            relay_publish_outcome(r, in);
-        else
-            relay_inbound_message(r, in->msg);
+        relay_inbound_message(r, in->msg);
         natsMsg_Destroy(in->msg);
         free(in);
         in = next;

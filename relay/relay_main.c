@@ -247,7 +247,6 @@ int main(int argc, char **argv)
     relay_rooms_init(&r.rooms, (uint32_t)cfg.limits.dedup_window);
     mr_map_init(&r.ip_counts);
     mr_map_init(&r.conns_by_id);
-    mr_map_init(&r.pending_pubs);
     mr_map_init(&r.resumes);
     r.jwt = (mr_jwt_params){.keys = cfg.keys,
                             .nkeys = cfg.nkeys,

@@ -14,7 +14,10 @@
  * is by a full disk) looks connected to libnats for minutes, and only a
  * round trip tells (relay_nats_healthy, /readyz).
  *
- * Outbound: publishes are made from the lws thread. libnats buffers
+ * Outbound: publishes are made from the lws thread, JetStream ones too:
+ * a core publish with a reply subject on the inbox, whose PubAck
+ * relay_publish.c matches (libnats' JetStream publish API is used for
+ * nothing but the stream's configuration). libnats buffers
  * publishes while reconnecting, which would turn an outage into acks for
  * messages that may never arrive; so we refuse to publish unless the
  * connection is up, and the client gets a retryable `unavailable`.
@@ -35,6 +38,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Published messages released at once at most; a longer pass releases them in groups. */
+#define RELAY_NATS_SPENT_MAX 256
+
 struct relay_nats {
     const relay_config *cfg;
     natsConnection *conn;
@@ -47,15 +53,17 @@ struct relay_nats {
     _Atomic bool connected;
     bool closing; /* under lock: no more wake-ups once set */
     jsCtx *js;
-    jsPubOptions pub_opts;
     _Atomic bool stream_ready;
     _Atomic bool stop_stream_thread;
     pthread_t stream_thread;
     bool stream_thread_started;
     natsSubscription *inbox_sub;
     natsSubscription *hb_sub;
-    bool published_async; /* lws thread: js_PublishMsgAsync was called at least once */
     char inbox[64];
+    size_t inbox_len;
+    /* Published in this pass of the lws loop, released by relay_nats_pass_done (lws thread). */
+    natsMsg *spent[RELAY_NATS_SPENT_MAX];
+    size_t spent_n;
     /* Subscription confirmations: tokens waiting for a flush (under lock), and its thread. */
     pthread_cond_t confirm_cv;
     char **confirm_tokens;
@@ -103,26 +111,9 @@ static void push(relay_nats *n, relay_inbound *in)
 
 static void on_message(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
-    relay_inbound *in = mr_calloc(1, sizeof *in);
-    in->kind = RELAY_IN_MSG;
+    relay_inbound *in = mr_malloc(sizeof *in);
+    in->next = NULL;
     in->msg = msg;
-    push(closure, in);
-}
-
-/* JetStream publish outcome (a NATS thread): hand it, message included, to the lws thread. */
-static void on_puback(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
-{
-    relay_inbound *in = mr_calloc(1, sizeof *in);
-    in->kind = RELAY_IN_PUBACK;
-    in->msg = msg;
-    if (pa) {
-        in->status = NATS_OK;
-        in->duplicate = pa->Duplicate;
-    } else {
-        in->status = pae && pae->Err != NATS_OK ? pae->Err : NATS_ERR;
-        snprintf(in->err, sizeof in->err, "%s",
-                 pae && pae->ErrText ? pae->ErrText : natsStatus_GetText(in->status));
-    }
     push(closure, in);
 }
 
@@ -261,7 +252,6 @@ static void *confirm_main(void *arg)
             natsMsg *msg = NULL;
             if (s == NATS_OK && natsMsg_Create(&msg, subject, NULL, NULL, 0) == NATS_OK) {
                 relay_inbound *in = mr_calloc(1, sizeof *in);
-                in->kind = RELAY_IN_MSG;
                 in->msg = msg;
                 push(n, in);
             }
@@ -325,6 +315,14 @@ int relay_nats_connect(relay_nats *n, char *err, size_t errlen)
      * keeps the order in which messages arrived on the connection across
      * subscriptions, so a message's commit cannot overtake a later message.
      */
+    /*
+     * Our own publishes do not come back: the relay delivered them to its
+     * members as it published them, and would only drop them as duplicates
+     * (docs/relay.md). Presence ignores its own deltas and heartbeats too.
+     * That was a third of the relay's NATS traffic in, per publish.
+     */
+    if (s == NATS_OK)
+        s = natsOptions_SetNoEcho(n->opts, true);
     if (s == NATS_OK)
         s = natsOptions_UseGlobalMessageDelivery(n->opts, true);
     if (s == NATS_OK)
@@ -354,8 +352,12 @@ int relay_nats_connect(relay_nats *n, char *err, size_t errlen)
     snprintf(n->inbox, sizeof n->inbox, "_INBOX.relay%02x%02x%02x%02x%02x%02x%02x%02x.", rnd[0],
              rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
     char wildcard[80];
+    n->inbox_len = strlen(n->inbox);
     snprintf(wildcard, sizeof wildcard, "%s>", n->inbox);
     s = natsConnection_Subscribe(&n->inbox_sub, n->conn, wildcard, on_message, n);
+    /* PubAcks come here: a busy lws thread must not make libnats drop them. */
+    if (s == NATS_OK)
+        s = natsSubscription_SetPendingLimits(n->inbox_sub, 1000000, 512 * 1024 * 1024);
     if (s == NATS_OK)
         s = natsConnection_Subscribe(&n->hb_sub, n->conn, RELAY_SUBJ_HEARTBEAT, on_message, n);
     if (s == NATS_CONNECTION_CLOSED) {
@@ -381,19 +383,12 @@ int relay_nats_connect(relay_nats *n, char *err, size_t errlen)
         atomic_store(&n->stream_ready, true);
         return 0;
     }
-    jsOptions jo;
-    jsOptions_Init(&jo);
-    jo.PublishAsync.AckHandler = on_puback;
-    jo.PublishAsync.AckHandlerClosure = n;
-    jo.PublishAsync.MaxPending = 1 << 16;
-    jo.PublishAsync.StallWait = 50;
-    s = natsConnection_JetStream(&n->js, n->conn, &jo);
+    /* The context serves the stream's configuration only (stream_main). */
+    s = natsConnection_JetStream(&n->js, n->conn, NULL);
     if (s != NATS_OK) {
         snprintf(err, errlen, "jetstream context: %s", natsStatus_GetText(s));
         return -1;
     }
-    jsPubOptions_Init(&n->pub_opts);
-    n->pub_opts.MaxWait = n->cfg->publish_ack_timeout_ms;
     if (pthread_create(&n->stream_thread, NULL, stream_main, n) != 0) {
         snprintf(err, errlen, "cannot start the stream thread");
         return -1;
@@ -511,18 +506,30 @@ void relay_nats_unsubscribe(natsSubscription *sub)
     natsSubscription_Destroy(sub);
 }
 
-int relay_nats_publish(relay_nats *n, const char *subject, const char *msg_id, const char *data,
-                       size_t len)
+int relay_nats_publish(relay_nats *n, const char *subject, const char *msg_id,
+                       const char *reply_token, const char *data, size_t len)
 {
     if (!relay_nats_connected(n))
         return -1;
+    char reply[RELAY_SUBJECT_MAX + 64];
+    if (reply_token) {
+        size_t tl = strlen(reply_token);
+        if (n->inbox_len + tl >= sizeof reply)
+            return -1;
+        memcpy(reply, n->inbox, n->inbox_len);
+        memcpy(reply + n->inbox_len, reply_token, tl + 1);
+    }
     natsMsg *msg = NULL;
-    natsStatus s = natsMsg_Create(&msg, subject, NULL, data, (int)len);
+    natsStatus s = natsMsg_Create(&msg, subject, reply_token ? reply : NULL, data, (int)len);
     if (s == NATS_OK)
         s = natsMsgHeader_Set(msg, RELAY_HDR_MSG_ID, msg_id);
     if (s == NATS_OK)
         s = natsConnection_PublishMsg(n->conn, msg);
-    natsMsg_Destroy(msg);
+    if (msg) {
+        if (n->spent_n == RELAY_NATS_SPENT_MAX)
+            relay_nats_pass_done(n);
+        n->spent[n->spent_n++] = msg;
+    }
     if (s != NATS_OK) {
         mr_log_warn("nats: publish %s: %s", subject, natsStatus_GetText(s));
         return -1;
@@ -530,22 +537,18 @@ int relay_nats_publish(relay_nats *n, const char *subject, const char *msg_id, c
     return 0;
 }
 
+void relay_nats_pass_done(relay_nats *n)
+{
+    if (!n)
+        return;
+    for (size_t i = 0; i < n->spent_n; i++)
+        natsMsg_Destroy(n->spent[i]);
+    n->spent_n = 0;
+}
+
 bool relay_nats_stream_ready(relay_nats *n)
 {
     return atomic_load(&n->stream_ready);
-}
-
-int relay_nats_js_publish(relay_nats *n, natsMsg **msg)
-{
-    if (!relay_nats_connected(n) || !relay_nats_stream_ready(n))
-        return -1;
-    n->published_async = true;
-    natsStatus s = js_PublishMsgAsync(n->js, msg, &n->pub_opts);
-    if (s != NATS_OK) {
-        mr_log_warn("jetstream: publish: %s", natsStatus_GetText(s));
-        return -1;
-    }
-    return 0;
 }
 
 int relay_nats_publish_raw(relay_nats *n, const char *subject, const char *reply, const char *data,
@@ -625,16 +628,7 @@ void relay_nats_free(relay_nats *n)
     pthread_cond_destroy(&n->confirm_cv);
     natsSubscription_Destroy(n->inbox_sub);
     natsSubscription_Destroy(n->hb_sub);
-    if (n->js && n->published_async) {
-        /*
-         * Publishes still waiting for their PubAck belong to us once the
-         * connection is closed. (libnats 3.4 crashes here if nothing was
-         * ever published asynchronously, hence the flag.)
-         */
-        natsMsgList pending;
-        if (js_PublishAsyncGetPendingList(&pending, n->js) == NATS_OK)
-            natsMsgList_Destroy(&pending);
-    }
+    relay_nats_pass_done(n);
     jsCtx_Destroy(n->js);
     natsConnection_Destroy(n->conn);
     natsOptions_Destroy(n->opts);

@@ -31,8 +31,10 @@
 /*
  * Replies come to this relay's inbox as <inbox prefix><token>: presence
  * snapshots as "p.<room>", repair pages as "c.<room>", subscription
- * confirmations as "s.<id>.<room>", resume pages as the request's decimal id.
+ * confirmations as "s.<id>.<room>", JetStream PubAcks as "a.<slot>.<gen>"
+ * (relay_publish.c), resume pages as the request's decimal id.
  */
+#define RELAY_INBOX_PUBACK     "a."
 #define RELAY_INBOX_PRESENCE   "p."
 #define RELAY_INBOX_REPAIR     "c."
 #define RELAY_INBOX_SUBSCRIBED "s."
@@ -43,18 +45,10 @@
 /* ...and the relay is not ready when the last one that succeeded is older than this. */
 #define RELAY_NATS_STALE_MS 5000
 
-typedef enum {
-    RELAY_IN_MSG,   /* a message on a subscription: fast path, commit or history reply */
-    RELAY_IN_PUBACK /* the outcome of a JetStream publish */
-} relay_inbound_kind;
-
+/* A message from NATS for the lws thread: a subscription's or a reply on the inbox. */
 typedef struct relay_inbound {
     struct relay_inbound *next;
-    relay_inbound_kind kind;
-    natsMsg *msg;      /* owned: destroy after use (PUBACK: the message that was published) */
-    natsStatus status; /* PUBACK: NATS_OK when the stream stored it */
-    bool duplicate;    /* PUBACK: the stream already had this Nats-Msg-Id */
-    char err[96];      /* PUBACK: the server's error text, if any */
+    natsMsg *msg; /* owned: destroy after use */
 } relay_inbound;
 
 typedef struct relay_nats relay_nats;
@@ -105,21 +99,25 @@ void relay_nats_unsubscribe(natsSubscription *sub);
 /** Subscribe to one more subject (a room's signals); confirmed like the others. Returns 0 or -1. */
 int relay_nats_subscribe_subject(relay_nats *n, const char *subject, natsSubscription **out);
 /**
- * Publish `data` to `subject` with a Nats-Msg-Id header. Returns 0, or -1
- * when NATS is not connected or refuses the message (the caller answers
- * `unavailable`).
+ * Publish `data` to `subject` with a Nats-Msg-Id header; with `reply_token`,
+ * replies (a JetStream PubAck) come to this relay's inbox as
+ * `<prefix><reply_token>`. The message is buffered in the connection and
+ * written by libnats' flusher, so publishes made in one pass of the lws
+ * loop leave in few writes. Returns 0, or -1 when NATS is not connected or
+ * refuses the message (the caller answers `unavailable`).
  */
-int relay_nats_publish(relay_nats *n, const char *subject, const char *msg_id, const char *data,
-                       size_t len);
+int relay_nats_publish(relay_nats *n, const char *subject, const char *msg_id,
+                       const char *reply_token, const char *data, size_t len);
+/**
+ * The end of one pass of the lws loop (lws thread): the messages published
+ * in it are released together. libnats hands every released message to its
+ * collector thread and wakes that thread when it sleeps: one wake per
+ * publish was the relay's costliest system call (docs/benchmarks.md,
+ * "Durable publishes"); one per pass is cheap.
+ */
+void relay_nats_pass_done(relay_nats *n);
 /** True once the region's stream exists (JetStream mode), or always in core mode. */
 bool relay_nats_stream_ready(relay_nats *n);
-/**
- * Publish `*msg` through JetStream; the outcome arrives later as a PUBACK
- * inbound item carrying the same message. On success the library owns the
- * message until then and *msg is cleared. Returns 0, or -1 (the caller
- * still owns *msg).
- */
-int relay_nats_js_publish(relay_nats *n, natsMsg **msg);
 /** The subject prefix of this relay's reply inbox ("_INBOX.<random>."). */
 const char *relay_nats_inbox_prefix(relay_nats *n);
 /** Publish a request to `subject` whose reply comes to inbox `<prefix><token>`. */

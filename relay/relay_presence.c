@@ -163,6 +163,13 @@ static void publish_set(relay *r, relay_room *room, const char *user, long sessi
 void relay_presence_local(relay *r, relay_room *room, const char *user, int delta,
                           relay_conn *except)
 {
+    /*
+     * The relay is stopping and closes every session: the others are going
+     * too, and other relays had the bye (relay_presence_bye). Announcing
+     * each close to every member left would queue N² frames.
+     */
+    if (r->destroying)
+        return;
     long local = local_count(room, user);
     long after = local + remote_total(state_of(r, room), user);
     /*

@@ -12,6 +12,10 @@
 #include "relay_nats.h"
 
 #include <stdbool.h>
+#include <stdint.h>
+
+/* JetStream publishes waiting for their PubAck at most; more are answered `unavailable`. */
+#define RELAY_PUBLISH_MAX_INFLIGHT 65536
 
 /** What a publish did, for the caller to tell other features. */
 typedef struct relay_published {
@@ -26,8 +30,19 @@ typedef struct relay_published {
  * client got an `error` then.
  */
 int relay_publish(relay *r, relay_conn *c, const mr_frame *f, relay_published *out);
-/** A PubAck (or its failure) for a JetStream publish: ack, retry or fail the publish. */
-void relay_publish_outcome(relay *r, relay_inbound *in);
+/**
+ * A reply on this relay's inbox with token RELAY_INBOX_PUBACK + `token`:
+ * the PubAck of a JetStream publish (or the server's error or status in its
+ * place). Sends the publisher its `ack`, or `unavailable`; a token of no
+ * publish waiting (answered already, late) is ignored. Returns false when
+ * `token` is not one the relay makes (slot.gen in hex), true otherwise.
+ */
+bool relay_publish_ack(relay *r, const char *token, const char *data, size_t len);
+/**
+ * Housekeeping: publish again, with the same Nats-Msg-Id, what has waited
+ * publish.ack_timeout_ms for its PubAck, and fail what has no retries left.
+ */
+void relay_publish_tick(relay *r, int64_t now_us);
 /** Forget every pending publish (shutdown). */
 void relay_publish_free_all(relay *r);
 

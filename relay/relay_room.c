@@ -83,10 +83,6 @@ relay_member *relay_room_join(relay_rooms *rs, const char *name, size_t len, str
         mr_map_init(&r->users);
         mr_map_put(&rs->by_name, name, len, r);
         *created = true;
-    } else {
-        for (relay_member *m = r->members; m; m = m->room_next)
-            if (m->conn == c)
-                return m;
     }
     relay_member *m = mr_calloc(1, sizeof *m);
     m->room = r;

@@ -98,7 +98,9 @@ relay_room *relay_room_find(relay_rooms *rs, const char *name, size_t len);
  * Add `c` to the room, creating the room when needed. Sets *created when the
  * room is new (the caller subscribes) and *first_of_user when this is the
  * user's first session in the room on this relay (the caller announces it).
- * Returns the membership, or the existing one when already joined.
+ * Returns the new membership. `c` must not be a member already (the caller
+ * looks in its own list, relay_conn_member: a room of 15,000 members is not
+ * walked for every join).
  */
 relay_member *relay_room_join(relay_rooms *rs, const char *name, size_t len, struct relay_conn *c,
                               const char *user, bool *created, bool *first_of_user);

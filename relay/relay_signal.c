@@ -80,29 +80,26 @@ void relay_signal(relay *r, relay_conn *c, const mr_frame *f)
         mr_ratelimit_init(&c->signal_rl, r->cfg->signal_rate, r->cfg->signal_burst, now);
         c->signal_rl_ready = true;
     }
-    char *data = json_dumps(f->data, JSON_COMPACT | JSON_ENCODE_ANY);
-    size_t data_len = data ? strlen(data) : 0;
-    if (!data || data_len > (size_t)r->cfg->signal_max_bytes) {
+    /* The payload as compact JSON text (mr_proto keeps it so). */
+    const char *data = f->data;
+    size_t data_len = f->data_len;
+    if (data_len > (size_t)r->cfg->signal_max_bytes) {
         char why[96];
         snprintf(why, sizeof why, "signal data is larger than signals.max_bytes (%lld bytes)",
                  (long long)r->cfg->signal_max_bytes);
         relay_conn_error(c, f->id, MR_ERR_BAD_FRAME, why);
-        free(data);
         return;
     }
     if (!mr_ratelimit_take(&c->signal_rl, now)) {
         relay_conn_error(c, f->id, MR_ERR_RATE_LIMITED, "signal rate limit exceeded");
-        free(data);
         return;
     }
     if (!relay_nats_connected(r->nats)) {
         relay_conn_error(c, f->id, MR_ERR_UNAVAILABLE, "the message bus is down");
-        free(data);
         return;
     }
     mr_buf b = MR_BUF_INIT;
     relay_frame_signal(&b, m->room->name, c->user, r->cfg->region, r->instance, data, data_len);
-    free(data);
     char subject[RELAY_SUBJECT_MAX];
     snprintf(subject, sizeof subject, RELAY_SUBJ_SIGNAL "%s.%s", r->cfg->region, m->room->name);
     if (relay_nats_publish_raw(r->nats, subject, NULL, b.data, b.len) != 0)

@@ -117,3 +117,63 @@ bench_tls_cert() {
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
         -keyout "$dir/key.pem" -out "$dir/cert.pem" -days 30 -subj /CN=127.0.0.1 2>/dev/null
 }
+
+# nchan on Debian's nginx-light (packages nginx-light and libnginx-mod-nchan):
+# the bench's own nginx, never the system service, with its own prefix and
+# configuration in DIR, one worker, on loopback. WebSocket subscribers on
+# /sub/<channel>, HTTP POST publishers on /pub/<channel>; a message's body is
+# sent to the subscribers unchanged. Messages are kept only briefly (one per
+# channel, 10 s): a fan-out peer, not a history store.
+# bench_start_nchan DIR -> sets NCHAN_PORT NCHAN_PID (the worker: its CPU and RSS
+# are the server's) and NCHAN_MASTER
+bench_start_nchan() {
+    local dir=$1 nginx=${BENCH_NGINX:-/usr/sbin/nginx}
+    local module=${BENCH_NCHAN_MODULE:-/usr/lib/nginx/modules/ngx_nchan_module.so}
+    [[ -x $nginx && -f $module ]] || {
+        bench_log "nchan needs nginx-light and libnginx-mod-nchan (scripts/deps)"
+        return 1
+    }
+    NCHAN_PORT=$(bench_free_port)
+    mkdir -p "$dir/nchan/tmp" "$dir/nchan/logs"
+    cat >"$dir/nchan/nginx.conf" <<CONF
+load_module $module;
+worker_processes 1;
+worker_rlimit_nofile 20000;
+daemon off;
+pid $dir/nchan/nginx.pid;
+error_log $dir/nchan/logs/error.log warn;
+events { worker_connections 19000; }
+http {
+    access_log off;
+    client_body_temp_path $dir/nchan/tmp/body;
+    proxy_temp_path $dir/nchan/tmp/proxy;
+    fastcgi_temp_path $dir/nchan/tmp/fastcgi;
+    uwsgi_temp_path $dir/nchan/tmp/uwsgi;
+    scgi_temp_path $dir/nchan/tmp/scgi;
+    client_body_buffer_size 64k;
+    # A publisher POSTs on one connection for the whole run (nginx closes it after 1,000 by default).
+    keepalive_requests 1000000000;
+    keepalive_timeout 600s;
+    nchan_message_buffer_length 1;
+    nchan_message_timeout 10s;
+    server {
+        listen 127.0.0.1:$NCHAN_PORT backlog=4096;
+        location ~ ^/sub/(.+)\$ {
+            nchan_subscriber websocket;
+            nchan_channel_id \$1;
+        }
+        location ~ ^/pub/(.+)\$ {
+            nchan_publisher http;
+            nchan_channel_id \$1;
+        }
+    }
+}
+CONF
+    "$nginx" -p "$dir/nchan" -c "$dir/nchan/nginx.conf" >"$dir/nchan/logs/stdout.log" 2>&1 &
+    NCHAN_MASTER=$!
+    BENCH_PIDS+=($NCHAN_MASTER)
+    bench_wait_port "$NCHAN_PORT" 10 ||
+        { bench_log "nchan did not start ($dir/nchan/logs/error.log)"; return 1; }
+    NCHAN_PID=$(pgrep -P "$NCHAN_MASTER" | head -1)
+    [[ -n $NCHAN_PID ]] || { bench_log "nchan has no worker ($dir/nchan/logs/error.log)"; return 1; }
+}

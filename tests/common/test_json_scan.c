@@ -67,6 +67,9 @@ START_TEST(invalid_or_unsure_is_left_to_the_full_parser)
         "{\"a\":\"\\u0041\"}",         /* \u: left to jansson */
         "{\"a\":1e5}",                 /* exponent: left to jansson */
         "{\"a\":1234567890123456789}", /* 19 digits */
+        "{\"a\":{\"x\":1,\"x\":2}}",   /* a nested name repeated */
+        "{\"a\":[{\"x\":1,\"y\":{\"z\":1,\"z\":1}}]}",
+        "{\"a\":{\"\\/\":1,\"/\":2}}", /* nested escaped names: one may spell another */
     };
     mr_json_object o;
     for (size_t i = 0; i < sizeof texts / sizeof *texts; i++)
@@ -86,6 +89,21 @@ START_TEST(invalid_or_unsure_is_left_to_the_full_parser)
         sprintf(wide + strlen(wide), "%s\"k%d\":%d", i ? "," : "", i, i);
     strcat(wide, "}");
     ck_assert(!scan(wide, &o));
+    /* The same number of members in a nested object, and the most that pass. */
+    char nested[1100] = "{\"a\":";
+    strcat(nested, wide);
+    strcat(nested, "}");
+    ck_assert(!scan(nested, &o));
+    strcpy(nested, "{\"a\":{");
+    for (int i = 0; i < MR_JSON_SCAN_MEMBERS; i++)
+        sprintf(nested + strlen(nested), "%s\"k%d\":%d", i ? "," : "", i, i);
+    strcat(nested, "}}");
+    ck_assert(scan(nested, &o));
+    /* The top level reports its repeated names instead of refusing them. */
+    bool rep = false;
+    ck_assert(scan("{\"a\":1,\"a\":{\"b\":1,\"c\":{\"b\":2}}}", &o));
+    ck_assert_ptr_nonnull(mr_json_member_get(&o, "a", &rep));
+    ck_assert(rep);
 }
 END_TEST
 

@@ -3,6 +3,8 @@
 #include "mr_proto.h"
 
 #include <check.h>
+#include <openssl/evp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,7 +53,10 @@ START_TEST(parse_frames)
                      0);
     ck_assert_int_eq(f.type, MR_FRAME_PUBLISH);
     ck_assert_int_eq(f.mid_len, 3);
-    ck_assert(json_is_object(f.data));
+    ck_assert_str_eq(f.mid, "m-1");
+    ck_assert_int_eq(f.data_len, 13);
+    ck_assert(strncmp(f.data, "{\"text\":\"hi\"}", f.data_len) == 0);
+    ck_assert_str_eq(json_string_value(f.id), "x");
     mr_frame_free(&f);
 
     ck_assert_int_eq(parse("{\"type\":\"publish\",\"room\":\"r\",\"data\":null}", &f, &e), 0);
@@ -160,6 +165,29 @@ START_TEST(msg_ids)
 }
 END_TEST
 
+/* Message ids are the first 16 bytes of SHA-256(room NUL sender NUL mid), whatever the sizes. */
+START_TEST(msg_ids_are_sha256)
+{
+    static const size_t mids[] = {0,  1,  40, 41,  52,  53,  54,  55,
+                                  56, 60, 64, 100, 119, 120, 200, 600};
+    char mid[700];
+    for (size_t i = 0; i < sizeof mid; i++)
+        mid[i] = (char)('a' + i % 26);
+    for (size_t k = 0; k < sizeof mids / sizeof mids[0]; k++) {
+        char id[MR_MSG_ID_LEN + 1], want[MR_MSG_ID_LEN + 1];
+        mr_msg_id("room", 4, "user", mid, mids[k], id);
+        unsigned char in[800], md[EVP_MAX_MD_SIZE];
+        memcpy(in, "room\0user\0", 10);
+        memcpy(in + 10, mid, mids[k]);
+        unsigned int mdlen = 0;
+        ck_assert(EVP_Digest(in, 10 + mids[k], md, &mdlen, EVP_sha256(), NULL) == 1);
+        for (int i = 0; i < MR_MSG_ID_LEN / 2; i++)
+            snprintf(want + 2 * i, 3, "%02x", md[i]);
+        ck_assert_msg(strcmp(id, want) == 0, "mid of %zu bytes: %s, OpenSSL %s", mids[k], id, want);
+    }
+}
+END_TEST
+
 START_TEST(serialise)
 {
     mr_buf b = MR_BUF_INIT;
@@ -197,6 +225,170 @@ START_TEST(serialise)
 }
 END_TEST
 
+/*
+ * Frames the scan takes and frames only jansson takes must come out the
+ * same: whatever mr_proto_parse accepts, jansson (duplicates refused, as
+ * the full parser does) reads to the same fields and payload, and what
+ * jansson cannot read is refused as bad_json.
+ */
+START_TEST(fast_and_full_parsers_agree)
+{
+    static const char *const texts[] = {
+        "{\"type\":\"publish\",\"id\":7,\"room\":\"r\",\"mid\":\"m\",\"data\":{\"a\":[1,2.5,true,"
+        "null]}}",
+        "{\"type\":\"publish\",\"id\":7,\"room\":\"r\",\"mid\":\"m\",\"data\":{\"a\":[1,2.5,true,"
+        "null]},"
+        "\"x\":\"\\u0041\"}", /* an escape only jansson decodes: the full parser */
+        " { \"type\" : \"publish\" , \"room\" : \"r\" , \"data\" : \"t\\\"x\" } ",
+        "{\"type\":\"publish\",\"room\":\"r\",\"data\":\"\\u00e9\"}",
+        "{\"type\":\"publish\",\"room\":\"r\",\"data\":-0.125}",
+        "{\"type\":\"publish\",\"room\":\"r\",\"data\":1e3}",
+        "{\"type\":\"publish\",\"room\":\"r\",\"data\":12345678901234567890}",
+        "{\"type\":\"publish\",\"room\":\"r\",\"data\":{\"a\":1,\"a\":2}}",
+        "{\"type\":\"publish\",\"room\":\"r\",\"data\":[{\"b\":{\"c\":1,\"c\":1}}]}",
+        "{\"type\":\"publish\",\"room\":\"r\",\"data\":{\"\\/\":1,\"/\":2}}",
+        "{\"type\":\"publish\",\"room\":\"r\",\"data\":{\"a\":1},\"data\":{\"a\":1}}",
+        "{\"type\":\"publish\",\"room\":\"r\",\"mid\":\"a\\\"b\",\"data\":1}",
+        "{\"type\":\"publish\",\"room\":\"\\u0072\",\"data\":1}",
+        "{\"type\":\"publish\",\"room\":\"r\",\"data\":\"\xc3\xa9\"}",
+        "{\"type\":\"publish\",\"room\":\"r\",\"data\":\"\xc3\"}",
+        "{\"type\":\"publish\",\"room\":\"r\",\"data\":\"\\u0000\"}",
+        "{\"type\":\"publish\",\"room\":\"r\",\"data\":}",
+        "{\"type\":\"publish\",\"room\":\"r\",\"data\":1,}",
+        "{\"type\":\"publish\",\"id\":\"\\u0031\",\"room\":\"r\",\"data\":1}",
+        "{\"type\":\"publish\",\"id\":1.5,\"room\":\"r\",\"data\":1}",
+        "{\"type\":\"pub\\u006cish\",\"room\":\"r\",\"data\":1}",
+        "{\"\\u0074ype\":\"ping\"}",
+        "{\"type\":\"hello\",\"id\":\"h\",\"token\":\"a.b.c\"}",
+        "{\"type\":\"join\",\"room\":\"r\",\"since\":-0,\"presence\":false}",
+        "{\"type\":\"join\",\"room\":\"r\",\"since\":0,\"presence\":true}",
+        "{\"type\":\"join\",\"room\":\"r\",\"presence\":1}",
+        /* rewind (issue 16): a scan that ignored the field lost it */
+        "{\"type\":\"join\",\"room\":\"r\",\"rewind\":5}",
+        "{\"type\":\"join\",\"room\":\"r\",\"rewind\":5,\"since\":1}",
+        /* have (chaos2): a scan that ignored the field lost it */
+        "{\"type\":\"join\",\"room\":\"r\",\"since\":3,"
+        "\"have\":[\"0123456789abcdef0123456789abcdef\"]}",
+        "{\"type\":\"join\",\"room\":\"r\",\"have\":[]}",
+        "{\"type\":\"join\",\"room\":\"r\",\"have\":[\"x\"]}",
+        "{\"type\":\"join\",\"room\":\"r\",\"have\":\"0123456789abcdef0123456789abcdef\"}",
+        "{\"type\":\"signal\",\"room\":\"r\",\"data\":{\"typing\":true}}",
+        "{\"type\":\"leave\",\"room\":\"r\",\"x\":{\"y\":[]}}",
+        "{\"type\":\"ping\",\"id\":-5}",
+        "{\"type\":\"ping\"} x",
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        const char *text = texts[i];
+        mr_frame f;
+        mr_proto_err e;
+        int rc = parse(text, &f, &e);
+        json_t *j = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
+        if (!j) {
+            ck_assert_msg(rc == -1 && e.code == MR_ERR_BAD_JSON, "jansson refuses, we took: %s",
+                          text);
+            mr_proto_err_free(&e);
+            continue;
+        }
+        if (rc != 0) {
+            ck_assert_msg(e.code != MR_ERR_BAD_JSON, "jansson reads, we said bad_json: %s", text);
+            mr_proto_err_free(&e);
+            json_decref(j);
+            continue;
+        }
+        ck_assert_msg(json_equal(f.id, json_object_get(j, "id")) ||
+                          (!f.id && !json_object_get(j, "id")),
+                      "id differs: %s", text);
+        if (f.room)
+            ck_assert_str_eq(f.room, json_string_value(json_object_get(j, "room")));
+        if (f.mid)
+            ck_assert_str_eq(f.mid, json_string_value(json_object_get(j, "mid")));
+        if (f.token)
+            ck_assert_str_eq(f.token, json_string_value(json_object_get(j, "token")));
+        if (f.type == MR_FRAME_JOIN) {
+            json_t *rw = json_object_get(j, "rewind");
+            ck_assert_msg(f.has_rewind == (rw != NULL), "rewind differs: %s", text);
+            if (rw)
+                ck_assert_int_eq(f.rewind, json_integer_value(rw));
+            json_t *have = json_object_get(j, "have");
+            ck_assert_msg(have ? json_equal(f.have, have) : !f.have, "have differs: %s", text);
+        }
+        if (f.type == MR_FRAME_PUBLISH || f.type == MR_FRAME_SIGNAL) {
+            json_t *d =
+                json_loadb(f.data, f.data_len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
+            ck_assert_msg(d && json_equal(d, json_object_get(j, "data")), "data differs: %s", text);
+            json_decref(d);
+        }
+        mr_frame_free(&f);
+        json_decref(j);
+    }
+}
+END_TEST
+
+/* Frames larger than the frame's own buffer are copied to the heap, and freed. */
+START_TEST(large_frames)
+{
+    char text[20000];
+    int n = snprintf(text, sizeof text, "{\"type\":\"publish\",\"room\":\"r\",\"data\":\"");
+    memset(text + n, 'x', 15000);
+    snprintf(text + n + 15000, sizeof text - (size_t)n - 15000, "\",\"mid\":\"m\"}");
+    mr_frame f;
+    mr_proto_err e;
+    ck_assert_int_eq(parse(text, &f, &e), 0);
+    ck_assert_uint_eq(f.data_len, 15002);
+    ck_assert_str_eq(f.mid, "m");
+    ck_assert_str_eq(f.room, "r");
+    mr_frame_free(&f);
+}
+END_TEST
+
+/*
+ * A copy outlives the frame it was made from (hooks hold frames): its
+ * strings point into its own text, whether the frame's text was inline, on
+ * the heap or written by the full parser.
+ */
+START_TEST(copies_outlive_the_original)
+{
+    char big[2000];
+    int n =
+        snprintf(big, sizeof big, "{\"type\":\"publish\",\"id\":\"q\",\"room\":\"r\",\"data\":\"");
+    memset(big + n, 'y', 1500);
+    snprintf(big + n + 1500, sizeof big - (size_t)n - 1500, "\",\"mid\":\"m1\"}");
+    const char *texts[] = {
+        "{\"type\":\"publish\",\"id\":\"q\",\"room\":\"room1\",\"mid\":\"m1\",\"data\":[1]}",
+        big,
+        "{\"type\":\"publish\",\"id\":\"q\",\"room\":\"\\u0072\",\"mid\":\"m1\",\"data\":{\"a\":"
+        "\"\\u00e9\"}}",
+        "{\"type\":\"join\",\"id\":\"q\",\"room\":\"r\",\"have\":["
+        "\"0123456789abcdef0123456789abcdef\"]}",
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        mr_frame *f = malloc(sizeof *f), copy;
+        mr_proto_err e;
+        ck_assert_int_eq(parse(texts[i], f, &e), 0);
+        char room[200], data[2000];
+        snprintf(room, sizeof room, "%s", f->room);
+        snprintf(data, sizeof data, "%.*s", (int)f->data_len, f->data ? f->data : "");
+        mr_frame_copy(&copy, f);
+        /* Scribble over the original before freeing it: nothing may still point there. */
+        if (f->text)
+            memset(f->text, '#', f->text_size);
+        mr_frame_free(f);
+        memset(f, '#', sizeof *f);
+        free(f);
+        ck_assert_str_eq(copy.room, room);
+        ck_assert_str_eq(json_string_value(copy.id), "q");
+        if (copy.type == MR_FRAME_PUBLISH) {
+            ck_assert_str_eq(copy.mid, "m1");
+            ck_assert_int_eq((int)copy.data_len, (int)strlen(data));
+            ck_assert(memcmp(copy.data, data, copy.data_len) == 0);
+        } else {
+            ck_assert_uint_eq(json_array_size(copy.have), 1);
+        }
+        mr_frame_free(&copy);
+    }
+}
+END_TEST
+
 Suite *proto_suite(void)
 {
     Suite *s = suite_create("proto");
@@ -206,7 +398,11 @@ Suite *proto_suite(void)
     tcase_add_test(tc, error_keeps_request_id);
     tcase_add_test(tc, room_names);
     tcase_add_test(tc, msg_ids);
+    tcase_add_test(tc, msg_ids_are_sha256);
     tcase_add_test(tc, serialise);
+    tcase_add_test(tc, fast_and_full_parsers_agree);
+    tcase_add_test(tc, large_frames);
+    tcase_add_test(tc, copies_outlive_the_original);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -37,7 +37,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                          .region = "r",
                          .node = "n",
                          .ts_ms = 1,
-                         .data = f.data};
+                         .data_json = f.data,
+                         .data_json_len = f.data_len};
         mr_buf b = MR_BUF_INIT;
         mr_proto_message(&b, &e);
         json_t *j = json_loadb(b.data, b.len, 0, NULL);

@@ -42,7 +42,6 @@ void fake_nats_deliver(const char *subject, const char *data)
         opened = true;
     }
     relay_inbound *in = mr_calloc(1, sizeof *in);
-    in->kind = RELAY_IN_MSG;
     FX_ASSERT(natsMsg_Create(&in->msg, subject, NULL, data, (int)strlen(data)) == NATS_OK,
               "natsMsg_Create failed");
     if (queued_tail)
@@ -115,26 +114,29 @@ void relay_nats_unsubscribe(natsSubscription *sub)
     (void)sub;
 }
 
-int relay_nats_publish(relay_nats *n, const char *subject, const char *msg_id, const char *data,
-                       size_t len)
+int relay_nats_publish(relay_nats *n, const char *subject, const char *msg_id,
+                       const char *reply_token, const char *data, size_t len)
 {
     (void)n;
     if (!fake_nats.connected)
         return -1;
-    record(fake_nats.publish, &fake_nats.publishes, subject, msg_id, data, len);
+    /* JetStream publishes (with a reply token) record the token, core ones the msg_id. */
+    record(fake_nats.publish, &fake_nats.publishes, subject, reply_token ? reply_token : msg_id,
+           data, len);
+    snprintf(fake_nats.publish[fake_nats.publishes - 1].msg_id, sizeof fake_nats.publish[0].msg_id,
+             "%s", msg_id);
     return 0;
+}
+
+void relay_nats_pass_done(relay_nats *n)
+{
+    (void)n;
 }
 
 bool relay_nats_stream_ready(relay_nats *n)
 {
     (void)n;
     return true;
-}
-
-int relay_nats_js_publish(relay_nats *n, natsMsg **msg)
-{
-    (void)n, (void)msg;
-    return -1; /* JetStream publishes are not faked: the caller answers `unavailable` */
 }
 
 const char *relay_nats_inbox_prefix(relay_nats *n)

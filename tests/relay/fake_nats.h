@@ -32,7 +32,9 @@
 
 typedef struct fake_nats_call {
     char subject[256];
-    char reply[256]; /* requests: the inbox token; raw publishes: the reply subject or "" */
+    char reply[256]; /* requests and JetStream publishes: the inbox token; core publishes: the
+                        msg_id; raw publishes: the reply subject or "" */
+    char msg_id[64]; /* publishes: the Nats-Msg-Id header, if any */
     char body[2048];
 } fake_nats_call;
 

@@ -25,7 +25,6 @@ void fx_init(relay_fixture *fx)
     relay_rooms_init(&r->rooms, (uint32_t)fx->cfg.limits.dedup_window);
     mr_map_init(&r->ip_counts);
     mr_map_init(&r->conns_by_id);
-    mr_map_init(&r->pending_pubs);
     mr_map_init(&r->resumes);
     relay_deliver_init(r);
     relay_presence_init(r);

@@ -10,6 +10,7 @@ Suite *relay_repair_suite(void);
 Suite *relay_presence_suite(void);
 Suite *relay_once_suite(void);
 Suite *relay_join_suite(void);
+Suite *relay_publish_suite(void);
 Suite *relay_rewind_suite(void);
 Suite *relay_refresh_suite(void);
 Suite *relay_signal_suite(void);

@@ -110,6 +110,43 @@ START_TEST(batch_framing)
 }
 END_TEST
 
+/*
+ * A burst (a presence event per join into a big room) grows a member's
+ * queue; once written, the connection keeps no more than an idle one.
+ * Before, the grown ring stayed: 512 B per member of a 5,000-member room.
+ */
+START_TEST(queue_shrinks_when_drained)
+{
+    relay_conn *c = fx_conn(&fx, "alice");
+    relay_conn *idle = fx_conn(&fx, "bob");
+    relay_out *o = frame_of(10, 1);
+    for (int i = 0; i < 200; i++)
+        relay_conn_send(c, o);
+    ck_assert_uint_eq(c->qlen, 200);
+    ck_assert_uint_ge(c->qcap, 200);
+    mr_buf wb = MR_BUF_INIT;
+    while (c->qlen)
+        relay_conn_take_batch(c, &wb);
+    ck_assert_uint_eq(c->qcap, idle->qcap);
+    ck_assert_ptr_eq(c->q, c->q_inline);
+    /* and it still queues and writes in order afterwards */
+    relay_out *o2 = frame_of(5, 2);
+    for (int i = 0; i < 6; i++)
+        relay_conn_send(c, i % 2 ? o2 : o);
+    ck_assert_uint_eq(c->qlen, 6);
+    for (uint32_t i = 0; i < 6; i++)
+        ck_assert_ptr_eq(relay_conn_queued(c, i), i % 2 ? o2 : o);
+    while (c->qlen)
+        relay_conn_take_batch(c, &wb);
+    ck_assert_ptr_eq(c->q, c->q_inline);
+    ck_assert_uint_eq(o->refs, 1);
+    ck_assert_uint_eq(o2->refs, 1);
+    relay_out_unref(o);
+    relay_out_unref(o2);
+    mr_buf_free(&wb);
+}
+END_TEST
+
 START_TEST(slow_consumer)
 {
     fx.cfg.limits.max_outbound_bytes = 1000;
@@ -176,6 +213,7 @@ Suite *relay_conn_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, batch_framing);
     tcase_add_test(tc, slow_consumer);
+    tcase_add_test(tc, queue_shrinks_when_drained);
     tcase_add_test(tc, bad_frames_close);
     tcase_add_test(tc, find_by_id);
     suite_add_tcase(s, tc);

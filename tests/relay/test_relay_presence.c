@@ -1,6 +1,7 @@
 /* Presence totals across relays: remote sessions, events on transitions, expiry by bye. */
 #include "relay_suites.h"
 #include "mr_jwt.h"
+#include "relay_client.h"
 #include "relay_fixture.h"
 #include "relay_inbound.h"
 #include "relay_presence.h"
@@ -295,6 +296,33 @@ START_TEST(presence_in_a_room_named_hb)
 }
 END_TEST
 
+/*
+ * When the relay stops, every session closes at once: each close used to
+ * send a leave event to every member still there (frames nobody will read,
+ * N² of them: 97 MB queued for 5,000 members of one room) and a NATS delta.
+ */
+START_TEST(presence_silent_when_the_relay_stops)
+{
+    fx_discard(alice);
+    fx_discard(bob);
+    relay_conn *carl = fx_conn(&fx, "carl");
+    fx_join(&fx, carl, "r", NULL);
+    relay_presence_local(&fx.r, room, "carl", +1, carl);
+    fx_discard(alice);
+    fx_discard(bob);
+    int before = fake_nats.publishes;
+    fx.r.destroying = true;
+    relay_client_closed(carl);
+    free(carl);
+    size_t n;
+    char **f = fx_take(alice, &n);
+    ck_assert_msg(n == 0, "alice got %s", n ? f[0] : "");
+    fx_frames_free(f);
+    ck_assert_int_eq(fake_nats.publishes, before);
+    ck_assert_int_eq(room->member_count, 2);
+}
+END_TEST
+
 Suite *relay_presence_suite(void)
 {
     Suite *s = suite_create("relay_presence");
@@ -305,6 +333,7 @@ Suite *relay_presence_suite(void)
     tcase_add_test(tc, presence_answers_snapshot_queries);
     tcase_add_test(tc, presence_long_node_id_neither_hangs_nor_sticks);
     tcase_add_test(tc, presence_in_a_room_named_hb);
+    tcase_add_test(tc, presence_silent_when_the_relay_stops);
     /* A hang is a failure, not a stuck suite. */
     tcase_set_timeout(tc, 10);
     suite_add_tcase(s, tc);
