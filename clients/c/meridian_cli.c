@@ -826,7 +826,9 @@ static int cmd_send(int argc, char **argv)
     while (!s.acked && !s.failed && !s.closed)
         if (pthread_cond_timedwait(&s.cv, &s.mu, &deadline) != 0)
             break;
-    bool acked = s.acked;
+    /* An error for our join or signal comes before the pong that follows them (the relay
+     * answers in order) but may be read in the same pass: the error wins. */
+    bool acked = s.acked && !s.failed;
     /* Decide before closing: our own close must not be mistaken for the relay's. */
     bool timed_out = !s.acked && !s.failed && !s.closed;
     pthread_mutex_unlock(&s.mu);
