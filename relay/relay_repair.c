@@ -159,7 +159,8 @@ void relay_repair_reply(relay *r, const char *room_name, const char *data, size_
     {
         json_t *seq = json_object_get(m, "seq");
         json_t *id = json_object_get(m, "msg_id");
-        if (!json_is_integer(seq) || !json_is_string(id) || json_string_length(id) != MR_MSG_ID_LEN)
+        if (!json_is_integer(seq) || !json_is_string(id) ||
+            !mr_msg_id_valid(json_string_value(id), json_string_length(id)))
             continue;
         /* Delivery drops what was delivered already, and behind `through` all but the awaited. */
         if (relay_deliver_commit(r, room, json_string_value(id), json_integer_value(seq), m))

@@ -228,7 +228,7 @@ static void replay(relay_resume *rs)
             json_t *seq = json_object_get(e, "seq");
             json_t *id = json_object_get(e, "msg_id");
             if (!json_is_integer(seq) || !json_is_string(id) ||
-                json_string_length(id) != MR_MSG_ID_LEN)
+                !mr_msg_id_valid(json_string_value(id), json_string_length(id)))
                 continue;
             int64_t s = json_integer_value(seq);
             if (s <= rs->last_sent || s <= rs->since)
