@@ -171,7 +171,7 @@ http {
 CONF
     "$nginx" -p "$dir/nchan" -c "$dir/nchan/nginx.conf" >"$dir/nchan/logs/stdout.log" 2>&1 &
     NCHAN_MASTER=$!
-    BENCH_PIDS+=($NCHAN_MASTER)
+    BENCH_PIDS+=("$NCHAN_MASTER")
     bench_wait_port "$NCHAN_PORT" 10 ||
         { bench_log "nchan did not start ($dir/nchan/logs/error.log)"; return 1; }
     NCHAN_PID=$(pgrep -P "$NCHAN_MASTER" | head -1)
