@@ -322,6 +322,7 @@ static db_result expire(ctl_presence *p)
                                1, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         PQclear(r);
+        mr_log_warn("presence: cannot look for silent relays: %s", PQerrorMessage(p->db));
         return run(p, "SELECT 1", 0, NULL, NULL); /* tells a lost session from an error */
     }
     db_result rc = DB_OK;
