@@ -72,6 +72,8 @@ static void usage(FILE *f)
           "  --size B             payload bytes (100)\n"
           "  --join               connect/churn: also join a room\n"
           "  --signal             fanout: send ephemeral signals instead of publishes\n"
+          "  --no-echo            publishers say \"echo\":false in hello: the relay does not\n"
+          "                       send them their own messages (publish: only the acks)\n"
           "  --room-prefix S      room names are S-<n> (lg)\n"
           "  --sub-msg TEXT       generic: sent after connecting; {{room}} is replaced\n"
           "  --pub-template TEXT  generic: message body; {{payload}}, {{room}} replaced\n"
@@ -246,6 +248,7 @@ int main(int argc, char **argv)
         OPT_SIZE,
         OPT_JOIN,
         OPT_SIGNAL,
+        OPT_NO_ECHO,
         OPT_PREFIX,
         OPT_SUBMSG,
         OPT_TMPL,
@@ -276,6 +279,7 @@ int main(int argc, char **argv)
         {"size", required_argument, 0, OPT_SIZE},
         {"join", no_argument, 0, OPT_JOIN},
         {"signal", no_argument, 0, OPT_SIGNAL},
+        {"no-echo", no_argument, 0, OPT_NO_ECHO},
         {"room-prefix", required_argument, 0, OPT_PREFIX},
         {"sub-msg", required_argument, 0, OPT_SUBMSG},
         {"pub-template", required_argument, 0, OPT_TMPL},
@@ -343,6 +347,9 @@ int main(int argc, char **argv)
             break;
         case OPT_SIGNAL:
             O.signal = 1;
+            break;
+        case OPT_NO_ECHO:
+            O.no_echo = 1;
             break;
         case OPT_PREFIX:
             O.room_prefix = optarg;
