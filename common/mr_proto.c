@@ -347,7 +347,7 @@ static int parse_fast(const char *buf, size_t len, mr_frame *f)
         return 0;
     const char *t = type->value;
     size_t tl = type->value_len;
-#define IS(name) (tl == sizeof name - 1 && memcmp(t, name, tl) == 0)
+#define IS(name) (tl == sizeof(name) - 1 && memcmp(t, name, tl) == 0)
     bool needs_room = true;
     if (IS("hello")) {
         f->type = MR_FRAME_HELLO;
@@ -394,8 +394,8 @@ static int parse_fast(const char *buf, size_t len, mr_frame *f)
     f->text_size = len + 1;
 #define COPY(m, ptr, n)                                                                            \
     do {                                                                                           \
-        ptr = f->text + ((m)->value - buf);                                                        \
-        n = (m)->value_len;                                                                        \
+        (ptr) = f->text + ((m)->value - buf);                                                      \
+        (n) = (m)->value_len;                                                                      \
         f->text[(m)->value - buf + (m)->value_len] = '\0';                                         \
     } while (0)
     if (needs_room)
