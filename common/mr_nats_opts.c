@@ -512,6 +512,11 @@ natsStatus mr_nats_connect(natsConnection **nc, natsOptions *o, natsConnectionHa
     return s == NATS_OK ? natsConnection_Connect(nc, o) : s;
 }
 
+bool mr_nats_given_up(natsConnection *nc, natsStatus s)
+{
+    return s == NATS_CONNECTION_CLOSED || (s != NATS_OK && nc && natsConnection_IsClosed(nc));
+}
+
 mr_nats_state mr_nats_probe(const mr_nats_conf *c, int timeout_ms, char *why, size_t n)
 {
     natsOptions *o = NULL;

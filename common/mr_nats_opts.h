@@ -92,6 +92,16 @@ natsStatus mr_nats_connect(natsConnection **nc, natsOptions *o, natsConnectionHa
                            void *closure);
 
 /**
+ * Whether `s`, returned by a call on `nc` after mr_nats_connect, only says
+ * that libnats has given the connection up (a server that refused the
+ * handshake): NATS_CONNECTION_CLOSED, or any failure on a connection that
+ * is closed by now: a subscription closed under natsSubscription_* calls
+ * reads as NATS_INVALID_SUBSCRIPTION. The daemon then runs on, not ready,
+ * while the watcher says why.
+ */
+bool mr_nats_given_up(natsConnection *nc, natsStatus s);
+
+/**
  * Sign a server's connection nonce with the user seed in `seed_file`, as
  * the daemons' connections do. Returns 0, or -1 with `err` set when the file
  * is unusable or when the signature starts with a zero byte, which libnats

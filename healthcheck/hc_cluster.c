@@ -443,7 +443,7 @@ hc_cluster *hc_cluster_start(const hc_cluster_conf *conf, hc_cluster_obs_cb cb, 
                                      c);
     watch_sub(c, c->sub);
     watch_sub(c, c->lease_sub);
-    if (s == NATS_CONNECTION_CLOSED) {
+    if (mr_nats_given_up(c->nc, s)) {
         /* libnats gave up on a server that refused the handshake (bad
          * credentials, untrusted certificate: mr_nats_opts.c): run on, not
          * ready, while the watcher says why. */

@@ -360,10 +360,11 @@ int relay_nats_connect(relay_nats *n, char *err, size_t errlen)
         s = natsSubscription_SetPendingLimits(n->inbox_sub, 1000000, 512 * 1024 * 1024);
     if (s == NATS_OK)
         s = natsConnection_Subscribe(&n->hb_sub, n->conn, RELAY_SUBJ_HEARTBEAT, on_message, n);
-    if (s == NATS_CONNECTION_CLOSED) {
+    if (mr_nats_given_up(n->conn, s)) {
         /*
          * libnats already gave up on a server that refused the handshake
-         * (mr_nats_opts.c): run on, not ready, while the watcher says why.
+         * (mr_nats_opts.c), maybe between the subscription and its limits:
+         * run on, not ready, while the watcher says why.
          */
         return 0;
     }

@@ -86,7 +86,13 @@ static void relay_spawn(mr_test_relay *rp, const char *node, const char *region,
     mr_test_relay_config(rp, dir, region, node, nats_json, "", "");
     char *argv[] = {(char *)relay_bin, "--config", rp->cfg, NULL};
     rp->pid = mr_test_spawn(argv, rp->log);
-    ck_assert_msg(mr_test_wait_port("127.0.0.1", rp->admin_port, 10000) == 0,
+    /*
+     * The relay listens once its first NATS attempts are over: with a server
+     * that refuses it in the TLS or auth handshake that is up to
+     * MR_NATS_CONNECT_TRIES attempts of up to libnats' 2 s connect timeout
+     * each, which took more than 10 s on a loaded machine.
+     */
+    ck_assert_msg(mr_test_wait_port("127.0.0.1", rp->admin_port, 30000) == 0,
                   "relay did not listen; see %s", rp->log);
 }
 
