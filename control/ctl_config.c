@@ -274,7 +274,7 @@ static int load_keys_file(ctl_config *c, char *err, size_t errlen)
         size_t n = strcspn(line, "\r\n");
         if (line[n] == '\0' && !feof(f)) {
             snprintf(err, errlen, "api_keys_file %s:%d: line too long", c->api_keys_file, lineno);
-            fclose(f);
+            (void)fclose(f); /* opened to read only */
             return -1;
         }
         line[n] = '\0';
@@ -288,7 +288,7 @@ static int load_keys_file(ctl_config *c, char *err, size_t errlen)
             continue;
         list_push(&c->api_keys, &c->napi_keys, p, len);
     }
-    fclose(f);
+    (void)fclose(f); /* opened to read only */
     return 0;
 }
 
@@ -312,7 +312,7 @@ static int load_webhook_secret(ctl_config *c, char *err, size_t errlen)
     }
     unsigned char buf[4097];
     size_t n = fread(buf, 1, sizeof buf, f);
-    fclose(f);
+    (void)fclose(f); /* opened to read only */
     while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
         n--;
     if (n < 16 || n > 4096) {

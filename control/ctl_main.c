@@ -527,10 +527,10 @@ int main(int argc, char **argv)
     st.running_json = f->config ? mr_reload_read_json(f->config) : NULL;
     mr_log_init("control", (mr_log_level)level);
     mr_log_set_format((mr_log_format)format);
-    signal(SIGPIPE, SIG_IGN);
+    (void)signal(SIGPIPE, SIG_IGN); /* signal() cannot fail for these two */
     /* Until the reload handler is installed (the loop starts after NATS), a hangup must not
      * kill the daemon: systemd may send one while a long migration runs. */
-    signal(SIGHUP, SIG_IGN);
+    (void)signal(SIGHUP, SIG_IGN);
     ctl_db_set_auto_migrate(cfg->auto_migrate);
     if (startup_schema_check(cfg) != 0) {
         ctl_config_free(cfg);
@@ -562,6 +562,7 @@ int main(int argc, char **argv)
         goto out;
     }
     st.ningest = cfg->nregions;
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers, so sizeof a pointer */
     st.ingest = mr_calloc(st.ningest, sizeof *st.ingest);
     for (size_t i = 0; i < st.ningest; i++)
         st.ingest[i] = ctl_ingest_start(cfg, st.nc, cfg->regions[i], i == 0);

@@ -41,8 +41,8 @@ typedef struct ctl_presence_item {
 
 /* Results of the parsers. */
 #define CTL_PRESENCE_OK      0
-#define CTL_PRESENCE_IGNORED 1  /* valid and not for us: a relay's snapshot request */
-#define CTL_PRESENCE_BAD     -1 /* malformed: dropped and counted */
+#define CTL_PRESENCE_IGNORED 1    /* valid and not for us: a relay's snapshot request */
+#define CTL_PRESENCE_BAD     (-1) /* malformed: dropped and counted */
 
 /**
  * Parse a message of meridian.presence.<room> (`reply`: its reply subject or

@@ -134,7 +134,7 @@ END_TEST
 
 static void setup(void)
 {
-    signal(SIGPIPE, SIG_IGN);
+    (void)signal(SIGPIPE, SIG_IGN); /* cannot fail for SIGPIPE */
     tmp = mr_test_tmpdir("presence");
     snprintf(secret_file, sizeof secret_file, "%s/webhook.secret", tmp);
     ck_assert_int_eq(mr_test_write_file(secret_file, SECRET "\n"), 0);
