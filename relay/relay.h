@@ -64,6 +64,7 @@ typedef struct relay {
     int64_t inbound_warned_us; /* last warning about malformed NATS input */
     uint64_t inbound_rejected; /* malformed NATS messages since that warning */
     mr_buf write_batch;        /* scratch for coalesced writes (lws thread) */
+    struct relay_conn *flush;  /* connections with frames to write after this pass (relay_conn.c) */
 
     /* The lws server's settings, which lws reads for the context's lifetime. */
     lws_retry_bo_t retry;

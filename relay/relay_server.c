@@ -362,7 +362,9 @@ void relay_server_run(relay *r)
     while (!atomic_load(&r->stopping)) {
         if (lws_service(r->lws, 0) < 0)
             break;
+        /* NATS first: the clients' writes of a big room take a while (docs/relay.md, "Writes"). */
         relay_nats_pass_done(r->nats);
+        relay_conn_flush(r);
         /* A drain ends early once every client has gone. */
         if (r->drain_started && r->drain_exit && r->conn_count == 0)
             break;
