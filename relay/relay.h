@@ -65,6 +65,9 @@ typedef struct relay {
     uint64_t inbound_rejected; /* malformed NATS messages since that warning */
     mr_buf write_batch;        /* scratch for coalesced writes (lws thread) */
     struct relay_conn *flush;  /* connections with frames to write after this pass (relay_conn.c) */
+    struct relay_senders *senders;    /* send_threads > 1: the threads sharing those writes */
+    struct relay_send_job *send_jobs; /* their jobs (lws thread) */
+    size_t send_jobs_cap;
 
     /* The lws server's settings, which lws reads for the context's lifetime. */
     lws_retry_bo_t retry;

@@ -30,6 +30,7 @@
 #include "mr_proto.h"
 #include "relay_frames.h"
 #include "relay_metrics.h"
+#include "relay_send.h"
 
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -269,6 +270,25 @@ static relay_out *dequeue(relay_conn *c)
     return o;
 }
 
+/* The header of an unmasked text frame of `len` bytes at `p`; returns its length. */
+static size_t ws_header(unsigned char *p, size_t len)
+{
+    unsigned char *s = p;
+    *p++ = 0x81; /* FIN, text */
+    if (len < 126) {
+        *p++ = (unsigned char)len;
+    } else if (len < 65536) {
+        *p++ = 126;
+        *p++ = (unsigned char)(len >> 8);
+        *p++ = (unsigned char)len;
+    } else {
+        *p++ = 127;
+        for (int b = 7; b >= 0; b--)
+            *p++ = (unsigned char)((uint64_t)len >> (8 * b));
+    }
+    return (size_t)(p - s);
+}
+
 /*
  * Write several queued frames with one send. On loopback and on busy relays
  * the cost of a delivery is mostly the syscall, so a member with a backlog
@@ -289,18 +309,7 @@ size_t relay_conn_take_batch(relay_conn *c, mr_buf *wb)
     unsigned char *start = (unsigned char *)wb->data + LWS_PRE, *p = start;
     for (uint32_t i = 0; i < k; i++) {
         relay_out *o = dequeue(c);
-        *p++ = 0x81; /* FIN, text */
-        if (o->len < 126) {
-            *p++ = (unsigned char)o->len;
-        } else if (o->len < 65536) {
-            *p++ = 126;
-            *p++ = (unsigned char)(o->len >> 8);
-            *p++ = (unsigned char)o->len;
-        } else {
-            *p++ = 127;
-            for (int b = 7; b >= 0; b--)
-                *p++ = (unsigned char)((uint64_t)o->len >> (8 * b));
-        }
+        p += ws_header(p, o->len);
         memcpy(p, relay_out_payload(o), o->len);
         p += o->len;
         relay_out_unref(o);
@@ -391,8 +400,84 @@ int relay_conn_writable(relay_conn *c)
     return 0;
 }
 
+/* A write outside the connection's own callback failed: lws closes it on its next pass. */
+static void write_failed(relay_conn *c)
+{
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+/* After a write at the end of a pass: what is left goes through the writable callback. */
+static void after_flush(relay_conn *c)
+{
+    /* Frames left, or a history replay paced by this queue (relay_client_writable). */
+    if (c->qlen || c->replays)
+        lws_callback_on_writable(c->wsi);
+}
+
+/* A job for the sender threads: the connection's one queued frame, header and payload. */
+static void add_job(relay *r, relay_conn *c, size_t *n)
+{
+    if (*n == r->send_jobs_cap) {
+        r->send_jobs_cap = r->send_jobs_cap ? 2 * r->send_jobs_cap : 1024;
+        r->send_jobs = mr_realloc(r->send_jobs, r->send_jobs_cap * sizeof *r->send_jobs);
+    }
+    relay_send_job *j = &r->send_jobs[(*n)++];
+    relay_out *o = relay_conn_queued(c, 0);
+    j->fd = lws_get_socket_fd(c->wsi);
+    j->iov[0].iov_base = j->hdr;
+    j->iov[0].iov_len = ws_header(j->hdr, o->len);
+    j->iov[1].iov_base = relay_out_payload(o);
+    j->iov[1].iov_len = o->len;
+    j->total = j->iov[0].iov_len + o->len;
+    j->sent = 0;
+    j->err = 0;
+    j->ud = c;
+}
+
+/*
+ * A job is done: the frame leaves the queue. What the socket did not take
+ * is handed to lws, which tries the socket again and keeps the rest for
+ * its writable callback, as for any partial write.
+ */
+static void finish_job(relay *r, relay_send_job *j)
+{
+    relay_conn *c = j->ud;
+    relay_out *o = dequeue(c);
+    if (j->err) {
+        relay_out_unref(o);
+        write_failed(c);
+        return;
+    }
+    if ((size_t)j->sent < j->total) {
+        mr_buf *wb = &r->write_batch;
+        size_t rest = j->total - (size_t)j->sent, hl = j->iov[0].iov_len;
+        mr_buf_reset(wb);
+        mr_buf_reserve(wb, LWS_PRE + rest);
+        unsigned char *p = (unsigned char *)wb->data + LWS_PRE;
+        size_t skip = (size_t)j->sent;
+        if (skip < hl) {
+            memcpy(p, j->hdr + skip, hl - skip);
+            p += hl - skip;
+            skip = 0;
+        } else {
+            skip -= hl;
+        }
+        memcpy(p, relay_out_payload(o) + skip, o->len - skip);
+        if (lws_write(c->wsi, (unsigned char *)wb->data + LWS_PRE, rest, LWS_WRITE_RAW) < 0) {
+            relay_out_unref(o);
+            write_failed(c);
+            return;
+        }
+    }
+    relay_out_unref(o);
+    after_flush(c);
+}
+
 void relay_conn_flush(relay *r)
 {
+    /* With sender threads, one-frame writes to plain sockets are shared out (relay_send.h). */
+    bool share = relay_senders_count(r->senders) > 1;
+    size_t njobs = 0;
     while (r->flush) {
         relay_conn *c = r->flush;
         flush_unlist(c);
@@ -406,18 +491,24 @@ void relay_conn_flush(relay *r)
             lws_callback_on_writable(c->wsi);
             continue;
         }
+        if (share && c->qlen == 1 && !lws_is_ssl(c->wsi)) {
+            add_job(r, c, &njobs);
+            continue;
+        }
         /*
          * Not asked whether the socket is choked: a full socket takes nothing, lws keeps the
          * frame and asks for the writable callback, which a poll() per connection would cost
          * as much as the send it might save.
          */
         if (write_queued(c, true) < 0) {
-            /* We are not in this connection's callback: lws closes it on its next pass. */
-            lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+            write_failed(c);
             continue;
         }
-        /* Frames left, or a history replay paced by this queue (relay_client_writable). */
-        if (c->qlen || c->replays)
-            lws_callback_on_writable(c->wsi);
+        after_flush(c);
     }
+    if (!njobs)
+        return;
+    relay_senders_run(r->senders, r->send_jobs, njobs);
+    for (size_t i = 0; i < njobs; i++)
+        finish_job(r, &r->send_jobs[i]);
 }

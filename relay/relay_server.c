@@ -28,6 +28,7 @@
 #include "relay_reload.h"
 #include "relay_repair.h"
 #include "relay_resume.h"
+#include "relay_send.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -332,6 +333,14 @@ int relay_server_start(relay *r, char *err, size_t errlen)
         snprintf(err, errlen, "hooks: cannot start the HTTP client for backend hooks");
         return -1;
     }
+    if (c->send_threads > 1) {
+        r->senders = relay_senders_new((int)c->send_threads);
+        if (!r->senders) {
+            snprintf(err, errlen, "send_threads: cannot start %lld sender threads",
+                     (long long)c->send_threads);
+            return -1;
+        }
+    }
     r->nats = relay_nats_new(c, wake, r);
     r->lws = lws_create_context(&info);
     if (!r->lws) {
@@ -398,4 +407,9 @@ void relay_server_stop(relay *r)
         relay_client_hooks_free(r);
     relay_nats_free(r->nats);
     r->nats = NULL;
+    relay_senders_free(r->senders); /* idle: they only run inside relay_conn_flush */
+    r->senders = NULL;
+    free(r->send_jobs);
+    r->send_jobs = NULL;
+    r->send_jobs_cap = 0;
 }
