@@ -258,33 +258,20 @@ static void read_admin_key_file(relay_config *c, mr_cfg *cfg, const char *path)
     relay_config_set_str(&c->admin_api_key, buf);
 }
 
-static const char *const top_keys[] = {"region",
-                                       "node_id",
-                                       "listen",
-                                       "admin_listen",
-                                       "nats",
-                                       "auth",
-                                       "tls",
-                                       "limits",
-                                       "origins",
-                                       "drain_grace_ms",
-                                       "static_dir",
-                                       "log_level",
-                                       "workers",
-                                       "jetstream",
-                                       "publish",
-                                       "stream",
-                                       "resume",
-                                       "presence",
-                                       "drain_batch",
-                                       "fallback_urls",
-                                       "admin_api_key",
-                                       "admin_api_key_file",
-                                       "log_format",
-                                       "hooks",
-                                       "signals",
-                                       "send_threads",
-                                       NULL};
+static const char *const top_keys[] = {"region",        "node_id",
+                                       "listen",        "admin_listen",
+                                       "nats",          "auth",
+                                       "tls",           "limits",
+                                       "origins",       "drain_grace_ms",
+                                       "static_dir",    "log_level",
+                                       "workers",       "jetstream",
+                                       "publish",       "stream",
+                                       "resume",        "presence",
+                                       "drain_batch",   "fallback_urls",
+                                       "admin_api_key", "admin_api_key_file",
+                                       "log_format",    "hooks",
+                                       "signals",       "send_threads",
+                                       "event_loop",    NULL};
 static const char *const hooks_keys[] = {"rules", "max_connections", "max_pending", "cache_entries",
                                          NULL};
 static const char *const hook_rule_keys[] = {"on",         "rooms",      "url",
@@ -446,6 +433,11 @@ int relay_config_load(relay_config *c, const char *path, char *err, size_t errle
         read_admin_key_file(c, &cfg, admin_key_file);
     c->workers = mr_cfg_int(&cfg, root, "", "workers", c->workers, 1, 64);
     c->send_threads = mr_cfg_int(&cfg, root, "", "send_threads", c->send_threads, 1, 64);
+    const char *loop = mr_cfg_str(&cfg, root, "", "event_loop", NULL);
+    if (loop && strcmp(loop, "libuv") == 0)
+        c->event_loop_uv = true;
+    else if (loop && strcmp(loop, "poll") != 0)
+        mr_cfg_error(&cfg, "event_loop", "\"%s\" must be poll or libuv", loop);
 
     json_t *auth = mr_cfg_obj(&cfg, root, "", "auth");
     mr_cfg_check_keys(&cfg, auth, "auth", auth_keys);

@@ -90,6 +90,7 @@ typedef struct relay_config {
     char *log_format;     /* "text" or "json" */
     int64_t workers;      /* reserved: processes sharing the listen port */
     int64_t send_threads; /* threads writing a pass's frames to plain sockets, lws's included */
+    bool event_loop_uv;   /* "event_loop": "libuv": lws on a libuv loop (epoll) instead of poll() */
     /* Durability: JetStream publishes acked by the region's stream. */
     bool jetstream;
     int64_t publish_ack_timeout_ms;

@@ -424,11 +424,9 @@ static void add_job(relay *r, relay_conn *c, size_t *n)
     relay_send_job *j = &r->send_jobs[(*n)++];
     relay_out *o = relay_conn_queued(c, 0);
     j->fd = lws_get_socket_fd(c->wsi);
-    j->iov[0].iov_base = j->hdr;
-    j->iov[0].iov_len = ws_header(j->hdr, o->len);
-    j->iov[1].iov_base = relay_out_payload(o);
-    j->iov[1].iov_len = o->len;
-    j->total = j->iov[0].iov_len + o->len;
+    j->hdr_len = ws_header(j->hdr, o->len);
+    j->payload = relay_out_payload(o);
+    j->payload_len = o->len;
     j->sent = 0;
     j->err = 0;
     j->ud = c;
@@ -448,9 +446,9 @@ static void finish_job(relay *r, relay_send_job *j)
         write_failed(c);
         return;
     }
-    if ((size_t)j->sent < j->total) {
+    if ((size_t)j->sent < j->hdr_len + j->payload_len) {
         mr_buf *wb = &r->write_batch;
-        size_t rest = j->total - (size_t)j->sent, hl = j->iov[0].iov_len;
+        size_t rest = j->hdr_len + j->payload_len - (size_t)j->sent, hl = j->hdr_len;
         mr_buf_reset(wb);
         mr_buf_reserve(wb, LWS_PRE + rest);
         unsigned char *p = (unsigned char *)wb->data + LWS_PRE;

@@ -38,9 +38,9 @@ typedef struct sender_arg {
 
 static void send_one(relay_send_job *j)
 {
-    struct msghdr mh = {.msg_iov = j->iov, .msg_iovlen = j->iov[0].iov_len ? 2 : 1};
-    if (!j->iov[0].iov_len)
-        mh.msg_iov = &j->iov[1];
+    struct iovec iov[2] = {{.iov_base = j->hdr, .iov_len = j->hdr_len},
+                           {.iov_base = (void *)j->payload, .iov_len = j->payload_len}};
+    struct msghdr mh = {.msg_iov = j->hdr_len ? iov : iov + 1, .msg_iovlen = j->hdr_len ? 2 : 1};
     ssize_t n;
     do
         n = sendmsg(j->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);

@@ -20,12 +20,14 @@
 
 typedef struct relay_send_job {
     int fd;
-    struct iovec iov[2]; /* the WebSocket header (in hdr), then the payload */
-    unsigned char hdr[16];
-    size_t total; /* bytes in iov */
+    unsigned char hdr[16]; /* the WebSocket header, sent first */
+    size_t hdr_len;
+    const void *payload; /* then this (a shared frame: read only) */
+    size_t payload_len;
     ssize_t sent; /* after the run: bytes the socket took (0 when it took none) */
     int err;      /* after the run: errno of a failed send other than EAGAIN, else 0 */
     void *ud;     /* the caller's (its connection) */
+    /* No pointer into the job itself: the caller's array may move while it is filled. */
 } relay_send_job;
 
 typedef struct relay_senders relay_senders;

@@ -40,6 +40,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <uv.h>
 
 /* Most bytes lws writes to a socket at once (our batches are at most 64 KiB and a frame). */
 #define TX_PACKET_BYTES (256 * 1024)
@@ -233,6 +234,36 @@ static int callback_meridian(struct lws *wsi, enum lws_callback_reasons reason, 
     return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
 
+/* What every pass of the loop ends with: NATS first, the clients' writes of a big room take long.
+ */
+static void pass_done(relay *r)
+{
+    relay_nats_pass_done(r->nats);
+    relay_conn_flush(r);
+}
+
+/* The relay stops, or a drain ended early because every client has gone. */
+static bool run_over(relay *r)
+{
+    return atomic_load(&r->stopping) || (r->drain_started && r->drain_exit && r->conn_count == 0);
+}
+
+/*
+ * event_loop libuv: lws runs on the relay's own uv loop (a "foreign" loop
+ * to lws), so the relay runs it and has it end each pass here: a check
+ * handle runs after every poll phase. lws_service() cannot be used: with an
+ * event library it runs the library's loop until that is stopped, which is
+ * why the libev experiment never stopped on SIGINT (docs/benchmarks.md,
+ * "Fan-out tail").
+ */
+static void uv_pass_cb(uv_check_t *h)
+{
+    relay *r = h->data;
+    pass_done(r);
+    if (run_over(r))
+        uv_stop(h->loop);
+}
+
 static void lws_log_emit(int level, const char *line)
 {
     size_t n = strlen(line);
@@ -333,6 +364,18 @@ int relay_server_start(relay *r, char *err, size_t errlen)
         snprintf(err, errlen, "hooks: cannot start the HTTP client for backend hooks");
         return -1;
     }
+    if (c->event_loop_uv) {
+        uv_loop_t *loop = mr_malloc(sizeof *loop);
+        if (uv_loop_init(loop) != 0) {
+            free(loop);
+            snprintf(err, errlen, "event_loop: cannot create the libuv loop");
+            return -1;
+        }
+        r->uv_loop = loop;
+        r->uv_loops[0] = loop;
+        info.foreign_loops = r->uv_loops;
+        info.options |= LWS_SERVER_OPTION_LIBUV;
+    }
     if (c->send_threads > 1) {
         r->senders = relay_senders_new((int)c->send_threads);
         if (!r->senders) {
@@ -350,6 +393,13 @@ int relay_server_start(relay *r, char *err, size_t errlen)
         return -1;
     }
     r->vhost = lws_get_vhost_by_name(r->lws, "default");
+    if (r->uv_loop) {
+        uv_check_t *check = mr_malloc(sizeof *check);
+        uv_check_init(r->uv_loop, check);
+        check->data = r;
+        uv_check_start(check, uv_pass_cb);
+        r->uv_check = check;
+    }
     if (relay_nats_connect(r->nats, err, errlen) != 0)
         return -1;
     mr_metric_set(&relay_m.nats_connected, relay_nats_connected(r->nats));
@@ -368,15 +418,15 @@ int relay_server_port(relay *r)
 
 void relay_server_run(relay *r)
 {
-    while (!atomic_load(&r->stopping)) {
+    if (r->uv_loop) {
+        if (!run_over(r))
+            uv_run(r->uv_loop, UV_RUN_DEFAULT);
+        return;
+    }
+    while (!run_over(r)) {
         if (lws_service(r->lws, 0) < 0)
             break;
-        /* NATS first: the clients' writes of a big room take a while (docs/relay.md, "Writes"). */
-        relay_nats_pass_done(r->nats);
-        relay_conn_flush(r);
-        /* A drain ends early once every client has gone. */
-        if (r->drain_started && r->drain_exit && r->conn_count == 0)
-            break;
+        pass_done(r);
     }
 }
 
@@ -403,6 +453,20 @@ void relay_server_stop(relay *r)
     if (r->lws)
         lws_context_destroy(r->lws);
     r->lws = NULL;
+    if (r->uv_loop) {
+        /* lws has closed its handles; ours goes too, and the loop runs until all are closed. */
+        if (r->uv_check) {
+            uv_check_stop(r->uv_check);
+            uv_close((uv_handle_t *)r->uv_check, NULL);
+        }
+        uv_run(r->uv_loop, UV_RUN_DEFAULT);
+        if (uv_loop_close(r->uv_loop) != 0)
+            mr_log_warn("libuv loop closed with handles still open");
+        free(r->uv_check);
+        free(r->uv_loop);
+        r->uv_check = NULL;
+        r->uv_loop = NULL;
+    }
     if (r->hook_waits.buckets)
         relay_client_hooks_free(r);
     relay_nats_free(r->nats);
