@@ -1,8 +1,9 @@
 /*
  * The relay's WebSocket server on libwebsockets: the top of dispatch.
  *
- * lws owns the main thread and its service loop (the Debian build has no
- * external-loop support). Other threads talk to it only through
+ * lws owns the main thread: its own poll() loop, or (event_loop "libuv")
+ * a libuv loop the relay creates and runs, on which lws registers its
+ * sockets and timers. Other threads talk to it only through
  * lws_cancel_service(), which makes lws call LWS_CALLBACK_EVENT_WAIT_CANCELLED
  * on the service thread: there we take queued NATS messages and act on
  * drain or stop requests.
@@ -388,8 +389,11 @@ int relay_server_start(relay *r, char *err, size_t errlen)
     r->lws = lws_create_context(&info);
     if (!r->lws) {
         snprintf(err, errlen,
-                 "cannot start the WebSocket server on %s (address in use, or bad TLS files?)",
-                 c->listen);
+                 "cannot start the WebSocket server on %s (address in use, or bad TLS files?%s)",
+                 c->listen,
+                 c->event_loop_uv ? " event_loop libuv needs lws's libuv plugin: Debian package "
+                                    "libwebsockets-evlib-uv"
+                                  : "");
         return -1;
     }
     r->vhost = lws_get_vhost_by_name(r->lws, "default");

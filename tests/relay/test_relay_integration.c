@@ -517,6 +517,19 @@ static void setup_slow_threads(void)
               "\"send_threads\":2");
 }
 
+/* lws on a libuv loop (epoll) instead of poll(). */
+static void setup_uv(void)
+{
+    start_all("\"publish_rate\":100000,\"publish_burst\":100000,\"max_outbound_bytes\":67108864",
+              "\"event_loop\":\"libuv\"");
+}
+
+static void setup_slow_uv(void)
+{
+    start_all("\"publish_rate\":100000,\"publish_burst\":100000,\"max_outbound_bytes\":262144",
+              "\"event_loop\":\"libuv\"");
+}
+
 static void setup_threads(void)
 {
     start_all("\"publish_rate\":100000,\"publish_burst\":100000,\"max_outbound_bytes\":67108864",
@@ -1143,6 +1156,16 @@ int main(void)
     TCase *slow_threads =
         mr_test_case(s, "slow_consumer_send_threads", setup_slow_threads, teardown, 120);
     tcase_add_test(slow_threads, slow_consumer_is_cut_off);
+
+    /* The libuv loop: the same, and stopping on SIGTERM (drain) and SIGINT (the teardown). */
+    TCase *uv = mr_test_case(s, "libuv", setup_uv, teardown, 120);
+    tcase_add_test(uv, fanout_across_relays_exactly_once);
+    tcase_add_test(uv, ten_thousand_in_order);
+    tcase_add_test(uv, big_room_in_order_exactly_once);
+    tcase_add_test(uv, presence_on_this_relay);
+    tcase_add_test(uv, sigterm_drains);
+    TCase *slow_uv = mr_test_case(s, "slow_consumer_libuv", setup_slow_uv, teardown, 120);
+    tcase_add_test(slow_uv, slow_consumer_is_cut_off);
 
     TCase *presence = mr_test_case(s, "presence", setup_presence, teardown, 60);
     tcase_add_test(presence, presence_across_relays_and_no_zombies);
