@@ -446,6 +446,12 @@ void relay_server_stop(relay *r)
      * destroy the context, which closes sessions and drops their (now inert)
      * subscriptions; then free what NATS still holds.
      */
+    /*
+     * The loop runs again while lws closes its handles (lws_context_destroy on a foreign
+     * loop): the end-of-pass handle must not, with NATS closed and sessions going.
+     */
+    if (r->uv_check)
+        uv_check_stop(r->uv_check);
     if (r->nats && r->instance[0]) {
         relay_presence_bye(r);
         relay_nats_flush(r->nats);
@@ -454,15 +460,24 @@ void relay_server_stop(relay *r)
     relay_hooks_free(r->hooks); /* joins the hook thread: no wake-up after this */
     r->hooks = NULL;
     r->destroying = true;
-    if (r->lws)
+    if (r->lws) {
         lws_context_destroy(r->lws);
+        if (r->uv_loop) {
+            /*
+             * On a foreign loop lws 4.1 only starts closing its handles, which libuv closes
+             * asynchronously, and their close callbacks are in lws's libuv plugin: the loop
+             * runs until every handle is closed (ours too), then a second
+             * lws_context_destroy frees the context and unloads the plugin
+             * (lib/core/context.c, lib/event-libs/libuv).
+             */
+            if (r->uv_check)
+                uv_close((uv_handle_t *)r->uv_check, NULL);
+            uv_run(r->uv_loop, UV_RUN_DEFAULT);
+            lws_context_destroy(r->lws);
+        }
+    }
     r->lws = NULL;
     if (r->uv_loop) {
-        /* lws has closed its handles; ours goes too, and the loop runs until all are closed. */
-        if (r->uv_check) {
-            uv_check_stop(r->uv_check);
-            uv_close((uv_handle_t *)r->uv_check, NULL);
-        }
         uv_run(r->uv_loop, UV_RUN_DEFAULT);
         if (uv_loop_close(r->uv_loop) != 0)
             mr_log_warn("libuv loop closed with handles still open");
