@@ -62,7 +62,7 @@ static void usage(FILE *f)
           "  --server-pid PID     sample this server's RSS and CPU (repeat)\n"
           "load:\n"
           "  -n, --conns N        connections / subscribers / churn slots (1000)\n"
-          "  --rooms M            rooms (1)\n"
+          "  --rooms M            rooms (1; publish: by default each publisher its own)\n"
           "  --publishers P       publishing connections (1)\n"
           "  --users K            distinct user ids among subscribers; 0 = one per\n"
           "                       connection (default 1 in fanout, 0 otherwise)\n"
@@ -72,6 +72,8 @@ static void usage(FILE *f)
           "  --size B             payload bytes (100)\n"
           "  --join               connect/churn: also join a room\n"
           "  --signal             fanout: send ephemeral signals instead of publishes\n"
+          "  --no-echo            publishers say \"echo\":false in hello: the relay does not\n"
+          "                       send them their own messages (publish: only the acks)\n"
           "  --room-prefix S      room names are S-<n> (lg)\n"
           "  --sub-msg TEXT       generic: sent after connecting; {{room}} is replaced\n"
           "  --pub-template TEXT  generic: message body; {{payload}}, {{room}} replaced\n"
@@ -216,7 +218,7 @@ int main(int argc, char **argv)
     O.mode = LG_MODE_FANOUT;
     O.secret = "dev-secret";
     O.conns = 1000;
-    O.rooms = 1;
+    O.rooms = 0; /* not given: 1, or in publish mode a room of its own per publisher */
     O.publishers = 1;
     O.users = -1;
     O.rate = -1;
@@ -246,6 +248,7 @@ int main(int argc, char **argv)
         OPT_SIZE,
         OPT_JOIN,
         OPT_SIGNAL,
+        OPT_NO_ECHO,
         OPT_PREFIX,
         OPT_SUBMSG,
         OPT_TMPL,
@@ -276,6 +279,7 @@ int main(int argc, char **argv)
         {"size", required_argument, 0, OPT_SIZE},
         {"join", no_argument, 0, OPT_JOIN},
         {"signal", no_argument, 0, OPT_SIGNAL},
+        {"no-echo", no_argument, 0, OPT_NO_ECHO},
         {"room-prefix", required_argument, 0, OPT_PREFIX},
         {"sub-msg", required_argument, 0, OPT_SUBMSG},
         {"pub-template", required_argument, 0, OPT_TMPL},
@@ -343,6 +347,9 @@ int main(int argc, char **argv)
             break;
         case OPT_SIGNAL:
             O.signal = 1;
+            break;
+        case OPT_NO_ECHO:
+            O.no_echo = 1;
             break;
         case OPT_PREFIX:
             O.room_prefix = optarg;
@@ -433,7 +440,14 @@ int main(int argc, char **argv)
         O.rate = (O.mode == LG_MODE_PUBLISH || O.mode == LG_MODE_CHURN) ? 0 : 1000;
     if (O.users < 0)
         O.users = O.mode == LG_MODE_FANOUT ? 1 : 0;
-    if (O.rooms < 1 || O.conns < 0 || O.publishers < 0 || O.window < 1 || O.size < 24 ||
+    /*
+     * publish measures the publish path: without --rooms each publisher is
+     * alone in its own room (with one room for all, every publish went to
+     * every publisher: a fan-out of P per publish).
+     */
+    if (O.rooms == 0 && O.mode != LG_MODE_PUBLISH)
+        O.rooms = 1;
+    if (O.rooms < 0 || O.conns < 0 || O.publishers < 0 || O.window < 1 || O.size < 24 ||
         O.duration <= 0 || O.connect_rate <= 0 || O.inflight < 1) {
         fprintf(stderr, "meridian-loadgen: invalid option values (size must be >= 24)\n");
         return 2;

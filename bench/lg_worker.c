@@ -166,7 +166,8 @@ static void send_hello(lg_client *cl)
         tok = mint(sub);
     }
     mr_buf_reset(&W.out);
-    mr_buf_printf(&W.out, "{\"type\":\"hello\",\"id\":1,\"token\":\"%s\"}", tok);
+    mr_buf_printf(&W.out, "{\"type\":\"hello\",\"id\":1,\"token\":\"%s\"%s}", tok,
+                  cl->role == ROLE_PUB && W.o->no_echo ? ",\"echo\":false" : "");
     free(tok);
     cl->app = APP_HELLO;
     lg_conn_send(&cl->c, W.out.data, W.out.len);

@@ -50,6 +50,7 @@ typedef struct lg_opts {
     const char *pub_tmpl; /* generic: message body; {{payload}} and {{room}} are replaced */
     int join;             /* connect mode: also join a room */
     int signal;           /* fanout: publishers send ephemeral `signal` frames, not publishes */
+    int no_echo;          /* publishers' hello says "echo":false: no copy of their own messages */
     pid_t server_pids[LG_MAX_PIDS];
     int nserver_pids;
     const char *json_path;

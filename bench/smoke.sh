@@ -34,6 +34,27 @@ echo "ready=$ready delivered=$deliv p99_us=$p99"
 # 50 msgs/s for 2 s over 2 rooms of 10: about 1,000 deliveries.
 [[ $deliv -ge 900 ]] || { echo "FAIL: too few deliveries"; exit 1; }
 
+# publish mode measures the publish path: each publisher in a room of its own
+# (not all in one room, where every publish went to every publisher), so each
+# gets its own messages and nothing else; with --no-echo ("echo":false) not
+# even those, only its acks.
+lg_count() { grep -o "\"$2\": [0-9]*" "$1" | head -1 | grep -o '[0-9]*$'; }
+for echo in "" --no-echo; do
+    timeout 15 "$LG" publish --url "ws://127.0.0.1:$RELAY_PORT/" --publishers 4 --window 4 \
+        --duration 1 --warmup 0.2 --drain 1 --connect-timeout 5 -q $echo --json "$tmp/pub.json"
+    sent=$(lg_count "$tmp/pub.json" sent)
+    acks=$(lg_count "$tmp/pub.json" acks)
+    self=$(lg_count "$tmp/pub.json" self_delivered)
+    echo "publish${echo:+ $echo}: sent=$sent acks=$acks self_delivered=$self"
+    [[ $acks -ge 100 ]] || { echo "FAIL: publish${echo:+ $echo}: too few acks"; exit 1; }
+    if [[ -z $echo ]]; then
+        [[ $self -ge $acks && $self -le $sent ]] ||
+            { echo "FAIL: publish: publishers got others' messages (one room for all?)"; exit 1; }
+    else
+        [[ $self -eq 0 ]] || { echo "FAIL: publish --no-echo: publishers got messages"; exit 1; }
+    fi
+done
+
 # The floor broadcaster: 50 msgs/s for 2 s to 20 subscribers is 2,000 deliveries.
 port=$(bench_free_port)
 "$FLOOR" --port "$port" >"$tmp/floor.log" 2>&1 &

@@ -46,7 +46,8 @@ void mr_buf_vprintf(mr_buf *b, const char *fmt, va_list ap)
     if (n <= 0)
         return;
     mr_buf_reserve(b, (size_t)n);
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    /* The length was measured above: this call writes exactly n bytes and the NUL. */
+    (void)vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
     b->len += (size_t)n;
 }
 

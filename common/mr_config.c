@@ -34,7 +34,8 @@ void mr_cfg_error(mr_cfg *c, const char *path, const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(c->err + n, sizeof c->err - (size_t)n, fmt, ap);
+    /* A message longer than the buffer is cut: the start names the key. */
+    (void)vsnprintf(c->err + n, sizeof c->err - (size_t)n, fmt, ap);
     va_end(ap);
 }
 

@@ -171,7 +171,9 @@ void mr_log_sanitize(const char *in, char *outbuf, size_t outlen)
             i += 3 + start + len;
             continue;
         }
-        put(&o, ((unsigned char)c < 0x20 && c != '\t') || c == 0x7f ? ' ' : c);
+        if (((unsigned char)c < 0x20 && c != '\t') || c == 0x7f)
+            c = ' ';
+        put(&o, c);
         i++;
     }
     while (o.n > 0 && is_blank(o.p[o.n - 1]))
@@ -191,7 +193,8 @@ static void put_json_str(out *o, const char *s)
             esc[1] = (char)c;
             n = 2;
         } else if (c == '\t') {
-            memcpy(esc, "\\t", 2);
+            esc[0] = '\\';
+            esc[1] = 't';
             n = 2;
         } else if (c < 0x20) {
             n = (size_t)snprintf(esc, sizeof esc, "\\u%04x", c);
@@ -213,7 +216,7 @@ void mr_log(mr_log_level level, const char *fmt, ...)
     char raw[LOG_MSG_MAX], msg[LOG_MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(raw, sizeof raw, fmt, ap);
+    (void)vsnprintf(raw, sizeof raw, fmt, ap); /* a longer message is cut, not lost */
     va_end(ap);
     mr_log_sanitize(raw, msg, sizeof msg);
 

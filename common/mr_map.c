@@ -19,6 +19,7 @@ void mr_map_init(mr_map *m)
 {
     m->nbuckets = 16;
     m->count = 0;
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers, so sizeof a pointer */
     m->buckets = mr_calloc(m->nbuckets, sizeof *m->buckets);
 }
 
@@ -56,7 +57,7 @@ void *mr_map_get(const mr_map *m, const char *key, size_t klen)
 static void grow(mr_map *m)
 {
     size_t nb = m->nbuckets * 2;
-    mr_map_entry **b = mr_calloc(nb, sizeof *b);
+    mr_map_entry **b = mr_calloc(nb, sizeof *b); /* NOLINT(bugprone-sizeof-expression): as above */
     for (size_t i = 0; i < m->nbuckets; i++) {
         mr_map_entry *e = m->buckets[i];
         while (e) {

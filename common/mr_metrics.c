@@ -95,7 +95,7 @@ static long long boot_time(void)
     while (fgets(line, sizeof line, f))
         if (sscanf(line, "btime %lld", &bt) == 1)
             break;
-    fclose(f);
+    (void)fclose(f); /* opened to read only */
     return bt;
 }
 
@@ -131,7 +131,7 @@ static void render_process(mr_buf *out)
     if (!f)
         return;
     size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
+    (void)fclose(f); /* opened to read only */
     buf[n] = '\0';
     char *p = strrchr(buf, ')');
     unsigned long long utime, stime, start, vsize;

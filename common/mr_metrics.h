@@ -33,23 +33,23 @@ typedef struct mr_metric {
 
 #define MR_COUNTER(n, h)                                                                           \
     {                                                                                              \
-        .name = n, .help = h, .kind = MR_METRIC_COUNTER                                            \
+        .name = (n), .help = (h), .kind = MR_METRIC_COUNTER                                        \
     }
 #define MR_COUNTER_L(n, h, l)                                                                      \
     {                                                                                              \
-        .name = n, .help = h, .labels = l, .kind = MR_METRIC_COUNTER                               \
+        .name = (n), .help = (h), .labels = (l), .kind = MR_METRIC_COUNTER                         \
     }
 #define MR_GAUGE(n, h)                                                                             \
     {                                                                                              \
-        .name = n, .help = h, .kind = MR_METRIC_GAUGE                                              \
+        .name = (n), .help = (h), .kind = MR_METRIC_GAUGE                                          \
     }
 #define MR_GAUGE_L(n, h, l)                                                                        \
     {                                                                                              \
-        .name = n, .help = h, .labels = l, .kind = MR_METRIC_GAUGE                                 \
+        .name = (n), .help = (h), .labels = (l), .kind = MR_METRIC_GAUGE                           \
     }
 #define MR_HISTOGRAM(n, h, b, nb)                                                                  \
     {                                                                                              \
-        .name = n, .help = h, .kind = MR_METRIC_HISTOGRAM, .bounds = b, .nbounds = nb              \
+        .name = (n), .help = (h), .kind = MR_METRIC_HISTOGRAM, .bounds = (b), .nbounds = (nb)      \
     }
 
 /** Add a metric to the process registry. Metrics sharing a name must be registered consecutively.

@@ -182,7 +182,7 @@ static int check_readable(const char *path, const char *kp, char *err, size_t er
         snprintf(err, errlen, "%s: cannot read %s: %s", kp, path, strerror(errno));
         return -1;
     }
-    fclose(f);
+    (void)fclose(f); /* opened only to learn that it can be */
     return 0;
 }
 
@@ -196,7 +196,7 @@ static char *read_password(const char *path, char *err, size_t errlen, const cha
     }
     char line[1024];
     char *r = fgets(line, sizeof line, f);
-    fclose(f);
+    (void)fclose(f); /* opened to read only */
     if (r)
         line[strcspn(line, "\r\n")] = '\0';
     if (!r || !line[0]) {
@@ -376,7 +376,9 @@ static void detach_comp_methods(void)
 
 static void register_detach(void)
 {
-    atexit(detach_comp_methods);
+    /* atexit fails only when out of memory; say what that costs. */
+    if (atexit(detach_comp_methods) != 0)
+        mr_log_warn("nats: cannot register the exit handler: a TLS client may crash on exit");
 }
 
 void mr_nats_lib_close(int64_t timeout_ms)

@@ -22,6 +22,7 @@
  */
 #include "mr_nats_perms.h"
 #include "mr_alloc.h"
+#include "mr_buf.h"
 #include "mr_stream.h"
 
 #include <stdarg.h>
@@ -48,13 +49,14 @@ static void add(char ***list, size_t *n, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void add(char ***list, size_t *n, const char *fmt, ...)
 {
-    char s[512];
+    /* Built whole, never cut: a shortened subject would be another permission. */
+    mr_buf s = MR_BUF_INIT;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(s, sizeof s, fmt, ap);
+    mr_buf_vprintf(&s, fmt, ap);
     va_end(ap);
     *list = mr_realloc(*list, (*n + 1) * sizeof **list);
-    (*list)[(*n)++] = mr_strdup(s);
+    (*list)[(*n)++] = s.data ? s.data : mr_strdup("");
 }
 
 /* A reply subject pattern in its direct and gateway-mapped forms. */

@@ -207,7 +207,7 @@ int mr_nkey_load_seed_file(const char *path, char seed[MR_NKEY_SEED_LEN + 1], ch
         OPENSSL_cleanse(raw, sizeof raw);
     }
     OPENSSL_cleanse(line, sizeof line);
-    fclose(f);
+    (void)fclose(f); /* opened to read only */
     if (!found)
         snprintf(err, errlen, "%s holds no NATS user seed (a line starting with \"SU\")", path);
     return rc;

@@ -208,6 +208,12 @@ static int parse_full(const char *buf, size_t len, mr_frame *f, mr_proto_err *er
         f->type = t[0] == 'h' ? MR_FRAME_HELLO : MR_FRAME_REFRESH;
         if (get_str(root, "token", true, 8192, &f->token, &f->token_len, err) < 0)
             goto err;
+        json_t *echo = f->type == MR_FRAME_HELLO ? json_object_get(root, "echo") : NULL;
+        if (echo && !json_is_boolean(echo)) {
+            fail(err, MR_ERR_BAD_FRAME, "field \"echo\" must be true or false");
+            goto err;
+        }
+        f->no_echo = echo && json_is_false(echo);
     } else if (strcmp(t, "join") == 0) {
         f->type = MR_FRAME_JOIN;
         if (get_room(root, f, err) < 0)
@@ -311,7 +317,7 @@ static int parse_fast(const char *buf, size_t len, mr_frame *f)
         return 0;
     const mr_json_member *type = NULL, *id = NULL, *room = NULL, *token = NULL, *mid = NULL,
                          *data = NULL, *presence = NULL, *since = NULL, *rewind = NULL,
-                         *have = NULL;
+                         *have = NULL, *echo = NULL;
     for (size_t i = 0; i < o.count; i++) {
         const mr_json_member *m = &o.members[i];
         if (m->key_escaped)
@@ -329,6 +335,7 @@ static int parse_fast(const char *buf, size_t len, mr_frame *f)
                                       : named(m, "since", 5)    ? &since
                                       : named(m, "rewind", 6)   ? &rewind
                                       : named(m, "have", 4)     ? &have
+                                      : named(m, "echo", 4)     ? &echo
                                                                 : NULL;
         if (slot)
             *slot = m;
@@ -340,13 +347,16 @@ static int parse_fast(const char *buf, size_t len, mr_frame *f)
         return 0;
     const char *t = type->value;
     size_t tl = type->value_len;
-#define IS(name) (tl == sizeof name - 1 && memcmp(t, name, tl) == 0)
+#define IS(name) (tl == sizeof(name) - 1 && memcmp(t, name, tl) == 0)
     bool needs_room = true;
     if (IS("hello")) {
         f->type = MR_FRAME_HELLO;
         needs_room = false;
         if (!token || !plain_str(token, 8192))
             return 0;
+        if (echo && echo->type != MR_JSON_TRUE && echo->type != MR_JSON_FALSE)
+            return 0;
+        f->no_echo = echo && echo->type == MR_JSON_FALSE;
     } else if (IS("join")) {
         f->type = MR_FRAME_JOIN;
         if (rewind || have)
@@ -384,8 +394,8 @@ static int parse_fast(const char *buf, size_t len, mr_frame *f)
     f->text_size = len + 1;
 #define COPY(m, ptr, n)                                                                            \
     do {                                                                                           \
-        ptr = f->text + ((m)->value - buf);                                                        \
-        n = (m)->value_len;                                                                        \
+        (ptr) = f->text + ((m)->value - buf);                                                      \
+        (n) = (m)->value_len;                                                                      \
         f->text[(m)->value - buf + (m)->value_len] = '\0';                                         \
     } while (0)
     if (needs_room)

@@ -91,6 +91,7 @@ typedef struct mr_frame {
     const char *data; /* publish, signal payload: one JSON value, as text (not NUL-terminated) */
     size_t data_len;
     bool presence; /* join: receive presence events (default true) */
+    bool no_echo;  /* hello: "echo":false, the connection's own publishes are not sent back */
     bool has_since;
     int64_t since; /* join: last seq seen */
     json_t *have;  /* join: msg_ids it got after `since` without their seq (array), or NULL */

@@ -339,7 +339,7 @@ static void listen_add(listeners *l, mr_cfg *c, const char *host, int port, cons
         return;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(x.what, sizeof x.what, fmt, ap);
+    (void)vsnprintf(x.what, sizeof x.what, fmt, ap); /* a label for messages: cut if long */
     va_end(ap);
     for (size_t i = 0; i < l->n; i++) {
         if (l->v[i].family == x.family && l->v[i].port == port &&
@@ -903,6 +903,7 @@ static mr_regions *load_root(json_t *root, const char *name, char *err, size_t e
     r->n_regions = json_array_size(regions);
     mr_region *regs = tcalloc(ri, r->n_regions, sizeof *regs);
     r->regions = regs;
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers, so sizeof a pointer */
     failover_json = mr_calloc(r->n_regions, sizeof *failover_json);
     /* Count relays first so they can live in one array indexed in file order. */
     size_t i;

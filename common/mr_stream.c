@@ -44,7 +44,7 @@ void mr_stream_name(const char *region, char *out, size_t n)
         return;
     size_t o = (size_t)snprintf(out, n, "MERIDIAN_");
     for (const char *p = region; *p && o + 1 < n; p++)
-        out[o++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+        out[o++] = (char)(*p == '-' ? '_' : toupper((unsigned char)*p));
     if (o < n)
         out[o] = '\0';
     else

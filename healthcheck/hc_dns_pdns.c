@@ -307,7 +307,7 @@ hc_dns_provider *hc_dns_pdns_new(struct event_base *base, const mr_regions *r, m
         if (!f || !fgets(keybuf, sizeof keybuf, f))
             mr_cfg_error(c, "dns.api_key_file", "cannot read %s", key_file);
         if (f)
-            fclose(f);
+            (void)fclose(f); /* opened to read only */
         keybuf[strcspn(keybuf, "\r\n")] = '\0';
         key = keybuf;
     }

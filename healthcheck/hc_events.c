@@ -19,7 +19,7 @@ void hc_events_add(hc_events *ev, const char *kind, const char *fmt, ...)
     snprintf(e->kind, sizeof e->kind, "%s", kind);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(e->text, sizeof e->text, fmt, ap);
+    (void)vsnprintf(e->text, sizeof e->text, fmt, ap); /* cut if long */
     va_end(ap);
 }
 

@@ -99,7 +99,14 @@ const char *hc_state_name(hc_state s)
 
 char hc_state_char(hc_state s)
 {
-    return s == HC_STATE_UP ? 'u' : s == HC_STATE_DOWN ? 'd' : '?';
+    switch (s) {
+    case HC_STATE_UP:
+        return 'u';
+    case HC_STATE_DOWN:
+        return 'd';
+    default:
+        return '?';
+    }
 }
 
 hc_state hc_state_from_char(char c)

@@ -276,10 +276,9 @@ static void on_request(hc_lease *l, const hc_lease_msg *m, int64_t now_us, hc_le
     } else if (promised[0] && strcmp(promised, m->from) != 0) {
         grant = false;
         wait = l->promise_until_us - now_us;
-    } else if (m->term < l->term) {
-        grant = false;
-    } else if (m->term == l->term && l->voted_for[0] && strcmp(l->voted_for, m->from) != 0) {
-        grant = false;
+    } else if (m->term < l->term ||
+               (m->term == l->term && l->voted_for[0] && strcmp(l->voted_for, m->from) != 0)) {
+        grant = false; /* a stale term, or this term's vote is another's */
     } else {
         grant = true;
     }

@@ -138,9 +138,10 @@ int main(int argc, char **argv)
         return 2;
     }
     mr_log_init("healthcheck", MR_LOG_INFO);
-    signal(SIGPIPE, SIG_IGN);
+    /* signal() fails only for an invalid signal number. */
+    (void)signal(SIGPIPE, SIG_IGN);
     /* Until the reload handler is installed, a hangup must not kill the agent. */
-    signal(SIGHUP, SIG_IGN);
+    (void)signal(SIGHUP, SIG_IGN);
     evthread_use_pthreads();
     struct event_base *base = event_base_new();
     char err[1024];

@@ -61,7 +61,7 @@ void hc_probe_io_finish(hc_probe_io *io, bool ok, const char *fmt, ...)
     if (fmt) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(io->res.err, sizeof io->res.err, fmt, ap);
+        (void)vsnprintf(io->res.err, sizeof io->res.err, fmt, ap); /* cut if long */
         va_end(ap);
     }
     event_del(io->timer);

@@ -73,8 +73,12 @@ static void on_read(hc_probe_io *io)
         evbuffer_remove(in, head, n);
         head[n] = '\0';
         int status = 0;
-        sscanf(head, "HTTP/1.1 %d", &status);
+        bool parsed = sscanf(head, "HTTP/1.1 %d", &status) == 1;
         free(head);
+        if (!parsed) {
+            hc_probe_io_finish(io, false, "upgrade answer is not an HTTP/1.1 status line");
+            return;
+        }
         if (status != 101) {
             hc_probe_io_finish(io, false, "upgrade answered %d", status);
             return;

@@ -61,7 +61,7 @@ static void refresh_token(hc_agent *a)
     free(a->token);
     json_t *claims = json_pack("{s:s, s:I, s:I}", "sub", "meridian-healthcheck", "iat",
                                (json_int_t)(mr_wall_ms() / 1000), "exp",
-                               (json_int_t)(mr_wall_ms() / 1000 + 600));
+                               (json_int_t)(mr_wall_ms() / 1000) + 600);
     a->token = mr_jwt_sign((const unsigned char *)a->probe_secret, strlen(a->probe_secret), claims);
     json_decref(claims);
     a->token_renew_us = now + 300 * 1000000LL;

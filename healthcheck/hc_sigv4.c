@@ -45,8 +45,11 @@ void hc_sigv4_amz_date(long long t, char out[17])
 {
     time_t tt = (time_t)t;
     struct tm tm;
-    gmtime_r(&tt, &tm);
-    strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm);
+    /* Four-digit years fill the 16 characters exactly. A later time (or one
+     * gmtime cannot convert) gives an empty date, which the provider refuses,
+     * rather than what strftime leaves in a buffer too small for it. */
+    if (!gmtime_r(&tt, &tm) || strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm) == 0)
+        out[0] = '\0';
 }
 
 static void hmac(const void *key, size_t klen, const char *msg, unsigned char out[32])

@@ -40,7 +40,8 @@ int hc_sigv4_sign(const hc_sigv4_req *r, mr_buf *auth, mr_buf *creq, mr_buf *sts
 
 /** Hex SHA-256 of `p` (65 bytes with the NUL). */
 void hc_sigv4_sha256_hex(const void *p, size_t n, char out[65]);
-/** Format a time (seconds since the epoch) as an x-amz-date value (17 bytes with the NUL). */
+/** Format a time (seconds since the epoch) as an x-amz-date value (17 bytes with the NUL);
+ * "" for a time past the year 9999. */
 void hc_sigv4_amz_date(long long t, char out[17]);
 
 #endif

@@ -32,30 +32,50 @@
 
 static void usage(FILE *f)
 {
-    fputs("usage:\n"
-          "  meridian-regions --version\n"
-          "  meridian-regions check FILE\n"
-          "      validate FILE; prints a one-line summary, exit 1 with FILE: FIELD: PROBLEM\n"
-          "  meridian-regions nats-conf FILE --region R --store-dir DIR [--server NAME]\n"
-          "      [--tls-cert PEM --tls-key PEM --tls-ca PEM\n"
-          "       [--client-tls [--client-verify [--client-ca PEM]]]]\n"
-          "      [--nkeys-dir DIR] [--user U (--password P | --password-file F)]\n"
-          "      [--token T | --token-file F] [--listen ADDR] [--out PATH]\n"
-          "      nats-server config for one server of region R (--server when it has several)\n"
-          "  meridian-regions nkeys FILE --dir DIR\n"
-          "      create the NATS user nkeys of every role and region that DIR lacks:\n"
-          "      ROLE-REGION.nk (seed, mode 0600) and ROLE-REGION.pub; prints\n"
-          "      ROLE REGION PUBLIC-KEY per line (tab-separated)\n"
-          "  meridian-regions nats-permissions FILE [--out PATH]\n"
-          "      JSON of the NATS subject permissions of every role in every region\n"
-          "  meridian-regions endpoints FILE [--out PATH]\n"
-          "      JSON of every derived URL per region (see regions/README.md)\n"
-          "  meridian-regions listeners FILE [--out PATH]\n"
-          "      one line per listening socket: KIND REGION ID HOST PORT (tab-separated)\n"
-          "  meridian-regions route FILE [--healthy R1,R2,...]\n"
-          "      the DNS answer for each region's geography given the healthy regions\n"
-          "      (default: all healthy)\n",
-          f);
+    /* On stdout (--help) a failed write is caught at exit; on stderr it has nowhere to go. */
+    (void)fputs(
+        "usage:\n"
+        "  meridian-regions --version\n"
+        "  meridian-regions check FILE\n"
+        "      validate FILE; prints a one-line summary, exit 1 with FILE: FIELD: PROBLEM\n"
+        "  meridian-regions nats-conf FILE --region R --store-dir DIR [--server NAME]\n"
+        "      [--tls-cert PEM --tls-key PEM --tls-ca PEM\n"
+        "       [--client-tls [--client-verify [--client-ca PEM]]]]\n"
+        "      [--nkeys-dir DIR] [--user U (--password P | --password-file F)]\n"
+        "      [--token T | --token-file F] [--listen ADDR] [--out PATH]\n"
+        "      nats-server config for one server of region R (--server when it has several)\n"
+        "  meridian-regions nkeys FILE --dir DIR\n"
+        "      create the NATS user nkeys of every role and region that DIR lacks:\n"
+        "      ROLE-REGION.nk (seed, mode 0600) and ROLE-REGION.pub; prints\n"
+        "      ROLE REGION PUBLIC-KEY per line (tab-separated)\n"
+        "  meridian-regions nats-permissions FILE [--out PATH]\n"
+        "      JSON of the NATS subject permissions of every role in every region\n"
+        "  meridian-regions endpoints FILE [--out PATH]\n"
+        "      JSON of every derived URL per region (see regions/README.md)\n"
+        "  meridian-regions listeners FILE [--out PATH]\n"
+        "      one line per listening socket: KIND REGION ID HOST PORT (tab-separated)\n"
+        "  meridian-regions route FILE [--healthy R1,R2,...]\n"
+        "      the DNS answer for each region's geography given the healthy regions\n"
+        "      (default: all healthy)\n",
+        f);
+}
+
+/*
+ * `rc`, or 1 with a message when stdout lost output (a full disk, a closed
+ * pipe). A write larger than the buffer fails at once, sets the stream's
+ * error flag and leaves fflush nothing to report: hence ferror as well.
+ */
+static int flush_stdout(int rc)
+{
+    if (fflush(stdout) != 0) {
+        fprintf(stderr, "meridian-regions: cannot write the output: %s\n", strerror(errno));
+        return 1;
+    }
+    if (ferror(stdout)) {
+        fprintf(stderr, "meridian-regions: cannot write the output\n");
+        return 1;
+    }
+    return rc;
 }
 
 static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -63,9 +83,10 @@ static int fail(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
+    /* A message that stderr cannot take has nowhere else to go. */
     fprintf(stderr, "meridian-regions: ");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    (void)vfprintf(stderr, fmt, ap);
+    (void)fputc('\n', stderr);
     va_end(ap);
     return 1;
 }
@@ -78,7 +99,7 @@ static char *read_secret(const char *path)
         return NULL;
     char line[1024];
     char *r = fgets(line, sizeof line, f);
-    fclose(f);
+    (void)fclose(f); /* opened to read only */
     if (!r)
         return NULL;
     line[strcspn(line, "\r\n")] = '\0';
@@ -89,8 +110,11 @@ static int write_out(const char *path, const mr_buf *b, bool secret)
 {
     const char *data = b->data ? b->data : "";
     if (!path) {
-        fwrite(data, 1, b->len, stdout);
-        return fflush(stdout) == 0 ? 0 : 1;
+        if (fwrite(data, 1, b->len, stdout) != b->len) {
+            fprintf(stderr, "meridian-regions: cannot write the output: %s\n", strerror(errno));
+            return 1;
+        }
+        return 0; /* flushed and checked by main() */
     }
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
@@ -141,7 +165,7 @@ static char *read_pubs(const char *path)
         ok = mr_nkey_public_valid(line);
         mr_buf_printf(&b, "%s%s", b.len ? "\n" : "", line);
     }
-    fclose(f);
+    (void)fclose(f); /* opened to read only */
     if (!ok || !b.len) {
         mr_buf_free(&b);
         return NULL;
@@ -423,7 +447,7 @@ static int cmd_nkeys(mr_regions *r, args *a)
         printf("%s\t%s\t%s\n", mr_nats_role_name((mr_nats_role)(i % MR_NATS_NROLES)),
                r->regions[i / MR_NATS_NROLES].name, pub);
     }
-    return fflush(stdout) == 0 ? 0 : 1;
+    return 0; /* stdout is flushed and checked by main() */
 }
 
 static int cmd_permissions(mr_regions *r, args *a)
@@ -493,11 +517,11 @@ int main(int argc, char **argv)
     mr_alloc_use_for_jansson();
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         usage(stdout);
-        return 0;
+        return flush_stdout(0);
     }
     if (argc >= 2 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)) {
         printf("meridian-regions %s\n", MERIDIAN_VERSION);
-        return 0;
+        return flush_stdout(0);
     }
     if (argc < 3) {
         usage(stderr);
@@ -519,7 +543,7 @@ int main(int argc, char **argv)
     if (rc != 0) {
         free(a.secrets[0]);
         free(a.secrets[1]);
-        return rc == 2 ? 0 : 2;
+        return rc == 2 ? flush_stdout(0) : 2;
     }
     mr_regions *r = load(file);
     if (!r) {
@@ -542,5 +566,6 @@ int main(int argc, char **argv)
     mr_regions_free(r);
     free(a.secrets[0]);
     free(a.secrets[1]);
-    return rc;
+    /* A failed command has said why; a successful one must not lose its output. */
+    return rc == 0 ? flush_stdout(rc) : rc;
 }

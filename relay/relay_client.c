@@ -177,6 +177,7 @@ static void on_hello(relay_conn *c, const mr_frame *f)
         return;
     }
     c->user = claims.sub;
+    c->no_echo = f->no_echo;
     c->rooms_claim = claims.rooms;
     c->token_exp = claims.exp;
     c->token_at = time(NULL);

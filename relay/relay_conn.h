@@ -59,6 +59,7 @@ typedef struct relay_conn {
     bool refresh_hinted;    /* `refresh_due` was sent for the current token */
     mr_ratelimit signal_rl; /* signals' own bucket (relay_signal.c), set up at the first */
     bool signal_rl_ready;
+    bool no_echo; /* hello's "echo":false: its own publishes are not delivered back to it */
     relay_member *memberships;
     uint32_t room_count;
     mr_ratelimit rl;

@@ -159,11 +159,13 @@ bool relay_deliver_take_have(relay_member *m, const char *msg_id)
  * except those that said they have it: a publisher's retry through another
  * region of a message they got from a relay that died.
  */
-static size_t deliver_all(relay_room *room, relay_out *o, const char *msg_id, int64_t replayed_seq)
+static size_t deliver_all(relay_room *room, relay_out *o, const char *msg_id, int64_t replayed_seq,
+                          const relay_conn *except)
 {
     size_t n = 0;
     for (relay_member *m = room->members; m; m = m->room_next) {
-        if (member_has(m, msg_id) || (replayed_seq > 0 && m->history_through >= replayed_seq))
+        if (m->conn == except || member_has(m, msg_id) ||
+            (replayed_seq > 0 && m->history_through >= replayed_seq))
             continue;
         relay_deliver_to(m, o, msg_id, 0);
         n++;
@@ -195,6 +197,12 @@ static void remember_committed(relay *r, relay_room *room, const uint8_t *key)
 bool relay_deliver_message(relay *r, relay_room *room, const char *msg_id, const void *frame,
                            size_t len)
 {
+    return relay_deliver_message_except(r, room, msg_id, frame, len, NULL);
+}
+
+bool relay_deliver_message_except(relay *r, relay_room *room, const char *msg_id, const void *frame,
+                                  size_t len, const relay_conn *except)
+{
     uint8_t key[RELAY_DEDUP_ID_BYTES];
     relay_dedup_key(msg_id, key);
     if (relay_dedup_has(&room->awaiting, key) || relay_dedup_has(&room->committed, key)) {
@@ -223,7 +231,7 @@ bool relay_deliver_message(relay *r, relay_room *room, const char *msg_id, const
     }
     room->stamp++;
     relay_out *o = relay_out_new(frame, len);
-    mr_metric_add(&relay_m.deliveries, (int64_t)deliver_all(room, o, msg_id, replayed_seq));
+    mr_metric_add(&relay_m.deliveries, (int64_t)deliver_all(room, o, msg_id, replayed_seq, except));
     relay_out_unref(o);
     return true;
 }

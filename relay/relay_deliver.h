@@ -26,6 +26,12 @@ void relay_deliver_init(relay *r);
 bool relay_deliver_message(relay *r, relay_room *room, const char *msg_id, const void *frame,
                            size_t len);
 /**
+ * relay_deliver_message, `except` left out (a publisher that said "echo":
+ * false; NULL: nobody). Its commit still reaches it as a `commit`.
+ */
+bool relay_deliver_message_except(relay *r, relay_room *room, const char *msg_id, const void *frame,
+                                  size_t len, const struct relay_conn *except);
+/**
  * Deliver the commit of (msg_id, seq): a `commit` frame to members that got
  * the message on the fast path, the message itself (`message`: the stored
  * envelope, seq included) to the others; nothing at all for a seq delivered

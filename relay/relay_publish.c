@@ -312,7 +312,8 @@ int relay_publish(relay *r, relay_conn *c, const mr_frame *f, relay_published *o
     }
     mr_metric_inc(&relay_m.publishes);
     /* Members here get it now, not after a round trip through NATS (docs/relay.md). */
-    out->delivered = relay_deliver_message(r, room, out->msg_id, sent->data, sent->len);
+    out->delivered = relay_deliver_message_except(r, room, out->msg_id, sent->data, sent->len,
+                                                  c->no_echo ? c : NULL);
     if (!r->cfg->jetstream) {
         mr_buf_reset(&b);
         relay_frame_ack(&b, f->id, room->name, out->msg_id, mid, mid_len);

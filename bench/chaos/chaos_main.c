@@ -82,7 +82,7 @@ static int cmd_count(int argc, char **argv)
         chaos_counts c;
         char err[128];
         int r = chaos_count_file(f, &c, detail ? stderr : NULL, err, sizeof err);
-        fclose(f);
+        (void)fclose(f); /* opened to read only */
         if (r != 0) {
             fprintf(stderr, "meridian-chaos: %s: %s\n", argv[i], err);
             failed = 1;

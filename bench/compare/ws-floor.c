@@ -309,8 +309,9 @@ int main(int argc, char **argv)
                 strerror(errno));
         return 1;
     }
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    /* signal() fails only for an invalid signal number. */
+    (void)signal(SIGINT, on_signal);
+    (void)signal(SIGTERM, on_signal);
     ep = epoll_create1(0);
     struct epoll_event lev = {.events = EPOLLIN, .data.ptr = NULL};
     epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &lev);

@@ -105,8 +105,9 @@ static void report(const char *what, int64_t *v, int n)
     double sum = 0;
     for (int i = 0; i < n; i++)
         sum += (double)v[i];
+    int p50 = n / 2, p90 = n * 9 / 10, p99 = n * 99 / 100; /* indices into the sorted v */
     printf("%-22s n=%d  p50 %7.0f us  p90 %7.0f us  p99 %7.0f us  mean %7.0f us\n", what, n,
-           v[n / 2] / 1e3, v[n * 9 / 10] / 1e3, v[n * 99 / 100] / 1e3, sum / n / 1e3);
+           (double)v[p50] / 1e3, (double)v[p90] / 1e3, (double)v[p99] / 1e3, sum / n / 1e3);
 }
 
 /* Send `frame` and wait for the frame answering id `id`; returns its latency in ns. */

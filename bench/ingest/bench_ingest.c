@@ -283,10 +283,11 @@ int main(int argc, char **argv)
             printf("no commits\n");
             return 1;
         }
+        size_t p50 = k / 2, p90 = k * 9 / 10, p99 = k * 99 / 100; /* indices into the sorted l */
         printf("rate %lld msg/s for %lld s (published in %.2f s): committed %zu/%zu; "
                "publish-to-commit p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms\n",
-               rate, secs, pub_s, done, tr.n, l[k / 2] / 1000.0, l[k * 9 / 10] / 1000.0,
-               l[k * 99 / 100] / 1000.0, l[k - 1] / 1000.0);
+               rate, secs, pub_s, done, tr.n, l[p50] / 1000.0, l[p90] / 1000.0, l[p99] / 1000.0,
+               l[k - 1] / 1000.0);
         free(l);
         natsSubscription_Destroy(sub);
         jsCtx_Destroy(js);

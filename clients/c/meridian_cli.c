@@ -74,6 +74,7 @@ enum {
     OPT_QUIET,
     OPT_SIGNALS,
     OPT_SIGNAL,
+    OPT_NO_ECHO,
     OPT_VERBOSE,
     OPT_HELP
 };
@@ -103,6 +104,7 @@ typedef struct cli_opts {
     bool quiet;
     bool signals; /* tail: print signals too */
     bool signal;  /* send: an ephemeral signal, not a message */
+    bool no_echo; /* send: hello "echo":false (the relay does not send our message back) */
     bool verbose;
 } cli_opts;
 
@@ -149,6 +151,7 @@ static const struct option send_longopts[] = {
     {"mid", required_argument, NULL, OPT_MID},
     {"json", no_argument, NULL, OPT_JSON},
     {"signal", no_argument, NULL, OPT_SIGNAL},
+    {"no-echo", no_argument, NULL, OPT_NO_ECHO},
     {NULL, 0, NULL, 0},
 };
 
@@ -208,7 +211,9 @@ static const char usage_send[] =
     "  --mid MID          client message id (default: a random one); reuse it to retry\n"
     "  --json             TEXT is a JSON value to publish as the data as it is\n"
     "  --signal           send TEXT as an ephemeral signal (no ack, no history); exits\n"
-    "                     once the relay has handled it, printing nothing\n";
+    "                     once the relay has handled it, printing nothing\n"
+    "  --no-echo          say \"echo\":false in hello: the relay sends this connection\n"
+    "                     only the ack, not the message itself\n";
 
 static int parse_ll(const char *flag, const char *s, long long min, long long *out)
 {
@@ -306,6 +311,9 @@ static int parse_opts(int argc, char **argv, const struct option *longopts, cli_
             break;
         case OPT_SIGNAL:
             o->signal = true;
+            break;
+        case OPT_NO_ECHO:
+            o->no_echo = true;
             break;
         case OPT_VERBOSE:
             o->verbose = true;
@@ -618,6 +626,7 @@ static int session_open(session *s, const cli_opts *o, mrc_callbacks cb)
         .token = token,
         .ca_file = o->ca_file,
         .insecure = o->insecure,
+        .no_echo = o->no_echo,
         .connect_timeout_s = (int)((o->timeout_ms + 999) / 1000),
         .cb = cb,
         .user_data = s,

@@ -652,7 +652,7 @@ int mrc_client_new(const mrc_options *o, mrc_client **out, char *err, size_t err
     mr_buf hello = MR_BUF_INIT;
     mr_buf_printf(&hello, "{\"type\":\"hello\",\"id\":%lld,\"token\":", (long long)c->next_id++);
     mr_buf_json_str(&hello, o->token, strlen(o->token));
-    mr_buf_putc(&hello, '}');
+    mr_buf_puts(&hello, o->no_echo ? ",\"echo\":false}" : "}");
     c->hello = hello.data;
 
     struct lws_context_creation_info info;

@@ -99,6 +99,7 @@ typedef struct mrc_options {
     const char *ca_file;   /* wss: PEM file of trusted CAs instead of the system store */
     bool insecure;         /* wss: accept any certificate (self-signed test certs) */
     int connect_timeout_s; /* TCP + TLS + upgrade; 0 means 10 */
+    bool no_echo;          /* hello "echo":false: the relay does not send back our own messages */
     mrc_callbacks cb;
     void *user_data;
 } mrc_options;

@@ -253,7 +253,7 @@ static void t_close(mrc_client *c, int code, const char *reason, void *ud)
     pthread_mutex_unlock(&t->mu);
 }
 
-static void t_open(tclient *t, const char *sub)
+static void t_open_echo(tclient *t, const char *sub, bool no_echo)
 {
     memset(t, 0, sizeof *t);
     pthread_mutex_init(&t->mu, NULL);
@@ -264,6 +264,7 @@ static void t_open(tclient *t, const char *sub)
     mrc_options o = {.url = url,
                      .token = tok,
                      .insecure = true,
+                     .no_echo = no_echo,
                      .cb = {.welcome_cb = t_welcome,
                             .joined_cb = t_joined,
                             .ack_cb = t_ack,
@@ -276,6 +277,11 @@ static void t_open(tclient *t, const char *sub)
     char err[256];
     ck_assert_msg(mrc_client_new(&o, &t->c, err, sizeof err) == MRC_OK, "%s", err);
     free(tok);
+}
+
+static void t_open(tclient *t, const char *sub)
+{
+    t_open_echo(t, sub, false);
 }
 
 static void t_free(tclient *t)
@@ -382,6 +388,37 @@ START_TEST(library_publish_ack_and_message_once)
     t_free(&a);
     t_free(&b);
     ck_assert_int_eq(a.close_code, 1000);
+}
+END_TEST
+
+/*
+ * mrc_options.no_echo (hello "echo":false): the publisher gets its acks and
+ * not its own messages; the other member gets them; the publisher still
+ * gets the other member's message, and none of its own before it.
+ */
+START_TEST(library_no_echo_gets_only_acks)
+{
+    tclient a, b;
+    t_open_echo(&a, "alice", true);
+    t_open(&b, "bob");
+    ck_assert(mrc_join(a.c, "general", -1) > 0);
+    ck_assert(mrc_join(b.c, "general", -1) > 0);
+    ck_assert_msg(T_WAIT(&a, a.joined == 1, 10000), "alice did not join");
+    ck_assert_msg(T_WAIT(&b, b.joined == 1, 10000), "bob did not join");
+    ck_assert(mrc_publish_text(a.c, "general", "ne-1", "{\"text\":\"one\"}") > 0);
+    ck_assert(mrc_publish_text(a.c, "general", "ne-2", "{\"text\":\"two\"}") > 0);
+    ck_assert_msg(T_WAIT(&a, a.acks == 2, 10000), "no acks");
+    ck_assert_msg(T_WAIT(&b, count_mid(&b, "ne-1") == 1 && count_mid(&b, "ne-2") == 1, 10000),
+                  "bob did not get both");
+    ck_assert(mrc_publish_text(b.c, "general", "from-bob", "{\"text\":\"hi\"}") > 0);
+    ck_assert_msg(T_WAIT(&a, count_mid(&a, "from-bob") == 1, 10000), "alice did not get bob's");
+    pthread_mutex_lock(&a.mu);
+    ck_assert_int_eq(count_mid(&a, "ne-1"), 0);
+    ck_assert_int_eq(count_mid(&a, "ne-2"), 0);
+    ck_assert_int_eq((int)json_array_size(a.messages), 1);
+    pthread_mutex_unlock(&a.mu);
+    t_free(&a);
+    t_free(&b);
 }
 END_TEST
 
@@ -810,6 +847,7 @@ static Suite *client_relay_suite(void)
     tcase_add_checked_fixture(lib, setup_ws, teardown);
     tcase_set_timeout(lib, 120);
     tcase_add_test(lib, library_publish_ack_and_message_once);
+    tcase_add_test(lib, library_no_echo_gets_only_acks);
     tcase_add_test(lib, library_large_message_reassembled);
     tcase_add_test(lib, library_errors_carry_request_id);
     tcase_add_test(lib, library_bad_token_closes_4001);

@@ -31,6 +31,14 @@ START_TEST(parse_frames)
     ck_assert_int_eq(f.type, MR_FRAME_HELLO);
     ck_assert_int_eq(f.token_len, 3);
     ck_assert_int_eq(json_integer_value(f.id), 1);
+    ck_assert(!f.no_echo); /* the echo is the default */
+    mr_frame_free(&f);
+
+    ck_assert_int_eq(parse("{\"type\":\"hello\",\"token\":\"abc\",\"echo\":false}", &f, &e), 0);
+    ck_assert(f.no_echo);
+    mr_frame_free(&f);
+    ck_assert_int_eq(parse("{\"type\":\"hello\",\"token\":\"abc\",\"echo\":true}", &f, &e), 0);
+    ck_assert(!f.no_echo);
     mr_frame_free(&f);
 
     ck_assert_int_eq(parse("{\"type\":\"join\",\"room\":\"general\",\"since\":42}", &f, &e), 0);
@@ -87,6 +95,8 @@ START_TEST(parse_errors)
     expect_error("{\"type\":\"dance\"}", MR_ERR_UNKNOWN_TYPE);
     expect_error("{\"type\":\"hello\"}", MR_ERR_BAD_FRAME);
     expect_error("{\"type\":\"hello\",\"token\":5}", MR_ERR_BAD_FRAME);
+    expect_error("{\"type\":\"hello\",\"token\":\"a\",\"echo\":0}", MR_ERR_BAD_FRAME);
+    expect_error("{\"type\":\"hello\",\"token\":\"a\",\"echo\":\"no\"}", MR_ERR_BAD_FRAME);
     expect_error("{\"type\":\"join\"}", MR_ERR_BAD_FRAME);
     expect_error("{\"type\":\"join\",\"room\":\"a b\"}", MR_ERR_INVALID_ROOM);
     expect_error("{\"type\":\"join\",\"room\":\"a.b\"}", MR_ERR_INVALID_ROOM);
@@ -177,6 +187,7 @@ START_TEST(msg_ids_are_sha256)
         char id[MR_MSG_ID_LEN + 1], want[MR_MSG_ID_LEN + 1];
         mr_msg_id("room", 4, "user", mid, mids[k], id);
         unsigned char in[800], md[EVP_MAX_MD_SIZE];
+        /* NOLINTNEXTLINE(bugprone-not-null-terminated-result): bytes, NUL-separated fields */
         memcpy(in, "room\0user\0", 10);
         memcpy(in + 10, mid, mids[k]);
         unsigned int mdlen = 0;
@@ -234,6 +245,7 @@ END_TEST
 START_TEST(fast_and_full_parsers_agree)
 {
     static const char *const texts[] = {
+        /* NOLINTNEXTLINE(bugprone-suspicious-missing-comma): one text, split for the width */
         "{\"type\":\"publish\",\"id\":7,\"room\":\"r\",\"mid\":\"m\",\"data\":{\"a\":[1,2.5,true,"
         "null]}}",
         "{\"type\":\"publish\",\"id\":7,\"room\":\"r\",\"mid\":\"m\",\"data\":{\"a\":[1,2.5,true,"
@@ -260,6 +272,10 @@ START_TEST(fast_and_full_parsers_agree)
         "{\"type\":\"pub\\u006cish\",\"room\":\"r\",\"data\":1}",
         "{\"\\u0074ype\":\"ping\"}",
         "{\"type\":\"hello\",\"id\":\"h\",\"token\":\"a.b.c\"}",
+        /* echo: a scan that ignored the field lost it */
+        "{\"type\":\"hello\",\"token\":\"a.b.c\",\"echo\":false}",
+        "{\"type\":\"hello\",\"token\":\"a.b.c\",\"echo\":true}",
+        "{\"type\":\"hello\",\"token\":\"a.b.c\",\"echo\":null}",
         "{\"type\":\"join\",\"room\":\"r\",\"since\":-0,\"presence\":false}",
         "{\"type\":\"join\",\"room\":\"r\",\"since\":0,\"presence\":true}",
         "{\"type\":\"join\",\"room\":\"r\",\"presence\":1}",
@@ -304,6 +320,9 @@ START_TEST(fast_and_full_parsers_agree)
             ck_assert_str_eq(f.mid, json_string_value(json_object_get(j, "mid")));
         if (f.token)
             ck_assert_str_eq(f.token, json_string_value(json_object_get(j, "token")));
+        if (f.type == MR_FRAME_HELLO)
+            ck_assert_msg(f.no_echo == json_is_false(json_object_get(j, "echo")),
+                          "echo differs: %s", text);
         if (f.type == MR_FRAME_JOIN) {
             json_t *rw = json_object_get(j, "rewind");
             ck_assert_msg(f.has_rewind == (rw != NULL), "rewind differs: %s", text);

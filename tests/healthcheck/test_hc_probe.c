@@ -189,6 +189,34 @@ START_TEST(plain_probes_pass_and_fail_clearly)
     ck_assert_str_eq(r.err, "timed out");
     ck_assert_int_lt(mr_test_now_ms() - t0, 1500);
     close(fd);
+
+    /* Answers the upgrade, but not in HTTP: the error says so. */
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    sa.sin_port = 0;
+    sl = sizeof sa;
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(listen(fd, 4), 0);
+    getsockname(fd, (struct sockaddr *)&sa, &sl);
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0) {
+        int c = accept(fd, NULL, NULL);
+        char buf[4096];
+        static const char answer[] = "SSH-2.0-OpenSSH_9.2\r\n\r\n";
+        if (c < 0 || read(c, buf, sizeof buf) <= 0 ||
+            write(c, answer, sizeof answer - 1) != (ssize_t)(sizeof answer - 1))
+            _exit(1);
+        while (read(c, buf, sizeof buf) > 0) /* until the probe hangs up */
+            ;
+        _exit(0);
+    }
+    close(fd);
+    hc_probe_target other = t;
+    other.port = ntohs(sa.sin_port);
+    r = run(&hc_probe_ws, &other, 2000);
+    ck_assert(!r.ok);
+    ck_assert_str_eq(r.err, "upgrade answer is not an HTTP/1.1 status line");
+    ck_assert_int_eq(mr_test_wait_exit(child, 5000), 0);
 }
 END_TEST
 

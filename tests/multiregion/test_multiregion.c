@@ -45,7 +45,7 @@ static ctl_proc ctl;
 
 static void setup(void)
 {
-    signal(SIGPIPE, SIG_IGN); /* writes to a killed relay must fail, not kill the test */
+    (void)signal(SIGPIPE, SIG_IGN); /* writes to a killed relay must fail, not kill the test */
     /* Locked as scripts/up runs it: mutual TLS, per-role nkeys and permissions. */
     mr_test_deploy_nats_locked(&dep, MERIDIAN_SOURCE_DIR, MERIDIAN_REGIONS_BIN);
     mr_test_pg_start(&pg, false);
@@ -246,8 +246,9 @@ __attribute__((format(printf, 2, 3))) static void send_frame(member *m, const ch
     char frame[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(frame, sizeof frame, fmt, ap);
+    int n = vsnprintf(frame, sizeof frame, fmt, ap);
     va_end(ap);
+    ck_assert_msg(n >= 0 && (size_t)n < sizeof frame, "frame longer than %zu bytes", sizeof frame);
     ck_assert_int_eq(mr_ws_send_text(&m->ws, frame), 0);
 }
 

@@ -20,7 +20,9 @@
 #ifndef MERIDIAN_SOURCE_DIR
 #error "MERIDIAN_SOURCE_DIR must be defined by the build"
 #endif
-#define LOCAL_JSON MERIDIAN_SOURCE_DIR "/regions/local.json"
+/* A variable, not a macro of two pasted literals: in the argument lists
+ * below bugprone-suspicious-missing-comma would take those for a missing comma. */
+static const char local_json[] = MERIDIAN_SOURCE_DIR "/regions/local.json";
 
 static const char *regions_bin;
 static char *dir;
@@ -36,6 +38,33 @@ static int run(char **out, const char *const *args)
     argv[n] = NULL;
     char log[600];
     snprintf(log, sizeof log, "%s/out.log", dir);
+    unlink(log);
+    pid_t pid = mr_test_spawn(argv, log);
+    int st = mr_test_wait_exit(pid, 20000);
+    if (st == -1) {
+        mr_test_stop(pid, SIGKILL, 1000);
+        ck_abort_msg("meridian-regions did not exit within 20 s");
+    }
+    ck_assert_msg(WIFEXITED(st), "meridian-regions died (status %d)", st);
+    *out = mr_test_read_file(log);
+    return WEXITSTATUS(st);
+}
+
+/* Run meridian-regions with its stdout on /dev/full; returns its exit code, stderr in *out. */
+static int run_to_full(char **out, const char *const *args)
+{
+    char *argv[40];
+    int n = 0;
+    argv[n++] = "sh";
+    argv[n++] = "-c";
+    argv[n++] = "exec \"$@\" >/dev/full";
+    argv[n++] = "sh";
+    argv[n++] = (char *)regions_bin;
+    for (; *args && n < 39; args++)
+        argv[n++] = (char *)*args;
+    argv[n] = NULL;
+    char log[600];
+    snprintf(log, sizeof log, "%s/err.log", dir);
     unlink(log);
     pid_t pid = mr_test_spawn(argv, log);
     int st = mr_test_wait_exit(pid, 20000);
@@ -64,13 +93,13 @@ static void teardown(void)
 START_TEST(test_check)
 {
     char *out;
-    ck_assert_int_eq(run(&out, (const char *[]){"check", LOCAL_JSON, NULL}), 0);
+    ck_assert_int_eq(run(&out, (const char *[]){"check", local_json, NULL}), 0);
     ck_assert_msg(strstr(out, "ok: 3 regions, 6 relays, 3 NATS servers, zone meridian.test."), "%s",
                   out);
     free(out);
 
     /* A broken copy: the message names the file, the field and the problem. */
-    json_t *root = json_load_file(LOCAL_JSON, 0, NULL);
+    json_t *root = json_load_file(local_json, 0, NULL);
     ck_assert_ptr_nonnull(root);
     json_t *r0 = json_array_get(json_object_get(root, "regions"), 0);
     json_object_set_new(r0, "failover", json_pack("[s]", "us-wst"));
@@ -84,7 +113,7 @@ START_TEST(test_check)
     ck_assert_msg(strstr(out, want), "%s", out);
     free(out);
 
-    ck_assert_int_eq(run(&out, (const char *[]){"frob", LOCAL_JSON, NULL}), 2);
+    ck_assert_int_eq(run(&out, (const char *[]){"frob", local_json, NULL}), 2);
     ck_assert_msg(strstr(out, "unknown command"), "%s", out);
     free(out);
 }
@@ -98,7 +127,7 @@ START_TEST(test_nats_conf)
     snprintf(store, sizeof store, "%s/js", dir);
     ck_assert(mr_test_write_file(pw, "p@ss\n") == 0);
     char *out;
-    ck_assert_int_eq(run(&out, (const char *[]){"nats-conf", LOCAL_JSON, "--region", "eu-west",
+    ck_assert_int_eq(run(&out, (const char *[]){"nats-conf", local_json, "--region", "eu-west",
                                                 "--store-dir", store, "--user", "u",
                                                 "--password-file", pw, "--out", conf, NULL}),
                      0);
@@ -126,7 +155,7 @@ START_TEST(test_nats_conf)
 
     /* --listen binds elsewhere and advertises the file's addresses. */
     ck_assert_int_eq(
-        run(&out, (const char *[]){"nats-conf", LOCAL_JSON, "--region", "us-east", "--store-dir",
+        run(&out, (const char *[]){"nats-conf", local_json, "--region", "us-east", "--store-dir",
                                    store, "--listen", "0.0.0.0", "--out", conf, NULL}),
         0);
     free(out);
@@ -147,19 +176,19 @@ START_TEST(test_nats_conf)
         const char *args[16];
         const char *msg;
     } bad[] = {
-        {{"nats-conf", LOCAL_JSON, "--region", "eu-west", NULL}, "--store-dir is required"},
-        {{"nats-conf", LOCAL_JSON, "--store-dir", "x", NULL}, "needs --region"},
-        {{"nats-conf", LOCAL_JSON, "--region", "mars", "--store-dir", "x", NULL},
+        {{"nats-conf", local_json, "--region", "eu-west", NULL}, "--store-dir is required"},
+        {{"nats-conf", local_json, "--store-dir", "x", NULL}, "needs --region"},
+        {{"nats-conf", local_json, "--region", "mars", "--store-dir", "x", NULL},
          "no region named \"mars\""},
-        {{"nats-conf", LOCAL_JSON, "--region", "eu-west", "--store-dir", "x", "--tls-cert", "c",
+        {{"nats-conf", local_json, "--region", "eu-west", "--store-dir", "x", "--tls-cert", "c",
           NULL},
          "go together"},
-        {{"nats-conf", LOCAL_JSON, "--region", "eu-west", "--store-dir", "x", "--user", "u", NULL},
+        {{"nats-conf", local_json, "--region", "eu-west", "--store-dir", "x", "--user", "u", NULL},
          "--user and --password go together"},
-        {{"nats-conf", LOCAL_JSON, "--region", "eu-west", "--store-dir", "x", "--token", "t",
+        {{"nats-conf", local_json, "--region", "eu-west", "--store-dir", "x", "--token", "t",
           "--user", "u", "--password", "p", NULL},
          "not both"},
-        {{"nats-conf", LOCAL_JSON, "--region", "eu-west", "--store-dir", "x", "--client-tls", NULL},
+        {{"nats-conf", local_json, "--region", "eu-west", "--store-dir", "x", "--client-tls", NULL},
          "--client-tls needs"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -178,7 +207,7 @@ START_TEST(test_nkeys_and_locked_conf)
     snprintf(conf, sizeof conf, "%s/locked.conf", dir);
     snprintf(store, sizeof store, "%s/js", dir);
     char *out, *again;
-    ck_assert_int_eq(run(&out, (const char *[]){"nkeys", LOCAL_JSON, "--dir", keys, NULL}), 0);
+    ck_assert_int_eq(run(&out, (const char *[]){"nkeys", local_json, "--dir", keys, NULL}), 0);
     int lines = 0;
     for (char *p = out; *p; p++)
         lines += *p == '\n';
@@ -195,7 +224,7 @@ START_TEST(test_nkeys_and_locked_conf)
     /* Kept across runs; a lost .pub is derived again from its seed. */
     snprintf(path, sizeof path, "%s/relay-eu-west.pub", keys);
     ck_assert_int_eq(unlink(path), 0);
-    ck_assert_int_eq(run(&again, (const char *[]){"nkeys", LOCAL_JSON, "--dir", keys, NULL}), 0);
+    ck_assert_int_eq(run(&again, (const char *[]){"nkeys", local_json, "--dir", keys, NULL}), 0);
     ck_assert_str_eq(again, out);
     free(again);
     char *relay_pub = mr_test_read_file(path);
@@ -204,7 +233,7 @@ START_TEST(test_nkeys_and_locked_conf)
     free(out);
 
     ck_assert_int_eq(
-        run(&out, (const char *[]){"nats-conf",   LOCAL_JSON,    "--region",     "eu-west",
+        run(&out, (const char *[]){"nats-conf",   local_json,    "--region",     "eu-west",
                                    "--store-dir", store,         "--nkeys-dir",  keys,
                                    "--tls-cert",  "s.pem",       "--tls-key",    "s.key",
                                    "--tls-ca",    "ca.pem",      "--client-tls", "--client-verify",
@@ -220,6 +249,7 @@ START_TEST(test_nkeys_and_locked_conf)
         want_key,
         "# healthcheck of ap-south",
         "\"meridian.msg.eu-west.*\"",
+        /* NOLINTNEXTLINE(bugprone-suspicious-missing-comma): one block, split for the width */
         "tls {\n  cert_file: \"s.pem\"\n  key_file: \"s.key\"\n  ca_file: \"clients.pem\"\n  "
         "timeout: 5\n  verify: true\n}\n",
         "  tls {\n    cert_file: \"s.pem\"\n    key_file: \"s.key\"\n    ca_file: \"ca.pem\"\n",
@@ -236,7 +266,7 @@ START_TEST(test_nkeys_and_locked_conf)
              relay_pub);
     ck_assert_int_eq(mr_test_write_file(path, two), 0);
     ck_assert_int_eq(
-        run(&out, (const char *[]){"nats-conf", LOCAL_JSON, "--region", "eu-west", "--store-dir",
+        run(&out, (const char *[]){"nats-conf", local_json, "--region", "eu-west", "--store-dir",
                                    store, "--nkeys-dir", keys, "--out", conf, NULL}),
         0);
     free(out);
@@ -252,7 +282,7 @@ START_TEST(test_nkeys_and_locked_conf)
     free(c);
     free(relay_pub);
 
-    ck_assert_int_eq(run(&out, (const char *[]){"nats-permissions", LOCAL_JSON, NULL}), 0);
+    ck_assert_int_eq(run(&out, (const char *[]){"nats-permissions", local_json, NULL}), 0);
     json_error_t je;
     json_t *j = json_loads(out, 0, &je);
     ck_assert_msg(j != NULL, "not JSON: %s\n%s", je.text, out);
@@ -269,7 +299,7 @@ START_TEST(test_nkeys_and_locked_conf)
     ck_assert_int_eq(mr_test_write_file(path, "not a key\n"), 0);
     snprintf(path, sizeof path, "%s/healthcheck-us-east.nk", keys);
     ck_assert_int_eq(unlink(path), 0);
-    ck_assert_int_eq(run(&out, (const char *[]){"nats-conf", LOCAL_JSON, "--region", "eu-west",
+    ck_assert_int_eq(run(&out, (const char *[]){"nats-conf", local_json, "--region", "eu-west",
                                                 "--store-dir", store, "--nkeys-dir", keys, NULL}),
                      1);
     ck_assert_msg(strstr(out, "healthcheck-us-east.pub: not a NATS user public key") &&
@@ -280,13 +310,13 @@ START_TEST(test_nkeys_and_locked_conf)
         const char *args[16];
         const char *msg;
     } bad[] = {
-        {{"nats-conf", LOCAL_JSON, "--region", "eu-west", "--store-dir", "x", "--client-verify",
+        {{"nats-conf", local_json, "--region", "eu-west", "--store-dir", "x", "--client-verify",
           NULL},
          "--client-verify needs --client-tls"},
-        {{"nats-conf", LOCAL_JSON, "--region", "eu-west", "--store-dir", "x", "--tls-cert", "c",
+        {{"nats-conf", local_json, "--region", "eu-west", "--store-dir", "x", "--tls-cert", "c",
           "--tls-key", "k", "--tls-ca", "a", "--client-tls", "--client-ca", "x", NULL},
          "--client-ca needs --client-verify"},
-        {{"nkeys", LOCAL_JSON, NULL}, "nkeys needs --dir"},
+        {{"nkeys", local_json, NULL}, "nkeys needs --dir"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         ck_assert_int_eq(run(&out, bad[i].args), 1);
@@ -296,24 +326,48 @@ START_TEST(test_nkeys_and_locked_conf)
 }
 END_TEST
 
+/* Output that cannot be written (a full disk) fails the command with a
+ * reason, whichever subcommand printed it and however much it was. */
+START_TEST(test_output_unwritable)
+{
+    static const char *const cmds[][5] = {
+        {"check", local_json, NULL},
+        {"endpoints", local_json, NULL},
+        {"listeners", local_json, NULL},
+        {"nats-permissions", local_json, NULL},
+        {"route", local_json, NULL},
+        {"--version", NULL},
+        {"--help", NULL},
+    };
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        char *err;
+        ck_assert_msg(run_to_full(&err, cmds[i]) == 1, "%s exited 0 with its output lost: %s",
+                      cmds[i][0], err);
+        ck_assert_msg(strstr(err, "meridian-regions: cannot write the output"), "%s: %s",
+                      cmds[i][0], err);
+        free(err);
+    }
+}
+END_TEST
+
 START_TEST(test_route_endpoints_listeners)
 {
     char *out;
     ck_assert_int_eq(
-        run(&out, (const char *[]){"route", LOCAL_JSON, "--healthy", "ap-south,us-east", NULL}), 0);
+        run(&out, (const char *[]){"route", local_json, "--healthy", "ap-south,us-east", NULL}), 0);
     ck_assert_msg(strstr(out, "eu-west (default) -> us-east: 127.2.0.1 127.2.0.2\n"), "%s", out);
     ck_assert_msg(strstr(out, "ap-south -> ap-south: 127.3.0.1 127.3.0.2\n"), "%s", out);
     free(out);
-    ck_assert_int_eq(run(&out, (const char *[]){"route", LOCAL_JSON, "--healthy", "", NULL}), 0);
+    ck_assert_int_eq(run(&out, (const char *[]){"route", local_json, "--healthy", "", NULL}), 0);
     ck_assert_msg(strstr(out, "us-east -> fail-open: 127.1.0.1 127.1.0.2 127.2.0.1 127.2.0.2 "
                               "127.3.0.1 127.3.0.2\n"),
                   "%s", out);
     free(out);
-    ck_assert_int_eq(run(&out, (const char *[]){"route", LOCAL_JSON, "--healthy", "mars", NULL}),
+    ck_assert_int_eq(run(&out, (const char *[]){"route", local_json, "--healthy", "mars", NULL}),
                      1);
     free(out);
 
-    ck_assert_int_eq(run(&out, (const char *[]){"endpoints", LOCAL_JSON, NULL}), 0);
+    ck_assert_int_eq(run(&out, (const char *[]){"endpoints", local_json, NULL}), 0);
     json_error_t je;
     json_t *j = json_loads(out, 0, &je);
     ck_assert_msg(j != NULL, "endpoints is not JSON: %s\n%s", je.text, out);
@@ -326,7 +380,7 @@ START_TEST(test_route_endpoints_listeners)
     json_decref(j);
     free(out);
 
-    ck_assert_int_eq(run(&out, (const char *[]){"listeners", LOCAL_JSON, NULL}), 0);
+    ck_assert_int_eq(run(&out, (const char *[]){"listeners", local_json, NULL}), 0);
     int lines = 0;
     for (char *p = out; *p; p++)
         lines += *p == '\n';
@@ -354,6 +408,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, test_nats_conf);
     tcase_add_test(tc, test_nkeys_and_locked_conf);
     tcase_add_test(tc, test_route_endpoints_listeners);
+    tcase_add_test(tc, test_output_unwritable);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -87,6 +87,65 @@ START_TEST(fanout_across_relays_exactly_once)
 }
 END_TEST
 
+/*
+ * hello's "echo":false: the publisher gets an ack for each of its publishes
+ * and none of its own messages (not from this relay's fast path, not from
+ * NATS); every other member, on its relay and on another, still gets each
+ * message once, in order, and the publisher still gets the others' messages.
+ */
+START_TEST(echo_false_leaves_out_only_the_publisher)
+{
+    enum { N = 50 };
+    mr_ws a, b, c;
+    connect_ws(&a, &relays[0]);
+    char *t = mr_test_token("alice", 3600, NULL);
+    char hello[2048];
+    snprintf(hello, sizeof hello, "{\"type\":\"hello\",\"token\":\"%s\",\"echo\":false}", t);
+    free(t);
+    mr_ws_send_text(&a, hello);
+    mr_test_expect(&a, "welcome");
+    mr_test_hello(&b, &relays[1], "bob", NULL);
+    mr_test_hello(&c, &relays[0], "carol", NULL);
+    mr_test_join(&a, "r");
+    mr_test_join(&b, "r");
+    mr_test_join(&c, "r");
+    for (int i = 0; i < N; i++) {
+        char mid[16];
+        snprintf(mid, sizeof mid, "e-%d", i);
+        mr_test_publish(&a, "r", mid, "1");
+    }
+    /* Every ack, and none of its messages, comes to the publisher. */
+    int acks = 0;
+    while (acks < N) {
+        char *p = NULL;
+        int cc;
+        ck_assert_msg(mr_ws_recv(&a, 5000, &p, NULL, &cc) == 1, "%d acks, then nothing", acks);
+        /* (Presence events of the others' joins may come too.) */
+        ck_assert_msg(!strstr(p, "\"type\":\"message\""), "publisher got %s", p);
+        if (strstr(p, "\"type\":\"ack\""))
+            acks++;
+        free(p);
+    }
+    mr_ws *others[] = {&b, &c};
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < N; i++) {
+            char want[32];
+            snprintf(want, sizeof want, "\"mid\":\"e-%d\"", i);
+            char *m = mr_test_next_message(others[k], 5000);
+            ck_assert_msg(m && strstr(m, want), "member %d, message %d: %s", k, i, m ? m : "-");
+            free(m);
+        }
+    /* The publisher's next message is carol's: none of its own came late. */
+    mr_test_publish(&c, "r", "from-carol", "2");
+    char *m = mr_test_next_message(&a, 5000);
+    ck_assert_msg(m && strstr(m, "\"mid\":\"from-carol\""), "publisher got %s", m ? m : "-");
+    free(m);
+    mr_ws_close(&a);
+    mr_ws_close(&b);
+    mr_ws_close(&c);
+}
+END_TEST
+
 START_TEST(retried_publish_is_delivered_once)
 {
     mr_ws a, b;
@@ -1125,6 +1184,7 @@ int main(void)
     TCase *tc = mr_test_case(s, "two_relays", setup, teardown, 120);
     tcase_add_test(tc, fanout_across_relays_exactly_once);
     tcase_add_test(tc, retried_publish_is_delivered_once);
+    tcase_add_test(tc, echo_false_leaves_out_only_the_publisher);
     tcase_add_test(tc, ten_thousand_in_order);
     tcase_add_test(tc, big_room_in_order_exactly_once);
     tcase_add_test(tc, leave_stops_delivery);

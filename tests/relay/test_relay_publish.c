@@ -10,6 +10,7 @@
 #include "relay_client.h"
 #include "relay_fixture.h"
 #include "relay_inbound.h"
+#include "relay_deliver.h"
 #include "relay_publish.h"
 
 #include "mr_time.h"
@@ -244,6 +245,49 @@ START_TEST(publisher_gone_before_the_puback)
 }
 END_TEST
 
+/*
+ * A publisher that said "echo":false (hello; c->no_echo) gets its ack and
+ * not its own message, the other member gets the message; the commit then
+ * reaches both as a `commit` (the publisher has the message: it sent it),
+ * never as the message itself.
+ */
+START_TEST(no_echo_publisher_gets_its_ack_and_the_commit)
+{
+    relay_conn *a = publisher("alice");
+    relay_conn *b = publisher("bob");
+    a->no_echo = true;
+    fx_discard(a);
+    fx_discard(b);
+    char types[512];
+    client_sends(a,
+                 "{\"type\":\"publish\",\"id\":\"p1\",\"room\":\"r\",\"mid\":\"m1\",\"data\":1}");
+    take_types(a, types, sizeof types);
+    ck_assert_str_eq(types, "");
+    take_types(b, types, sizeof types);
+    ck_assert_str_eq(types, "message");
+    answer(0, pub_ack);
+    take_types(a, types, sizeof types);
+    ck_assert_str_eq(types, "ack:p1");
+    relay_member *m = relay_conn_member(a, "r", 1);
+    ck_assert_ptr_nonnull(m);
+    const char *id = fake_nats.publish[0].msg_id;
+    json_t *stored = json_pack("{s:s, s:s, s:s, s:i, s:i}", "type", "message", "room", "r",
+                               "msg_id", id, "seq", 1, "data", 1);
+    ck_assert(relay_deliver_commit(&fx.r, m->room, id, 1, stored));
+    json_decref(stored);
+    take_types(a, types, sizeof types);
+    ck_assert_str_eq(types, "commit");
+    take_types(b, types, sizeof types);
+    ck_assert_str_eq(types, "commit");
+    /* Without the option the publisher gets its message (the default). */
+    a->no_echo = false;
+    client_sends(a,
+                 "{\"type\":\"publish\",\"id\":\"p2\",\"room\":\"r\",\"mid\":\"m2\",\"data\":1}");
+    take_types(a, types, sizeof types);
+    ck_assert_str_eq(types, "message");
+}
+END_TEST
+
 /* Tokens that name no publish (garbage, out of range, an old generation) are ignored. */
 START_TEST(foreign_tokens_are_ignored)
 {
@@ -327,6 +371,7 @@ Suite *relay_publish_suite(void)
     tcase_add_test(tc, retry_without_nats_fails);
     tcase_add_test(tc, publisher_gone_before_the_puback);
     tcase_add_test(tc, foreign_tokens_are_ignored);
+    tcase_add_test(tc, no_echo_publisher_gets_its_ack_and_the_commit);
     tcase_add_test(tc, many_in_flight);
     suite_add_tcase(s, tc);
     return s;

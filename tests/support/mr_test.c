@@ -27,7 +27,7 @@
 /* A test that writes to a socket the server just closed must see EPIPE, not die. */
 __attribute__((constructor)) static void ignore_sigpipe(void)
 {
-    signal(SIGPIPE, SIG_IGN);
+    (void)signal(SIGPIPE, SIG_IGN); /* fails only for an invalid signal number */
 }
 
 int mr_test_run(Suite *s)
@@ -91,7 +91,7 @@ static int ephemeral_low(void)
     if (f) {
         if (fscanf(f, "%d %d", &low, &high) != 2)
             low = 32768;
-        fclose(f);
+        (void)fclose(f); /* opened to read only */
     }
     return low;
 }
@@ -164,8 +164,10 @@ int mr_test_write_file(const char *path, const char *text)
     FILE *f = fopen(path, "w");
     if (!f)
         return -1;
-    fputs(text, f);
-    return fclose(f) == 0 ? 0 : -1;
+    int rc = fputs(text, f) < 0 ? -1 : 0;
+    if (fclose(f) != 0)
+        rc = -1;
+    return rc;
 }
 
 char *mr_test_read_file(const char *path)
@@ -173,13 +175,19 @@ char *mr_test_read_file(const char *path)
     FILE *f = fopen(path, "r");
     if (!f)
         return strdup("");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc(n > 0 ? (size_t)n + 1 : 1);
-    size_t r = n > 0 ? fread(b, 1, (size_t)n, f) : 0;
-    b[r] = '\0';
-    fclose(f);
+    /* Read to the end rather than to a size taken first: the file may be a
+     * log still growing, or a /proc file whose size reads as 0. */
+    size_t cap = 4096, n = 0, r;
+    char *b = malloc(cap);
+    while (b && (r = fread(b + n, 1, cap - n - 1, f)) > 0) {
+        n += r;
+        if (n + 1 == cap)
+            b = realloc(b, cap *= 2);
+    }
+    if (!b)
+        abort(); /* out of memory */
+    b[n] = '\0';
+    (void)fclose(f); /* opened to read only */
     return b;
 }
 
@@ -701,7 +709,7 @@ static bool all_threads_stopped(pid_t pid)
         if (!f)
             continue; /* the thread just ended */
         size_t n = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
+        (void)fclose(f); /* opened to read only */
         buf[n] = '\0';
         /* "pid (comm) S ...": the state follows the last ')'. */
         const char *p = strrchr(buf, ')');

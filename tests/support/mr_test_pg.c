@@ -68,10 +68,9 @@ static void server_spawn(mr_test_pg *pg)
     snprintf(listen, sizeof listen, "listen_addresses=127.0.0.1");
     char sock[600];
     snprintf(sock, sizeof sock, "unix_socket_directories=%s", pg->dir);
-    char *argv[] = {"runuser", "-u",        "postgres", "--", PG_BIN "/postgres",
-                    "-D",      pg->datadir, "-p",       port, "-c",
-                    listen,    "-c",        sock,       "-c", "max_connections=50",
-                    NULL};
+    char postgres[] = PG_BIN "/postgres";
+    char *argv[] = {"runuser", "-u", "postgres", "--", postgres, "-D", pg->datadir,          "-p",
+                    port,      "-c", listen,     "-c", sock,     "-c", "max_connections=50", NULL};
     pg->pid = spawn_term_on_death(argv, pg->log);
     int64_t deadline = mr_test_now_ms() + 30000;
     for (;;) {
@@ -97,9 +96,9 @@ void mr_test_pg_start(mr_test_pg *pg, bool fsync)
     snprintf(pg->conninfo, sizeof pg->conninfo,
              "host=127.0.0.1 port=%d user=postgres dbname=postgres connect_timeout=5", pg->port);
 
-    char *initdb[] = {"runuser",  "-u",        "postgres", "--",        PG_BIN "/initdb",
-                      "-D",       pg->datadir, "-A",       "trust",     "-U",
-                      "postgres", "-E",        "UTF8",     "--no-sync", NULL};
+    char initdb_bin[] = PG_BIN "/initdb";
+    char *initdb[] = {"runuser", "-u", "postgres", "--", initdb_bin, "-D",        pg->datadir, "-A",
+                      "trust",   "-U", "postgres", "-E", "UTF8",     "--no-sync", NULL};
     int rc = run(initdb, pg->log, 60000);
     ck_assert_msg(rc == 0, "initdb failed (%d); see %s (is postgresql-15 installed?)", rc, pg->log);
     if (!fsync) {
@@ -107,8 +106,8 @@ void mr_test_pg_start(mr_test_pg *pg, bool fsync)
         snprintf(conf, sizeof conf, "%s/postgresql.conf", pg->datadir);
         FILE *f = fopen(conf, "a");
         ck_assert(f != NULL);
-        fputs("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n", f);
-        fclose(f);
+        int w = fputs("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n", f);
+        ck_assert_msg(fclose(f) == 0 && w >= 0, "cannot write %s", conf);
     }
     server_spawn(pg);
 }
@@ -117,8 +116,9 @@ void mr_test_pg_stop(mr_test_pg *pg)
 {
     if (pg->pid <= 0)
         return;
-    char *argv[] = {"runuser", "-u", "postgres", "--", PG_BIN "/pg_ctl", "-D", pg->datadir, "-m",
-                    "fast",    "-w", "-t",       "30", "stop",           NULL};
+    char pg_ctl[] = PG_BIN "/pg_ctl";
+    char *argv[] = {"runuser", "-u",   "postgres", "--", pg_ctl, "-D",   pg->datadir,
+                    "-m",      "fast", "-w",       "-t", "30",   "stop", NULL};
     run(argv, pg->log, 40000);
     /* runuser exits once postgres has; escalate only if it did not. */
     mr_test_stop(pg->pid, SIGTERM, 10000);

@@ -81,6 +81,12 @@ export interface ClientOptions {
   dedupSize?: number;
   /** Prefix of generated client message ids (default: random per client). */
   midPrefix?: string;
+  /**
+   * false: the relay does not send this connection its own messages (hello
+   * `"echo":false`); publish() resolving is their delivery, and their
+   * `commit`/`ordered` events carry them. Default true.
+   */
+  echo?: boolean;
   /** Injection points for tests. */
   random?: () => number;
   setTimeout?: (fn: () => void, ms: number) => unknown;

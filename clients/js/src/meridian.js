@@ -192,6 +192,9 @@ export class MeridianClient extends Emitter {
     this._clearTimeout = options.clearTimeout || ((t) => clearTimeout(t));
     this._now = options.now || (() => Date.now());
     this._midPrefix = options.midPrefix || randomId(10);
+    // false: hello says "echo":false and the relay does not send this
+    // connection its own messages; each one is taken from its ack instead.
+    this._echo = options.echo !== false;
     this._midCounter = 0;
     this._reqCounter = 0;
 
@@ -543,7 +546,9 @@ export class MeridianClient extends Emitter {
     ws.onopen = () => {
       if (this._ws !== ws) return;
       this._lastRx = this._now();
-      this._sendRaw({ type: 'hello', id: this._nextId(), token });
+      const hello = { type: 'hello', id: this._nextId(), token };
+      if (!this._echo) hello.echo = false;
+      this._sendRaw(hello);
     };
     ws.onmessage = (ev) => {
       if (this._ws !== ws) return;
@@ -931,6 +936,13 @@ export class MeridianClient extends Emitter {
     const e = this._entryFor(f);
     if (!e) return;
     this._removeEntry(e);
+    const r = this._rooms.get(e.room);
+    if (!this._echo && r && typeof f.msg_id === 'string' && !r.seen.has(f.msg_id)) {
+      // No echo comes (no `message` event either): the message is known from
+      // here, so that its `commit` and `ordered` events carry it.
+      const message = { room: e.room, msg_id: f.msg_id, from: this.user, mid: e.mid, data: e.data };
+      r.seen.set(f.msg_id, { message, seq: null });
+    }
     e.resolve({ room: e.room, msg_id: f.msg_id, mid: e.mid });
   }
 

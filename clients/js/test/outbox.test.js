@@ -167,3 +167,30 @@ test('an explicit mid is used as given (app-level idempotency)', async () => {
   assert.equal((await p).mid, 'order-42');
   ctx.client.close();
 });
+
+test('echo: hello says nothing by default, "echo":false with echo: false', async () => {
+  const { ws } = await joined();
+  assert.equal(ws.last('hello').echo, undefined);
+  const { ctx, ws: ws2 } = await joined({ echo: false });
+  assert.equal(ws2.last('hello').echo, false);
+  // Its own message comes with its ack: no `message` event, yet its commit
+  // and its place in the order carry it.
+  const p = ctx.client.publish('general', { text: 'mine' });
+  await flush();
+  const [f] = ws2.framesOf('publish');
+  ack(ws2, f, 'own-1');
+  assert.deepEqual(await p, { room: 'general', msg_id: 'own-1', mid: f.mid });
+  ws2.deliver({ type: 'commit', room: 'general', msg_id: 'own-1', seq: 1 });
+  await flush();
+  assert.equal(ctx.of('message').length, 0);
+  const [c] = ctx.of('commit');
+  assert.equal(c.seq, 1);
+  assert.deepEqual(c.message.data, { text: 'mine' });
+  assert.equal(c.message.mid, f.mid);
+  assert.equal(c.message.from, 'alice');
+  assert.deepEqual(ctx.of('ordered').map((o) => `${o.seq}:${o.message && o.message.data.text}`), ['1:mine']);
+  // Others' messages still come as messages.
+  ws2.deliver({ type: 'message', room: 'general', msg_id: 'b-1', from: 'bob', mid: 'b', data: { text: 'hi' } });
+  await flush();
+  assert.deepEqual(ctx.of('message').map((m) => m.msg_id), ['b-1']);
+});

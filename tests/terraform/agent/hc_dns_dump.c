@@ -11,6 +11,7 @@
 #include "hc_dns.h"
 #include "mr_regions.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -33,10 +34,15 @@ int main(int argc, char **argv)
         hc_dns_pdns_lua(&plan, &out);
     else
         hc_dns_route53_request(&plan, "crosscheck", &out);
-    fwrite(out.data, 1, out.len, stdout);
-    fputc('\n', stdout);
+    /* The output is what the cross-check compares: a lost part must fail. */
+    int rc = 0;
+    if (fwrite(out.data, 1, out.len, stdout) != out.len || fputc('\n', stdout) == EOF ||
+        fflush(stdout) != 0) {
+        fprintf(stderr, "hc_dns_dump: cannot write the output: %s\n", strerror(errno));
+        rc = 1;
+    }
     mr_buf_free(&out);
     hc_dns_plan_free(&plan);
     mr_regions_free(r);
-    return 0;
+    return rc;
 }
