@@ -472,7 +472,7 @@ static size_t parse_frames(lg_conn *c, char *p, size_t n)
         char *pl = p + off + hl;
         if (masked)
             for (uint64_t i = 0; i < len; i++)
-                pl[i] ^= p[off + mo + (i & 3)];
+                pl[i] = (char)(pl[i] ^ p[off + mo + (i & 3)]);
         off += hl + len;
         switch (op) {
         case 0x1:

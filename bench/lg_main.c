@@ -41,56 +41,57 @@ static const char *const mode_names[] = {"connect", "fanout", "publish", "churn"
 
 static void usage(FILE *f)
 {
-    fputs("usage: meridian-loadgen MODE [options]\n"
-          "\n"
-          "modes:\n"
-          "  connect   open N idle authenticated connections, hold them, report server RSS\n"
-          "  fanout    N subscribers over M rooms, P publishers at --rate msgs/s in total;\n"
-          "            end-to-end latency from the intended send time in each message\n"
-          "  publish   P publishers; acknowledged publishes/s and publish-to-ack latency\n"
-          "            (closed loop with --window outstanding, or open loop with --rate)\n"
-          "  churn     --conns concurrent slots doing connect, hello, welcome, close\n"
-          "  generic   any WebSocket pub/sub server: --url subscribe URL(s), --pub-url\n"
-          "            ws:// or http:// (POST) publish URL(s), payload {\"lg_t\":..,\"p\":..};\n"
-          "            {{room}} in a --url path, or in an http:// --pub-url path, is the\n"
-          "            room (lg-<n>): subscriber g in room g % rooms, each POST to its room\n"
-          "\n"
-          "target:\n"
-          "  --url URL            ws:// or wss:// relay (repeat to spread connections)\n"
-          "  --pub-url URL        generic: ws(s):// or http(s):// publish target (repeat)\n"
-          "  --secret S           HS256 secret for minting tokens (dev-secret)\n"
-          "  --server-pid PID     sample this server's RSS and CPU (repeat)\n"
-          "load:\n"
-          "  -n, --conns N        connections / subscribers / churn slots (1000)\n"
-          "  --rooms M            rooms (1; publish: by default each publisher its own)\n"
-          "  --publishers P       publishing connections (1)\n"
-          "  --users K            distinct user ids among subscribers; 0 = one per\n"
-          "                       connection (default 1 in fanout, 0 otherwise)\n"
-          "  --rate R             messages/s in total (1000); publish: 0 = closed loop;\n"
-          "                       churn: cycles/s (0 = as fast as possible)\n"
-          "  --window W           publish closed loop: outstanding per publisher (16)\n"
-          "  --size B             payload bytes (100)\n"
-          "  --join               connect/churn: also join a room\n"
-          "  --signal             fanout: send ephemeral signals instead of publishes\n"
-          "  --no-echo            publishers say \"echo\":false in hello: the relay does not\n"
-          "                       send them their own messages (publish: only the acks)\n"
-          "  --room-prefix S      room names are S-<n> (lg)\n"
-          "  --sub-msg TEXT       generic: sent after connecting; {{room}} is replaced\n"
-          "  --pub-template TEXT  generic: message body; {{payload}}, {{room}} replaced\n"
-          "time (seconds):\n"
-          "  --duration D (10)  --warmup W (2)  --drain D (2)  --hold H (connect: 3)\n"
-          "  --connect-timeout T (60)\n"
-          "processes and addresses:\n"
-          "  --workers W          worker processes (default: one per 18,000 connections)\n"
-          "  --connect-rate R     new connections/s, all workers (20000)\n"
-          "  --inflight N         handshakes in flight per worker (64)\n"
-          "  --src-base ADDR      first source address (127.100.0.1)\n"
-          "  --src-count N        source addresses to rotate over (64; 0 = kernel's choice)\n"
-          "output:\n"
-          "  --json FILE          also write the result as JSON (- for stdout)\n"
-          "  -q, --quiet          no progress lines\n"
-          "  -h, --help\n",
-          f);
+    (void)fputs(
+        "usage: meridian-loadgen MODE [options]\n"
+        "\n"
+        "modes:\n"
+        "  connect   open N idle authenticated connections, hold them, report server RSS\n"
+        "  fanout    N subscribers over M rooms, P publishers at --rate msgs/s in total;\n"
+        "            end-to-end latency from the intended send time in each message\n"
+        "  publish   P publishers; acknowledged publishes/s and publish-to-ack latency\n"
+        "            (closed loop with --window outstanding, or open loop with --rate)\n"
+        "  churn     --conns concurrent slots doing connect, hello, welcome, close\n"
+        "  generic   any WebSocket pub/sub server: --url subscribe URL(s), --pub-url\n"
+        "            ws:// or http:// (POST) publish URL(s), payload {\"lg_t\":..,\"p\":..};\n"
+        "            {{room}} in a --url path, or in an http:// --pub-url path, is the\n"
+        "            room (lg-<n>): subscriber g in room g % rooms, each POST to its room\n"
+        "\n"
+        "target:\n"
+        "  --url URL            ws:// or wss:// relay (repeat to spread connections)\n"
+        "  --pub-url URL        generic: ws(s):// or http(s):// publish target (repeat)\n"
+        "  --secret S           HS256 secret for minting tokens (dev-secret)\n"
+        "  --server-pid PID     sample this server's RSS and CPU (repeat)\n"
+        "load:\n"
+        "  -n, --conns N        connections / subscribers / churn slots (1000)\n"
+        "  --rooms M            rooms (1; publish: by default each publisher its own)\n"
+        "  --publishers P       publishing connections (1)\n"
+        "  --users K            distinct user ids among subscribers; 0 = one per\n"
+        "                       connection (default 1 in fanout, 0 otherwise)\n"
+        "  --rate R             messages/s in total (1000); publish: 0 = closed loop;\n"
+        "                       churn: cycles/s (0 = as fast as possible)\n"
+        "  --window W           publish closed loop: outstanding per publisher (16)\n"
+        "  --size B             payload bytes (100)\n"
+        "  --join               connect/churn: also join a room\n"
+        "  --signal             fanout: send ephemeral signals instead of publishes\n"
+        "  --no-echo            publishers say \"echo\":false in hello: the relay does not\n"
+        "                       send them their own messages (publish: only the acks)\n"
+        "  --room-prefix S      room names are S-<n> (lg)\n"
+        "  --sub-msg TEXT       generic: sent after connecting; {{room}} is replaced\n"
+        "  --pub-template TEXT  generic: message body; {{payload}}, {{room}} replaced\n"
+        "time (seconds):\n"
+        "  --duration D (10)  --warmup W (2)  --drain D (2)  --hold H (connect: 3)\n"
+        "  --connect-timeout T (60)\n"
+        "processes and addresses:\n"
+        "  --workers W          worker processes (default: one per 18,000 connections)\n"
+        "  --connect-rate R     new connections/s, all workers (20000)\n"
+        "  --inflight N         handshakes in flight per worker (64)\n"
+        "  --src-base ADDR      first source address (127.100.0.1)\n"
+        "  --src-count N        source addresses to rotate over (64; 0 = kernel's choice)\n"
+        "output:\n"
+        "  --json FILE          also write the result as JSON (- for stdout)\n"
+        "  -q, --quiet          no progress lines\n"
+        "  -h, --help\n",
+        f);
 }
 
 static double now_s(void)
@@ -109,7 +110,7 @@ static long read_rss_kb(pid_t pid)
     while (fgets(line, sizeof line, f))
         if (sscanf(line, "VmRSS: %ld", &kb) == 1)
             break;
-    fclose(f);
+    (void)fclose(f); /* opened to read only */
     return kb;
 }
 
@@ -122,7 +123,7 @@ static double read_cpu_s(pid_t pid)
     if (!f)
         return -1;
     size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
+    (void)fclose(f); /* opened to read only */
     buf[n] = '\0';
     char *p = strrchr(buf, ')');
     if (!p)
@@ -484,9 +485,10 @@ int main(int argc, char **argv)
     }
 
     double budget = O.connect_timeout + O.warmup + O.duration + O.drain + O.hold + 30;
-    signal(SIGALRM, on_alarm);
+    /* signal() cannot fail for these signals and handlers. */
+    (void)signal(SIGALRM, on_alarm);
     alarm((unsigned)ceil(budget));
-    signal(SIGPIPE, SIG_IGN);
+    (void)signal(SIGPIPE, SIG_IGN);
 
     double t_begin = now_s();
     for (int i = 0; i < O.workers; i++) {
@@ -497,7 +499,7 @@ int main(int argc, char **argv)
             return 1;
         }
         if (p == 0) {
-            signal(SIGALRM, SIG_DFL);
+            (void)signal(SIGALRM, SIG_DFL);
             lg_worker_run(&O, SH, i);
         }
         kids[i] = p;
@@ -664,8 +666,8 @@ int main(int argc, char **argv)
         printf("\n");
     }
     printf("  %-26s user %.2f s, system %.2f s\n", "loadgen CPU",
-           (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6,
-           (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
+           (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6,
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6);
     if (last_error[0])
         printf("  %-26s %s\n", "last error", last_error);
 
@@ -707,9 +709,9 @@ int main(int argc, char **argv)
             expected_deliv > 0 ? (double)c[LG_C_DELIV_M] / expected_deliv : 0.0, "sent_per_s",
             (double)c[LG_C_SENT_M] / dur, "latency", hist_json(&lat), "connect_latency",
             hist_json(&conn), "counters", counters, "servers", servers, "loadgen_user_s",
-            (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6, "loadgen_sys_s",
-            (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6, "last_error", last_error,
-            "received_per_s",
+            (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6, "loadgen_sys_s",
+            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6, "last_error",
+            last_error, "received_per_s",
             t_meas1 > t_meas0 ? (double)(recv1 - recv0) / (t_meas1 - t_meas0) : 0.0);
         if (strcmp(O.json_path, "-") == 0) {
             json_dumpf(root, stdout, JSON_INDENT(2));

@@ -102,7 +102,7 @@ __attribute__((format(printf, 1, 2))) static void set_error(const char *fmt, ...
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(W.st.last_error, sizeof W.st.last_error, fmt, ap);
+    (void)vsnprintf(W.st.last_error, sizeof W.st.last_error, fmt, ap); /* cut to the buffer: fine */
     va_end(ap);
 }
 

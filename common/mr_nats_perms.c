@@ -107,6 +107,10 @@ static void control_perms(mr_nats_perms *p, const char *region, const char *cons
     }
     add_reply(p, "_INBOX.>");
     add(&p->sub, &p->nsub, "meridian.history.*");
+    /* Read only: presence webhooks (control/ctl_presence.c) follow the
+     * relays' deltas and heartbeats; control never publishes presence. */
+    add(&p->sub, &p->nsub, "meridian.presence.*");
+    add(&p->sub, &p->nsub, "meridian.relay.hb");
     add(&p->sub, &p->nsub, "_INBOX.>");
 }
 

@@ -57,6 +57,17 @@ bool mr_proto_error_retryable(mr_error_code code)
     return code == MR_ERR_RATE_LIMITED || code == MR_ERR_UNAVAILABLE || code == MR_ERR_INTERNAL;
 }
 
+bool mr_instance_valid(const char *s, size_t len)
+{
+    if (len == 0 || len >= MR_INSTANCE_MAX || strlen(s) != len)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+              (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '_' || s[i] == '/'))
+            return false;
+    return true;
+}
+
 bool mr_room_valid(const char *room, size_t len)
 {
     if (len == 0 || len > MR_ROOM_MAX)

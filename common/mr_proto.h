@@ -132,6 +132,15 @@ void mr_proto_err_free(mr_proto_err *err);
 bool mr_msg_id_valid(const char *s, size_t len);
 /** Room names: 1..128 bytes of [A-Za-z0-9_-] (safe as a NATS subject token). */
 bool mr_room_valid(const char *room, size_t len);
+/** Bytes of a relay process's presence id, its NUL included (relay_presence.c). */
+#define MR_INSTANCE_MAX 160
+/**
+ * A relay process's presence id as relay_presence_init makes it (region,
+ * node id, 12 hex digits, joined by slashes): 1..MR_INSTANCE_MAX-1 bytes of
+ * [A-Za-z0-9_/-], no NUL among the `len` bytes. Relays and control planes
+ * both read these ids from NATS.
+ */
+bool mr_instance_valid(const char *s, size_t len);
 
 /** Message identity: hex of the first 16 bytes of SHA-256(room NUL sender NUL mid). */
 void mr_msg_id(const char *room, size_t room_len, const char *sender, const char *mid,

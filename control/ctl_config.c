@@ -44,6 +44,9 @@ void ctl_config_init(ctl_config *c)
     c->webhook.retry_min_ms = 500;
     c->webhook.retry_max_ms = 60000;
     c->webhook.poll_ms = 200;
+    c->webhook.messages = true;
+    c->webhook.presence = false;
+    c->webhook.presence_expire_ms = 10000;
 }
 
 void ctl_config_set(char **slot, const char *value)
@@ -90,6 +93,29 @@ static void list_from_json(char ***list, size_t *n, json_t *arr)
     size_t i;
     json_t *e;
     json_array_foreach(arr, i, e) list_push(list, n, json_string_value(e), json_string_length(e));
+}
+
+/* webhook.events: a non-empty list of "message" and "presence". */
+static void events_from_json(mr_cfg *m, ctl_config *c, json_t *arr)
+{
+    if (!arr)
+        return;
+    c->webhook.messages = c->webhook.presence = false;
+    size_t i;
+    json_t *e;
+    json_array_foreach(arr, i, e)
+    {
+        const char *v = json_string_value(e);
+        if (strcmp(v, "message") == 0)
+            c->webhook.messages = true;
+        else if (strcmp(v, "presence") == 0)
+            c->webhook.presence = true;
+        else
+            mr_cfg_error(m, "webhook.events", "unknown event kind \"%.40s\" (message, presence)",
+                         v);
+    }
+    if (!c->webhook.messages && !c->webhook.presence)
+        mr_cfg_error(m, "webhook.events", "must name at least one of message, presence");
 }
 
 static void str_from_json(mr_cfg *m, json_t *obj, const char *path, const char *key, char **slot)
@@ -207,8 +233,9 @@ int ctl_config_load(ctl_config *c, const char *path, char *err, size_t errlen)
         (int)mr_cfg_int(&m, root, "", "history_workers", c->history_workers, 1, 32);
     c->auto_migrate = mr_cfg_bool(&m, root, "", "auto_migrate", c->auto_migrate);
     json_t *wh = mr_cfg_obj(&m, root, "", "webhook");
-    static const char *const wh_keys[] = {"url",          "secret_file",  "timeout_ms", "batch_max",
-                                          "retry_min_ms", "retry_max_ms", "poll_ms",    NULL};
+    static const char *const wh_keys[] = {
+        "url",          "secret_file", "timeout_ms", "batch_max",          "retry_min_ms",
+        "retry_max_ms", "poll_ms",     "events",     "presence_expire_ms", NULL};
     mr_cfg_check_keys(&m, wh, "webhook", wh_keys);
     str_from_json(&m, wh, "webhook", "url", &c->webhook.url);
     str_from_json(&m, wh, "webhook", "secret_file", &c->webhook.secret_file);
@@ -221,6 +248,9 @@ int ctl_config_load(ctl_config *c, const char *path, char *err, size_t errlen)
     c->webhook.retry_max_ms =
         mr_cfg_int(&m, wh, "webhook", "retry_max_ms", c->webhook.retry_max_ms, 10, 86400000);
     c->webhook.poll_ms = mr_cfg_int(&m, wh, "webhook", "poll_ms", c->webhook.poll_ms, 10, 60000);
+    c->webhook.presence_expire_ms = mr_cfg_int(&m, wh, "webhook", "presence_expire_ms",
+                                               c->webhook.presence_expire_ms, 1000, 3600000);
+    events_from_json(&m, c, mr_cfg_str_array(&m, wh, "webhook", "events"));
     json_decref(root);
     if (mr_cfg_failed(&m)) {
         snprintf(err, errlen, "%s", m.err);

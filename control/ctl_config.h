@@ -48,7 +48,7 @@ typedef struct ctl_config {
     bool auto_migrate; /* apply pending migrations at start (default), else wait for `migrate` */
     char *log_level;
     char *log_format; /* "text" or "json" */
-    /* Webhooks for committed messages (ctl_webhook.c); off while url is NULL. */
+    /* Webhooks (ctl_webhook.c, ctl_presence.c); off while url is NULL. */
     struct {
         char *url;
         char *secret_file;
@@ -58,6 +58,9 @@ typedef struct ctl_config {
         int batch_max;
         int64_t retry_min_ms, retry_max_ms;
         int64_t poll_ms;
+        /* webhook.events: what is sent; messages by default, presence on request. */
+        bool messages, presence;
+        int64_t presence_expire_ms; /* a relay silent this long has left (relay_lost) */
     } webhook;
 } ctl_config;
 

@@ -691,7 +691,7 @@ static void lane_process(lane *l, batch *bt)
         /* Test hook (see docs/control.md): die between the commit and the ack. */
         mr_log_warn("ingest %s: MERIDIAN_CONTROL_TEST_KILL_AFTER_COMMIT reached; SIGKILL",
                     in->region);
-        raise(SIGKILL);
+        (void)raise(SIGKILL); /* does not return */
     }
     bt->committed = true;
     mr_log_debug("ingest %s/%d: %zu messages committed in %lld us", in->region, l->index, bt->n,
@@ -853,6 +853,7 @@ static bool lanes_accepting(ctl_ingest *in, bool *busy)
 /* Validate a fetched batch and hand each lane its share. Takes ownership of the messages. */
 static void dispatch(ctl_ingest *in, natsMsg **msgs, int count)
 {
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers, so sizeof a pointer */
     batch **parts = mr_calloc((size_t)in->nlanes, sizeof *parts);
     for (int i = 0; i < count; i++) {
         natsMsg *msg = msgs[i];
@@ -1071,6 +1072,7 @@ static bool lead_check(ctl_ingest *in)
 static void *fetch_main(void *arg)
 {
     ctl_ingest *in = arg;
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers, so sizeof a pointer */
     natsMsg **msgs = mr_calloc((size_t)in->cfg->batch_max_messages, sizeof *msgs);
     int64_t backoff = BACKOFF_MIN_MS;
     while (!stopping(in)) {

@@ -14,6 +14,7 @@
 #include "ctl_http.h"
 #include "ctl_ingest.h"
 #include "ctl_pool.h"
+#include "ctl_presence.h"
 #include "ctl_webhook.h"
 #include "mr_admin.h"
 #include "mr_alloc.h"
@@ -547,12 +548,14 @@ int main(int argc, char **argv)
     ctl_history_metrics_register();
     ctl_http_metrics_register();
     ctl_webhook_metrics_register();
+    ctl_presence_metrics_register();
 
     int rc = 1;
     ctl_pool *db_pool = NULL, *pub_pool = NULL;
     ctl_history_service *hist = NULL;
     ctl_http *http = NULL;
     ctl_webhook *webhook = NULL;
+    ctl_presence *presence = NULL;
     struct evhttp *admin = NULL;
     if (nats_connect(&st, err, sizeof err) != 0) {
         mr_log_error("%s", err);
@@ -564,6 +567,7 @@ int main(int argc, char **argv)
         st.ingest[i] = ctl_ingest_start(cfg, st.nc, cfg->regions[i], i == 0);
     ctl_ingest_lag_metrics_register(st.ingest, st.ningest);
     webhook = ctl_webhook_start(cfg);
+    presence = ctl_presence_start(cfg, st.nc);
     db_pool = ctl_pool_start(cfg->history_workers, cfg->postgres, "history", 10000);
     pub_pool = ctl_pool_start(2, NULL, "publish", 10000);
     hist = ctl_history_service_start(st.nc, db_pool, err, sizeof err);
@@ -608,6 +612,7 @@ out:
     for (size_t i = 0; i < st.ningest; i++)
         ctl_ingest_stop(st.ingest[i]);
     free(st.ingest);
+    ctl_presence_stop(presence);
     ctl_webhook_stop(webhook);
     ctl_history_service_stop(hist);
     ctl_pool_stop(db_pool);

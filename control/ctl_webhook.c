@@ -2,11 +2,11 @@
  * Webhook sender.
  *
  * Committed messages reach the outbox in their own transaction (trigger of
- * migration 0004); this thread sends them. One control plane sends at a
- * time: the one whose session holds the advisory lock WEBHOOK_LOCK, so
- * receivers see one stream of requests in commit order per room; when its
- * session or process dies the lock goes with it and a standby takes over
- * within a second.
+ * migration 0004), presence changes in the transaction that applies the
+ * relay's delta (migration 0005, ctl_presence.c); this thread sends them. One control plane sends
+ * at a time: the one whose session holds the advisory lock WEBHOOK_LOCK, so receivers see one
+ * stream of requests in commit order per room; when its session or process dies the lock goes with
+ * it and a standby takes over within a second.
  *
  * Each round reads the oldest webhook.batch_max rows with their messages,
  * POSTs them as one JSON body signed like Stripe's and Pusher's webhooks
@@ -52,11 +52,12 @@
 /* Bytes of a receiver's answer kept for the log. */
 #define ANSWER_KEEP 200
 
-static mr_metric m_backlog = MR_GAUGE("meridian_control_webhook_backlog",
-                                      "Committed messages not yet delivered by webhook (outbox).");
+static mr_metric m_backlog = MR_GAUGE(
+    "meridian_control_webhook_backlog",
+    "Events (committed messages, presence changes) not yet delivered by webhook (outbox).");
 static mr_metric m_delivered =
     MR_COUNTER("meridian_control_webhook_delivered_total",
-               "Messages delivered by webhook (the receiver answered 2xx).");
+               "Events delivered by webhook (the receiver answered 2xx).");
 static mr_metric m_requests =
     MR_COUNTER("meridian_control_webhook_requests_total", "Webhook requests sent.");
 static mr_metric m_failures =
@@ -192,7 +193,9 @@ static bool become_sender(ctl_webhook *w)
     if (!got)
         return false;
     /* From now on every commit also fills the outbox (until an operator turns it off). */
-    r = query(w, "UPDATE webhook_state SET enabled = true", 0, NULL);
+    const char *kinds[] = {w->cfg->webhook.messages ? "t" : "f",
+                           w->cfg->webhook.presence ? "t" : "f"};
+    r = query(w, "UPDATE webhook_state SET enabled = true, messages = $1, presence = $2", 2, kinds);
     if (!r)
         return false;
     PQclear(r);
@@ -214,11 +217,24 @@ static void update_backlog(ctl_webhook *w)
     PQclear(r);
 }
 
-/* The body of one request: {"events":[...]} for the rows of `r`. */
-static char *build_body(PGresult *r)
+/*
+ * The body of one request: {"events":[...]} for the rows of `r`; `key`
+ * gets the first event's id. A presence row carries its whole event
+ * (written by migration 0005's functions, id included).
+ */
+static char *build_body(PGresult *r, char *key, size_t keylen)
 {
     json_t *events = json_array();
     for (int i = 0; i < PQntuples(r); i++) {
+        json_t *ev = PQgetisnull(r, i, 5) ? NULL : json_loads(PQgetvalue(r, i, 5), 0, NULL);
+        if (ev) {
+            if (i == 0)
+                snprintf(key, keylen, "%s", json_string_value(json_object_get(ev, "id")));
+            json_array_append_new(events, ev);
+            continue;
+        }
+        if (i == 0)
+            snprintf(key, keylen, "%s", PQgetvalue(r, i, 3));
         /* The envelope is the message as members receive it; stored by the ingest, parsed here. */
         json_t *message = PQgetisnull(r, i, 4) ? NULL : json_loads(PQgetvalue(r, i, 4), 0, NULL);
         json_array_append_new(
@@ -306,8 +322,8 @@ static bool send_batch(ctl_webhook *w)
     snprintf(limit, sizeof limit, "%d", w->cfg->webhook.batch_max);
     const char *params[] = {limit};
     PGresult *r = query(w,
-                        "SELECT o.id, o.room, o.seq, replace(o.msg_id::text, '-', ''), m.envelope "
-                        "FROM webhook_outbox o "
+                        "SELECT o.id, o.room, o.seq, replace(o.msg_id::text, '-', ''), m.envelope, "
+                        "o.event FROM webhook_outbox o "
                         "LEFT JOIN LATERAL (SELECT envelope FROM messages m WHERE m.room = o.room "
                         "AND m.seq = o.seq LIMIT 1) m ON true ORDER BY o.id LIMIT $1::int",
                         1, params);
@@ -319,8 +335,9 @@ static bool send_batch(ctl_webhook *w)
         mr_metric_set(&m_backlog, 0);
         return false;
     }
-    char *body = build_body(r);
-    bool ok = post(w, body, PQgetvalue(r, 0, 3));
+    char key[80] = "";
+    char *body = build_body(r, key, sizeof key);
+    bool ok = post(w, body, key);
     free(body);
     if (!ok) {
         PQclear(r);

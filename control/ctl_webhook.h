@@ -1,5 +1,6 @@
 /*
- * Webhooks for committed messages (docs/control.md, "Webhooks"): a thread
+ * Webhooks for committed messages and presence changes (docs/control.md,
+ * "Webhooks"): a thread
  * with its own PostgreSQL session delivers the outbox (migration 0004) to
  * webhook.url, signed, in order, at least once, retrying with backoff.
  */

@@ -57,6 +57,7 @@ typedef struct relay {
     char instance[RELAY_NODE_ID_MAX]; /* region/node/random: this process in presence */
     mr_map presence_nodes;            /* other relays' instance -> last heartbeat */
     int64_t presence_next_hb_us;
+    uint64_t presence_seq;     /* numbers this process's presence deltas (for the control plane) */
     int presence_slot;         /* relay_room.state[] slot of presence's per-room state */
     int repair_slot;           /* relay_room.state[] slot of repair's per-room state */
     int signal_slot;           /* relay_room.state[] slot of the room's signal subscription */

@@ -53,7 +53,13 @@
 typedef struct hook_job {
     struct hook_job *next, *prev; /* the submitted list, then the running list */
     uint64_t id;
-    const relay_hook_rule *rule;
+    /*
+     * What the job needs of its rule, copied when it is asked: a SIGHUP may
+     * replace the rules (relay_reload.c) while the job is on this thread.
+     */
+    char *url;
+    int64_t timeout_ms;
+    bool fail_open;
     bool publish; /* a publish hook: "data" in the answer replaces the message's */
     char *body;
     mr_buf answer;
@@ -133,8 +139,8 @@ static void failure(relay_hooks *h, hook_job *job, const char *why)
     int64_t now = mr_now_us();
     if (now - h->warned_us < 1000000)
         return;
-    mr_log_warn("hook %s: %s; %s (%llu failures since the last warning)", job->rule->url, why,
-                job->rule->fail_open ? "allowed (on_failure: allow)" : "refused as unavailable",
+    mr_log_warn("hook %s: %s; %s (%llu failures since the last warning)", job->url, why,
+                job->fail_open ? "allowed (on_failure: allow)" : "refused as unavailable",
                 (unsigned long long)h->failures_unlogged);
     h->warned_us = now;
     h->failures_unlogged = 0;
@@ -187,7 +193,7 @@ static relay_hook_result *decide(relay_hooks *h, hook_job *job, CURLcode rc)
     if (job->too_large)
         snprintf(why, sizeof why, "answer larger than %zu bytes", job->answer_max);
     else if (rc == CURLE_OPERATION_TIMEDOUT)
-        snprintf(why, sizeof why, "no answer within %lld ms", (long long)job->rule->timeout_ms);
+        snprintf(why, sizeof why, "no answer within %lld ms", (long long)job->timeout_ms);
     else if (rc != CURLE_OK)
         snprintf(why, sizeof why, "%s", curl_easy_strerror(rc));
     else if (status != 200)
@@ -197,7 +203,7 @@ static relay_hook_result *decide(relay_hooks *h, hook_job *job, CURLcode rc)
     if (why[0]) {
         failure(h, job, why);
         res->failed = true;
-        res->verdict = job->rule->fail_open ? RELAY_HOOK_ALLOW : RELAY_HOOK_UNAVAILABLE;
+        res->verdict = job->fail_open ? RELAY_HOOK_ALLOW : RELAY_HOOK_UNAVAILABLE;
     }
     mr_metric_observe_us(&relay_m.hook_latency, (uint64_t)(mr_now_us() - job->start_us));
     return res;
@@ -206,6 +212,7 @@ static relay_hook_result *decide(relay_hooks *h, hook_job *job, CURLcode rc)
 static void job_free(hook_job *job)
 {
     free(job->body);
+    free(job->url);
     mr_buf_free(&job->answer);
     free(job);
 }
@@ -238,11 +245,11 @@ static void start(relay_hooks *h, hook_job *job)
         finish(h, job, CURLE_OUT_OF_MEMORY);
         return;
     }
-    curl_easy_setopt(e, CURLOPT_URL, job->rule->url);
+    curl_easy_setopt(e, CURLOPT_URL, job->url);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, h->headers);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, job->body);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(job->body));
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)job->rule->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)job->timeout_ms);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_USERAGENT, "meridian-relay");
@@ -378,7 +385,9 @@ void relay_hooks_call(relay_hooks *h, const relay_hook_rule *rule, int event, ui
 {
     hook_job *job = mr_calloc(1, sizeof *job);
     job->id = id;
-    job->rule = rule;
+    job->url = mr_strdup(rule->url);
+    job->timeout_ms = rule->timeout_ms;
+    job->fail_open = rule->fail_open;
     job->publish = event == RELAY_HOOK_ON_PUBLISH;
     job->body = body;
     job->data_max = (size_t)h->cfg->limits.max_message_bytes;

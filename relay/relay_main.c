@@ -198,11 +198,10 @@ int main(int argc, char **argv)
             relay_config_free(&cfg);
             return 0;
         case 'h':
-            fputs(usage, stdout);
             relay_config_free(&cfg);
-            return 0;
+            return fputs(usage, stdout) < 0 || fflush(stdout) != 0 ? 1 : 0;
         default:
-            fputs(usage, stderr);
+            (void)fputs(usage, stderr); /* the exit status says it anyway */
             relay_config_free(&cfg);
             return 2;
         }
@@ -239,7 +238,7 @@ int main(int argc, char **argv)
     sigaddset(&sc.set, SIGUSR2);
     sigaddset(&sc.set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sc.set, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    (void)signal(SIGPIPE, SIG_IGN); /* cannot fail for SIGPIPE */
 
     relay r;
     memset(&r, 0, sizeof r);

@@ -3,9 +3,9 @@
  *
  * Each relay owns the truth about its own sessions. When the number of a
  * user's sessions in a room changes on a relay, the relay publishes
- * meridian.presence.<room> {"op":"set","node":N,"user":U,"sessions":n}
- * (0 means gone). Relays with members in the room keep, per room, the
- * sessions each other relay reported for each user, and tell their members
+ * meridian.presence.<room> {"op":"set","node":N,"user":U,"sessions":n,"seq":s}
+ * (0 means gone; s numbers the process's deltas, for the control plane). Relays with members in the
+ * room keep, per room, the sessions each other relay reported for each user, and tell their members
  * when a user's total across all relays goes from 0 to some (join) or back
  * to 0 (leave).
  *
@@ -27,6 +27,7 @@
 #include "mr_alloc.h"
 #include "mr_jwt.h"
 #include "mr_log.h"
+#include "mr_proto.h"
 #include "mr_time.h"
 #include "relay_frames.h"
 
@@ -153,7 +154,14 @@ static void publish_set(relay *r, relay_room *room, const char *user, long sessi
     mr_buf_json_str(&b, r->instance, strlen(r->instance));
     mr_buf_puts(&b, ",\"user\":");
     mr_buf_json_str(&b, user, strlen(user));
-    mr_buf_printf(&b, ",\"sessions\":%ld}", sessions);
+    /*
+     * seq numbers this process's deltas. Relays ignore it; control planes
+     * (ctl_presence.c) keep, per user and relay, the highest they applied,
+     * so that a delta reaching them late or twice (one copy per control
+     * plane, across gateways) cannot undo a newer one.
+     */
+    mr_buf_printf(&b, ",\"sessions\":%ld,\"seq\":%llu}", sessions,
+                  (unsigned long long)++r->presence_seq);
     char subject[RELAY_SUBJECT_MAX];
     snprintf(subject, sizeof subject, RELAY_SUBJ_PRESENCE "%s", room->name);
     relay_nats_publish_raw(r->nats, subject, NULL, b.data, b.len);
@@ -277,13 +285,7 @@ static void answer_query(relay *r, relay_room *room, const char *reply)
  */
 static bool node_valid(const char *s, size_t len)
 {
-    if (len == 0 || len >= RELAY_NODE_ID_MAX || strlen(s) != len)
-        return false;
-    for (size_t i = 0; i < len; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-              (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '_' || s[i] == '/'))
-            return false;
-    return true;
+    return len < RELAY_NODE_ID_MAX && mr_instance_valid(s, len);
 }
 
 /* The node id in `j`, or NULL when it is absent or malformed. */

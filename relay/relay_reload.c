@@ -49,6 +49,8 @@ static const char *const reloadable[] = {"auth",
                                          "fallback_urls",
                                          "drain_grace_ms",
                                          "drain_batch",
+                                         "hooks.rules",
+                                         "hooks.max_pending",
                                          NULL};
 
 void relay_reload_init(relay *r, const char *const *paths, size_t npaths,
@@ -150,6 +152,20 @@ static void apply(relay *r, relay_config *next)
     MR_SWAP(cur->fallback_count, next->fallback_count);
     cur->drain_grace_ms = next->drain_grace_ms;
     cur->drain_batch = next->drain_batch;
+
+    /*
+     * Hook rules are read on this thread only (relay_hooks_match); a request
+     * already asked keeps a copy of what it needs of its old rule. A relay
+     * started without rules has no hook thread to start here.
+     */
+    cur->hooks.max_pending = next->hooks.max_pending;
+    if (r->hooks) {
+        MR_SWAP(cur->hooks.rules, next->hooks.rules);
+        MR_SWAP(cur->hooks.rule_count, next->hooks.rule_count);
+    } else if (next->hooks.rule_count > 0) {
+        mr_log_warn("reload: hooks.rules: the relay started without hooks; adding them needs a "
+                    "restart");
+    }
 
     if (cur->tls_cert && next->tls_cert) {
         if (swap_certificate(r, next) == 0) {

@@ -101,9 +101,9 @@ static void on_async_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae
 
 static void usage(FILE *f)
 {
-    fputs("usage: meridian-js-pub --url nats://HOST:PORT [--region R] [--mode raw|async]\n"
-          "         [--inflight N] [--size B] [--duration S] [--warmup S] [--json FILE]\n",
-          f);
+    (void)fputs("usage: meridian-js-pub --url nats://HOST:PORT [--region R] [--mode raw|async]\n"
+                "         [--inflight N] [--size B] [--duration S] [--warmup S] [--json FILE]\n",
+                f);
 }
 
 int main(int argc, char **argv)
@@ -280,7 +280,10 @@ int main(int argc, char **argv)
                 (unsigned long long)errors, (unsigned long long)lg_hist_quantile(&lat, 0.5),
                 (unsigned long long)lg_hist_quantile(&lat, 0.9),
                 (unsigned long long)lg_hist_quantile(&lat, 0.99), (unsigned long long)lat.max_us);
-        fclose(f);
+        if (fclose(f) != 0) {
+            perror(json_path);
+            return 1;
+        }
     }
     natsSubscription_Destroy(sub);
     jsCtx_Destroy(js);

@@ -165,7 +165,7 @@ static char *read_secret(const char *path)
     char buf[512] = "";
     if (!fgets(buf, sizeof buf, f))
         buf[0] = '\0';
-    fclose(f);
+    (void)fclose(f); /* opened to read only */
     buf[strcspn(buf, "\r\n")] = '\0';
     return strdup(buf);
 }

@@ -45,10 +45,21 @@ static void die_line(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs("meridian-cli: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    /* stderr is where failures go: if it cannot take them, nothing else can. */
+    (void)fputs("meridian-cli: ", stderr);
+    (void)vfprintf(stderr, fmt, ap);
+    (void)fputc('\n', stderr);
     va_end(ap);
+}
+
+/* --help: the text on stdout; a stdout that cannot take it fails the command. */
+static int print_help(const char *text)
+{
+    if (fputs(text, stdout) < 0 || fflush(stdout) != 0) {
+        die_line("cannot write the output: %s", strerror(errno));
+        return EXIT_FAIL;
+    }
+    return 0;
 }
 
 /* ---- options shared by the subcommands ---- */
@@ -382,8 +393,7 @@ static int cmd_token(int argc, char **argv)
     cli_opts o;
     int r = parse_opts(argc, argv, token_longopts, &o);
     if (r < 0) {
-        fputs(usage_token, stdout);
-        return 0;
+        return print_help(usage_token);
     }
     if (r)
         return r;
@@ -435,6 +445,27 @@ typedef struct session {
     int64_t ping_id; /* send --signal: the ping that follows the signal */
 } session;
 
+/*
+ * tail's frames go to stdout; one that cannot take them (a full disk, a
+ * closed pipe) ends the session as a failure, so that no frame is lost
+ * without the exit status saying so.
+ */
+static bool output_written(session *s)
+{
+    if (fflush(stdout) == 0)
+        return true;
+    int e = errno;
+    pthread_mutex_lock(&s->mu);
+    if (!s->failed) {
+        s->failed = true;
+        snprintf(s->fail, sizeof s->fail, "cannot write the output: %s", strerror(e));
+    }
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    mrc_close(s->client);
+    return false;
+}
+
 static bool is_own_request(session *s, int64_t id)
 {
     if (id < 0)
@@ -466,7 +497,7 @@ static void on_joined(mrc_client *c, int64_t id, const char *room, void *ud)
     pthread_mutex_unlock(&s->mu);
     if (!s->quiet) {
         fprintf(stderr, "meridian-cli: joined %s\n", room);
-        fflush(stderr);
+        (void)fflush(stderr); /* progress only */
     }
 }
 
@@ -515,7 +546,8 @@ static void on_message_print(mrc_client *c, const mrc_message *m, void *ud)
         putchar(ch == '\n' || ch == '\r' ? ' ' : ch);
     }
     putchar('\n');
-    fflush(stdout);
+    if (!output_written(s))
+        return;
     pthread_mutex_lock(&s->mu);
     s->messages++;
     bool enough = s->max_messages > 0 && s->messages >= s->max_messages;
@@ -532,8 +564,8 @@ static void on_frame(mrc_client *c, const char *type, json_t *frame, void *ud)
         char *text = json_dumps(frame, JSON_COMPACT);
         if (text)
             puts(text);
-        fflush(stdout);
         free(text);
+        (void)output_written(s);
     } else if (strcmp(type, "pong") == 0) {
         json_t *id = json_object_get(frame, "id");
         pthread_mutex_lock(&s->mu);
@@ -613,7 +645,8 @@ static int session_open(session *s, const cli_opts *o, mrc_callbacks cb)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    (void)signal(SIGPIPE,
+                 SIG_IGN); /* cannot fail for SIGPIPE; a closed stdout is an error, not death */
 
     cb.welcome_cb = on_welcome;
     cb.joined_cb = on_joined;
@@ -688,8 +721,7 @@ static int cmd_tail(int argc, char **argv)
     cli_opts o;
     int r = parse_opts(argc, argv, tail_longopts, &o);
     if (r < 0) {
-        fputs(usage_tail, stdout);
-        return 0;
+        return print_help(usage_tail);
     }
     if (r)
         return r;
@@ -769,8 +801,7 @@ static int cmd_send(int argc, char **argv)
     cli_opts o;
     int r = parse_opts(argc, argv, send_longopts, &o);
     if (r < 0) {
-        fputs(usage_send, stdout);
-        return 0;
+        return print_help(usage_send);
     }
     if (r)
         return r;
@@ -841,11 +872,17 @@ static int cmd_send(int argc, char **argv)
     /* Decide before closing: our own close must not be mistaken for the relay's. */
     bool timed_out = !s.acked && !s.failed && !s.closed;
     pthread_mutex_unlock(&s.mu);
+    int output_errno = 0;
     if (acked && !o.signal) {
         printf("%s\n", s.msg_id);
-        fflush(stdout);
+        if (fflush(stdout) != 0)
+            output_errno = errno;
     }
     session_close(&s);
+    if (acked && output_errno) {
+        die_line("published, but cannot write its msg_id: %s", strerror(output_errno));
+        return EXIT_FAIL;
+    }
     if (acked)
         return 0;
     if (timed_out) {
@@ -862,13 +899,12 @@ int main(int argc, char **argv)
 {
     mr_alloc_use_for_jansson();
     if (argc < 2) {
-        fputs(usage_main, stderr);
+        (void)fputs(usage_main, stderr); /* the exit status says it anyway */
         return EXIT_USAGE;
     }
     const char *cmd = argv[1];
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
-        fputs(usage_main, stdout);
-        return 0;
+        return print_help(usage_main);
     }
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
         printf("meridian-cli %s (libwebsockets %s)\n", MERIDIAN_VERSION, lws_get_library_version());

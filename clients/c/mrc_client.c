@@ -551,7 +551,7 @@ __attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errl
         return;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
+    (void)vsnprintf(err, errlen, fmt, ap); /* a message cut to the caller's buffer is fine */
     va_end(ap);
 }
 
@@ -659,8 +659,8 @@ int mrc_client_new(const mrc_options *o, mrc_client **out, char *err, size_t err
     memset(&info, 0, sizeof info);
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = mrc_protocols;
-    info.gid = (gid_t)-1;
-    info.uid = (uid_t)-1;
+    info.gid = -1; /* lws: keep the process's group */
+    info.uid = -1;
     info.user = c;
     info.timeout_secs = (unsigned)c->connect_timeout_s;
     info.connect_timeout_secs = (unsigned)c->connect_timeout_s;

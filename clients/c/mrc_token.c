@@ -54,7 +54,7 @@ char *mrc_token_mint(const mrc_token_params *p, char *err, size_t errlen)
     }
     int64_t now = p->now ? p->now : (int64_t)time(NULL);
     json_t *claims = json_pack("{s:s, s:I, s:I}", "sub", p->sub, "iat", (json_int_t)now, "exp",
-                               (json_int_t)(now + p->ttl_s));
+                               (json_int_t)now + p->ttl_s);
     if (!claims) {
         snprintf(err, errlen, "the user id is not valid UTF-8");
         return NULL;
@@ -88,7 +88,7 @@ unsigned char *mrc_token_read_secret(const char *path, size_t *len, char *err, s
         n += r;
         if (n == cap) {
             if (cap >= 64 * 1024) {
-                fclose(f);
+                (void)fclose(f); /* opened to read only */
                 free(buf);
                 snprintf(err, errlen, "secret file '%s' is larger than 64 KiB", path);
                 return NULL;
@@ -96,7 +96,7 @@ unsigned char *mrc_token_read_secret(const char *path, size_t *len, char *err, s
             buf = mr_realloc(buf, cap *= 2);
         }
     }
-    fclose(f);
+    (void)fclose(f); /* opened to read only */
     /* Editors and `echo` add a final newline that is not part of the secret. */
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
         n--;

@@ -22,7 +22,16 @@
 
 void cli_start(cli_proc *p, const char *dir, const char *tag, const char *const args[])
 {
-    snprintf(p->out_path, sizeof p->out_path, "%s/%s.out", dir, tag);
+    cli_start_to(p, dir, tag, args, NULL);
+}
+
+void cli_start_to(cli_proc *p, const char *dir, const char *tag, const char *const args[],
+                  const char *stdout_path)
+{
+    if (stdout_path)
+        snprintf(p->out_path, sizeof p->out_path, "%s", stdout_path);
+    else
+        snprintf(p->out_path, sizeof p->out_path, "%s/%s.out", dir, tag);
     snprintf(p->err_path, sizeof p->err_path, "%s/%s.err", dir, tag);
     const char *argv[64];
     int n = 0;
@@ -86,7 +95,7 @@ static char *slurp(const char *path)
         if (n + 1 == cap)
             buf = realloc(buf, cap *= 2);
     }
-    fclose(f);
+    (void)fclose(f); /* opened to read only */
     buf[n] = '\0';
     return buf;
 }

@@ -17,6 +17,12 @@ typedef struct cli_proc {
  * the program cannot be started.
  */
 void cli_start(cli_proc *p, const char *dir, const char *tag, const char *const args[]);
+/**
+ * As cli_start, with stdout to `stdout_path` (say /dev/full) when it is not
+ * NULL; cli_out must not be used then.
+ */
+void cli_start_to(cli_proc *p, const char *dir, const char *tag, const char *const args[],
+                  const char *stdout_path);
 /** Wait for the exit within `timeout_ms`; returns the exit code, or -1 (time-out or signal). */
 int cli_wait(cli_proc *p, int timeout_ms);
 /** The captured stdout / stderr so far (malloc'd, NUL-terminated). */

@@ -622,6 +622,30 @@ START_TEST(cli_tail_receives_send)
 }
 END_TEST
 
+/*
+ * Publish to `room` until the tail (which may join later than the publisher)
+ * exits, at most 100 messages or 15 s; returns its exit code, or -1.
+ */
+static int publish_until_exit(tclient *a, cli_proc *tail, const char *room)
+{
+    int64_t deadline = mr_test_now_ms() + 15000;
+    int rc = -1;
+    for (int i = 0; i < 100 && mr_test_now_ms() < deadline; i++) {
+        char mid[32];
+        snprintf(mid, sizeof mid, "%s-%d", room, i);
+        mrc_publish_text(a->c, room, mid, "{\"text\":\"tick\"}");
+        int st = mr_test_wait_exit(tail->pid, 150);
+        if (st != -1) {
+            rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+            tail->pid = 0;
+            break;
+        }
+    }
+    if (tail->pid > 0)
+        cli_wait(tail, 1);
+    return rc;
+}
+
 START_TEST(cli_tail_count_exits_zero)
 {
     const char *tail_args[] = {"tail", "--url",   url, "--secret", SECRET, "--sub",
@@ -633,22 +657,7 @@ START_TEST(cli_tail_count_exits_zero)
     t_open(&a, "pub");
     mrc_join(a.c, "news", -1);
     ck_assert(T_WAIT(&a, a.joined == 1, 10000));
-    /* Publish until the tail (which may join later than us) has printed one message. */
-    int64_t deadline = mr_test_now_ms() + 15000;
-    int rc = -1;
-    for (int i = 0; i < 100 && mr_test_now_ms() < deadline; i++) {
-        char mid[32];
-        snprintf(mid, sizeof mid, "n-%d", i);
-        mrc_publish_text(a.c, "news", mid, "{\"text\":\"tick\"}");
-        int st = mr_test_wait_exit(tail.pid, 150);
-        if (st != -1) {
-            rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-            tail.pid = 0;
-            break;
-        }
-    }
-    if (tail.pid > 0)
-        cli_wait(&tail, 1);
+    int rc = publish_until_exit(&a, &tail, "news");
     ck_assert_msg(rc == 0, "tail --count 1 exit %d", rc);
     char *lines = cli_out(&tail);
     ck_assert_int_eq(cli_count_lines(lines), 1);
@@ -657,6 +666,41 @@ START_TEST(cli_tail_count_exits_zero)
     free(lines);
     free(err);
     t_free(&a);
+}
+END_TEST
+
+/* Frames or a msg_id that stdout cannot take (a full disk) fail the command: nothing is lost
+ * silently. */
+START_TEST(cli_output_unwritable_fails)
+{
+    const char *tail_args[] = {"tail",  "--url", url,       "--secret", SECRET,
+                               "--sub", "w",     "--quiet", "full",     NULL};
+    cli_proc tail;
+    cli_start_to(&tail, tmpdir, "tail-full", tail_args, "/dev/full");
+    tclient a;
+    t_open(&a, "pub");
+    mrc_join(a.c, "full", -1);
+    ck_assert(T_WAIT(&a, a.joined == 1, 10000));
+    int rc = publish_until_exit(&a, &tail, "full");
+    ck_assert_msg(rc == 1, "tail >/dev/full exit %d", rc);
+    char *err = cli_err(&tail);
+    ck_assert_msg(strstr(err, "cannot write the output"), "tail stderr: %s", err);
+    free(err);
+    t_free(&a);
+
+    const char *send_args[] = {"send",  "--url", url,    "--secret",         SECRET,
+                               "--sub", "w",     "full", "{\"text\":\"x\"}", NULL};
+    cli_proc send;
+    cli_start_to(&send, tmpdir, "send-full", send_args, "/dev/full");
+    ck_assert_int_eq(cli_wait(&send, 15000), 1);
+    err = cli_err(&send);
+    ck_assert_msg(strstr(err, "published, but cannot write its msg_id"), "send stderr: %s", err);
+    free(err);
+
+    const char *help_args[] = {"--help", NULL};
+    cli_proc help;
+    cli_start_to(&help, tmpdir, "help-full", help_args, "/dev/full");
+    ck_assert_int_eq(cli_wait(&help, 5000), 1);
 }
 END_TEST
 
@@ -863,6 +907,7 @@ static Suite *client_relay_suite(void)
     tcase_add_test(cli, cli_tail_exits_nonzero_when_relay_dies);
     tcase_add_test(cli, cli_tail_exits_nonzero_on_drain);
     tcase_add_test(cli, cli_send_errors_nats_down_and_wrong_port);
+    tcase_add_test(cli, cli_output_unwritable_fails);
     suite_add_tcase(s, cli);
     TCase *app = tcase_create("app_features");
     tcase_add_checked_fixture(app, setup_ws, teardown);

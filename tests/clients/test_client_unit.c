@@ -410,7 +410,7 @@ static int full_listener(int *port, int fill[2])
     *port = ntohs(sa.sin_port);
     for (int i = 0; i < 2; i++) {
         fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-        connect(fill[i], (struct sockaddr *)&sa, sizeof sa); /* in progress or queued */
+        (void)connect(fill[i], (struct sockaddr *)&sa, sizeof sa); /* in progress or queued */
     }
     return lfd;
 }

@@ -103,7 +103,7 @@ bool ctl_proc_log_has(ctl_proc *p, const char *needle)
     bool found = false;
     while (!found && fgets(line, sizeof line, f))
         found = strstr(line, needle) != NULL;
-    fclose(f);
+    (void)fclose(f); /* opened to read only */
     return found;
 }
 

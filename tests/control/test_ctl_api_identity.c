@@ -31,7 +31,7 @@ static mr_test_relay relay;
 
 static void setup(void)
 {
-    signal(SIGPIPE, SIG_IGN);
+    (void)signal(SIGPIPE, SIG_IGN); /* cannot fail for SIGPIPE */
     tmp = mr_test_tmpdir("apiid");
     mr_test_nats_start(&nats, true);
     mr_test_pg_start(&pg, false);

@@ -429,7 +429,7 @@ START_TEST(test_history_nats)
     ck_assert_int_eq(ctl_proc_stop(&a), 0);
 
     /* Schema version and partitions: maintenance is idempotent, retention drops partitions. */
-    ck_assert_int_eq(ctl_test_sql_int(&pg, "SELECT max(version) FROM schema_migrations"), 4);
+    ck_assert_int_eq(ctl_test_sql_int(&pg, "SELECT max(version) FROM schema_migrations"), 5);
     ck_assert_int_eq(ctl_test_sql_int(&pg, "SELECT meridian_maintain('1 day', 3, '30 days')"), 0);
     ck_assert_int_eq(ctl_test_sql_int(&pg, "SELECT meridian_maintain('1 day', 3, '30 days')"), 0);
     ck_assert_int_ge(ctl_test_sql_int(&pg, "SELECT count(*) FROM pg_inherits WHERE inhparent = "

@@ -60,6 +60,17 @@ static void start_control(ctl_proc *c)
              backend.port, secret_file);
     ctl_proc_init(c, nats.url, pg.conninfo, "eu-west", "[\"eu-west\"]", extra);
     ctl_proc_start(c, NULL);
+    /*
+     * Ready is not yet sending: messages committed before the sender turned
+     * the outbox on are not sent (docs/control.md, "Enabling and
+     * disabling"). Publishing at once lost all of them now and then.
+     */
+    int64_t deadline = mr_test_now_ms() + 15000;
+    while (mr_test_metric(c->admin_port, "meridian_control_webhook_sender") != 1) {
+        ck_assert_msg(mr_test_now_ms() < deadline, "control never became the webhook sender");
+        struct timespec ts = {0, 20 * 1000000};
+        nanosleep(&ts, NULL);
+    }
 }
 
 /* Every event the receiver accepted, in arrival order (a new reference). */

@@ -734,6 +734,40 @@ static void check_meridian_paths(super *s)
     ck_assert_int_eq(natsConnection_FlushTimeout(relay_us, 5000), NATS_OK);
     ck_assert_int_eq(natsConnection_GetLastError(relay_us, &text), NATS_NOT_PERMITTED);
 
+    /*
+     * Presence webhooks: the ap-south control plane reads an eu-west relay's
+     * presence deltas and heartbeats across the gateways, and may not
+     * publish presence itself.
+     */
+    natsSubscription *cpres = NULL, *chb = NULL;
+    ck_assert_int_eq(natsConnection_SubscribeSync(&cpres, control_ap, "meridian.presence.*"),
+                     NATS_OK);
+    ck_assert_int_eq(natsConnection_SubscribeSync(&chb, control_ap, "meridian.relay.hb"), NATS_OK);
+    ck_assert_int_eq(natsConnection_FlushTimeout(control_ap, 5000), NATS_OK);
+    const char *delta = "{\"op\":\"set\",\"node\":\"eu-west/r1/0123456789ab\",\"user\":\"a\","
+                        "\"sessions\":1,\"seq\":1}";
+    deadline = mr_test_now_ms() + 20000;
+    for (;;) {
+        ck_assert_msg(mr_test_now_ms() < deadline, "no presence delta reached the control plane");
+        natsConnection_PublishString(relay_eu, "meridian.presence.general", delta);
+        if (natsSubscription_NextMsg(&m, cpres, 500) == NATS_OK)
+            break;
+    }
+    ck_assert_str_eq(natsMsg_GetData(m), delta);
+    natsMsg_Destroy(m);
+    ck_assert_int_eq(
+        natsConnection_PublishString(relay_eu, "meridian.relay.hb", "{\"node\":\"eu-west/r1\"}"),
+        NATS_OK);
+    ck_assert_int_eq(natsSubscription_NextMsg(&m, chb, 10000), NATS_OK);
+    natsMsg_Destroy(m);
+    ck_assert_int_eq(natsConnection_GetLastError(control_ap, &text), NATS_OK);
+    ck_assert_int_eq(natsConnection_PublishString(control_ap, "meridian.presence.general", delta),
+                     NATS_OK);
+    ck_assert_int_eq(natsConnection_FlushTimeout(control_ap, 5000), NATS_OK);
+    ck_assert_int_eq(natsConnection_GetLastError(control_ap, &text), NATS_NOT_PERMITTED);
+    natsSubscription_Destroy(chb);
+    natsSubscription_Destroy(cpres);
+
     natsSubscription_Destroy(inbox);
     natsSubscription_Destroy(pres);
     natsSubscription_Destroy(hist);

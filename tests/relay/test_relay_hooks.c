@@ -10,6 +10,8 @@
 #include "mr_test_relay.h"
 
 #include <check.h>
+#include <signal.h>
+#include <time.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -353,6 +355,62 @@ START_TEST(waiting_joins_count_against_the_room_limit)
 }
 END_TEST
 
+/* Replace the relay's "hooks" by `hooks` (JSON) in its config file and send SIGHUP. */
+static void reload_hooks(const char *hooks)
+{
+    json_t *cfg = json_load_file(relay.cfg, 0, NULL);
+    ck_assert_ptr_nonnull(cfg);
+    json_object_set_new(cfg, "hooks", json_loads(hooks, 0, NULL));
+    ck_assert_int_eq(json_dump_file(cfg, relay.cfg, JSON_INDENT(2)), 0);
+    json_decref(cfg);
+    ck_assert_int_eq(kill(relay.pid, SIGHUP), 0);
+    int64_t deadline = mr_test_now_ms() + 10000;
+    for (;;) {
+        char *log = mr_test_read_file(relay.log);
+        bool done = log && strstr(log, "reload: applied");
+        free(log);
+        if (done)
+            break;
+        ck_assert_msg(mr_test_now_ms() < deadline, "no reload; see %s", relay.log);
+        struct timespec ts = {0, 20 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/*
+ * SIGHUP reloads hooks.rules: rooms the new rules leave out are no longer
+ * hooked, rooms they add are; a request in flight under the old rules still
+ * gets its answer.
+ */
+START_TEST(rules_reload_on_sighup)
+{
+    mr_ws a;
+    mr_test_hello(&a, &relay, "alice", NULL);
+    /* The backend answers this one after 3 s: past its 400 ms, under the old rule. */
+    send_join(&a, "h-slow-1");
+    char hooks[600];
+    snprintf(hooks, sizeof hooks,
+             "{\"max_connections\":4,\"rules\":[{\"on\":[\"join\"],\"rooms\":[\"x-*\"],"
+             "\"url\":\"http://127.0.0.1:%d/hook\",\"timeout_ms\":400}]}",
+             backend.port);
+    reload_hooks(hooks);
+    json_t *j = answer(&a, "j-h-slow-1");
+    ck_assert_str_eq(str(j, "code"), "unavailable");
+    json_decref(j);
+    send_join(&a, "h-deny");
+    j = answer(&a, "j-h-deny");
+    ck_assert_str_eq(str(j, "type"), "joined");
+    json_decref(j);
+    ck_assert_int_eq(backend_requests("join", "h-deny", NULL), 0);
+    send_join(&a, "x-deny");
+    j = answer(&a, "j-x-deny");
+    ck_assert_str_eq(str(j, "code"), "forbidden");
+    json_decref(j);
+    ck_assert_int_eq(backend_requests("join", "x-deny", NULL), 1);
+    mr_ws_close(&a);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("relay_hooks");
@@ -365,5 +423,6 @@ int main(void)
     tcase_add_test(tc, retried_mid_is_not_hooked_again);
     tcase_add_test(tc, connections_to_the_backend_are_kept_alive);
     tcase_add_test(tc, waiting_joins_count_against_the_room_limit);
+    tcase_add_test(tc, rules_reload_on_sighup);
     return mr_test_run(s);
 }

@@ -128,9 +128,11 @@ END_TEST
 /* What is not a PubAck with a seq is no ack: the client hears `unavailable`. */
 START_TEST(errors_are_unavailable)
 {
-    static const char *const bodies[] = {
+    static const char max_msgs[] =
         "{\"error\":{\"code\":503,\"err_code\":10077,\"description\":\"maximum messages "
-        "exceeded\"}}",
+        "exceeded\"}}";
+    static const char *const bodies[] = {
+        max_msgs,
         "", /* the "no responders" status: no stream captures the subject */
         "{\"stream\":\"MERIDIAN_EU\"}",
         "{\"stream\":\"MERIDIAN_EU\",\"seq\":\"7\"}",

@@ -18,7 +18,8 @@ with the secret in --secret-file; a bad signature gets 401. The first
 
 GET /stats returns {"connections": accepted TCP connections, "hooks": every
 hook request body, "webhooks": every accepted webhook body, "bad_signatures":
-n, "webhook_requests": n}. Keep-alive (HTTP/1.1) is on, so "connections"
+n, "webhook_requests": n, "webhook_attempts": the Meridian-Webhook-Id of every
+webhook request, accepted or not}. Keep-alive (HTTP/1.1) is on, so "connections"
 shows whether a client reuses them.
 """
 import argparse
@@ -31,7 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LOCK = threading.Lock()
 STATS = {"connections": 0, "hooks": [], "webhooks": [], "bad_signatures": 0,
-         "webhook_requests": 0}
+         "webhook_requests": 0, "webhook_attempts": []}
 COUNTER = [0]
 ARGS = None
 
@@ -105,6 +106,7 @@ class Handler(BaseHTTPRequestHandler):
     def webhook(self, body):
         with LOCK:
             STATS["webhook_requests"] += 1
+            STATS["webhook_attempts"].append(self.headers.get("Meridian-Webhook-Id"))
             failing = STATS["webhook_requests"] <= ARGS.fail_first
         if failing:
             self.reply(503, '{"error":"not now"}')

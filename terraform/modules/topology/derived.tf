@@ -118,7 +118,7 @@ locals {
         ]]),
         ["_INBOX.>", "_GR_.*.*._INBOX.>"],
       )
-      subscribe       = ["meridian.history.*", "_INBOX.>"]
+      subscribe       = ["meridian.history.*", "meridian.presence.*", "meridian.relay.hb", "_INBOX.>"]
       allow_responses = false
     } }
     healthcheck = { for r in local.ok_regions : r.name => {
