@@ -65,6 +65,13 @@ typedef struct relay {
     int64_t inbound_warned_us; /* last warning about malformed NATS input */
     uint64_t inbound_rejected; /* malformed NATS messages since that warning */
     mr_buf write_batch;        /* scratch for coalesced writes (lws thread) */
+    struct relay_conn *flush;  /* connections with frames to write after this pass (relay_conn.c) */
+    struct relay_senders *senders;    /* send_threads > 1: the threads sharing those writes */
+    struct relay_send_job *send_jobs; /* their jobs (lws thread) */
+    size_t send_jobs_cap;
+    void *uv_loop;  /* event_loop libuv: the relay's uv_loop_t, which lws runs on; else NULL */
+    void *uv_check; /* its uv_check_t: the end of each pass */
+    void *uv_loops[1];
 
     /* The lws server's settings, which lws reads for the context's lifetime. */
     lws_retry_bo_t retry;

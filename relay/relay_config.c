@@ -56,6 +56,7 @@ void relay_config_defaults(relay_config *c)
     relay_config_set_str(&c->log_level, "info");
     relay_config_set_str(&c->log_format, "text");
     c->workers = 1;
+    c->send_threads = 1;
     c->jetstream = true;
     c->publish_ack_timeout_ms = 5000;
     c->publish_retries = 2;
@@ -269,7 +270,8 @@ static const char *const top_keys[] = {"region",        "node_id",
                                        "drain_batch",   "fallback_urls",
                                        "admin_api_key", "admin_api_key_file",
                                        "log_format",    "hooks",
-                                       "signals",       NULL};
+                                       "signals",       "send_threads",
+                                       "event_loop",    NULL};
 static const char *const hooks_keys[] = {"rules", "max_connections", "max_pending", "cache_entries",
                                          NULL};
 static const char *const hook_rule_keys[] = {"on",         "rooms",      "url",
@@ -430,6 +432,12 @@ int relay_config_load(relay_config *c, const char *path, char *err, size_t errle
     else if (admin_key_file)
         read_admin_key_file(c, &cfg, admin_key_file);
     c->workers = mr_cfg_int(&cfg, root, "", "workers", c->workers, 1, 64);
+    c->send_threads = mr_cfg_int(&cfg, root, "", "send_threads", c->send_threads, 1, 64);
+    const char *loop = mr_cfg_str(&cfg, root, "", "event_loop", NULL);
+    if (loop && strcmp(loop, "libuv") == 0)
+        c->event_loop_uv = true;
+    else if (loop && strcmp(loop, "poll") != 0)
+        mr_cfg_error(&cfg, "event_loop", "\"%s\" must be poll or libuv", loop);
 
     json_t *auth = mr_cfg_obj(&cfg, root, "", "auth");
     mr_cfg_check_keys(&cfg, auth, "auth", auth_keys);

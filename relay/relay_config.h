@@ -87,8 +87,10 @@ typedef struct relay_config {
     char *admin_api_key; /* Bearer key for POST /v1/drain and /v1/undrain; NULL: both disabled */
     char *static_dir;
     char *log_level;
-    char *log_format; /* "text" or "json" */
-    int64_t workers;  /* reserved: processes sharing the listen port */
+    char *log_format;     /* "text" or "json" */
+    int64_t workers;      /* reserved: processes sharing the listen port */
+    int64_t send_threads; /* threads writing a pass's frames to plain sockets, lws's included */
+    bool event_loop_uv;   /* "event_loop": "libuv": lws on a libuv loop (epoll) instead of poll() */
     /* Durability: JetStream publishes acked by the region's stream. */
     bool jetstream;
     int64_t publish_ack_timeout_ms;

@@ -10,6 +10,19 @@
  * Closes are requested, not done in place: the close code is recorded and
  * the connection asks to become writable, so frames queued before the close
  * (an `error` explaining it, for instance) still reach the client.
+ *
+ * Frames queued on an empty queue are written when the current pass of the
+ * event loop ends (relay_conn_flush), not from lws's writable callback: that
+ * callback costs a poll() over every socket and a dispatch per connection,
+ * one more pass per message, which at 5,000 members is most of a message's
+ * latency that is not send() itself (docs/benchmarks.md, "Fan-out tail").
+ * lws 4.1 asks for writes to come from the writable callback because of
+ * partial writes and HTTP/2 streams; a WebSocket connection without
+ * extensions on the service thread has neither problem: lws_write() of a
+ * raw frame appends to lws's own buffer when part of an earlier one is
+ * still there and asks for the writable callback to send it. Only
+ * connections that are backed up (a partial write held by lws, frames left
+ * after a write) wait for the callback.
  */
 #include "relay_conn.h"
 #include "mr_alloc.h"
@@ -17,6 +30,7 @@
 #include "mr_proto.h"
 #include "relay_frames.h"
 #include "relay_metrics.h"
+#include "relay_send.h"
 
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -79,6 +93,34 @@ static void queue_emptied(relay_conn *c)
     }
 }
 
+static void flush_unlist(relay_conn *c)
+{
+    if (!c->flush_listed)
+        return;
+    if (c->flush_prev)
+        c->flush_prev->flush_next = c->flush_next;
+    else
+        c->r->flush = c->flush_next;
+    if (c->flush_next)
+        c->flush_next->flush_prev = c->flush_prev;
+    c->flush_prev = c->flush_next = NULL;
+    c->flush_listed = false;
+}
+
+/* Frames were queued on an empty queue: write them when the pass ends. */
+static void flush_list(relay_conn *c)
+{
+    if (c->flush_listed)
+        return;
+    relay *r = c->r;
+    c->flush_prev = NULL;
+    c->flush_next = r->flush;
+    if (r->flush)
+        r->flush->flush_prev = c;
+    r->flush = c;
+    c->flush_listed = true;
+}
+
 static void drop_queue(relay_conn *c)
 {
     while (c->qlen) {
@@ -93,6 +135,7 @@ static void drop_queue(relay_conn *c)
 void relay_conn_detach(relay_conn *c)
 {
     relay *r = c->r;
+    flush_unlist(c);
     drop_queue(c);
     mr_buf_free(&c->rx);
     free(c->user);
@@ -169,7 +212,7 @@ void relay_conn_send_for(relay_conn *c, relay_out *o, const char *room)
     c->qlen++;
     c->qbytes += o->len;
     if (c->qlen == 1 && c->wsi)
-        lws_callback_on_writable(c->wsi);
+        flush_list(c);
 }
 
 void relay_conn_send(relay_conn *c, relay_out *o)
@@ -227,6 +270,25 @@ static relay_out *dequeue(relay_conn *c)
     return o;
 }
 
+/* The header of an unmasked text frame of `len` bytes at `p`; returns its length. */
+static size_t ws_header(unsigned char *p, size_t len)
+{
+    unsigned char *s = p;
+    *p++ = 0x81; /* FIN, text */
+    if (len < 126) {
+        *p++ = (unsigned char)len;
+    } else if (len < 65536) {
+        *p++ = 126;
+        *p++ = (unsigned char)(len >> 8);
+        *p++ = (unsigned char)len;
+    } else {
+        *p++ = 127;
+        for (int b = 7; b >= 0; b--)
+            *p++ = (unsigned char)((uint64_t)len >> (8 * b));
+    }
+    return (size_t)(p - s);
+}
+
 /*
  * Write several queued frames with one send. On loopback and on busy relays
  * the cost of a delivery is mostly the syscall, so a member with a backlog
@@ -247,18 +309,7 @@ size_t relay_conn_take_batch(relay_conn *c, mr_buf *wb)
     unsigned char *start = (unsigned char *)wb->data + LWS_PRE, *p = start;
     for (uint32_t i = 0; i < k; i++) {
         relay_out *o = dequeue(c);
-        *p++ = 0x81; /* FIN, text */
-        if (o->len < 126) {
-            *p++ = (unsigned char)o->len;
-        } else if (o->len < 65536) {
-            *p++ = 126;
-            *p++ = (unsigned char)(o->len >> 8);
-            *p++ = (unsigned char)o->len;
-        } else {
-            *p++ = 127;
-            for (int b = 7; b >= 0; b--)
-                *p++ = (unsigned char)((uint64_t)o->len >> (8 * b));
-        }
+        p += ws_header(p, o->len);
         memcpy(p, relay_out_payload(o), o->len);
         p += o->len;
         relay_out_unref(o);
@@ -296,21 +347,27 @@ static int send_close(relay_conn *c)
 
 int relay_conn_peer_closed(relay_conn *c)
 {
+    if (!c)
+        return 0;
+    /* lws answers and closes: nothing more is written to it from the end of a pass. */
+    c->peer_closed = true;
     /* Our close frame is out: the client's is the answer, not one to echo. */
-    return c && c->close_sent ? 1 : 0;
+    return c->close_sent ? 1 : 0;
 }
 
-int relay_conn_writable(relay_conn *c)
+/*
+ * Write queued frames while the kernel takes them; lws keeps a partial write
+ * itself and we stop there. `first_checked`: whether the socket is known to
+ * be writable (the writable callback: poll() found it so), else it is
+ * asked first. lws_send_pipe_choked() is a poll() of its own, so it is not
+ * asked before the first write of a writable callback: one syscall less
+ * per delivery when a member has one frame queued (the common case).
+ * Returns -1 when the connection failed.
+ */
+static int write_queued(relay_conn *c, bool first_checked)
 {
-    /*
-     * Write while the kernel takes it; lws keeps a partial write itself and
-     * we stop there until the next writable callback. The first write needs
-     * no check: the callback means poll() found the socket writable, and
-     * lws_send_pipe_choked() is a poll() of its own, one extra syscall per
-     * delivery when a member has one frame queued (the common case).
-     */
-    for (bool first = true;
-         c->qlen && !lws_partial_buffered(c->wsi) && (first || !lws_send_pipe_choked(c->wsi));
+    for (bool first = true; c->qlen && !lws_partial_buffered(c->wsi) &&
+                            ((first && first_checked) || !lws_send_pipe_choked(c->wsi));
          first = false) {
         int n;
         if (c->qlen > 1) {
@@ -325,6 +382,14 @@ int relay_conn_writable(relay_conn *c)
         if (n < 0)
             return -1;
     }
+    return 0;
+}
+
+int relay_conn_writable(relay_conn *c)
+{
+    flush_unlist(c); /* written here: nothing left for the end of the pass */
+    if (write_queued(c, true) < 0)
+        return -1;
     /* The close frame must not overtake the rest of a frame the kernel did not take. */
     if (c->qlen || (c->close_code && lws_partial_buffered(c->wsi))) {
         lws_callback_on_writable(c->wsi);
@@ -333,4 +398,115 @@ int relay_conn_writable(relay_conn *c)
     if (c->close_code && !c->close_sent)
         return send_close(c);
     return 0;
+}
+
+/* A write outside the connection's own callback failed: lws closes it on its next pass. */
+static void write_failed(relay_conn *c)
+{
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+/* After a write at the end of a pass: what is left goes through the writable callback. */
+static void after_flush(relay_conn *c)
+{
+    /* Frames left, or a history replay paced by this queue (relay_client_writable). */
+    if (c->qlen || c->replays)
+        lws_callback_on_writable(c->wsi);
+}
+
+/* A job for the sender threads: the connection's one queued frame, header and payload. */
+static void add_job(relay *r, relay_conn *c, size_t *n)
+{
+    if (*n == r->send_jobs_cap) {
+        r->send_jobs_cap = r->send_jobs_cap ? 2 * r->send_jobs_cap : 1024;
+        r->send_jobs = mr_realloc(r->send_jobs, r->send_jobs_cap * sizeof *r->send_jobs);
+    }
+    relay_send_job *j = &r->send_jobs[(*n)++];
+    relay_out *o = relay_conn_queued(c, 0);
+    j->fd = lws_get_socket_fd(c->wsi);
+    j->hdr_len = ws_header(j->hdr, o->len);
+    j->payload = relay_out_payload(o);
+    j->payload_len = o->len;
+    j->sent = 0;
+    j->err = 0;
+    j->ud = c;
+}
+
+/*
+ * A job is done: the frame leaves the queue. What the socket did not take
+ * is handed to lws, which tries the socket again and keeps the rest for
+ * its writable callback, as for any partial write.
+ */
+static void finish_job(relay *r, relay_send_job *j)
+{
+    relay_conn *c = j->ud;
+    relay_out *o = dequeue(c);
+    if (j->err) {
+        relay_out_unref(o);
+        write_failed(c);
+        return;
+    }
+    if ((size_t)j->sent < j->hdr_len + j->payload_len) {
+        mr_buf *wb = &r->write_batch;
+        size_t rest = j->hdr_len + j->payload_len - (size_t)j->sent, hl = j->hdr_len;
+        mr_buf_reset(wb);
+        mr_buf_reserve(wb, LWS_PRE + rest);
+        unsigned char *p = (unsigned char *)wb->data + LWS_PRE;
+        size_t skip = (size_t)j->sent;
+        if (skip < hl) {
+            memcpy(p, j->hdr + skip, hl - skip);
+            p += hl - skip;
+            skip = 0;
+        } else {
+            skip -= hl;
+        }
+        memcpy(p, relay_out_payload(o) + skip, o->len - skip);
+        if (lws_write(c->wsi, (unsigned char *)wb->data + LWS_PRE, rest, LWS_WRITE_RAW) < 0) {
+            relay_out_unref(o);
+            write_failed(c);
+            return;
+        }
+    }
+    relay_out_unref(o);
+    after_flush(c);
+}
+
+void relay_conn_flush(relay *r)
+{
+    /* With sender threads, one-frame writes to plain sockets are shared out (relay_send.h). */
+    bool share = relay_senders_count(r->senders) > 1;
+    size_t njobs = 0;
+    while (r->flush) {
+        relay_conn *c = r->flush;
+        flush_unlist(c);
+        if (!c->qlen || c->peer_closed)
+            continue;
+        /*
+         * A close waits for the writable callback (relay_conn_close asked for it), and so
+         * does a connection whose socket holds part of a frame: lws sends that first.
+         */
+        if (c->close_code || lws_partial_buffered(c->wsi)) {
+            lws_callback_on_writable(c->wsi);
+            continue;
+        }
+        if (share && c->qlen == 1 && !lws_is_ssl(c->wsi)) {
+            add_job(r, c, &njobs);
+            continue;
+        }
+        /*
+         * Not asked whether the socket is choked: a full socket takes nothing, lws keeps the
+         * frame and asks for the writable callback, which a poll() per connection would cost
+         * as much as the send it might save.
+         */
+        if (write_queued(c, true) < 0) {
+            write_failed(c);
+            continue;
+        }
+        after_flush(c);
+    }
+    if (!njobs)
+        return;
+    relay_senders_run(r->senders, r->send_jobs, njobs);
+    for (size_t i = 0; i < njobs; i++)
+        finish_job(r, &r->send_jobs[i]);
 }

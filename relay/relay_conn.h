@@ -46,6 +46,9 @@ typedef struct relay_conn {
     relay *r;
     struct lws *wsi;
     struct relay_conn *prev, *next; /* relay->conns */
+    /* relay->flush: frames queued on an empty queue, written when the pass ends */
+    struct relay_conn *flush_prev, *flush_next;
+    bool flush_listed;
     uint64_t id;
     char sid[RELAY_SID_LEN + 1];
     char ip[48]; /* INET6_ADDRSTRLEN and a little */
@@ -72,6 +75,7 @@ typedef struct relay_conn {
     int close_code;
     const char *close_reason; /* a string literal */
     bool close_sent;          /* our close frame is out; waiting for the client's */
+    bool peer_closed;         /* the client's close frame came first: lws answers it */
     bool reconnect_sent;
     uint32_t replays;  /* memberships replaying history, paced by this queue (relay_resume.c) */
     uint32_t have_ids; /* msg_ids its joins' `have` named, still remembered: at most MR_HAVE_MAX */
@@ -114,14 +118,22 @@ void relay_conn_close(relay_conn *c, int code, const char *reason);
 /** Queue an error frame, counting it; too many non-retryable ones close the connection. */
 void relay_conn_error(relay_conn *c, json_t *id, mr_error_code code, const char *message);
 
-/** Write queued frames while the socket accepts them. Returns -1 to close the connection. */
 /**
  * The client sent a close frame (LWS_CALLBACK_WS_PEER_INITIATED_CLOSE):
  * returns 1 when it answers ours (lws then closes without echoing), 0 for
  * lws to echo it and close.
  */
 int relay_conn_peer_closed(relay_conn *c);
+/** Write queued frames while the socket accepts them. Returns -1 to close the connection. */
 int relay_conn_writable(relay_conn *c);
+/**
+ * Write what was queued during this pass of the event loop to every
+ * connection whose queue was empty, without waiting for lws's writable
+ * callback (docs/relay.md, "Writes"). Called once the pass is over, on the
+ * lws thread; a connection whose socket does not take everything goes on
+ * through the writable callback.
+ */
+void relay_conn_flush(relay *r);
 /**
  * Take frames off the queue, up to RELAY_WRITE_BATCH_BYTES (at least one),
  * and write each with its WebSocket header into `wb` after LWS_PRE bytes of

@@ -1,8 +1,9 @@
 /*
  * The relay's WebSocket server on libwebsockets: the top of dispatch.
  *
- * lws owns the main thread and its service loop (the Debian build has no
- * external-loop support). Other threads talk to it only through
+ * lws owns the main thread: its own poll() loop, or (event_loop "libuv")
+ * a libuv loop the relay creates and runs, on which lws registers its
+ * sockets and timers. Other threads talk to it only through
  * lws_cancel_service(), which makes lws call LWS_CALLBACK_EVENT_WAIT_CANCELLED
  * on the service thread: there we take queued NATS messages and act on
  * drain or stop requests.
@@ -28,6 +29,7 @@
 #include "relay_reload.h"
 #include "relay_repair.h"
 #include "relay_resume.h"
+#include "relay_send.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -39,6 +41,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <uv.h>
 
 /* Most bytes lws writes to a socket at once (our batches are at most 64 KiB and a frame). */
 #define TX_PACKET_BYTES (256 * 1024)
@@ -232,6 +235,36 @@ static int callback_meridian(struct lws *wsi, enum lws_callback_reasons reason, 
     return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
 
+/* What every pass of the loop ends with: NATS first, the clients' writes of a big room take long.
+ */
+static void pass_done(relay *r)
+{
+    relay_nats_pass_done(r->nats);
+    relay_conn_flush(r);
+}
+
+/* The relay stops, or a drain ended early because every client has gone. */
+static bool run_over(relay *r)
+{
+    return atomic_load(&r->stopping) || (r->drain_started && r->drain_exit && r->conn_count == 0);
+}
+
+/*
+ * event_loop libuv: lws runs on the relay's own uv loop (a "foreign" loop
+ * to lws), so the relay runs it and has it end each pass here: a check
+ * handle runs after every poll phase. lws_service() cannot be used: with an
+ * event library it runs the library's loop until that is stopped, which is
+ * why the libev experiment never stopped on SIGINT (docs/benchmarks.md,
+ * "Fan-out tail").
+ */
+static void uv_pass_cb(uv_check_t *h)
+{
+    relay *r = h->data;
+    pass_done(r);
+    if (run_over(r))
+        uv_stop(h->loop);
+}
+
 static void lws_log_emit(int level, const char *line)
 {
     size_t n = strlen(line);
@@ -332,15 +365,45 @@ int relay_server_start(relay *r, char *err, size_t errlen)
         snprintf(err, errlen, "hooks: cannot start the HTTP client for backend hooks");
         return -1;
     }
+    if (c->event_loop_uv) {
+        uv_loop_t *loop = mr_malloc(sizeof *loop);
+        if (uv_loop_init(loop) != 0) {
+            free(loop);
+            snprintf(err, errlen, "event_loop: cannot create the libuv loop");
+            return -1;
+        }
+        r->uv_loop = loop;
+        r->uv_loops[0] = loop;
+        info.foreign_loops = r->uv_loops;
+        info.options |= LWS_SERVER_OPTION_LIBUV;
+    }
+    if (c->send_threads > 1) {
+        r->senders = relay_senders_new((int)c->send_threads);
+        if (!r->senders) {
+            snprintf(err, errlen, "send_threads: cannot start %lld sender threads",
+                     (long long)c->send_threads);
+            return -1;
+        }
+    }
     r->nats = relay_nats_new(c, wake, r);
     r->lws = lws_create_context(&info);
     if (!r->lws) {
         snprintf(err, errlen,
-                 "cannot start the WebSocket server on %s (address in use, or bad TLS files?)",
-                 c->listen);
+                 "cannot start the WebSocket server on %s (address in use, or bad TLS files?%s)",
+                 c->listen,
+                 c->event_loop_uv ? " event_loop libuv needs lws's libuv plugin: Debian package "
+                                    "libwebsockets-evlib-uv"
+                                  : "");
         return -1;
     }
     r->vhost = lws_get_vhost_by_name(r->lws, "default");
+    if (r->uv_loop) {
+        uv_check_t *check = mr_malloc(sizeof *check);
+        uv_check_init(r->uv_loop, check);
+        check->data = r;
+        uv_check_start(check, uv_pass_cb);
+        r->uv_check = check;
+    }
     if (relay_nats_connect(r->nats, err, errlen) != 0)
         return -1;
     mr_metric_set(&relay_m.nats_connected, relay_nats_connected(r->nats));
@@ -359,13 +422,15 @@ int relay_server_port(relay *r)
 
 void relay_server_run(relay *r)
 {
-    while (!atomic_load(&r->stopping)) {
+    if (r->uv_loop) {
+        if (!run_over(r))
+            uv_run(r->uv_loop, UV_RUN_DEFAULT);
+        return;
+    }
+    while (!run_over(r)) {
         if (lws_service(r->lws, 0) < 0)
             break;
-        relay_nats_pass_done(r->nats);
-        /* A drain ends early once every client has gone. */
-        if (r->drain_started && r->drain_exit && r->conn_count == 0)
-            break;
+        pass_done(r);
     }
 }
 
@@ -381,6 +446,12 @@ void relay_server_stop(relay *r)
      * destroy the context, which closes sessions and drops their (now inert)
      * subscriptions; then free what NATS still holds.
      */
+    /*
+     * The loop runs again while lws closes its handles (lws_context_destroy on a foreign
+     * loop): the end-of-pass handle must not, with NATS closed and sessions going.
+     */
+    if (r->uv_check)
+        uv_check_stop(r->uv_check);
     if (r->nats && r->instance[0]) {
         relay_presence_bye(r);
         relay_nats_flush(r->nats);
@@ -389,11 +460,39 @@ void relay_server_stop(relay *r)
     relay_hooks_free(r->hooks); /* joins the hook thread: no wake-up after this */
     r->hooks = NULL;
     r->destroying = true;
-    if (r->lws)
+    if (r->lws) {
         lws_context_destroy(r->lws);
+        if (r->uv_loop) {
+            /*
+             * On a foreign loop lws 4.1 only starts closing its handles, which libuv closes
+             * asynchronously, and their close callbacks are in lws's libuv plugin: the loop
+             * runs until every handle is closed (ours too), then a second
+             * lws_context_destroy frees the context and unloads the plugin
+             * (lib/core/context.c, lib/event-libs/libuv).
+             */
+            if (r->uv_check)
+                uv_close((uv_handle_t *)r->uv_check, NULL);
+            uv_run(r->uv_loop, UV_RUN_DEFAULT);
+            lws_context_destroy(r->lws);
+        }
+    }
     r->lws = NULL;
+    if (r->uv_loop) {
+        uv_run(r->uv_loop, UV_RUN_DEFAULT);
+        if (uv_loop_close(r->uv_loop) != 0)
+            mr_log_warn("libuv loop closed with handles still open");
+        free(r->uv_check);
+        free(r->uv_loop);
+        r->uv_check = NULL;
+        r->uv_loop = NULL;
+    }
     if (r->hook_waits.buckets)
         relay_client_hooks_free(r);
     relay_nats_free(r->nats);
     r->nats = NULL;
+    relay_senders_free(r->senders); /* idle: they only run inside relay_conn_flush */
+    r->senders = NULL;
+    free(r->send_jobs);
+    r->send_jobs = NULL;
+    r->send_jobs_cap = 0;
 }

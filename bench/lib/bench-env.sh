@@ -62,10 +62,11 @@ bench_start_nats() {
 }
 
 # bench_relay_config FILE NODE PORT ADMIN_PORT [TLS_DIR]
-# BENCH_RECEIVE_BUFFER sets limits.receive_buffer_bytes (default: the relay's).
+# BENCH_RECEIVE_BUFFER sets limits.receive_buffer_bytes (default: the relay's);
+# BENCH_RELAY_EXTRA adds top-level members (e.g. '"service_threads":2,').
 bench_relay_config() {
     local file=$1 node=$2 port=$3 admin=$4 tls=${5:-}
-    local tls_json="" rxbuf=""
+    local tls_json="" rxbuf="" extra=${BENCH_RELAY_EXTRA:-}
     [[ -n ${BENCH_RECEIVE_BUFFER:-} ]] && rxbuf=",\"receive_buffer_bytes\":$BENCH_RECEIVE_BUFFER"
     if [[ -n $tls ]]; then
         tls_json="\"tls\":{\"cert\":\"$tls/cert.pem\",\"key\":\"$tls/key.pem\"},"
@@ -73,7 +74,7 @@ bench_relay_config() {
     cat >"$file" <<JSON
 {"region":"bench","node_id":"$node","listen":"127.0.0.1:$port","admin_listen":"127.0.0.1:$admin",
  "nats":["nats://127.0.0.1:$NATS_PORT"],"auth":{"secret":"${BENCH_SECRET:-dev-secret}"},$tls_json
- "log_level":"warn","signals":{"rate":100000,"burst":100000},
+ "log_level":"warn",$extra"signals":{"rate":100000,"burst":100000},
  "limits":{"max_connections_per_ip":0,"publish_rate":100000,"publish_burst":100000,
            "max_outbound_bytes":16777216,"max_rooms_per_connection":1000,
            "handshake_timeout_ms":60000$rxbuf}}

@@ -31,7 +31,7 @@ import tempfile
 # Bottom to top. Modules of one layer may not use each other, except in the
 # layers named in SHARED (there only cycles are refused).
 LAYERS = [
-    ("base", ["relay", "relay_config", "relay_metrics", "relay_out", "relay_dedup",
+    ("base", ["relay", "relay_config", "relay_metrics", "relay_out", "relay_send", "relay_dedup",
               "relay_nats", "relay_hook", "relay_room"]),
     ("leaf", ["relay_frames", "relay_conn"]),
     ("delivery", ["relay_deliver"]),

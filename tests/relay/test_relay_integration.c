@@ -200,6 +200,60 @@ START_TEST(ten_thousand_in_order)
 }
 END_TEST
 
+/*
+ * A room big enough that a pass's writes are shared out when send_threads
+ * is above 1 (relay_send.h: RELAY_SEND_MIN_SPLIT per thread), and that the
+ * relay's array of those writes grows during a pass (1,024 at first) past what malloc keeps in its
+ * heap, on one relay: every member gets every message once and in order, whether its frames left
+ * from the end of the pass, from a sender thread, or (a burst) from the writable callback.
+ */
+START_TEST(big_room_in_order_exactly_once)
+{
+    enum { MEMBERS = 2100, MESSAGES = 40 };
+    mr_ws *m = calloc(MEMBERS, sizeof *m);
+    mr_ws pub;
+    mr_test_hello(&pub, &relays[0], "pub", NULL);
+    mr_test_join(&pub, "big");
+    for (int i = 0; i < MEMBERS; i++) {
+        char user[32];
+        snprintf(user, sizeof user, "m%d", i % 7); /* few users: presence stays small */
+        mr_test_hello(&m[i], &relays[0], user, NULL);
+        mr_test_join(&m[i], "big");
+    }
+    /* Paced and in bursts: one frame per member per pass, and several. */
+    char mid[32], data[64];
+    for (int i = 0; i < MESSAGES; i++) {
+        snprintf(mid, sizeof mid, "b%d", i);
+        snprintf(data, sizeof data, "{\"n\":%d}", i);
+        mr_test_publish(&pub, "big", mid, data);
+        if (i < MESSAGES / 2)
+            mr_test_expect(&pub, "\"type\":\"ack\"");
+    }
+    for (int k = 0; k < MEMBERS; k++) {
+        for (int i = 0; i < MESSAGES; i++) {
+            char *f = mr_test_next_message(&m[k], 10000);
+            ck_assert_msg(f != NULL, "member %d: message %d missing", k, i);
+            char want[64];
+            snprintf(want, sizeof want, "\"data\":{\"n\":%d}", i);
+            ck_assert_msg(strstr(f, want) != NULL, "member %d: message %d out of order: %s", k, i,
+                          f);
+            free(f);
+        }
+    }
+    /* Nothing twice: a marker published last is the next message everyone reads. */
+    mr_test_publish(&pub, "big", "end", "\"end\"");
+    for (int k = 0; k < MEMBERS; k++) {
+        char *f = mr_test_next_message(&m[k], 10000);
+        ck_assert_msg(f && strstr(f, "\"mid\":\"end\""), "member %d: %s after the last", k,
+                      f ? f : "nothing");
+        free(f);
+        mr_ws_close(&m[k]);
+    }
+    mr_ws_close(&pub);
+    free(m);
+}
+END_TEST
+
 START_TEST(leave_stops_delivery)
 {
     mr_ws a, b;
@@ -513,6 +567,32 @@ static int log_lines(const char *path, const char *a, const char *b)
 static void setup_slow(void)
 {
     start_all("\"publish_rate\":100000,\"publish_burst\":100000,\"max_outbound_bytes\":262144", "");
+}
+
+/* The same, with a pass's writes shared by two sender threads (relay_send.c). */
+static void setup_slow_threads(void)
+{
+    start_all("\"publish_rate\":100000,\"publish_burst\":100000,\"max_outbound_bytes\":262144",
+              "\"send_threads\":2");
+}
+
+/* lws on a libuv loop (epoll) instead of poll(). */
+static void setup_uv(void)
+{
+    start_all("\"publish_rate\":100000,\"publish_burst\":100000,\"max_outbound_bytes\":67108864",
+              "\"event_loop\":\"libuv\"");
+}
+
+static void setup_slow_uv(void)
+{
+    start_all("\"publish_rate\":100000,\"publish_burst\":100000,\"max_outbound_bytes\":262144",
+              "\"event_loop\":\"libuv\"");
+}
+
+static void setup_threads(void)
+{
+    start_all("\"publish_rate\":100000,\"publish_burst\":100000,\"max_outbound_bytes\":67108864",
+              "\"send_threads\":2");
 }
 
 START_TEST(flood_is_rate_limited_then_closed)
@@ -1106,6 +1186,7 @@ int main(void)
     tcase_add_test(tc, retried_publish_is_delivered_once);
     tcase_add_test(tc, echo_false_leaves_out_only_the_publisher);
     tcase_add_test(tc, ten_thousand_in_order);
+    tcase_add_test(tc, big_room_in_order_exactly_once);
     tcase_add_test(tc, leave_stops_delivery);
     tcase_add_test(tc, bad_input_gets_documented_errors);
     tcase_add_test(tc, presence_on_this_relay);
@@ -1125,6 +1206,26 @@ int main(void)
 
     TCase *slow = mr_test_case(s, "slow_consumer", setup_slow, teardown, 120);
     tcase_add_test(slow, slow_consumer_is_cut_off);
+
+    /* Sender threads: order, once, slow consumers and a clean stop (the teardown). */
+    TCase *threads = mr_test_case(s, "send_threads", setup_threads, teardown, 120);
+    tcase_add_test(threads, fanout_across_relays_exactly_once);
+    tcase_add_test(threads, ten_thousand_in_order);
+    tcase_add_test(threads, big_room_in_order_exactly_once);
+    tcase_add_test(threads, sigterm_drains);
+    TCase *slow_threads =
+        mr_test_case(s, "slow_consumer_send_threads", setup_slow_threads, teardown, 120);
+    tcase_add_test(slow_threads, slow_consumer_is_cut_off);
+
+    /* The libuv loop: the same, and stopping on SIGTERM (drain) and SIGINT (the teardown). */
+    TCase *uv = mr_test_case(s, "libuv", setup_uv, teardown, 120);
+    tcase_add_test(uv, fanout_across_relays_exactly_once);
+    tcase_add_test(uv, ten_thousand_in_order);
+    tcase_add_test(uv, big_room_in_order_exactly_once);
+    tcase_add_test(uv, presence_on_this_relay);
+    tcase_add_test(uv, sigterm_drains);
+    TCase *slow_uv = mr_test_case(s, "slow_consumer_libuv", setup_slow_uv, teardown, 120);
+    tcase_add_test(slow_uv, slow_consumer_is_cut_off);
 
     TCase *presence = mr_test_case(s, "presence", setup_presence, teardown, 60);
     tcase_add_test(presence, presence_across_relays_and_no_zombies);
