@@ -22,7 +22,7 @@ void mr_buf_append(mr_buf *b, const void *p, size_t n);
 void mr_buf_puts(mr_buf *b, const char *s);
 void mr_buf_putc(mr_buf *b, char c);
 void mr_buf_printf(mr_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void mr_buf_vprintf(mr_buf *b, const char *fmt, va_list ap);
+void mr_buf_vprintf(mr_buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /** Append `s` as a JSON string literal, quotes included. */
 void mr_buf_json_str(mr_buf *b, const char *s, size_t n);
 void mr_buf_reset(mr_buf *b);

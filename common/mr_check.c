@@ -18,6 +18,9 @@
 #include <unistd.h>
 
 static void report(mr_check *c, FILE *f, const char *kind, const char *key, const char *fmt,
+                   va_list ap) __attribute__((format(printf, 5, 0)));
+
+static void report(mr_check *c, FILE *f, const char *kind, const char *key, const char *fmt,
                    va_list ap)
 {
     /* The exit status carries the verdict; a line that cannot be written

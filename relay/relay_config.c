@@ -105,7 +105,7 @@ static unsigned char *read_secret_file(mr_cfg *cfg, const char *key, const char 
     }
     unsigned char buf[4096];
     size_t n = fread(buf, 1, sizeof buf, f);
-    fclose(f);
+    (void)fclose(f); /* opened to read only */
     while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
         n--;
     if (n == 0) {
@@ -247,7 +247,7 @@ static void read_admin_key_file(relay_config *c, mr_cfg *cfg, const char *path)
     }
     char buf[1024];
     size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
+    (void)fclose(f); /* opened to read only */
     while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
         n--;
     buf[n] = '\0';

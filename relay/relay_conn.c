@@ -199,6 +199,7 @@ void relay_conn_send_for(relay_conn *c, relay_out *o, const char *room)
         queue_emptied(c); /* a connection set up without relay_conn_attach */
     if (c->qlen == c->qcap) {
         uint32_t ncap = c->qcap * 2;
+        /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers, so sizeof a pointer */
         relay_out **nq = mr_malloc(ncap * sizeof *nq);
         for (uint32_t i = 0; i < c->qlen; i++)
             nq[i] = c->q[(c->qhead + i) % c->qcap];
