@@ -184,5 +184,8 @@ foreach(_d IN LISTS _mr_daemons)
   string(TOUPPER ${_d} _D)
   set(CPACK_DEBIAN_${_D}_PACKAGE_DEPENDS "meridian-common (= ${_mr_full_version})")
 endforeach()
+# lws loads its libuv event library as a plugin, only for "event_loop": "libuv"
+# (docs/relay.md); without it that setting fails at start with a clear error.
+set(CPACK_DEBIAN_RELAY_PACKAGE_RECOMMENDS "libwebsockets-evlib-uv")
 
 include(CPack)
