@@ -132,9 +132,14 @@ static int get_room(json_t *root, mr_frame *f, mr_proto_err *err)
     return 0;
 }
 
-/* The payload of a publish or signal kept as compact JSON text in f->text. */
-static int data_text(json_t *data, mr_frame *f)
+/* The payload of a publish or signal (required) kept as compact JSON text in f->text. */
+static int get_data(json_t *root, mr_frame *f, mr_proto_err *err)
 {
+    json_t *data = json_object_get(root, "data");
+    if (!data) {
+        fail(err, MR_ERR_BAD_FRAME, "missing field \"data\"");
+        return -1;
+    }
     f->text = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
     if (!f->text)
         f->text = mr_strdup("null");
@@ -270,23 +275,13 @@ static int parse_full(const char *buf, size_t len, mr_frame *f, mr_proto_err *er
             fail(err, MR_ERR_BAD_FRAME, "field \"mid\" must be printable ASCII without spaces");
             goto err;
         }
-        json_t *data = json_object_get(root, "data");
-        if (!data) {
-            fail(err, MR_ERR_BAD_FRAME, "missing field \"data\"");
-            goto err;
-        }
-        if (data_text(data, f) < 0)
+        if (get_data(root, f, err) < 0)
             goto err;
     } else if (strcmp(t, "signal") == 0) {
         f->type = MR_FRAME_SIGNAL;
         if (get_room(root, f, err) < 0)
             goto err;
-        json_t *data = json_object_get(root, "data");
-        if (!data) {
-            fail(err, MR_ERR_BAD_FRAME, "missing field \"data\"");
-            goto err;
-        }
-        if (data_text(data, f) < 0)
+        if (get_data(root, f, err) < 0)
             goto err;
     } else if (strcmp(t, "ping") == 0) {
         f->type = MR_FRAME_PING;

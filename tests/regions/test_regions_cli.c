@@ -27,6 +27,23 @@ static const char local_json[] = MERIDIAN_SOURCE_DIR "/regions/local.json";
 static const char *regions_bin;
 static char *dir;
 
+/* Spawn `argv` with its output in `dir`/`logname`; returns its exit code, that output in *out. */
+static int run_argv(char **out, char *const argv[], const char *logname)
+{
+    char log[600];
+    snprintf(log, sizeof log, "%s/%s", dir, logname);
+    unlink(log);
+    pid_t pid = mr_test_spawn((char **)argv, log);
+    int st = mr_test_wait_exit(pid, 20000);
+    if (st == -1) {
+        mr_test_stop(pid, SIGKILL, 1000);
+        ck_abort_msg("meridian-regions did not exit within 20 s");
+    }
+    ck_assert_msg(WIFEXITED(st), "meridian-regions died (status %d)", st);
+    *out = mr_test_read_file(log);
+    return WEXITSTATUS(st);
+}
+
 /* Run meridian-regions with `args` (NULL-terminated); returns its exit code, output in *out. */
 static int run(char **out, const char *const *args)
 {
@@ -36,18 +53,7 @@ static int run(char **out, const char *const *args)
     for (; *args && n < 31; args++)
         argv[n++] = (char *)*args;
     argv[n] = NULL;
-    char log[600];
-    snprintf(log, sizeof log, "%s/out.log", dir);
-    unlink(log);
-    pid_t pid = mr_test_spawn(argv, log);
-    int st = mr_test_wait_exit(pid, 20000);
-    if (st == -1) {
-        mr_test_stop(pid, SIGKILL, 1000);
-        ck_abort_msg("meridian-regions did not exit within 20 s");
-    }
-    ck_assert_msg(WIFEXITED(st), "meridian-regions died (status %d)", st);
-    *out = mr_test_read_file(log);
-    return WEXITSTATUS(st);
+    return run_argv(out, argv, "out.log");
 }
 
 /* Run meridian-regions with its stdout on /dev/full; returns its exit code, stderr in *out. */
@@ -63,18 +69,7 @@ static int run_to_full(char **out, const char *const *args)
     for (; *args && n < 39; args++)
         argv[n++] = (char *)*args;
     argv[n] = NULL;
-    char log[600];
-    snprintf(log, sizeof log, "%s/err.log", dir);
-    unlink(log);
-    pid_t pid = mr_test_spawn(argv, log);
-    int st = mr_test_wait_exit(pid, 20000);
-    if (st == -1) {
-        mr_test_stop(pid, SIGKILL, 1000);
-        ck_abort_msg("meridian-regions did not exit within 20 s");
-    }
-    ck_assert_msg(WIFEXITED(st), "meridian-regions died (status %d)", st);
-    *out = mr_test_read_file(log);
-    return WEXITSTATUS(st);
+    return run_argv(out, argv, "err.log");
 }
 
 static void setup(void)
