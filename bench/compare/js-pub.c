@@ -118,8 +118,8 @@ static double cpu_seconds(void)
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-           ru.ru_stime.tv_usec / 1e6;
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
 /* --mode wire: the client's own connection and buffers. */
@@ -218,8 +218,8 @@ static void wire_hpub(wire *w, const char *subject, const char *reply, const cha
     o += hl;
     memcpy(o, payload, (size_t)size);
     o += size;
-    memcpy(o, "\r\n", 2);
-    o += 2;
+    *o++ = '\r'; /* the frame's end: not a string, no terminator */
+    *o++ = '\n';
     w->out_len = (size_t)(o - w->out);
 }
 
