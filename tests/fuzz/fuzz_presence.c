@@ -13,6 +13,7 @@
  * sessions and seq in range, and an op that is exactly "set" or "bye" as
  * jansson reads it. Whatever is rejected carries a reason.
  */
+#include "fuzz_target.h"
 #include "ctl_presence_parse.h"
 
 #include <jansson.h>
