@@ -82,4 +82,11 @@ jacks=$(grep -o '"acks_measured": [0-9]*' "$tmp/jspub.json" | grep -o '[0-9]*$')
 jerrs=$(grep -o '"errors": [0-9]*' "$tmp/jspub.json" | grep -o '[0-9]*$')
 echo "js-pub acks=$jacks errors=$jerrs"
 [[ $jacks -ge 100 && $jerrs -eq 0 ]] || { echo "FAIL: meridian-js-pub got too few PubAcks"; exit 1; }
+# The same without libnats on the publish path (its own HPUB writer and PubAck parser).
+timeout 15 "$JSPUB" --url "nats://127.0.0.1:$NATS_PORT" --region bench --mode wire --inflight 64 \
+    --duration 1 --warmup 0.2 --json "$tmp/jspub-wire.json" >/dev/null
+jacks=$(grep -o '"acks_measured": [0-9]*' "$tmp/jspub-wire.json" | grep -o '[0-9]*$')
+jerrs=$(grep -o '"errors": [0-9]*' "$tmp/jspub-wire.json" | grep -o '[0-9]*$')
+echo "js-pub wire acks=$jacks errors=$jerrs"
+[[ $jacks -ge 100 && $jerrs -eq 0 ]] || { echo "FAIL: meridian-js-pub --mode wire got too few PubAcks"; exit 1; }
 echo PASS

@@ -239,8 +239,12 @@ static int callback_meridian(struct lws *wsi, enum lws_callback_reasons reason, 
  */
 static void pass_done(relay *r)
 {
-    relay_nats_pass_done(r->nats);
+    /*
+     * Clients first: their frames are what someone waits for; releasing the
+     * pass's NATS messages wakes libnats' GC thread, which can wait.
+     */
     relay_conn_flush(r);
+    relay_nats_pass_done(r->nats);
 }
 
 /* The relay stops, or a drain ended early because every client has gone. */

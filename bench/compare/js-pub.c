@@ -8,28 +8,42 @@
  * `meridian-loadgen publish` against the relay, so the relay's acknowledged
  * publishes/s can be read as a fraction of what JetStream takes here.
  *
- * Two ways to publish, both measured (--mode):
+ * Three ways to publish, all measured (--mode):
  *   raw    natsConnection_PublishMsg to the stream subject with a reply
  *          subject on one wildcard inbox; PubAcks matched by that subject
  *          (what the relay does)
  *   async  libnats' js_PublishMsgAsync with an ack handler
+ *   wire   no libnats on the publish path: one thread writes the HPUB
+ *          frames itself into one buffer, sends it when the socket takes it,
+ *          and parses the PubAcks (MSG frames on the same inbox) in place;
+ *          what a relay with its own NATS client would do (plain
+ *          connections without credentials only: a benchmark server's)
  *
- *   meridian-js-pub --url nats://127.0.0.1:4222 [--region bench] [--mode raw|async]
+ * It reports the client's own CPU per acknowledged publish as well, so the
+ * modes say what the NATS client library costs per publish.
+ *
+ *   meridian-js-pub --url nats://127.0.0.1:4222 [--region bench] [--mode raw|async|wire]
  *                   [--inflight 1024] [--size 330] [--duration 10] [--warmup 2]
  *                   [--json FILE]
  */
 #include "lg_hist.h"
 #include "mr_stream.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <nats/nats.h>
+#include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 static int64_t now_us(void)
 {
@@ -99,11 +113,289 @@ static void on_async_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae
     natsMsg_Destroy(msg);
 }
 
+/* CPU seconds (user + system) this process has used so far. */
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* --mode wire: the client's own connection and buffers. */
+typedef struct wire {
+    int fd;
+    char *out;
+    size_t out_len, out_cap;
+    char *in;
+    size_t in_len, in_cap;
+} wire;
+
+/* Connect to nats://HOST:PORT and finish the handshake (CONNECT, SUB, PING/PONG). */
+static int wire_open(wire *w, const char *url, const char *inbox, char *err, size_t errlen)
+{
+    char host[256];
+    const char *hp = strncmp(url, "nats://", 7) == 0 ? url + 7 : url;
+    const char *colon = strrchr(hp, ':');
+    if (!colon || (size_t)(colon - hp) >= sizeof host) {
+        snprintf(err, errlen, "--mode wire needs nats://HOST:PORT, not %s", url);
+        return -1;
+    }
+    memcpy(host, hp, (size_t)(colon - hp));
+    host[colon - hp] = '\0';
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+    int rc = getaddrinfo(host, colon + 1, &hints, &ai);
+    if (rc != 0) {
+        snprintf(err, errlen, "%.128s: %.100s", host, gai_strerror(rc));
+        return -1;
+    }
+    w->fd = socket(ai->ai_family, SOCK_STREAM, 0);
+    if (w->fd < 0 || connect(w->fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+        snprintf(err, errlen, "connect %s: %s", url, strerror(errno));
+        freeaddrinfo(ai);
+        return -1;
+    }
+    freeaddrinfo(ai);
+    char hello[512];
+    int n = snprintf(hello, sizeof hello,
+                     "CONNECT {\"verbose\":false,\"pedantic\":false,\"headers\":true,"
+                     "\"no_responders\":true,\"echo\":false,\"protocol\":1,\"lang\":\"c\","
+                     "\"version\":\"meridian-js-pub\"}\r\nSUB %s.* 1\r\nPING\r\n",
+                     inbox);
+    if (write(w->fd, hello, (size_t)n) != n) {
+        snprintf(err, errlen, "write: %s", strerror(errno));
+        return -1;
+    }
+    /* Read until the PONG (INFO comes first); a -ERR is the server refusing us. */
+    char buf[8192];
+    size_t len = 0;
+    for (;;) {
+        struct pollfd p = {.fd = w->fd, .events = POLLIN};
+        if (poll(&p, 1, 5000) != 1) {
+            snprintf(err, errlen, "no PONG from %s within 5 s", url);
+            return -1;
+        }
+        ssize_t r = read(w->fd, buf + len, sizeof buf - 1 - len);
+        if (r <= 0) {
+            snprintf(err, errlen, "%s closed the connection during the handshake", url);
+            return -1;
+        }
+        len += (size_t)r;
+        buf[len] = '\0';
+        char *e = strstr(buf, "-ERR");
+        if (e) {
+            snprintf(err, errlen, "%.*s", (int)strcspn(e, "\r\n"), e);
+            return -1;
+        }
+        if (strstr(buf, "PONG\r\n"))
+            break;
+        if (len == sizeof buf - 1) {
+            snprintf(err, errlen, "handshake answer too long");
+            return -1;
+        }
+    }
+    w->out_cap = w->in_cap = 1 << 20;
+    w->out = malloc(w->out_cap);
+    w->in = malloc(w->in_cap);
+    w->out_len = w->in_len = 0;
+    return w->out && w->in ? 0 : -1;
+}
+
+/* Append one HPUB frame: the payload with a Nats-Msg-Id header, PubAck to `reply`. */
+static void wire_hpub(wire *w, const char *subject, const char *reply, const char *id,
+                      const char *payload, int size)
+{
+    char hdr[96];
+    int hl = snprintf(hdr, sizeof hdr, "NATS/1.0\r\nNats-Msg-Id: %s\r\n\r\n", id);
+    size_t need = 256 + (size_t)hl + (size_t)size;
+    if (w->out_len + need > w->out_cap) {
+        w->out_cap = 2 * (w->out_len + need);
+        w->out = realloc(w->out, w->out_cap);
+    }
+    char *o = w->out + w->out_len;
+    o += sprintf(o, "HPUB %s %s %d %d\r\n", subject, reply, hl, hl + size);
+    memcpy(o, hdr, (size_t)hl);
+    o += hl;
+    memcpy(o, payload, (size_t)size);
+    o += size;
+    *o++ = '\r'; /* the frame's end: not a string, no terminator */
+    *o++ = '\n';
+    w->out_len = (size_t)(o - w->out);
+}
+
+/* Write what the socket takes now. Returns -1 when the connection is gone. */
+static int wire_flush(wire *w)
+{
+    size_t off = 0;
+    while (off < w->out_len) {
+        ssize_t r = send(w->fd, w->out + off, w->out_len - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (r < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        off += (size_t)r;
+    }
+    memmove(w->out, w->out + off, w->out_len - off);
+    w->out_len -= off;
+    return 0;
+}
+
+/*
+ * Parse what has been read: each MSG on the inbox is a PubAck matched by its
+ * subject's last token; PING is answered; anything else the server sends
+ * (INFO, +OK, -ERR) is skipped, a -ERR counted as an error. Returns -1 on a
+ * frame that cannot be parsed.
+ */
+static int wire_parse(wire *w)
+{
+    size_t pos = 0;
+    while (pos < w->in_len) {
+        char *line = w->in + pos;
+        char *crlf = memmem(line, w->in_len - pos, "\r\n", 2);
+        if (!crlf)
+            break;
+        size_t line_len = (size_t)(crlf - line);
+        if (line_len >= 4 && memcmp(line, "MSG ", 4) == 0) {
+            /* MSG <subject> <sid> <bytes> (no reply on a PubAck) */
+            char subj[160];
+            unsigned sid = 0;
+            size_t bytes = 0;
+            if (line_len > 200 || sscanf(line, "MSG %159s %u %zu", subj, &sid, &bytes) != 3)
+                return -1;
+            size_t frame_end = line_len + 2 + bytes + 2;
+            if (pos + frame_end > w->in_len)
+                break; /* the payload is not all here yet */
+            const char *d = crlf + 2;
+            const char *dot = strrchr(subj, '.');
+            uint64_t token = dot ? strtoull(dot + 1, NULL, 10) : 0;
+            bool ok =
+                bytes > 0 && memmem(d, bytes, "\"seq\":", 6) && !memmem(d, bytes, "\"error\"", 7);
+            acked(S.sent_at[token % S.cap], ok, "PubAck with an error");
+            pos += frame_end;
+            continue;
+        }
+        if (line_len >= 5 && memcmp(line, "HMSG ", 5) == 0) {
+            /* A status (no responders: the stream is not there): an error. */
+            char subj[160];
+            unsigned sid = 0;
+            size_t hbytes = 0, bytes = 0;
+            if (line_len > 200 ||
+                sscanf(line, "HMSG %159s %u %zu %zu", subj, &sid, &hbytes, &bytes) != 4)
+                return -1;
+            size_t frame_end = line_len + 2 + bytes + 2;
+            if (pos + frame_end > w->in_len)
+                break;
+            const char *dot = strrchr(subj, '.');
+            uint64_t token = dot ? strtoull(dot + 1, NULL, 10) : 0;
+            acked(S.sent_at[token % S.cap], false, "status instead of a PubAck");
+            pos += frame_end;
+            continue;
+        }
+        if (line_len == 4 && memcmp(line, "PING", 4) == 0) {
+            if (w->out_len + 6 > w->out_cap) {
+                w->out_cap *= 2;
+                w->out = realloc(w->out, w->out_cap);
+            }
+            memcpy(w->out + w->out_len, "PONG\r\n", 6);
+            w->out_len += 6;
+        } else if (line_len >= 4 && memcmp(line, "-ERR", 4) == 0) {
+            pthread_mutex_lock(&S.mu);
+            S.errors++;
+            snprintf(S.last_error, sizeof S.last_error, "%.*s", (int)line_len, line);
+            pthread_mutex_unlock(&S.mu);
+        }
+        pos += line_len + 2;
+    }
+    memmove(w->in, w->in + pos, w->in_len - pos);
+    w->in_len -= pos;
+    return 0;
+}
+
+/*
+ * The wire publisher: one thread, one poll loop. Each turn fills the window
+ * (at most `inflight` waiting), writes, waits for the socket, reads and
+ * parses every PubAck that came. Returns the number sent in the window.
+ */
+static int wire_run(wire *w, const char *subject, const char *inbox, int inflight, char *payload,
+                    int size, int64_t t0, uint64_t *sent_measured, double *cpu_at_measure)
+{
+    uint64_t sent = 0;
+    char reply[96], id[40];
+    for (;;) {
+        int64_t t = now_us();
+        if (t >= S.t_measure && *cpu_at_measure == 0)
+            *cpu_at_measure = cpu_seconds();
+        if (t >= S.t_stop)
+            break;
+        while (S.inflight < inflight && w->out_len < (1 << 18)) {
+            t = now_us();
+            memcpy(payload, &t, sizeof t);
+            snprintf(id, sizeof id, "%016llx%016llx", (unsigned long long)t0,
+                     (unsigned long long)sent);
+            snprintf(reply, sizeof reply, "%s.%llu", inbox, (unsigned long long)sent);
+            S.sent_at[sent % S.cap] = t;
+            wire_hpub(w, subject, reply, id, payload, size);
+            S.inflight++;
+            sent++;
+            if (t >= S.t_measure)
+                (*sent_measured)++;
+        }
+        if (wire_flush(w) != 0) {
+            fprintf(stderr, "meridian-js-pub: the server closed the connection\n");
+            return -1;
+        }
+        struct pollfd p = {.fd = w->fd, .events = POLLIN | (w->out_len ? POLLOUT : 0)};
+        if (poll(&p, 1, 100) < 0 && errno != EINTR)
+            return -1;
+        if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
+            if (w->in_cap - w->in_len < 65536) {
+                w->in_cap *= 2;
+                w->in = realloc(w->in, w->in_cap);
+            }
+            ssize_t r = recv(w->fd, w->in + w->in_len, w->in_cap - w->in_len, MSG_DONTWAIT);
+            if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+                fprintf(stderr, "meridian-js-pub: the server closed the connection\n");
+                return -1;
+            }
+            if (r > 0) {
+                w->in_len += (size_t)r;
+                if (wire_parse(w) != 0) {
+                    fprintf(stderr, "meridian-js-pub: a frame from the server cannot be read\n");
+                    return -1;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+/* Drain the last PubAcks of the wire publisher (at most 5 s). */
+static void wire_drain(wire *w)
+{
+    int64_t end = now_us() + 5000000;
+    while (S.inflight > 0 && now_us() < end) {
+        (void)wire_flush(w);
+        struct pollfd p = {.fd = w->fd, .events = POLLIN};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        ssize_t r = recv(w->fd, w->in + w->in_len, w->in_cap - w->in_len, MSG_DONTWAIT);
+        if (r <= 0)
+            break;
+        w->in_len += (size_t)r;
+        if (wire_parse(w) != 0)
+            break;
+    }
+}
+
 static void usage(FILE *f)
 {
-    (void)fputs("usage: meridian-js-pub --url nats://HOST:PORT [--region R] [--mode raw|async]\n"
-                "         [--inflight N] [--size B] [--duration S] [--warmup S] [--json FILE]\n",
-                f);
+    (void)fputs(
+        "usage: meridian-js-pub --url nats://HOST:PORT [--region R] [--mode raw|async|wire]\n"
+        "         [--inflight N] [--size B] [--duration S] [--warmup S] [--json FILE]\n",
+        f);
 }
 
 int main(int argc, char **argv)
@@ -153,9 +445,9 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    bool raw = strcmp(mode, "raw") == 0;
-    if (!url || (!raw && strcmp(mode, "async") != 0) || inflight < 1 || size < 8 || duration <= 0 ||
-        warmup < 0) {
+    bool raw = strcmp(mode, "raw") == 0, on_wire = strcmp(mode, "wire") == 0;
+    if (!url || (!raw && !on_wire && strcmp(mode, "async") != 0) || inflight < 1 || size < 8 ||
+        duration <= 0 || warmup < 0) {
         usage(stderr);
         return 2;
     }
@@ -169,7 +461,7 @@ int main(int argc, char **argv)
     }
     jsOptions jo;
     jsOptions_Init(&jo);
-    if (!raw) {
+    if (!raw && !on_wire) {
         jo.PublishAsync.AckHandler = on_async_ack;
         jo.PublishAsync.MaxPending = inflight;
     }
@@ -212,10 +504,29 @@ int main(int argc, char **argv)
     S.t_stop = S.t_measure + (int64_t)(duration * 1e6);
     uint64_t sent = 0, sent_measured = 0;
     char reply[96], id[40];
-    for (;;) {
+    wire w = {.fd = -1};
+    if (on_wire && wire_open(&w, url, inbox, err, sizeof err) != 0) {
+        /* libnats made the stream; the publishes and PubAcks go over our own connection. */
+        fprintf(stderr, "meridian-js-pub: %s\n", err);
+        return 1;
+    }
+    /* The client's CPU over the measured window (every thread of it, libnats' included). */
+    double cpu_at_measure = 0, cpu_at_stop = 0;
+    if (on_wire) {
+        if (wire_run(&w, subject, inbox, inflight, payload, size, t0, &sent_measured,
+                     &cpu_at_measure) != 0)
+            return 1;
+        cpu_at_stop = cpu_seconds();
+        wire_drain(&w);
+    }
+    for (; !on_wire;) {
         int64_t t = now_us();
-        if (t >= S.t_stop)
+        if (t >= S.t_measure && cpu_at_measure == 0)
+            cpu_at_measure = cpu_seconds();
+        if (t >= S.t_stop) {
+            cpu_at_stop = cpu_seconds();
             break;
+        }
         pthread_mutex_lock(&S.mu);
         while (S.inflight >= inflight)
             pthread_cond_wait(&S.cv, &S.mu);
@@ -246,7 +557,7 @@ int main(int argc, char **argv)
     /* Let the last PubAcks come (at most 5 s). */
     int64_t drain_end = now_us() + 5000000;
     pthread_mutex_lock(&S.mu);
-    while (S.inflight > 0 && now_us() < drain_end) {
+    while (!on_wire && S.inflight > 0 && now_us() < drain_end) {
         pthread_mutex_unlock(&S.mu);
         nats_Sleep(10);
         pthread_mutex_lock(&S.mu);
@@ -256,6 +567,8 @@ int main(int argc, char **argv)
     pthread_mutex_unlock(&S.mu);
 
     double rate = (double)acks / duration;
+    /* Client CPU per acknowledged publish, in microseconds (0 when nothing was acknowledged). */
+    double cpu_per_ack_us = acks ? (cpu_at_stop - cpu_at_measure) * 1e6 / (double)acks : 0;
     printf("\nmeridian-js-pub %s: inflight %d, %d-byte payloads, stream of region %s\n", mode,
            inflight, size, region);
     printf("  %-26s %.0f /s (%llu in %.1f s; %llu sent)\n", "acknowledged publishes", rate,
@@ -263,6 +576,8 @@ int main(int argc, char **argv)
     printf("  %-26s p50 %8.3f  p90 %8.3f  p99 %8.3f  max %8.3f ms\n", "publish-to-ack latency",
            lg_hist_quantile(&lat, 0.5) / 1e3, lg_hist_quantile(&lat, 0.9) / 1e3,
            lg_hist_quantile(&lat, 0.99) / 1e3, (double)lat.max_us / 1e3);
+    printf("  %-26s %.1f us per acknowledged publish (%.0f %% of a core)\n", "client CPU",
+           cpu_per_ack_us, (cpu_at_stop - cpu_at_measure) * 100 / duration);
     printf("  %-26s %llu%s%s\n", "errors", (unsigned long long)errors, errors ? ", last: " : "",
            errors ? S.last_error : "");
     if (json_path) {
@@ -274,10 +589,12 @@ int main(int argc, char **argv)
         fprintf(f,
                 "{\"mode\": \"%s\", \"inflight\": %d, \"size\": %d, \"duration_s\": %.1f,\n"
                 " \"acks_per_s\": %.1f, \"acks_measured\": %llu, \"errors\": %llu,\n"
+                " \"client_cpu_us_per_ack\": %.2f,\n"
                 " \"latency\": {\"p50_us\": %llu, \"p90_us\": %llu, \"p99_us\": %llu, "
                 "\"max_us\": %llu}}\n",
                 mode, inflight, size, duration, rate, (unsigned long long)acks,
-                (unsigned long long)errors, (unsigned long long)lg_hist_quantile(&lat, 0.5),
+                (unsigned long long)errors, cpu_per_ack_us,
+                (unsigned long long)lg_hist_quantile(&lat, 0.5),
                 (unsigned long long)lg_hist_quantile(&lat, 0.9),
                 (unsigned long long)lg_hist_quantile(&lat, 0.99), (unsigned long long)lat.max_us);
         if (fclose(f) != 0) {
@@ -285,6 +602,10 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    if (w.fd >= 0)
+        close(w.fd);
+    free(w.out);
+    free(w.in);
     natsSubscription_Destroy(sub);
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);

@@ -5,5 +5,6 @@
 #include <check.h>
 
 Suite *envelope_suite(void);
+Suite *presence_parse_suite(void);
 
 #endif

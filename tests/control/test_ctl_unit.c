@@ -1,6 +1,7 @@
 /*
  * Unit tests of the control plane modules that need no servers: stream
- * naming, configuration parsing and errors, history request parsing.
+ * naming, configuration parsing and errors, history request parsing (and,
+ * in suites of their own, envelopes and presence input).
  */
 #include "ctl_suites.h"
 #include "ctl_config.h"
@@ -176,6 +177,7 @@ int main(void)
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_add_suite(sr, envelope_suite());
+    srunner_add_suite(sr, presence_parse_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -7,6 +7,7 @@
  * before it). The first input byte picks the room, so both a matching and
  * a mismatching "room" are reached.
  */
+#include "fuzz_target.h"
 #include "ctl_envelope.h"
 
 #include <jansson.h>

@@ -2,6 +2,7 @@
  * libFuzzer target for the client frame parser: any bytes must parse or fail
  * cleanly, and whatever parses must serialise back into valid JSON.
  */
+#include "fuzz_target.h"
 #include "mr_buf.h"
 #include "mr_proto.h"
 

@@ -4,6 +4,7 @@
  * observation parsers must reject garbage without crashing or reading out
  * of bounds, and what they accept must encode and parse back to the same.
  */
+#include "fuzz_target.h"
 #include "hc_wire.h"
 
 #include <stdint.h>

@@ -4,6 +4,7 @@
  * same number of distinct members, and every member the scan reports must
  * lie inside the input.
  */
+#include "fuzz_target.h"
 #include "mr_json_scan.h"
 
 #include <jansson.h>

@@ -2,6 +2,7 @@
  * libFuzzer target for the JWT validator: arbitrary tokens must be refused
  * or accepted without crashing, and an accepted token must carry a subject.
  */
+#include "fuzz_target.h"
 #include "mr_jwt.h"
 
 #include <stdint.h>

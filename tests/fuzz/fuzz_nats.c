@@ -18,6 +18,7 @@
  * that once looped forever). Whatever was queued for a client must be valid
  * JSON; a hang is caught by libFuzzer's -timeout.
  */
+#include "fuzz_target.h"
 #include "fake_nats.h"
 #include "mr_log.h"
 #include "relay_fixture.h"
