@@ -388,6 +388,14 @@ START_TEST(rules_reload_on_sighup)
     mr_test_hello(&a, &relay, "alice", NULL);
     /* The backend answers this one after 3 s: past its 400 ms, under the old rule. */
     send_join(&a, "h-slow-1");
+    /* In flight before the reload: a relay slower to read the join than the SIGHUP (a busy
+     * machine) would otherwise judge it by the new rules, which do not hook it. */
+    int64_t deadline = mr_test_now_ms() + 5000;
+    while (backend_requests("join", "h-slow-1", NULL) == 0) {
+        ck_assert_msg(mr_test_now_ms() < deadline, "the backend never got the h-slow-1 hook");
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
+    }
     char hooks[600];
     snprintf(hooks, sizeof hooks,
              "{\"max_connections\":4,\"rules\":[{\"on\":[\"join\"],\"rooms\":[\"x-*\"],"

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -83,6 +84,52 @@ static void server_spawn(mr_test_pg *pg)
     }
 }
 
+/* initdb into `datadir` (its parent must be writable by postgres), output to `log`. */
+static void initdb(const char *datadir, const char *log)
+{
+    char initdb_bin[] = PG_BIN "/initdb";
+    char *argv[] = {"runuser",       "-u",        "postgres", "--", initdb_bin, "-D",
+                    (char *)datadir, "-A",        "trust",    "-U", "postgres", "-E",
+                    "UTF8",          "--no-sync", NULL};
+    int rc = run(argv, log, 60000);
+    ck_assert_msg(rc == 0, "initdb failed (%d); see %s (is postgresql-15 installed?)", rc, log);
+}
+
+/*
+ * initdb costs seconds of CPU and makes the same cluster every time, so it runs once per
+ * build directory, into MR_TEST_PG_TEMPLATE, and every test starts from a copy of that (cp -a
+ * as root keeps postgres's ownership and modes). The lock makes parallel tests wait for the
+ * first one's initdb; the rename makes a template that exists a complete one.
+ */
+static void template_ready(const char *log)
+{
+    char lock[600], partial[600], version[600];
+    snprintf(lock, sizeof lock, "%s.lock", MR_TEST_PG_TEMPLATE);
+    snprintf(partial, sizeof partial, "%s.partial", MR_TEST_PG_TEMPLATE);
+    snprintf(version, sizeof version, "%s/data/PG_VERSION", MR_TEST_PG_TEMPLATE);
+    int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    ck_assert_msg(fd >= 0, "%s: %s", lock, strerror(errno));
+    ck_assert_msg(flock(fd, LOCK_EX) == 0, "flock %s: %s", lock, strerror(errno));
+    if (access(version, F_OK) != 0) {
+        char *dir = mr_test_tmpdir("pg-template");
+        char datadir[600];
+        snprintf(datadir, sizeof datadir, "%s/data", dir);
+        initdb(datadir, log);
+        char *clear[] = {"rm", "-rf", partial, MR_TEST_PG_TEMPLATE, NULL};
+        ck_assert_int_eq(run(clear, log, 30000), 0);
+        ck_assert_msg(mkdir(partial, 0755) == 0, "mkdir %s: %s", partial, strerror(errno));
+        char *copy[] = {"cp", "-a", datadir, partial, NULL};
+        ck_assert_msg(run(copy, log, 60000) == 0, "cannot copy %s to %s; see %s", datadir, partial,
+                      log);
+        ck_assert_msg(rename(partial, MR_TEST_PG_TEMPLATE) == 0, "rename %s: %s", partial,
+                      strerror(errno));
+        char *rm[] = {"rm", "-rf", dir, NULL};
+        run(rm, NULL, 30000);
+        free(dir);
+    }
+    close(fd); /* releases the lock */
+}
+
 void mr_test_pg_start(mr_test_pg *pg, bool fsync)
 {
     memset(pg, 0, sizeof *pg);
@@ -96,11 +143,12 @@ void mr_test_pg_start(mr_test_pg *pg, bool fsync)
     snprintf(pg->conninfo, sizeof pg->conninfo,
              "host=127.0.0.1 port=%d user=postgres dbname=postgres connect_timeout=5", pg->port);
 
-    char initdb_bin[] = PG_BIN "/initdb";
-    char *initdb[] = {"runuser", "-u", "postgres", "--", initdb_bin, "-D",        pg->datadir, "-A",
-                      "trust",   "-U", "postgres", "-E", "UTF8",     "--no-sync", NULL};
-    int rc = run(initdb, pg->log, 60000);
-    ck_assert_msg(rc == 0, "initdb failed (%d); see %s (is postgresql-15 installed?)", rc, pg->log);
+    template_ready(pg->log);
+    char source[600];
+    snprintf(source, sizeof source, "%s/data", MR_TEST_PG_TEMPLATE);
+    char *copy[] = {"cp", "-a", source, pg->datadir, NULL};
+    int rc = run(copy, pg->log, 60000);
+    ck_assert_msg(rc == 0, "cannot copy %s to %s (%d); see %s", source, pg->datadir, rc, pg->log);
     if (!fsync) {
         char conf[600];
         snprintf(conf, sizeof conf, "%s/postgresql.conf", pg->datadir);

@@ -1,8 +1,9 @@
 /*
- * Test support: a real PostgreSQL server started for one test. initdb runs
- * into a fresh temporary directory as the `postgres` user (PostgreSQL
- * refuses root); the server listens on a free loopback port with its unix
- * socket inside the same directory, so parallel tests never collide.
+ * Test support: a real PostgreSQL server started for one test, from a fresh
+ * copy of a cluster that initdb made once per build directory (as the
+ * `postgres` user: PostgreSQL refuses root) in a temporary directory; the
+ * server listens on a free loopback port with its unix socket inside the same
+ * directory, so parallel tests never collide.
  */
 #ifndef MR_TEST_PG_H
 #define MR_TEST_PG_H
@@ -20,7 +21,7 @@ typedef struct mr_test_pg {
 } mr_test_pg;
 
 /**
- * initdb and start a server, waiting (with a deadline) until it accepts
+ * Copy the initdb'd cluster and start a server, waiting (with a deadline) until it accepts
  * connections. `fsync` false trades durability against a power cut for speed,
  * which tests that kill processes, not machines, can afford. Aborts the test
  * on failure: a test that cannot get its database fails.
