@@ -50,8 +50,11 @@ mr_pid_of() {
     read -r pid exe <"$f" || return 1
     [[ $pid =~ ^[0-9]+$ ]] || return 1
     kill -0 "$pid" 2>/dev/null || return 1
-    # A recycled pid belongs to some other program: never signal it.
-    [[ $(readlink "/proc/$pid/exe" 2>/dev/null) == "$exe" ]] || return 1
+    # A recycled pid belongs to some other program: never signal it. A
+    # binary rebuilt while it runs shows as "EXE (deleted)": still ours.
+    local running
+    running=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
+    [[ $running == "$exe" || $running == "$exe (deleted)" ]] || return 1
     printf '%s\n' "$pid"
 }
 

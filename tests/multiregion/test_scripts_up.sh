@@ -9,9 +9,16 @@
 set -euo pipefail
 src=$1
 build=$2
-export MERIDIAN_BUILD=$build
 tmp=$(mktemp -d /tmp/meridian-up-test-XXXXXX)
 chmod 755 "$tmp" # the postgres user must reach its data directory
+# The deployment runs from a build directory of links to the real one, except
+# for a copy of the health agent, which the test "rebuilds" while it runs.
+mkdir "$tmp/build"
+for d in "$build"/*; do ln -s "$d" "$tmp/build/"; done
+rm "$tmp/build/healthcheck"
+mkdir "$tmp/build/healthcheck"
+cp "$build/healthcheck/meridian-healthcheck" "$tmp/build/healthcheck/"
+export MERIDIAN_BUILD=$tmp/build
 state=$tmp/state
 regions=$tmp/regions.json
 fail() {
@@ -138,6 +145,12 @@ if "$src/scripts/up" --no-build --detach --regions "$regions" --state "$state" >
     fail "second scripts/up succeeded"
 fi
 grep -q 'already running' "$tmp/up2.log" || fail "second scripts/up: $(cat "$tmp/up2.log")"
+
+# A rebuild while it runs replaces the health agent's binary: the running
+# agents' executable is then "... (deleted)", and scripts/down must still
+# stop them (it once took them for strangers and left them running).
+hc=$tmp/build/healthcheck/meridian-healthcheck
+cp "$hc" "$hc.new" && mv "$hc.new" "$hc"
 
 # Down with purge: no process of the state, no listener of the file, no state.
 mapfile -t pids < <(cut -d' ' -f1 "$state"/pids/*.pid)
