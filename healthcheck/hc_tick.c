@@ -170,10 +170,11 @@ void hc_tick_cb(int fd, short what, void *arg)
     size_t nr = a->regions->n_regions;
     for (size_t r = 0; r < nr; r++) {
         if (changed[r]) {
-            mr_log_info("verdict: region %s is %s (%zu live agents)", a->regions->regions[r].name,
-                        hc_state_name(a->verdict[r]), live);
-            hc_events_add(&a->events, "verdict", "region %s is %s (majority of %zu agents)",
-                          a->regions->regions[r].name, hc_state_name(a->verdict[r]), live);
+            const char *plural = live == 1 ? "" : "s";
+            mr_log_info("verdict: region %s is %s (%zu live agent%s)", a->regions->regions[r].name,
+                        hc_state_name(a->verdict[r]), live, plural);
+            hc_events_add(&a->events, "verdict", "region %s is %s (majority of %zu live agent%s)",
+                          a->regions->regions[r].name, hc_state_name(a->verdict[r]), live, plural);
         }
     }
     hc_cluster_drains(a->cluster, a->drained);
